@@ -1,0 +1,256 @@
+package asyncengine
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"sync/atomic"
+	"time"
+
+	"github.com/gosqla/gosqla/asyncengine/driver"
+)
+
+// Conn is a connection checked out of the engine's pool. Like every Go driver connection it is
+// not goroutine-safe; a call made while another goroutine's call is running on it returns
+// ErrConcurrentUse and leaves the running call alone. Close returns it to the pool.
+//
+// After its physical connection is lost (a *DisconnectError) a Conn outside a transaction
+// reconnects on its next use; inside one, every call returns ErrPendingRollback until Rollback.
+type Conn struct {
+	e        *Engine
+	pc       *pconn // nil once invalidated, until the next use reconnects
+	hookOnly bool   // handed to a pool hook: not checked out, Close does nothing
+	inUse    atomic.Bool
+	closed   bool
+	tx       *Tx  // innermost open transaction
+	lost     bool // the connection was lost inside a transaction
+	cleanup  runtime.Cleanup
+}
+
+// ExecResult is what a statement without rows reports.
+type ExecResult struct {
+	rowsAffected int64
+}
+
+// RowsAffected is the number of rows the statement inserted, updated or deleted.
+func (r ExecResult) RowsAffected() int64 { return r.rowsAffected }
+
+// ID identifies the physical connection: two Conns with the same ID used the same driver
+// connection. It is 0 while the Conn has none (after invalidation).
+func (c *Conn) ID() uint64 {
+	if c.pc == nil {
+		return 0
+	}
+	return c.pc.id
+}
+
+// Engine returns the engine the connection came from.
+func (c *Conn) Engine() *Engine { return c.e }
+
+// Dialect returns the connection's SQL dialect.
+func (c *Conn) Dialect() *Dialect { return c.e.dialect }
+
+// Driver returns the driver connection for capabilities beyond this type (pipelines, COPY).
+// It must only be used while no other call runs on c.
+func (c *Conn) Driver() driver.Conn {
+	if c.pc == nil {
+		return nil
+	}
+	return c.pc.dc
+}
+
+// Do runs fn with the driver connection under c's concurrent-use guard and error handling:
+// a lost connection is invalidated exactly as for Exec and Query. Blocking drivers run fn on the
+// engine's workers. It is the building block of layers above the engine (the session).
+func (c *Conn) Do(ctx context.Context, fn func(driver.Conn) error) error {
+	if !c.inUse.CompareAndSwap(false, true) {
+		return ErrConcurrentUse
+	}
+	defer c.inUse.Store(false)
+	return c.do(ctx, fn)
+}
+
+func (c *Conn) do(ctx context.Context, fn func(driver.Conn) error) error {
+	switch {
+	case c.closed:
+		return ErrConnClosed
+	case c.lost:
+		return ErrPendingRollback
+	}
+	if c.pc == nil {
+		pc, err := c.e.pool.get(ctx)
+		if err != nil {
+			return err
+		}
+		c.pc = pc
+	}
+	if !c.pc.busy.CompareAndSwap(false, true) {
+		return ErrConcurrentUse
+	}
+	dc := c.pc.dc
+	err := c.e.call(func() error { return fn(dc) })
+	c.pc.busy.Store(false)
+	if err != nil {
+		return c.failed(ctx, err)
+	}
+	return nil
+}
+
+// failed handles a driver error: a connection that is gone is invalidated and its slot freed.
+func (c *Conn) failed(ctx context.Context, err error) error {
+	pc := c.pc
+	disconnect := c.e.connector.IsDisconnect(err)
+	if !disconnect && !pc.dc.IsClosed() {
+		return err
+	}
+	c.pc = nil
+	c.e.base.invalidated(ctx, pc, err)
+	c.e.pool.discard(pc)
+	if c.tx != nil {
+		c.lost = true
+	}
+	if disconnect {
+		return &DisconnectError{ConnID: pc.id, Err: err}
+	}
+	return err
+}
+
+// Exec runs a statement that returns no rows. Arguments are positional ($1 / ?) or one Named.
+func (c *Conn) Exec(ctx context.Context, sql string, args ...any) (ExecResult, error) {
+	sql, args, err := bindArgs(c.e.dialect, sql, args)
+	if err != nil {
+		return ExecResult{}, err
+	}
+	var n int64
+	start := time.Now()
+	err = c.Do(ctx, func(dc driver.Conn) error {
+		var err error
+		n, err = dc.Exec(ctx, sql, args)
+		return err
+	})
+	c.echo(ctx, sql, args, start, err)
+	return ExecResult{rowsAffected: n}, err
+}
+
+// Query runs a statement and returns its buffered result.
+func (c *Conn) Query(ctx context.Context, sql string, args ...any) (*Result, error) {
+	sql, args, err := bindArgs(c.e.dialect, sql, args)
+	if err != nil {
+		return nil, err
+	}
+	var r *driver.Result
+	start := time.Now()
+	err = c.Do(ctx, func(dc driver.Conn) error {
+		var err error
+		r, err = dc.Query(ctx, sql, args)
+		return err
+	})
+	c.echo(ctx, sql, args, start, err)
+	if err != nil {
+		return nil, err
+	}
+	return newResult(r), nil
+}
+
+func (c *Conn) echo(ctx context.Context, sql string, args []any, start time.Time, err error) {
+	if c.e.log == nil {
+		return
+	}
+	if err != nil {
+		c.e.log.DebugContext(ctx, "gosqla: sql", "conn", c.ID(), "sql", sql, "args", len(args), "elapsed", time.Since(start), "error", err)
+		return
+	}
+	c.e.log.DebugContext(ctx, "gosqla: sql", "conn", c.ID(), "sql", sql, "args", len(args), "elapsed", time.Since(start))
+}
+
+// Ping checks that the connection is alive.
+func (c *Conn) Ping(ctx context.Context) error {
+	return c.Do(ctx, func(dc driver.Conn) error { return dc.Ping(ctx) })
+}
+
+// Invalidate discards the physical connection instead of returning it to the pool; the Conn
+// reconnects on its next use. If err is a disconnect, every older pooled connection is marked
+// stale too.
+func (c *Conn) Invalidate(err error) {
+	if c.hookOnly || c.pc == nil || !c.inUse.CompareAndSwap(false, true) {
+		return
+	}
+	defer c.inUse.Store(false)
+	if err == nil {
+		err = fmt.Errorf("invalidated by the application")
+	}
+	pc := c.pc
+	c.pc = nil
+	c.e.base.invalidated(context.Background(), pc, err)
+	c.e.pool.discard(pc)
+	if c.tx != nil {
+		c.lost = true
+	}
+}
+
+// Close returns the connection to the pool, first ending an open transaction as
+// pool_reset_on_return says. A second Close does nothing.
+func (c *Conn) Close() error {
+	if c.hookOnly {
+		return nil
+	}
+	if !c.inUse.CompareAndSwap(false, true) {
+		return ErrConcurrentUse
+	}
+	defer c.inUse.Store(false)
+	if c.closed {
+		return nil
+	}
+	c.closed = true
+	c.cleanup.Stop()
+	for tx := c.tx; tx != nil; tx = tx.parent {
+		tx.done = true
+	}
+	c.tx = nil
+	pc := c.pc
+	c.pc = nil
+	if pc == nil {
+		return nil
+	}
+	e := c.e
+	if h := e.cfg.OnCheckin; h != nil {
+		notify(func() { h(pc.id) })
+	}
+	if err := c.reset(pc); err != nil {
+		e.base.invalidated(context.Background(), pc, err)
+		e.pool.discard(pc)
+		return nil
+	}
+	e.pool.put(pc)
+	return nil
+}
+
+// reset ends a transaction left open, unless pool_reset_on_return=none. Nothing is sent when no
+// transaction is open.
+func (c *Conn) reset(pc *pconn) error {
+	e := c.e
+	mode := e.cfg.PoolResetOnReturn
+	if pc.dc.IsClosed() {
+		return fmt.Errorf("connection closed before checkin")
+	}
+	if mode == ResetNone || !pc.dc.InTransaction() {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	stmt := "ROLLBACK"
+	if mode == ResetCommit {
+		stmt = "COMMIT"
+	}
+	err := e.call(func() error {
+		_, err := pc.dc.Exec(ctx, stmt, nil)
+		return err
+	})
+	if err == nil {
+		e.logf(ctx, "reset", "conn", pc.id, "mode", string(mode))
+		if h := e.cfg.OnReset; h != nil {
+			notify(func() { h(pc.id, mode) })
+		}
+	}
+	return err
+}

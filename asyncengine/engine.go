@@ -1,0 +1,285 @@
+package asyncengine
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"log/slog"
+	"os"
+	"runtime"
+	"runtime/debug"
+	"sync/atomic"
+
+	"github.com/gosqla/gosqla/asyncengine/driver"
+	"github.com/gosqla/gosqla/asyncengine/internal/pgxdriver"
+	"github.com/gosqla/gosqla/asyncengine/internal/sqldriver"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
+	_ "modernc.org/sqlite" // the embedded default
+)
+
+// Engine is the entry point: a connection pool, a dialect and a worker pool. It is safe for
+// concurrent use, and connects lazily: nothing is opened before the first checkout.
+type Engine struct {
+	cfg       *Config
+	connector driver.Connector
+	dialect   *Dialect
+	pool      pool
+	base      *poolBase
+	workers   *Workers
+	log       *slog.Logger // nil unless echo is on
+	closed    atomic.Bool
+}
+
+// New parses url (see ParseConfig) and returns an engine.
+func New(url string) (*Engine, error) {
+	cfg, err := ParseConfig(url)
+	if err != nil {
+		return nil, err
+	}
+	return NewWithConfig(cfg)
+}
+
+// NewWithConfig returns an engine for a configuration from ParseConfig.
+func NewWithConfig(cfg *Config) (*Engine, error) {
+	if cfg == nil || cfg.Driver == "" {
+		return nil, &ConfigError{Err: fmt.Errorf("the Config must come from ParseConfig")}
+	}
+	if cfg.PoolSize < 0 || cfg.MaxOverflow < -1 || cfg.PoolTimeout < 0 || cfg.Workers < 0 {
+		return nil, &ConfigError{Key: "pool_size/max_overflow/pool_timeout/workers", Value: fmt.Sprint(cfg.PoolSize, cfg.MaxOverflow, cfg.PoolTimeout, cfg.Workers), Allowed: "pool_size >= 0, max_overflow >= -1, pool_timeout >= 0, workers >= 0"}
+	}
+	e := &Engine{cfg: cfg, dialect: dialectFor(cfg.Dialect)}
+	if cfg.Echo {
+		e.log = cfg.Logger
+		if e.log == nil {
+			e.log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		}
+	}
+	var err error
+	if e.connector, err = newConnector(cfg); err != nil {
+		return nil, err
+	}
+	workers := cfg.Workers
+	if workers == 0 {
+		if workers = cfg.capacity(); workers == 0 {
+			workers = 64
+		}
+	}
+	e.workers = NewWorkers(workers, cfg.WorkerQueue)
+	e.base = &poolBase{e: e}
+	if cfg.PoolClass == PoolPgxpool {
+		if e.pool, err = newPgxPool(e.base, cfg); err != nil {
+			return nil, err
+		}
+	} else {
+		e.pool = newQueuePool(e.base, cfg)
+	}
+	e.logf(context.Background(), "engine created", "url", cfg.String(), "poolclass", string(cfg.PoolClass))
+	return e, nil
+}
+
+func newConnector(cfg *Config) (driver.Connector, error) {
+	switch cfg.Driver {
+	case "pgx":
+		mode := map[StatementCache]pgx.QueryExecMode{
+			CachePrepare: pgx.QueryExecModeCacheStatement, CacheDescribe: pgx.QueryExecModeCacheDescribe,
+			CacheNone: pgx.QueryExecModeExec,
+		}[cfg.StatementCache]
+		c, err := pgxdriver.NewConnector(cfg.DSN, pgxdriver.Options{ExecMode: mode, CancelGrace: cfg.CancelGrace})
+		if err != nil {
+			return nil, &ConfigError{Value: cfg.String(), Err: err}
+		}
+		return c, nil
+	case "stdlib":
+		pc, err := pgx.ParseConfig(cfg.DSN)
+		if err != nil {
+			return nil, &ConfigError{Value: cfg.String(), Err: err}
+		}
+		if cfg.StatementCache != CachePrepare {
+			pc.DefaultQueryExecMode = pgx.QueryExecModeExec
+			if cfg.StatementCache == CacheDescribe {
+				pc.DefaultQueryExecMode = pgx.QueryExecModeCacheDescribe
+			}
+		}
+		return sqldriver.New(stdlib.OpenDB(*pc), "postgresql", pgxdriver.IsDisconnect), nil
+	default:
+		db, err := sql.Open("sqlite", cfg.DSN)
+		if err != nil {
+			return nil, &ConfigError{Value: cfg.String(), Err: err}
+		}
+		return sqldriver.New(db, "sqlite", nil), nil
+	}
+}
+
+// Config returns the engine's configuration. Do not modify it.
+func (e *Engine) Config() *Config { return e.cfg }
+
+// Dialect returns the engine's SQL dialect.
+func (e *Engine) Dialect() *Dialect { return e.dialect }
+
+// Workers returns the engine's worker pool.
+func (e *Engine) Workers() *Workers { return e.workers }
+
+// Blocking reports whether the driver blocks (database/sql), so its calls run on Workers.
+func (e *Engine) Blocking() bool { return e.connector.Blocking() }
+
+// Stats returns a snapshot of the pool.
+func (e *Engine) Stats() PoolStats { return e.pool.stats() }
+
+// call runs a driver call: inline for a non-blocking driver, on Workers for a blocking one. A
+// panic in the driver comes back as a *PanicError.
+func (e *Engine) call(fn func() error) (err error) {
+	run := func() {
+		defer func() {
+			if r := recover(); r != nil {
+				err = &PanicError{Value: r, Stack: debug.Stack()}
+			}
+		}()
+		err = fn()
+	}
+	if !e.connector.Blocking() {
+		run()
+	} else {
+		e.workers.do(run)
+	}
+	return err
+}
+
+// Connect checks a connection out of the pool. Close returns it.
+func (e *Engine) Connect(ctx context.Context) (*Conn, error) {
+	if e.closed.Load() {
+		return nil, ErrPoolClosed
+	}
+	pc, err := e.pool.get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c := &Conn{e: e, pc: pc}
+	c.cleanup = runtime.AddCleanup(c, e.leaked, leak{pc: pc, stack: pc.stack})
+	return c, nil
+}
+
+type leak struct {
+	pc    *pconn
+	stack []byte
+}
+
+// leaked runs when a Conn is garbage-collected while checked out: its connection may be in any
+// state, so it is closed and its slot recovered.
+func (e *Engine) leaked(l leak) {
+	e.base.leaks.Add(1)
+	logger := e.log
+	if logger == nil {
+		logger = e.cfg.Logger
+	}
+	if logger == nil {
+		logger = slog.Default()
+	}
+	if l.stack != nil {
+		logger.Warn("gosqla: connection garbage-collected while checked out; call Conn.Close", "conn", l.pc.id, "checkout", string(l.stack))
+	} else {
+		logger.Warn("gosqla: connection garbage-collected while checked out; call Conn.Close (pool_debug=true records where)", "conn", l.pc.id)
+	}
+	if !e.closed.Load() {
+		e.pool.discard(l.pc)
+	}
+}
+
+// Begin runs fn in a transaction: COMMIT when fn returns nil, ROLLBACK when it returns an error
+// or panics (the panic comes back as a *PanicError).
+func (e *Engine) Begin(ctx context.Context, fn func(*Conn) error) (err error) {
+	c, err := e.Connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	tx, err := c.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	if err = safeRun(func() error { return fn(c) }); err != nil {
+		if rbErr := tx.Rollback(ctx); rbErr != nil && rbErr != ErrTxDone {
+			return fmt.Errorf("%w (and rollback failed: %v)", err, rbErr)
+		}
+		return err
+	}
+	return tx.Commit(ctx)
+}
+
+func safeRun(fn func() error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = &PanicError{Value: r, Stack: debug.Stack()}
+		}
+	}()
+	return fn()
+}
+
+// Exec runs a statement on a pooled connection.
+func (e *Engine) Exec(ctx context.Context, sql string, args ...any) (ExecResult, error) {
+	c, err := e.Connect(ctx)
+	if err != nil {
+		return ExecResult{}, err
+	}
+	defer c.Close()
+	return c.Exec(ctx, sql, args...)
+}
+
+// Query runs a query on a pooled connection and returns its buffered result.
+func (e *Engine) Query(ctx context.Context, sql string, args ...any) (*Result, error) {
+	c, err := e.Connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	return c.Query(ctx, sql, args...)
+}
+
+// Dispose closes the idle connections and lets the checked-out ones close when they come back;
+// the engine goes on with a fresh pool. Use it after a fork of configuration (new credentials,
+// failover).
+func (e *Engine) Dispose(ctx context.Context) error {
+	if e.closed.Load() {
+		return ErrPoolClosed
+	}
+	e.pool.dispose()
+	e.logf(ctx, "dispose")
+	return ctx.Err()
+}
+
+// Close closes the pool (waiting checkouts fail with ErrPoolClosed), waits for worker tasks, and
+// releases the driver. Connections still checked out are closed when they are returned.
+func (e *Engine) Close() error {
+	if !e.closed.CompareAndSwap(false, true) {
+		return nil
+	}
+	e.pool.close()
+	err := e.workers.Close()
+	if cerr := e.connector.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// RunSync runs fn on one of the engine's workers with a connection checked out for it, and
+// returns its future. Sync-style code — blocking calls, one after another — can so run inside a
+// fan-out of any width: the workers bound how many run at once, so the pool is never asked for
+// more connections than it has, and the rest wait in the worker queue rather than time out on
+// the pool.
+func RunSync[T any](ctx context.Context, e *Engine, fn func(context.Context, *Conn) (T, error)) *Future[T] {
+	return Go(ctx, e.workers, func(ctx context.Context) (T, error) {
+		c, err := e.Connect(ctx)
+		if err != nil {
+			var zero T
+			return zero, err
+		}
+		defer c.Close()
+		return fn(ctx, c)
+	})
+}
+
+func (e *Engine) logf(ctx context.Context, msg string, args ...any) {
+	if e.log != nil {
+		e.log.DebugContext(ctx, "gosqla: "+msg, args...)
+	}
+}

@@ -1,0 +1,405 @@
+// Package enginetest runs tests against a real, throwaway PostgreSQL, like net/http/httptest does
+// for HTTP servers.
+//
+// Call Main from TestMain: the first test that asks for a database starts one cluster for the
+// whole test binary (initdb and postgres from PATH or the distribution's PostgreSQL directory,
+// run as the postgres user when the tests run as root), and Main stops it when the tests end.
+// Each NewDatabase call gives a test its own database, dropped when the test ends. With
+// DATABASE_URL set, databases are created on that server instead.
+//
+//	func TestMain(m *testing.M) { enginetest.Main(m) }
+//
+//	func TestSomething(t *testing.T) {
+//		url := enginetest.NewDatabase(t)
+//		e, _ := asyncengine.New(url)
+//		…
+//	}
+//
+// Fault tests get a cluster of their own with NewCluster, which they may stop, restart or put
+// behind a real PgBouncer in transaction pooling mode.
+package enginetest
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Cluster is a PostgreSQL server the tests may use.
+type Cluster struct {
+	external string // DATABASE_URL: a server not ours to stop
+	dir      string
+	port     int
+	bin      string
+	cred     *syscall.Credential
+
+	mu      sync.Mutex
+	proc    *exec.Cmd
+	exited  chan struct{}
+	bouncer *Bouncer
+	dbs     atomic.Int64
+}
+
+var (
+	sharedOnce    sync.Once
+	sharedCluster *Cluster
+	sharedErr     error
+)
+
+// Main runs the tests and stops the shared cluster afterwards. Use it from TestMain.
+func Main(m *testing.M) {
+	code := m.Run()
+	if sharedCluster != nil {
+		sharedCluster.shutdown()
+	}
+	os.Exit(code)
+}
+
+// Shared returns the test binary's cluster, starting it on first use.
+func Shared(t testing.TB) *Cluster {
+	t.Helper()
+	sharedOnce.Do(func() {
+		if u := os.Getenv("DATABASE_URL"); u != "" {
+			sharedCluster = &Cluster{external: u}
+			return
+		}
+		sharedCluster, sharedErr = start()
+	})
+	if sharedErr != nil {
+		t.Fatal(sharedErr)
+	}
+	return sharedCluster
+}
+
+// NewDatabase creates a database on the shared cluster for this test and returns its URL.
+func NewDatabase(t testing.TB) string {
+	t.Helper()
+	return Shared(t).NewDatabase(t)
+}
+
+// NewCluster starts a cluster of the test's own, stopped when the test ends. Tests that stop or
+// restart the server use one, so that they disturb no other test.
+func NewCluster(t testing.TB) *Cluster {
+	t.Helper()
+	c, err := start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.shutdown)
+	return c
+}
+
+// findBin locates the server binaries: initdb on PATH, else the newest distribution directory.
+func findBin() (string, error) {
+	if p, err := exec.LookPath("initdb"); err == nil {
+		if real, err := filepath.EvalSymlinks(p); err == nil {
+			p = real
+		}
+		dir := filepath.Dir(p)
+		if _, err := os.Stat(filepath.Join(dir, "postgres")); err == nil {
+			return dir, nil
+		}
+	}
+	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
+	sort.Slice(dirs, func(i, j int) bool { return version(dirs[i]) > version(dirs[j]) })
+	for _, d := range dirs {
+		if _, err := os.Stat(filepath.Join(d, "initdb")); err == nil {
+			return d, nil
+		}
+	}
+	return "", fmt.Errorf("enginetest: PostgreSQL server binaries (initdb, postgres) not found on PATH or under /usr/lib/postgresql/*/bin; install them (Debian/Ubuntu: apt-get install postgresql) or set DATABASE_URL to a server where the user may create databases")
+}
+
+func version(dir string) int {
+	n, _ := strconv.Atoi(filepath.Base(filepath.Dir(dir)))
+	return n
+}
+
+// credential returns the postgres user's identity when running as root (the server refuses root).
+func credential() (*syscall.Credential, error) {
+	if os.Geteuid() != 0 {
+		return nil, nil
+	}
+	u, err := user.Lookup("postgres")
+	if err != nil {
+		return nil, fmt.Errorf("enginetest: running as root, and there is no postgres user to run the server as: %w", err)
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, nil
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func (c *Cluster) command(name string, args ...string) *exec.Cmd {
+	cmd := exec.Command(filepath.Join(c.bin, name), args...)
+	cmd.Dir = c.dir
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: c.cred, Pdeathsig: syscall.SIGKILL, Setpgid: true}
+	return cmd
+}
+
+func start() (*Cluster, error) {
+	bin, err := findBin()
+	if err != nil {
+		return nil, err
+	}
+	cred, err := credential()
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "gosqla-pg-")
+	if err != nil {
+		return nil, err
+	}
+	if cred != nil {
+		if err := os.Chown(dir, int(cred.Uid), int(cred.Gid)); err != nil {
+			return nil, err
+		}
+	}
+	c := &Cluster{dir: dir, bin: bin, cred: cred}
+	initdb := c.command("initdb", "-D", filepath.Join(dir, "data"), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync")
+	if out, err := initdb.CombinedOutput(); err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("enginetest: initdb failed: %v\n%s", err, out)
+	}
+	if c.port, err = freePort(); err != nil {
+		return nil, err
+	}
+	if err := c.startServer(); err != nil {
+		c.shutdown()
+		return nil, err
+	}
+	return c, nil
+}
+
+// startServer runs postgres as a child that dies with the test binary, and waits until it
+// accepts connections.
+func (c *Cluster) startServer() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.proc != nil {
+		return nil
+	}
+	cmd := c.command("postgres", "-D", filepath.Join(c.dir, "data"), "-p", strconv.Itoa(c.port),
+		"-h", "127.0.0.1", "-k", c.dir, "-F",
+		"-c", "max_connections=400", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
+		"-c", "shared_buffers=64MB", "-c", "log_min_messages=fatal")
+	logf, err := os.OpenFile(filepath.Join(c.dir, "postgres.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return fmt.Errorf("enginetest: starting postgres: %w", err)
+	}
+	exited := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		logf.Close()
+		close(exited)
+	}()
+	c.proc, c.exited = cmd, exited
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		conn, err := pgx.Connect(ctx, c.URL("postgres"))
+		cancel()
+		if err == nil {
+			conn.Close(context.Background())
+			return nil
+		}
+		select {
+		case <-exited:
+			log, _ := os.ReadFile(filepath.Join(c.dir, "postgres.log"))
+			c.proc = nil
+			return fmt.Errorf("enginetest: postgres exited at start:\n%s", log)
+		default:
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("enginetest: postgres did not accept connections within 30s: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// stopServer shuts the server down (fast shutdown: sessions are terminated).
+func (c *Cluster) stopServer() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.proc == nil {
+		return
+	}
+	_ = c.proc.Process.Signal(syscall.SIGINT)
+	select {
+	case <-c.exited:
+	case <-time.After(20 * time.Second):
+		_ = c.proc.Process.Kill()
+		<-c.exited
+	}
+	c.proc = nil
+}
+
+func (c *Cluster) shutdown() {
+	if c.external != "" {
+		return
+	}
+	if c.bouncer != nil {
+		c.bouncer.stop()
+	}
+	c.stopServer()
+	os.RemoveAll(c.dir)
+}
+
+// URL returns the URL of database db on this cluster.
+func (c *Cluster) URL(db string) string {
+	if c.external != "" {
+		u, err := url.Parse(c.external)
+		if err != nil {
+			return c.external
+		}
+		u.Path = "/" + db
+		return u.String()
+	}
+	return fmt.Sprintf("postgresql://postgres@127.0.0.1:%d/%s?sslmode=disable", c.port, db)
+}
+
+func (c *Cluster) admin(ctx context.Context, sql string, args ...any) error {
+	adminDB := "postgres"
+	if c.external != "" {
+		if u, err := url.Parse(c.external); err == nil && strings.Trim(u.Path, "/") != "" {
+			adminDB = strings.Trim(u.Path, "/")
+		}
+	}
+	conn, err := pgx.Connect(ctx, c.URL(adminDB))
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	_, err = conn.Exec(ctx, sql, args...)
+	return err
+}
+
+// NewDatabase creates an empty database for the test and drops it when the test ends.
+func (c *Cluster) NewDatabase(t testing.TB) string {
+	t.Helper()
+	name := fmt.Sprintf("gosqla_%d_%d", os.Getpid(), c.dbs.Add(1))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := c.admin(ctx, "CREATE DATABASE "+name); err != nil {
+		t.Fatalf("enginetest: creating database: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_ = c.admin(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
+	})
+	return c.URL(name)
+}
+
+// DatabaseName returns the database named in a URL.
+func DatabaseName(dbURL string) string {
+	u, err := url.Parse(strings.Replace(dbURL, "+stdlib", "", 1))
+	if err != nil {
+		return ""
+	}
+	return strings.Trim(u.Path, "/")
+}
+
+// TerminateBackends ends every server process connected to the database of dbURL with
+// pg_terminate_backend, and waits until they are gone. It returns how many there were.
+func (c *Cluster) TerminateBackends(t testing.TB, dbURL string) int {
+	t.Helper()
+	db := DatabaseName(dbURL)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, c.URL("postgres"))
+	if err != nil {
+		t.Fatalf("enginetest: %v", err)
+	}
+	defer conn.Close(context.Background())
+	var n int
+	if err := conn.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+		WHERE datname = $1 AND pid <> pg_backend_pid() AND backend_type = 'client backend'`, db).Scan(&n); err != nil {
+		t.Fatalf("enginetest: terminating backends: %v", err)
+	}
+	for ctx.Err() == nil {
+		var left int
+		if err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()
+			AND backend_type = 'client backend'`, db).Scan(&left); err != nil || left == 0 {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return n
+}
+
+// Backends counts the client connections to the database of dbURL.
+func (c *Cluster) Backends(t testing.TB, dbURL string) int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, c.URL("postgres"))
+	if err != nil {
+		t.Fatalf("enginetest: %v", err)
+	}
+	defer conn.Close(context.Background())
+	var n int
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND backend_type = 'client backend'`,
+		DatabaseName(dbURL)).Scan(&n); err != nil {
+		t.Fatalf("enginetest: %v", err)
+	}
+	return n
+}
+
+func (c *Cluster) ours(t testing.TB) {
+	t.Helper()
+	if c.external != "" {
+		t.Fatalf("enginetest: the server of DATABASE_URL cannot be stopped by tests; use NewCluster")
+	}
+}
+
+// Stop shuts the server down; Start brings it back on the same port.
+func (c *Cluster) Stop(t testing.TB) {
+	t.Helper()
+	c.ours(t)
+	c.stopServer()
+}
+
+// Start starts a stopped server.
+func (c *Cluster) Start(t testing.TB) {
+	t.Helper()
+	c.ours(t)
+	if err := c.startServer(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Restart stops the server and starts it again.
+func (c *Cluster) Restart(t testing.TB) {
+	t.Helper()
+	c.Stop(t)
+	c.Start(t)
+}

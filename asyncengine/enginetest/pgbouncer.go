@@ -1,0 +1,142 @@
+package enginetest
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Bouncer is a real PgBouncer in transaction pooling mode in front of a cluster.
+type Bouncer struct {
+	port   int
+	proc   *exec.Cmd
+	exited chan struct{}
+}
+
+// PgBouncer puts a PgBouncer (pool_mode=transaction) in front of the cluster, once per cluster,
+// and returns the URL of dbURL's database through it. It needs the pgbouncer binary (Debian:
+// apt-get install pgbouncer).
+func (c *Cluster) PgBouncer(t testing.TB, dbURL string) string {
+	t.Helper()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.bouncer == nil {
+		b, err := c.startBouncer()
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.bouncer = b
+	}
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Host = "127.0.0.1:" + strconv.Itoa(c.bouncer.port)
+	return u.String()
+}
+
+// PgBouncer is Shared(t).PgBouncer(t, dbURL).
+func PgBouncer(t testing.TB, dbURL string) string {
+	t.Helper()
+	return Shared(t).PgBouncer(t, dbURL)
+}
+
+func findBouncer() (string, error) {
+	for _, p := range []string{"pgbouncer", "/usr/sbin/pgbouncer", "/usr/local/sbin/pgbouncer"} {
+		if path, err := exec.LookPath(p); err == nil {
+			return path, nil
+		}
+	}
+	return "", fmt.Errorf("enginetest: pgbouncer not found; install it (Debian/Ubuntu: apt-get install pgbouncer)")
+}
+
+func (c *Cluster) startBouncer() (*Bouncer, error) {
+	if c.external != "" {
+		return nil, fmt.Errorf("enginetest: PgBouncer needs a cluster of the tests' own, not DATABASE_URL's server; use NewCluster")
+	}
+	bin, err := findBouncer()
+	if err != nil {
+		return nil, err
+	}
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	dir := filepath.Join(c.dir, "pgbouncer")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	ini := fmt.Sprintf(`[databases]
+* = host=127.0.0.1 port=%d
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = %d
+unix_socket_dir =
+auth_type = trust
+auth_file = %s
+pool_mode = transaction
+max_client_conn = 2000
+default_pool_size = 20
+ignore_startup_parameters = extra_float_digits,options
+logfile = %s
+admin_users = postgres
+`, c.port, port, filepath.Join(dir, "users.txt"), filepath.Join(dir, "pgbouncer.log"))
+	files := map[string]string{"pgbouncer.ini": ini, "users.txt": `"postgres" ""` + "\n"}
+	for name, body := range files {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+			return nil, err
+		}
+		if c.cred != nil {
+			_ = os.Chown(path, int(c.cred.Uid), int(c.cred.Gid))
+		}
+	}
+	if c.cred != nil {
+		_ = os.Chown(dir, int(c.cred.Uid), int(c.cred.Gid))
+	}
+	cmd := exec.Command(bin, filepath.Join(dir, "pgbouncer.ini"))
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: c.cred, Pdeathsig: syscall.SIGKILL, Setpgid: true}
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("enginetest: starting pgbouncer: %w", err)
+	}
+	b := &Bouncer{port: port, proc: cmd, exited: make(chan struct{})}
+	go func() { _ = cmd.Wait(); close(b.exited) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		conn, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(port), time.Second)
+		if err == nil {
+			conn.Close()
+			return b, nil
+		}
+		select {
+		case <-b.exited:
+			log, _ := os.ReadFile(filepath.Join(dir, "pgbouncer.log"))
+			return nil, fmt.Errorf("enginetest: pgbouncer exited: %s\n%s", out.String(), log)
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			b.stop()
+			return nil, fmt.Errorf("enginetest: pgbouncer did not listen within 10s")
+		}
+	}
+}
+
+func (b *Bouncer) stop() {
+	_ = b.proc.Process.Signal(syscall.SIGINT)
+	select {
+	case <-b.exited:
+	case <-time.After(5 * time.Second):
+		_ = b.proc.Process.Kill()
+		<-b.exited
+	}
+}

@@ -1,0 +1,122 @@
+package asyncengine
+
+import (
+	"errors"
+	"fmt"
+)
+
+var (
+	// ErrPoolTimeout is matched by the error a checkout returns when no connection became free
+	// within pool_timeout.
+	ErrPoolTimeout = errors.New("gosqla: pool timeout")
+	// ErrPoolClosed is returned by a checkout from an engine that was closed.
+	ErrPoolClosed = errors.New("gosqla: pool is closed")
+	// ErrConcurrentUse is returned when a Conn or Tx is used by a second goroutine while a call on
+	// it is still running. The running call is unaffected.
+	ErrConcurrentUse = errors.New("gosqla: connection used concurrently by two goroutines; a Conn is not goroutine-safe — check out one per goroutine or use a Session")
+	// ErrNoRows is returned by Result.One and Result.Scalar when the result has no row.
+	ErrNoRows = errors.New("gosqla: no rows in result")
+	// ErrMultipleRows is returned by Result.One when the result has more than one row.
+	ErrMultipleRows = errors.New("gosqla: more than one row in result")
+	// ErrPendingRollback is returned by a transaction (or session) whose statement failed or whose
+	// connection was lost: only Rollback is allowed until then.
+	ErrPendingRollback = errors.New("gosqla: transaction failed and must be rolled back before further use")
+	// ErrConnClosed is returned by a Conn or Tx used after Close, Commit or Rollback.
+	ErrConnClosed = errors.New("gosqla: connection is closed")
+	// ErrTxDone is returned by a Tx used after Commit or Rollback.
+	ErrTxDone = errors.New("gosqla: transaction has already been committed or rolled back")
+	// ErrInvalidConfig is matched by every *ConfigError.
+	ErrInvalidConfig = errors.New("gosqla: invalid configuration")
+	// ErrInvalidArgument is matched by every *ArgumentError.
+	ErrInvalidArgument = errors.New("gosqla: invalid statement arguments")
+	// ErrWorkersClosed is returned by Workers after Close.
+	ErrWorkersClosed = errors.New("gosqla: workers are closed")
+	// ErrAlreadyCheckedOut is returned by the assertion pool on a second checkout.
+	ErrAlreadyCheckedOut = errors.New("gosqla: connection is already checked out")
+)
+
+// ConfigError reports a bad URL or configuration value.
+type ConfigError struct {
+	Key     string // the URL key or config field, empty for the URL as a whole
+	Value   string
+	Allowed string // what would be accepted
+	Err     error  // the parse error, if any
+}
+
+func (e *ConfigError) Error() string {
+	msg := "gosqla: invalid configuration"
+	if e.Key != "" {
+		msg += fmt.Sprintf(": %s=%q", e.Key, e.Value)
+	} else if e.Value != "" {
+		msg += fmt.Sprintf(": %q", e.Value)
+	}
+	if e.Err != nil {
+		msg += ": " + e.Err.Error()
+	}
+	if e.Allowed != "" {
+		msg += " (allowed: " + e.Allowed + ")"
+	}
+	return msg
+}
+
+func (e *ConfigError) Is(target error) bool { return target == ErrInvalidConfig }
+func (e *ConfigError) Unwrap() error        { return e.Err }
+
+// ArgumentError reports statement arguments that do not match the statement's placeholders. It is
+// returned before anything is sent.
+type ArgumentError struct {
+	SQL     string
+	Missing string // a named parameter with no value
+	Want    int    // placeholders in the statement
+	Got     int    // arguments given
+}
+
+func (e *ArgumentError) Error() string {
+	if e.Missing != "" {
+		return fmt.Sprintf("gosqla: statement uses :%s but the Named arguments have no key %q", e.Missing, e.Missing)
+	}
+	return fmt.Sprintf("gosqla: statement has %d placeholder(s) but %d argument(s) were given", e.Want, e.Got)
+}
+
+func (e *ArgumentError) Is(target error) bool { return target == ErrInvalidArgument }
+
+// DisconnectError reports that the connection was lost (or the server is shutting down). The
+// connection was invalidated — it will not be reused — and every pooled connection older than it
+// was marked stale.
+type DisconnectError struct {
+	ConnID uint64
+	Err    error
+}
+
+func (e *DisconnectError) Error() string {
+	return fmt.Sprintf("gosqla: connection %d lost and invalidated: %v", e.ConnID, e.Err)
+}
+func (e *DisconnectError) Unwrap() error { return e.Err }
+
+// PoolTimeoutError is returned when no connection became free within pool_timeout. Its text is
+// the one SQLAlchemy users know, so that it can be searched.
+type PoolTimeoutError struct {
+	Size     int
+	Overflow int
+	Timeout  float64 // seconds
+}
+
+func (e *PoolTimeoutError) Error() string {
+	return fmt.Sprintf("QueuePool limit of size %d overflow %d reached, connection timed out, timeout %.2fs", e.Size, e.Overflow, e.Timeout)
+}
+func (e *PoolTimeoutError) Is(target error) bool { return target == ErrPoolTimeout }
+
+// PanicError is a panic recovered from user code (a worker task, a hook, a Begin callback),
+// returned as an error with the stack where it happened.
+type PanicError struct {
+	Value any
+	Stack []byte
+}
+
+func (e *PanicError) Error() string { return fmt.Sprintf("gosqla: panic: %v\n%s", e.Value, e.Stack) }
+
+// Unwrap returns the panic value when it is an error.
+func (e *PanicError) Unwrap() error {
+	err, _ := e.Value.(error)
+	return err
+}

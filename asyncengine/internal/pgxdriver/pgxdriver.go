@@ -1,0 +1,235 @@
+// Package pgxdriver is the non-blocking PostgreSQL driver, built on pgx's native connection.
+package pgxdriver
+
+import (
+	"context"
+	"errors"
+	"io"
+	"iter"
+	"net"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/gosqla/gosqla/asyncengine/driver"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
+)
+
+// Options tune how connections are opened.
+type Options struct {
+	// ExecMode is pgx's query execution mode (statement cache policy).
+	ExecMode pgx.QueryExecMode
+	// CancelGrace, when positive, answers a cancelled context with a server cancel request and
+	// closes the connection only if the server has not answered within the grace period.
+	CancelGrace time.Duration
+}
+
+// Connector opens pgx connections.
+type Connector struct {
+	cfg *pgx.ConnConfig
+}
+
+// NewConnector parses a libpq-style URL (without gosqla's own keys).
+func NewConnector(url string, opts Options) (*Connector, error) {
+	cfg, err := pgx.ParseConfig(url)
+	if err != nil {
+		return nil, err
+	}
+	cfg.DefaultQueryExecMode = opts.ExecMode
+	if opts.CancelGrace > 0 {
+		grace := opts.CancelGrace
+		cfg.BuildContextWatcherHandler = func(pc *pgconn.PgConn) ctxwatch.Handler {
+			return &pgconn.CancelRequestContextWatcherHandler{Conn: pc, DeadlineDelay: grace}
+		}
+	}
+	dial := cfg.DialFunc
+	cfg.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		nc, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return &countingConn{Conn: nc}, nil
+	}
+	return &Connector{cfg: cfg}, nil
+}
+
+// FromConfig wraps an already parsed pgx configuration.
+func FromConfig(cfg *pgx.ConnConfig) *Connector { return &Connector{cfg: cfg} }
+
+func (c *Connector) Dialect() string             { return "postgresql" }
+func (c *Connector) Blocking() bool              { return false }
+func (c *Connector) IsDisconnect(err error) bool { return IsDisconnect(err) }
+func (c *Connector) Close() error                { return nil }
+func (c *Connector) Config() *pgx.ConnConfig     { return c.cfg }
+
+func (c *Connector) Connect(ctx context.Context) (driver.Conn, error) {
+	pc, err := pgx.ConnectConfig(ctx, c.cfg)
+	if err != nil {
+		return nil, err
+	}
+	return Wrap(pc), nil
+}
+
+// Wrap adapts an open pgx connection.
+func Wrap(pc *pgx.Conn) *Conn { return &Conn{pc: pc} }
+
+// IsDisconnect classifies pgx errors: a closed or reset socket, EOF, SQLSTATE class 08 and the
+// admin/crash shutdown codes 57P01–57P03. A context the caller cancelled is not a disconnect.
+func IsDisconnect(err error) bool {
+	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return strings.HasPrefix(pgErr.Code, "08") || pgErr.Code == "57P01" || pgErr.Code == "57P02" || pgErr.Code == "57P03"
+	}
+	var connectErr *pgconn.ConnectError
+	var netErr net.Error
+	switch {
+	case errors.As(err, &connectErr), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
+		errors.Is(err, net.ErrClosed), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE),
+		errors.Is(err, syscall.ECONNREFUSED), errors.As(err, &netErr):
+		return true
+	}
+	return strings.Contains(err.Error(), "conn closed")
+}
+
+// Conn is one pgx connection.
+type Conn struct {
+	pc *pgx.Conn
+}
+
+// Pgx returns the underlying connection.
+func (c *Conn) Pgx() *pgx.Conn { return c.pc }
+
+func (c *Conn) Query(ctx context.Context, sql string, args []any) (*driver.Result, error) {
+	rows, err := c.pc.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, err
+	}
+	return readRows(rows)
+}
+
+func readRows(rows pgx.Rows) (*driver.Result, error) {
+	defer rows.Close()
+	fds := rows.FieldDescriptions()
+	res := &driver.Result{Columns: make([]string, len(fds))}
+	for i, fd := range fds {
+		res.Columns[i] = fd.Name
+	}
+	for rows.Next() {
+		vals, err := rows.Values()
+		if err != nil {
+			return nil, err
+		}
+		res.Rows = append(res.Rows, vals)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	res.RowsAffected = rows.CommandTag().RowsAffected()
+	return res, nil
+}
+
+func (c *Conn) Exec(ctx context.Context, sql string, args []any) (int64, error) {
+	tag, err := c.pc.Exec(ctx, sql, args...)
+	if err != nil {
+		return 0, err
+	}
+	return tag.RowsAffected(), nil
+}
+
+func (c *Conn) Pipeline(ctx context.Context, stmts []driver.Statement) ([]*driver.Result, error) {
+	var b pgx.Batch
+	for _, s := range stmts {
+		b.Queue(s.SQL, s.Args...)
+	}
+	br := c.pc.SendBatch(ctx, &b)
+	results := make([]*driver.Result, 0, len(stmts))
+	for i := range stmts {
+		rows, err := br.Query()
+		if err == nil {
+			var r *driver.Result
+			if r, err = readRows(rows); err == nil {
+				results = append(results, r)
+				continue
+			}
+		}
+		_ = br.Close()
+		return results, &driver.PipelineError{Index: i, Err: err}
+	}
+	if err := br.Close(); err != nil {
+		return results, &driver.PipelineError{Index: len(stmts) - 1, Err: err}
+	}
+	return results, nil
+}
+
+func (c *Conn) CopyFrom(ctx context.Context, table string, columns []string, rows iter.Seq2[[]any, error]) (int64, error) {
+	next, stop := iter.Pull2(rows)
+	defer stop()
+	return c.pc.CopyFrom(ctx, pgx.Identifier(strings.Split(table, ".")), columns, &pullSource{next: next})
+}
+
+type pullSource struct {
+	next func() ([]any, error, bool)
+	row  []any
+	err  error
+}
+
+func (s *pullSource) Next() bool {
+	row, err, ok := s.next()
+	if !ok {
+		return false
+	}
+	if err != nil {
+		s.err = err
+		return false
+	}
+	s.row = row
+	return true
+}
+func (s *pullSource) Values() ([]any, error) { return s.row, nil }
+func (s *pullSource) Err() error             { return s.err }
+
+func (c *Conn) Ping(ctx context.Context) error { return c.pc.Ping(ctx) }
+func (c *Conn) InTransaction() bool            { return c.pc.PgConn().TxStatus() != 'I' }
+
+// TxFailed reports a transaction the server aborted: COMMIT would roll it back.
+func (c *Conn) TxFailed() bool { return c.pc.PgConn().TxStatus() == 'E' }
+func (c *Conn) IsClosed() bool { return c.pc.IsClosed() }
+func (c *Conn) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	return c.pc.Close(ctx)
+}
+
+// RoundTrips counts the times the connection read from the server after writing to it.
+func (c *Conn) RoundTrips() int64 {
+	if cc, ok := c.pc.PgConn().Conn().(*countingConn); ok {
+		return cc.trips.Load()
+	}
+	return 0
+}
+
+// countingConn counts round trips: every read that follows a write starts one.
+type countingConn struct {
+	net.Conn
+	wrote atomic.Bool
+	trips atomic.Int64
+}
+
+func (c *countingConn) Write(p []byte) (int, error) {
+	c.wrote.Store(true)
+	return c.Conn.Write(p)
+}
+
+func (c *countingConn) Read(p []byte) (int, error) {
+	if c.wrote.Swap(false) {
+		c.trips.Add(1)
+	}
+	return c.Conn.Read(p)
+}

@@ -1,0 +1,161 @@
+// Package sqldriver adapts any database/sql driver as a blocking gosqla driver. The engine only
+// calls it from its Workers.
+package sqldriver
+
+import (
+	"context"
+	"database/sql"
+	sqldrv "database/sql/driver"
+	"errors"
+	"strings"
+
+	"github.com/gosqla/gosqla/asyncengine/driver"
+)
+
+// Connector opens connections through a *sql.DB that keeps no idle connections of its own: the
+// engine's pool owns them, and a *sql.Conn pins one physical connection until it is closed.
+type Connector struct {
+	db           *sql.DB
+	dialect      string
+	isDisconnect func(error) bool
+}
+
+// New wraps db. isDisconnect classifies driver errors beyond driver.ErrBadConn; it may be nil.
+func New(db *sql.DB, dialect string, isDisconnect func(error) bool) *Connector {
+	db.SetMaxIdleConns(0)
+	db.SetMaxOpenConns(0)
+	return &Connector{db: db, dialect: dialect, isDisconnect: isDisconnect}
+}
+
+func (c *Connector) Dialect() string { return c.dialect }
+func (c *Connector) Blocking() bool  { return true }
+func (c *Connector) Close() error    { return c.db.Close() }
+func (c *Connector) IsDisconnect(err error) bool {
+	if err == nil {
+		return false
+	}
+	if errors.Is(err, sqldrv.ErrBadConn) || errors.Is(err, sql.ErrConnDone) {
+		return true
+	}
+	return c.isDisconnect != nil && c.isDisconnect(err)
+}
+
+func (c *Connector) Connect(ctx context.Context) (driver.Conn, error) {
+	sc, err := c.db.Conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &Conn{sc: sc}, nil
+}
+
+// Conn is one pinned database/sql connection.
+type Conn struct {
+	sc     *sql.Conn
+	inTx   bool
+	closed bool
+}
+
+func (c *Conn) Query(ctx context.Context, query string, args []any) (*driver.Result, error) {
+	rows, err := c.sc.QueryContext(ctx, query, args...)
+	if err != nil {
+		c.afterError(err)
+		return nil, err
+	}
+	defer rows.Close()
+	cols, err := rows.Columns()
+	if err != nil {
+		return nil, err
+	}
+	res := &driver.Result{Columns: cols}
+	for rows.Next() {
+		vals := make([]any, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			c.afterError(err)
+			return nil, err
+		}
+		res.Rows = append(res.Rows, vals)
+	}
+	if err := rows.Err(); err != nil {
+		c.afterError(err)
+		return nil, err
+	}
+	c.track(query)
+	return res, nil
+}
+
+func (c *Conn) Exec(ctx context.Context, query string, args []any) (int64, error) {
+	r, err := c.sc.ExecContext(ctx, query, args...)
+	if err != nil {
+		c.afterError(err)
+		return 0, err
+	}
+	c.track(query)
+	n, err := r.RowsAffected()
+	if err != nil {
+		return 0, nil
+	}
+	return n, nil
+}
+
+// track follows transaction state from the statements that change it, since database/sql does
+// not report it for a connection used outside sql.Tx.
+func (c *Conn) track(query string) {
+	q := strings.TrimLeft(query, " \t\r\n(")
+	word := q
+	if i := strings.IndexAny(q, " \t\r\n;"); i >= 0 {
+		word = q[:i]
+	}
+	switch strings.ToUpper(word) {
+	case "BEGIN", "START":
+		c.inTx = true
+	case "COMMIT", "END":
+		c.inTx = false
+	case "ROLLBACK", "ABORT":
+		if !strings.Contains(strings.ToUpper(q), " TO ") {
+			c.inTx = false
+		}
+	}
+}
+
+// afterError asks the driver whether the connection survived: database/sql itself only finds out
+// on the next use, too late for the pool.
+func (c *Conn) afterError(err error) {
+	if errors.Is(err, sqldrv.ErrBadConn) || errors.Is(err, sql.ErrConnDone) {
+		c.closed = true
+		return
+	}
+	rawErr := c.sc.Raw(func(dc any) error {
+		if v, ok := dc.(sqldrv.Validator); ok && !v.IsValid() {
+			c.closed = true
+		}
+		return nil
+	})
+	if rawErr != nil {
+		c.closed = true
+	}
+}
+
+func (c *Conn) Ping(ctx context.Context) error {
+	err := c.sc.PingContext(ctx)
+	if err != nil {
+		c.afterError(err)
+	}
+	return err
+}
+
+func (c *Conn) InTransaction() bool { return c.inTx }
+func (c *Conn) IsClosed() bool      { return c.closed }
+
+// Close closes the physical connection: the *sql.DB keeps no idle ones, and a connection known to
+// be broken is reported as bad so that database/sql discards it too.
+func (c *Conn) Close() error {
+	if c.closed {
+		_ = c.sc.Raw(func(any) error { return sqldrv.ErrBadConn })
+	}
+	c.closed = true
+	return c.sc.Close()
+}

@@ -1,0 +1,72 @@
+package asyncengine_test
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gosqla/gosqla/asyncengine"
+	"github.com/gosqla/gosqla/asyncengine/enginetest"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	enginetest.Main(m)
+}
+
+// backendURLs returns a fresh database for each driver: native pgx, pgx through database/sql,
+// and embedded SQLite.
+func backendURLs(t *testing.T) map[string]string {
+	pg := enginetest.NewDatabase(t)
+	return map[string]string{
+		"pgx":    pg,
+		"stdlib": strings.Replace(pg, "postgresql://", "postgresql+stdlib://", 1),
+		"sqlite": "sqlite:///" + filepath.Join(t.TempDir(), "test.db"),
+	}
+}
+
+// eachBackend runs fn once per driver, in parallel subtests.
+func eachBackend(t *testing.T, fn func(t *testing.T, url string)) {
+	t.Helper()
+	for _, name := range []string{"pgx", "stdlib", "sqlite"} {
+		url := backendURLs(t)[name]
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			fn(t, url)
+		})
+	}
+}
+
+// withQuery appends URL query keys.
+func withQuery(url, query string) string {
+	if query == "" {
+		return url
+	}
+	if strings.Contains(url, "?") {
+		return url + "&" + query
+	}
+	return url + "?" + query
+}
+
+func newEngine(t *testing.T, url string, query string) *asyncengine.Engine {
+	t.Helper()
+	e, err := asyncengine.New(withQuery(url, query))
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, e.Close()) })
+	return e
+}
+
+func ctxT(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func verifyNoLeaks(t *testing.T) {
+	t.Cleanup(func() {
+		goleak.VerifyNone(t, goleak.IgnoreCurrent(), goleak.IgnoreAnyFunction("database/sql.(*DB).connectionOpener"))
+	})
+}

@@ -1,0 +1,177 @@
+package asyncengine
+
+import (
+	"strconv"
+	"strings"
+)
+
+// Named holds arguments for :name placeholders. Pass it as the only argument:
+//
+//	e.Query(ctx, "SELECT * FROM users WHERE id = :id", asyncengine.Named{"id": 7})
+//
+// The statement is rewritten to the dialect's placeholders ($1 or ?) before it is sent. String
+// literals, quoted identifiers, comments, dollar-quoted bodies and ::casts are left alone.
+type Named map[string]any
+
+// bindArgs rewrites sql for the dialect and checks the arguments against its placeholders, so
+// that a mismatch fails before anything is sent.
+func bindArgs(d *Dialect, sql string, args []any) (string, []any, error) {
+	if len(args) == 1 {
+		if named, ok := args[0].(Named); ok {
+			return bindNamed(d, sql, named)
+		}
+	}
+	want := 0
+	scanSQL(sql, func(kind tokenKind, start, end int) {
+		switch kind {
+		case tokDollarParam:
+			if n, err := strconv.Atoi(sql[start+1 : end]); err == nil && n > want && d.positional {
+				want = n
+			}
+		case tokQuestion:
+			// PostgreSQL's ? is an operator (jsonb), never a placeholder.
+			if !d.positional {
+				want++
+			}
+		}
+	})
+	if want != len(args) {
+		return "", nil, &ArgumentError{SQL: sql, Want: want, Got: len(args)}
+	}
+	return sql, args, nil
+}
+
+func bindNamed(d *Dialect, sql string, named Named) (string, []any, error) {
+	var b strings.Builder
+	var args []any
+	index := map[string]int{}
+	last := 0
+	var missing string
+	scanSQL(sql, func(kind tokenKind, start, end int) {
+		if kind != tokNamedParam || missing != "" {
+			return
+		}
+		name := sql[start+1 : end]
+		v, ok := named[name]
+		if !ok {
+			missing = name
+			return
+		}
+		b.WriteString(sql[last:start])
+		last = end
+		if d.positional {
+			n, seen := index[name]
+			if !seen {
+				args = append(args, v)
+				n = len(args)
+				index[name] = n
+			}
+			b.WriteString("$" + strconv.Itoa(n))
+			return
+		}
+		args = append(args, v)
+		b.WriteByte('?')
+	})
+	if missing != "" {
+		return "", nil, &ArgumentError{SQL: sql, Missing: missing}
+	}
+	b.WriteString(sql[last:])
+	return b.String(), args, nil
+}
+
+type tokenKind int
+
+const (
+	tokNamedParam  tokenKind = iota // :name
+	tokDollarParam                  // $1
+	tokQuestion                     // ?
+)
+
+func isIdentStart(c byte) bool {
+	return c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+}
+func isIdent(c byte) bool { return isIdentStart(c) || (c >= '0' && c <= '9') }
+
+// scanSQL reports placeholders outside literals, quoted identifiers, comments and dollar quotes.
+func scanSQL(sql string, emit func(kind tokenKind, start, end int)) {
+	n := len(sql)
+	for i := 0; i < n; {
+		c := sql[i]
+		switch {
+		case c == '\'' || c == '"' || c == '`':
+			i = skipQuoted(sql, i, c)
+		case c == '-' && i+1 < n && sql[i+1] == '-':
+			for i < n && sql[i] != '\n' {
+				i++
+			}
+		case c == '/' && i+1 < n && sql[i+1] == '*':
+			end := strings.Index(sql[i+2:], "*/")
+			if end < 0 {
+				return
+			}
+			i += end + 4
+		case c == ':':
+			if i+1 < n && sql[i+1] == ':' { // a ::cast
+				i += 2
+				for i < n && isIdent(sql[i]) {
+					i++
+				}
+				continue
+			}
+			if i+1 < n && isIdentStart(sql[i+1]) && (i == 0 || !isIdent(sql[i-1])) {
+				j := i + 1
+				for j < n && isIdent(sql[j]) {
+					j++
+				}
+				emit(tokNamedParam, i, j)
+				i = j
+				continue
+			}
+			i++
+		case c == '?':
+			emit(tokQuestion, i, i+1)
+			i++
+		case c == '$':
+			j := i + 1
+			for j < n && sql[j] >= '0' && sql[j] <= '9' {
+				j++
+			}
+			if j > i+1 && (i == 0 || !isIdent(sql[i-1])) {
+				emit(tokDollarParam, i, j)
+				i = j
+				continue
+			}
+			// a dollar quote: $$…$$ or $tag$…$tag$
+			j = i + 1
+			for j < n && isIdent(sql[j]) {
+				j++
+			}
+			if j < n && sql[j] == '$' && (i == 0 || !isIdent(sql[i-1])) {
+				tag := sql[i : j+1]
+				end := strings.Index(sql[j+1:], tag)
+				if end < 0 {
+					return
+				}
+				i = j + 1 + end + len(tag)
+				continue
+			}
+			i++
+		default:
+			i++
+		}
+	}
+}
+
+// skipQuoted returns the index after the quoted run starting at i; a doubled quote is an escape.
+func skipQuoted(sql string, i int, q byte) int {
+	for j := i + 1; j < len(sql); j++ {
+		if sql[j] == q {
+			if j+1 < len(sql) && sql[j+1] == q {
+				j++
+				continue
+			}
+			return j + 1
+		}
+	}
+	return len(sql)
+}

@@ -1,0 +1,192 @@
+package asyncengine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/gosqla/gosqla/asyncengine/internal/pgxdriver"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// pgxPoolClass backs the engine with a *pgxpool.Pool, keeping gosqla's checkout semantics on
+// top: pool_timeout, pre-ping, pool-wide invalidation, hooks and Stats.
+type pgxPoolClass struct {
+	*poolBase
+	p       *pgxpool.Pool
+	owned   bool
+	timeout time.Duration
+	waiting int64
+}
+
+const pgxpoolRecordKey = "gosqla.pconn"
+
+// NewFromPgxPool returns an engine whose connections come from p, which the caller keeps owning:
+// Engine.Close does not close it. Engine options may be set through cfg (nil for defaults).
+func NewFromPgxPool(p *pgxpool.Pool, cfg *Config) (*Engine, error) {
+	if cfg == nil {
+		var err error
+		if cfg, err = ParseConfig("postgresql://"); err != nil {
+			return nil, err
+		}
+	}
+	c := *cfg
+	c.Driver, c.Dialect, c.PoolClass, c.PgxPool = "pgx", "postgresql", PoolPgxpool, p
+	c.DSN = p.Config().ConnConfig.ConnString()
+	if c.url == "" {
+		c.url = "postgresql+pgxpool://"
+	}
+	return NewWithConfig(&c)
+}
+
+func newPgxPool(b *poolBase, cfg *Config) (*pgxPoolClass, error) {
+	if cfg.PgxPool != nil {
+		return &pgxPoolClass{poolBase: b, p: cfg.PgxPool, timeout: cfg.PoolTimeout}, nil
+	}
+	pcfg, err := pgxpool.ParseConfig(cfg.DSN)
+	if err != nil {
+		return nil, &ConfigError{Value: cfg.String(), Err: err}
+	}
+	if n := cfg.capacity(); n > 0 {
+		pcfg.MaxConns = int32(n)
+	} else {
+		pcfg.MaxConns = 1 << 20
+	}
+	pcfg.ConnConfig.DefaultQueryExecMode = map[StatementCache]pgx.QueryExecMode{
+		CachePrepare: pgx.QueryExecModeCacheStatement, CacheDescribe: pgx.QueryExecModeCacheDescribe,
+		CacheNone: pgx.QueryExecModeExec,
+	}[cfg.StatementCache]
+	if cfg.PoolRecycle > 0 {
+		pcfg.MaxConnLifetime = cfg.PoolRecycle
+	}
+	p, err := pgxpool.NewWithConfig(context.Background(), pcfg)
+	if err != nil {
+		return nil, &ConfigError{Value: cfg.String(), Err: err}
+	}
+	return &pgxPoolClass{poolBase: b, p: p, owned: true, timeout: cfg.PoolTimeout}, nil
+}
+
+func (p *pgxPoolClass) get(ctx context.Context) (*pconn, error) {
+	e := p.e
+	for attempt := 0; ; attempt++ {
+		pc, err := p.acquire(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if p.stale(pc) {
+			p.discard(pc)
+			continue
+		}
+		if e.cfg.PoolPrePing && pc.checkouts > 0 {
+			if err := pc.dc.Ping(ctx); err != nil {
+				if ctx.Err() != nil {
+					p.discard(pc)
+					return nil, ctx.Err()
+				}
+				p.invalidated(ctx, pc, err)
+				p.discard(pc)
+				continue
+			}
+		}
+		if h := e.cfg.OnCheckout; h != nil {
+			if err := callHook(ctx, e, pc, h); err != nil {
+				err = fmt.Errorf("gosqla: OnCheckout rejected the connection: %w", err)
+				p.invalidated(ctx, pc, err)
+				p.discard(pc)
+				if attempt >= 2 {
+					return nil, err
+				}
+				continue
+			}
+		}
+		pc.checkouts++
+		return pc, nil
+	}
+}
+
+// acquire takes a connection from pgxpool within pool_timeout and finds (or creates) its record.
+func (p *pgxPoolClass) acquire(ctx context.Context) (*pconn, error) {
+	actx, cancel := context.WithTimeout(ctx, p.timeout)
+	defer cancel()
+	start := time.Now()
+	c, err := p.p.Acquire(actx)
+	if d := time.Since(start); d > time.Millisecond {
+		p.waits.Add(1)
+		p.waitNanos.Add(int64(d))
+	}
+	if err != nil {
+		switch {
+		case ctx.Err() != nil:
+			return nil, ctx.Err()
+		case errors.Is(err, context.DeadlineExceeded):
+			p.timeouts.Add(1)
+			size := int(p.p.Config().MaxConns)
+			return nil, &PoolTimeoutError{Size: size, Overflow: 0, Timeout: p.timeout.Seconds()}
+		}
+		p.connectErrors.Add(1)
+		return nil, err
+	}
+	data := c.Conn().PgConn().CustomData()
+	pc, _ := data[pgxpoolRecordKey].(*pconn)
+	if pc == nil {
+		pc = &pconn{dc: pgxdriver.Wrap(c.Conn()), id: p.ids.Add(1), created: time.Now()}
+		data[pgxpoolRecordKey] = pc
+		p.connects.Add(1)
+		pc.handle = c
+		if err := p.connectHooks(ctx, pc); err != nil {
+			p.discard(pc)
+			return nil, err
+		}
+	}
+	pc.handle = c
+	return pc, nil
+}
+
+func (p *pgxPoolClass) put(pc *pconn) {
+	if p.stale(pc) {
+		p.discard(pc)
+		return
+	}
+	pc.handle.(*pgxpool.Conn).Release()
+}
+
+func (p *pgxPoolClass) discard(pc *pconn) {
+	if pc == nil {
+		return
+	}
+	p.closeConn(pc)
+	pc.handle.(*pgxpool.Conn).Release() // pgxpool destroys a closed connection on release
+}
+
+func (p *pgxPoolClass) closeIdleOlder(t time.Time) {
+	for _, c := range p.p.AcquireAllIdle(context.Background()) {
+		pc, _ := c.Conn().PgConn().CustomData()[pgxpoolRecordKey].(*pconn)
+		if pc != nil && !pc.created.After(t) {
+			pc.handle = c
+			p.discard(pc)
+			continue
+		}
+		c.Release()
+	}
+}
+
+func (p *pgxPoolClass) stats() PoolStats {
+	st := p.p.Stat()
+	s := PoolStats{Size: int(st.MaxConns()), CheckedIn: int(st.IdleConns()), CheckedOut: int(st.AcquiredConns()),
+		Overflow: int(st.TotalConns()) - int(st.MaxConns())}
+	p.counters(&s)
+	return s
+}
+
+func (p *pgxPoolClass) dispose() {
+	p.invalidTime.Store(time.Now().UnixNano())
+	p.p.Reset()
+}
+
+func (p *pgxPoolClass) close() {
+	if p.owned {
+		p.p.Close()
+	}
+}

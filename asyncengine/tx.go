@@ -1,0 +1,149 @@
+package asyncengine
+
+import (
+	"context"
+	"fmt"
+)
+
+// Tx is a transaction, or with BeginNested a savepoint inside one. Like Conn it is not
+// goroutine-safe.
+type Tx struct {
+	c         *Conn
+	parent    *Tx
+	savepoint string // "" for the outermost transaction
+	done      bool
+}
+
+// Begin starts a transaction. A transaction is already open: use BeginNested for a savepoint.
+func (c *Conn) Begin(ctx context.Context) (*Tx, error) {
+	if c.tx != nil {
+		return nil, fmt.Errorf("gosqla: a transaction is already open on this connection; use BeginNested for a savepoint")
+	}
+	if _, err := c.Exec(ctx, "BEGIN"); err != nil {
+		return nil, err
+	}
+	c.tx = &Tx{c: c}
+	return c.tx, nil
+}
+
+// BeginNested starts a savepoint inside the open transaction, beginning one first if none is open.
+func (c *Conn) BeginNested(ctx context.Context) (*Tx, error) {
+	if c.tx == nil {
+		if _, err := c.Begin(ctx); err != nil {
+			return nil, err
+		}
+	}
+	depth := 1
+	for t := c.tx; t.parent != nil; t = t.parent {
+		depth++
+	}
+	name := fmt.Sprintf("gosqla_sp_%d", depth)
+	if _, err := c.Exec(ctx, "SAVEPOINT "+name); err != nil {
+		return nil, err
+	}
+	c.tx = &Tx{c: c, parent: c.tx, savepoint: name}
+	return c.tx, nil
+}
+
+// Conn returns the transaction's connection.
+func (t *Tx) Conn() *Conn { return t.c }
+
+func (t *Tx) check() error {
+	switch {
+	case t.done:
+		return ErrTxDone
+	case t.c.tx != t:
+		return fmt.Errorf("gosqla: a savepoint inside this transaction is still open; commit or roll it back first")
+	}
+	return nil
+}
+
+// Exec runs a statement inside the transaction.
+func (t *Tx) Exec(ctx context.Context, sql string, args ...any) (ExecResult, error) {
+	if t.done {
+		return ExecResult{}, ErrTxDone
+	}
+	return t.c.Exec(ctx, sql, args...)
+}
+
+// Query runs a query inside the transaction.
+func (t *Tx) Query(ctx context.Context, sql string, args ...any) (*Result, error) {
+	if t.done {
+		return nil, ErrTxDone
+	}
+	return t.c.Query(ctx, sql, args...)
+}
+
+// Commit commits the transaction, or releases the savepoint. A transaction the server aborted
+// (a statement failed) is rolled back and ErrPendingRollback returned.
+func (t *Tx) Commit(ctx context.Context) error {
+	if err := t.check(); err != nil {
+		return err
+	}
+	if t.c.lost {
+		return ErrPendingRollback
+	}
+	if t.savepoint != "" {
+		if _, err := t.c.Exec(ctx, "RELEASE SAVEPOINT "+t.savepoint); err != nil {
+			return err
+		}
+		t.end()
+		return nil
+	}
+	aborted := false
+	if dc := t.c.Driver(); dc != nil {
+		if f, ok := dc.(interface{ TxFailed() bool }); ok {
+			aborted = f.TxFailed()
+		}
+	}
+	if aborted {
+		_, err := t.c.Exec(ctx, "ROLLBACK")
+		t.end()
+		if err != nil {
+			return err
+		}
+		return fmt.Errorf("%w: a statement in it failed, so it was rolled back", ErrPendingRollback)
+	}
+	_, err := t.c.Exec(ctx, "COMMIT")
+	t.end()
+	return err
+}
+
+// Rollback rolls the transaction back, or rolls back to the savepoint and releases it. After a
+// lost connection it only clears the failed state (the server already discarded the work).
+func (t *Tx) Rollback(ctx context.Context) error {
+	if err := t.check(); err != nil {
+		return err
+	}
+	c := t.c
+	if c.lost {
+		c.lost = false
+		for x := t; x != nil; x = x.parent {
+			x.done = true
+		}
+		c.tx = nil
+		return nil
+	}
+	var err error
+	if t.savepoint != "" {
+		err = c.rollbackTo(ctx, t.savepoint)
+	} else {
+		_, err = c.Exec(ctx, "ROLLBACK")
+	}
+	t.end()
+	return err
+}
+
+// rollbackTo undoes the work since the savepoint and removes it.
+func (c *Conn) rollbackTo(ctx context.Context, sp string) error {
+	if _, err := c.Exec(ctx, "ROLLBACK TO SAVEPOINT "+sp); err != nil {
+		return err
+	}
+	_, err := c.Exec(ctx, "RELEASE SAVEPOINT "+sp)
+	return err
+}
+
+func (t *Tx) end() {
+	t.done = true
+	t.c.tx = t.parent
+}
