@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -323,17 +324,12 @@ func ParseConfig(rawURL string) (*Config, error) {
 	return cfg, nil
 }
 
-// redact hides the password of a URL that may not parse.
+var userinfoPassword = regexp.MustCompile(`([^/:@]+):[^@/]*@`)
+
+// redact hides the password of a URL, also one that does not parse.
 func redact(raw string) string {
-	if u, err := url.Parse(raw); err == nil {
+	if u, err := url.Parse(raw); err == nil && u.Scheme != "" {
 		return u.Redacted()
 	}
-	if at := strings.LastIndex(raw, "@"); at >= 0 {
-		if s := strings.Index(raw, "://"); s >= 0 && s < at {
-			if c := strings.Index(raw[s+3:at], ":"); c >= 0 {
-				return raw[:s+3+c+1] + "xxxxx" + raw[at:]
-			}
-		}
-	}
-	return raw
+	return userinfoPassword.ReplaceAllString(raw, "$1:xxxxx@")
 }

@@ -1,6 +1,10 @@
 package asyncengine_test
 
 import (
+	"context"
+	"errors"
+	"time"
+
 	"testing"
 
 	"github.com/gosqla/gosqla/asyncengine"
@@ -54,4 +58,193 @@ func TestQueryAndScan(t *testing.T) {
 		require.ErrorIs(t, err, asyncengine.ErrNoRows)
 		assert.Equal(t, 0, e.Stats().CheckedOut)
 	})
+}
+
+// slowQuery keeps a connection busy for a while on each dialect.
+func slowQuery(e *asyncengine.Engine) string {
+	if e.Dialect().Name() == "sqlite" {
+		return "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x < 3000000) SELECT count(*) FROM c"
+	}
+	return "SELECT pg_sleep(0.5)"
+}
+
+func TestConcurrentUseIsDetected(t *testing.T) {
+	eachBackend(t, func(t *testing.T, url string) {
+		ctx := ctxT(t)
+		e := newEngine(t, url, "")
+		c, err := e.Connect(ctx)
+		require.NoError(t, err)
+		defer c.Close()
+		started := make(chan struct{})
+		done := make(chan error)
+		go func() {
+			close(started)
+			_, err := c.Query(ctx, slowQuery(e))
+			done <- err
+		}()
+		<-started
+		time.Sleep(50 * time.Millisecond)
+		_, err = c.Query(ctx, "SELECT 1")
+		assert.ErrorIs(t, err, asyncengine.ErrConcurrentUse)
+		require.NoError(t, <-done, "the running call is unaffected")
+		r, err := c.Query(ctx, "SELECT 2")
+		require.NoError(t, err, "the connection stays usable")
+		v, _ := r.Scalar()
+		assert.EqualValues(t, 2, v)
+	})
+}
+
+func TestTransactions(t *testing.T) {
+	eachBackend(t, func(t *testing.T, url string) {
+		ctx := ctxT(t)
+		e := newEngine(t, url, "")
+		_, err := e.Exec(ctx, "CREATE TABLE t (v integer)")
+		require.NoError(t, err)
+		count := func() int64 {
+			r, err := e.Query(ctx, "SELECT count(*) FROM t")
+			require.NoError(t, err)
+			var n int64
+			require.NoError(t, r.One(&n))
+			return n
+		}
+		require.NoError(t, e.Begin(ctx, func(c *asyncengine.Conn) error {
+			_, err := c.Exec(ctx, "INSERT INTO t VALUES (1)")
+			return err
+		}))
+		assert.EqualValues(t, 1, count())
+		err = e.Begin(ctx, func(c *asyncengine.Conn) error {
+			_, _ = c.Exec(ctx, "INSERT INTO t VALUES (2)")
+			return errors.New("boom")
+		})
+		assert.EqualError(t, err, "boom")
+		assert.EqualValues(t, 1, count())
+		err = e.Begin(ctx, func(c *asyncengine.Conn) error {
+			_, _ = c.Exec(ctx, "INSERT INTO t VALUES (2)")
+			panic("kaboom")
+		})
+		var pe *asyncengine.PanicError
+		require.ErrorAs(t, err, &pe)
+		assert.EqualValues(t, 1, count())
+
+		// savepoints
+		c, err := e.Connect(ctx)
+		require.NoError(t, err)
+		tx, err := c.Begin(ctx)
+		require.NoError(t, err)
+		_, err = tx.Exec(ctx, "INSERT INTO t VALUES (10)")
+		require.NoError(t, err)
+		sp, err := c.BeginNested(ctx)
+		require.NoError(t, err)
+		_, err = sp.Exec(ctx, "INSERT INTO t VALUES (11)")
+		require.NoError(t, err)
+		require.NoError(t, sp.Rollback(ctx))
+		sp, err = c.BeginNested(ctx)
+		require.NoError(t, err)
+		_, err = sp.Exec(ctx, "INSERT INTO t VALUES (12)")
+		require.NoError(t, err)
+		require.NoError(t, sp.Commit(ctx))
+		require.NoError(t, tx.Commit(ctx))
+		assert.ErrorIs(t, tx.Commit(ctx), asyncengine.ErrTxDone)
+		require.NoError(t, c.Close())
+		require.NoError(t, c.Close(), "a second Close is a no-op")
+		_, err = c.Exec(ctx, "SELECT 1")
+		assert.ErrorIs(t, err, asyncengine.ErrConnClosed)
+		r, err := e.Query(ctx, "SELECT v FROM t ORDER BY v")
+		require.NoError(t, err)
+		got, err := asyncengine.ScanAll[struct {
+			V int `db:"v"`
+		}](r)
+		require.NoError(t, err)
+		assert.Len(t, got, 3)
+		assert.Equal(t, 12, got[2].V)
+	})
+}
+
+func TestSQLErrorsAndArguments(t *testing.T) {
+	eachBackend(t, func(t *testing.T, url string) {
+		ctx := ctxT(t)
+		e := newEngine(t, url, "")
+		_, err := e.Query(ctx, "SELECT * FROM no_such_table")
+		require.Error(t, err)
+		_, err = e.Query(ctx, "SELECT :a", asyncengine.Named{"b": 1})
+		require.ErrorIs(t, err, asyncengine.ErrInvalidArgument)
+		assert.Contains(t, err.Error(), `"a"`)
+		st := e.Stats()
+		assert.Equal(t, 0, st.CheckedOut)
+		r, err := e.Query(ctx, "SELECT 1")
+		require.NoError(t, err)
+		assert.Equal(t, 1, r.Len())
+	})
+}
+
+func TestRunSyncAndWorkers(t *testing.T) {
+	eachBackend(t, func(t *testing.T, url string) {
+		ctx := ctxT(t)
+		e := newEngine(t, url, "pool_size=2&max_overflow=1&pool_timeout=5")
+		assert.Equal(t, 3, e.Workers().Size(), "workers default to the pool's capacity")
+		var futures []*asyncengine.Future[int64]
+		for i := 0; i < 200; i++ {
+			futures = append(futures, asyncengine.RunSync(ctx, e, func(ctx context.Context, c *asyncengine.Conn) (int64, error) {
+				r, err := c.Query(ctx, "SELECT CAST(:i AS bigint)", asyncengine.Named{"i": i})
+				if err != nil {
+					return 0, err
+				}
+				var v int64
+				err = r.One(&v)
+				return v, err
+			}))
+		}
+		vals, err := asyncengine.All(ctx, futures...)
+		require.NoError(t, err)
+		assert.EqualValues(t, 199, vals[199])
+		st := e.Stats()
+		assert.Zero(t, st.Timeouts)
+		assert.Equal(t, 0, st.CheckedOut)
+
+		f := asyncengine.RunSync(ctx, e, func(ctx context.Context, c *asyncengine.Conn) (int, error) { panic("in task") })
+		_, err = f.Await(ctx)
+		var pe *asyncengine.PanicError
+		require.ErrorAs(t, err, &pe)
+		assert.Contains(t, string(pe.Stack), "engine_test.go")
+		assert.Equal(t, 0, e.Stats().CheckedOut, "a panicking task returns its connection")
+	})
+}
+
+func TestWorkersBackpressureAndClose(t *testing.T) {
+	verifyNoLeaks(t)
+	w := asyncengine.NewWorkers(1, 1)
+	release := make(chan struct{})
+	ctx := ctxT(t)
+	running := asyncengine.Go(ctx, w, func(context.Context) (int, error) { <-release; return 1, nil })
+	for w.Stats().Running == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	queued := asyncengine.Go(ctx, w, func(context.Context) (int, error) { return 2, nil })
+	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	full := asyncengine.Go(short, w, func(context.Context) (int, error) { return 3, nil })
+	_, err := full.Await(ctx)
+	assert.ErrorIs(t, err, context.DeadlineExceeded, "a full queue pushes back through ctx")
+	close(release)
+	v, err := asyncengine.All(ctx, running, queued)
+	require.NoError(t, err)
+	assert.Equal(t, []int{1, 2}, v)
+	require.NoError(t, w.Close())
+	_, err = asyncengine.Go(ctx, w, func(context.Context) (int, error) { return 0, nil }).Await(ctx)
+	assert.ErrorIs(t, err, asyncengine.ErrWorkersClosed)
+	assert.EqualValues(t, 2, w.Stats().Completed)
+}
+
+func TestFutureAwaitHonoursContext(t *testing.T) {
+	f, resolve := asyncengine.NewPromise[int]()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err := f.Await(ctx)
+	assert.ErrorIs(t, err, context.Canceled)
+	resolve(5, nil)
+	resolve(6, errors.New("ignored"))
+	v, err := f.Await(context.Background())
+	require.NoError(t, err)
+	assert.Equal(t, 5, v)
+	<-f.Done()
 }
