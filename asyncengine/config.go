@@ -319,7 +319,7 @@ func ParseConfig(rawURL string) (*Config, error) {
 		}
 		u.RawQuery = driverQuery.Encode()
 		cfg.DSN = u.String()
-		cfg.url = scheme + "://" + u.Redacted()[len("postgresql://"):]
+		cfg.url = scheme + "://" + strings.TrimPrefix(strings.TrimPrefix(u.Redacted(), "postgresql:"), "//")
 	}
 	return cfg, nil
 }

@@ -111,3 +111,15 @@ func FuzzScanSQL(f *testing.F) {
 		}
 	})
 }
+
+func FuzzParseConfig(f *testing.F) {
+	for _, s := range []string{"postgresql://", "sqlite://", "postgresql://u:p@h:1/db?pool_size=1", "sqlite:///x.db?poolclass=null", "postgresql+stdlib://h/d?echo=1"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, url string) {
+		cfg, err := ParseConfig(url)
+		if err == nil && cfg.Driver == "" {
+			t.Fatal("a config without a driver")
+		}
+	})
+}

@@ -213,6 +213,7 @@ func (c *Conn) Close() error {
 		return nil
 	}
 	e := c.e
+	e.logf(context.Background(), "checkin", "conn", pc.id)
 	if h := e.cfg.OnCheckin; h != nil {
 		notify(func() { h(pc.id) })
 	}

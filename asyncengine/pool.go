@@ -192,6 +192,7 @@ func (b *poolBase) checkout(ctx context.Context, p pool, pc *pconn) (*pconn, err
 			}
 		}
 		pc.checkouts++
+		e.logf(ctx, "checkout", "conn", pc.id)
 		if e.cfg.PoolDebug {
 			pc.stack = debug.Stack()
 			if q, ok := p.(*queuePool); ok {

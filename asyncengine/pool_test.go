@@ -1,0 +1,439 @@
+package asyncengine_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gosqla/gosqla/asyncengine"
+	"github.com/gosqla/gosqla/asyncengine/enginetest"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func checkout(t *testing.T, e *asyncengine.Engine) *asyncengine.Conn {
+	t.Helper()
+	c, err := e.Connect(ctxT(t))
+	require.NoError(t, err)
+	// a checkout touches the server, so that the connection is really open
+	require.NoError(t, c.Ping(ctxT(t)))
+	return c
+}
+
+func TestQueuePoolAccountingAndTimeout(t *testing.T) {
+	eachBackend(t, func(t *testing.T, url string) {
+		e := newEngine(t, url, "pool_size=2&max_overflow=1&pool_timeout=0.2")
+		a, b, c := checkout(t, e), checkout(t, e), checkout(t, e)
+		st := e.Stats()
+		assert.Equal(t, asyncengine.PoolStats{Size: 2, CheckedOut: 3, Overflow: 1}, pick(st))
+		_, err := e.Connect(ctxT(t))
+		require.ErrorIs(t, err, asyncengine.ErrPoolTimeout)
+		assert.EqualError(t, err, "QueuePool limit of size 2 overflow 1 reached, connection timed out, timeout 0.20s")
+		require.NoError(t, c.Close())
+		st = e.Stats()
+		assert.Equal(t, asyncengine.PoolStats{Size: 2, CheckedIn: 1, CheckedOut: 2, Overflow: 1}, pick(st))
+		require.NoError(t, a.Close())
+		st = e.Stats()
+		assert.Equal(t, asyncengine.PoolStats{Size: 2, CheckedIn: 2, CheckedOut: 1, Overflow: 1}, pick(st))
+		require.NoError(t, b.Close())
+		st = e.Stats()
+		assert.Equal(t, asyncengine.PoolStats{Size: 2, CheckedIn: 2, Overflow: 0}, pick(st), "a connection beyond pool_size is closed on checkin")
+		assert.EqualValues(t, 1, st.Timeouts)
+		assert.EqualValues(t, 3, st.Connects)
+		assert.EqualValues(t, 1, st.Closes)
+	})
+}
+
+// pick keeps the accounting fields of a snapshot.
+func pick(s asyncengine.PoolStats) asyncengine.PoolStats {
+	return asyncengine.PoolStats{Size: s.Size, CheckedIn: s.CheckedIn, CheckedOut: s.CheckedOut, Overflow: s.Overflow, Waiting: s.Waiting}
+}
+
+func TestQueuePoolUnlimited(t *testing.T) {
+	url := enginetest.NewDatabase(t)
+	for _, q := range []string{"pool_size=0", "pool_size=1&max_overflow=-1"} {
+		e := newEngine(t, url, q+"&pool_timeout=0.1")
+		var conns []*asyncengine.Conn
+		for i := 0; i < 25; i++ {
+			conns = append(conns, checkout(t, e))
+		}
+		assert.Equal(t, 25, e.Stats().CheckedOut, q)
+		for _, c := range conns {
+			require.NoError(t, c.Close())
+		}
+	}
+}
+
+func TestFailedConnectConsumesNoSlot(t *testing.T) {
+	e := newEngine(t, "postgresql://postgres@127.0.0.1:1/nothing?connect_timeout=1", "pool_size=1&max_overflow=0&pool_timeout=0.1")
+	for i := 0; i < 3; i++ {
+		_, err := e.Connect(ctxT(t))
+		require.Error(t, err)
+		assert.NotErrorIs(t, err, asyncengine.ErrPoolTimeout, "a failed connect gives its slot back")
+	}
+	st := e.Stats()
+	assert.Equal(t, 0, st.CheckedOut)
+	assert.EqualValues(t, 3, st.ConnectErrors)
+}
+
+func TestWaitersFIFOAndCancellation(t *testing.T) {
+	e := newEngine(t, enginetest.NewDatabase(t), "pool_size=1&max_overflow=0&pool_timeout=10")
+	held := checkout(t, e)
+	var order []int
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for i := 0; i < 5; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := e.Connect(ctxT(t))
+			if !assert.NoError(t, err) {
+				return
+			}
+			mu.Lock()
+			order = append(order, i)
+			mu.Unlock()
+			c.Close()
+		}()
+		for e.Stats().Waiting != i+1 {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	// a waiter that gives up leaves nothing behind
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
+	defer cancel()
+	_, err := e.Connect(ctx)
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	assert.Equal(t, 5, e.Stats().Waiting)
+	require.NoError(t, held.Close())
+	wg.Wait()
+	assert.Equal(t, []int{0, 1, 2, 3, 4}, order, "waiters are served first come, first served")
+	st := e.Stats()
+	assert.Equal(t, asyncengine.PoolStats{Size: 1, CheckedIn: 1, Overflow: 0}, pick(st))
+}
+
+func TestWaiterWokenByInvalidation(t *testing.T) {
+	e := newEngine(t, enginetest.NewDatabase(t), "pool_size=1&max_overflow=0&pool_timeout=10")
+	held := checkout(t, e)
+	got := make(chan error, 1)
+	go func() {
+		c, err := e.Connect(ctxT(t))
+		if err == nil {
+			err = c.Ping(ctxT(t))
+			c.Close()
+		}
+		got <- err
+	}()
+	for e.Stats().Waiting != 1 {
+		time.Sleep(time.Millisecond)
+	}
+	held.Invalidate(errors.New("test"))
+	require.NoError(t, <-got)
+	require.NoError(t, held.Close())
+	assert.Equal(t, 0, e.Stats().CheckedOut)
+}
+
+func TestLIFOAndFIFO(t *testing.T) {
+	url := enginetest.NewDatabase(t)
+	for _, lifo := range []bool{false, true} {
+		q := "pool_size=3&pool_use_lifo=false"
+		if lifo {
+			q = "pool_size=3&pool_use_lifo=true"
+		}
+		e := newEngine(t, url, q)
+		a, b := checkout(t, e), checkout(t, e)
+		ida, idb := a.ID(), b.ID()
+		a.Close()
+		b.Close()
+		c := checkout(t, e)
+		if lifo {
+			assert.Equal(t, idb, c.ID(), "LIFO reuses the most recently returned")
+		} else {
+			assert.Equal(t, ida, c.ID(), "FIFO reuses the least recently returned")
+		}
+		c.Close()
+	}
+}
+
+func TestRecycleAndDispose(t *testing.T) {
+	eachBackend(t, func(t *testing.T, url string) {
+		e := newEngine(t, url, "pool_recycle=50ms")
+		c := checkout(t, e)
+		id := c.ID()
+		c.Close()
+		c = checkout(t, e)
+		assert.Equal(t, id, c.ID())
+		c.Close()
+		time.Sleep(80 * time.Millisecond)
+		c = checkout(t, e)
+		assert.NotEqual(t, id, c.ID(), "an old connection is replaced at checkout")
+		c.Close()
+
+		e = newEngine(t, url, "")
+		a, b := checkout(t, e), checkout(t, e)
+		ida := a.ID()
+		a.Close()
+		require.NoError(t, e.Dispose(ctxT(t)))
+		assert.Equal(t, 0, e.Stats().CheckedIn)
+		b.Close()
+		assert.Equal(t, 0, e.Stats().CheckedIn, "connections checked out at Dispose are closed when they come back")
+		c = checkout(t, e)
+		assert.NotEqual(t, ida, c.ID())
+		c.Close()
+	})
+}
+
+func TestResetOnReturn(t *testing.T) {
+	eachBackend(t, func(t *testing.T, url string) {
+		ctx := ctxT(t)
+		e0 := newEngine(t, url, "")
+		_, err := e0.Exec(ctx, "CREATE TABLE r (v integer)")
+		require.NoError(t, err)
+		for _, mode := range []string{"rollback", "commit", "none"} {
+			var resets atomic.Int32
+			cfg, err := asyncengine.ParseConfig(withQuery(url, "pool_size=1&max_overflow=0&pool_reset_on_return="+mode))
+			require.NoError(t, err)
+			cfg.OnReset = func(uint64, asyncengine.ResetMode) { resets.Add(1) }
+			e, err := asyncengine.NewWithConfig(cfg)
+			require.NoError(t, err)
+			c := checkout(t, e)
+			c.Close()
+			assert.Zero(t, resets.Load(), "nothing is sent when no transaction is open")
+			c = checkout(t, e)
+			_, err = c.Begin(ctx)
+			require.NoError(t, err)
+			_, err = c.Exec(ctx, "INSERT INTO r VALUES (1)")
+			require.NoError(t, err)
+			c.Close()
+			if mode == "none" {
+				assert.Zero(t, resets.Load())
+				c = checkout(t, e)
+				_, err = c.Exec(ctx, "ROLLBACK")
+				require.NoError(t, err)
+				c.Close()
+			} else {
+				assert.EqualValues(t, 1, resets.Load())
+			}
+			require.NoError(t, e.Close())
+			r, err := e0.Query(ctx, "SELECT count(*) FROM r")
+			require.NoError(t, err)
+			var n int64
+			require.NoError(t, r.One(&n))
+			if mode == "commit" {
+				assert.EqualValues(t, 1, n)
+			} else {
+				assert.EqualValues(t, 0, n, mode)
+			}
+			_, err = e0.Exec(ctx, "DELETE FROM r")
+			require.NoError(t, err)
+		}
+	})
+}
+
+func TestPoolClasses(t *testing.T) {
+	eachBackend(t, func(t *testing.T, url string) {
+		e := newEngine(t, url, "poolclass=null")
+		a := checkout(t, e)
+		ida := a.ID()
+		a.Close()
+		a = checkout(t, e)
+		assert.NotEqual(t, ida, a.ID(), "NullPool opens a connection per checkout")
+		a.Close()
+		assert.Equal(t, 0, e.Stats().CheckedIn)
+
+		e = newEngine(t, url, "poolclass=static&pool_timeout=0.1")
+		a = checkout(t, e)
+		ida = a.ID()
+		_, err := e.Connect(ctxT(t))
+		assert.ErrorIs(t, err, asyncengine.ErrPoolTimeout, "StaticPool's one connection is taken in turns")
+		a.Invalidate(errors.New("test"))
+		a.Close()
+		a = checkout(t, e)
+		assert.NotEqual(t, ida, a.ID(), "an invalidated static connection is replaced")
+		a.Close()
+
+		e = newEngine(t, url, "poolclass=assertion&pool_debug=true")
+		a = checkout(t, e)
+		_, err = e.Connect(ctxT(t))
+		require.ErrorIs(t, err, asyncengine.ErrAlreadyCheckedOut)
+		assert.Contains(t, err.Error(), "pool_test.go", "pool_debug shows where it was checked out")
+		a.Close()
+		a = checkout(t, e)
+		a.Close()
+	})
+}
+
+func TestPgxpoolClass(t *testing.T) {
+	url := enginetest.NewDatabase(t)
+	e := newEngine(t, url, "poolclass=pgxpool&pool_size=2&max_overflow=0&pool_timeout=0.2&pool_pre_ping=true")
+	a, b := checkout(t, e), checkout(t, e)
+	assert.Equal(t, 2, e.Stats().CheckedOut)
+	_, err := e.Connect(ctxT(t))
+	require.ErrorIs(t, err, asyncengine.ErrPoolTimeout)
+	ida := a.ID()
+	a.Close()
+	b.Close()
+	enginetest.Shared(t).TerminateBackends(t, url)
+	c := checkout(t, e)
+	assert.NotEqual(t, ida, c.ID(), "pre-ping replaced the dead connection")
+	c.Close()
+
+	p, err := pgxpool.New(ctxT(t), url)
+	require.NoError(t, err)
+	defer p.Close()
+	e2, err := asyncengine.NewFromPgxPool(p, nil)
+	require.NoError(t, err)
+	r, err := e2.Query(ctxT(t), "SELECT 41 + 1")
+	require.NoError(t, err)
+	v, _ := r.Scalar()
+	assert.EqualValues(t, 42, v)
+	require.NoError(t, e2.Close())
+	require.NoError(t, p.Ping(ctxT(t)), "the caller's pool stays open")
+}
+
+func TestEvents(t *testing.T) {
+	eachBackend(t, func(t *testing.T, url string) {
+		ctx := ctxT(t)
+		cfg, err := asyncengine.ParseConfig(withQuery(url, "pool_size=20"))
+		require.NoError(t, err)
+		var connects, firsts, checkouts, checkins, invalidates, closes atomic.Int32
+		var rejectOnce atomic.Bool
+		cfg.OnConnect = func(ctx context.Context, c *asyncengine.Conn) error {
+			connects.Add(1)
+			_, err := c.Query(ctx, "SELECT 1")
+			return err
+		}
+		cfg.OnFirstConnect = func(context.Context, *asyncengine.Conn) error {
+			time.Sleep(20 * time.Millisecond)
+			firsts.Add(1)
+			return nil
+		}
+		cfg.OnCheckout = func(context.Context, *asyncengine.Conn) error {
+			checkouts.Add(1)
+			if rejectOnce.CompareAndSwap(true, false) {
+				return errors.New("not this one")
+			}
+			return nil
+		}
+		cfg.OnCheckin = func(uint64) { checkins.Add(1) }
+		cfg.OnInvalidate = func(uint64, error) { invalidates.Add(1) }
+		cfg.OnClose = func(uint64) { closes.Add(1) }
+		e, err := asyncengine.NewWithConfig(cfg)
+		require.NoError(t, err)
+		defer e.Close()
+		var wg sync.WaitGroup
+		for i := 0; i < 10; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, err := e.Query(ctx, "SELECT 1")
+				assert.NoError(t, err)
+			}()
+		}
+		wg.Wait()
+		assert.EqualValues(t, 1, firsts.Load(), "OnFirstConnect runs exactly once")
+		assert.EqualValues(t, 10, connects.Load())
+		assert.EqualValues(t, 10, checkins.Load())
+
+		c := checkout(t, e)
+		id := c.ID()
+		c.Close()
+		rejectOnce.Store(true)
+		c = checkout(t, e)
+		assert.NotEqual(t, id, c.ID(), "a rejected connection is replaced")
+		c.Close()
+		assert.EqualValues(t, 1, invalidates.Load())
+		assert.EqualValues(t, 1, closes.Load())
+
+		cfg2 := *cfg
+		cfg2.OnConnect = func(context.Context, *asyncengine.Conn) error { panic("hook") }
+		cfg2.OnFirstConnect, cfg2.OnCheckout = nil, nil
+		e2, err := asyncengine.NewWithConfig(&cfg2)
+		require.NoError(t, err)
+		defer e2.Close()
+		for i := 0; i < 3; i++ {
+			_, err = e2.Connect(ctx)
+			var pe *asyncengine.PanicError
+			require.ErrorAs(t, err, &pe)
+		}
+		assert.Equal(t, 0, e2.Stats().CheckedOut, "a panicking hook leaks no slot")
+	})
+}
+
+func TestLeakedConnectionIsRecovered(t *testing.T) {
+	var buf bytes.Buffer
+	var mu sync.Mutex
+	cfg, err := asyncengine.ParseConfig(withQuery(enginetest.NewDatabase(t), "pool_size=1&max_overflow=0&pool_debug=true"))
+	require.NoError(t, err)
+	cfg.Logger = slog.New(slog.NewTextHandler(lockedWriter{&buf, &mu}, nil))
+	e, err := asyncengine.NewWithConfig(cfg)
+	require.NoError(t, err)
+	defer e.Close()
+	func() {
+		c, err := e.Connect(ctxT(t))
+		require.NoError(t, err)
+		_ = c.Ping(ctxT(t))
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for e.Stats().Leaks == 0 && time.Now().Before(deadline) {
+		runtime.GC()
+		time.Sleep(10 * time.Millisecond)
+	}
+	assert.EqualValues(t, 1, e.Stats().Leaks)
+	assert.Equal(t, 0, e.Stats().CheckedOut)
+	mu.Lock()
+	assert.Contains(t, buf.String(), "pool_test.go", "the report shows where it was checked out")
+	mu.Unlock()
+	c := checkout(t, e)
+	c.Close()
+}
+
+type lockedWriter struct {
+	b  *bytes.Buffer
+	mu *sync.Mutex
+}
+
+func (w lockedWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+func TestEchoRedactsPasswords(t *testing.T) {
+	var buf bytes.Buffer
+	var mu sync.Mutex
+	url := enginetest.NewDatabase(t)
+	cfg, err := asyncengine.ParseConfig(withQuery(url, "echo=true"))
+	require.NoError(t, err)
+	cfg.Logger = slog.New(slog.NewTextHandler(lockedWriter{&buf, &mu}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	e, err := asyncengine.NewWithConfig(cfg)
+	require.NoError(t, err)
+	defer e.Close()
+	_, err = e.Query(ctxT(t), "SELECT 'echoed'")
+	require.NoError(t, err)
+	mu.Lock()
+	out := buf.String()
+	mu.Unlock()
+	assert.Contains(t, out, "SELECT 'echoed'")
+	assert.Contains(t, out, "checkout")
+
+	cfg, err = asyncengine.ParseConfig("postgresql://u:topsecret@127.0.0.1:1/x?echo=true")
+	require.NoError(t, err)
+	buf.Reset()
+	cfg.Logger = slog.New(slog.NewTextHandler(lockedWriter{&buf, &mu}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	e2, err := asyncengine.NewWithConfig(cfg)
+	require.NoError(t, err)
+	_, _ = e2.Connect(ctxT(t))
+	e2.Close()
+	mu.Lock()
+	assert.NotContains(t, buf.String(), "topsecret")
+	assert.Contains(t, buf.String(), "engine created")
+	mu.Unlock()
+}
