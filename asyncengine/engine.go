@@ -101,13 +101,19 @@ func newConnector(cfg *Config) (driver.Connector, error) {
 				pc.DefaultQueryExecMode = pgx.QueryExecModeCacheDescribe
 			}
 		}
-		return sqldriver.New(stdlib.OpenDB(*pc), "postgresql", pgxdriver.IsDisconnect), nil
+		return sqldriver.New(stdlib.OpenDB(*pc), "postgresql", sqldriver.Probes{
+			IsDisconnect: pgxdriver.IsDisconnect,
+			IsClosed: func(dc any) bool {
+				c, ok := dc.(interface{ Conn() *pgx.Conn })
+				return ok && c.Conn().IsClosed()
+			},
+		}), nil
 	default:
 		db, err := sql.Open("sqlite", cfg.DSN)
 		if err != nil {
 			return nil, &ConfigError{Value: cfg.String(), Err: err}
 		}
-		return sqldriver.New(db, "sqlite", nil), nil
+		return sqldriver.New(db, "sqlite", sqldriver.Probes{}), nil
 	}
 }
 

@@ -63,7 +63,7 @@ func TestQueryAndScan(t *testing.T) {
 // slowQuery keeps a connection busy for a while on each dialect.
 func slowQuery(e *asyncengine.Engine) string {
 	if e.Dialect().Name() == "sqlite" {
-		return "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x < 3000000) SELECT count(*) FROM c"
+		return "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x < 300000) SELECT count(*) FROM c"
 	}
 	return "SELECT pg_sleep(0.5)"
 }

@@ -340,20 +340,25 @@ func (c *Cluster) TerminateBackends(t testing.TB, dbURL string) int {
 		t.Fatalf("enginetest: %v", err)
 	}
 	defer conn.Close(context.Background())
-	var n int
-	if err := conn.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
-		WHERE datname = $1 AND pid <> pg_backend_pid() AND backend_type = 'client backend'`, db).Scan(&n); err != nil {
+	var pids []int32
+	rows, err := conn.Query(ctx, `SELECT pid FROM (SELECT pid FROM pg_stat_activity
+		WHERE datname = $1 AND pid <> pg_backend_pid() AND backend_type = 'client backend' OFFSET 0) s
+		WHERE pg_terminate_backend(pid)`, db)
+	if err == nil {
+		pids, err = pgx.CollectRows(rows, pgx.RowTo[int32])
+	}
+	if err != nil {
 		t.Fatalf("enginetest: terminating backends: %v", err)
 	}
+	// wait for those processes to exit (new ones may connect meanwhile: they are not waited for)
 	for ctx.Err() == nil {
 		var left int
-		if err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()
-			AND backend_type = 'client backend'`, db).Scan(&left); err != nil || left == 0 {
+		if err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE pid = ANY($1)`, pids).Scan(&left); err != nil || left == 0 {
 			break
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	return n
+	return len(pids)
 }
 
 // Backends counts the client connections to the database of dbURL.

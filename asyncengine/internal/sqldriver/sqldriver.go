@@ -18,13 +18,22 @@ type Connector struct {
 	db           *sql.DB
 	dialect      string
 	isDisconnect func(error) bool
+	isClosed     func(driverConn any) bool
 }
 
-// New wraps db. isDisconnect classifies driver errors beyond driver.ErrBadConn; it may be nil.
-func New(db *sql.DB, dialect string, isDisconnect func(error) bool) *Connector {
+// Probes tell a driver's lost connections apart; either may be nil.
+type Probes struct {
+	// IsDisconnect classifies errors beyond driver.ErrBadConn.
+	IsDisconnect func(error) bool
+	// IsClosed inspects a driver connection (for drivers without driver.Validator).
+	IsClosed func(driverConn any) bool
+}
+
+// New wraps db.
+func New(db *sql.DB, dialect string, p Probes) *Connector {
 	db.SetMaxIdleConns(0)
 	db.SetMaxOpenConns(0)
-	return &Connector{db: db, dialect: dialect, isDisconnect: isDisconnect}
+	return &Connector{db: db, dialect: dialect, isDisconnect: p.IsDisconnect, isClosed: p.IsClosed}
 }
 
 func (c *Connector) Dialect() string { return c.dialect }
@@ -45,14 +54,15 @@ func (c *Connector) Connect(ctx context.Context) (driver.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Conn{sc: sc}, nil
+	return &Conn{sc: sc, isClosed: c.isClosed}, nil
 }
 
 // Conn is one pinned database/sql connection.
 type Conn struct {
-	sc     *sql.Conn
-	inTx   bool
-	closed bool
+	sc       *sql.Conn
+	isClosed func(any) bool
+	inTx     bool
+	closed   bool
 }
 
 func (c *Conn) Query(ctx context.Context, query string, args []any) (*driver.Result, error) {
@@ -130,6 +140,9 @@ func (c *Conn) afterError(err error) {
 	}
 	rawErr := c.sc.Raw(func(dc any) error {
 		if v, ok := dc.(sqldrv.Validator); ok && !v.IsValid() {
+			c.closed = true
+		}
+		if c.isClosed != nil && c.isClosed(dc) {
 			c.closed = true
 		}
 		return nil

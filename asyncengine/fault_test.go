@@ -1,0 +1,313 @@
+package asyncengine_test
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gosqla/gosqla/asyncengine"
+	"github.com/gosqla/gosqla/asyncengine/enginetest"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// load runs n goroutines issuing queries until stop is closed, and reports every result.
+func load(ctx context.Context, e *asyncengine.Engine, n int, stop <-chan struct{}, report func(start time.Time, err error)) *sync.WaitGroup {
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				start := time.Now()
+				_, err := e.Query(ctx, "SELECT 1")
+				report(start, err)
+				time.Sleep(time.Millisecond)
+			}
+		}()
+	}
+	return &wg
+}
+
+func TestTerminateBackendsUnderLoad(t *testing.T) {
+	for _, prePing := range []bool{true, false} {
+		name := "pre_ping"
+		if !prePing {
+			name = "no_pre_ping"
+		}
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			url := enginetest.NewDatabase(t)
+			q := "pool_size=10&max_overflow=10&pool_pre_ping=false"
+			if prePing {
+				q = "pool_size=10&max_overflow=10&pool_pre_ping=true"
+			}
+			e := newEngine(t, url, q)
+			ctx := ctxT(t)
+			var mu sync.Mutex
+			var killedAt time.Time
+			var failures []error
+			var failedAfterKill, lastFailure atomic.Int64
+			var ok atomic.Int64
+			stop := make(chan struct{})
+			wg := load(ctx, e, 50, stop, func(start time.Time, err error) {
+				if err == nil {
+					ok.Add(1)
+					return
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				failures = append(failures, err)
+				lastFailure.Store(time.Now().UnixNano())
+				if !killedAt.IsZero() && start.After(killedAt) {
+					failedAfterKill.Add(1)
+				}
+			})
+			time.Sleep(200 * time.Millisecond)
+			// The kill happens between queries on idle connections only for pre-ping to be meaningful;
+			// connections busy at that instant fail in either mode.
+			enginetest.Shared(t).TerminateBackends(t, url)
+			mu.Lock()
+			killedAt = time.Now()
+			mu.Unlock()
+			time.Sleep(500 * time.Millisecond)
+			close(stop)
+			wg.Wait()
+			mu.Lock()
+			defer mu.Unlock()
+			for _, err := range failures {
+				var de *asyncengine.DisconnectError
+				assert.True(t, errors.As(err, &de), "every failure is a *DisconnectError: %v", err)
+			}
+			assert.Greater(t, ok.Load(), int64(100))
+			if prePing {
+				assert.Zero(t, failedAfterKill.Load(), "with pre-ping no request that starts after the kill fails")
+			} else {
+				// without pre-ping, the first failure marks every older connection stale: nothing
+				// started after the failures settle fails
+				assert.LessOrEqual(t, len(failures), 20, "at most the connections open at the kill fail")
+				assert.Less(t, time.Unix(0, lastFailure.Load()), killedAt.Add(300*time.Millisecond), "the pool recovers after the first failure")
+			}
+			st := e.Stats()
+			assert.Equal(t, 0, st.CheckedOut)
+			assert.Positive(t, st.Invalidations)
+		})
+	}
+}
+
+func TestServerRestartMidLoad(t *testing.T) {
+	t.Parallel()
+	cl := enginetest.NewCluster(t)
+	url := cl.NewDatabase(t)
+	e := newEngine(t, url, "pool_size=5&max_overflow=5&pool_timeout=2")
+	ctx := ctxT(t)
+	var lastErr atomic.Int64
+	var okAfter atomic.Int64
+	var back atomic.Int64
+	stop := make(chan struct{})
+	wg := load(ctx, e, 20, stop, func(start time.Time, err error) {
+		if err != nil {
+			lastErr.Store(time.Now().UnixNano())
+			return
+		}
+		if b := back.Load(); b != 0 && start.UnixNano() > b {
+			okAfter.Add(1)
+		}
+	})
+	time.Sleep(100 * time.Millisecond)
+	cl.Stop(t)
+	time.Sleep(300 * time.Millisecond)
+	cl.Start(t)
+	back.Store(time.Now().UnixNano())
+	time.Sleep(2500 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	assert.Positive(t, okAfter.Load())
+	recovered := time.Duration(lastErr.Load() - back.Load())
+	assert.Less(t, recovered, 2*time.Second, "queries succeed again within 2 s of the server's return")
+	assert.Equal(t, 0, e.Stats().CheckedOut)
+}
+
+func TestServerDownWhileConnecting(t *testing.T) {
+	t.Parallel()
+	cl := enginetest.NewCluster(t)
+	url := cl.NewDatabase(t)
+	e := newEngine(t, url, "pool_size=4&max_overflow=4&pool_timeout=1")
+	ctx := ctxT(t)
+	cl.Stop(t)
+	var wg sync.WaitGroup
+	for i := 0; i < 30; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := e.Query(ctx, "SELECT 1")
+			assert.Error(t, err)
+		}()
+	}
+	wg.Wait()
+	assert.Equal(t, 0, e.Stats().CheckedOut)
+	cl.Start(t)
+	var conns []*asyncengine.Conn
+	for i := 0; i < 8; i++ {
+		c, err := e.Connect(ctx)
+		require.NoError(t, err, "the full capacity is available once the server is back")
+		require.NoError(t, c.Ping(ctx))
+		conns = append(conns, c)
+	}
+	for _, c := range conns {
+		c.Close()
+	}
+}
+
+func TestRandomDeadlines(t *testing.T) {
+	eachBackend(t, func(t *testing.T, url string) {
+		e := newEngine(t, url, "pool_size=5&max_overflow=5&pool_timeout=5")
+		sleep := "SELECT pg_sleep(0.002)"
+		if e.Dialect().Name() == "sqlite" {
+			sleep = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x < 20000) SELECT count(*) FROM c"
+		}
+		var wg sync.WaitGroup
+		sem := make(chan struct{}, 20)
+		for i := 0; i < 1000; i++ {
+			wg.Add(1)
+			sem <- struct{}{}
+			go func() {
+				defer wg.Done()
+				defer func() { <-sem }()
+				ctx, cancel := context.WithTimeout(context.Background(), time.Duration(rand.IntN(3000))*time.Microsecond)
+				defer cancel()
+				_, _ = e.Query(ctx, sleep)
+			}()
+		}
+		wg.Wait()
+		st := e.Stats()
+		assert.Equal(t, 0, st.CheckedOut)
+		// every pooled connection works afterwards
+		ctx := ctxT(t)
+		var conns []*asyncengine.Conn
+		for i := 0; i < 10; i++ {
+			c, err := e.Connect(ctx)
+			require.NoError(t, err)
+			r, err := c.Query(ctx, "SELECT 7")
+			require.NoError(t, err, "connection %d", c.ID())
+			v, _ := r.Scalar()
+			assert.EqualValues(t, 7, v)
+			conns = append(conns, c)
+		}
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+}
+
+func TestCancelMidQuery(t *testing.T) {
+	url := enginetest.NewDatabase(t)
+	for _, q := range []string{"pool_size=1&max_overflow=0", "pool_size=1&max_overflow=0&cancel_grace=2s", "pool_size=1&max_overflow=0&statement_cache=none"} {
+		for _, u := range []string{url, strings.Replace(url, "postgresql://", "postgresql+stdlib://", 1)} {
+			e := newEngine(t, u, q)
+			c := checkout(t, e)
+			id := c.ID()
+			ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+			_, err := c.Query(ctx, "SELECT pg_sleep(5)")
+			cancel()
+			require.Error(t, err)
+			c.Close()
+			c = checkout(t, e)
+			r, err := c.Query(ctxT(t), "SELECT 1")
+			require.NoError(t, err, "the next user gets a working connection (%s)", q)
+			assert.Equal(t, 1, r.Len())
+			if strings.Contains(q, "cancel_grace") && strings.HasPrefix(u, "postgresql://") {
+				assert.Equal(t, id, c.ID(), "with cancel_grace the server cancels the query and the connection survives")
+			}
+			c.Close()
+		}
+	}
+}
+
+func TestDisconnectInTransaction(t *testing.T) {
+	eachPG(t, func(t *testing.T, url string) {
+		ctx := ctxT(t)
+		e := newEngine(t, url, "")
+		c := checkout(t, e)
+		tx, err := c.Begin(ctx)
+		require.NoError(t, err)
+		enginetest.Shared(t).TerminateBackends(t, url)
+		_, err = tx.Exec(ctx, "SELECT 1")
+		var de *asyncengine.DisconnectError
+		require.ErrorAs(t, err, &de)
+		assert.Contains(t, err.Error(), "invalidated")
+		_, err = tx.Exec(ctx, "SELECT 1")
+		require.ErrorIs(t, err, asyncengine.ErrPendingRollback)
+		require.ErrorIs(t, tx.Commit(ctx), asyncengine.ErrPendingRollback)
+		require.NoError(t, tx.Rollback(ctx))
+		r, err := c.Query(ctx, "SELECT 1")
+		require.NoError(t, err, "after Rollback the Conn reconnects")
+		assert.Equal(t, 1, r.Len())
+		c.Close()
+		assert.Equal(t, 0, e.Stats().CheckedOut)
+	})
+}
+
+// eachPG runs fn for the two PostgreSQL drivers.
+func eachPG(t *testing.T, fn func(t *testing.T, url string)) {
+	url := enginetest.NewDatabase(t)
+	for name, u := range map[string]string{"pgx": url, "stdlib": strings.Replace(url, "postgresql://", "postgresql+stdlib://", 1)} {
+		t.Run(name, func(t *testing.T) { fn(t, u) })
+	}
+}
+
+func TestPgBouncerTransactionMode(t *testing.T) {
+	url := enginetest.NewDatabase(t)
+	bounced := enginetest.PgBouncer(t, url)
+	for _, mode := range []string{"none", "describe"} {
+		for _, u := range []string{bounced, strings.Replace(bounced, "postgresql://", "postgresql+stdlib://", 1)} {
+			e := newEngine(t, u, "pool_size=10&max_overflow=10&statement_cache="+mode)
+			ctx := ctxT(t)
+			var wg sync.WaitGroup
+			for g := 0; g < 30; g++ {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for i := 0; i < 30; i++ {
+						r, err := e.Query(ctx, "SELECT CAST($1 AS int) + 1", g*100+i)
+						if !assert.NoError(t, err, "statement_cache=%s", mode) {
+							return
+						}
+						var v int
+						require.NoError(t, r.One(&v))
+						assert.Equal(t, g*100+i+1, v)
+					}
+				}()
+			}
+			wg.Wait()
+		}
+	}
+	// the default prepares statements by name, which PgBouncer's transaction mode breaks
+	e := newEngine(t, bounced, "pool_size=10&statement_cache=prepare")
+	ctx := ctxT(t)
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	for g := 0; g < 30; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 30; i++ {
+				if _, err := e.Query(ctx, "SELECT CAST($1 AS int) + 2", i); err != nil {
+					failed.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	t.Logf("statement_cache=prepare behind PgBouncer: %d of 900 queries failed", failed.Load())
+}
