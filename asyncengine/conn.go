@@ -25,6 +25,21 @@ type Conn struct {
 	tx       *Tx  // innermost open transaction
 	lost     bool // the connection was lost inside a transaction
 	cleanup  runtime.Cleanup
+	trips    int64 // the driver's round-trip count at checkout
+}
+
+func roundTrips(pc *pconn) int64 {
+	if rt, ok := pc.dc.(driver.RoundTripper); ok {
+		return rt.RoundTrips()
+	}
+	return 0
+}
+
+// countTrips adds the round trips made since checkout to the pool's counter.
+func (c *Conn) countTrips(pc *pconn) {
+	if n := roundTrips(pc) - c.trips; n > 0 {
+		c.e.base.roundTrips.Add(n)
+	}
 }
 
 // ExecResult is what a statement without rows reports.
@@ -83,6 +98,7 @@ func (c *Conn) do(ctx context.Context, fn func(driver.Conn) error) error {
 			return err
 		}
 		c.pc = pc
+		c.trips = roundTrips(pc)
 	}
 	if !c.pc.busy.CompareAndSwap(false, true) {
 		return ErrConcurrentUse
@@ -104,6 +120,7 @@ func (c *Conn) failed(ctx context.Context, err error) error {
 		return err
 	}
 	c.pc = nil
+	c.countTrips(pc)
 	c.e.base.invalidated(ctx, pc, err)
 	c.e.pool.discard(pc)
 	if c.tx != nil {
@@ -213,6 +230,7 @@ func (c *Conn) Close() error {
 		return nil
 	}
 	e := c.e
+	c.countTrips(pc)
 	e.logf(context.Background(), "checkin", "conn", pc.id)
 	if h := e.cfg.OnCheckin; h != nil {
 		notify(func() { h(pc.id) })

@@ -45,3 +45,9 @@ func (d *Dialect) Quote(ident string) string {
 	}
 	return strings.Join(parts, ".")
 }
+
+// Bind rewrites a statement's placeholders for the dialect and checks its arguments, as Exec and
+// Query do: one Named argument for :name placeholders, or positional arguments.
+func (d *Dialect) Bind(sql string, args []any) (string, []any, error) {
+	return bindArgs(d, sql, args)
+}

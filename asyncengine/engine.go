@@ -160,7 +160,7 @@ func (e *Engine) Connect(ctx context.Context) (*Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Conn{e: e, pc: pc}
+	c := &Conn{e: e, pc: pc, trips: roundTrips(pc)}
 	c.cleanup = runtime.AddCleanup(c, e.leaked, leak{pc: pc, stack: pc.stack})
 	return c, nil
 }

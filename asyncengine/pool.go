@@ -29,6 +29,9 @@ type PoolStats struct {
 	Waits         int64 // checkouts that had to wait
 	WaitTime      time.Duration
 	Leaks         int64 // connections garbage-collected while checked out
+	// RoundTrips counts the round trips to the server made on checked-out connections, as seen on
+	// the socket (PostgreSQL native driver only; counted at checkin).
+	RoundTrips int64
 }
 
 // pconn is one physical connection and what the pool knows of it.
@@ -66,13 +69,13 @@ type poolBase struct {
 	firstMu   sync.Mutex
 	firstDone atomic.Bool
 
-	connects, connectErrors, closes, invalidations, timeouts, waits, waitNanos, leaks atomic.Int64
+	connects, connectErrors, closes, invalidations, timeouts, waits, waitNanos, leaks, roundTrips atomic.Int64
 }
 
 func (b *poolBase) counters(s *PoolStats) {
 	s.Connects, s.ConnectErrors, s.Closes = b.connects.Load(), b.connectErrors.Load(), b.closes.Load()
 	s.Invalidations, s.Timeouts, s.Waits = b.invalidations.Load(), b.timeouts.Load(), b.waits.Load()
-	s.WaitTime, s.Leaks = time.Duration(b.waitNanos.Load()), b.leaks.Load()
+	s.WaitTime, s.Leaks, s.RoundTrips = time.Duration(b.waitNanos.Load()), b.leaks.Load(), b.roundTrips.Load()
 }
 
 // connect opens a physical connection and runs the connect hooks on it.

@@ -144,6 +144,9 @@ func (c *Conn) Exec(ctx context.Context, sql string, args []any) (int64, error) 
 }
 
 func (c *Conn) Pipeline(ctx context.Context, stmts []driver.Statement) ([]*driver.Result, error) {
+	if allTxControl(stmts) {
+		return c.simplePipeline(ctx, stmts)
+	}
 	var b pgx.Batch
 	for _, s := range stmts {
 		b.Queue(s.SQL, s.Args...)
@@ -166,6 +169,43 @@ func (c *Conn) Pipeline(ctx context.Context, stmts []driver.Statement) ([]*drive
 		return results, &driver.PipelineError{Index: len(stmts) - 1, Err: err}
 	}
 	return results, nil
+}
+
+// allTxControl reports statements that only steer the transaction. They go through the simple
+// protocol: a batch prepares every statement first, and in a failed transaction the server
+// refuses to prepare anything but the statement that ends the failure.
+func allTxControl(stmts []driver.Statement) bool {
+	for _, s := range stmts {
+		if len(s.Args) > 0 {
+			return false
+		}
+		word, _, _ := strings.Cut(strings.TrimSpace(s.SQL), " ")
+		switch strings.ToUpper(word) {
+		case "BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE":
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+func (c *Conn) simplePipeline(ctx context.Context, stmts []driver.Statement) ([]*driver.Result, error) {
+	sqls := make([]string, len(stmts))
+	for i, s := range stmts {
+		sqls[i] = s.SQL
+	}
+	rs, err := c.pc.PgConn().Exec(ctx, strings.Join(sqls, "; ")).ReadAll()
+	out := make([]*driver.Result, 0, len(stmts))
+	for _, r := range rs {
+		if r.Err != nil {
+			break
+		}
+		out = append(out, &driver.Result{RowsAffected: r.CommandTag.RowsAffected()})
+	}
+	if err != nil {
+		return out, &driver.PipelineError{Index: len(out), Err: err}
+	}
+	return out, nil
 }
 
 func (c *Conn) CopyFrom(ctx context.Context, table string, columns []string, rows iter.Seq2[[]any, error]) (int64, error) {

@@ -1,0 +1,46 @@
+package asyncengine
+
+import (
+	"context"
+	"time"
+
+	"github.com/gosqla/gosqla/asyncengine/driver"
+)
+
+// Pipeline runs statements in order as one round trip where the driver can pipeline them
+// (PostgreSQL), else one after another in a single worker call. Statements must already use the
+// dialect's placeholders (see Dialect.Bind). The first failing statement stops the rest; its
+// index is reported through a *driver.PipelineError.
+func (c *Conn) Pipeline(ctx context.Context, stmts []driver.Statement) ([]*driver.Result, error) {
+	var rs []*driver.Result
+	start := time.Now()
+	err := c.Do(ctx, func(dc driver.Conn) error {
+		var err error
+		rs, err = runStatements(ctx, dc, stmts)
+		return err
+	})
+	if c.e.log != nil {
+		for _, st := range stmts {
+			c.echo(ctx, st.SQL, st.Args, start, nil)
+		}
+		if err != nil {
+			c.echo(ctx, "(pipeline failed)", nil, start, err)
+		}
+	}
+	return rs, err
+}
+
+func runStatements(ctx context.Context, dc driver.Conn, stmts []driver.Statement) ([]*driver.Result, error) {
+	if pl, ok := dc.(driver.Pipeliner); ok && len(stmts) > 1 {
+		return pl.Pipeline(ctx, stmts)
+	}
+	rs := make([]*driver.Result, 0, len(stmts))
+	for i, st := range stmts {
+		r, err := dc.Query(ctx, st.SQL, st.Args)
+		if err != nil {
+			return rs, &driver.PipelineError{Index: i, Err: err}
+		}
+		rs = append(rs, r)
+	}
+	return rs, nil
+}

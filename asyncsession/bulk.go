@@ -1,0 +1,208 @@
+package asyncsession
+
+import (
+	"context"
+	"fmt"
+	"iter"
+	"reflect"
+	"slices"
+	"strings"
+
+	"github.com/gosqla/gosqla/asyncengine"
+	"github.com/gosqla/gosqla/asyncengine/driver"
+	"github.com/gosqla/gosqla/internal/structmap"
+)
+
+// Upsert inserts objs, updating the rows whose conflictCols (default: the primary key) already
+// exist — INSERT … ON CONFLICT (…) DO UPDATE … RETURNING — and returns the resulting objects,
+// merged into the identity map: a loaded object is overwritten with the row's state and
+// returned; otherwise the object passed in becomes the session's object for that key.
+func Upsert[T any](ctx context.Context, s *Session, objs []*T, conflictCols ...string) *asyncengine.Future[[]*T] {
+	m, err := modelOf((*T)(nil))
+	if err != nil {
+		return failed[[]*T](err)
+	}
+	if len(objs) == 0 {
+		return asyncengine.Ready[[]*T](nil, nil)
+	}
+	if len(conflictCols) == 0 {
+		for _, f := range m.PK {
+			conflictCols = append(conflictCols, f.Column)
+		}
+	}
+	for _, c := range conflictCols {
+		if m.Column(c) == nil {
+			return failed[[]*T](&MappingError{Type: m.Type.String(), Reason: fmt.Sprintf("conflict column %q is not mapped", c)})
+		}
+	}
+	o, f, resolve := newOp[[]*T](ctx)
+	o.engine = s.engineFor(m)
+	o.autoflush = flushAll
+	d := o.engine.Dialect()
+	cols := insertColumns(newInstance(objs[0], m))
+	chunk := d.MaxParams / max(len(cols), 1)
+	o.build = func(*Session) ([]driver.Statement, error) {
+		var stmts []driver.Statement
+		for start := 0; start < len(objs); start += chunk {
+			rows := make([]reflect.Value, 0, chunk)
+			for _, obj := range objs[start:min(start+chunk, len(objs))] {
+				rows = append(rows, reflect.ValueOf(obj).Elem())
+			}
+			sql, args := valuesSQL(d, m, cols, rows)
+			stmts = append(stmts, driver.Statement{SQL: sql + onConflict(d, m, cols, conflictCols) + returning(d, m), Args: args})
+		}
+		return stmts, nil
+	}
+	o.apply = func(s *Session, rs []*driver.Result) error {
+		out := make([]*T, 0, len(objs))
+		k := 0
+		for _, r := range rs {
+			for _, row := range r.Rows {
+				in, err := s.mergeInto(m, r.Columns, row, objs[k])
+				if err != nil {
+					return err
+				}
+				out = append(out, in.ptr.(*T))
+				k++
+			}
+		}
+		resolve(out, nil)
+		return nil
+	}
+	s.submit(o)
+	return f
+}
+
+func onConflict(d *asyncengine.Dialect, m *structmap.Model, cols []*structmap.Field, conflict []string) string {
+	quoted := make([]string, len(conflict))
+	for i, c := range conflict {
+		quoted[i] = d.Quote(c)
+	}
+	var sets []string
+	for _, f := range cols {
+		if !slices.Contains(conflict, f.Column) {
+			sets = append(sets, d.Quote(f.Column)+" = EXCLUDED."+d.Quote(f.Column))
+		}
+	}
+	if len(sets) == 0 {
+		// nothing to update: touch the key so that RETURNING still yields the row
+		sets = append(sets, quoted[0]+" = EXCLUDED."+quoted[0])
+	}
+	return " ON CONFLICT (" + strings.Join(quoted, ", ") + ") DO UPDATE SET " + strings.Join(sets, ", ")
+}
+
+// mergeInto merges a row as the state of its key, overwriting a loaded object; when none is
+// loaded, obj becomes the session's object for the key. Called locked.
+func (s *Session) mergeInto(m *structmap.Model, columns []string, row []any, obj any) (*instance, error) {
+	in := newInstance(obj, m)
+	if err := in.load(columns, row); err != nil {
+		return nil, err
+	}
+	in.key = keyOf(m, in.v)
+	if loaded, ok := s.identity[in.key]; ok {
+		if loaded.ptr != obj {
+			if err := loaded.load(columns, row); err != nil {
+				return nil, err
+			}
+		} else {
+			loaded.takeSnapshot()
+			loaded.expired = false
+		}
+		return loaded, nil
+	}
+	if prev, ok := s.objects[obj]; ok { // a pending object upserted directly
+		s.pending = without(s.pending, []*instance{prev})
+	}
+	in.state = statePersistent
+	in.addedInTx = true
+	in.addedAt = s.gen
+	s.register(in)
+	return in, nil
+}
+
+// InsertMany inserts objs in bulk, outside the identity map — COPY on PostgreSQL, multi-row
+// INSERTs sized to the parameter limit elsewhere — and returns the number of rows. Server-filled
+// columns (`db:",default"`) are left to the server.
+func InsertMany[T any](ctx context.Context, s *Session, objs []*T) *asyncengine.Future[int64] {
+	return InsertSeq(ctx, s, slices.Values(objs))
+}
+
+// InsertSeq is InsertMany for a sequence, read once and as it is sent: a million rows take the
+// memory of one page of them.
+func InsertSeq[T any](ctx context.Context, s *Session, seq iter.Seq[*T]) *asyncengine.Future[int64] {
+	m, err := modelOf((*T)(nil))
+	if err != nil {
+		return failed[int64](err)
+	}
+	var cols []*structmap.Field
+	for _, f := range m.Fields {
+		if !f.Default {
+			cols = append(cols, f)
+		}
+	}
+	o, f, resolve := newOp[int64](ctx)
+	o.engine = s.engineFor(m)
+	o.run = func(ctx context.Context, c *asyncengine.Conn) error {
+		var n int64
+		err := c.Do(ctx, func(dc driver.Conn) error {
+			var err error
+			if cp, ok := dc.(driver.Copier); ok {
+				n, err = copyRows(ctx, cp, m, cols, seq)
+			} else {
+				n, err = insertPages(ctx, dc, c.Dialect(), m, cols, seq)
+			}
+			return err
+		})
+		if err == nil {
+			resolve(n, nil)
+		}
+		return err
+	}
+	s.submit(o)
+	return f
+}
+
+func copyRows[T any](ctx context.Context, cp driver.Copier, m *structmap.Model, cols []*structmap.Field, seq iter.Seq[*T]) (int64, error) {
+	names := make([]string, len(cols))
+	for i, f := range cols {
+		names[i] = f.Column
+	}
+	row := make([]any, len(cols))
+	rows := func(yield func([]any, error) bool) {
+		for obj := range seq {
+			v := reflect.ValueOf(obj).Elem()
+			for i, f := range cols {
+				row[i] = f.Value(v)
+			}
+			if !yield(row, nil) {
+				return
+			}
+		}
+	}
+	return cp.CopyFrom(ctx, m.Table, names, rows)
+}
+
+func insertPages[T any](ctx context.Context, dc driver.Conn, d *asyncengine.Dialect, m *structmap.Model, cols []*structmap.Field, seq iter.Seq[*T]) (int64, error) {
+	page := min(d.MaxParams/max(len(cols), 1), 1000)
+	var total int64
+	rows := make([]reflect.Value, 0, page)
+	flush := func() error {
+		if len(rows) == 0 {
+			return nil
+		}
+		sql, args := valuesSQL(d, m, cols, rows)
+		n, err := dc.Exec(ctx, sql, args)
+		total += n
+		rows = rows[:0]
+		return err
+	}
+	for obj := range seq {
+		rows = append(rows, reflect.ValueOf(obj).Elem())
+		if len(rows) == page {
+			if err := flush(); err != nil {
+				return total, err
+			}
+		}
+	}
+	return total, flush()
+}

@@ -1,0 +1,369 @@
+package asyncsession
+
+import (
+	"fmt"
+	"reflect"
+	"sort"
+	"strings"
+
+	"github.com/gosqla/gosqla/asyncengine"
+	"github.com/gosqla/gosqla/asyncengine/driver"
+	"github.com/gosqla/gosqla/internal/structmap"
+)
+
+// planFlush turns the session's changes into statements, one part per engine: INSERTs parents
+// first (by the foreign-key graph), UPDATEs of the changed columns only, DELETEs children first.
+// all=false plans pending inserts and deletes only, without scanning loaded objects for changes.
+// Called locked.
+func (s *Session) planFlush(all bool) ([]part, error) {
+	inserts := s.pending
+	deletes := s.deleted
+	var updates []*instance
+	if all {
+		for _, in := range s.objects {
+			if in.state == statePersistent && !in.expired && len(in.changed()) > 0 {
+				updates = append(updates, in)
+			}
+		}
+	}
+	if len(inserts) == 0 && len(deletes) == 0 && len(updates) == 0 {
+		return nil, nil
+	}
+	byEngine := map[*asyncengine.Engine]*flushPlan{}
+	var engines []*asyncengine.Engine
+	planFor := func(m *structmap.Model) *flushPlan {
+		e := s.engineFor(m)
+		fp, ok := byEngine[e]
+		if !ok {
+			fp = &flushPlan{d: e.Dialect()}
+			byEngine[e] = fp
+			engines = append(engines, e)
+		}
+		return fp
+	}
+	levels := levelsOf(inserts, deletes, updates)
+	sortByLevel := func(ins []*instance, desc bool) {
+		sort.SliceStable(ins, func(i, j int) bool {
+			li, lj := levels[ins[i].model.Table], levels[ins[j].model.Table]
+			if desc {
+				return li > lj
+			}
+			return li < lj
+		})
+	}
+	inserts = append([]*instance(nil), inserts...)
+	sortByLevel(inserts, false)
+	updates = append([]*instance(nil), updates...)
+	sortByLevel(updates, false)
+	deletes = append([]*instance(nil), deletes...)
+	sortByLevel(deletes, true)
+
+	for _, in := range inserts {
+		planFor(in.model).insert(in)
+	}
+	for _, in := range updates {
+		planFor(in.model).update(in)
+	}
+	for _, in := range deletes {
+		planFor(in.model).delete(in)
+	}
+	flushedInserts := s.pending
+	flushedDeletes := s.deleted
+	var parts []part
+	for _, e := range engines {
+		fp := byEngine[e]
+		if err := fp.build(); err != nil {
+			return nil, err
+		}
+		parts = append(parts, part{b: s.boundFor(e), stmts: fp.stmts, apply: fp.apply})
+	}
+	// the lists are consumed when the last engine's part applies; objects added meanwhile stay
+	last := &parts[len(parts)-1]
+	applyLast := last.apply
+	last.apply = func(s *Session, rs []*driver.Result) error {
+		if err := applyLast(s, rs); err != nil {
+			return err
+		}
+		s.pending = without(s.pending, flushedInserts)
+		s.deleted = without(s.deleted, flushedDeletes)
+		return nil
+	}
+	return parts, nil
+}
+
+func without(list, done []*instance) []*instance {
+	if len(done) == 0 {
+		return list
+	}
+	gone := make(map[*instance]bool, len(done))
+	for _, in := range done {
+		gone[in] = true
+	}
+	out := list[:0:0]
+	for _, in := range list {
+		if !gone[in] {
+			out = append(out, in)
+		}
+	}
+	return out
+}
+
+// levelsOf ranks tables so that a table comes after every table it references.
+func levelsOf(groups ...[]*instance) map[string]int {
+	refs := map[string][]string{}
+	for _, g := range groups {
+		for _, in := range g {
+			t := in.model.Table
+			if _, ok := refs[t]; ok {
+				continue
+			}
+			refs[t] = nil
+			for _, f := range in.model.Fields {
+				if f.FK != "" {
+					ref := f.FK[:strings.LastIndex(f.FK, ".")]
+					if ref != t {
+						refs[t] = append(refs[t], ref)
+					}
+				}
+			}
+		}
+	}
+	levels := map[string]int{}
+	var level func(t string, depth int) int
+	level = func(t string, depth int) int {
+		if l, ok := levels[t]; ok {
+			return l
+		}
+		l := 0
+		if depth < 64 {
+			for _, r := range refs[t] {
+				if rl := level(r, depth+1) + 1; rl > l {
+					l = rl
+				}
+			}
+		}
+		levels[t] = l
+		return l
+	}
+	for t := range refs {
+		level(t, 0)
+	}
+	return levels
+}
+
+// flushPlan gathers one engine's share of a flush.
+type flushPlan struct {
+	d       *asyncengine.Dialect
+	stmts   []driver.Statement
+	appliers []func(s *Session, rs []*driver.Result) error // one per statement
+
+	insertGroups []*insertGroup
+	ops          []func() error // statement builders, in order
+}
+
+type insertGroup struct {
+	m    *structmap.Model
+	cols []*structmap.Field
+	ins  []*instance
+}
+
+func (fp *flushPlan) insert(in *instance) {
+	cols := insertColumns(in)
+	n := len(fp.insertGroups)
+	if n > 0 {
+		g := fp.insertGroups[n-1]
+		if g.m == in.model && sameFields(g.cols, cols) && (len(g.ins)+1)*len(cols) <= fp.d.MaxParams {
+			g.ins = append(g.ins, in)
+			return
+		}
+	}
+	g := &insertGroup{m: in.model, cols: cols, ins: []*instance{in}}
+	fp.insertGroups = append(fp.insertGroups, g)
+	fp.ops = append(fp.ops, func() error { fp.buildInsert(g); return nil })
+}
+
+// insertColumns are the mapped columns, less server-filled ones left at their zero value.
+func insertColumns(in *instance) []*structmap.Field {
+	cols := make([]*structmap.Field, 0, len(in.model.Fields))
+	for _, f := range in.model.Fields {
+		if f.Default && f.IsZero(in.v) {
+			continue
+		}
+		cols = append(cols, f)
+	}
+	return cols
+}
+
+func sameFields(a, b []*structmap.Field) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func returning(d *asyncengine.Dialect, m *structmap.Model) string {
+	names := make([]string, len(m.Fields))
+	for i, f := range m.Fields {
+		names[i] = d.Quote(f.Column)
+	}
+	return " RETURNING " + strings.Join(names, ", ")
+}
+
+// valuesSQL writes "INSERT INTO t (cols) VALUES (…), (…)" for rows, and its arguments.
+func valuesSQL(d *asyncengine.Dialect, m *structmap.Model, cols []*structmap.Field, rows []reflect.Value) (string, []any) {
+	var b strings.Builder
+	b.WriteString("INSERT INTO ")
+	b.WriteString(d.Quote(m.Table))
+	b.WriteString(" (")
+	for i, f := range cols {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(d.Quote(f.Column))
+	}
+	if len(cols) == 0 {
+		b.WriteString(") DEFAULT VALUES")
+		return strings.Replace(b.String(), " ()", "", 1), nil
+	}
+	b.WriteString(") VALUES ")
+	args := make([]any, 0, len(rows)*len(cols))
+	for r, v := range rows {
+		if r > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteByte('(')
+		for i, f := range cols {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			args = append(args, f.Value(v))
+			b.WriteString(d.Placeholder(len(args)))
+		}
+		b.WriteByte(')')
+	}
+	return b.String(), args
+}
+
+func (fp *flushPlan) buildInsert(g *insertGroup) {
+	rows := make([]reflect.Value, len(g.ins))
+	for i, in := range g.ins {
+		rows[i] = in.v
+	}
+	sql, args := valuesSQL(fp.d, g.m, g.cols, rows)
+	fp.stmts = append(fp.stmts, driver.Statement{SQL: sql + returning(fp.d, g.m), Args: args})
+	ins := g.ins
+	fp.appliers = append(fp.appliers, func(s *Session, rs []*driver.Result) error {
+		r := rs[0]
+		if len(r.Rows) != len(ins) {
+			return fmt.Errorf("gosqla: INSERT into %s returned %d rows for %d objects", g.m.Table, len(r.Rows), len(ins))
+		}
+		for i, in := range ins {
+			if err := in.load(r.Columns, r.Rows[i]); err != nil {
+				return err
+			}
+			in.key = keyOf(in.model, in.v)
+			in.state = statePersistent
+			in.addedInTx = true
+			in.addedAt = s.gen
+			s.register(in)
+		}
+		return nil
+	})
+}
+
+func (fp *flushPlan) update(in *instance) {
+	fp.ops = append(fp.ops, func() error {
+		changed := in.changed()
+		var b strings.Builder
+		b.WriteString("UPDATE " + fp.d.Quote(in.model.Table) + " SET ")
+		var args []any
+		sent := make(map[int]any, len(changed))
+		for i, fi := range changed {
+			f := in.model.Fields[fi]
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			v := f.Value(in.v)
+			args = append(args, v)
+			sent[fi] = in.v.FieldByIndex(f.Index).Interface()
+			b.WriteString(fp.d.Quote(f.Column) + " = " + fp.d.Placeholder(len(args)))
+		}
+		b.WriteString(" WHERE ")
+		for i, f := range in.model.PK {
+			if i > 0 {
+				b.WriteString(" AND ")
+			}
+			args = append(args, in.snapshot[fieldIndex(in.model, f)])
+			b.WriteString(fp.d.Quote(f.Column) + " = " + fp.d.Placeholder(len(args)))
+		}
+		fp.stmts = append(fp.stmts, driver.Statement{SQL: b.String(), Args: args})
+		fp.appliers = append(fp.appliers, func(s *Session, rs []*driver.Result) error {
+			for fi, v := range sent {
+				in.snapshot[fi] = v
+			}
+			if len(changed) > 0 {
+				old := in.key
+				in.key = keyOf(in.model, in.v)
+				if old != in.key {
+					delete(s.identity, old)
+					s.identity[in.key] = in
+				}
+			}
+			return nil
+		})
+		return nil
+	})
+}
+
+func fieldIndex(m *structmap.Model, f *structmap.Field) int {
+	for i, x := range m.Fields {
+		if x == f {
+			return i
+		}
+	}
+	return -1
+}
+
+func (fp *flushPlan) delete(in *instance) {
+	fp.ops = append(fp.ops, func() error {
+		var b strings.Builder
+		b.WriteString("DELETE FROM " + fp.d.Quote(in.model.Table) + " WHERE ")
+		var args []any
+		for i, f := range in.model.PK {
+			if i > 0 {
+				b.WriteString(" AND ")
+			}
+			args = append(args, in.snapshot[fieldIndex(in.model, f)])
+			b.WriteString(fp.d.Quote(f.Column) + " = " + fp.d.Placeholder(len(args)))
+		}
+		fp.stmts = append(fp.stmts, driver.Statement{SQL: b.String(), Args: args})
+		fp.appliers = append(fp.appliers, func(s *Session, rs []*driver.Result) error {
+			s.forget(in)
+			return nil
+		})
+		return nil
+	})
+}
+
+func (fp *flushPlan) build() error {
+	for _, op := range fp.ops {
+		if err := op(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (fp *flushPlan) apply(s *Session, rs []*driver.Result) error {
+	for i, a := range fp.appliers {
+		if err := a(s, rs[i:i+1]); err != nil {
+			return err
+		}
+	}
+	return nil
+}

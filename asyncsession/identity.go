@@ -1,0 +1,184 @@
+package asyncsession
+
+import (
+	"fmt"
+	"reflect"
+
+	"github.com/gosqla/gosqla/asyncengine"
+	"github.com/gosqla/gosqla/internal/structmap"
+)
+
+type state int
+
+const (
+	statePending    state = iota // added, not yet inserted
+	statePersistent              // in the database and the identity map
+	stateDeleted                 // marked for deletion, not yet flushed
+)
+
+// identityKey identifies one row: the mapped type and its primary key.
+type identityKey struct {
+	t  reflect.Type
+	pk any // the key's Go value (one column), or a string of all of them
+}
+
+// pkValues returns the primary-key values of struct v, as statement arguments.
+func pkValues(m *structmap.Model, v reflect.Value) []any {
+	args := make([]any, len(m.PK))
+	for i, f := range m.PK {
+		args[i] = f.Value(v)
+	}
+	return args
+}
+
+// instance is what the session knows of one mapped object.
+type instance struct {
+	ptr       any           // the *T the user holds
+	v         reflect.Value // the struct itself
+	model     *structmap.Model
+	key       identityKey
+	state     state
+	snapshot  []any // column values as last loaded or flushed
+	expired   bool
+	addedInTx bool // inserted in the current transaction: expunged by Rollback
+	addedAt   int  // the savepoint generation it was inserted in
+}
+
+func newInstance(ptr any, m *structmap.Model) *instance {
+	return &instance{ptr: ptr, v: reflect.ValueOf(ptr).Elem(), model: m}
+}
+
+// keyOf computes the identity key from the object's current primary-key fields.
+func keyOf(m *structmap.Model, v reflect.Value) identityKey {
+	if len(m.PK) == 1 {
+		return identityKey{t: m.Type, pk: v.FieldByIndex(m.PK[0].Index).Interface()}
+	}
+	parts := make([]any, len(m.PK))
+	for i, f := range m.PK {
+		parts[i] = v.FieldByIndex(f.Index).Interface()
+	}
+	return identityKey{t: m.Type, pk: fmt.Sprintf("%#v", parts)}
+}
+
+// keyFor converts a primary-key value given by the caller into the identity key, by storing it
+// in a field of the key's own type (so 7, int64(7) and "7" for a string key all agree).
+func keyFor(m *structmap.Model, pk any) (identityKey, reflect.Value, error) {
+	v := reflect.New(m.Type).Elem()
+	vals, ok := pk.([]any)
+	if len(m.PK) == 1 || !ok {
+		vals = []any{pk}
+	}
+	if len(vals) != len(m.PK) {
+		return identityKey{}, v, fmt.Errorf("gosqla: %s has a primary key of %d column(s); got %d value(s)", m.Type, len(m.PK), len(vals))
+	}
+	for i, f := range m.PK {
+		if err := structmap.Assign(v.FieldByIndex(f.Index), vals[i]); err != nil {
+			return identityKey{}, v, err
+		}
+	}
+	return keyOf(m, v), v, nil
+}
+
+func (in *instance) takeSnapshot() {
+	if in.snapshot == nil {
+		in.snapshot = make([]any, len(in.model.Fields))
+	}
+	for i, f := range in.model.Fields {
+		in.snapshot[i] = in.v.FieldByIndex(f.Index).Interface()
+	}
+}
+
+// changed returns the fields whose value differs from the snapshot.
+func (in *instance) changed() []int {
+	var out []int
+	for i, f := range in.model.Fields {
+		cur := in.v.FieldByIndex(f.Index)
+		if !equal(cur, in.snapshot[i]) {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+func equal(cur reflect.Value, old any) bool {
+	if cur.Comparable() {
+		if k := cur.Kind(); k != reflect.Pointer && k != reflect.Interface {
+			return cur.Interface() == old
+		}
+	}
+	return reflect.DeepEqual(cur.Interface(), old)
+}
+
+// load stores a row (columns as returned) into the instance and takes a snapshot.
+func (in *instance) load(columns []string, row []any) error {
+	for j, c := range columns {
+		f := in.model.Column(c)
+		if f == nil {
+			continue
+		}
+		if err := structmap.Assign(in.v.FieldByIndex(f.Index), row[j]); err != nil {
+			if ce, ok := err.(*structmap.ConvertError); ok {
+				ce.Column = c
+			}
+			return err
+		}
+	}
+	in.takeSnapshot()
+	in.expired = false
+	return nil
+}
+
+// merge returns the identity-map object for a row: the loaded one, refreshed when expired or
+// when overwrite is set, or a new one registered in the map.
+func (s *Session) merge(m *structmap.Model, columns []string, row []any, overwrite bool) (*instance, error) {
+	tmp := reflect.New(m.Type)
+	for j, c := range columns {
+		if f := m.Column(c); f != nil && f.PK {
+			if err := structmap.Assign(tmp.Elem().FieldByIndex(f.Index), row[j]); err != nil {
+				return nil, err
+			}
+		}
+	}
+	key := keyOf(m, tmp.Elem())
+	if in, ok := s.identity[key]; ok {
+		if in.expired || overwrite {
+			if err := in.load(columns, row); err != nil {
+				return nil, err
+			}
+		}
+		return in, nil
+	}
+	in := newInstance(tmp.Interface(), m)
+	if err := in.load(columns, row); err != nil {
+		return nil, err
+	}
+	in.key = key
+	in.state = statePersistent
+	s.register(in)
+	return in, nil
+}
+
+func (s *Session) register(in *instance) {
+	s.identity[in.key] = in
+	s.objects[in.ptr] = in
+}
+
+func (s *Session) forget(in *instance) {
+	if s.identity[in.key] == in {
+		delete(s.identity, in.key)
+	}
+	delete(s.objects, in.ptr)
+}
+
+// mappedResult is how a typed loader finds the identity-map objects of a result.
+func loadAll[T any](s *Session, m *structmap.Model, r *asyncengine.Result, overwrite bool) ([]*T, error) {
+	out := make([]*T, 0, r.Len())
+	for _, row := range r.Rows() {
+		in, err := s.merge(m, r.Columns(), row, overwrite)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, in.ptr.(*T))
+	}
+	return out, nil
+}

@@ -1,0 +1,124 @@
+package asyncsession
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"reflect"
+
+	"github.com/gosqla/gosqla/asyncengine"
+	"github.com/gosqla/gosqla/internal/structmap"
+)
+
+type options struct {
+	engine         *asyncengine.Engine
+	expireOnCommit bool
+	autoflush      bool
+	binds          map[reflect.Type]*asyncengine.Engine
+	bindErr        error
+}
+
+func defaultOptions(e *asyncengine.Engine) options {
+	return options{engine: e, expireOnCommit: true, autoflush: true}
+}
+
+// Option configures a Session or a Maker.
+type Option func(*options)
+
+// ExpireOnCommit marks every loaded object expired after Commit (default true), so that the next
+// Get, Select or Refresh that touches it reloads it from the database.
+func ExpireOnCommit(on bool) Option { return func(o *options) { o.expireOnCommit = on } }
+
+// AutoFlush flushes pending changes before Execute, Select and a Get that misses the identity
+// map (default true).
+func AutoFlush(on bool) Option { return func(o *options) { o.autoflush = on } }
+
+// Bind routes the mapped type of model (a struct value or pointer) to engine e; types without a
+// bind use the session's engine. Each engine gets its own connection and transaction; Commit
+// commits them one after another (not a two-phase commit).
+func Bind(model any, e *asyncengine.Engine) Option {
+	return func(o *options) {
+		m, err := structmap.Of(reflect.TypeOf(model))
+		if err != nil {
+			o.bindErr = err
+			return
+		}
+		if o.binds == nil {
+			o.binds = map[reflect.Type]*asyncengine.Engine{}
+		}
+		o.binds[m.Type] = e
+	}
+}
+
+// Maker makes sessions with shared options, like SQLAlchemy's sessionmaker.
+type Maker struct {
+	e    *asyncengine.Engine
+	opts []Option
+}
+
+// NewMaker returns a Maker of sessions on e.
+func NewMaker(e *asyncengine.Engine, opts ...Option) *Maker { return &Maker{e: e, opts: opts} }
+
+// New returns a session; opts add to the Maker's.
+func (m *Maker) New(opts ...Option) *Session {
+	return New(m.e, append(append([]Option(nil), m.opts...), opts...)...)
+}
+
+// Begin runs fn with a new session and commits it when fn returns nil; an error or a panic (returned
+// as a *asyncengine.PanicError) rolls it back. The session is closed either way.
+func (m *Maker) Begin(ctx context.Context, fn func(s *Session) error) (err error) {
+	s := m.New()
+	defer func() {
+		if cerr := s.Close(); err == nil && cerr != nil {
+			err = cerr
+		}
+	}()
+	if err = safeRun(func() error { return fn(s) }); err != nil {
+		if _, rbErr := s.Rollback(ctx).Await(ctx); rbErr != nil {
+			return fmt.Errorf("%w (and rollback failed: %v)", err, rbErr)
+		}
+		return err
+	}
+	_, err = s.Commit(ctx).Await(ctx)
+	return err
+}
+
+func safeRun(fn func() error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = &asyncengine.PanicError{Value: r, Stack: stack()}
+		}
+	}()
+	return fn()
+}
+
+type contextKey struct{}
+
+// WithSession returns a context that carries s: Go has no thread-locals, so a request's context
+// is its scope.
+func WithSession(ctx context.Context, s *Session) context.Context {
+	return context.WithValue(ctx, contextKey{}, s)
+}
+
+// FromContext returns the session bound to ctx, or nil.
+func FromContext(ctx context.Context) *Session {
+	s, _ := ctx.Value(contextKey{}).(*Session)
+	return s
+}
+
+// Scope makes a session for ctx's scope. Calling remove closes it (rolling back what was not
+// committed), like SQLAlchemy's scoped_session.remove().
+func (m *Maker) Scope(ctx context.Context) (scoped context.Context, remove func() error) {
+	s := m.New()
+	return WithSession(ctx, s), s.Close
+}
+
+// Middleware gives every HTTP request a session of its own, reachable with FromContext from the
+// request's context, and closes it when the handler returns.
+func (m *Maker) Middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, remove := m.Scope(r.Context())
+		defer func() { _ = remove() }()
+		next.ServeHTTP(w, r.WithContext(ctx))
+	})
+}

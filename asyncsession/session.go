@@ -1,0 +1,476 @@
+package asyncsession
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"sync"
+
+	"github.com/gosqla/gosqla/asyncengine"
+	"github.com/gosqla/gosqla/asyncengine/driver"
+	"github.com/gosqla/gosqla/internal/structmap"
+)
+
+// ErrSessionClosed is returned by a session used after Close.
+var ErrSessionClosed = errors.New("gosqla: session is closed")
+
+// ErrPendingRollback is the engine's: a statement of the session's transaction failed, and only
+// Rollback (or Close) is accepted until then.
+var ErrPendingRollback = asyncengine.ErrPendingRollback
+
+// MappingError reports a struct that cannot be mapped.
+type MappingError = structmap.MappingError
+
+// Session is a unit of work over one transaction per bound engine, with an identity map. It is
+// safe for concurrent use: every request is queued and served in submission order by one
+// drainer, and on PostgreSQL the requests queued while a round trip is in flight go out together
+// as one pipeline.
+type Session struct {
+	opts options
+
+	mu       sync.Mutex
+	queue    []*op
+	draining bool
+	closed   bool
+	idle     *sync.Cond // signalled when the drainer stops
+
+	// state below is guarded by mu
+	identity map[identityKey]*instance
+	objects  map[any]*instance // by the *T the user holds
+	pending  []*instance       // added, in order
+	deleted  []*instance
+	bounds   []*bound
+	failed   error // set when a statement of the transaction failed
+	gen      int   // savepoint generation: objects inserted since a savepoint have addedAt >= its gen
+}
+
+// bound is one engine the session uses, with its connection while a transaction is open.
+type bound struct {
+	e    *asyncengine.Engine
+	conn *asyncengine.Conn
+	inTx bool
+}
+
+// New returns a session on e.
+func New(e *asyncengine.Engine, opts ...Option) *Session {
+	o := defaultOptions(e)
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return newSession(o)
+}
+
+func newSession(o options) *Session {
+	s := &Session{opts: o, identity: map[identityKey]*instance{}, objects: map[any]*instance{}}
+	s.idle = sync.NewCond(&s.mu)
+	return s
+}
+
+// Engine returns the session's default engine.
+func (s *Session) Engine() *asyncengine.Engine { return s.opts.engine }
+
+func (s *Session) boundFor(e *asyncengine.Engine) *bound {
+	for _, b := range s.bounds {
+		if b.e == e {
+			return b
+		}
+	}
+	b := &bound{e: e}
+	s.bounds = append(s.bounds, b)
+	return b
+}
+
+func (s *Session) engineFor(m *structmap.Model) *asyncengine.Engine {
+	if e, ok := s.opts.binds[m.Type]; ok {
+		return e
+	}
+	return s.opts.engine
+}
+
+// op is one queued request. build and apply run under s.mu on the drainer; build returns the
+// statements to send, apply receives their results. A request with run set is exclusive: it
+// runs alone with the connection (COPY, RunSync).
+type op struct {
+	ctx       context.Context
+	engine    *asyncengine.Engine
+	autoflush flushKind // flushes when the session autoflushes
+	flush     flushKind // flushes always (Flush, Commit)
+	build     func(s *Session) ([]driver.Statement, error)
+	apply     func(s *Session, rs []*driver.Result) error
+	run       func(ctx context.Context, c *asyncengine.Conn) error
+	fail      func(error)
+	txEnd     txEnd
+	rollback  bool // accepted while the session has failed
+	close     bool
+}
+
+type flushKind int
+
+func (o *op) flushKind(s *Session) flushKind {
+	if o.flush != noFlush || !s.opts.autoflush {
+		return o.flush
+	}
+	return o.autoflush
+}
+
+const (
+	noFlush      flushKind = iota
+	flushInserts           // pending inserts and deletes only (a Get that misses the map)
+	flushAll
+)
+
+type txEnd int
+
+const (
+	keepTx txEnd = iota
+	commitTx
+	rollbackTx
+)
+
+// submit queues o and makes sure a drainer serves the queue.
+func (s *Session) submit(o *op) {
+	if o.engine == nil {
+		o.engine = s.opts.engine
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		o.fail(ErrSessionClosed)
+		return
+	}
+	if o.close {
+		s.closed = true
+	}
+	s.queue = append(s.queue, o)
+	if !s.draining {
+		s.draining = true
+		go s.drain()
+	}
+	s.mu.Unlock()
+}
+
+// drain serves the queue until it is empty, then exits: an idle session holds no goroutine.
+func (s *Session) drain() {
+	for {
+		s.mu.Lock()
+		batch := s.queue
+		s.queue = nil
+		if len(batch) == 0 {
+			s.draining = false
+			s.idle.Broadcast()
+			s.mu.Unlock()
+			return
+		}
+		s.mu.Unlock()
+		for len(batch) > 0 {
+			batch = s.round(batch)
+		}
+	}
+}
+
+// part is one request's share of a round: its statements for one engine.
+type part struct {
+	o      *op // nil for an autoflush, a BEGIN or an engine's COMMIT
+	b      *bound
+	stmts  []driver.Statement
+	apply  func(s *Session, rs []*driver.Result) error
+	offset int               // where its statements start in the engine's pipeline
+	rs     []*driver.Result  // filled by send
+}
+
+// round sends as many of the batch's requests as can travel together — one pipeline per engine —
+// and returns the requests left for the next round.
+func (s *Session) round(batch []*op) []*op {
+	var parts []part
+	var ctxs []context.Context
+	s.mu.Lock()
+	i := 0
+	for ; i < len(batch); i++ {
+		o := batch[i]
+		if err := o.ctx.Err(); err != nil {
+			o.fail(err)
+			continue
+		}
+		if s.failed != nil && !o.rollback {
+			o.fail(fmt.Errorf("%w: %v", ErrPendingRollback, s.failed))
+			continue
+		}
+		if o.rollback && len(parts) > 0 {
+			break // a rollback travels alone: it may have to end a failed transaction first
+		}
+		if o.run != nil {
+			if len(parts) > 0 {
+				break // exclusive: runs alone, after what is gathered so far
+			}
+			s.mu.Unlock()
+			s.exclusive(o)
+			return batch[i+1:]
+		}
+		var err error
+		if parts, err = s.plan(parts, o); err != nil {
+			o.fail(err)
+			continue
+		}
+		ctxs = append(ctxs, o.ctx)
+		if o.rollback {
+			i++
+			break
+		}
+	}
+	s.mu.Unlock()
+	ctx, stop := sharedContext(ctxs)
+	s.execute(ctx, stop, parts)
+	return batch[i:]
+}
+
+// plan adds o's parts to a round: the autoflush it asks for, a BEGIN where the engine has no
+// transaction open, its statements, and for the end of a transaction a COMMIT or ROLLBACK on
+// every engine in one. Called locked.
+func (s *Session) plan(parts []part, o *op) ([]part, error) {
+	if kind := o.flushKind(s); kind != noFlush {
+		fparts, err := s.planFlush(kind == flushAll)
+		if err != nil {
+			return parts, err
+		}
+		for _, p := range fparts {
+			parts = s.add(parts, p)
+		}
+	}
+	var stmts []driver.Statement
+	if o.build != nil {
+		var err error
+		if stmts, err = o.build(s); err != nil {
+			return parts, err
+		}
+	}
+	if o.txEnd != keepTx {
+		end := "COMMIT"
+		if o.txEnd == rollbackTx {
+			end = "ROLLBACK"
+		}
+		for _, b := range s.bounds {
+			if b.inTx {
+				parts = append(parts, part{b: b, stmts: []driver.Statement{{SQL: end}}})
+				b.inTx = false
+			}
+		}
+	}
+	return s.add(parts, part{o: o, b: s.boundFor(o.engine), stmts: stmts, apply: o.apply}), nil
+}
+
+// add appends p, preceded by BEGIN when its engine has no transaction open.
+func (s *Session) add(parts []part, p part) []part {
+	if len(p.stmts) > 0 && !p.b.inTx {
+		parts = append(parts, part{b: p.b, stmts: []driver.Statement{{SQL: "BEGIN"}}})
+		p.b.inTx = true
+	}
+	return append(parts, p)
+}
+
+// execute sends the parts, one pipeline per engine, and hands each request its results.
+func (s *Session) execute(ctx context.Context, stop func(), parts []part) {
+	errs := s.send(ctx, parts)
+	stop()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.finish(parts, errs)
+}
+
+// finish applies results in submission order. A request whose statement failed gets the error;
+// the ones after it in the same pipeline get ErrPendingRollback. Called locked.
+func (s *Session) finish(parts []part, errs map[*bound]error) error {
+	var failure error
+	for _, p := range parts {
+		err := errs[p.b]
+		if failure != nil {
+			err = fmt.Errorf("%w: %v", ErrPendingRollback, failure)
+		} else if err != nil {
+			var pe *driver.PipelineError
+			switch {
+			case !errors.As(err, &pe):
+			case pe.Index >= p.offset+len(p.stmts):
+				err = nil // its statements ran before the failing one
+			case pe.Index >= p.offset:
+				err = pe.Err
+			default:
+				err = fmt.Errorf("%w: %v", ErrPendingRollback, pe.Err)
+			}
+		}
+		if err == nil && p.apply != nil {
+			err = p.apply(s, p.rs)
+			if err != nil && p.o != nil {
+				p.o.fail(err)
+				continue
+			}
+		}
+		if err != nil {
+			if failure == nil {
+				failure = err
+			}
+			if p.o != nil {
+				p.o.fail(err)
+			}
+		}
+	}
+	if failure != nil {
+		s.markFailed(failure)
+	}
+	s.releaseIdle()
+	return failure
+}
+
+// markFailed puts the session in pending-rollback state when a transaction is open. Called locked.
+func (s *Session) markFailed(err error) {
+	for _, b := range s.bounds {
+		if b.inTx || b.conn != nil {
+			s.failed = err
+			return
+		}
+	}
+}
+
+// releaseIdle returns the connections of engines with no open transaction. Called locked.
+func (s *Session) releaseIdle() {
+	for _, b := range s.bounds {
+		if !b.inTx && b.conn != nil {
+			_ = b.conn.Close()
+			b.conn = nil
+		}
+	}
+}
+
+// send runs each engine's statements as one pipeline (one round trip on PostgreSQL; one worker
+// call running them in order on a blocking driver).
+func (s *Session) send(ctx context.Context, parts []part) map[*bound]error {
+	var order []*bound
+	stmts := map[*bound][]driver.Statement{}
+	for k := range parts {
+		p := &parts[k]
+		p.offset = len(stmts[p.b])
+		if len(p.stmts) == 0 {
+			continue
+		}
+		if _, seen := stmts[p.b]; !seen {
+			order = append(order, p.b)
+		}
+		stmts[p.b] = append(stmts[p.b], p.stmts...)
+	}
+	errs := map[*bound]error{}
+	results := map[*bound][]*driver.Result{}
+	for _, b := range order {
+		rs, err := s.pipeline(ctx, b, stmts[b])
+		results[b] = rs
+		if err != nil {
+			errs[b] = err
+		}
+	}
+	for k := range parts {
+		p := &parts[k]
+		if rs := results[p.b]; len(p.stmts) > 0 && p.offset+len(p.stmts) <= len(rs) {
+			p.rs = rs[p.offset : p.offset+len(p.stmts)]
+		}
+	}
+	return errs
+}
+
+func (s *Session) pipeline(ctx context.Context, b *bound, stmts []driver.Statement) ([]*driver.Result, error) {
+	if b.conn == nil {
+		c, err := b.e.Connect(ctx)
+		if err != nil {
+			return nil, err
+		}
+		b.conn = c
+	}
+	return b.conn.Pipeline(ctx, stmts)
+}
+
+// exclusive runs a request that needs the connection to itself: pending changes are flushed and
+// the transaction opened first.
+func (s *Session) exclusive(o *op) {
+	s.mu.Lock()
+	var parts []part
+	var err error
+	if s.opts.autoflush {
+		var fparts []part
+		if fparts, err = s.planFlush(true); err == nil {
+			for _, p := range fparts {
+				parts = s.add(parts, p)
+			}
+		}
+	}
+	b := s.boundFor(o.engine)
+	if !b.inTx {
+		parts = append(parts, part{b: b, stmts: []driver.Statement{{SQL: "BEGIN"}}})
+		b.inTx = true
+	}
+	s.mu.Unlock()
+	if err != nil {
+		o.fail(err)
+		return
+	}
+	ctx, stop := sharedContext([]context.Context{o.ctx})
+	errs := s.send(ctx, parts)
+	stop()
+	s.mu.Lock()
+	failure := s.finish(parts, errs)
+	conn := b.conn
+	s.mu.Unlock()
+	if failure != nil {
+		o.fail(failure)
+		return
+	}
+	if err := o.run(o.ctx, conn); err != nil {
+		s.mu.Lock()
+		s.markFailed(err)
+		s.mu.Unlock()
+		o.fail(err)
+	}
+}
+
+// sharedContext is the context of a pipeline carrying several requests: it ends when every
+// request's context has ended, so that one caller giving up does not fail the others.
+func sharedContext(ctxs []context.Context) (context.Context, func()) {
+	switch len(ctxs) {
+	case 0:
+		return context.Background(), func() {}
+	case 1:
+		return ctxs[0], func() {}
+	}
+	ctx, cancel := context.WithCancel(context.WithoutCancel(ctxs[0]))
+	var mu sync.Mutex
+	left := len(ctxs)
+	stops := make([]func() bool, len(ctxs))
+	for i, c := range ctxs {
+		stops[i] = context.AfterFunc(c, func() {
+			mu.Lock()
+			left--
+			if left == 0 {
+				cancel()
+			}
+			mu.Unlock()
+		})
+	}
+	return ctx, func() {
+		for _, stop := range stops {
+			stop()
+		}
+		cancel()
+	}
+}
+
+// modelOf returns the mapping of obj's type, which must be a pointer to a mapped struct.
+func modelOf(obj any) (*structmap.Model, error) {
+	t := reflect.TypeOf(obj)
+	if t == nil || t.Kind() != reflect.Pointer || t.Elem().Kind() != reflect.Struct {
+		return nil, &MappingError{Type: fmt.Sprintf("%T", obj), Reason: "pass a pointer to a mapped struct"}
+	}
+	m, err := structmap.Of(t)
+	if err != nil {
+		return nil, err
+	}
+	if len(m.PK) == 0 {
+		return nil, &MappingError{Type: m.Type.String(), Reason: "no primary key; tag one field `db:\"id,pk\"`"}
+	}
+	return m, nil
+}

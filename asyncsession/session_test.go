@@ -1,0 +1,371 @@
+package asyncsession_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/gosqla/gosqla/asyncengine"
+	"github.com/gosqla/gosqla/asyncengine/enginetest"
+	"github.com/gosqla/gosqla/asyncsession"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/sync/errgroup"
+)
+
+func TestIdentityMap(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
+		ctx := ctxT(t)
+		s := newSession(t, e)
+		a := &Author{Name: "Ann"}
+		require.NoError(t, s.Add(a))
+		await(t, s.Flush(ctx))
+		require.NotZero(t, a.ID, "the generated key comes back through RETURNING")
+		got := await(t, asyncsession.Get[Author](ctx, s, a.ID))
+		assert.Same(t, a, got, "one object per primary key")
+		f := asyncsession.Get[Author](ctx, s, int32(a.ID))
+		select {
+		case <-f.Done():
+		default:
+			t.Fatal("a Get of a loaded key completes without SQL")
+		}
+		all := await(t, asyncsession.Select[Author](ctx, s, "SELECT * FROM authors WHERE name = :n", asyncengine.Named{"n": "Ann"}))
+		require.Len(t, all, 1)
+		assert.Same(t, a, all[0], "Select results are merged into the identity map")
+		missing := await(t, asyncsession.Get[Author](ctx, s, 12345))
+		assert.Nil(t, missing)
+		await(t, s.Commit(ctx))
+
+		s2 := newSession(t, e)
+		b := await(t, asyncsession.Get[Author](ctx, s2, a.ID))
+		require.NotNil(t, b)
+		assert.NotSame(t, a, b, "each session has its own identity map")
+		assert.Equal(t, "Ann", b.Name)
+	})
+}
+
+func TestUnitOfWork(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
+		ctx := ctxT(t)
+		var buf bytes.Buffer
+		var mu sync.Mutex
+		cfg := *e.Config()
+		cfg.Echo = true
+		cfg.Logger = slog.New(slog.NewTextHandler(lockedWriter{&buf, &mu}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		echo, err := asyncengine.NewWithConfig(&cfg)
+		require.NoError(t, err)
+		defer echo.Close()
+		s := newSession(t, echo)
+		// children added before their parent: the flush inserts parents first
+		b1 := &Book{ID: 11, AuthorID: 100, Title: "one", Pages: 10}
+		b2 := &Book{ID: 12, AuthorID: 100, Title: "two", Pages: 20}
+		a := &Author{ID: 100, Name: "Bo"}
+		require.NoError(t, s.Add(b1, b2, a))
+		await(t, s.Commit(ctx))
+		assert.EqualValues(t, 2, count(t, e, "books"))
+
+		mu.Lock()
+		buf.Reset()
+		mu.Unlock()
+		got := await(t, asyncsession.Get[Book](ctx, s, 11))
+		got.Title = "uno"
+		_ = await(t, asyncsession.Get[Book](ctx, s, 12)) // loaded, unchanged: no UPDATE
+		await(t, s.Flush(ctx))
+		mu.Lock()
+		log := buf.String()
+		mu.Unlock()
+		assert.Contains(t, log, `UPDATE \"books\" SET \"title\" = `, "only the changed column is updated")
+		assert.Equal(t, 1, strings.Count(log, "UPDATE"), "unchanged objects are not updated")
+
+		// deletes: children before parents, whatever the order of Delete calls
+		loadedA := await(t, asyncsession.Get[Author](ctx, s, 100))
+		require.NoError(t, s.Delete(loadedA))
+		require.NoError(t, s.Delete(got))
+		require.NoError(t, s.Delete(await(t, asyncsession.Get[Book](ctx, s, 12))))
+		await(t, s.Commit(ctx))
+		assert.EqualValues(t, 0, count(t, e, "books"))
+		assert.EqualValues(t, 0, count(t, e, "authors"))
+		assert.False(t, s.Contains(loadedA))
+	})
+}
+
+type lockedWriter struct {
+	b  *bytes.Buffer
+	mu *sync.Mutex
+}
+
+func (w lockedWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+func TestFailedFlushNeedsRollback(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
+		ctx := ctxT(t)
+		s := newSession(t, e)
+		require.NoError(t, s.Add(&Author{ID: 1, Name: "A"}))
+		await(t, s.Commit(ctx))
+		dup := &Author{ID: 1, Name: "again"}
+		require.NoError(t, s.Add(dup))
+		_, err := s.Commit(ctx).Await(ctx)
+		require.Error(t, err)
+		_, err = asyncsession.Get[Author](ctx, s, 2).Await(ctx)
+		require.ErrorIs(t, err, asyncsession.ErrPendingRollback)
+		_, err = s.Execute(ctx, "SELECT 1").Await(ctx)
+		require.ErrorIs(t, err, asyncsession.ErrPendingRollback)
+		await(t, s.Rollback(ctx))
+		assert.False(t, s.Contains(dup), "Rollback expunges what was added in the transaction")
+		a := await(t, asyncsession.Get[Author](ctx, s, 1))
+		assert.Equal(t, "A", a.Name)
+	})
+}
+
+func TestExpireOnCommitAndRollback(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
+		ctx := ctxT(t)
+		s := newSession(t, e)
+		a := &Author{ID: 5, Name: "before"}
+		require.NoError(t, s.Add(a))
+		await(t, s.Commit(ctx))
+		assert.True(t, s.IsExpired(a))
+		_, err := e.Exec(ctx, "UPDATE authors SET name = 'outside' WHERE id = 5")
+		require.NoError(t, err)
+		got := await(t, asyncsession.Get[Author](ctx, s, 5))
+		assert.Same(t, a, got)
+		assert.Equal(t, "outside", a.Name, "an expired object is reloaded in place")
+		assert.False(t, s.IsExpired(a))
+
+		a.Name = "unflushed"
+		b := &Author{ID: 6, Name: "new"}
+		require.NoError(t, s.Add(b))
+		await(t, s.Flush(ctx))
+		await(t, s.Rollback(ctx))
+		assert.False(t, s.Contains(b))
+		assert.True(t, s.IsExpired(a))
+		await(t, s.Refresh(ctx, a))
+		assert.Equal(t, "outside", a.Name, "rolled-back changes are discarded on reload")
+		assert.EqualValues(t, 1, count(t, e, "authors"))
+
+		s2 := newSession(t, e, asyncsession.ExpireOnCommit(false))
+		c := await(t, asyncsession.Get[Author](ctx, s2, 5))
+		await(t, s2.Commit(ctx))
+		assert.False(t, s2.IsExpired(c))
+	})
+}
+
+func TestSavepoints(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
+		ctx := ctxT(t)
+		s := newSession(t, e)
+		require.NoError(t, s.Add(&Author{ID: 1, Name: "kept"}))
+		sp := await(t, s.BeginNested(ctx))
+		inner := &Author{ID: 2, Name: "undone"}
+		require.NoError(t, s.Add(inner))
+		await(t, s.Flush(ctx))
+		await(t, sp.Rollback(ctx))
+		assert.False(t, s.Contains(inner))
+
+		sp = await(t, s.BeginNested(ctx))
+		require.NoError(t, s.Add(&Author{ID: 1, Name: "duplicate"}))
+		_, err := s.Flush(ctx).Await(ctx)
+		require.Error(t, err)
+		await(t, sp.Rollback(ctx)) // clears the failure inside the savepoint
+		sp = await(t, s.BeginNested(ctx))
+		require.NoError(t, s.Add(&Author{ID: 3, Name: "released"}))
+		await(t, sp.Commit(ctx))
+		await(t, s.Commit(ctx))
+		assert.EqualValues(t, 2, count(t, e, "authors"))
+	})
+}
+
+func TestPipelinedGets(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
+		ctx := ctxT(t)
+		s := newSession(t, e)
+		for i := 1; i <= 100; i++ {
+			require.NoError(t, s.Add(&Author{ID: int64(i), Name: "a"}))
+		}
+		await(t, s.Commit(ctx))
+		s.ExpungeAll()
+
+		before := e.Stats().RoundTrips
+		futures := make([]*asyncengine.Future[*Author], 100)
+		for i := range futures {
+			futures[i] = asyncsession.Get[Author](ctx, s, i+1)
+		}
+		got, err := asyncengine.All(ctx, futures...)
+		require.NoError(t, err)
+		for i, a := range got {
+			require.NotNil(t, a)
+			assert.EqualValues(t, i+1, a.ID)
+		}
+		require.NoError(t, s.Close())
+		if e.Dialect().Name() == "postgresql" {
+			trips := e.Stats().RoundTrips - before
+			t.Logf("100 Gets issued before any Await: %d round trips", trips)
+			assert.LessOrEqual(t, trips, int64(6), "the Gets travel as a handful of pipelines, not 100 round trips")
+		}
+	})
+}
+
+// Round trips are counted on the PostgreSQL driver's socket.
+func TestAddCommitIsOneRoundTrip(t *testing.T) {
+	func(t *testing.T, e *asyncengine.Engine) {
+		ctx := ctxT(t)
+		// warm the statement cache so that only the pipeline itself is counted
+		s := newSession(t, e)
+		require.NoError(t, s.Add(&Author{ID: 1, Name: "warm"}))
+		await(t, s.Commit(ctx))
+		before := e.Stats().RoundTrips
+		require.NoError(t, s.Add(&Author{ID: 2, Name: "x"}))
+		await(t, s.Commit(ctx))
+		assert.EqualValues(t, 1, e.Stats().RoundTrips-before, "BEGIN, INSERT and COMMIT travel together")
+	}(t, newEngine(t, enginetest.NewDatabase(t)))
+}
+
+func TestSharedBetweenGoroutines(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
+		ctx := ctxT(t)
+		s := newSession(t, e)
+		for i := 1; i <= 200; i++ {
+			require.NoError(t, s.Add(&Author{ID: int64(i), Name: "n"}))
+		}
+		await(t, s.Commit(ctx))
+		g, gctx := errgroup.WithContext(ctx)
+		g.SetLimit(32)
+		for i := 1; i <= 200; i++ {
+			g.Go(func() error {
+				a, err := asyncsession.Get[Author](gctx, s, i).Await(gctx)
+				if err != nil {
+					return err
+				}
+				if a == nil || a.ID != int64(i) {
+					return errors.New("wrong object")
+				}
+				return nil
+			})
+		}
+		require.NoError(t, g.Wait())
+		// within one goroutine, requests are served in submission order
+		require.NoError(t, s.Add(&Author{ID: 999, Name: "late"}))
+		r := await(t, s.Execute(ctx, "SELECT count(*) FROM authors"))
+		n, _ := r.Scalar()
+		assert.EqualValues(t, 201, n, "Execute autoflushes what was added before it")
+	})
+}
+
+func TestRunSyncInSessionTransaction(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
+		ctx := ctxT(t)
+		s := newSession(t, e)
+		require.NoError(t, s.Add(&Author{ID: 1, Name: "pending"}))
+		await(t, s.RunSync(ctx, func(ctx context.Context, c *asyncengine.Conn) error {
+			r, err := c.Query(ctx, "SELECT count(*) FROM authors")
+			if err != nil {
+				return err
+			}
+			var n int64
+			if err := r.One(&n); err != nil {
+				return err
+			}
+			if n != 1 {
+				return errors.New("the session's flush is not visible")
+			}
+			_, err = c.Exec(ctx, "INSERT INTO authors (id, name) VALUES (2, 'sync')")
+			return err
+		}))
+		r := await(t, s.Execute(ctx, "SELECT count(*) FROM authors"))
+		n, _ := r.Scalar()
+		assert.EqualValues(t, 2, n, "the sync code's writes are visible to the session")
+		await(t, s.Rollback(ctx))
+		assert.EqualValues(t, 0, count(t, e, "authors"), "and part of its transaction")
+	})
+}
+
+func TestUpsertAndInsertMany(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
+		ctx := ctxT(t)
+		s := newSession(t, e)
+		loaded := &Author{ID: 1, Name: "old"}
+		require.NoError(t, s.Add(loaded))
+		await(t, s.Flush(ctx))
+		got := await(t, asyncsession.Upsert(ctx, s, []*Author{{ID: 1, Name: "new"}, {ID: 2, Name: "two"}}))
+		require.Len(t, got, 2)
+		assert.Same(t, loaded, got[0], "an upserted row overwrites the loaded object")
+		assert.Equal(t, "new", loaded.Name)
+		assert.Same(t, got[1], await(t, asyncsession.Get[Author](ctx, s, 2)))
+		await(t, s.Commit(ctx))
+
+		books := make([]*Book, 5000)
+		for i := range books {
+			books[i] = &Book{AuthorID: 1 + int64(i%2), Title: "t", Pages: i}
+		}
+		n := await(t, asyncsession.InsertMany(ctx, s, books))
+		assert.EqualValues(t, 5000, n)
+		await(t, s.Commit(ctx))
+		assert.EqualValues(t, 5000, count(t, e, "books"))
+	})
+}
+
+func TestMakerAndScope(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
+		ctx := ctxT(t)
+		m := asyncsession.NewMaker(e, asyncsession.AutoFlush(true))
+		require.NoError(t, m.Begin(ctx, func(s *asyncsession.Session) error {
+			return s.Add(&Author{ID: 1, Name: "committed"})
+		}))
+		err := m.Begin(ctx, func(s *asyncsession.Session) error {
+			_ = s.Add(&Author{ID: 2, Name: "rolled back"})
+			return errors.New("no")
+		})
+		require.EqualError(t, err, "no")
+		err = m.Begin(ctx, func(s *asyncsession.Session) error {
+			_ = s.Add(&Author{ID: 3, Name: "rolled back"})
+			panic("boom")
+		})
+		var pe *asyncengine.PanicError
+		require.ErrorAs(t, err, &pe)
+		assert.EqualValues(t, 1, count(t, e, "authors"))
+
+		scoped, remove := m.Scope(ctx)
+		s := asyncsession.FromContext(scoped)
+		require.NotNil(t, s)
+		assert.Nil(t, asyncsession.FromContext(ctx))
+		require.NoError(t, s.Add(&Author{ID: 4, Name: "never committed"}))
+		await(t, s.Flush(ctx))
+		require.NoError(t, remove())
+		assert.EqualValues(t, 1, count(t, e, "authors"), "removing the scope closes the session")
+		_, err = s.Flush(ctx).Await(ctx)
+		assert.ErrorIs(t, err, asyncsession.ErrSessionClosed)
+	})
+}
+
+func TestMappingErrors(t *testing.T) {
+	e := newEngine(t, "sqlite://")
+	s := newSession(t, e)
+	type noPK struct {
+		Name string `db:"name"`
+	}
+	type badTag struct {
+		ID int `db:"id,primary"`
+	}
+	var me *asyncsession.MappingError
+	require.ErrorAs(t, s.Add(&noPK{}), &me)
+	assert.Contains(t, me.Error(), "primary key")
+	require.ErrorAs(t, s.Add(&badTag{}), &me)
+	assert.Contains(t, me.Error(), `"primary"`)
+	require.ErrorAs(t, s.Add(noPK{}), &me, "a value, not a pointer")
+	_, err := asyncsession.Get[int](ctxT(t), s, 1).Await(ctxT(t))
+	require.ErrorAs(t, err, &me)
+	type weird struct {
+		ID int            `db:"id,pk"`
+		M  map[string]int `db:"m"`
+	}
+	require.ErrorAs(t, asyncsession.CreateAll(ctxT(t), e, weird{}), &me)
+	assert.Contains(t, me.Error(), "no SQL type")
+}
