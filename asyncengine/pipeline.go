@@ -2,6 +2,7 @@ package asyncengine
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/gosqla/gosqla/asyncengine/driver"
@@ -19,6 +20,12 @@ func (c *Conn) Pipeline(ctx context.Context, stmts []driver.Statement) ([]*drive
 		rs, err = runStatements(ctx, dc, stmts)
 		return err
 	})
+	// keep the statement index outermost, and the disconnect with the statement's error
+	var de *DisconnectError
+	var pe *driver.PipelineError
+	if errors.As(err, &de) && errors.As(de.Err, &pe) {
+		err = &driver.PipelineError{Index: pe.Index, Err: &DisconnectError{ConnID: de.ConnID, Err: pe.Err}}
+	}
 	if c.e.log != nil {
 		for _, st := range stmts {
 			c.echo(ctx, st.SQL, st.Args, start, nil)

@@ -1,0 +1,214 @@
+package asyncsession_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"iter"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/gosqla/gosqla/asyncengine"
+	"github.com/gosqla/gosqla/asyncengine/enginetest"
+	"github.com/gosqla/gosqla/asyncsession"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+)
+
+func TestNoGoroutineOutlivesTheSession(t *testing.T) {
+	e := newEngine(t, enginetest.NewDatabase(t))
+	ctx := ctxT(t)
+	// warm the pool so that its connections' goroutines (none for pgx) do not count
+	_, err := e.Query(ctx, "SELECT 1")
+	require.NoError(t, err)
+	ignore := goleak.IgnoreCurrent()
+
+	s := asyncsession.New(e)
+	require.NoError(t, s.Add(&Author{ID: 1, Name: "a"}))
+	await(t, s.Commit(ctx))
+	_ = await(t, asyncsession.Get[Author](ctx, s, 1))
+	require.NoError(t, s.Close())
+	goleak.VerifyNone(t, ignore)
+
+	// a session that is never closed: its drainer exits once the queue is empty
+	s2 := asyncsession.New(e)
+	_ = await(t, asyncsession.Get[Author](ctx, s2, 1))
+	await(t, s2.Commit(ctx))
+	goleak.VerifyNone(t, ignore)
+}
+
+func TestBinds(t *testing.T) {
+	ctx := ctxT(t)
+	main := newEngine(t, enginetest.NewDatabase(t))
+	other := newEngine(t, enginetest.NewDatabase(t))
+	_, err := other.Exec(ctx, "INSERT INTO authors (id, name) VALUES (7, 'other')")
+	require.NoError(t, err)
+	s := newSession(t, main, asyncsession.Bind(Book{}, other))
+	require.NoError(t, s.Add(&Author{ID: 1, Name: "main"}, &Book{ID: 1, AuthorID: 7, Title: "other"}))
+	await(t, s.Commit(ctx))
+	assert.EqualValues(t, 1, count(t, main, "authors"))
+	assert.EqualValues(t, 0, count(t, main, "books"))
+	assert.EqualValues(t, 1, count(t, other, "books"), "Book rows go to the engine it is bound to")
+	b := await(t, asyncsession.Get[Book](ctx, s, 1))
+	require.NotNil(t, b)
+	assert.Equal(t, "other", b.Title)
+}
+
+func TestMiddlewareScopesASessionPerRequest(t *testing.T) {
+	e := newEngine(t, enginetest.NewDatabase(t))
+	m := asyncsession.NewMaker(e)
+	var seen []*asyncsession.Session
+	h := m.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s := asyncsession.FromContext(r.Context())
+		seen = append(seen, s)
+		if err := s.Add(&Author{ID: int64(len(seen)), Name: r.URL.Query().Get("n")}); err != nil {
+			http.Error(w, err.Error(), 500)
+			return
+		}
+		if _, err := s.Commit(r.Context()).Await(r.Context()); err != nil {
+			http.Error(w, err.Error(), 500)
+			return
+		}
+		io.WriteString(w, "ok")
+	}))
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	for _, n := range []string{"x", "y"} {
+		resp, err := http.Get(srv.URL + "?n=" + n)
+		require.NoError(t, err)
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		assert.Equal(t, "ok", string(body))
+	}
+	require.Len(t, seen, 2)
+	assert.NotSame(t, seen[0], seen[1])
+	_, err := seen[0].Flush(ctxT(t)).Await(ctxT(t))
+	assert.ErrorIs(t, err, asyncsession.ErrSessionClosed, "the request's session is closed after it")
+	assert.EqualValues(t, 2, count(t, e, "authors"))
+}
+
+func TestMergeRefreshExpunge(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
+		ctx := ctxT(t)
+		s := newSession(t, e)
+		a := &Author{ID: 1, Name: "stored"}
+		require.NoError(t, s.Add(a))
+		await(t, s.Commit(ctx))
+
+		detached := &Author{ID: 1, Name: "merged"}
+		got := await(t, asyncsession.Merge(ctx, s, detached))
+		assert.Same(t, a, got, "Merge copies onto the session's object")
+		assert.False(t, s.Contains(detached))
+		fresh := await(t, asyncsession.Merge(ctx, s, &Author{ID: 2, Name: "new"}))
+		assert.True(t, s.Contains(fresh))
+		await(t, s.Commit(ctx))
+		assert.EqualValues(t, 2, count(t, e, "authors"))
+		r := await(t, s.Execute(ctx, "SELECT name FROM authors WHERE id = 1"))
+		name, _ := r.Scalar()
+		assert.Equal(t, "merged", name)
+
+		a2 := await(t, asyncsession.Get[Author](ctx, s, 1))
+		a2.Name = "local change"
+		await(t, s.Refresh(ctx, a2))
+		assert.Equal(t, "merged", a2.Name, "Refresh discards unflushed changes")
+
+		s.Expunge(a2)
+		assert.False(t, s.Contains(a2))
+		a3 := await(t, asyncsession.Get[Author](ctx, s, 1))
+		assert.NotSame(t, a2, a3, "an expunged object is no longer the session's")
+		_, err := s.Refresh(ctx, a2).Await(ctx)
+		assert.Error(t, err)
+	})
+}
+
+func TestDisconnectInSession(t *testing.T) {
+	url := enginetest.NewDatabase(t)
+	e := newEngine(t, url)
+	ctx := ctxT(t)
+	s := newSession(t, e)
+	require.NoError(t, s.Add(&Author{ID: 1, Name: "a"}))
+	await(t, s.Flush(ctx))
+	enginetest.Shared(t).TerminateBackends(t, url)
+	_, err := asyncsession.Get[Author](ctx, s, 99).Await(ctx)
+	var de *asyncengine.DisconnectError
+	require.ErrorAs(t, err, &de)
+	_, err = asyncsession.Get[Author](ctx, s, 98).Await(ctx)
+	require.ErrorIs(t, err, asyncsession.ErrPendingRollback)
+	await(t, s.Rollback(ctx))
+	assert.Nil(t, await(t, asyncsession.Get[Author](ctx, s, 1)), "the lost transaction's insert is gone")
+	require.NoError(t, s.Close())
+	assert.Equal(t, 0, e.Stats().CheckedOut, "no connection is leaked")
+}
+
+func TestInsertSeqMemoryIsBounded(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
+		ctx := ctxT(t)
+		s := newSession(t, e)
+		require.NoError(t, s.Add(&Author{ID: 1, Name: "a"}))
+		await(t, s.Commit(ctx))
+		const n = 100_000
+		seq := iter.Seq[*Book](func(yield func(*Book) bool) {
+			b := &Book{AuthorID: 1, Title: "streamed"}
+			for i := 0; i < n; i++ {
+				b.Pages = i
+				if !yield(b) {
+					return
+				}
+			}
+		})
+		var before, peak runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		stop := make(chan struct{})
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			var m runtime.MemStats
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				runtime.ReadMemStats(&m)
+				if m.HeapInuse > peak.HeapInuse {
+					peak = m
+				}
+				time.Sleep(time.Millisecond)
+			}
+		}()
+		got := await(t, asyncsession.InsertSeq(ctx, s, seq))
+		close(stop)
+		<-done
+		await(t, s.Commit(ctx))
+		assert.EqualValues(t, n, got)
+		assert.EqualValues(t, n, count(t, e, "books"))
+		grew := int64(peak.HeapInuse) - int64(before.HeapInuse)
+		t.Logf("heap grew by %d KiB while streaming %d rows", grew/1024, n)
+		assert.Less(t, grew, int64(64<<20), "rows are streamed, not gathered")
+	})
+}
+
+func TestExecuteErrorsAreTyped(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
+		ctx := ctxT(t)
+		s := newSession(t, e)
+		_, err := s.Execute(ctx, "SELECT :missing", asyncengine.Named{}).Await(ctx)
+		require.ErrorIs(t, err, asyncengine.ErrInvalidArgument)
+		_, err = asyncsession.Select[Author](ctx, s, "SELECT * FROM authors WHERE id = ?").Await(ctx)
+		if e.Dialect().Name() == "sqlite" {
+			require.ErrorIs(t, err, asyncengine.ErrInvalidArgument)
+		}
+		_, err = s.Execute(ctx, "SELECT * FROM nowhere").Await(ctx)
+		require.Error(t, err)
+		await(t, s.Rollback(ctx))
+		cctx, cancel := context.WithCancel(ctx)
+		cancel()
+		_, err = asyncsession.Get[Author](cctx, s, 1).Await(ctx)
+		require.True(t, errors.Is(err, context.Canceled))
+	})
+}
