@@ -18,7 +18,6 @@ type pgxPoolClass struct {
 	p       *pgxpool.Pool
 	owned   bool
 	timeout time.Duration
-	waiting int64
 }
 
 const pgxpoolRecordKey = "gosqla.pconn"

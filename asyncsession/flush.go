@@ -153,8 +153,8 @@ func levelsOf(groups ...[]*instance) map[string]int {
 
 // flushPlan gathers one engine's share of a flush.
 type flushPlan struct {
-	d       *asyncengine.Dialect
-	stmts   []driver.Statement
+	d        *asyncengine.Dialect
+	stmts    []driver.Statement
 	appliers []func(s *Session, rs []*driver.Result) error // one per statement
 
 	insertGroups []*insertGroup

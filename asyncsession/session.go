@@ -175,8 +175,8 @@ type part struct {
 	b      *bound
 	stmts  []driver.Statement
 	apply  func(s *Session, rs []*driver.Result) error
-	offset int               // where its statements start in the engine's pipeline
-	rs     []*driver.Result  // filled by send
+	offset int              // where its statements start in the engine's pipeline
+	rs     []*driver.Result // filled by send
 }
 
 // round sends as many of the batch's requests as can travel together — one pipeline per engine —

@@ -9,6 +9,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"log"
 	"os"
 	"path/filepath"
@@ -25,13 +26,12 @@ const (
 )
 
 func main() {
-	if err := run(context.Background()); err != nil {
+	if err := run(context.Background(), os.Getenv("DATABASE_URL"), os.Stdout); err != nil {
 		log.Fatal(err)
 	}
 }
 
-func run(ctx context.Context) error {
-	url := os.Getenv("DATABASE_URL")
+func run(ctx context.Context, url string, out io.Writer) error {
 	if url == "" {
 		dir, err := os.MkdirTemp("", "gosqla-quickstart-")
 		if err != nil {
@@ -45,7 +45,7 @@ func run(ctx context.Context) error {
 		return err
 	}
 	defer e.Close()
-	fmt.Printf("engine: %s (%s)\n", e.Config(), e.Dialect().Name())
+	fmt.Fprintf(out, "engine: %s (%s)\n", e.Config(), e.Dialect().Name())
 	start := time.Now()
 
 	// Schema and data, in one transaction.
@@ -135,13 +135,13 @@ func run(ctx context.Context) error {
 
 	st := e.Stats()
 	ws := e.Workers().Stats()
-	fmt.Printf("loaded %d authors and %d books in %v\n", authors, books, loaded.Round(time.Millisecond))
-	fmt.Printf("fan-out: %d pages summed by %d queries; %d long books counted, %d authors updated by RunSync\n",
+	fmt.Fprintf(out, "loaded %d authors and %d books in %v\n", authors, books, loaded.Round(time.Millisecond))
+	fmt.Fprintf(out, "fan-out: %d pages summed by %d queries; %d long books counted, %d authors updated by RunSync\n",
 		totalPages, authors, totalLong, updated.Load())
-	fmt.Printf("sample: %v\n", first)
-	fmt.Printf("pool: size=%d checked_in=%d checked_out=%d overflow=%d connects=%d waits=%d timeouts=%d\n",
+	fmt.Fprintf(out, "sample: %v\n", first)
+	fmt.Fprintf(out, "pool: size=%d checked_in=%d checked_out=%d overflow=%d connects=%d waits=%d timeouts=%d\n",
 		st.Size, st.CheckedIn, st.CheckedOut, st.Overflow, st.Connects, st.Waits, st.Timeouts)
-	fmt.Printf("workers: size=%d ran=%d panics=%d\n", ws.Size, ws.Completed, ws.Panics)
-	fmt.Printf("total time: %v\n", time.Since(start).Round(time.Millisecond))
+	fmt.Fprintf(out, "workers: size=%d ran=%d panics=%d\n", ws.Size, ws.Completed, ws.Panics)
+	fmt.Fprintf(out, "total time: %v\n", time.Since(start).Round(time.Millisecond))
 	return nil
 }
