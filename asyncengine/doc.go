@@ -1,0 +1,138 @@
+// Package asyncengine is gosqla's engine: connection pools with SQLAlchemy's semantics, a driver
+// layer over pgx (non-blocking, pipelined) and database/sql (blocking, run on bounded workers),
+// transactions, results, futures and a bounded worker pool for sync-style code.
+//
+// # Engines and URLs
+//
+// An Engine is created from a URL and connects lazily:
+//
+//	e, err := asyncengine.New("postgresql://app:secret@localhost/app?pool_size=10&pool_pre_ping=true")
+//	defer e.Close()
+//
+// The scheme picks the dialect and driver: postgresql:// (or postgres://, postgresql+pgx://) is
+// pgx's native connection; postgresql+stdlib:// is pgx through database/sql; sqlite:///path.db
+// (relative), sqlite:////abs/path.db and sqlite:// (in memory) are the embedded SQLite of
+// modernc.org/sqlite. Query keys named like create_engine's arguments configure the engine;
+// every other key (sslmode, application_name, …) is passed to the driver. A misspelt gosqla key,
+// an unknown scheme or a bad value is a *ConfigError (errors.Is(err, ErrInvalidConfig)) that
+// names the key and what is allowed. ParseConfig returns a Config to adjust — hooks, a Logger —
+// before NewWithConfig.
+//
+// # Connections, transactions and results
+//
+// Engine.Exec and Engine.Query check a connection out for one statement. Engine.Connect checks one
+// out for longer; Conn.Close returns it. Engine.Begin runs a function in a transaction that
+// commits on nil and rolls back on an error or a panic (returned as *PanicError). Conn.Begin and
+// Conn.BeginNested (SAVEPOINT) give a *Tx to commit or roll back.
+//
+// A Conn, like every Go driver connection, is for one goroutine at a time. Two goroutines using
+// one Conn at once are detected: the second call returns ErrConcurrentUse, the first is not
+// disturbed, and the protocol stream is never corrupted.
+//
+// Results are read in full: Result.Scalar, Result.One (into pointers), Result.Rows,
+// Result.Columns, Result.Mappings, and ScanAll / ScanOne into structs by their `db` tags.
+//
+// # Parameters
+//
+// Arguments are positional in the dialect's style ($1 on PostgreSQL, ? on SQLite), or one Named
+// map for :name placeholders, rewritten per dialect. String literals, quoted identifiers,
+// comments, dollar-quoted bodies and ::casts are left alone. A statement whose placeholders and
+// arguments disagree fails before anything is sent, with an *ArgumentError naming the missing key
+// or the counts.
+//
+// # Futures and workers
+//
+// Future[T] is a value that completes later: Await(ctx) waits for it, Done() is closed when it
+// completes, All awaits several. Workers is a bounded pool: N goroutines and a bounded queue;
+// submitting to a full queue waits and gives up when ctx ends; a panicking task completes with a
+// *PanicError carrying its stack; Close waits for running tasks. Its size defaults to the pool's
+// capacity (pool_size + max_overflow).
+//
+// RunSync runs a function with a checked-out Conn on a worker and returns its future. Because the
+// workers are no more than the connections, a fan-out of any width — 100 000 tasks of blocking,
+// sync-style code — waits in the worker queue instead of timing out on the pool.
+//
+// Every call of a blocking driver (database/sql: SQLite, postgresql+stdlib) runs on the workers
+// too. A call made while every worker is busy runs beside them: it holds a connection, so such
+// calls are bounded by the pool, and it must not wait behind RunSync tasks that may be waiting for
+// that connection (WorkerStats.Direct counts them).
+//
+// # Pooling
+//
+// The pool behaves as SQLAlchemy's QueuePool: pool_size connections are kept idle; up to
+// max_overflow more may be open and are closed when returned; a checkout that finds neither waits
+// up to pool_timeout, first come first served, and then fails with ErrPoolTimeout and the text
+// "QueuePool limit of size 5 overflow 10 reached, connection timed out, timeout 30.00s". A failed
+// connect gives its slot back; a waiter whose ctx ends leaves nothing behind. Stats reports Size,
+// CheckedIn, CheckedOut, Overflow (negative while fewer than pool_size are open, as in SQLAlchemy)
+// and Waiting, with counters of connects, closes, invalidations, timeouts, waits and wait time,
+// leaks and round trips. The keys, with their defaults:
+//
+//	pool_size=5             idle connections kept; 0 = no limit
+//	max_overflow=10         connections beyond pool_size; -1 = no limit
+//	pool_timeout=30         longest wait for a connection ("250ms" or seconds)
+//	pool_recycle=-1         replace a connection older than this at checkout; -1 = never
+//	pool_pre_ping=false     check liveness at checkout (never on a fresh connection; an empty
+//	                        statement, never a prepared one) and reconnect transparently
+//	pool_use_lifo=false     reuse the most recently returned connection first
+//	pool_reset_on_return=rollback   rollback | commit | none, only when a transaction is open
+//	poolclass=queue         queue | null (open per checkout) | static (one connection, taken in
+//	                        turns) | assertion (one connection; a second checkout is an error, with
+//	                        where the first happened when pool_debug=true) | pgxpool
+//	pool_debug=false        record checkout stacks for leak and assertion reports
+//	workers=0               worker goroutines; 0 = the pool's capacity (64 when unlimited)
+//	worker_queue=65536      tasks that may wait for a worker
+//	statement_cache=prepare prepare | describe | none (PostgreSQL; see PgBouncer)
+//	cancel_grace=0          on a cancelled ctx, ask the server to cancel and wait this long
+//	                        before closing the connection; 0 closes it at once
+//	echo=false              log SQL and pool events at debug level
+//
+// An in-memory SQLite URL defaults to poolclass=static: every connection to ":memory:" is a
+// database of its own. StaticPool hands its one connection to one checkout at a time (Go's
+// goroutines would otherwise race on it). poolclass=pgxpool backs the engine with a
+// *pgxpool.Pool, keeping pool_timeout, pre-ping, pool-wide invalidation, hooks and Stats on top;
+// NewFromPgxPool wraps a pool the caller already has.
+//
+// Dispose closes the idle connections and lets the checked-out ones close when they come back.
+// A Conn garbage-collected while checked out is reported through the Logger (with the stack of its
+// checkout when pool_debug=true) and its slot recovered.
+//
+// # Disconnects and cancellation
+//
+// A driver error that means the connection is gone — pgx's closed connection, EOF, SQLSTATE class
+// 08, 57P01–57P03; database/sql's driver.ErrBadConn — invalidates that connection and marks every
+// pooled connection created before it stale, so that a server restart costs one error, not one per
+// pooled connection. The caller gets a *DisconnectError. Outside a transaction the Conn reconnects
+// on its next use; inside one every call returns ErrPendingRollback until Rollback.
+//
+// A context cancelled mid-query makes pgx close the connection; the pool notices and never hands
+// it to the next caller. With cancel_grace the driver sends the server a cancel request instead,
+// and the connection survives if the server answers within the grace period.
+//
+// # Events
+//
+// Config's hook fields are the pool events: OnConnect, OnFirstConnect (exactly once per pool,
+// even when many goroutines connect first at once), OnCheckout (an error rejects the connection,
+// which is replaced), OnCheckin, OnReset, OnInvalidate, OnClose. A hook that fails or panics fails
+// the operation it belongs to and leaks no slot.
+//
+// # PgBouncer
+//
+// In transaction pooling mode PgBouncer gives each transaction any server connection, so a
+// statement prepared on one is missing on the next ("prepared statement … does not exist" or
+// "already exists"). The default statement_cache=prepare prepares statements by name: do not use
+// it behind PgBouncer in transaction mode. statement_cache=describe caches only descriptions and
+// runs unnamed statements; statement_cache=none runs every statement unnamed. Both work through
+// PgBouncer under concurrent load (tested against a real PgBouncer).
+//
+// # Echo
+//
+// echo=true, or Config.Echo with a Logger, logs SQL (statement, argument count, time) and pool
+// events (connect, checkout, checkin, reset, invalidate, close) at debug level. Passwords are
+// redacted wherever a URL is printed, Config.String included.
+//
+// # Testing
+//
+// Package enginetest starts a throwaway PostgreSQL per test binary, gives each test a database of
+// its own, can put a real PgBouncer in front and can terminate backends or restart the server.
+package asyncengine
