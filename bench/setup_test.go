@@ -174,8 +174,6 @@ func (h *heapPeak) grownMiB() float64 {
 	return float64(h.peak.Load()-h.start.Load()) / (1 << 20)
 }
 
-func stdlibURL(url string) string { return strings.Replace(url, "postgresql://", "postgresql+stdlib://", 1) }
-
 func ids(n int) []int64 {
 	out := make([]int64, n)
 	for i := range out {
