@@ -24,7 +24,6 @@ type Conn struct {
 	closed   bool
 	tx       *Tx  // innermost open transaction
 	lost     bool // the connection was lost inside a transaction
-	cleanup  runtime.Cleanup
 	trips    int64 // the driver's round-trip count at checkout
 }
 
@@ -219,7 +218,7 @@ func (c *Conn) Close() error {
 		return nil
 	}
 	c.closed = true
-	c.cleanup.Stop()
+	runtime.SetFinalizer(c, nil)
 	for tx := c.tx; tx != nil; tx = tx.parent {
 		tx.done = true
 	}
@@ -231,7 +230,7 @@ func (c *Conn) Close() error {
 	}
 	e := c.e
 	c.countTrips(pc)
-	e.logf(context.Background(), "checkin", "conn", pc.id)
+	e.logConn(context.Background(), "checkin", pc.id)
 	if h := e.cfg.OnCheckin; h != nil {
 		notify(func() { h(pc.id) })
 	}

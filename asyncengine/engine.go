@@ -161,18 +161,22 @@ func (e *Engine) Connect(ctx context.Context) (*Conn, error) {
 		return nil, err
 	}
 	c := &Conn{e: e, pc: pc, trips: roundTrips(pc)}
-	c.cleanup = runtime.AddCleanup(c, e.leaked, leak{pc: pc, stack: pc.stack})
+	runtime.SetFinalizer(c, (*Conn).finalize)
 	return c, nil
 }
 
-type leak struct {
-	pc    *pconn
-	stack []byte
+// finalize runs when a Conn is garbage-collected. A finalizer (rather than a cleanup) sees the
+// Conn's current connection, and costs no allocation per checkout.
+func (c *Conn) finalize() {
+	if !c.closed && !c.hookOnly && c.pc != nil {
+		leaked(c.pc)
+	}
 }
 
 // leaked runs when a Conn is garbage-collected while checked out: its connection may be in any
 // state, so it is closed and its slot recovered.
-func (e *Engine) leaked(l leak) {
+func leaked(pc *pconn) {
+	e := pc.e
 	e.base.leaks.Add(1)
 	logger := e.log
 	if logger == nil {
@@ -181,13 +185,13 @@ func (e *Engine) leaked(l leak) {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	if l.stack != nil {
-		logger.Warn("gosqla: connection garbage-collected while checked out; call Conn.Close", "conn", l.pc.id, "checkout", string(l.stack))
+	if pc.stack != nil {
+		logger.Warn("gosqla: connection garbage-collected while checked out; call Conn.Close", "conn", pc.id, "checkout", string(pc.stack))
 	} else {
-		logger.Warn("gosqla: connection garbage-collected while checked out; call Conn.Close (pool_debug=true records where)", "conn", l.pc.id)
+		logger.Warn("gosqla: connection garbage-collected while checked out; call Conn.Close (pool_debug=true records where)", "conn", pc.id)
 	}
 	if !e.closed.Load() {
-		e.pool.discard(l.pc)
+		e.pool.discard(pc)
 	}
 }
 
@@ -282,6 +286,13 @@ func RunSync[T any](ctx context.Context, e *Engine, fn func(context.Context, *Co
 		defer c.Close()
 		return fn(ctx, c)
 	})
+}
+
+// logConn logs a pool event of one connection; nothing is built when echo is off.
+func (e *Engine) logConn(ctx context.Context, msg string, id uint64) {
+	if e.log != nil {
+		e.log.DebugContext(ctx, "gosqla: "+msg, "conn", id)
+	}
 }
 
 func (e *Engine) logf(ctx context.Context, msg string, args ...any) {

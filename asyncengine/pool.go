@@ -43,6 +43,7 @@ type pconn struct {
 	busy      atomic.Bool // a call is running on it: concurrent use detection
 	stack     []byte      // where it was checked out, with pool_debug
 	handle    any         // the pool class's own handle (a *pgxpool.Conn)
+	e         *Engine
 }
 
 // pool is what every pool class offers the engine.
@@ -93,8 +94,8 @@ func (b *poolBase) connect(ctx context.Context) (*pconn, error) {
 		return nil, err
 	}
 	b.connects.Add(1)
-	pc := &pconn{dc: dc, id: b.ids.Add(1), created: time.Now()}
-	e.logf(ctx, "connect", "conn", pc.id)
+	pc := &pconn{dc: dc, id: b.ids.Add(1), created: time.Now(), e: e}
+	e.logConn(ctx, "connect", pc.id)
 	if err := b.connectHooks(ctx, pc); err != nil {
 		b.closeConn(pc)
 		return nil, err
@@ -141,7 +142,7 @@ func notify(fn func()) {
 func (b *poolBase) closeConn(pc *pconn) {
 	_ = b.e.call(pc.dc.Close)
 	b.closes.Add(1)
-	b.e.logf(context.Background(), "close", "conn", pc.id)
+	b.e.logConn(context.Background(), "close", pc.id)
 	if h := b.e.cfg.OnClose; h != nil {
 		notify(func() { h(pc.id) })
 	}
@@ -168,7 +169,7 @@ func (b *poolBase) checkout(ctx context.Context, p pool, pc *pconn) (*pconn, err
 			pc = nil
 		}
 		if pc != nil && e.cfg.PoolPrePing && pc.checkouts > 0 {
-			if err := e.call(func() error { return pc.dc.Ping(ctx) }); err != nil {
+			if err := b.ping(ctx, pc); err != nil {
 				if ctx.Err() != nil {
 					p.discard(pc)
 					return nil, ctx.Err()
@@ -195,7 +196,7 @@ func (b *poolBase) checkout(ctx context.Context, p pool, pc *pconn) (*pconn, err
 			}
 		}
 		pc.checkouts++
-		e.logf(ctx, "checkout", "conn", pc.id)
+		e.logConn(ctx, "checkout", pc.id)
 		if e.cfg.PoolDebug {
 			pc.stack = debug.Stack()
 			if q, ok := p.(*queuePool); ok {
@@ -206,6 +207,10 @@ func (b *poolBase) checkout(ctx context.Context, p pool, pc *pconn) (*pconn, err
 	}
 	p.discard(nil)
 	return nil, lastErr
+}
+
+func (b *poolBase) ping(ctx context.Context, pc *pconn) error {
+	return b.e.call(func() error { return pc.dc.Ping(ctx) })
 }
 
 // invalidated records that pc is being discarded because of err. A disconnect also marks every

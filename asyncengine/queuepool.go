@@ -72,9 +72,11 @@ func (p *queuePool) get(ctx context.Context) (*pconn, error) {
 			p.idle[n-1] = nil
 			p.idle = p.idle[:n-1]
 		} else {
+			// shift rather than reslice, so that the slice keeps its capacity
 			pc = p.idle[0]
-			p.idle[0] = nil
-			p.idle = p.idle[1:]
+			copy(p.idle, p.idle[1:])
+			p.idle[n-1] = nil
+			p.idle = p.idle[:n-1]
 		}
 		p.checkedOut++
 		p.mu.Unlock()
@@ -164,8 +166,9 @@ func (p *queuePool) handOff(pc *pconn) bool {
 		return false
 	}
 	w := p.waiters[0]
-	p.waiters[0] = nil
-	p.waiters = p.waiters[1:]
+	copy(p.waiters, p.waiters[1:])
+	p.waiters[len(p.waiters)-1] = nil
+	p.waiters = p.waiters[:len(p.waiters)-1]
 	p.checkedOut++
 	if pc == nil {
 		p.open++

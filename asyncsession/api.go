@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"runtime/debug"
 	"strings"
+	"sync"
 
 	"github.com/gosqla/gosqla/asyncengine"
 	"github.com/gosqla/gosqla/asyncengine/driver"
@@ -337,8 +338,19 @@ func selectColumns(d *asyncengine.Dialect, m *structmap.Model) string {
 	return "SELECT " + strings.Join(cols, ", ") + " FROM " + d.Quote(m.Table)
 }
 
-// selectByPK reads one row by its primary key.
+type statementKey struct {
+	d *asyncengine.Dialect
+	m *structmap.Model
+}
+
+var selectByPKCache sync.Map // statementKey → string
+
+// selectByPK reads one row by its primary key. The statement is built once per model and dialect.
 func selectByPK(d *asyncengine.Dialect, m *structmap.Model) string {
+	key := statementKey{d, m}
+	if s, ok := selectByPKCache.Load(key); ok {
+		return s.(string)
+	}
 	var b strings.Builder
 	b.WriteString(selectColumns(d, m))
 	b.WriteString(" WHERE ")
@@ -348,6 +360,7 @@ func selectByPK(d *asyncengine.Dialect, m *structmap.Model) string {
 		}
 		b.WriteString(d.Quote(f.Column) + " = " + d.Placeholder(i+1))
 	}
+	selectByPKCache.Store(key, b.String())
 	return b.String()
 }
 
@@ -359,11 +372,19 @@ func Get[T any](ctx context.Context, s *Session, pk any) *asyncengine.Future[*T]
 	if err != nil {
 		return failed[*T](err)
 	}
-	key, v, err := keyFor(m, pk)
-	if err != nil {
-		return failed[*T](err)
+	var key identityKey
+	var args []any
+	if len(m.PK) == 1 && reflect.TypeOf(pk) == m.PK[0].Type {
+		// the common case needs no conversion: the value is the key
+		key, args = identityKey{t: m.Type, pk: pk}, []any{pk}
+	} else {
+		k, v, err := keyFor(m, pk)
+		if err != nil {
+			return failed[*T](err)
+		}
+		key, args = k, pkValues(m, v)
 	}
-	return load(ctx, s, m, key, pkValues(m, v), func(_ *Session, in *instance) (*T, error) {
+	return load(ctx, s, m, key, args, func(_ *Session, in *instance) (*T, error) {
 		if in == nil || in.state == stateDeleted {
 			return nil, nil
 		}

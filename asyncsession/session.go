@@ -182,8 +182,8 @@ type part struct {
 // round sends as many of the batch's requests as can travel together — one pipeline per engine —
 // and returns the requests left for the next round.
 func (s *Session) round(batch []*op) []*op {
-	var parts []part
-	var ctxs []context.Context
+	parts := make([]part, 0, len(batch)+2)
+	ctxs := make([]context.Context, 0, len(batch))
 	s.mu.Lock()
 	i := 0
 	for ; i < len(batch); i++ {
@@ -343,32 +343,42 @@ func (s *Session) releaseIdle() {
 // send runs each engine's statements as one pipeline (one round trip on PostgreSQL; one worker
 // call running them in order on a blocking driver).
 func (s *Session) send(ctx context.Context, parts []part) map[*bound]error {
-	var order []*bound
-	stmts := map[*bound][]driver.Statement{}
+	type pipeline struct {
+		b     *bound
+		stmts []driver.Statement
+	}
+	var pipes []pipeline // one per engine, in order of first use: rarely more than one
+	at := func(b *bound) *pipeline {
+		for i := range pipes {
+			if pipes[i].b == b {
+				return &pipes[i]
+			}
+		}
+		pipes = append(pipes, pipeline{b: b, stmts: make([]driver.Statement, 0, len(parts)+2)})
+		return &pipes[len(pipes)-1]
+	}
 	for k := range parts {
 		p := &parts[k]
-		p.offset = len(stmts[p.b])
-		if len(p.stmts) == 0 {
+		pl := at(p.b)
+		p.offset = len(pl.stmts)
+		pl.stmts = append(pl.stmts, p.stmts...)
+	}
+	var errs map[*bound]error
+	for _, pl := range pipes {
+		if len(pl.stmts) == 0 {
 			continue
 		}
-		if _, seen := stmts[p.b]; !seen {
-			order = append(order, p.b)
-		}
-		stmts[p.b] = append(stmts[p.b], p.stmts...)
-	}
-	errs := map[*bound]error{}
-	results := map[*bound][]*driver.Result{}
-	for _, b := range order {
-		rs, err := s.pipeline(ctx, b, stmts[b])
-		results[b] = rs
+		rs, err := s.pipeline(ctx, pl.b, pl.stmts)
 		if err != nil {
-			errs[b] = err
+			if errs == nil {
+				errs = map[*bound]error{}
+			}
+			errs[pl.b] = err
 		}
-	}
-	for k := range parts {
-		p := &parts[k]
-		if rs := results[p.b]; len(p.stmts) > 0 && p.offset+len(p.stmts) <= len(rs) {
-			p.rs = rs[p.offset : p.offset+len(p.stmts)]
+		for k := range parts {
+			if p := &parts[k]; p.b == pl.b && len(p.stmts) > 0 && p.offset+len(p.stmts) <= len(rs) {
+				p.rs = rs[p.offset : p.offset+len(p.stmts)]
+			}
 		}
 	}
 	return errs
@@ -431,6 +441,7 @@ func (s *Session) exclusive(o *op) {
 // sharedContext is the context of a pipeline carrying several requests: it ends when every
 // request's context has ended, so that one caller giving up does not fail the others.
 func sharedContext(ctxs []context.Context) (context.Context, func()) {
+	ctxs = distinct(ctxs)
 	switch len(ctxs) {
 	case 0:
 		return context.Background(), func() {}
@@ -457,6 +468,33 @@ func sharedContext(ctxs []context.Context) (context.Context, func()) {
 		}
 		cancel()
 	}
+}
+
+// distinct drops repeated contexts (requests of one caller share one) and contexts that never end.
+func distinct(ctxs []context.Context) []context.Context {
+	out := ctxs[:0]
+	for _, c := range ctxs {
+		if c.Done() == nil && len(ctxs) > 1 {
+			continue
+		}
+		dup := false
+		for _, o := range out {
+			if o == c {
+				dup = true
+				break
+			}
+		}
+		if !dup {
+			out = append(out, c)
+		}
+		if len(out) > 8 {
+			return ctxs // many distinct callers: the general case handles them
+		}
+	}
+	if len(out) == 0 {
+		return ctxs[:1]
+	}
+	return out
 }
 
 // modelOf returns the mapping of obj's type, which must be a pointer to a mapped struct.
