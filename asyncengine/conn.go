@@ -22,8 +22,8 @@ type Conn struct {
 	hookOnly bool   // handed to a pool hook: not checked out, Close does nothing
 	inUse    atomic.Bool
 	closed   bool
-	tx       *Tx  // innermost open transaction
-	lost     bool // the connection was lost inside a transaction
+	tx       *Tx   // innermost open transaction
+	lost     bool  // the connection was lost inside a transaction
 	trips    int64 // the driver's round-trip count at checkout
 }
 
