@@ -255,7 +255,7 @@ func (c *Conn) RoundTrips() int64 {
 	return 0
 }
 
-// countingConn counts round trips: every read that follows a write starts one.
+// countingConn counts round trips: an answer that follows a request.
 type countingConn struct {
 	net.Conn
 	wrote atomic.Bool
@@ -268,8 +268,11 @@ func (c *countingConn) Write(p []byte) (int, error) {
 }
 
 func (c *countingConn) Read(p []byte) (int, error) {
-	if c.wrote.Swap(false) {
+	n, err := c.Conn.Read(p)
+	// counted when the answer arrives: a read that waits while the request is still being
+	// written (pgx reads in the background during large writes) is not a round trip of its own
+	if n > 0 && c.wrote.Swap(false) {
 		c.trips.Add(1)
 	}
-	return c.Conn.Read(p)
+	return n, err
 }
