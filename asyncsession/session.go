@@ -281,7 +281,8 @@ func (s *Session) execute(ctx context.Context, stop func(), parts []part) {
 // the ones after it in the same pipeline get ErrPendingRollback. Called locked.
 func (s *Session) finish(parts []part, errs map[*bound]error) error {
 	var failure error
-	for _, p := range parts {
+	partErrs := make([]error, len(parts))
+	for k, p := range parts {
 		err := errs[p.b]
 		if failure != nil {
 			err = fmt.Errorf("%w: %v", ErrPendingRollback, failure)
@@ -296,27 +297,26 @@ func (s *Session) finish(parts []part, errs map[*bound]error) error {
 			default:
 				err = fmt.Errorf("%w: %v", ErrPendingRollback, pe.Err)
 			}
-		}
-		if err == nil && p.apply != nil {
-			err = p.apply(s, p.rs)
-			if err != nil && p.o != nil {
-				p.o.fail(err)
-				continue
-			}
-		}
-		if err != nil {
-			if failure == nil {
+			if err != nil {
 				failure = err
 			}
-			if p.o != nil {
-				p.o.fail(err)
-			}
 		}
+		partErrs[k] = err
 	}
 	if failure != nil {
 		s.markFailed(failure)
 	}
+	// connections go back to the pool before any caller hears of the results
 	s.releaseIdle()
+	for k, p := range parts {
+		err := partErrs[k]
+		if err == nil && p.apply != nil {
+			err = p.apply(s, p.rs)
+		}
+		if err != nil && p.o != nil {
+			p.o.fail(err)
+		}
+	}
 	return failure
 }
 
