@@ -12,6 +12,7 @@ import (
 
 	"github.com/gosqla/gosqla/asyncengine"
 	"github.com/gosqla/gosqla/asyncengine/enginetest"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -142,9 +143,14 @@ func TestServerDownWhileConnecting(t *testing.T) {
 	t.Parallel()
 	cl := enginetest.NewCluster(t)
 	url := cl.NewDatabase(t)
-	e := newEngine(t, url, "pool_size=4&max_overflow=4&pool_timeout=1")
+	e := newEngine(t, url, "pool_size=4&max_overflow=4&pool_timeout=1&pool_pre_ping=true")
 	ctx := ctxT(t)
+	_, err := e.Query(ctx, "SELECT 1") // one idle connection, to be pre-pinged
+	require.NoError(t, err)
 	cl.Stop(t)
+	_, err = e.Query(ctx, "SELECT 1")
+	var ce *pgconn.ConnectError
+	require.ErrorAs(t, err, &ce, "pre-ping finds the connection dead and the reconnect's error comes back")
 	var wg sync.WaitGroup
 	for i := 0; i < 30; i++ {
 		wg.Add(1)

@@ -210,6 +210,7 @@ func (b *poolBase) checkout(ctx context.Context, p pool, pc *pconn) (*pconn, err
 }
 
 func (b *poolBase) ping(ctx context.Context, pc *pconn) error {
+	b.e.logConn(ctx, "pre-ping", pc.id)
 	return b.e.call(func() error { return pc.dc.Ping(ctx) })
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -436,4 +437,26 @@ func TestEchoRedactsPasswords(t *testing.T) {
 	assert.NotContains(t, buf.String(), "topsecret")
 	assert.Contains(t, buf.String(), "engine created")
 	mu.Unlock()
+}
+
+func TestPrePingSkipsFreshConnections(t *testing.T) {
+	var buf bytes.Buffer
+	var mu sync.Mutex
+	cfg, err := asyncengine.ParseConfig(withQuery(enginetest.NewDatabase(t), "pool_size=1&max_overflow=0&pool_pre_ping=true&echo=true"))
+	require.NoError(t, err)
+	cfg.Logger = slog.New(slog.NewTextHandler(lockedWriter{&buf, &mu}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	e, err := asyncengine.NewWithConfig(cfg)
+	require.NoError(t, err)
+	defer e.Close()
+	pings := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return strings.Count(buf.String(), "pre-ping")
+	}
+	c := checkout(t, e)
+	c.Close()
+	assert.Equal(t, 0, pings(), "a fresh connection is not pinged")
+	c = checkout(t, e)
+	c.Close()
+	assert.Equal(t, 1, pings(), "a reused one is")
 }

@@ -2,6 +2,7 @@ package asyncsession_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"io"
 	"iter"
@@ -210,5 +211,60 @@ func TestExecuteErrorsAreTyped(t *testing.T) {
 		cancel()
 		_, err = asyncsession.Get[Author](cctx, s, 1).Await(ctx)
 		require.True(t, errors.Is(err, context.Canceled))
+	})
+}
+
+func TestRepeatableReadPipeline(t *testing.T) {
+	e := newEngine(t, enginetest.NewDatabase(t))
+	ctx := ctxT(t)
+	_, err := e.Exec(ctx, "INSERT INTO authors (id, name) VALUES (1, 'before'), (2, 'before')")
+	require.NoError(t, err)
+	s := newSession(t, e, asyncsession.Isolation("repeatable read"))
+	a := await(t, asyncsession.Get[Author](ctx, s, 1))
+	_, err = e.Exec(ctx, "UPDATE authors SET name = 'after'")
+	require.NoError(t, err)
+	b := await(t, asyncsession.Get[Author](ctx, s, 2))
+	assert.Equal(t, "before", a.Name)
+	assert.Equal(t, "before", b.Name, "every read of the transaction sees one snapshot")
+	await(t, s.Commit(ctx))
+	b = await(t, asyncsession.Get[Author](ctx, s, 2))
+	assert.Equal(t, "after", b.Name)
+
+	bad := asyncsession.New(e, asyncsession.Isolation("chaos"))
+	defer bad.Close()
+	assert.ErrorContains(t, bad.Add(&Author{ID: 3}), "isolation")
+}
+
+type Profile struct {
+	ID       int64           `db:"id,pk"`
+	Nickname sql.NullString  `db:"nickname"`
+	Score    sql.NullFloat64 `db:"score"`
+	Bio      *string         `db:"bio"`
+	Joined   time.Time       `db:"joined"`
+}
+
+func TestNullableColumns(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
+		ctx := ctxT(t)
+		require.NoError(t, asyncsession.CreateAll(ctx, e, Profile{}))
+		s := newSession(t, e)
+		bio := "hello"
+		joined := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+		require.NoError(t, s.Add(&Profile{ID: 1, Joined: joined}, &Profile{ID: 2, Nickname: sql.NullString{String: "n", Valid: true}, Score: sql.NullFloat64{Float64: 1.5, Valid: true}, Bio: &bio, Joined: joined}))
+		await(t, s.Commit(ctx))
+		s.ExpungeAll()
+		p1 := await(t, asyncsession.Get[Profile](ctx, s, 1))
+		p2 := await(t, asyncsession.Get[Profile](ctx, s, 2))
+		assert.False(t, p1.Nickname.Valid)
+		assert.False(t, p1.Score.Valid)
+		assert.Nil(t, p1.Bio)
+		assert.Equal(t, "n", p2.Nickname.String)
+		assert.InDelta(t, 1.5, p2.Score.Float64, 0.001)
+		require.NotNil(t, p2.Bio)
+		assert.Equal(t, "hello", *p2.Bio)
+		assert.True(t, joined.Equal(p2.Joined), "%v", p2.Joined)
+		r := await(t, s.Execute(ctx, "SELECT count(*) FROM profile WHERE nickname IS NULL AND bio IS NULL"))
+		n, _ := r.Scalar()
+		assert.EqualValues(t, 1, n)
 	})
 }

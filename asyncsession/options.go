@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"reflect"
+	"strings"
 
 	"github.com/gosqla/gosqla/asyncengine"
 	"github.com/gosqla/gosqla/internal/structmap"
@@ -16,10 +17,28 @@ type options struct {
 	autoflush      bool
 	binds          map[reflect.Type]*asyncengine.Engine
 	bindErr        error
+	begin          string // the statement that opens a transaction
 }
 
 func defaultOptions(e *asyncengine.Engine) options {
-	return options{engine: e, expireOnCommit: true, autoflush: true}
+	return options{engine: e, expireOnCommit: true, autoflush: true, begin: "BEGIN"}
+}
+
+// Isolation sets the isolation level of the session's transactions on PostgreSQL:
+// "REPEATABLE READ" gives every read of the transaction — a whole pipelined fan-out — one
+// snapshot; the default, READ COMMITTED, takes one per statement. SQLite's transactions always
+// read one snapshot, and ignore it.
+func Isolation(level string) Option {
+	return func(o *options) {
+		switch strings.ToUpper(level) {
+		case "READ COMMITTED", "REPEATABLE READ", "SERIALIZABLE":
+			if o.engine.Dialect().Name() == "postgresql" {
+				o.begin = "BEGIN ISOLATION LEVEL " + strings.ToUpper(level)
+			}
+		default:
+			o.bindErr = fmt.Errorf("gosqla: unknown isolation level %q (allowed: READ COMMITTED, REPEATABLE READ, SERIALIZABLE)", level)
+		}
+	}
 }
 
 // Option configures a Session or a Maker.

@@ -262,7 +262,7 @@ func (s *Session) plan(parts []part, o *op) ([]part, error) {
 // add appends p, preceded by BEGIN when its engine has no transaction open.
 func (s *Session) add(parts []part, p part) []part {
 	if len(p.stmts) > 0 && !p.b.inTx {
-		parts = append(parts, part{b: p.b, stmts: []driver.Statement{{SQL: "BEGIN"}}})
+		parts = append(parts, part{b: p.b, stmts: []driver.Statement{{SQL: s.opts.begin}}})
 		p.b.inTx = true
 	}
 	return append(parts, p)
@@ -411,7 +411,7 @@ func (s *Session) exclusive(o *op) {
 	}
 	b := s.boundFor(o.engine)
 	if !b.inTx {
-		parts = append(parts, part{b: b, stmts: []driver.Statement{{SQL: "BEGIN"}}})
+		parts = append(parts, part{b: b, stmts: []driver.Statement{{SQL: s.opts.begin}}})
 		b.inTx = true
 	}
 	s.mu.Unlock()

@@ -23,7 +23,7 @@ func fanout(ctx context.Context, limit int, query func(ctx context.Context, id i
 
 // fanoutPeers are the fan-out workloads, by name, for a database URL and a goroutine limit.
 func fanoutPeers(b *testing.B, url string) map[string]func(ctx context.Context, limit int) error {
-	e := engine(b, url, fmt.Sprintf("pool_size=%d&max_overflow=0", connections))
+	e := engine(b, url, fmt.Sprintf("pool_size=%d&max_overflow=0&pool_use_lifo=true", connections))
 	p := pgxPool(b, url, connections)
 	db := sqlDB(b, "pgx", url, connections)
 	warm(b, connections, func(ctx context.Context) error { _, err := e.Query(ctx, "SELECT 1"); return err })
