@@ -309,11 +309,7 @@ func (s *Session) Refresh(ctx context.Context, obj any) *asyncengine.Future[stru
 		if !ok || in.state == statePending {
 			return nil, fmt.Errorf("gosqla: Refresh of a %T that is not loaded in this session", obj)
 		}
-		args := make([]any, len(m.PK))
-		for i, f := range m.PK {
-			args[i] = in.snapshot[fieldIndex(m, f)]
-		}
-		return []driver.Statement{{SQL: selectByPK(o.engine.Dialect(), m), Args: args}}, nil
+		return []driver.Statement{{SQL: selectByPK(o.engine.Dialect(), m), Args: loadedPK(in)}}, nil
 	}
 	o.apply = func(s *Session, rs []*driver.Result) error {
 		in := s.objects[obj]
@@ -353,13 +349,7 @@ func selectByPK(d *asyncengine.Dialect, m *structmap.Model) string {
 	}
 	var b strings.Builder
 	b.WriteString(selectColumns(d, m))
-	b.WriteString(" WHERE ")
-	for i, f := range m.PK {
-		if i > 0 {
-			b.WriteString(" AND ")
-		}
-		b.WriteString(d.Quote(f.Column) + " = " + d.Placeholder(i+1))
-	}
+	wherePK(&b, d, m, nil, make([]any, len(m.PK)))
 	selectByPKCache.Store(key, b.String())
 	return b.String()
 }

@@ -45,10 +45,14 @@
 // they reached the queue.
 //
 // On PostgreSQL, the requests queued while a round trip is in flight go out together as one
-// pipeline over the session's connection — inside its transaction, so a fan-out of reads sees one
-// snapshot. BEGIN travels with the first pipeline and COMMIT with the last flush: a new session's
+// pipeline over the session's connection, inside its transaction. With Isolation("REPEATABLE
+// READ") every read of the transaction, a whole fan-out, sees one snapshot (PostgreSQL's default,
+// READ COMMITTED, takes one per statement). BEGIN travels with the first pipeline and COMMIT with the last flush: a new session's
 // Add and Commit is one round trip, and 100 Gets issued before any Await take a handful. On SQLite
 // the requests of a pipeline run one after another in one call on a worker.
+//
+// Objects are plain structs: do not change one from another goroutine while a Flush or Commit
+// that writes it is in flight.
 //
 // If a statement of a pipeline fails, its request gets the error and the requests after it in the
 // same pipeline get ErrPendingRollback.
@@ -86,7 +90,8 @@
 //
 // # Makers and scopes
 //
-// A Maker (sessionmaker) makes sessions with shared options: ExpireOnCommit, AutoFlush, Bind.
+// A Maker (sessionmaker) makes sessions with shared options: ExpireOnCommit, AutoFlush, Bind,
+// Isolation.
 // Maker.Begin runs a function with a session and commits on success, rolls back on an error or a
 // panic. Go has no thread-locals: a request's context.Context is its scope. Maker.Scope returns a
 // context carrying a new session and the function that removes it (closing the session);

@@ -293,14 +293,7 @@ func (fp *flushPlan) update(in *instance) {
 			sent[fi] = in.v.FieldByIndex(f.Index).Interface()
 			b.WriteString(fp.d.Quote(f.Column) + " = " + fp.d.Placeholder(len(args)))
 		}
-		b.WriteString(" WHERE ")
-		for i, f := range in.model.PK {
-			if i > 0 {
-				b.WriteString(" AND ")
-			}
-			args = append(args, in.snapshot[fieldIndex(in.model, f)])
-			b.WriteString(fp.d.Quote(f.Column) + " = " + fp.d.Placeholder(len(args)))
-		}
+		args = wherePK(&b, fp.d, in.model, args, loadedPK(in))
 		fp.stmts = append(fp.stmts, driver.Statement{SQL: b.String(), Args: args})
 		fp.appliers = append(fp.appliers, func(s *Session, rs []*driver.Result) error {
 			for fi, v := range sent {
@@ -320,6 +313,29 @@ func (fp *flushPlan) update(in *instance) {
 	})
 }
 
+// wherePK writes " WHERE pk = … AND …", numbering its placeholders after args, and returns args
+// followed by key.
+func wherePK(b *strings.Builder, d *asyncengine.Dialect, m *structmap.Model, args, key []any) []any {
+	b.WriteString(" WHERE ")
+	for i, f := range m.PK {
+		if i > 0 {
+			b.WriteString(" AND ")
+		}
+		args = append(args, key[i])
+		b.WriteString(d.Quote(f.Column) + " = " + d.Placeholder(len(args)))
+	}
+	return args
+}
+
+// loadedPK is the primary key as last loaded or flushed: a changed key still finds its row.
+func loadedPK(in *instance) []any {
+	key := make([]any, len(in.model.PK))
+	for i, f := range in.model.PK {
+		key[i] = in.snapshot[fieldIndex(in.model, f)]
+	}
+	return key
+}
+
 func fieldIndex(m *structmap.Model, f *structmap.Field) int {
 	for i, x := range m.Fields {
 		if x == f {
@@ -332,15 +348,8 @@ func fieldIndex(m *structmap.Model, f *structmap.Field) int {
 func (fp *flushPlan) delete(in *instance) {
 	fp.ops = append(fp.ops, func() error {
 		var b strings.Builder
-		b.WriteString("DELETE FROM " + fp.d.Quote(in.model.Table) + " WHERE ")
-		var args []any
-		for i, f := range in.model.PK {
-			if i > 0 {
-				b.WriteString(" AND ")
-			}
-			args = append(args, in.snapshot[fieldIndex(in.model, f)])
-			b.WriteString(fp.d.Quote(f.Column) + " = " + fp.d.Placeholder(len(args)))
-		}
+		b.WriteString("DELETE FROM " + fp.d.Quote(in.model.Table))
+		args := wherePK(&b, fp.d, in.model, nil, loadedPK(in))
 		fp.stmts = append(fp.stmts, driver.Statement{SQL: b.String(), Args: args})
 		fp.appliers = append(fp.appliers, func(s *Session, rs []*driver.Result) error {
 			s.forget(in)
