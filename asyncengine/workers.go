@@ -170,12 +170,9 @@ func (w *Workers) do(fn func()) {
 	case w.handoff <- task:
 		w.submitted.Add(1)
 	default:
+		// owned by this caller, which waits for it below
 		w.direct.Add(1)
-		w.wg.Add(1)
-		go func() {
-			defer w.wg.Done()
-			task()
-		}()
+		go task()
 	}
 	<-done
 }
