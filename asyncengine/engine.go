@@ -113,7 +113,7 @@ func newConnector(cfg *Config) (driver.Connector, error) {
 		if err != nil {
 			return nil, &ConfigError{Value: cfg.String(), Err: err}
 		}
-		return sqldriver.New(db, "sqlite", sqldriver.Probes{}), nil
+		return sqldriver.New(db, "sqlite", sqldriver.Probes{SerialConnect: true}), nil
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	sqldrv "database/sql/driver"
 	"errors"
 	"strings"
+	"sync"
 
 	"github.com/gosqla/gosqla/asyncengine/driver"
 )
@@ -19,6 +20,7 @@ type Connector struct {
 	dialect      string
 	isDisconnect func(error) bool
 	isClosed     func(driverConn any) bool
+	connectMu    *sync.Mutex // set when connects must not overlap
 }
 
 // Probes tell a driver's lost connections apart; either may be nil.
@@ -27,13 +29,20 @@ type Probes struct {
 	IsDisconnect func(error) bool
 	// IsClosed inspects a driver connection (for drivers without driver.Validator).
 	IsClosed func(driverConn any) bool
+	// SerialConnect opens one connection at a time: SQLite's connection pragmas (journal_mode=WAL
+	// above all) take locks that overlapping opens of a new database file can fail to get.
+	SerialConnect bool
 }
 
 // New wraps db.
 func New(db *sql.DB, dialect string, p Probes) *Connector {
 	db.SetMaxIdleConns(0)
 	db.SetMaxOpenConns(0)
-	return &Connector{db: db, dialect: dialect, isDisconnect: p.IsDisconnect, isClosed: p.IsClosed}
+	c := &Connector{db: db, dialect: dialect, isDisconnect: p.IsDisconnect, isClosed: p.IsClosed}
+	if p.SerialConnect {
+		c.connectMu = new(sync.Mutex)
+	}
+	return c
 }
 
 func (c *Connector) Dialect() string { return c.dialect }
@@ -50,6 +59,10 @@ func (c *Connector) IsDisconnect(err error) bool {
 }
 
 func (c *Connector) Connect(ctx context.Context) (driver.Conn, error) {
+	if c.connectMu != nil {
+		c.connectMu.Lock()
+		defer c.connectMu.Unlock()
+	}
 	sc, err := c.db.Conn(ctx)
 	if err != nil {
 		return nil, err
