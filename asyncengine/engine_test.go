@@ -3,6 +3,7 @@ package asyncengine_test
 import (
 	"context"
 	"errors"
+	"go.uber.org/goleak"
 	"time"
 
 	"testing"
@@ -247,4 +248,32 @@ func TestFutureAwaitHonoursContext(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, 5, v)
 	<-f.Done()
+}
+
+// TestCloseLeavesNoGoroutine runs without t.Parallel: it compares goroutines before and after.
+func TestCloseLeavesNoGoroutine(t *testing.T) {
+	urls := backendURLs(t)
+	for _, name := range []string{"pgx", "stdlib", "sqlite"} {
+		ignore := goleak.IgnoreCurrent()
+		ctx := ctxT(t)
+		e, err := asyncengine.New(withQuery(urls[name], "pool_size=2&max_overflow=2"))
+		require.NoError(t, err)
+		var futures []*asyncengine.Future[int]
+		for i := 0; i < 20; i++ {
+			futures = append(futures, asyncengine.RunSync(ctx, e, func(ctx context.Context, c *asyncengine.Conn) (int, error) {
+				_, err := c.Exec(ctx, "SELECT 1")
+				return i, err
+			}))
+		}
+		_, err = asyncengine.All(ctx, futures...)
+		require.NoError(t, err)
+		held, err := e.Connect(ctx)
+		require.NoError(t, err)
+		require.NoError(t, e.Close())
+		require.NoError(t, held.Close(), "a connection returned after Close is closed, not pooled")
+		_, err = e.Connect(ctx)
+		require.ErrorIs(t, err, asyncengine.ErrPoolClosed)
+		goleak.VerifyNone(t, ignore)
+		assert.Equal(t, 0, e.Stats().CheckedOut, name)
+	}
 }

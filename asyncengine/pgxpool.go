@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/gosqla/gosqla/asyncengine/internal/pgxdriver"
@@ -18,6 +19,7 @@ type pgxPoolClass struct {
 	p       *pgxpool.Pool
 	owned   bool
 	timeout time.Duration
+	waiting atomic.Int64 // acquires under way: pgxpool keeps no count of its waiters
 }
 
 const pgxpoolRecordKey = "gosqla.pconn"
@@ -110,7 +112,9 @@ func (p *pgxPoolClass) acquire(ctx context.Context) (*pconn, error) {
 	actx, cancel := context.WithTimeout(ctx, p.timeout)
 	defer cancel()
 	start := time.Now()
+	p.waiting.Add(1)
 	c, err := p.p.Acquire(actx)
+	p.waiting.Add(-1)
 	if d := time.Since(start); d > time.Millisecond {
 		p.waits.Add(1)
 		p.waitNanos.Add(int64(d))
@@ -174,7 +178,7 @@ func (p *pgxPoolClass) closeIdleOlder(t time.Time) {
 func (p *pgxPoolClass) stats() PoolStats {
 	st := p.p.Stat()
 	s := PoolStats{Size: int(st.MaxConns()), CheckedIn: int(st.IdleConns()), CheckedOut: int(st.AcquiredConns()),
-		Overflow: int(st.TotalConns()) - int(st.MaxConns())}
+		Overflow: int(st.TotalConns()) - int(st.MaxConns()), Waiting: int(p.waiting.Load())}
 	p.counters(&s)
 	return s
 }

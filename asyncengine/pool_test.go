@@ -276,8 +276,13 @@ func TestPgxpoolClass(t *testing.T) {
 	e := newEngine(t, url, "poolclass=pgxpool&pool_size=2&max_overflow=0&pool_timeout=0.2&pool_pre_ping=true")
 	a, b := checkout(t, e), checkout(t, e)
 	assert.Equal(t, 2, e.Stats().CheckedOut)
-	_, err := e.Connect(ctxT(t))
-	require.ErrorIs(t, err, asyncengine.ErrPoolTimeout)
+	waited := make(chan error)
+	go func() { _, err := e.Connect(ctxT(t)); waited <- err }()
+	for e.Stats().Waiting != 1 {
+		time.Sleep(time.Millisecond)
+	}
+	require.ErrorIs(t, <-waited, asyncengine.ErrPoolTimeout)
+	assert.Equal(t, 0, e.Stats().Waiting)
 	ida := a.ID()
 	a.Close()
 	b.Close()
