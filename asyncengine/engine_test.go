@@ -49,6 +49,14 @@ func TestQueryAndScan(t *testing.T) {
 		var id int
 		var name string
 		require.ErrorIs(t, r.One(&id, &name, new(any)), asyncengine.ErrMultipleRows)
+		var ce *asyncengine.ConvertError
+		var when time.Time
+		require.ErrorAs(t, r.ScanRow(0, &id, &when, new(any)), &ce, "text into time.Time")
+		assert.Equal(t, "name", ce.Column)
+		var me *asyncengine.MappingError
+		_, err = asyncengine.ScanAll[struct{ Other int }](r)
+		require.ErrorAs(t, err, &me)
+		assert.Contains(t, me.Error(), `"id"`)
 		r, err = e.Query(ctx, "SELECT id, name FROM items WHERE id = 1")
 		require.NoError(t, err)
 		require.NoError(t, r.One(&id, &name))

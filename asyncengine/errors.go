@@ -3,7 +3,17 @@ package asyncengine
 import (
 	"errors"
 	"fmt"
+
+	"github.com/gosqla/gosqla/internal/structmap"
 )
+
+// MappingError reports a struct type that cannot be mapped to columns, naming the field and what
+// to fix (ScanAll, ScanOne, and the session's mapping).
+type MappingError = structmap.MappingError
+
+// ConvertError reports a column value that cannot be stored in its destination (Result.One,
+// ScanAll, the session's loads).
+type ConvertError = structmap.ConvertError
 
 var (
 	// ErrPoolTimeout is matched by the error a checkout returns when no connection became free

@@ -20,7 +20,7 @@ var ErrSessionClosed = errors.New("gosqla: session is closed")
 var ErrPendingRollback = asyncengine.ErrPendingRollback
 
 // MappingError reports a struct that cannot be mapped.
-type MappingError = structmap.MappingError
+type MappingError = asyncengine.MappingError
 
 // Session is a unit of work over one transaction per bound engine, with an identity map. It is
 // safe for concurrent use: every request is queued and served in submission order by one

@@ -362,6 +362,9 @@ func TestMappingErrors(t *testing.T) {
 	require.ErrorAs(t, s.Add(noPK{}), &me, "a value, not a pointer")
 	_, err := asyncsession.Get[int](ctxT(t), s, 1).Await(ctxT(t))
 	require.ErrorAs(t, err, &me)
+	var ce *asyncengine.ConvertError
+	_, err = asyncsession.Get[Author](ctxT(t), s, "seven").Await(ctxT(t))
+	require.ErrorAs(t, err, &ce, "a key that does not fit the primary key's type")
 	type weird struct {
 		ID int            `db:"id,pk"`
 		M  map[string]int `db:"m"`
