@@ -123,3 +123,18 @@ func FuzzParseConfig(f *testing.F) {
 		}
 	})
 }
+
+func TestNewWithConfigChecksEditedFields(t *testing.T) {
+	cfg, err := ParseConfig("sqlite://")
+	require.NoError(t, err)
+	cfg.PoolClass = "singleton"
+	_, err = NewWithConfig(cfg)
+	require.ErrorIs(t, err, ErrInvalidConfig)
+	assert.Contains(t, err.Error(), "poolclass")
+	cfg, _ = ParseConfig("sqlite://")
+	cfg.PoolSize = -1
+	_, err = NewWithConfig(cfg)
+	require.ErrorIs(t, err, ErrInvalidConfig)
+	_, err = NewWithConfig(&Config{})
+	require.ErrorIs(t, err, ErrInvalidConfig)
+}

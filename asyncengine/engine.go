@@ -48,6 +48,16 @@ func NewWithConfig(cfg *Config) (*Engine, error) {
 	if cfg.PoolSize < 0 || cfg.MaxOverflow < -1 || cfg.PoolTimeout < 0 || cfg.Workers < 0 {
 		return nil, &ConfigError{Key: "pool_size/max_overflow/pool_timeout/workers", Value: fmt.Sprint(cfg.PoolSize, cfg.MaxOverflow, cfg.PoolTimeout, cfg.Workers), Allowed: "pool_size >= 0, max_overflow >= -1, pool_timeout >= 0, workers >= 0"}
 	}
+	for _, k := range []struct{ key, value string }{
+		{"poolclass", string(cfg.PoolClass)},
+		{"pool_reset_on_return", string(cfg.PoolResetOnReturn)},
+		{"statement_cache", string(cfg.StatementCache)},
+	} {
+		spec := keys[k.key]
+		if err := spec.set(&Config{}, k.value); err != nil {
+			return nil, &ConfigError{Key: k.key, Value: k.value, Allowed: spec.allowed}
+		}
+	}
 	e := &Engine{cfg: cfg, dialect: dialectFor(cfg.Dialect)}
 	if cfg.Echo {
 		e.log = cfg.Logger
