@@ -334,16 +334,10 @@ func TestEvents(t *testing.T) {
 		e, err := asyncengine.NewWithConfig(cfg)
 		require.NoError(t, err)
 		defer e.Close()
-		var wg sync.WaitGroup
-		for i := 0; i < 10; i++ {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				_, err := e.Query(ctx, "SELECT 1")
-				assert.NoError(t, err)
-			}()
-		}
-		wg.Wait()
+		concurrently(10, func(int) {
+			_, err := e.Query(ctx, "SELECT 1")
+			assert.NoError(t, err)
+		})
 		assert.EqualValues(t, 1, firsts.Load(), "OnFirstConnect runs exactly once")
 		assert.EqualValues(t, 10, connects.Load())
 		assert.EqualValues(t, 10, checkins.Load())
