@@ -67,8 +67,9 @@ func (s *Session) planFlush(all bool) ([]part, error) {
 	for _, in := range deletes {
 		planFor(in.model).delete(in)
 	}
-	flushedInserts := s.pending
-	flushedDeletes := s.deleted
+	// Planned changes leave the lists now: another request of the same round must not plan them
+	// again. If the round fails, the session needs a Rollback, which expunges them.
+	s.pending, s.deleted = nil, nil
 	var parts []part
 	for _, e := range engines {
 		fp := byEngine[e]
@@ -76,17 +77,6 @@ func (s *Session) planFlush(all bool) ([]part, error) {
 			return nil, err
 		}
 		parts = append(parts, part{b: s.boundFor(e), stmts: fp.stmts, apply: fp.apply})
-	}
-	// the lists are consumed when the last engine's part applies; objects added meanwhile stay
-	last := &parts[len(parts)-1]
-	applyLast := last.apply
-	last.apply = func(s *Session, rs []*driver.Result) error {
-		if err := applyLast(s, rs); err != nil {
-			return err
-		}
-		s.pending = without(s.pending, flushedInserts)
-		s.deleted = without(s.deleted, flushedDeletes)
-		return nil
 	}
 	return parts, nil
 }
@@ -282,23 +272,22 @@ func (fp *flushPlan) update(in *instance) {
 		var b strings.Builder
 		b.WriteString("UPDATE " + fp.d.Quote(in.model.Table) + " SET ")
 		var args []any
-		sent := make(map[int]any, len(changed))
 		for i, fi := range changed {
 			f := in.model.Fields[fi]
 			if i > 0 {
 				b.WriteString(", ")
 			}
-			v := f.Value(in.v)
-			args = append(args, v)
-			sent[fi] = in.v.FieldByIndex(f.Index).Interface()
+			args = append(args, f.Value(in.v))
 			b.WriteString(fp.d.Quote(f.Column) + " = " + fp.d.Placeholder(len(args)))
 		}
 		args = wherePK(&b, fp.d, in.model, args, loadedPK(in))
+		// the snapshot takes the sent values now, so that a later request of the same round does
+		// not send them again; the key moves in the identity map once the row has
+		for _, fi := range changed {
+			in.snapshot[fi] = in.v.FieldByIndex(in.model.Fields[fi].Index).Interface()
+		}
 		fp.stmts = append(fp.stmts, driver.Statement{SQL: b.String(), Args: args})
 		fp.appliers = append(fp.appliers, func(s *Session, rs []*driver.Result) error {
-			for fi, v := range sent {
-				in.snapshot[fi] = v
-			}
 			if len(changed) > 0 {
 				old := in.key
 				in.key = keyOf(in.model, in.v)

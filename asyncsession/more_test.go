@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
+	"golang.org/x/sync/errgroup"
 )
 
 func TestNoGoroutineOutlivesTheSession(t *testing.T) {
@@ -266,5 +267,51 @@ func TestNullableColumns(t *testing.T) {
 		r := await(t, s.Execute(ctx, "SELECT count(*) FROM profile WHERE nickname IS NULL AND bio IS NULL"))
 		n, _ := r.Scalar()
 		assert.EqualValues(t, 1, n)
+	})
+}
+
+// TestMixedConcurrentUse shares one session between goroutines that add, load, modify, flush
+// and query at once: every write lands, and each key has one object.
+func TestMixedConcurrentUse(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
+		ctx := ctxT(t)
+		s := newSession(t, e)
+		const workers, each = 8, 25
+		g, gctx := errgroup.WithContext(ctx)
+		for w := 0; w < workers; w++ {
+			g.Go(func() error {
+				for i := 0; i < each; i++ {
+					id := int64(w*1000 + i + 1)
+					if err := s.Add(&Author{ID: id, Name: "new"}); err != nil {
+						return err
+					}
+					a, err := asyncsession.Get[Author](gctx, s, id).Await(gctx)
+					if err != nil {
+						return err
+					}
+					if a == nil {
+						return errors.New("an added object is not found by its key")
+					}
+					if i%5 == 0 {
+						if _, err := s.Flush(gctx).Await(gctx); err != nil {
+							return err
+						}
+					}
+					if _, err := s.Execute(gctx, "SELECT count(*) FROM authors").Await(gctx); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+		}
+		require.NoError(t, g.Wait())
+		await(t, s.Commit(ctx))
+		assert.EqualValues(t, workers*each, count(t, e, "authors"))
+		all := await(t, asyncsession.Select[Author](ctx, s, "SELECT * FROM authors"))
+		seen := map[*Author]bool{}
+		for _, a := range all {
+			seen[a] = true
+		}
+		assert.Len(t, seen, workers*each, "one object per key")
 	})
 }
