@@ -315,3 +315,44 @@ func TestMixedConcurrentUse(t *testing.T) {
 		assert.Len(t, seen, workers*each, "one object per key")
 	})
 }
+
+// TestConcurrentCommits: goroutines sharing a session each add, commit and read back; commits of
+// one goroutine end the transaction the others' requests run in, and nothing is lost.
+func TestConcurrentCommits(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
+		ctx := ctxT(t)
+		s := newSession(t, e)
+		const workers, each = 6, 15
+		g, gctx := errgroup.WithContext(ctx)
+		for w := 0; w < workers; w++ {
+			g.Go(func() error {
+				for i := 0; i < each; i++ {
+					id := int64(w*1000 + i + 1)
+					if err := s.Add(&Author{ID: id, Name: "c"}); err != nil {
+						return err
+					}
+					if _, err := s.Commit(gctx).Await(gctx); err != nil {
+						return err
+					}
+					a, err := asyncsession.Get[Author](gctx, s, id).Await(gctx)
+					if err != nil {
+						return err
+					}
+					if a == nil || a.Name != "c" {
+						return errors.New("a committed object reads back wrong")
+					}
+					a2 := &Book{ID: id, AuthorID: id, Title: "t"}
+					if err := s.Add(a2); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+		}
+		require.NoError(t, g.Wait())
+		await(t, s.Commit(ctx))
+		assert.EqualValues(t, workers*each, count(t, e, "authors"))
+		assert.EqualValues(t, workers*each, count(t, e, "books"))
+		assert.Equal(t, 0, e.Stats().CheckedOut, "the connection goes back between transactions")
+	})
+}
