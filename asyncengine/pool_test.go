@@ -459,3 +459,63 @@ func TestPrePingSkipsFreshConnections(t *testing.T) {
 	c.Close()
 	assert.Equal(t, 1, pings(), "a reused one is")
 }
+
+// TestPoolAccountingUnderChurn: checkouts, invalidations, cancelled waits and Dispose at once;
+// afterwards nothing is checked out or waiting, and the server never saw more connections than
+// the pool's capacity.
+func TestPoolAccountingUnderChurn(t *testing.T) {
+	url := enginetest.NewDatabase(t)
+	e := newEngine(t, url, "pool_size=4&max_overflow=3&pool_timeout=2")
+	var maxBackends, maxOpen atomic.Int64
+	stop := make(chan struct{})
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+			if n := int64(enginetest.Shared(t).Backends(t, url)); n > maxBackends.Load() {
+				maxBackends.Store(n)
+			}
+			if st := e.Stats(); int64(st.Size+st.Overflow) > maxOpen.Load() {
+				maxOpen.Store(int64(st.Size + st.Overflow))
+			}
+		}
+	}()
+	concurrently(24, func(g int) {
+		for i := 0; i < 40; i++ {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Duration(1+(g*i)%30)*time.Millisecond)
+			c, err := e.Connect(ctx)
+			if err == nil {
+				_, _ = c.Query(ctx, "SELECT 1")
+				switch (g + i) % 7 {
+				case 0:
+					c.Invalidate(errors.New("churn"))
+				case 1:
+					_ = e.Dispose(context.Background())
+				}
+				c.Close()
+			}
+			cancel()
+		}
+	})
+	close(stop)
+	<-watched
+	st := e.Stats()
+	assert.Equal(t, 0, st.CheckedOut)
+	assert.Equal(t, 0, st.Waiting)
+	assert.LessOrEqual(t, st.CheckedIn, 4)
+	assert.LessOrEqual(t, maxOpen.Load(), int64(7), "never more connections than pool_size + max_overflow")
+	// a closed connection's server process may take a moment to exit, hence the margin
+	assert.LessOrEqual(t, maxBackends.Load(), int64(7+2))
+	var conns []*asyncengine.Conn
+	for i := 0; i < 7; i++ {
+		conns = append(conns, checkout(t, e))
+	}
+	for _, c := range conns {
+		c.Close()
+	}
+}
