@@ -74,7 +74,6 @@ func Of(t reflect.Type) (*Model, error) {
 	return actual.(*Model), nil
 }
 
-var scannerType = reflect.TypeFor[sql.Scanner]()
 var timeType = reflect.TypeFor[time.Time]()
 
 func build(t reflect.Type) (*Model, error) {
@@ -249,6 +248,3 @@ func (f *Field) Value(v reflect.Value) any {
 
 // IsZero reports whether field f of v holds its zero value (a server default then applies).
 func (f *Field) IsZero(v reflect.Value) bool { return v.FieldByIndex(f.Index).IsZero() }
-
-// Scanner reports whether t scans itself (sql.Scanner).
-func Scanner(t reflect.Type) bool { return reflect.PointerTo(t).Implements(scannerType) }

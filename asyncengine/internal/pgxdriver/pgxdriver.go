@@ -56,14 +56,10 @@ func NewConnector(url string, opts Options) (*Connector, error) {
 	return &Connector{cfg: cfg}, nil
 }
 
-// FromConfig wraps an already parsed pgx configuration.
-func FromConfig(cfg *pgx.ConnConfig) *Connector { return &Connector{cfg: cfg} }
-
 func (c *Connector) Dialect() string             { return "postgresql" }
 func (c *Connector) Blocking() bool              { return false }
 func (c *Connector) IsDisconnect(err error) bool { return IsDisconnect(err) }
 func (c *Connector) Close() error                { return nil }
-func (c *Connector) Config() *pgx.ConnConfig     { return c.cfg }
 
 func (c *Connector) Connect(ctx context.Context) (driver.Conn, error) {
 	pc, err := pgx.ConnectConfig(ctx, c.cfg)
