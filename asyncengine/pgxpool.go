@@ -3,7 +3,6 @@ package asyncengine
 import (
 	"context"
 	"errors"
-	"fmt"
 	"sync/atomic"
 	"time"
 
@@ -70,41 +69,8 @@ func newPgxPool(b *poolBase, cfg *Config) (*pgxPoolClass, error) {
 }
 
 func (p *pgxPoolClass) get(ctx context.Context) (*pconn, error) {
-	e := p.e
-	for attempt := 0; ; attempt++ {
-		pc, err := p.acquire(ctx)
-		if err != nil {
-			return nil, err
-		}
-		if p.stale(pc) {
-			p.discard(pc)
-			continue
-		}
-		if e.cfg.PoolPrePing && pc.checkouts > 0 {
-			if err := pc.dc.Ping(ctx); err != nil {
-				if ctx.Err() != nil {
-					p.discard(pc)
-					return nil, ctx.Err()
-				}
-				p.invalidated(ctx, pc, err)
-				p.discard(pc)
-				continue
-			}
-		}
-		if h := e.cfg.OnCheckout; h != nil {
-			if err := callHook(ctx, e, pc, h); err != nil {
-				err = fmt.Errorf("gosqla: OnCheckout rejected the connection: %w", err)
-				p.invalidated(ctx, pc, err)
-				p.discard(pc)
-				if attempt >= 2 {
-					return nil, err
-				}
-				continue
-			}
-		}
-		pc.checkouts++
-		return pc, nil
-	}
+	// a replacement is another connection from pgxpool; a dropped one is destroyed by it
+	return p.checkout(ctx, p, nil, source{fresh: p.acquire, drop: p.discard})
 }
 
 // acquire takes a connection from pgxpool within pool_timeout and finds (or creates) its record.

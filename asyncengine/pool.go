@@ -157,41 +157,51 @@ func (b *poolBase) stale(pc *pconn) bool {
 	return r >= 0 && time.Since(pc.created) > r
 }
 
+// source is how a pool class replaces a connection the checkout will not hand out.
+type source struct {
+	// fresh returns another connection for the checkout; on failure it has settled its slot.
+	fresh func(ctx context.Context) (*pconn, error)
+	// drop lets a connection go; the checkout keeps its place.
+	drop func(pc *pconn)
+}
+
 // checkout turns a connection the pool handed out (nil: a free slot to connect in) into one that
-// is ready: fresh enough, alive when pre-ping is on, and accepted by OnCheckout. On failure the
-// slot is given back through p.
-func (b *poolBase) checkout(ctx context.Context, p pool, pc *pconn) (*pconn, error) {
+// is ready: fresh enough, alive when pre-ping is on, and accepted by OnCheckout (three tries).
+// On failure the checkout's place is given back through p.
+func (b *poolBase) checkout(ctx context.Context, p pool, pc *pconn, src source) (*pconn, error) {
 	e := b.e
 	var lastErr error
-	for attempt := 0; attempt < 3; attempt++ {
-		if pc != nil && b.stale(pc) {
-			b.closeConn(pc)
-			pc = nil
+	for rejected := 0; rejected < 3; {
+		if pc == nil {
+			var err error
+			if pc, err = src.fresh(ctx); err != nil {
+				return nil, err
+			}
 		}
-		if pc != nil && e.cfg.PoolPrePing && pc.checkouts > 0 {
+		if b.stale(pc) {
+			src.drop(pc)
+			pc = nil
+			continue
+		}
+		if e.cfg.PoolPrePing && pc.checkouts > 0 {
 			if err := b.ping(ctx, pc); err != nil {
 				if ctx.Err() != nil {
 					p.discard(pc)
 					return nil, ctx.Err()
 				}
 				b.invalidated(ctx, pc, err)
-				b.closeConn(pc)
+				src.drop(pc)
 				pc = nil
-			}
-		}
-		if pc == nil {
-			var err error
-			if pc, err = b.connect(ctx); err != nil {
-				p.discard(nil)
-				return nil, err
+				continue
 			}
 		}
 		if h := e.cfg.OnCheckout; h != nil {
 			if err := callHook(ctx, e, pc, h); err != nil {
 				lastErr = fmt.Errorf("gosqla: OnCheckout rejected the connection: %w", err)
 				b.invalidated(ctx, pc, lastErr)
-				b.closeConn(pc)
+				src.drop(pc)
 				pc = nil
+				rejected++
 				continue
 			}
 		}

@@ -18,6 +18,8 @@ type queuePool struct {
 	assertion bool
 	timeout   time.Duration
 
+	src source // a replacement is a new connection in the same slot
+
 	mu         sync.Mutex
 	idle       []*pconn // oldest checkin first
 	waiters    []*waiter
@@ -41,6 +43,13 @@ type grant struct {
 func newQueuePool(b *poolBase, cfg *Config) *queuePool {
 	p := &queuePool{poolBase: b, size: cfg.PoolSize, capacity: cfg.capacity(), keepIdle: cfg.PoolSize,
 		lifo: cfg.PoolUseLIFO, timeout: cfg.PoolTimeout}
+	p.src = source{drop: b.closeConn, fresh: func(ctx context.Context) (*pconn, error) {
+		pc, err := b.connect(ctx)
+		if err != nil {
+			p.discard(nil) // a failed connect consumes no slot
+		}
+		return pc, err
+	}}
 	switch cfg.PoolClass {
 	case PoolNull:
 		p.size, p.keepIdle = 0, 0
@@ -80,13 +89,13 @@ func (p *queuePool) get(ctx context.Context) (*pconn, error) {
 		}
 		p.checkedOut++
 		p.mu.Unlock()
-		return p.checkout(ctx, p, pc)
+		return p.checkout(ctx, p, pc, p.src)
 	}
 	if (p.capacity == 0 || p.open < p.capacity) && len(p.waiters) == 0 {
 		p.open++
 		p.checkedOut++
 		p.mu.Unlock()
-		return p.checkout(ctx, p, nil)
+		return p.checkout(ctx, p, nil, p.src)
 	}
 	if p.assertion {
 		stack := p.lastStack
@@ -132,7 +141,7 @@ func (p *queuePool) granted(ctx context.Context, g grant) (*pconn, error) {
 	if g.err != nil {
 		return nil, g.err
 	}
-	return p.checkout(ctx, p, g.pc)
+	return p.checkout(ctx, p, g.pc, p.src)
 }
 
 // abandon removes w from the queue. If a grant reached it first, the grant is returned so that
