@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -46,6 +47,17 @@ const (
 	// CacheNone runs every statement unnamed with text parameters (PgBouncer-safe).
 	CacheNone StatementCache = "none"
 )
+
+// execMode is pgx's query execution mode for the statement cache policy.
+func (c StatementCache) execMode() pgx.QueryExecMode {
+	switch c {
+	case CacheDescribe:
+		return pgx.QueryExecModeCacheDescribe
+	case CacheNone:
+		return pgx.QueryExecModeExec
+	}
+	return pgx.QueryExecModeCacheStatement
+}
 
 // Config is a parsed engine configuration. Build one with ParseConfig, adjust fields (hooks,
 // Logger), then call NewWithConfig. Field defaults match SQLAlchemy's create_engine.

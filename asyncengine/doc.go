@@ -45,7 +45,8 @@
 // Future[T] is a value that completes later: Await(ctx) waits for it, Done() is closed when it
 // completes, All awaits several. Workers is a bounded pool: N goroutines and a bounded queue;
 // submitting to a full queue waits and gives up when ctx ends; a panicking task completes with a
-// *PanicError carrying its stack; Close waits for running tasks. Its size defaults to the pool's
+// *PanicError carrying its stack; Close waits for running tasks. CatchPanic is that rule for any
+// function: hooks, transaction callbacks and worker tasks all run through it. Its size defaults to the pool's
 // capacity (pool_size + max_overflow).
 //
 // RunSync runs a function with a checked-out Conn on a worker and returns its future. Because the

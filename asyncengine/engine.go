@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
-	"runtime/debug"
 	"sync/atomic"
 
 	"github.com/gosqla/gosqla/asyncengine/driver"
@@ -91,11 +90,7 @@ func NewWithConfig(cfg *Config) (*Engine, error) {
 func newConnector(cfg *Config) (driver.Connector, error) {
 	switch cfg.Driver {
 	case "pgx":
-		mode := map[StatementCache]pgx.QueryExecMode{
-			CachePrepare: pgx.QueryExecModeCacheStatement, CacheDescribe: pgx.QueryExecModeCacheDescribe,
-			CacheNone: pgx.QueryExecModeExec,
-		}[cfg.StatementCache]
-		c, err := pgxdriver.NewConnector(cfg.DSN, pgxdriver.Options{ExecMode: mode, CancelGrace: cfg.CancelGrace})
+		c, err := pgxdriver.NewConnector(cfg.DSN, pgxdriver.Options{ExecMode: cfg.StatementCache.execMode(), CancelGrace: cfg.CancelGrace})
 		if err != nil {
 			return nil, &ConfigError{Value: cfg.String(), Err: err}
 		}
@@ -105,12 +100,7 @@ func newConnector(cfg *Config) (driver.Connector, error) {
 		if err != nil {
 			return nil, &ConfigError{Value: cfg.String(), Err: err}
 		}
-		if cfg.StatementCache != CachePrepare {
-			pc.DefaultQueryExecMode = pgx.QueryExecModeExec
-			if cfg.StatementCache == CacheDescribe {
-				pc.DefaultQueryExecMode = pgx.QueryExecModeCacheDescribe
-			}
-		}
+		pc.DefaultQueryExecMode = cfg.StatementCache.execMode()
 		return sqldriver.New(stdlib.OpenDB(*pc), "postgresql", sqldriver.Probes{
 			IsDisconnect: pgxdriver.IsDisconnect,
 			IsClosed: func(dc any) bool {
@@ -145,14 +135,7 @@ func (e *Engine) Stats() PoolStats { return e.pool.stats() }
 // call runs a driver call: inline for a non-blocking driver, on Workers for a blocking one. A
 // panic in the driver comes back as a *PanicError.
 func (e *Engine) call(fn func() error) (err error) {
-	run := func() {
-		defer func() {
-			if r := recover(); r != nil {
-				err = &PanicError{Value: r, Stack: debug.Stack()}
-			}
-		}()
-		err = fn()
-	}
+	run := func() { err = CatchPanic(fn) }
 	if !e.connector.Blocking() {
 		run()
 	} else {
@@ -217,22 +200,13 @@ func (e *Engine) Begin(ctx context.Context, fn func(*Conn) error) (err error) {
 	if err != nil {
 		return err
 	}
-	if err = safeRun(func() error { return fn(c) }); err != nil {
+	if err = CatchPanic(func() error { return fn(c) }); err != nil {
 		if rbErr := tx.Rollback(ctx); rbErr != nil && rbErr != ErrTxDone {
 			return fmt.Errorf("%w (and rollback failed: %v)", err, rbErr)
 		}
 		return err
 	}
 	return tx.Commit(ctx)
-}
-
-func safeRun(fn func() error) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = &PanicError{Value: r, Stack: debug.Stack()}
-		}
-	}()
-	return fn()
 }
 
 // Exec runs a statement on a pooled connection.

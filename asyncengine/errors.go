@@ -3,6 +3,7 @@ package asyncengine
 import (
 	"errors"
 	"fmt"
+	"runtime/debug"
 
 	"github.com/gosqla/gosqla/internal/structmap"
 )
@@ -115,6 +116,17 @@ func (e *PoolTimeoutError) Error() string {
 	return fmt.Sprintf("QueuePool limit of size %d overflow %d reached, connection timed out, timeout %.2fs", e.Size, e.Overflow, e.Timeout)
 }
 func (e *PoolTimeoutError) Is(target error) bool { return target == ErrPoolTimeout }
+
+// CatchPanic runs fn and returns a panic in it as a *PanicError with the stack where it happened:
+// no panic of user code (hooks, tasks, transaction callbacks) escapes the library.
+func CatchPanic(fn func() error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = &PanicError{Value: r, Stack: debug.Stack()}
+		}
+	}()
+	return fn()
+}
 
 // PanicError is a panic recovered from user code (a worker task, a hook, a Begin callback),
 // returned as an error with the stack where it happened.

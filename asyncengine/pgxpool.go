@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/gosqla/gosqla/asyncengine/internal/pgxdriver"
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -54,10 +53,7 @@ func newPgxPool(b *poolBase, cfg *Config) (*pgxPoolClass, error) {
 	} else {
 		pcfg.MaxConns = 1 << 20
 	}
-	pcfg.ConnConfig.DefaultQueryExecMode = map[StatementCache]pgx.QueryExecMode{
-		CachePrepare: pgx.QueryExecModeCacheStatement, CacheDescribe: pgx.QueryExecModeCacheDescribe,
-		CacheNone: pgx.QueryExecModeExec,
-	}[cfg.StatementCache]
+	pcfg.ConnConfig.DefaultQueryExecMode = cfg.StatementCache.execMode()
 	if cfg.PoolRecycle > 0 {
 		pcfg.MaxConnLifetime = cfg.PoolRecycle
 	}

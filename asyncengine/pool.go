@@ -125,13 +125,8 @@ func (b *poolBase) connectHooks(ctx context.Context, pc *pconn) error {
 }
 
 // callHook runs a hook with a Conn that is not checked out of the pool: closing it does nothing.
-func callHook(ctx context.Context, e *Engine, pc *pconn, hook func(context.Context, *Conn) error) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = &PanicError{Value: r, Stack: debug.Stack()}
-		}
-	}()
-	return hook(ctx, &Conn{e: e, pc: pc, hookOnly: true})
+func callHook(ctx context.Context, e *Engine, pc *pconn, hook func(context.Context, *Conn) error) error {
+	return CatchPanic(func() error { return hook(ctx, &Conn{e: e, pc: pc, hookOnly: true}) })
 }
 
 func notify(fn func()) {

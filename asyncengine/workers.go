@@ -2,7 +2,6 @@ package asyncengine
 
 import (
 	"context"
-	"runtime/debug"
 	"sync"
 	"sync/atomic"
 )
@@ -139,7 +138,12 @@ func (w *Workers) run(task func()) {
 func Go[T any](ctx context.Context, w *Workers, fn func(context.Context) (T, error)) *Future[T] {
 	f, resolve := NewPromise[T]()
 	err := w.Submit(ctx, func() {
-		v, err := safeCall(ctx, fn)
+		var v T
+		err := CatchPanic(func() error {
+			var err error
+			v, err = fn(ctx)
+			return err
+		})
 		if _, ok := err.(*PanicError); ok {
 			w.panics.Add(1)
 		}
@@ -196,13 +200,4 @@ func (w *Workers) Close() error {
 		}
 	})
 	return nil
-}
-
-func safeCall[T any](ctx context.Context, fn func(context.Context) (T, error)) (v T, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = &PanicError{Value: r, Stack: debug.Stack()}
-		}
-	}()
-	return fn(ctx)
 }

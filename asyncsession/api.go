@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"reflect"
-	"runtime/debug"
 	"strings"
 	"sync"
 
@@ -12,8 +11,6 @@ import (
 	"github.com/gosqla/gosqla/asyncengine/driver"
 	"github.com/gosqla/gosqla/internal/structmap"
 )
-
-func stack() []byte { return debug.Stack() }
 
 // newOp returns a request and its future; the request fails by completing the future with err.
 func newOp[T any](ctx context.Context) (*op, *asyncengine.Future[T], func(T, error)) {

@@ -92,7 +92,7 @@ func (m *Maker) Begin(ctx context.Context, fn func(s *Session) error) (err error
 			err = cerr
 		}
 	}()
-	if err = safeRun(func() error { return fn(s) }); err != nil {
+	if err = asyncengine.CatchPanic(func() error { return fn(s) }); err != nil {
 		if _, rbErr := s.Rollback(ctx).Await(ctx); rbErr != nil {
 			return fmt.Errorf("%w (and rollback failed: %v)", err, rbErr)
 		}
@@ -100,15 +100,6 @@ func (m *Maker) Begin(ctx context.Context, fn func(s *Session) error) (err error
 	}
 	_, err = s.Commit(ctx).Await(ctx)
 	return err
-}
-
-func safeRun(fn func() error) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = &asyncengine.PanicError{Value: r, Stack: stack()}
-		}
-	}()
-	return fn()
 }
 
 type contextKey struct{}
