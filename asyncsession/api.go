@@ -190,16 +190,11 @@ func (s *Session) Close() error {
 	if err == ErrSessionClosed {
 		err = nil
 	}
+	// the close request ended every transaction and returned the connections; what is left is to
+	// see the drainer gone
 	s.mu.Lock()
 	for s.draining {
 		s.idle.Wait()
-	}
-	for _, b := range s.bounds {
-		if b.conn != nil {
-			_ = b.conn.Close()
-			b.conn = nil
-		}
-		b.inTx = false
 	}
 	s.mu.Unlock()
 	return err

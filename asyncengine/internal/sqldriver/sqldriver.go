@@ -90,9 +90,9 @@ func (c *Conn) Query(ctx context.Context, query string, args []any) (*driver.Res
 		return nil, err
 	}
 	res := &driver.Result{Columns: cols}
+	ptrs := make([]any, len(cols)) // one set of scan targets, pointed at each row's values
 	for rows.Next() {
 		vals := make([]any, len(cols))
-		ptrs := make([]any, len(cols))
 		for i := range vals {
 			ptrs[i] = &vals[i]
 		}
