@@ -30,7 +30,13 @@
 // disturbed, and the protocol stream is never corrupted.
 //
 // Results are read in full: Result.Scalar, Result.One (into pointers), Result.Rows,
-// Result.Columns, Result.Mappings, and ScanAll / ScanOne into structs by their `db` tags.
+// Result.Columns, Result.Mappings, and ScanAll / ScanOne into structs by their `db` tags. A value
+// that does not fit its destination is a *ConvertError naming the column; a struct that cannot be
+// mapped is a *MappingError.
+//
+// Conn.Pipeline sends several statements in one round trip (one worker call on a blocking
+// driver), and Conn.Do runs a function with the driver connection under the same concurrent-use
+// guard and disconnect handling as Exec and Query: the session is built on them.
 //
 // # Parameters
 //

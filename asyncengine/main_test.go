@@ -1,7 +1,9 @@
 package asyncengine_test
 
 import (
+	"bytes"
 	"context"
+	"log/slog"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -83,4 +85,36 @@ func concurrently(n int, fn func(i int)) {
 		}()
 	}
 	wg.Wait()
+}
+
+// logBuffer collects log output from any goroutine.
+type logBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// loggedEngine returns an engine for url whose log, at debug level, is collected in the buffer it
+// returns.
+func loggedEngine(t *testing.T, url string) (*asyncengine.Engine, *logBuffer) {
+	t.Helper()
+	cfg, err := asyncengine.ParseConfig(url)
+	require.NoError(t, err)
+	var log logBuffer
+	cfg.Logger = slog.New(slog.NewTextHandler(&log, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	e, err := asyncengine.NewWithConfig(cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { e.Close() })
+	return e, &log
 }

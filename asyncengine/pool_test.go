@@ -1,10 +1,8 @@
 package asyncengine_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
-	"log/slog"
 	"runtime"
 	"strings"
 	"sync"
@@ -368,14 +366,7 @@ func TestEvents(t *testing.T) {
 }
 
 func TestLeakedConnectionIsRecovered(t *testing.T) {
-	var buf bytes.Buffer
-	var mu sync.Mutex
-	cfg, err := asyncengine.ParseConfig(withQuery(enginetest.NewDatabase(t), "pool_size=1&max_overflow=0&pool_debug=true"))
-	require.NoError(t, err)
-	cfg.Logger = slog.New(slog.NewTextHandler(lockedWriter{&buf, &mu}, nil))
-	e, err := asyncengine.NewWithConfig(cfg)
-	require.NoError(t, err)
-	defer e.Close()
+	e, log := loggedEngine(t, withQuery(enginetest.NewDatabase(t), "pool_size=1&max_overflow=0&pool_debug=true"))
 	func() {
 		c, err := e.Connect(ctxT(t))
 		require.NoError(t, err)
@@ -388,70 +379,29 @@ func TestLeakedConnectionIsRecovered(t *testing.T) {
 	}
 	assert.EqualValues(t, 1, e.Stats().Leaks)
 	assert.Equal(t, 0, e.Stats().CheckedOut)
-	mu.Lock()
-	assert.Contains(t, buf.String(), "pool_test.go", "the report shows where it was checked out")
-	mu.Unlock()
+	assert.Contains(t, log.String(), "pool_test.go", "the report shows where it was checked out")
 	c := checkout(t, e)
 	c.Close()
 }
 
-type lockedWriter struct {
-	b  *bytes.Buffer
-	mu *sync.Mutex
-}
-
-func (w lockedWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
-}
-
 func TestEchoRedactsPasswords(t *testing.T) {
-	var buf bytes.Buffer
-	var mu sync.Mutex
-	url := enginetest.NewDatabase(t)
-	cfg, err := asyncengine.ParseConfig(withQuery(url, "echo=true"))
+	e, log := loggedEngine(t, withQuery(enginetest.NewDatabase(t), "echo=true"))
+	_, err := e.Query(ctxT(t), "SELECT 'echoed'")
 	require.NoError(t, err)
-	cfg.Logger = slog.New(slog.NewTextHandler(lockedWriter{&buf, &mu}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	e, err := asyncengine.NewWithConfig(cfg)
-	require.NoError(t, err)
-	defer e.Close()
-	_, err = e.Query(ctxT(t), "SELECT 'echoed'")
-	require.NoError(t, err)
-	mu.Lock()
-	out := buf.String()
-	mu.Unlock()
+	out := log.String()
 	assert.Contains(t, out, "SELECT 'echoed'")
 	assert.Contains(t, out, "checkout")
 
-	cfg, err = asyncengine.ParseConfig("postgresql://u:topsecret@127.0.0.1:1/x?echo=true")
-	require.NoError(t, err)
-	buf.Reset()
-	cfg.Logger = slog.New(slog.NewTextHandler(lockedWriter{&buf, &mu}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	e2, err := asyncengine.NewWithConfig(cfg)
-	require.NoError(t, err)
+	e2, log2 := loggedEngine(t, "postgresql://u:topsecret@127.0.0.1:1/x?echo=true")
 	_, _ = e2.Connect(ctxT(t))
 	e2.Close()
-	mu.Lock()
-	assert.NotContains(t, buf.String(), "topsecret")
-	assert.Contains(t, buf.String(), "engine created")
-	mu.Unlock()
+	assert.NotContains(t, log2.String(), "topsecret")
+	assert.Contains(t, log2.String(), "engine created")
 }
 
 func TestPrePingSkipsFreshConnections(t *testing.T) {
-	var buf bytes.Buffer
-	var mu sync.Mutex
-	cfg, err := asyncengine.ParseConfig(withQuery(enginetest.NewDatabase(t), "pool_size=1&max_overflow=0&pool_pre_ping=true&echo=true"))
-	require.NoError(t, err)
-	cfg.Logger = slog.New(slog.NewTextHandler(lockedWriter{&buf, &mu}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	e, err := asyncengine.NewWithConfig(cfg)
-	require.NoError(t, err)
-	defer e.Close()
-	pings := func() int {
-		mu.Lock()
-		defer mu.Unlock()
-		return strings.Count(buf.String(), "pre-ping")
-	}
+	e, log := loggedEngine(t, withQuery(enginetest.NewDatabase(t), "pool_size=1&max_overflow=0&pool_pre_ping=true&echo=true"))
+	pings := func() int { return strings.Count(log.String(), "pre-ping") }
 	c := checkout(t, e)
 	c.Close()
 	assert.Equal(t, 0, pings(), "a fresh connection is not pinged")
