@@ -2,7 +2,6 @@ package asyncengine
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"log/slog"
 	"os"
@@ -10,11 +9,8 @@ import (
 	"sync/atomic"
 
 	"github.com/gosqla/gosqla/asyncengine/driver"
-	"github.com/gosqla/gosqla/asyncengine/internal/pgxdriver"
-	"github.com/gosqla/gosqla/asyncengine/internal/sqldriver"
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/stdlib"
-	_ "modernc.org/sqlite" // the embedded default
+	_ "github.com/gosqla/gosqla/asyncengine/internal/pgxdriver" // registers pgx and stdlib
+	_ "github.com/gosqla/gosqla/asyncengine/internal/sqldriver" // registers sqlite
 )
 
 // Engine is the entry point: a connection pool, a dialect and a worker pool. It is safe for
@@ -41,21 +37,11 @@ func New(url string) (*Engine, error) {
 
 // NewWithConfig returns an engine for a configuration from ParseConfig.
 func NewWithConfig(cfg *Config) (*Engine, error) {
-	if cfg == nil || cfg.Driver == "" {
-		return nil, &ConfigError{Err: fmt.Errorf("the Config must come from ParseConfig")}
+	if cfg == nil {
+		return nil, &ConfigError{Err: fmt.Errorf("a nil Config: build one with ParseConfig")}
 	}
-	if cfg.PoolSize < 0 || cfg.MaxOverflow < -1 || cfg.PoolTimeout < 0 || cfg.Workers < 0 {
-		return nil, &ConfigError{Key: "pool_size/max_overflow/pool_timeout/workers", Value: fmt.Sprint(cfg.PoolSize, cfg.MaxOverflow, cfg.PoolTimeout, cfg.Workers), Allowed: "pool_size >= 0, max_overflow >= -1, pool_timeout >= 0, workers >= 0"}
-	}
-	for _, k := range []struct{ key, value string }{
-		{"poolclass", string(cfg.PoolClass)},
-		{"pool_reset_on_return", string(cfg.PoolResetOnReturn)},
-		{"statement_cache", string(cfg.StatementCache)},
-	} {
-		spec := keys[k.key]
-		if err := spec.set(&Config{}, k.value); err != nil {
-			return nil, &ConfigError{Key: k.key, Value: k.value, Allowed: spec.allowed}
-		}
+	if err := cfg.validate(); err != nil {
+		return nil, err
 	}
 	e := &Engine{cfg: cfg, dialect: dialectFor(cfg.Dialect)}
 	if cfg.Echo {
@@ -77,7 +63,7 @@ func NewWithConfig(cfg *Config) (*Engine, error) {
 	e.workers = NewWorkers(workers, cfg.WorkerQueue)
 	e.base = &poolBase{e: e}
 	if cfg.PoolClass == PoolPgxpool {
-		if e.pool, err = newPgxPool(e.base, cfg); err != nil {
+		if e.pool, err = newPgxPool(e.base, cfg, e.connector); err != nil {
 			return nil, err
 		}
 	} else {
@@ -87,34 +73,14 @@ func NewWithConfig(cfg *Config) (*Engine, error) {
 	return e, nil
 }
 
+// newConnector builds the configured driver's connector; the driver parses the DSN once.
 func newConnector(cfg *Config) (driver.Connector, error) {
-	switch cfg.Driver {
-	case "pgx":
-		c, err := pgxdriver.NewConnector(cfg.DSN, pgxdriver.Options{ExecMode: cfg.StatementCache.execMode(), CancelGrace: cfg.CancelGrace})
-		if err != nil {
-			return nil, &ConfigError{Value: cfg.String(), Err: err}
-		}
-		return c, nil
-	case "stdlib":
-		pc, err := pgx.ParseConfig(cfg.DSN)
-		if err != nil {
-			return nil, &ConfigError{Value: cfg.String(), Err: err}
-		}
-		pc.DefaultQueryExecMode = cfg.StatementCache.execMode()
-		return sqldriver.New(stdlib.OpenDB(*pc), "postgresql", sqldriver.Probes{
-			IsDisconnect: pgxdriver.IsDisconnect,
-			IsClosed: func(dc any) bool {
-				c, ok := dc.(interface{ Conn() *pgx.Conn })
-				return ok && c.Conn().IsClosed()
-			},
-		}), nil
-	default:
-		db, err := sql.Open("sqlite", cfg.DSN)
-		if err != nil {
-			return nil, &ConfigError{Value: cfg.String(), Err: err}
-		}
-		return sqldriver.New(db, "sqlite", sqldriver.Probes{SerialConnect: true}), nil
+	open, _ := driver.Lookup(string(cfg.Driver)) // validate saw it registered
+	c, err := open(driver.Config{DSN: cfg.DSN, StatementCache: string(cfg.StatementCache), CancelGrace: cfg.CancelGrace})
+	if err != nil {
+		return nil, secretsOf(cfg.DSN).clean(&ConfigError{Value: cfg.String(), Err: err})
 	}
+	return c, nil
 }
 
 // Config returns the engine's configuration. Do not modify it.

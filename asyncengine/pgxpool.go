@@ -3,9 +3,11 @@ package asyncengine
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync/atomic"
 	"time"
 
+	"github.com/gosqla/gosqla/asyncengine/driver"
 	"github.com/gosqla/gosqla/asyncengine/internal/pgxdriver"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
@@ -32,7 +34,7 @@ func NewFromPgxPool(p *pgxpool.Pool, cfg *Config) (*Engine, error) {
 		}
 	}
 	c := *cfg
-	c.Driver, c.Dialect, c.PoolClass, c.PgxPool = "pgx", "postgresql", PoolPgxpool, p
+	c.Driver, c.Dialect, c.PoolClass, c.PgxPool = DriverPgx, "postgresql", PoolPgxpool, p
 	c.DSN = p.Config().ConnConfig.ConnString()
 	if c.url == "" {
 		c.url = "postgresql+pgxpool://"
@@ -40,24 +42,15 @@ func NewFromPgxPool(p *pgxpool.Pool, cfg *Config) (*Engine, error) {
 	return NewWithConfig(&c)
 }
 
-func newPgxPool(b *poolBase, cfg *Config) (*pgxPoolClass, error) {
+func newPgxPool(b *poolBase, cfg *Config, connector driver.Connector) (*pgxPoolClass, error) {
 	if cfg.PgxPool != nil {
 		return &pgxPoolClass{poolBase: b, p: cfg.PgxPool, timeout: cfg.PoolTimeout}, nil
 	}
-	pcfg, err := pgxpool.ParseConfig(cfg.DSN)
-	if err != nil {
-		return nil, &ConfigError{Value: cfg.String(), Err: err}
+	pc, ok := connector.(*pgxdriver.Connector)
+	if !ok {
+		return nil, &ConfigError{Key: "poolclass", Value: string(PoolPgxpool), Err: fmt.Errorf("pgxpool needs the native pgx driver")}
 	}
-	if n := cfg.capacity(); n > 0 {
-		pcfg.MaxConns = int32(n)
-	} else {
-		pcfg.MaxConns = 1 << 20
-	}
-	pcfg.ConnConfig.DefaultQueryExecMode = cfg.StatementCache.execMode()
-	if cfg.PoolRecycle > 0 {
-		pcfg.MaxConnLifetime = cfg.PoolRecycle
-	}
-	p, err := pgxpool.NewWithConfig(context.Background(), pcfg)
+	p, err := pc.NewPool(context.Background(), cfg.capacity(), max(cfg.PoolRecycle, 0))
 	if err != nil {
 		return nil, &ConfigError{Value: cfg.String(), Err: err}
 	}

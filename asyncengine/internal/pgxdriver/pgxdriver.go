@@ -15,62 +15,7 @@ import (
 	"github.com/gosqla/gosqla/asyncengine/driver"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
 )
-
-// Options tune how connections are opened.
-type Options struct {
-	// ExecMode is pgx's query execution mode (statement cache policy).
-	ExecMode pgx.QueryExecMode
-	// CancelGrace, when positive, answers a cancelled context with a server cancel request and
-	// closes the connection only if the server has not answered within the grace period.
-	CancelGrace time.Duration
-}
-
-// Connector opens pgx connections.
-type Connector struct {
-	cfg *pgx.ConnConfig
-}
-
-// NewConnector parses a libpq-style URL (without gosqla's own keys).
-func NewConnector(url string, opts Options) (*Connector, error) {
-	cfg, err := pgx.ParseConfig(url)
-	if err != nil {
-		return nil, err
-	}
-	cfg.DefaultQueryExecMode = opts.ExecMode
-	if opts.CancelGrace > 0 {
-		grace := opts.CancelGrace
-		cfg.BuildContextWatcherHandler = func(pc *pgconn.PgConn) ctxwatch.Handler {
-			return &pgconn.CancelRequestContextWatcherHandler{Conn: pc, DeadlineDelay: grace}
-		}
-	}
-	dial := cfg.DialFunc
-	cfg.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
-		nc, err := dial(ctx, network, addr)
-		if err != nil {
-			return nil, err
-		}
-		return &countingConn{Conn: nc}, nil
-	}
-	return &Connector{cfg: cfg}, nil
-}
-
-func (c *Connector) Dialect() string             { return "postgresql" }
-func (c *Connector) Blocking() bool              { return false }
-func (c *Connector) IsDisconnect(err error) bool { return IsDisconnect(err) }
-func (c *Connector) Close() error                { return nil }
-
-func (c *Connector) Connect(ctx context.Context) (driver.Conn, error) {
-	pc, err := pgx.ConnectConfig(ctx, c.cfg)
-	if err != nil {
-		return nil, err
-	}
-	return Wrap(pc), nil
-}
-
-// Wrap adapts an open pgx connection.
-func Wrap(pc *pgx.Conn) *Conn { return &Conn{pc: pc} }
 
 // IsDisconnect classifies pgx errors: a closed or reset socket, EOF, SQLSTATE class 08 and the
 // admin/crash shutdown codes 57P01–57P03. A context the caller cancelled is not a disconnect.
