@@ -112,6 +112,9 @@ func (st *settings) take(key, value string) (forDriver bool, err error) {
 		st.execMode = value
 		return true, nil
 	}
+	if pgxKeys[key] {
+		return true, nil
+	}
 	if hint := didYouMean(key); hint != "" || looksLikeOurs(key) {
 		return false, &ConfigError{Key: key, Err: fmt.Errorf("unknown gosqla key%s", hint), Allowed: knownKeys()}
 	}
@@ -185,6 +188,11 @@ func parseURL(cfg *Config, scheme, rest string) error {
 		cfg.DSN += "?" + strings.Join(driverParts, "&")
 		cfg.url = describe(scheme + "://" + base)
 		return nil
+	}
+	if strings.Count(base, "@") > 1 {
+		// pgx ends the user information at the first '@', Go's url package at the last one:
+		// one of them would take part of the password for the host name
+		return &ConfigError{Value: describe(scheme + "://" + rest), Err: fmt.Errorf("more than one '@' before the host: percent-encode '@' in the user name and password as %%40")}
 	}
 	cfg.DSN = "postgresql://" + base
 	if len(driverParts) > 0 {
@@ -311,6 +319,9 @@ var pgxpoolKeys = map[string]string{
 	"pool_max_conn_idle_time":       "pool_size (idle connections beyond it are closed at checkin)",
 	"pool_health_check_period":      "pool_pre_ping",
 }
+
+// pgxKeys are pgx's keys that look like gosqla's.
+var pgxKeys = map[string]bool{"statement_cache_capacity": true, "description_cache_capacity": true}
 
 // sqliteKeys are the keys modernc.org/sqlite and SQLite's URI file names understand.
 var sqliteKeys = map[string]bool{
