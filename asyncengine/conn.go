@@ -120,7 +120,7 @@ func (c *Conn) failed(ctx context.Context, err error) error {
 	}
 	c.pc = nil
 	c.countTrips(pc)
-	c.e.base.invalidated(ctx, pc, err)
+	c.e.base.invalidated(ctx, c.e.pool, pc, err)
 	c.e.pool.discard(pc)
 	if c.tx != nil {
 		c.lost = true
@@ -172,11 +172,12 @@ func (c *Conn) echo(ctx context.Context, sql string, args []any, start time.Time
 	if c.e.log == nil {
 		return
 	}
+	params := c.e.cfg.LogParameters
 	if err != nil {
-		c.e.log.DebugContext(ctx, "gosqla: sql", "conn", c.ID(), "sql", sql, "args", len(args), "elapsed", time.Since(start), "error", err)
+		c.e.log.DebugContext(ctx, "gosqla: sql", "conn", c.ID(), "sql", capped(sql), "args", statementArgs(args, params), "elapsed", time.Since(start), "error", statementError(err, params))
 		return
 	}
-	c.e.log.DebugContext(ctx, "gosqla: sql", "conn", c.ID(), "sql", sql, "args", len(args), "elapsed", time.Since(start))
+	c.e.log.DebugContext(ctx, "gosqla: sql", "conn", c.ID(), "sql", capped(sql), "args", statementArgs(args, params), "elapsed", time.Since(start))
 }
 
 // Ping checks that the connection is alive.
@@ -197,7 +198,7 @@ func (c *Conn) Invalidate(err error) {
 	}
 	pc := c.pc
 	c.pc = nil
-	c.e.base.invalidated(context.Background(), pc, err)
+	c.e.base.invalidated(context.Background(), c.e.pool, pc, err)
 	c.e.pool.discard(pc)
 	if c.tx != nil {
 		c.lost = true
@@ -230,12 +231,12 @@ func (c *Conn) Close() error {
 	}
 	e := c.e
 	c.countTrips(pc)
-	e.logConn(context.Background(), "checkin", pc.id)
+	e.base.logConn(context.Background(), "checkin", pc.id)
 	if h := e.cfg.OnCheckin; h != nil {
-		notify(func() { h(pc.id) })
+		e.base.notify("OnCheckin", pc.id, func() { h(pc.id) })
 	}
 	if err := c.reset(pc); err != nil {
-		e.base.invalidated(context.Background(), pc, err)
+		e.base.invalidated(context.Background(), e.pool, pc, err)
 		e.pool.discard(pc)
 		return nil
 	}
@@ -265,9 +266,9 @@ func (c *Conn) reset(pc *pconn) error {
 		return err
 	})
 	if err == nil {
-		e.logf(ctx, "reset", "conn", pc.id, "mode", string(mode))
+		e.base.logf(ctx, "reset", "conn", pc.id, "mode", string(mode))
 		if h := e.cfg.OnReset; h != nil {
-			notify(func() { h(pc.id, mode) })
+			e.base.notify("OnReset", pc.id, func() { h(pc.id, mode) })
 		}
 	}
 	return err

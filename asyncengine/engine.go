@@ -61,7 +61,7 @@ func NewWithConfig(cfg *Config) (*Engine, error) {
 		}
 	}
 	e.workers = NewWorkers(workers, cfg.WorkerQueue)
-	e.base = &poolBase{e: e}
+	e.base = newPoolBase(e.poolDeps())
 	if cfg.PoolClass == PoolPgxpool {
 		if e.pool, err = newPgxPool(e.base, cfg, e.connector); err != nil {
 			return nil, err
@@ -71,6 +71,37 @@ func NewWithConfig(cfg *Config) (*Engine, error) {
 	}
 	e.logf(context.Background(), "engine created", "url", cfg.String(), "poolclass", string(cfg.PoolClass))
 	return e, nil
+}
+
+// poolDeps is what the engine hands its pool: the connector, how to run a driver call, the
+// hooks (given a Conn that is not checked out: closing it does nothing) and the loggers.
+func (e *Engine) poolDeps() poolDeps {
+	cfg := e.cfg
+	asConn := func(hook func(context.Context, *Conn) error) func(context.Context, *pconn) error {
+		if hook == nil {
+			return nil
+		}
+		return func(ctx context.Context, pc *pconn) error { return hook(ctx, &Conn{e: e, pc: pc, hookOnly: true}) }
+	}
+	return poolDeps{
+		connector: e.connector,
+		call:      e.call,
+		hooks: poolHooks{connect: asConn(cfg.OnConnect), firstConnect: asConn(cfg.OnFirstConnect), checkout: asConn(cfg.OnCheckout),
+			invalidate: cfg.OnInvalidate, close: cfg.OnClose},
+		echo: e.log, warn: e.warnLog(),
+		timeout: cfg.PoolTimeout, recycle: cfg.PoolRecycle, prePing: cfg.PoolPrePing, debug: cfg.PoolDebug,
+	}
+}
+
+// warnLog receives what must not be lost whether echo is on or not.
+func (e *Engine) warnLog() *slog.Logger {
+	switch {
+	case e.log != nil:
+		return e.log
+	case e.cfg.Logger != nil:
+		return e.cfg.Logger
+	}
+	return slog.Default()
 }
 
 // newConnector builds the configured driver's connector; the driver parses the DSN once.
@@ -128,22 +159,15 @@ func (e *Engine) Connect(ctx context.Context) (*Conn, error) {
 // Conn's current connection, and costs no allocation per checkout.
 func (c *Conn) finalize() {
 	if !c.closed && !c.hookOnly && c.pc != nil {
-		leaked(c.pc)
+		c.e.leaked(c.pc)
 	}
 }
 
 // leaked runs when a Conn is garbage-collected while checked out: its connection may be in any
 // state, so it is closed and its slot recovered.
-func leaked(pc *pconn) {
-	e := pc.e
+func (e *Engine) leaked(pc *pconn) {
 	e.base.leaks.Add(1)
-	logger := e.log
-	if logger == nil {
-		logger = e.cfg.Logger
-	}
-	if logger == nil {
-		logger = slog.Default()
-	}
+	logger := e.base.warn
 	if pc.stack != nil {
 		logger.Warn("gosqla: connection garbage-collected while checked out; call Conn.Close", "conn", pc.id, "checkout", string(pc.stack))
 	} else {
@@ -236,13 +260,6 @@ func RunSync[T any](ctx context.Context, e *Engine, fn func(context.Context, *Co
 		defer c.Close()
 		return fn(ctx, c)
 	})
-}
-
-// logConn logs a pool event of one connection; nothing is built when echo is off.
-func (e *Engine) logConn(ctx context.Context, msg string, id uint64) {
-	if e.log != nil {
-		e.log.DebugContext(ctx, "gosqla: "+msg, "conn", id)
-	}
 }
 
 func (e *Engine) logf(ctx context.Context, msg string, args ...any) {

@@ -89,7 +89,7 @@ func (p *pgxPoolClass) acquire(ctx context.Context) (*pconn, error) {
 	data := c.Conn().PgConn().CustomData()
 	pc, _ := data[pgxpoolRecordKey].(*pconn)
 	if pc == nil {
-		pc = &pconn{dc: pgxdriver.Wrap(c.Conn()), id: p.ids.Add(1), created: time.Now(), e: p.e}
+		pc = &pconn{dc: pgxdriver.Wrap(c.Conn()), id: p.ids.Add(1), created: time.Now()}
 		data[pgxpoolRecordKey] = pc
 		p.connects.Add(1)
 		pc.handle = c
