@@ -131,3 +131,25 @@ func TestSecretsRedactedInString(t *testing.T) {
 func ctxTimeout(d time.Duration) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), d)
 }
+
+// FuzzSecretsNeverPrinted puts the marker where a password goes, followed by anything.
+func FuzzSecretsNeverPrinted(f *testing.F) {
+	for _, s := range []string{"", "@h/db", "?x=1", "/x", "#", "' x", " oops", "\\", "&pool_size=-1", "%zz", ":1"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		for _, in := range []string{"postgresql://u:" + marker + s + "@h/db", "postgresql://h/db?password=" + marker + s,
+			"host=h password=" + marker + s, "host=h password='" + marker + s + "'"} {
+			cfg, err := asyncengine.ParseConfig(in)
+			var out string
+			if err != nil {
+				out = fmt.Sprintf("%v %+v %#v", err, err, err)
+			} else {
+				out = fmt.Sprintf("%v %+v %#v %s", cfg, *cfg, cfg, cfg)
+			}
+			if strings.Contains(out, marker) {
+				t.Fatalf("%q printed its password: %s", in, out)
+			}
+		}
+	})
+}
