@@ -18,7 +18,6 @@ type pgxPoolClass struct {
 	*poolBase
 	p       *pgxpool.Pool
 	owned   bool
-	timeout time.Duration
 	waiting atomic.Int64 // acquires under way: pgxpool keeps no count of its waiters
 }
 
@@ -44,7 +43,7 @@ func NewFromPgxPool(p *pgxpool.Pool, cfg *Config) (*Engine, error) {
 
 func newPgxPool(b *poolBase, cfg *Config, connector driver.Connector) (*pgxPoolClass, error) {
 	if cfg.PgxPool != nil {
-		return &pgxPoolClass{poolBase: b, p: cfg.PgxPool, timeout: cfg.PoolTimeout}, nil
+		return &pgxPoolClass{poolBase: b, p: cfg.PgxPool}, nil
 	}
 	pc, ok := connector.(*pgxdriver.Connector)
 	if !ok {
@@ -54,7 +53,7 @@ func newPgxPool(b *poolBase, cfg *Config, connector driver.Connector) (*pgxPoolC
 	if err != nil {
 		return nil, &ConfigError{Value: cfg.String(), Err: err}
 	}
-	return &pgxPoolClass{poolBase: b, p: p, owned: true, timeout: cfg.PoolTimeout}, nil
+	return &pgxPoolClass{poolBase: b, p: p, owned: true}, nil
 }
 
 func (p *pgxPoolClass) get(ctx context.Context) (*pconn, error) {

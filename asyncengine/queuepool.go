@@ -16,7 +16,6 @@ type queuePool struct {
 	keepIdle  int // most idle connections; <0 = no limit
 	lifo      bool
 	assertion bool
-	timeout   time.Duration
 
 	src source // a replacement is a new connection in the same slot
 
@@ -42,7 +41,7 @@ type grant struct {
 
 func newQueuePool(b *poolBase, cfg *Config) *queuePool {
 	p := &queuePool{poolBase: b, size: cfg.PoolSize, capacity: cfg.capacity(), keepIdle: cfg.PoolSize,
-		lifo: cfg.PoolUseLIFO, timeout: cfg.PoolTimeout}
+		lifo: cfg.PoolUseLIFO}
 	p.src = p.sourceBy(time.Time{})
 	switch cfg.PoolClass {
 	case PoolNull:
