@@ -72,6 +72,15 @@ func TestHungServerCheckoutIsBounded(t *testing.T) {
 	}
 }
 
+// TestHungServerPgxpoolClass: behind poolclass=pgxpool the checkout is bounded by pool_timeout too.
+func TestHungServerPgxpoolClass(t *testing.T) {
+	e := newEngine(t, "postgresql://u@"+hungServer(t)+"/db?sslmode=disable", "pool_timeout=0.3&poolclass=pgxpool")
+	start := time.Now()
+	_, err := e.Connect(ctxT(t))
+	require.ErrorIs(t, err, asyncengine.ErrPoolTimeout)
+	assert.Less(t, time.Since(start), 3*time.Second)
+}
+
 // TestWaitAndConnectShareThePoolTimeout: a checkout that waited for a slot and then connects to a
 // hung server gives up pool_timeout after it started.
 func TestWaitAndConnectShareThePoolTimeout(t *testing.T) {

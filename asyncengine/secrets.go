@@ -12,6 +12,9 @@ var secretKeys = map[string]bool{"password": true, "sslpassword": true}
 
 const redacted = "xxxxx"
 
+// minScrub is the shortest secret, or piece of one, that messages are scrubbed of.
+const minScrub = 4
+
 // secrets are the secret values found in one connection string, in every spelling an error
 // message might quote: as written, decoded, and cut at the characters where a parser may have
 // split them. Messages built from that string are scrubbed of them.
@@ -21,7 +24,9 @@ type secrets []string
 func secretsOf(s string) secrets {
 	var found []string
 	add := func(v string) {
-		if v == "" {
+		// a value this short would garble every message it is scrubbed from; the structural
+		// redaction (describe, and pgx's own) still hides it where a connection string is printed
+		if len(v) < minScrub {
 			return
 		}
 		found = append(found, v)
@@ -32,7 +37,7 @@ func secretsOf(s string) secrets {
 			found = append(found, d)
 		}
 		for _, piece := range strings.FieldsFunc(v, func(r rune) bool { return strings.ContainsRune("@:/?#&= '\\", r) }) {
-			if len(piece) >= 4 && piece != v {
+			if len(piece) >= minScrub && piece != v {
 				found = append(found, piece)
 			}
 		}

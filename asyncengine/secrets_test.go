@@ -10,6 +10,7 @@ import (
 
 	"github.com/gosqla/gosqla/asyncengine"
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 const marker = "Sup3rSecretMarker"
@@ -152,4 +153,13 @@ func FuzzSecretsNeverPrinted(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestShortPasswordDoesNotGarbleMessages: a short password is hidden where the string is printed,
+// and the rest of the message stays readable.
+func TestShortPasswordDoesNotGarbleMessages(t *testing.T) {
+	_, err := asyncengine.ParseConfig("postgresql://u:a@h:badport/db?pool_size=1")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "invalid configuration")
+	assert.Contains(t, err.Error(), "u:xxxxx@h")
 }
