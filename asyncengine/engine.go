@@ -8,6 +8,7 @@ import (
 	"os"
 	"runtime"
 	"sync/atomic"
+	"time"
 
 	"github.com/gosqla/gosqla/asyncengine/driver"
 	"github.com/gosqla/gosqla/asyncengine/internal/pgxdriver"
@@ -201,8 +202,11 @@ func (e *Engine) Begin(ctx context.Context, fn func(*Conn) error) (err error) {
 		return err
 	}
 	if err = CatchPanic(func() error { return fn(c) }); err != nil {
-		if rbErr := tx.Rollback(ctx); rbErr != nil && rbErr != ErrTxDone {
-			return fmt.Errorf("%w (and rollback failed: %v)", err, rbErr)
+		// ctx may be what ended fn: the rollback gets a short context of its own
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if rbErr := tx.Rollback(rctx); rbErr != nil && rbErr != ErrTxDone {
+			return fmt.Errorf("%w (and rollback failed: %w)", err, rbErr)
 		}
 		return err
 	}

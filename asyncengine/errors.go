@@ -80,9 +80,16 @@ type ArgumentError struct {
 	Missing string // a named parameter with no value
 	Want    int    // placeholders in the statement
 	Got     int    // arguments given
+	Fix     string // what to change, when the arguments have the wrong shape
 }
 
 func (e *ArgumentError) Error() string {
+	if e.Fix != "" {
+		if e.Missing != "" {
+			return fmt.Sprintf("gosqla: statement uses :%s but has no value for it: %s", e.Missing, e.Fix)
+		}
+		return "gosqla: " + e.Fix
+	}
 	if e.Missing != "" {
 		return fmt.Sprintf("gosqla: statement uses :%s but the Named arguments have no key %q", e.Missing, e.Missing)
 	}

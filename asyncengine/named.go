@@ -1,6 +1,8 @@
 package asyncengine
 
 import (
+	"fmt"
+	"reflect"
 	"strconv"
 	"strings"
 )
@@ -20,10 +22,18 @@ func bindArgs(d *Dialect, sql string, args []any) (string, []any, error) {
 		if named, ok := args[0].(Named); ok {
 			return bindNamed(d, sql, named)
 		}
+		if isStringMap(args[0]) {
+			return "", nil, &ArgumentError{SQL: sql, Missing: firstNamed(sql), Fix: fmt.Sprintf("a %T is taken as one positional argument; pass asyncengine.Named(m) for :name placeholders", args[0])}
+		}
 	}
 	want := 0
+	named := ""
 	scanSQL(sql, func(kind tokenKind, start, end int) {
 		switch kind {
+		case tokNamedParam:
+			if named == "" {
+				named = sql[start+1 : end]
+			}
 		case tokDollarParam:
 			if n, err := strconv.Atoi(sql[start+1 : end]); err == nil && n > want && d.positional {
 				want = n
@@ -35,6 +45,9 @@ func bindArgs(d *Dialect, sql string, args []any) (string, []any, error) {
 			}
 		}
 	})
+	if named != "" && want == 0 {
+		return "", nil, &ArgumentError{SQL: sql, Missing: named, Fix: fmt.Sprintf("pass its value as asyncengine.Named{%q: …}", named)}
+	}
 	if want != len(args) {
 		return "", nil, &ArgumentError{SQL: sql, Want: want, Got: len(args)}
 	}
@@ -77,6 +90,23 @@ func bindNamed(d *Dialect, sql string, named Named) (string, []any, error) {
 	}
 	b.WriteString(sql[last:])
 	return b.String(), args, nil
+}
+
+// isStringMap reports a map keyed by strings, the shape of Named under another type.
+func isStringMap(v any) bool {
+	t := reflect.TypeOf(v)
+	return t != nil && t.Kind() == reflect.Map && t.Key().Kind() == reflect.String
+}
+
+// firstNamed returns the first :name placeholder of sql, or "".
+func firstNamed(sql string) string {
+	name := ""
+	scanSQL(sql, func(kind tokenKind, start, end int) {
+		if kind == tokNamedParam && name == "" {
+			name = sql[start+1 : end]
+		}
+	})
+	return name
 }
 
 type tokenKind int

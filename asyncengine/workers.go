@@ -134,11 +134,17 @@ func (w *Workers) run(task func()) {
 }
 
 // Go runs fn on a worker and returns its future. A panic in fn completes the future with a
-// *PanicError.
+// *PanicError. If ctx ends before a worker takes fn, fn never runs and the future completes
+// with ctx's error. Go needs no connection: it is the way to run CPU-only stages of a pipeline
+// on the bounded workers.
 func Go[T any](ctx context.Context, w *Workers, fn func(context.Context) (T, error)) *Future[T] {
 	f, resolve := NewPromise[T]()
 	err := w.Submit(ctx, func() {
 		var v T
+		if err := ctx.Err(); err != nil {
+			resolve(v, err) // given up before it started: it never runs
+			return
+		}
 		err := CatchPanic(func() error {
 			var err error
 			v, err = fn(ctx)

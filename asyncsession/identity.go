@@ -3,6 +3,7 @@ package asyncsession
 import (
 	"fmt"
 	"reflect"
+	"strings"
 
 	"github.com/gosqla/gosqla/asyncengine"
 	"github.com/gosqla/gosqla/internal/structmap"
@@ -181,4 +182,13 @@ func loadAll[T any](s *Session, m *structmap.Model, r *asyncengine.Result, overw
 		out = append(out, in.ptr.(*T))
 	}
 	return out, nil
+}
+
+// keyError says which model's primary key a Get was given a wrong value for.
+func keyError(m *structmap.Model, pk any, err error) error {
+	want := make([]string, len(m.PK))
+	for i, f := range m.PK {
+		want[i] = f.Column + " " + f.Type.String()
+	}
+	return fmt.Errorf("gosqla: %v (%T) is not a primary key of %s, whose key is (%s): %w", pk, pk, m.Type, strings.Join(want, ", "), err)
 }

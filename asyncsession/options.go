@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"reflect"
 	"strings"
+	"time"
 
 	"github.com/gosqla/gosqla/asyncengine"
 	"github.com/gosqla/gosqla/internal/structmap"
@@ -93,14 +94,21 @@ func (m *Maker) Begin(ctx context.Context, fn func(s *Session) error) (err error
 		}
 	}()
 	if err = asyncengine.CatchPanic(func() error { return fn(s) }); err != nil {
-		if _, rbErr := s.Rollback(ctx).Await(ctx); rbErr != nil {
-			return fmt.Errorf("%w (and rollback failed: %v)", err, rbErr)
+		// the caller's ctx may be what ended fn: the rollback gets a short context of its own
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rollbackTimeout)
+		defer cancel()
+		if _, rbErr := s.Rollback(rctx).Await(rctx); rbErr != nil {
+			return fmt.Errorf("%w (and rollback failed: %w)", err, rbErr)
 		}
 		return err
 	}
 	_, err = s.Commit(ctx).Await(ctx)
 	return err
 }
+
+// rollbackTimeout bounds the rollback of a failed Maker.Begin, which does not use the caller's
+// context (it may be the reason of the failure).
+const rollbackTimeout = 5 * time.Second
 
 type contextKey struct{}
 

@@ -159,12 +159,30 @@ func (c *Conn) Pipeline(ctx context.Context, stmts []driver.Statement) ([]*drive
 			}
 		}
 		_ = br.Close()
-		return results, &driver.PipelineError{Index: i, Err: err}
+		return results, c.pipelineError(stmts, i, err)
 	}
 	if err := br.Close(); err != nil {
 		return results, &driver.PipelineError{Index: len(stmts) - 1, Err: err}
 	}
 	return results, nil
+}
+
+// pipelineError reports the failing statement of a pipeline. A batch prepares and encodes every
+// statement before running any, and reports a failure there at its first statement: the
+// statement at fault is found by its SQL, and the pipeline is marked not executed unless the
+// failed prepare aborted an open transaction.
+func (c *Conn) pipelineError(stmts []driver.Statement, i int, err error) *driver.PipelineError {
+	var pre pgx.ErrPreprocessingBatch
+	if i != 0 || !errors.As(err, &pre) {
+		return &driver.PipelineError{Index: i, Err: err}
+	}
+	for k, s := range stmts {
+		if s.SQL == pre.SQL() {
+			i = k
+			break
+		}
+	}
+	return &driver.PipelineError{Index: i, Err: err, NotExecuted: !c.pc.IsClosed() && c.pc.PgConn().TxStatus() != 'E'}
 }
 
 // allTxControl reports statements that only steer the transaction. They go through the simple
