@@ -207,6 +207,9 @@ func (s *Session) Close() error {
 // Execute runs a statement in the session's transaction (after an autoflush) and returns its result.
 func (s *Session) Execute(ctx context.Context, sql string, args ...any) *asyncengine.Future[*asyncengine.Result] {
 	o, f, resolve := newOp[*asyncengine.Result](ctx)
+	if err := s.opts.engine.Dialect().OneStatement(sql); err != nil {
+		return failed[*asyncengine.Result](err)
+	}
 	sql, args, err := s.opts.engine.Dialect().Bind(sql, args)
 	if err != nil {
 		return failed[*asyncengine.Result](err)
@@ -437,6 +440,9 @@ func Select[T any](ctx context.Context, s *Session, sql string, args ...any) *as
 	}
 	o, f, resolve := newOp[[]*T](ctx)
 	o.engine = s.engineFor(m)
+	if err := o.engine.Dialect().OneStatement(sql); err != nil {
+		return failed[[]*T](err)
+	}
 	sql, args, err = o.engine.Dialect().Bind(sql, args)
 	if err != nil {
 		return failed[[]*T](err)

@@ -414,3 +414,21 @@ func TestErrorsNameWhatToFix(t *testing.T) {
 	assert.True(t, errors.Is(err, asyncsession.ErrNilObject))
 	assert.True(t, strings.Contains(asyncsession.ErrNilObject.Error(), "nil"))
 }
+
+func TestExecuteRunsOneStatementPerCall(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
+		ctx := ctxT(t)
+		s := newSession(t, e)
+		for _, sql := range []string{"SAVEPOINT x; DROP TABLE books", "SELECT 1; DROP TABLE books", "SELECT 1; -- c\n DROP TABLE books"} {
+			_, err := s.Execute(ctx, sql).Await(ctx)
+			var ae *asyncengine.ArgumentError
+			require.ErrorAs(t, err, &ae, sql)
+			assert.Contains(t, err.Error(), "one per call")
+		}
+		_, err := asyncsession.Select[Author](ctx, s, "SELECT * FROM authors; DROP TABLE books").Await(ctx)
+		require.ErrorIs(t, err, asyncengine.ErrInvalidArgument)
+		await(t, s.Execute(ctx, "SELECT ';' AS a; -- a trailing semicolon and comment are one statement"))
+		await(t, s.Commit(ctx))
+		assert.EqualValues(t, 0, count(t, e, "books"), "the table is still there")
+	})
+}

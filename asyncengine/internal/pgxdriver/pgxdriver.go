@@ -80,6 +80,11 @@ func IsDisconnect(err error) bool {
 	}
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
+		if pgErr.Code == "08P01" && pgErr.SeverityUnlocalized != "FATAL" {
+			// the server refused a malformed request (a NUL byte in the SQL, for one) and goes on:
+			// the request's error, not a lost connection; a FATAL one ends the session
+			return false
+		}
 		return strings.HasPrefix(pgErr.Code, "08") || pgErr.Code == "57P01" || pgErr.Code == "57P02" || pgErr.Code == "57P03"
 	}
 	var connectErr *pgconn.ConnectError
@@ -190,8 +195,8 @@ func (c *Conn) pipelineError(stmts []driver.Statement, i int, err error) *driver
 // refuses to prepare anything but the statement that ends the failure.
 func allTxControl(stmts []driver.Statement) bool {
 	for _, s := range stmts {
-		if len(s.Args) > 0 {
-			return false
+		if len(s.Args) > 0 || strings.Contains(s.SQL, ";") {
+			return false // a ";" could hide another statement behind a SAVEPOINT
 		}
 		word, _, _ := strings.Cut(strings.TrimSpace(s.SQL), " ")
 		switch strings.ToUpper(word) {
