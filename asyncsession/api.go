@@ -95,6 +95,7 @@ func (s *Session) ExpungeAll() {
 	defer s.mu.Unlock()
 	s.identity = map[identityKey]*instance{}
 	s.objects = map[any]*instance{}
+	s.byTable = nil
 	s.pending, s.deleted = nil, nil
 }
 
@@ -215,6 +216,7 @@ func (s *Session) Execute(ctx context.Context, sql string, args ...any) *asyncen
 		return failed[*asyncengine.Result](err)
 	}
 	o.autoflush = flushAll
+	o.reads = readsOf(sql)
 	o.build = func(*Session) ([]driver.Statement, error) {
 		return []driver.Statement{{SQL: sql, Args: args}}, nil
 	}
@@ -448,6 +450,8 @@ func Select[T any](ctx context.Context, s *Session, sql string, args ...any) *as
 		return failed[[]*T](err)
 	}
 	o.autoflush = flushAll
+	o.reads = readsOf(sql)
+	o.reads[tableWord(m)] = true
 	o.build = func(*Session) ([]driver.Statement, error) {
 		return []driver.Statement{{SQL: sql, Args: args}}, nil
 	}

@@ -13,18 +13,19 @@ import (
 
 // planFlush turns the session's changes into statements, one part per engine: INSERTs parents
 // first (by the foreign-key graph), UPDATEs of the changed columns only, DELETEs children first.
-// all=false plans pending inserts and deletes only, without scanning loaded objects for changes.
+// all=false plans pending inserts and deletes only, without scanning loaded objects for changes;
+// reads, when not nil, limits the scan to the objects of the tables a statement names.
 // Called locked.
-func (s *Session) planFlush(all bool) ([]part, error) {
+func (s *Session) planFlush(all bool, reads map[string]bool) ([]part, error) {
 	inserts := s.pending
 	deletes := s.deleted
 	var updates []*instance
 	if all {
-		for _, in := range s.objects {
+		s.candidates(reads, func(in *instance) {
 			if in.state == statePersistent && !in.expired && len(in.changed()) > 0 {
 				updates = append(updates, in)
 			}
-		}
+		})
 	}
 	if len(inserts) == 0 && len(deletes) == 0 && len(updates) == 0 {
 		return nil, nil
@@ -307,10 +308,12 @@ func (fp *flushPlan) update(in *instance) {
 			old[k] = in.snapshot[fi]
 			in.snapshot[fi] = in.v.FieldByIndex(in.model.Fields[fi].Index).Interface()
 		}
+		in.takeRaw()
 		fp.restores = append(fp.restores, func() {
 			for k, fi := range changed {
 				in.snapshot[fi] = old[k]
 			}
+			in.forgetRaw()
 		})
 		fp.stmts = append(fp.stmts, driver.Statement{SQL: b.String(), Args: args})
 		fp.appliers = append(fp.appliers, func(s *Session, rs []*driver.Result) error {

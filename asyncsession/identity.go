@@ -39,7 +39,9 @@ type instance struct {
 	model     *structmap.Model
 	key       identityKey
 	state     state
-	snapshot  []any // column values as last loaded or flushed
+	snapshot  []any     // column values as last loaded or flushed
+	set       *tableSet // its table's set while registered, with its snapshot bytes (autoflush.go)
+	pos       int       // its place in set
 	expired   bool
 	addedInTx bool // inserted in the current transaction: expunged by Rollback
 	addedAt   int  // the savepoint generation it was inserted in
@@ -87,6 +89,7 @@ func (in *instance) takeSnapshot() {
 	for i, f := range in.model.Fields {
 		in.snapshot[i] = in.v.FieldByIndex(f.Index).Interface()
 	}
+	in.takeRaw()
 }
 
 // changed returns the fields whose value differs from the snapshot.
@@ -162,6 +165,7 @@ func (s *Session) merge(m *structmap.Model, columns []string, row []any, overwri
 func (s *Session) register(in *instance) {
 	s.identity[in.key] = in
 	s.objects[in.ptr] = in
+	s.index(in, true)
 }
 
 func (s *Session) forget(in *instance) {
@@ -169,6 +173,7 @@ func (s *Session) forget(in *instance) {
 		delete(s.identity, in.key)
 	}
 	delete(s.objects, in.ptr)
+	s.index(in, false)
 }
 
 // mappedResult is how a typed loader finds the identity-map objects of a result.

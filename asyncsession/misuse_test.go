@@ -432,3 +432,75 @@ func TestExecuteRunsOneStatementPerCall(t *testing.T) {
 		assert.EqualValues(t, 0, count(t, e, "books"), "the table is still there")
 	})
 }
+
+func TestAutoflushSendsChangesBeforeAQueryReadingTheirTable(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
+		ctx := ctxT(t)
+		_, err := e.Exec(ctx, "INSERT INTO authors (id, name) VALUES (1, 'old'), (2, 'two')")
+		require.NoError(t, err)
+		s := newSession(t, e)
+		all := await(t, asyncsession.Select[Author](ctx, s, "SELECT * FROM authors ORDER BY id"))
+		require.Len(t, all, 2)
+		name := func(ctx context.Context, sql string) any {
+			r := await(t, s.Execute(ctx, sql))
+			v, err := r.Scalar()
+			require.NoError(t, err)
+			return v
+		}
+		all[0].Name = "new"
+		assert.Equal(t, "new", name(ctx, `SELECT name FROM AUTHORS WHERE id = 1`), "a differently cased table name is seen")
+		all[0].Name = "newer"
+		assert.Equal(t, "newer", name(ctx, `SELECT name FROM "authors" WHERE id = 1`), "a quoted table name is seen")
+		mail := "a@x"
+		all[1].Email = &mail
+		assert.Equal(t, "a@x", name(ctx, "SELECT email FROM authors WHERE id = 2"), "a pointer field set is seen")
+
+		all[0].Name = "hidden"
+		off := asyncsession.NoAutoflush(ctx)
+		assert.Equal(t, "newer", name(off, "SELECT name FROM authors WHERE id = 1"), "no autoflush under NoAutoflush")
+		await(t, s.Flush(ctx))
+		assert.Equal(t, "hidden", name(off, "SELECT name FROM authors WHERE id = 1"), "Flush still flushes")
+	})
+}
+
+// A statement refused at prepare time inside an open transaction ran nothing: the autoflush
+// planned before it did not run either, and the request gets its own statement's error.
+func TestPrepareFailureInsideATransaction(t *testing.T) {
+	e := newEngine(t, enginetest.NewDatabase(t))
+	ctx := ctxT(t)
+	_, err := e.Exec(ctx, "INSERT INTO authors (id, name) VALUES (1, 'old')")
+	require.NoError(t, err)
+	s := newSession(t, e)
+	a := await(t, asyncsession.Get[Author](ctx, s, 1))
+	a.Name = "changed"
+	_, err = s.Execute(ctx, "SELECT name FROM authors JOIN no_such_table USING (id)").Await(ctx)
+	var pgErr *pgconn.PgError
+	require.ErrorAs(t, err, &pgErr)
+	assert.Equal(t, "42P01", pgErr.Code)
+	assert.NotErrorIs(t, err, asyncsession.ErrPendingRollback)
+	_, err = s.Commit(ctx).Await(ctx)
+	require.ErrorIs(t, err, asyncsession.ErrPendingRollback, "the server aborted the transaction")
+	await(t, s.Rollback(ctx))
+}
+
+func TestUnsentFlushKeepsUpdates(t *testing.T) {
+	url := enginetest.NewDatabase(t)
+	e := newEngine(t, url+"&pool_size=1&max_overflow=0&pool_timeout=0.2")
+	ctx := ctxT(t)
+	_, err := e.Exec(ctx, "INSERT INTO authors (id, name) VALUES (1, 'old')")
+	require.NoError(t, err)
+	s := newSession(t, e, asyncsession.ExpireOnCommit(false))
+	a := await(t, asyncsession.Get[Author](ctx, s, 1))
+	await(t, s.Commit(ctx))
+	a.Name = "changed"
+	held, err := e.Connect(ctx)
+	require.NoError(t, err)
+	_, err = s.Flush(ctx).Await(ctx)
+	require.ErrorIs(t, err, asyncengine.ErrPoolTimeout)
+	require.NoError(t, held.Close())
+	await(t, s.Commit(ctx))
+	r, err := e.Query(ctx, "SELECT name FROM authors WHERE id = 1")
+	require.NoError(t, err)
+	n, _ := r.Scalar()
+	assert.Equal(t, "changed", n, "the update planned for the flush that never ran is sent by the next one")
+}

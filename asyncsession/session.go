@@ -41,8 +41,9 @@ type Session struct {
 
 	// state below is guarded by mu
 	identity map[identityKey]*instance
-	objects  map[any]*instance // by the *T the user holds
-	pending  []*instance       // added, in order
+	objects  map[any]*instance    // by the *T the user holds
+	byTable  map[string]*tableSet // registered objects by table word (autoflush.go)
+	pending  []*instance          // added, in order
 	deleted  []*instance
 	bounds   []*bound
 	failed   error // set when a statement of the transaction failed
@@ -98,8 +99,9 @@ func (s *Session) engineFor(m *structmap.Model) *asyncengine.Engine {
 type op struct {
 	ctx       context.Context
 	engine    *asyncengine.Engine
-	autoflush flushKind // flushes when the session autoflushes
-	flush     flushKind // flushes always (Flush, Commit)
+	autoflush flushKind       // flushes when the session autoflushes
+	reads     map[string]bool // the words of its statement: an autoflush compares only their tables' objects
+	flush     flushKind       // flushes always (Flush, Commit)
 	build     func(s *Session) ([]driver.Statement, error)
 	apply     func(s *Session, rs []*driver.Result) error
 	run       func(ctx context.Context, c *asyncengine.Conn) error
@@ -112,7 +114,7 @@ type op struct {
 type flushKind int
 
 func (o *op) flushKind(s *Session) flushKind {
-	if o.flush != noFlush || !s.opts.autoflush {
+	if o.flush != noFlush || !s.opts.autoflush || autoflushOff(o.ctx) {
 		return o.flush
 	}
 	return o.autoflush
@@ -254,7 +256,11 @@ func (s *Session) plan(parts []part, o *op) (out []part, err error) {
 		}
 	}()
 	if kind := o.flushKind(s); kind != noFlush {
-		fparts, err := s.planFlush(kind == flushAll)
+		reads := o.reads
+		if o.flush != noFlush {
+			reads = nil // Flush and Commit compare every object
+		}
+		fparts, err := s.planFlush(kind == flushAll, reads)
 		if err != nil {
 			return parts, err
 		}
@@ -331,8 +337,14 @@ func (s *Session) finish(parts []part, errs map[*bound]error) error {
 			var pe *driver.PipelineError
 			switch {
 			case !errors.As(err, &pe):
-			case pe.Index >= p.offset+len(p.stmts):
+			case pe.Index >= p.offset+len(p.stmts) && len(p.rs) == len(p.stmts):
 				err = nil // its statements ran before the failing one
+			case pe.Index >= p.offset+len(p.stmts):
+				// refused before anything ran (a batch prepares every statement first)
+				err = pendingRollback(pe.Err)
+				if culprit(parts, p.b, pe.Index) == p.by {
+					err = pe.Err
+				}
 			case pe.Index >= p.offset:
 				err = pe.Err
 			default:
@@ -476,7 +488,7 @@ func (s *Session) planExclusive(o *op) (parts []part, b *bound, err error) {
 	defer s.mu.Unlock()
 	if s.opts.autoflush {
 		var fparts []part
-		if fparts, err = s.planFlush(true); err != nil {
+		if fparts, err = s.planFlush(true, nil); err != nil {
 			return nil, nil, err
 		}
 		for _, p := range fparts {

@@ -50,14 +50,7 @@ func unsentError(err error, parts []part, k int) error {
 	}
 	var pe *driver.PipelineError
 	errors.As(err, &pe)
-	var culprit *op
-	for _, p := range parts {
-		if p.b == parts[k].b && pe.Index >= p.offset && pe.Index < p.offset+len(p.stmts) {
-			culprit = p.by
-			break
-		}
-	}
-	if p := parts[k]; p.by == culprit {
+	if p := parts[k]; p.by == culprit(parts, p.b, pe.Index) {
 		return pe.Err
 	}
 	return fmt.Errorf("gosqla: not sent, nothing was run: the server refused another statement of the same pipeline: %w", pe.Err)
@@ -114,6 +107,16 @@ func (s *Session) safeRound(batch []*op) (rest []*op) {
 	}
 	for _, o := range batch {
 		o.fail(err)
+	}
+	return nil
+}
+
+// culprit returns the request that planned the statement at index of b's pipeline.
+func culprit(parts []part, b *bound, index int) *op {
+	for _, p := range parts {
+		if p.b == b && index >= p.offset && index < p.offset+len(p.stmts) {
+			return p.by
+		}
 	}
 	return nil
 }
