@@ -150,6 +150,11 @@ func (e *Engine) Connect(ctx context.Context) (*Conn, error) {
 	if e.closed.Load() {
 		return nil, ErrPoolClosed
 	}
+	if _, nested := ctx.Value(connKey{e}).(*Conn); nested {
+		if limit := e.cfg.capacity(); limit > 0 && e.pool.stats().CheckedOut >= limit {
+			return nil, ErrNestedCheckout
+		}
+	}
 	pc, err := e.pool.get(ctx)
 	if err != nil {
 		return nil, err
@@ -264,7 +269,15 @@ func (e *Engine) Close() error {
 // fan-out of any width: the workers bound how many run at once, so the pool is never asked for
 // more connections than it has, and the rest wait in the worker queue rather than time out on
 // the pool.
+//
+// A RunSync called with the context fn was given runs inline, on the same worker with the same
+// connection: nothing waits for capacity its own caller holds. A Connect with that context while
+// the pool is exhausted fails at once with ErrNestedCheckout.
 func RunSync[T any](ctx context.Context, e *Engine, fn func(context.Context, *Conn) (T, error)) *Future[T] {
+	if c, ok := ctx.Value(connKey{e}).(*Conn); ok && e.workers.owns(ctx) {
+		v, err := runTask(ctx, e.workers, func(ctx context.Context) (T, error) { return fn(ctx, c) })
+		return Ready(v, err)
+	}
 	return Go(ctx, e.workers, func(ctx context.Context) (T, error) {
 		c, err := e.Connect(ctx)
 		if err != nil {
@@ -272,9 +285,12 @@ func RunSync[T any](ctx context.Context, e *Engine, fn func(context.Context, *Co
 			return zero, err
 		}
 		defer c.Close()
-		return fn(ctx, c)
+		return fn(context.WithValue(ctx, connKey{e}, c), c)
 	})
 }
+
+// connKey marks the context of a RunSync function with its connection.
+type connKey struct{ e *Engine }
 
 // logConn logs a pool event of one connection; nothing is built when echo is off.
 func (e *Engine) logConn(ctx context.Context, msg string, id uint64) {
