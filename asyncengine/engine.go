@@ -285,12 +285,20 @@ func RunSync[T any](ctx context.Context, e *Engine, fn func(context.Context, *Co
 			return zero, err
 		}
 		defer c.Close()
-		return fn(context.WithValue(ctx, connKey{e}, c), c)
+		return fn(WithConn(ctx, c), c)
 	})
 }
 
 // connKey marks the context of a RunSync function with its connection.
 type connKey struct{ e *Engine }
+
+// WithConn returns a context under which a RunSync on c's engine, called from a task of the
+// engine's workers, runs inline with c, and a Connect while the pool is exhausted fails at once
+// with ErrNestedCheckout. Layers that hand a connection to sync-style code (the session's
+// RunSync) use it so that nested calls do not wait for the connection they hold.
+func WithConn(ctx context.Context, c *Conn) context.Context {
+	return context.WithValue(ctx, connKey{c.e}, c)
+}
 
 // logConn logs a pool event of one connection; nothing is built when echo is off.
 func (e *Engine) logConn(ctx context.Context, msg string, id uint64) {

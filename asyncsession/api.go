@@ -288,7 +288,7 @@ func (s *Session) RunSync(ctx context.Context, fn func(context.Context, *asyncen
 		// the connection is the session's again only once fn has returned: wait for that even
 		// when ctx ends first (fn sees ctx end too)
 		_, err := asyncengine.Go(ctx, s.opts.engine.Workers(), func(ctx context.Context) (struct{}, error) {
-			return struct{}{}, fn(ctx, c)
+			return struct{}{}, fn(asyncengine.WithConn(ctx, c), c)
 		}).Await(context.WithoutCancel(ctx))
 		if err == nil {
 			resolve(struct{}{}, nil)

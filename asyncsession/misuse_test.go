@@ -504,3 +504,30 @@ func TestUnsentFlushKeepsUpdates(t *testing.T) {
 	n, _ := r.Scalar()
 	assert.Equal(t, "changed", n, "the update planned for the flush that never ran is sent by the next one")
 }
+
+// An engine RunSync nested in the session's RunSync runs inline with the session's connection,
+// inside its transaction, even when the pool has nothing left.
+func TestNestedRunSyncInSessionRunSync(t *testing.T) {
+	url := enginetest.NewDatabase(t)
+	e := newEngine(t, url+"&pool_size=1&max_overflow=0&workers=1")
+	ctx := ctxT(t)
+	s := newSession(t, e)
+	require.NoError(t, s.Add(&Author{ID: 1, Name: "a"}))
+	wait, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	_, err := s.RunSync(wait, func(ctx context.Context, c *asyncengine.Conn) error {
+		n, err := asyncengine.RunSync(ctx, e, func(ctx context.Context, inner *asyncengine.Conn) (int64, error) {
+			r, err := inner.Query(ctx, "SELECT count(*) FROM authors")
+			if err != nil {
+				return 0, err
+			}
+			var n int64
+			return n, r.One(&n)
+		}).Await(ctx)
+		if n != 1 {
+			return fmt.Errorf("the nested call saw %d authors, not the session's flushed one", n)
+		}
+		return err
+	}).Await(wait)
+	require.NoError(t, err)
+}
