@@ -470,7 +470,7 @@ func (s *Session) exclusive(o *op) {
 	ctx, stop := sharedContext([]context.Context{o.ctx})
 	errs := s.send(ctx, parts)
 	stop()
-	failure, conn := s.finishExclusive(parts, errs, b)
+	conn, failure := s.finishExclusive(parts, errs, b)
 	if failure != nil {
 		o.fail(failure)
 		return
@@ -506,10 +506,11 @@ func (s *Session) planExclusive(o *op) (parts []part, b *bound, err error) {
 	return parts, b, err
 }
 
-func (s *Session) finishExclusive(parts []part, errs map[*bound]error, b *bound) (error, *asyncengine.Conn) {
+func (s *Session) finishExclusive(parts []part, errs map[*bound]error, b *bound) (*asyncengine.Conn, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.finish(parts, errs), b.conn
+	err := s.finish(parts, errs)
+	return b.conn, err
 }
 
 // sharedContext is the context of a pipeline carrying several requests: it ends when every
