@@ -531,3 +531,30 @@ func TestNestedRunSyncInSessionRunSync(t *testing.T) {
 	}).Await(wait)
 	require.NoError(t, err)
 }
+
+// When the COMMIT travels in the same pipeline as a request that failed after the server ran
+// it, the commit cannot be taken back: Commit says so instead of succeeding.
+func TestCommitInTheSamePipelineAsALateFailure(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
+		ctx := ctxT(t)
+		_, err := e.Exec(ctx, "CREATE TABLE gauges (id bigint PRIMARY KEY, v bigint DEFAULT 1000)")
+		require.NoError(t, err)
+		s := newSession(t, e)
+		started, release := make(chan struct{}), make(chan struct{})
+		blocker := s.RunSync(ctx, func(context.Context, *asyncengine.Conn) error {
+			close(started)
+			<-release
+			return nil
+		})
+		<-started
+		up := asyncsession.Upsert(ctx, s, []*Gauge{{ID: 1}})
+		commit := s.Commit(ctx)
+		close(release)
+		await(t, blocker)
+		_, err = up.Await(ctx)
+		require.ErrorContains(t, err, "out of range")
+		_, err = commit.Await(ctx)
+		require.ErrorContains(t, err, "committed")
+		require.ErrorContains(t, err, "out of range")
+	})
+}

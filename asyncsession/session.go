@@ -365,8 +365,14 @@ func (s *Session) finish(parts []part, errs map[*bound]error) error {
 	}
 	// connections go back to the pool before any caller hears of the results
 	s.releaseIdle()
+	var applyErr error
 	for k, p := range parts {
 		err := partErrs[k]
+		if err == nil && applyErr != nil && p.o != nil && p.o.txEnd == commitTx {
+			// the COMMIT travelled in the same pipeline: it cannot be taken back, but the caller
+			// is not told it succeeded as if nothing had failed
+			p.o.fail(fmt.Errorf("gosqla: the transaction was committed, but an earlier request of the same pipeline failed after the server ran it: %w", applyErr))
+		}
 		if err == nil && p.apply != nil {
 			if err = p.apply(s, p.rs); err != nil {
 				// the server ran the statement: the transaction must not commit what the caller
@@ -374,6 +380,9 @@ func (s *Session) finish(parts []part, errs map[*bound]error) error {
 				s.markFailed(err)
 				if first == nil {
 					first = err
+				}
+				if applyErr == nil {
+					applyErr = err
 				}
 			}
 		}
