@@ -360,18 +360,11 @@ func TestCancellationAffectsOnlyItsRequest(t *testing.T) {
 	ctx := ctxT(t)
 	s := newSession(t, e)
 	// hold the session's goroutine so that the two requests below queue and travel together
-	started, release := make(chan struct{}), make(chan struct{})
-	blocker := s.RunSync(ctx, func(context.Context, *asyncengine.Conn) error {
-		close(started)
-		<-release
-		return nil
-	})
-	<-started
+	release := holdSession(t, s)
 	long := s.Execute(context.Background(), "SELECT pg_sleep(1), 'marker_long'")
 	short, cancel := context.WithCancel(ctx)
 	other := s.Execute(short, "SELECT 1")
-	close(release)
-	await(t, blocker)
+	release()
 	// wait until the pipeline carrying both requests is on the server, then cancel one of them
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -540,21 +533,30 @@ func TestCommitInTheSamePipelineAsALateFailure(t *testing.T) {
 		_, err := e.Exec(ctx, "CREATE TABLE gauges (id bigint PRIMARY KEY, v bigint DEFAULT 1000)")
 		require.NoError(t, err)
 		s := newSession(t, e)
-		started, release := make(chan struct{}), make(chan struct{})
-		blocker := s.RunSync(ctx, func(context.Context, *asyncengine.Conn) error {
-			close(started)
-			<-release
-			return nil
-		})
-		<-started
+		release := holdSession(t, s)
 		up := asyncsession.Upsert(ctx, s, []*Gauge{{ID: 1}})
 		commit := s.Commit(ctx)
-		close(release)
-		await(t, blocker)
+		release()
 		_, err = up.Await(ctx)
 		require.ErrorContains(t, err, "out of range")
 		_, err = commit.Await(ctx)
 		require.ErrorContains(t, err, "committed")
 		require.ErrorContains(t, err, "out of range")
 	})
+}
+
+// holdSession keeps the session's goroutine busy until release is called, so that the requests
+// made meanwhile queue and travel together in the next pipeline.
+func holdSession(t *testing.T, s *asyncsession.Session) (release func()) {
+	started, done := make(chan struct{}), make(chan struct{})
+	blocker := s.RunSync(ctxT(t), func(context.Context, *asyncengine.Conn) error {
+		close(started)
+		<-done
+		return nil
+	})
+	<-started
+	return func() {
+		close(done)
+		await(t, blocker)
+	}
 }
