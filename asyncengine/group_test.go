@@ -84,3 +84,40 @@ func TestNestedRunSyncDoesNotWaitForItsCaller(t *testing.T) {
 	require.ErrorIs(t, err, asyncengine.ErrNestedCheckout)
 	assert.Less(t, time.Since(start), time.Second)
 }
+
+// A stage under a Group limit leaves the rest of the workers to other stages: a RunSync writer
+// finishes while a long CPU-only stage holds every worker it is allowed.
+func TestGroupLimitReservesWorkersForOtherStages(t *testing.T) {
+	e := newEngine(t, enginetest.NewDatabase(t), "pool_size=3&max_overflow=0&workers=3")
+	ctx := ctxT(t)
+	release := make(chan struct{})
+	cpu, _ := asyncengine.NewGroup(ctx, e.Workers())
+	cpu.SetLimit(2)
+	var started atomic.Int64
+	stageDone := make(chan error, 1)
+	go func() {
+		for range 50 {
+			cpu.Go(func(context.Context) error {
+				started.Add(1)
+				<-release
+				return nil
+			})
+		}
+		stageDone <- cpu.Wait()
+	}()
+	for started.Load() < 2 {
+		require.NoError(t, ctx.Err())
+		time.Sleep(time.Millisecond)
+	}
+	wait, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	_, err := asyncengine.RunSync(wait, e, func(ctx context.Context, c *asyncengine.Conn) (int, error) {
+		_, err := c.Exec(ctx, "SELECT 1")
+		return 0, err
+	}).Await(wait)
+	require.NoError(t, err, "the writer got a worker while the CPU stage was at its limit")
+	assert.EqualValues(t, 2, started.Load(), "the stage never ran more than its limit")
+	close(release)
+	require.NoError(t, <-stageDone)
+	assert.EqualValues(t, 50, started.Load())
+}
