@@ -28,7 +28,8 @@ func defaultOptions(e *asyncengine.Engine) options {
 // Isolation sets the isolation level of the session's transactions on PostgreSQL:
 // "REPEATABLE READ" gives every read of the transaction — a whole pipelined fan-out — one
 // snapshot; the default, READ COMMITTED, takes one per statement. SQLite's transactions always
-// read one snapshot, and ignore it.
+// read one snapshot, and ignore it. An unknown level makes every call of the session fail
+// with an error naming the allowed ones.
 func Isolation(level string) Option {
 	return func(o *options) {
 		switch strings.ToUpper(level) {
