@@ -115,7 +115,9 @@ func (c *Conn) do(ctx context.Context, fn func(driver.Conn) error) error {
 func (c *Conn) failed(ctx context.Context, err error) error {
 	pc := c.pc
 	disconnect := c.e.connector.IsDisconnect(err)
-	if !disconnect && !pc.dc.IsClosed() {
+	// a panic may have left the connection in the middle of the protocol: it is not reused
+	_, panicked := err.(*PanicError)
+	if !disconnect && !panicked && !pc.dc.IsClosed() {
 		return err
 	}
 	c.pc = nil

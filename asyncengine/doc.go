@@ -64,7 +64,9 @@
 // map for :name placeholders, rewritten per dialect. String literals, quoted identifiers,
 // comments, dollar-quoted bodies and ::casts are left alone. A statement whose placeholders and
 // arguments disagree fails before anything is sent, with an *ArgumentError naming the missing key
-// or the counts.
+// or the counts: a :name with no arguments at all, and a plain map[string]any where Named was
+// meant, name the parameter and the fix (asyncengine.Named{...}). Dialect.OneStatement refuses a
+// string holding several statements, as the session does for every request.
 //
 // # Futures and workers
 //
@@ -78,6 +80,29 @@
 // RunSync runs a function with a checked-out Conn on a worker and returns its future. Because the
 // workers are no more than the connections, a fan-out of any width — 100 000 tasks of blocking,
 // sync-style code — waits in the worker queue instead of timing out on the pool.
+//
+// Go runs a function on the workers without a connection: use it for CPU-only stages (parsing,
+// transforms), so that they do not hold a connection writers need. A task whose context ended
+// before a worker took it never runs. Go and RunSync called with the context a task of the same
+// workers was given run inline on the caller's worker (a nested RunSync uses its caller's
+// connection): nothing waits for capacity its own caller holds. A Connect with that context while
+// the pool is exhausted fails at once with ErrNestedCheckout — pass the Conn down instead.
+//
+// Group is errgroup on the workers: the first error cancels the group's context, tasks not yet
+// started then never run, and Wait returns only when every started task has finished, so none is
+// left holding a connection. SetLimit bounds the tasks one stage has queued or running at once:
+// giving each stage of a pipeline a limit, with the limits summing to no more than the workers,
+// reserves capacity for every stage.
+//
+// Sizing: workers bound the sync-style tasks running at once and pool_size + max_overflow the
+// connections. Keep workers no larger than the pool's capacity (the default) when most tasks
+// use RunSync; run CPU-only stages with Go on a Workers of their own (NewWorkers) or under a
+// Group limit, so that they cannot starve the tasks that hold connections.
+//
+// A Future holds its result until it is awaited and dropped: issuing 100 000 futures before
+// awaiting any keeps 100 000 results in memory. Bound the futures in flight — a Group with
+// SetLimit, errgroup.SetLimit, or awaiting in batches — when results are large (see
+// examples/fanout).
 //
 // Every call of a blocking driver (database/sql: SQLite, postgresql+stdlib) runs on the workers
 // too. A call made while every worker is busy runs beside them: it holds a connection, so such
@@ -134,7 +159,11 @@
 // 08, 57P01–57P03; database/sql's driver.ErrBadConn — invalidates that connection and marks every
 // pooled connection created before it stale, so that a server restart costs one error, not one per
 // pooled connection. The caller gets a *DisconnectError. Outside a transaction the Conn reconnects
-// on its next use; inside one every call returns ErrPendingRollback until Rollback.
+// on its next use; inside one every call returns ErrPendingRollback until Rollback. A protocol
+// violation the server reports at ERROR severity (08P01, e.g. a NUL byte in the SQL) is the
+// request's error: the server goes on, and nothing is invalidated. A panic inside a driver call
+// (a COPY source, Conn.Do's function) comes back as a *PanicError and discards that connection,
+// whose protocol state is unknown.
 //
 // A context cancelled mid-query makes pgx close the connection; the pool notices and never hands
 // it to the next caller. With cancel_grace the driver sends the server a cancel request instead,

@@ -7,6 +7,7 @@ import (
 	"os"
 	"runtime"
 	"sync/atomic"
+	"time"
 
 	"github.com/gosqla/gosqla/asyncengine/driver"
 	_ "github.com/gosqla/gosqla/asyncengine/internal/pgxdriver" // registers pgx and stdlib
@@ -146,6 +147,11 @@ func (e *Engine) Connect(ctx context.Context) (*Conn, error) {
 	if e.closed.Load() {
 		return nil, ErrPoolClosed
 	}
+	if _, nested := ctx.Value(connKey{e}).(*Conn); nested {
+		if limit := e.cfg.capacity(); limit > 0 && e.pool.stats().CheckedOut >= limit {
+			return nil, ErrNestedCheckout
+		}
+	}
 	pc, err := e.pool.get(ctx)
 	if err != nil {
 		return nil, err
@@ -191,8 +197,11 @@ func (e *Engine) Begin(ctx context.Context, fn func(*Conn) error) (err error) {
 		return err
 	}
 	if err = CatchPanic(func() error { return fn(c) }); err != nil {
-		if rbErr := tx.Rollback(ctx); rbErr != nil && rbErr != ErrTxDone {
-			return fmt.Errorf("%w (and rollback failed: %v)", err, rbErr)
+		// ctx may be what ended fn: the rollback gets a short context of its own
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if rbErr := tx.Rollback(rctx); rbErr != nil && rbErr != ErrTxDone {
+			return fmt.Errorf("%w (and rollback failed: %w)", err, rbErr)
 		}
 		return err
 	}
@@ -250,7 +259,15 @@ func (e *Engine) Close() error {
 // fan-out of any width: the workers bound how many run at once, so the pool is never asked for
 // more connections than it has, and the rest wait in the worker queue rather than time out on
 // the pool.
+//
+// A RunSync called with the context fn was given runs inline, on the same worker with the same
+// connection: nothing waits for capacity its own caller holds. A Connect with that context while
+// the pool is exhausted fails at once with ErrNestedCheckout.
 func RunSync[T any](ctx context.Context, e *Engine, fn func(context.Context, *Conn) (T, error)) *Future[T] {
+	if c, ok := ctx.Value(connKey{e}).(*Conn); ok && e.workers.owns(ctx) {
+		v, err := runTask(ctx, e.workers, func(ctx context.Context) (T, error) { return fn(ctx, c) })
+		return Ready(v, err)
+	}
 	return Go(ctx, e.workers, func(ctx context.Context) (T, error) {
 		c, err := e.Connect(ctx)
 		if err != nil {
@@ -258,8 +275,19 @@ func RunSync[T any](ctx context.Context, e *Engine, fn func(context.Context, *Co
 			return zero, err
 		}
 		defer c.Close()
-		return fn(ctx, c)
+		return fn(WithConn(ctx, c), c)
 	})
+}
+
+// connKey marks the context of a RunSync function with its connection.
+type connKey struct{ e *Engine }
+
+// WithConn returns a context under which a RunSync on c's engine, called from a task of the
+// engine's workers, runs inline with c, and a Connect while the pool is exhausted fails at once
+// with ErrNestedCheckout. Layers that hand a connection to sync-style code (the session's
+// RunSync) use it so that nested calls do not wait for the connection they hold.
+func WithConn(ctx context.Context, c *Conn) context.Context {
+	return context.WithValue(ctx, connKey{c.e}, c)
 }
 
 func (e *Engine) logf(ctx context.Context, msg string, args ...any) {

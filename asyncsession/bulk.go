@@ -25,6 +25,11 @@ func Upsert[T any](ctx context.Context, s *Session, objs []*T, conflictCols ...s
 	if len(objs) == 0 {
 		return asyncengine.Ready[[]*T](nil, nil)
 	}
+	for i, obj := range objs {
+		if obj == nil {
+			return failed[[]*T](fmt.Errorf("gosqla: Upsert: element %d is a nil %T: %w", i, obj, ErrNilObject))
+		}
+	}
 	if len(conflictCols) == 0 {
 		for _, f := range m.PK {
 			conflictCols = append(conflictCols, f.Column)
@@ -38,32 +43,63 @@ func Upsert[T any](ctx context.Context, s *Session, objs []*T, conflictCols ...s
 	o, f, resolve := newOp[[]*T](ctx)
 	o.engine = s.engineFor(m)
 	o.autoflush = flushAll
+	o.reads = map[string]bool{tableWord(m): true}
 	d := o.engine.Dialect()
-	cols := insertColumns(newInstance(objs[0], m))
-	chunk := d.MaxParams / max(len(cols), 1)
-	o.build = func(*Session) ([]driver.Statement, error) {
-		var stmts []driver.Statement
-		for start := 0; start < len(objs); start += chunk {
-			rows := make([]reflect.Value, 0, chunk)
-			for _, obj := range objs[start:min(start+chunk, len(objs))] {
-				rows = append(rows, reflect.ValueOf(obj).Elem())
+	// objects are grouped by the columns they set: a server-filled column left at zero is not
+	// written, so an object without a generated key is inserted while one with it updates its row
+	type batch struct {
+		cols []*structmap.Field
+		idx  []int // positions in objs
+	}
+	var batches []*batch
+	var groups []*batch
+	for i, obj := range objs {
+		cols := insertColumns(newInstance(obj, m))
+		var g *batch
+		for _, x := range groups {
+			if sameFields(x.cols, cols) {
+				g = x
+				break
 			}
-			sql, args := valuesSQL(d, m, cols, rows)
-			stmts = append(stmts, driver.Statement{SQL: sql + onConflict(d, m, cols, conflictCols) + returning(d, m), Args: args})
+		}
+		if g == nil {
+			g = &batch{cols: cols}
+			groups = append(groups, g)
+		}
+		chunk := d.MaxParams / max(len(cols), 1)
+		if len(g.idx) == chunk {
+			full := *g
+			batches = append(batches, &full)
+			g.idx = nil
+		}
+		g.idx = append(g.idx, i)
+	}
+	batches = append(batches, groups...)
+	o.build = func(*Session) ([]driver.Statement, error) {
+		stmts := make([]driver.Statement, 0, len(batches))
+		for _, b := range batches {
+			rows := make([]reflect.Value, len(b.idx))
+			for k, i := range b.idx {
+				rows[k] = reflect.ValueOf(objs[i]).Elem()
+			}
+			sql, args := valuesSQL(d, m, b.cols, rows)
+			stmts = append(stmts, driver.Statement{SQL: sql + onConflict(d, m, b.cols, conflictCols) + returning(d, m), Args: args})
 		}
 		return stmts, nil
 	}
 	o.apply = func(s *Session, rs []*driver.Result) error {
-		out := make([]*T, 0, len(objs))
-		k := 0
-		for _, r := range rs {
-			for _, row := range r.Rows {
-				in, err := s.mergeInto(m, r.Columns, row, objs[k])
+		out := make([]*T, len(objs))
+		for n, r := range rs {
+			b := batches[n]
+			if len(r.Rows) != len(b.idx) {
+				return fmt.Errorf("gosqla: Upsert into %s returned %d rows for %d objects", m.Table, len(r.Rows), len(b.idx))
+			}
+			for k, row := range r.Rows {
+				in, err := s.mergeInto(m, r.Columns, row, objs[b.idx[k]])
 				if err != nil {
 					return err
 				}
-				out = append(out, in.ptr.(*T))
-				k++
+				out[b.idx[k]] = in.ptr.(*T)
 			}
 		}
 		resolve(out, nil)
@@ -168,8 +204,27 @@ func copyRows[T any](ctx context.Context, cp driver.Copier, m *structmap.Model, 
 		names[i] = f.Column
 	}
 	row := make([]any, len(cols))
+	// the driver may read the rows on a goroutine of its own: the sequence is pulled here so that
+	// its panic comes back as an error instead of killing the process
+	var seqErr error
 	rows := func(yield func([]any, error) bool) {
-		for obj := range seq {
+		next, stop := iter.Pull(seq)
+		defer func() { _ = asyncengine.CatchPanic(func() error { stop(); return nil }) }()
+		for i := 0; ; i++ {
+			var obj *T
+			var ok bool
+			if err := asyncengine.CatchPanic(func() error { obj, ok = next(); return nil }); err != nil {
+				seqErr = err
+			} else if ok && obj == nil {
+				seqErr = nilElement(obj, i)
+			}
+			if seqErr != nil {
+				yield(nil, seqErr)
+				return
+			}
+			if !ok {
+				return
+			}
 			v := reflect.ValueOf(obj).Elem()
 			for i, f := range cols {
 				row[i] = f.Value(v)
@@ -179,7 +234,11 @@ func copyRows[T any](ctx context.Context, cp driver.Copier, m *structmap.Model, 
 			}
 		}
 	}
-	return cp.CopyFrom(ctx, m.Table, names, rows)
+	n, err := cp.CopyFrom(ctx, m.Table, names, rows)
+	if seqErr != nil {
+		return n, seqErr
+	}
+	return n, err
 }
 
 func insertPages[T any](ctx context.Context, dc driver.Conn, d *asyncengine.Dialect, m *structmap.Model, cols []*structmap.Field, seq iter.Seq[*T]) (int64, error) {
@@ -196,7 +255,12 @@ func insertPages[T any](ctx context.Context, dc driver.Conn, d *asyncengine.Dial
 		rows = rows[:0]
 		return err
 	}
+	i := 0
 	for obj := range seq {
+		if obj == nil {
+			return total, nilElement(obj, i)
+		}
+		i++
 		rows = append(rows, reflect.ValueOf(obj).Elem())
 		if len(rows) == page {
 			if err := flush(); err != nil {
@@ -205,4 +269,8 @@ func insertPages[T any](ctx context.Context, dc driver.Conn, d *asyncengine.Dial
 		}
 	}
 	return total, flush()
+}
+
+func nilElement(obj any, i int) error {
+	return fmt.Errorf("gosqla: InsertMany: element %d is a nil %T: %w", i, obj, ErrNilObject)
 }

@@ -3,6 +3,7 @@ package asyncsession
 import (
 	"fmt"
 	"reflect"
+	"strings"
 
 	"github.com/gosqla/gosqla/asyncengine"
 	"github.com/gosqla/gosqla/internal/structmap"
@@ -38,7 +39,9 @@ type instance struct {
 	model     *structmap.Model
 	key       identityKey
 	state     state
-	snapshot  []any // column values as last loaded or flushed
+	snapshot  []any     // column values as last loaded or flushed
+	set       *tableSet // its table's set while registered, with its snapshot bytes (autoflush.go)
+	pos       int       // its place in set
 	expired   bool
 	addedInTx bool // inserted in the current transaction: expunged by Rollback
 	addedAt   int  // the savepoint generation it was inserted in
@@ -86,6 +89,7 @@ func (in *instance) takeSnapshot() {
 	for i, f := range in.model.Fields {
 		in.snapshot[i] = in.v.FieldByIndex(f.Index).Interface()
 	}
+	in.takeRaw()
 }
 
 // changed returns the fields whose value differs from the snapshot.
@@ -161,6 +165,7 @@ func (s *Session) merge(m *structmap.Model, columns []string, row []any, overwri
 func (s *Session) register(in *instance) {
 	s.identity[in.key] = in
 	s.objects[in.ptr] = in
+	s.index(in, true)
 }
 
 func (s *Session) forget(in *instance) {
@@ -168,6 +173,7 @@ func (s *Session) forget(in *instance) {
 		delete(s.identity, in.key)
 	}
 	delete(s.objects, in.ptr)
+	s.index(in, false)
 }
 
 // mappedResult is how a typed loader finds the identity-map objects of a result.
@@ -181,4 +187,13 @@ func loadAll[T any](s *Session, m *structmap.Model, r *asyncengine.Result, overw
 		out = append(out, in.ptr.(*T))
 	}
 	return out, nil
+}
+
+// keyError says which model's primary key a Get was given a wrong value for.
+func keyError(m *structmap.Model, pk any, err error) error {
+	want := make([]string, len(m.PK))
+	for i, f := range m.PK {
+		want[i] = f.Column + " " + f.Type.String()
+	}
+	return fmt.Errorf("gosqla: %v (%T) is not a primary key of %s, whose key is (%s): %w", pk, pk, m.Type, strings.Join(want, ", "), err)
 }

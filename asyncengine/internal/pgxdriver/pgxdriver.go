@@ -25,6 +25,11 @@ func IsDisconnect(err error) bool {
 	}
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
+		if pgErr.Code == "08P01" && pgErr.SeverityUnlocalized != "FATAL" {
+			// the server refused a malformed request (a NUL byte in the SQL, for one) and goes on:
+			// the request's error, not a lost connection; a FATAL one ends the session
+			return false
+		}
 		return strings.HasPrefix(pgErr.Code, "08") || pgErr.Code == "57P01" || pgErr.Code == "57P02" || pgErr.Code == "57P03"
 	}
 	var connectErr *pgconn.ConnectError
@@ -104,7 +109,7 @@ func (c *Conn) Pipeline(ctx context.Context, stmts []driver.Statement) ([]*drive
 			}
 		}
 		_ = br.Close()
-		return results, &driver.PipelineError{Index: i, Err: err}
+		return results, c.pipelineError(stmts, i, err)
 	}
 	if err := br.Close(); err != nil {
 		return results, &driver.PipelineError{Index: len(stmts) - 1, Err: err}
@@ -112,13 +117,31 @@ func (c *Conn) Pipeline(ctx context.Context, stmts []driver.Statement) ([]*drive
 	return results, nil
 }
 
+// pipelineError reports the failing statement of a pipeline. A batch prepares and encodes every
+// statement before running any, and reports a failure there at its first statement: the
+// statement at fault is found by its SQL, and the pipeline is marked not executed unless the
+// failed prepare aborted an open transaction.
+func (c *Conn) pipelineError(stmts []driver.Statement, i int, err error) *driver.PipelineError {
+	var pre pgx.ErrPreprocessingBatch
+	if i != 0 || !errors.As(err, &pre) {
+		return &driver.PipelineError{Index: i, Err: err}
+	}
+	for k, s := range stmts {
+		if s.SQL == pre.SQL() {
+			i = k
+			break
+		}
+	}
+	return &driver.PipelineError{Index: i, Err: err, NotExecuted: !c.pc.IsClosed() && c.pc.PgConn().TxStatus() != 'E'}
+}
+
 // allTxControl reports statements that only steer the transaction. They go through the simple
 // protocol: a batch prepares every statement first, and in a failed transaction the server
 // refuses to prepare anything but the statement that ends the failure.
 func allTxControl(stmts []driver.Statement) bool {
 	for _, s := range stmts {
-		if len(s.Args) > 0 {
-			return false
+		if len(s.Args) > 0 || strings.Contains(s.SQL, ";") {
+			return false // a ";" could hide another statement behind a SAVEPOINT
 		}
 		word, _, _ := strings.Cut(strings.TrimSpace(s.SQL), " ")
 		switch strings.ToUpper(word) {
