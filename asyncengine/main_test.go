@@ -77,6 +77,17 @@ func verifyNoLeaks(t *testing.T) {
 	})
 }
 
+// waitUntil polls cond until it holds, and fails the test if it does not within timeout. Call it
+// from the test's goroutine.
+func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(timeout); !cond(); time.Sleep(2 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited %v for %s", timeout, what)
+		}
+	}
+}
+
 // concurrently runs fn(i) for i in [0, n) on n goroutines and waits for them.
 func concurrently(n int, fn func(i int)) {
 	var wg sync.WaitGroup
