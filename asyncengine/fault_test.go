@@ -3,6 +3,7 @@ package asyncengine_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"strings"
 	"sync"
@@ -222,28 +223,69 @@ func TestRandomDeadlines(t *testing.T) {
 	})
 }
 
+// TestCancelMidQuery cancels a query the server is known to be running: it waits on an advisory
+// lock another connection holds, as pg_stat_activity shows, when its context is cancelled.
 func TestCancelMidQuery(t *testing.T) {
 	url := enginetest.NewDatabase(t)
+	observer := newEngine(t, url, "pool_size=2")
+	ctx := ctxT(t)
+	running := func(tag string) int {
+		r, err := observer.Query(ctx, `SELECT count(*) FROM pg_stat_activity WHERE pid <> pg_backend_pid()
+			AND state = 'active' AND wait_event_type = 'Lock' AND query LIKE '%' || :tag || '%'`, asyncengine.Named{"tag": tag})
+		require.NoError(t, err)
+		var n int
+		require.NoError(t, r.One(&n))
+		return n
+	}
+	holder := checkout(t, observer)
+	_, err := holder.Exec(ctx, "SELECT pg_advisory_lock(42)")
+	require.NoError(t, err)
+	n := 0
 	for _, q := range []string{"pool_size=1&max_overflow=0", "pool_size=1&max_overflow=0&cancel_grace=2s", "pool_size=1&max_overflow=0&statement_cache=none"} {
 		for _, u := range []string{url, strings.Replace(url, "postgresql://", "postgresql+stdlib://", 1)} {
+			n++
+			tag := fmt.Sprintf("cancel_me_%d", n)
 			e := newEngine(t, u, q)
 			c := checkout(t, e)
 			id := c.ID()
-			ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
-			_, err := c.Query(ctx, "SELECT pg_sleep(5)")
+			qctx, cancel := context.WithCancel(ctx)
+			done := make(chan error, 1)
+			go func() {
+				_, err := c.Query(qctx, "SELECT pg_advisory_lock(42) /* "+tag+" */")
+				done <- err
+			}()
+			waitUntil(t, 20*time.Second, "the query to wait on the lock", func() bool { return running(tag) == 1 })
 			cancel()
-			require.Error(t, err)
+			var cerr error
+			select {
+			case cerr = <-done:
+			case <-time.After(20 * time.Second):
+				t.Fatalf("%s %s: the cancelled query did not return within 20 s", q, u)
+			}
+			require.Error(t, cerr, "%s %s", q, u)
+			var pgErr *pgconn.PgError
+			if errors.As(cerr, &pgErr) {
+				assert.Equal(t, "57014", pgErr.Code, "a server error can only be the cancellation: %v", cerr)
+			} else {
+				assert.ErrorIs(t, cerr, context.Canceled)
+			}
+			waitUntil(t, 20*time.Second, "the server to stop running the cancelled query", func() bool { return running(tag) == 0 })
 			c.Close()
 			c = checkout(t, e)
-			r, err := c.Query(ctxT(t), "SELECT 1")
+			r, err := c.Query(ctx, "SELECT 1")
 			require.NoError(t, err, "the next user gets a working connection (%s)", q)
 			assert.Equal(t, 1, r.Len())
 			if strings.Contains(q, "cancel_grace") && strings.HasPrefix(u, "postgresql://") {
 				assert.Equal(t, id, c.ID(), "with cancel_grace the server cancels the query and the connection survives")
+				require.ErrorAs(t, cerr, &pgErr, "with cancel_grace the server reports the cancellation: %v", cerr)
+				assert.Equal(t, "57014", pgErr.Code)
 			}
 			c.Close()
 		}
 	}
+	_, err = holder.Exec(ctx, "SELECT pg_advisory_unlock(42)")
+	require.NoError(t, err)
+	holder.Close()
 }
 
 func TestDisconnectInTransaction(t *testing.T) {
