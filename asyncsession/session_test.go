@@ -215,17 +215,28 @@ func TestPipelinedGets(t *testing.T) {
 
 // Round trips are counted on the PostgreSQL driver's socket.
 func TestAddCommitIsOneRoundTrip(t *testing.T) {
-	func(t *testing.T, e *asyncengine.Engine) {
-		ctx := ctxT(t)
-		// warm the statement cache so that only the pipeline itself is counted
-		s := newSession(t, e)
-		require.NoError(t, s.Add(&Author{ID: 1, Name: "warm"}))
-		await(t, s.Commit(ctx))
-		before := e.Stats().RoundTrips
-		require.NoError(t, s.Add(&Author{ID: 2, Name: "x"}))
-		await(t, s.Commit(ctx))
-		assert.EqualValues(t, 1, e.Stats().RoundTrips-before, "BEGIN, INSERT and COMMIT travel together")
-	}(t, newEngine(t, enginetest.NewDatabase(t)))
+	for _, cache := range []string{"prepare", "describe", "none"} {
+		t.Run(cache, func(t *testing.T) {
+			e := newEngine(t, enginetest.NewDatabase(t)+"&pool_size=1&max_overflow=0&statement_cache="+cache)
+			ctx := ctxT(t)
+			trips := func(id int64) int64 {
+				s := asyncsession.New(e) // a new session each time: nothing begun, nothing queued
+				defer s.Close()
+				before := e.Stats().RoundTrips
+				require.NoError(t, s.Add(&Author{ID: id, Name: "x"}))
+				await(t, s.Commit(ctx))
+				return e.Stats().RoundTrips - before
+			}
+			first := trips(1)
+			t.Logf("statement_cache=%s: first Add+Commit on a fresh connection %d round trips", cache, first)
+			if cache == "none" {
+				assert.EqualValues(t, 1, first, "nothing to prepare: BEGIN, INSERT and COMMIT travel together")
+			} else {
+				assert.EqualValues(t, 2, first, "the INSERT is described once on the connection, then BEGIN, INSERT and COMMIT travel together")
+			}
+			assert.EqualValues(t, 1, trips(2), "a new session's Add+Commit on a connection that knows the statement: one round trip")
+		})
+	}
 }
 
 func TestSharedBetweenGoroutines(t *testing.T) {
