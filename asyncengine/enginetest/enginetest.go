@@ -445,17 +445,24 @@ func (c *Cluster) Backends(t testing.TB, dbURL string) int {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	conn, err := pgx.Connect(ctx, c.URL("postgres"))
+	n, err := c.CountBackends(ctx, dbURL)
 	if err != nil {
 		t.Fatalf("enginetest: %v", err)
 	}
+	return n
+}
+
+// CountBackends is Backends for goroutines other than the test's, which must not end the test.
+func (c *Cluster) CountBackends(ctx context.Context, dbURL string) (int, error) {
+	conn, err := pgx.Connect(ctx, c.URL("postgres"))
+	if err != nil {
+		return 0, err
+	}
 	defer conn.Close(context.Background())
 	var n int
-	if err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND backend_type = 'client backend'`,
-		DatabaseName(dbURL)).Scan(&n); err != nil {
-		t.Fatalf("enginetest: %v", err)
-	}
-	return n
+	err = conn.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND backend_type = 'client backend'`,
+		DatabaseName(dbURL)).Scan(&n)
+	return n, err
 }
 
 func (c *Cluster) ours(t testing.TB) {
