@@ -194,6 +194,43 @@ func TestInsertSeqStoresEachYieldedValue(t *testing.T) {
 	})
 }
 
+// On PostgreSQL, InsertSeq and InsertMany load with COPY: while the sequence is being read the
+// server runs a COPY … FROM STDIN for the session's connection (pg_stat_activity).
+func TestInsertManyUsesCopyOnPostgreSQL(t *testing.T) {
+	url := enginetest.NewDatabase(t)
+	e := newEngine(t, url)
+	observer := newEngine(t, url)
+	ctx := ctxT(t)
+	s := newSession(t, e)
+	require.NoError(t, s.Add(&Author{ID: 1, Name: "a"}))
+	await(t, s.Commit(ctx))
+	const n, probeAt = 40_000, 30_000
+	var seen string
+	var probeErr error
+	seq := iter.Seq[*Book](func(yield func(*Book) bool) {
+		b := &Book{AuthorID: 1, Title: "copied"}
+		for i := 0; i < n; i++ {
+			if i == probeAt { // the rows before have filled the COPY's buffers: it is running
+				var r *asyncengine.Result
+				r, probeErr = observer.Query(ctx, `SELECT coalesce(string_agg(query, ' | '), '') FROM pg_stat_activity
+					WHERE datname = current_database() AND pid <> pg_backend_pid() AND state = 'active'`)
+				if probeErr == nil {
+					probeErr = r.One(&seen)
+				}
+			}
+			b.Pages = i
+			if !yield(b) {
+				return
+			}
+		}
+	})
+	assert.EqualValues(t, n, await(t, asyncsession.InsertSeq(ctx, s, seq)))
+	await(t, s.Commit(ctx))
+	require.NoError(t, probeErr)
+	assert.Regexp(t, `(?i)^copy "?books"? .*from stdin`, seen, "the rows travel by COPY")
+	assert.EqualValues(t, n, count(t, e, "books"))
+}
+
 // The heap must stay near one page of rows while a sequence many times larger than the bound
 // streams through. Each row is a fresh object with a 1 KiB title: gathering the sequence before
 // sending it would hold about 50 MiB. Run without parallel tests so that the heap is this test's.
@@ -264,6 +301,13 @@ func TestExecuteErrorsAreTyped(t *testing.T) {
 		_, err = asyncsession.Select[Author](ctx, s, "SELECT * FROM authors WHERE id = ?").Await(ctx)
 		if e.Dialect().Name() == "sqlite" {
 			require.ErrorIs(t, err, asyncengine.ErrInvalidArgument)
+		} else {
+			// PostgreSQL has no ? placeholder: refused before sending, or a syntax error
+			require.Error(t, err)
+			if !errors.Is(err, asyncengine.ErrInvalidArgument) {
+				assert.Contains(t, err.Error(), "42601", "a syntax error at the ?")
+			}
+			await(t, s.Rollback(ctx))
 		}
 		_, err = s.Execute(ctx, "SELECT * FROM nowhere").Await(ctx)
 		require.Error(t, err)
