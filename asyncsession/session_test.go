@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -330,13 +331,39 @@ func TestMakerAndScope(t *testing.T) {
 		require.NoError(t, m.Begin(ctx, func(s *asyncsession.Session) error {
 			return s.Add(&Author{ID: 1, Name: "committed"})
 		}))
+		// each insert is flushed and seen inside its transaction before the transaction fails,
+		// so that "rolled back" cannot pass for "never inserted"
+		flushedTwo := func(ctx context.Context, s *asyncsession.Session, a *Author) error {
+			if err := s.Add(a); err != nil {
+				return err
+			}
+			if _, err := s.Flush(ctx).Await(ctx); err != nil {
+				return err
+			}
+			r, err := s.Execute(ctx, "SELECT count(*) FROM authors").Await(ctx)
+			if err != nil {
+				return err
+			}
+			var n int64
+			if err := r.One(&n); err != nil {
+				return err
+			}
+			if n != 2 {
+				return fmt.Errorf("%d authors inside the transaction, want 2", n)
+			}
+			return nil
+		}
 		err := m.Begin(ctx, func(s *asyncsession.Session) error {
-			_ = s.Add(&Author{ID: 2, Name: "rolled back"})
+			if err := flushedTwo(ctx, s, &Author{ID: 2, Name: "rolled back"}); err != nil {
+				return err
+			}
 			return errors.New("no")
 		})
 		require.EqualError(t, err, "no")
 		err = m.Begin(ctx, func(s *asyncsession.Session) error {
-			_ = s.Add(&Author{ID: 3, Name: "rolled back"})
+			if err := flushedTwo(ctx, s, &Author{ID: 3, Name: "rolled back"}); err != nil {
+				return err
+			}
 			panic("boom")
 		})
 		var pe *asyncengine.PanicError
