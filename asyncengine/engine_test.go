@@ -264,9 +264,7 @@ func TestWorkersBackpressureAndClose(t *testing.T) {
 	release := make(chan struct{})
 	ctx := ctxT(t)
 	running := asyncengine.Go(ctx, w, func(context.Context) (int, error) { <-release; return 1, nil })
-	for w.Stats().Running == 0 {
-		time.Sleep(time.Millisecond)
-	}
+	waitUntil(t, 10*time.Second, "the first task to run", func() bool { return w.Stats().Running == 1 })
 	queued := asyncengine.Go(ctx, w, func(context.Context) (int, error) { return 2, nil })
 	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
 	defer cancel()

@@ -210,12 +210,17 @@ func TestInsertManyUsesCopyOnPostgreSQL(t *testing.T) {
 	seq := iter.Seq[*Book](func(yield func(*Book) bool) {
 		b := &Book{AuthorID: 1, Title: "copied"}
 		for i := 0; i < n; i++ {
-			if i == probeAt { // the rows before have filled the COPY's buffers: it is running
+			// The rows before have filled the COPY's buffers, so the statement has been sent;
+			// the server shows it once its backend gets to it (the sequence waits meanwhile).
+			for deadline := time.Now().Add(20 * time.Second); i == probeAt && time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
 				var r *asyncengine.Result
 				r, probeErr = observer.Query(ctx, `SELECT coalesce(string_agg(query, ' | '), '') FROM pg_stat_activity
 					WHERE datname = current_database() AND pid <> pg_backend_pid() AND state = 'active'`)
 				if probeErr == nil {
 					probeErr = r.One(&seen)
+				}
+				if probeErr != nil || seen != "" {
+					break
 				}
 			}
 			b.Pages = i
