@@ -321,6 +321,13 @@ func TestUpsertAndInsertMany(t *testing.T) {
 		assert.EqualValues(t, 5000, n)
 		await(t, s.Commit(ctx))
 		assert.EqualValues(t, 5000, count(t, e, "books"))
+		r, err := e.Query(ctx, "SELECT count(DISTINCT pages), CAST(sum(pages) AS bigint), CAST(sum(author_id) AS bigint) FROM books")
+		require.NoError(t, err)
+		var distinct, pages, authors int64
+		require.NoError(t, r.One(&distinct, &pages, &authors))
+		assert.EqualValues(t, 5000, distinct, "each row stored with its own values")
+		assert.EqualValues(t, 4999*5000/2, pages)
+		assert.EqualValues(t, 2500*1+2500*2, authors)
 	})
 }
 
