@@ -226,6 +226,7 @@ func TestRandomDeadlines(t *testing.T) {
 // TestCancelMidQuery cancels a query the server is known to be running: it waits on an advisory
 // lock another connection holds, as pg_stat_activity shows, when its context is cancelled.
 func TestCancelMidQuery(t *testing.T) {
+	verifyNoLeaks(t)
 	url := enginetest.NewDatabase(t)
 	observer := newEngine(t, url, "pool_size=2")
 	ctx := ctxT(t)

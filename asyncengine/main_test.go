@@ -71,6 +71,7 @@ func ctxT(t *testing.T) context.Context {
 // verifyNoLeaks fails the test if a goroutine it started outlives it (and the cleanups
 // registered after this call). The snapshot of what runs already is taken before the test body.
 func verifyNoLeaks(t *testing.T) {
+	enginetest.Shared(t) // the shared cluster's goroutines are the test binary's, started once
 	ignore := goleak.IgnoreCurrent()
 	t.Cleanup(func() {
 		goleak.VerifyNone(t, ignore, goleak.IgnoreAnyFunction("database/sql.(*DB).connectionOpener"))

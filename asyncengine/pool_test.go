@@ -118,6 +118,7 @@ func TestWaitersFIFOAndCancellation(t *testing.T) {
 }
 
 func TestWaiterWokenByInvalidation(t *testing.T) {
+	verifyNoLeaks(t)
 	e := newEngine(t, enginetest.NewDatabase(t), "pool_size=1&max_overflow=0&pool_timeout=10")
 	held := checkout(t, e)
 	got := make(chan error, 1)
@@ -139,6 +140,7 @@ func TestWaiterWokenByInvalidation(t *testing.T) {
 // A waiter is woken by Close with ErrPoolClosed; across Dispose it waits on, and is served a
 // new connection, not the disposed one, when the held connection comes back.
 func TestWaitersAcrossDisposeAndClose(t *testing.T) {
+	verifyNoLeaks(t)
 	e := newEngine(t, enginetest.NewDatabase(t), "pool_size=1&max_overflow=0&pool_timeout=10")
 	held := checkout(t, e)
 	heldID := held.ID()
@@ -175,6 +177,7 @@ func TestWaitersAcrossDisposeAndClose(t *testing.T) {
 }
 
 func TestLIFOAndFIFO(t *testing.T) {
+	verifyNoLeaks(t)
 	url := enginetest.NewDatabase(t)
 	for _, lifo := range []bool{false, true} {
 		q := "pool_size=3&pool_use_lifo=false"
@@ -461,6 +464,7 @@ func TestPrePingSkipsFreshConnections(t *testing.T) {
 // The pre-ping is an empty statement (nothing to parse, plan or prepare): the backend's last
 // statement after a checkout that pinged it is comment-only, on both PostgreSQL drivers.
 func TestPrePingSendsAnEmptyStatement(t *testing.T) {
+	verifyNoLeaks(t)
 	eachPG(t, func(t *testing.T, url string) {
 		ctx := ctxT(t)
 		e := newEngine(t, url, "pool_size=1&max_overflow=0&pool_pre_ping=true")

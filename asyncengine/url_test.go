@@ -17,6 +17,7 @@ import (
 
 // Every URL form the README lists opens the driver it names and reaches the database.
 func TestURLForms(t *testing.T) {
+	verifyNoLeaks(t)
 	pg := enginetest.NewDatabase(t)
 	ctx := ctxT(t)
 	for _, tc := range []struct{ url, dialect string }{
@@ -45,6 +46,7 @@ func TestURLForms(t *testing.T) {
 
 // sqlite:///name.db is relative to the working directory, sqlite:////abs/name.db absolute.
 func TestSQLiteRelativePath(t *testing.T) {
+	verifyNoLeaks(t)
 	dir := t.TempDir()
 	t.Chdir(dir)
 	e, err := asyncengine.New("sqlite:///relative.db")
@@ -63,6 +65,7 @@ func TestSQLiteRelativePath(t *testing.T) {
 // context) instead of failing, no task times out on the pool, and every future completes with
 // its own value.
 func TestRunSync100kWithDefaultQueue(t *testing.T) {
+	verifyNoLeaks(t)
 	e := newEngine(t, "sqlite:///"+filepath.Join(t.TempDir(), "q.db"), "pool_size=5&max_overflow=10&pool_timeout=5")
 	ctx := ctxT(t)
 	const n = 100_000
