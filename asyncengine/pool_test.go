@@ -201,17 +201,28 @@ func TestLIFOAndFIFO(t *testing.T) {
 
 func TestRecycleAndDispose(t *testing.T) {
 	eachBackend(t, func(t *testing.T, url string) {
-		// the recycle age is long enough not to pass between two checkouts, even under -race on
-		// a loaded machine; the test checks that it did not, and waits it out after
+		// Reuse is only asserted when the second checkout provably came within the recycle age:
+		// on a loaded machine a connect alone can take longer, and then the attempt is made
+		// again on a new engine rather than the assertion dropped or left to chance.
 		const recycle = 2 * time.Second
-		e := newEngine(t, url, "pool_recycle=2s")
-		opened := time.Now()
-		c := checkout(t, e)
-		id := c.ID()
-		c.Close()
-		c = checkout(t, e)
-		require.Less(t, time.Since(opened), recycle, "the second checkout came within the recycle age")
-		assert.Equal(t, id, c.ID())
+		var e *asyncengine.Engine
+		var c *asyncengine.Conn
+		var id uint64
+		var opened time.Time
+		for attempt := 1; ; attempt++ {
+			e = newEngine(t, url, "pool_recycle=2s")
+			opened = time.Now()
+			c = checkout(t, e)
+			id = c.ID()
+			c.Close()
+			c = checkout(t, e)
+			if time.Since(opened) < recycle {
+				break
+			}
+			c.Close()
+			require.Less(t, attempt, 5, "two checkouts never came within the 2 s recycle age")
+		}
+		assert.Equal(t, id, c.ID(), "a connection younger than pool_recycle is reused")
 		c.Close()
 		time.Sleep(time.Until(opened.Add(recycle + 50*time.Millisecond)))
 		c = checkout(t, e)
