@@ -208,11 +208,12 @@ func TestRecycleAndDispose(t *testing.T) {
 		var e *asyncengine.Engine
 		var c *asyncengine.Conn
 		var id uint64
-		var opened time.Time
+		var opened, connected time.Time // the connection was made between the two
 		for attempt := 1; ; attempt++ {
 			e = newEngine(t, url, "pool_recycle=2s")
 			opened = time.Now()
 			c = checkout(t, e)
+			connected = time.Now()
 			id = c.ID()
 			c.Close()
 			c = checkout(t, e)
@@ -224,7 +225,7 @@ func TestRecycleAndDispose(t *testing.T) {
 		}
 		assert.Equal(t, id, c.ID(), "a connection younger than pool_recycle is reused")
 		c.Close()
-		time.Sleep(time.Until(opened.Add(recycle + 50*time.Millisecond)))
+		time.Sleep(time.Until(connected.Add(recycle + 50*time.Millisecond)))
 		c = checkout(t, e)
 		assert.NotEqual(t, id, c.ID(), "an old connection is replaced at checkout")
 		c.Close()
