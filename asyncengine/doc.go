@@ -157,8 +157,9 @@
 //
 // A driver error that means the connection is gone — pgx's closed connection, EOF, SQLSTATE class
 // 08, 57P01–57P03; database/sql's driver.ErrBadConn — invalidates that connection and marks every
-// pooled connection created before it stale, so that a server restart costs one error, not one per
-// pooled connection. The caller gets a *DisconnectError. Outside a transaction the Conn reconnects
+// pooled connection created before it stale: a lost server fails only the statements already in
+// flight on its connections, and a request that starts after the first failure gets a fresh
+// connection. The caller gets a *DisconnectError. Outside a transaction the Conn reconnects
 // on its next use; inside one every call returns ErrPendingRollback until Rollback. A protocol
 // violation the server reports at ERROR severity (08P01, e.g. a NUL byte in the SQL) is the
 // request's error: the server goes on, and nothing is invalidated. A panic inside a driver call

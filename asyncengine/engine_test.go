@@ -3,6 +3,7 @@ package asyncengine_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"go.uber.org/goleak"
 	"time"
 
@@ -84,23 +85,51 @@ func TestConcurrentUseIsDetected(t *testing.T) {
 		c, err := e.Connect(ctx)
 		require.NoError(t, err)
 		defer c.Close()
-		started := make(chan struct{})
-		done := make(chan error)
+		// The goroutine keeps a slow query running until the test has seen ErrConcurrentUse:
+		// no guess of when "the first query is running". A probe that lands between two of its
+		// queries succeeds, and one of its queries that lands during a probe is retried.
+		seen := make(chan struct{})
+		done := make(chan error, 1)
 		go func() {
-			close(started)
-			_, err := c.Query(ctx, slowQuery(e))
-			done <- err
+			for {
+				_, err := c.Query(ctx, slowQuery(e))
+				if err != nil && !errors.Is(err, asyncengine.ErrConcurrentUse) {
+					done <- err
+					return
+				}
+				select {
+				case <-seen:
+					done <- nil
+					return
+				default:
+				}
+			}
 		}()
-		<-started
-		time.Sleep(50 * time.Millisecond)
-		_, err = c.Query(ctx, "SELECT 1")
-		assert.ErrorIs(t, err, asyncengine.ErrConcurrentUse)
+		waitUntil(t, 20*time.Second, "a second call on a busy Conn to get ErrConcurrentUse", func() bool {
+			_, err := c.Query(ctx, "SELECT 1")
+			if err != nil && !errors.Is(err, asyncengine.ErrConcurrentUse) {
+				t.Fatalf("the second call fails only with ErrConcurrentUse: %v", err)
+			}
+			return err != nil
+		})
+		close(seen)
 		require.NoError(t, <-done, "the running call is unaffected")
 		r, err := c.Query(ctx, "SELECT 2")
 		require.NoError(t, err, "the connection stays usable")
 		v, _ := r.Scalar()
 		assert.EqualValues(t, 2, v)
 	})
+}
+
+// countOn counts t's rows through c (inside c's transaction, if any). It may run off the test's
+// goroutine, so it reports instead of failing the test.
+func countOn(ctx context.Context, c *asyncengine.Conn) (int64, error) {
+	r, err := c.Query(ctx, "SELECT count(*) FROM t")
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	return n, r.One(&n)
 }
 
 func TestTransactions(t *testing.T) {
@@ -122,13 +151,23 @@ func TestTransactions(t *testing.T) {
 		}))
 		assert.EqualValues(t, 1, count())
 		err = e.Begin(ctx, func(c *asyncengine.Conn) error {
-			_, _ = c.Exec(ctx, "INSERT INTO t VALUES (2)")
+			if _, err := c.Exec(ctx, "INSERT INTO t VALUES (2)"); err != nil {
+				return err
+			}
+			if n, err := countOn(ctx, c); n != 2 {
+				return fmt.Errorf("inside the transaction %d rows (%v), want 2", n, err)
+			}
 			return errors.New("boom")
 		})
 		assert.EqualError(t, err, "boom")
-		assert.EqualValues(t, 1, count())
+		assert.EqualValues(t, 1, count(), "rolled back")
 		err = e.Begin(ctx, func(c *asyncengine.Conn) error {
-			_, _ = c.Exec(ctx, "INSERT INTO t VALUES (2)")
+			if _, err := c.Exec(ctx, "INSERT INTO t VALUES (2)"); err != nil {
+				return err
+			}
+			if n, err := countOn(ctx, c); n != 2 {
+				return fmt.Errorf("inside the transaction %d rows (%v), want 2", n, err)
+			}
 			panic("kaboom")
 		})
 		var pe *asyncengine.PanicError
@@ -164,8 +203,8 @@ func TestTransactions(t *testing.T) {
 			V int `db:"v"`
 		}](r)
 		require.NoError(t, err)
-		assert.Len(t, got, 3)
-		assert.Equal(t, 12, got[2].V)
+		require.Len(t, got, 3)
+		assert.Equal(t, []int{1, 10, 12}, []int{got[0].V, got[1].V, got[2].V}, "the rolled-back savepoint's 11 is gone")
 	})
 }
 
@@ -225,9 +264,7 @@ func TestWorkersBackpressureAndClose(t *testing.T) {
 	release := make(chan struct{})
 	ctx := ctxT(t)
 	running := asyncengine.Go(ctx, w, func(context.Context) (int, error) { <-release; return 1, nil })
-	for w.Stats().Running == 0 {
-		time.Sleep(time.Millisecond)
-	}
+	waitUntil(t, 10*time.Second, "the first task to run", func() bool { return w.Stats().Running == 1 })
 	queued := asyncengine.Go(ctx, w, func(context.Context) (int, error) { return 2, nil })
 	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
 	defer cancel()

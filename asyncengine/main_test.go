@@ -68,10 +68,25 @@ func ctxT(t *testing.T) context.Context {
 	return ctx
 }
 
+// verifyNoLeaks fails the test if a goroutine it started outlives it (and the cleanups
+// registered after this call). The snapshot of what runs already is taken before the test body.
 func verifyNoLeaks(t *testing.T) {
+	enginetest.Shared(t) // the shared cluster's goroutines are the test binary's, started once
+	ignore := goleak.IgnoreCurrent()
 	t.Cleanup(func() {
-		goleak.VerifyNone(t, goleak.IgnoreCurrent(), goleak.IgnoreAnyFunction("database/sql.(*DB).connectionOpener"))
+		goleak.VerifyNone(t, ignore, goleak.IgnoreAnyFunction("database/sql.(*DB).connectionOpener"))
 	})
+}
+
+// waitUntil polls cond until it holds, and fails the test if it does not within timeout. Call it
+// from the test's goroutine.
+func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(timeout); !cond(); time.Sleep(2 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited %v for %s", timeout, what)
+		}
+	}
 }
 
 // concurrently runs fn(i) for i in [0, n) on n goroutines and waits for them.

@@ -164,7 +164,9 @@ func InsertMany[T any](ctx context.Context, s *Session, objs []*T) *asyncengine.
 }
 
 // InsertSeq is InsertMany for a sequence, read once and as it is sent: a million rows take the
-// memory of one page of them.
+// memory of one page of them. Each object's fields are read when it is yielded, so the sequence
+// may reuse one struct for every row (data a pointer or slice field refers to is read when its
+// page is sent, and must not change before then).
 func InsertSeq[T any](ctx context.Context, s *Session, seq iter.Seq[*T]) *asyncengine.Future[int64] {
 	m, err := modelOf((*T)(nil))
 	if err != nil {
@@ -244,6 +246,10 @@ func copyRows[T any](ctx context.Context, cp driver.Copier, m *structmap.Model, 
 func insertPages[T any](ctx context.Context, dc driver.Conn, d *asyncengine.Dialect, m *structmap.Model, cols []*structmap.Field, seq iter.Seq[*T]) (int64, error) {
 	page := min(d.MaxParams/max(len(cols), 1), 1000)
 	var total int64
+	// Each yielded object is copied into a page-sized slab at yield time: an iterator may reuse
+	// one struct for every row, so the pointer it yields says nothing about earlier rows by the
+	// time the page is sent. The slab is reused, so a page costs no allocation per row.
+	slab := reflect.New(reflect.ArrayOf(page, m.Type)).Elem()
 	rows := make([]reflect.Value, 0, page)
 	flush := func() error {
 		if len(rows) == 0 {
@@ -261,7 +267,9 @@ func insertPages[T any](ctx context.Context, dc driver.Conn, d *asyncengine.Dial
 			return total, nilElement(obj, i)
 		}
 		i++
-		rows = append(rows, reflect.ValueOf(obj).Elem())
+		row := slab.Index(len(rows))
+		row.Set(reflect.ValueOf(obj).Elem())
+		rows = append(rows, row)
 		if len(rows) == page {
 			if err := flush(); err != nil {
 				return total, err

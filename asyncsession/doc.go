@@ -48,7 +48,8 @@
 // pipeline over the session's connection, inside its transaction. With Isolation("REPEATABLE
 // READ") every read of the transaction, a whole fan-out, sees one snapshot (PostgreSQL's default,
 // READ COMMITTED, takes one per statement). BEGIN travels with the first pipeline and COMMIT with the last flush: a new session's
-// Add and Commit is one round trip, and 100 Gets issued before any Await take a handful. On SQLite
+// Add and Commit is one round trip (two the first time a connection meets the INSERT, which is
+// described first unless statement_cache=none), and 100 Gets issued before any Await take a handful. On SQLite
 // the requests of a pipeline run one after another in one call on a worker.
 //
 // Objects are plain structs: do not change one from another goroutine while a Flush or Commit

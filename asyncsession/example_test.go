@@ -52,7 +52,12 @@ func ExampleMaker_Begin() {
 	})
 	fmt.Println(err)
 	err = maker.Begin(ctx, func(s *asyncsession.Session) error {
-		_ = s.Add(&User{Name: "rolled back"})
+		if err := s.Add(&User{Name: "rolled back"}); err != nil {
+			return err
+		}
+		if _, err := s.Flush(ctx).Await(ctx); err != nil { // sent, then rolled back
+			return err
+		}
 		return fmt.Errorf("changed my mind")
 	})
 	fmt.Println(err)

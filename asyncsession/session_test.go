@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -215,17 +216,28 @@ func TestPipelinedGets(t *testing.T) {
 
 // Round trips are counted on the PostgreSQL driver's socket.
 func TestAddCommitIsOneRoundTrip(t *testing.T) {
-	func(t *testing.T, e *asyncengine.Engine) {
-		ctx := ctxT(t)
-		// warm the statement cache so that only the pipeline itself is counted
-		s := newSession(t, e)
-		require.NoError(t, s.Add(&Author{ID: 1, Name: "warm"}))
-		await(t, s.Commit(ctx))
-		before := e.Stats().RoundTrips
-		require.NoError(t, s.Add(&Author{ID: 2, Name: "x"}))
-		await(t, s.Commit(ctx))
-		assert.EqualValues(t, 1, e.Stats().RoundTrips-before, "BEGIN, INSERT and COMMIT travel together")
-	}(t, newEngine(t, enginetest.NewDatabase(t)))
+	for _, cache := range []string{"prepare", "describe", "none"} {
+		t.Run(cache, func(t *testing.T) {
+			e := newEngine(t, enginetest.NewDatabase(t)+"&pool_size=1&max_overflow=0&statement_cache="+cache)
+			ctx := ctxT(t)
+			trips := func(id int64) int64 {
+				s := asyncsession.New(e) // a new session each time: nothing begun, nothing queued
+				defer s.Close()
+				before := e.Stats().RoundTrips
+				require.NoError(t, s.Add(&Author{ID: id, Name: "x"}))
+				await(t, s.Commit(ctx))
+				return e.Stats().RoundTrips - before
+			}
+			first := trips(1)
+			t.Logf("statement_cache=%s: first Add+Commit on a fresh connection %d round trips", cache, first)
+			if cache == "none" {
+				assert.EqualValues(t, 1, first, "nothing to prepare: BEGIN, INSERT and COMMIT travel together")
+			} else {
+				assert.EqualValues(t, 2, first, "the INSERT is described once on the connection, then BEGIN, INSERT and COMMIT travel together")
+			}
+			assert.EqualValues(t, 1, trips(2), "a new session's Add+Commit on a connection that knows the statement: one round trip")
+		})
+	}
 }
 
 func TestSharedBetweenGoroutines(t *testing.T) {
@@ -309,6 +321,13 @@ func TestUpsertAndInsertMany(t *testing.T) {
 		assert.EqualValues(t, 5000, n)
 		await(t, s.Commit(ctx))
 		assert.EqualValues(t, 5000, count(t, e, "books"))
+		r, err := e.Query(ctx, "SELECT count(DISTINCT pages), CAST(sum(pages) AS bigint), CAST(sum(author_id) AS bigint) FROM books")
+		require.NoError(t, err)
+		var distinct, pages, authors int64
+		require.NoError(t, r.One(&distinct, &pages, &authors))
+		assert.EqualValues(t, 5000, distinct, "each row stored with its own values")
+		assert.EqualValues(t, 4999*5000/2, pages)
+		assert.EqualValues(t, 2500*1+2500*2, authors)
 	})
 }
 
@@ -319,13 +338,39 @@ func TestMakerAndScope(t *testing.T) {
 		require.NoError(t, m.Begin(ctx, func(s *asyncsession.Session) error {
 			return s.Add(&Author{ID: 1, Name: "committed"})
 		}))
+		// each insert is flushed and seen inside its transaction before the transaction fails,
+		// so that "rolled back" cannot pass for "never inserted"
+		flushedTwo := func(ctx context.Context, s *asyncsession.Session, a *Author) error {
+			if err := s.Add(a); err != nil {
+				return err
+			}
+			if _, err := s.Flush(ctx).Await(ctx); err != nil {
+				return err
+			}
+			r, err := s.Execute(ctx, "SELECT count(*) FROM authors").Await(ctx)
+			if err != nil {
+				return err
+			}
+			var n int64
+			if err := r.One(&n); err != nil {
+				return err
+			}
+			if n != 2 {
+				return fmt.Errorf("%d authors inside the transaction, want 2", n)
+			}
+			return nil
+		}
 		err := m.Begin(ctx, func(s *asyncsession.Session) error {
-			_ = s.Add(&Author{ID: 2, Name: "rolled back"})
+			if err := flushedTwo(ctx, s, &Author{ID: 2, Name: "rolled back"}); err != nil {
+				return err
+			}
 			return errors.New("no")
 		})
 		require.EqualError(t, err, "no")
 		err = m.Begin(ctx, func(s *asyncsession.Session) error {
-			_ = s.Add(&Author{ID: 3, Name: "rolled back"})
+			if err := flushedTwo(ctx, s, &Author{ID: 3, Name: "rolled back"}); err != nil {
+				return err
+			}
 			panic("boom")
 		})
 		var pe *asyncengine.PanicError

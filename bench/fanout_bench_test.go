@@ -57,19 +57,35 @@ func fanoutPeers(b *testing.B, url string) map[string]func(ctx context.Context, 
 				return err
 			})
 		},
-		// the futures style: every Get issued before any Await
+		// the futures style: each connection's session issues its share of Gets before awaiting
+		// them, in windows that keep at most limit queries in flight over all connections
 		"gosqla_session_futures": func(ctx context.Context, limit int) error {
+			window := max(1, limit/connections)
 			g, gctx := errgroup.WithContext(ctx)
 			for c := 0; c < connections; c++ {
 				g.Go(func() error {
 					s := asyncsession.New(e)
 					defer s.Close()
-					futures := make([]*asyncengine.Future[*Item], 0, rows/connections)
-					for id := int64(c + 1); id <= rows; id += connections {
-						futures = append(futures, asyncsession.Get[Item](gctx, s, id))
+					futures := make([]*asyncengine.Future[*Item], 0, window)
+					want := make([]int64, 0, window)
+					for first := int64(c + 1); first <= rows; {
+						futures, want = futures[:0], want[:0]
+						for id := first; id <= rows && len(futures) < window; id += connections {
+							futures = append(futures, asyncsession.Get[Item](gctx, s, id))
+							want = append(want, id)
+						}
+						first = want[len(want)-1] + connections
+						got, err := asyncengine.All(gctx, futures...)
+						if err != nil {
+							return err
+						}
+						for i, it := range got {
+							if it == nil || it.ID != want[i] {
+								return errMismatch
+							}
+						}
 					}
-					_, err := asyncengine.All(gctx, futures...)
-					return err
+					return nil
 				})
 			}
 			return g.Wait()
@@ -81,26 +97,39 @@ func fanoutPeers(b *testing.B, url string) map[string]func(ctx context.Context, 
 				return p.QueryRow(ctx, pointSelect, id).Scan(&name, &price)
 			})
 		},
-		// hand-written: each connection sends its share as one pgx.Batch
+		// hand-written: each connection sends its share as pgx.Batches, in the same windows as
+		// the futures peer
 		"pgx_batch": func(ctx context.Context, limit int) error {
+			window := max(1, limit/connections)
 			g, gctx := errgroup.WithContext(ctx)
 			for c := 0; c < connections; c++ {
 				g.Go(func() error {
-					var batch pgx.Batch
 					type row struct {
 						name  string
 						price float64
 					}
-					out := make([]row, 0, rows/connections)
-					for id := int64(c + 1); id <= rows; id += connections {
-						batch.Queue(pointSelect, id).QueryRow(func(r pgx.Row) error {
-							var x row
-							err := r.Scan(&x.name, &x.price)
-							out = append(out, x)
-							return err
-						})
+					out := make([]row, 0, window)
+					conn, err := p.Acquire(gctx)
+					if err != nil {
+						return err
 					}
-					return p.SendBatch(gctx, &batch).Close()
+					defer conn.Release()
+					for first := int64(c + 1); first <= rows; first += int64(window * connections) {
+						var batch pgx.Batch
+						out = out[:0]
+						for id, k := first, 0; id <= rows && k < window; id, k = id+connections, k+1 {
+							batch.Queue(pointSelect, id).QueryRow(func(r pgx.Row) error {
+								var x row
+								err := r.Scan(&x.name, &x.price)
+								out = append(out, x)
+								return err
+							})
+						}
+						if err := conn.SendBatch(gctx, &batch).Close(); err != nil {
+							return err
+						}
+					}
+					return nil
 				})
 			}
 			return g.Wait()
@@ -117,7 +146,7 @@ func fanoutPeers(b *testing.B, url string) map[string]func(ctx context.Context, 
 
 var fanoutOrder = []string{"gosqla_engine", "gosqla_session", "gosqla_session_futures", "pgxpool", "pgx_batch", "database_sql"}
 
-// BenchmarkFanout: 10 000 point selects by id through an errgroup (limit 64) over 10 connections.
+// BenchmarkFanout: 10 000 point selects by id, at most 64 in flight, over 10 connections.
 func BenchmarkFanout(b *testing.B) {
 	peers := fanoutPeers(b, database(b))
 	ctx := context.Background()

@@ -17,11 +17,18 @@
 //
 // Fault tests get a cluster of their own with NewCluster, which they may stop, restart or put
 // behind a real PgBouncer in transaction pooling mode.
+//
+// ENGINETEST_PG_BIN names the directory of the server binaries and ENGINETEST_PGBOUNCER the
+// pgbouncer binary, where the search does not find the ones wanted. Without PgBouncer, its tests
+// are skipped with a message saying what to install, except under CI (CI=true), where they fail.
+// Missing PostgreSQL server binaries always fail the tests that need them, unless DATABASE_URL
+// is set.
 package enginetest
 
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/url"
 	"os"
@@ -99,13 +106,21 @@ func NewCluster(t testing.TB) *Cluster {
 	c, err := start()
 	if err != nil {
 		t.Fatal(err)
+		return nil
 	}
 	t.Cleanup(c.shutdown)
 	return c
 }
 
-// findBin locates the server binaries: initdb on PATH, else the newest distribution directory.
+// findBin locates the server binaries: the directory ENGINETEST_PG_BIN names, else initdb on
+// PATH, else the newest distribution directory.
 func findBin() (string, error) {
+	if dir := os.Getenv("ENGINETEST_PG_BIN"); dir != "" {
+		if _, err := os.Stat(filepath.Join(dir, "initdb")); err != nil {
+			return "", fmt.Errorf("enginetest: ENGINETEST_PG_BIN=%s has no initdb; %s", dir, installPostgres)
+		}
+		return dir, nil
+	}
 	if p, err := exec.LookPath("initdb"); err == nil {
 		if real, err := filepath.EvalSymlinks(p); err == nil {
 			p = real
@@ -122,8 +137,10 @@ func findBin() (string, error) {
 			return d, nil
 		}
 	}
-	return "", fmt.Errorf("enginetest: PostgreSQL server binaries (initdb, postgres) not found on PATH or under /usr/lib/postgresql/*/bin; install them (Debian/Ubuntu: apt-get install postgresql) or set DATABASE_URL to a server where the user may create databases")
+	return "", fmt.Errorf("enginetest: PostgreSQL server binaries (initdb, postgres) not found on PATH or under /usr/lib/postgresql/*/bin; %s", installPostgres)
 }
+
+const installPostgres = "install them (Debian/Ubuntu: apt-get install postgresql) or set DATABASE_URL to a server where the user may create databases"
 
 func version(dir string) int {
 	n, _ := strconv.Atoi(filepath.Base(filepath.Dir(dir)))
@@ -144,13 +161,69 @@ func credential() (*syscall.Credential, error) {
 	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, nil
 }
 
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
+// Ports of clusters and PgBouncers come from a range below the kernel's ephemeral ports (so that
+// no outgoing connection is ever given one) and are reserved across test binaries by a lock file
+// held for the life of the process: a restarted server gets its port back, and two test binaries
+// never choose the same one.
+const portBase, portSpan = 20000, 10000
+
+var (
+	portsMu sync.Mutex
+	ports   = map[int]*os.File{}
+)
+
+// reservePort picks a free port that no other test binary holds.
+func reservePort() (int, error) {
+	dir := filepath.Join(os.TempDir(), "gosqla-ports")
+	if err := os.MkdirAll(dir, 0o777); err != nil {
 		return 0, err
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	for range 1000 {
+		port := portBase + rand.IntN(portSpan)
+		f, err := os.OpenFile(filepath.Join(dir, strconv.Itoa(port)), os.O_CREATE|os.O_RDWR, 0o666)
+		if err != nil {
+			return 0, err
+		}
+		if syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) != nil {
+			f.Close()
+			continue
+		}
+		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
+		if err != nil { // some other program uses it
+			f.Close()
+			continue
+		}
+		l.Close()
+		portsMu.Lock()
+		ports[port] = f
+		portsMu.Unlock()
+		return port, nil
+	}
+	return 0, fmt.Errorf("enginetest: no free port in %d-%d", portBase, portBase+portSpan)
+}
+
+// releasePort gives a port back once its server is stopped for good.
+func releasePort(port int) {
+	portsMu.Lock()
+	defer portsMu.Unlock()
+	if f, ok := ports[port]; ok {
+		f.Close()
+		delete(ports, port)
+	}
+}
+
+// removeWhenGone starts a watcher process that removes dir once this test binary has exited, so
+// that a cluster's files do not outlive a test that panicked or timed out (neither runs Main's
+// shutdown). The server itself dies with the binary (Pdeathsig).
+func removeWhenGone(dir string) error {
+	script := `while kill -0 "$1" 2>/dev/null; do sleep 0.5; done; sleep 1; rm -rf "$2"`
+	cmd := exec.Command("/bin/sh", "-c", script, "sh", strconv.Itoa(os.Getpid()), dir)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("enginetest: starting the directory watcher: %w", err)
+	}
+	// nobody waits for the watcher: it must outlive this process; Release frees its resources
+	return cmd.Process.Release()
 }
 
 func (c *Cluster) command(name string, args ...string) *exec.Cmd {
@@ -178,13 +251,18 @@ func start() (*Cluster, error) {
 			return nil, err
 		}
 	}
+	if err := removeWhenGone(dir); err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
 	c := &Cluster{dir: dir, bin: bin, cred: cred}
 	initdb := c.command("initdb", "-D", filepath.Join(dir, "data"), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync")
 	if out, err := initdb.CombinedOutput(); err != nil {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("enginetest: initdb failed: %v\n%s", err, out)
 	}
-	if c.port, err = freePort(); err != nil {
+	if c.port, err = reservePort(); err != nil {
+		os.RemoveAll(dir)
 		return nil, err
 	}
 	if err := c.startServer(); err != nil {
@@ -270,6 +348,7 @@ func (c *Cluster) shutdown() {
 		c.bouncer.stop()
 	}
 	c.stopServer()
+	releasePort(c.port)
 	os.RemoveAll(c.dir)
 }
 
@@ -366,17 +445,24 @@ func (c *Cluster) Backends(t testing.TB, dbURL string) int {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	conn, err := pgx.Connect(ctx, c.URL("postgres"))
+	n, err := c.CountBackends(ctx, dbURL)
 	if err != nil {
 		t.Fatalf("enginetest: %v", err)
 	}
+	return n
+}
+
+// CountBackends is Backends for goroutines other than the test's, which must not end the test.
+func (c *Cluster) CountBackends(ctx context.Context, dbURL string) (int, error) {
+	conn, err := pgx.Connect(ctx, c.URL("postgres"))
+	if err != nil {
+		return 0, err
+	}
 	defer conn.Close(context.Background())
 	var n int
-	if err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND backend_type = 'client backend'`,
-		DatabaseName(dbURL)).Scan(&n); err != nil {
-		t.Fatalf("enginetest: %v", err)
-	}
-	return n
+	err = conn.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND backend_type = 'client backend'`,
+		DatabaseName(dbURL)).Scan(&n)
+	return n, err
 }
 
 func (c *Cluster) ours(t testing.TB) {

@@ -1,0 +1,46 @@
+package pgxdriver
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"syscall"
+	"testing"
+
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// The classification the package doc promises, code by code: the server's own errors (those real
+// servers send are also produced in the engine's fault tests) and the transport's.
+func TestIsDisconnectClassification(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want bool
+	}{
+		{&pgconn.PgError{Code: "08000"}, true},
+		{&pgconn.PgError{Code: "08006"}, true},
+		{&pgconn.PgError{Code: "08P01"}, true},
+		{&pgconn.PgError{Code: "57P01"}, true}, // admin_shutdown: pg_terminate_backend
+		{&pgconn.PgError{Code: "57P02"}, true}, // crash_shutdown
+		{&pgconn.PgError{Code: "57P03"}, true}, // cannot_connect_now
+		{&pgconn.PgError{Code: "57P04"}, false},
+		{&pgconn.PgError{Code: "57014"}, false}, // query_canceled: the connection is fine
+		{&pgconn.PgError{Code: "23505"}, false},
+		{&pgconn.PgError{Code: "40001"}, false},
+		{fmt.Errorf("wrapped: %w", &pgconn.PgError{Code: "57P01"}), true},
+		{io.EOF, true},
+		{io.ErrUnexpectedEOF, true},
+		{net.ErrClosed, true},
+		{fmt.Errorf("read: %w", syscall.ECONNRESET), true},
+		{fmt.Errorf("write: %w", syscall.EPIPE), true},
+		{context.Canceled, false},
+		{fmt.Errorf("query: %w", context.DeadlineExceeded), false},
+		{fmt.Errorf("syntax"), false},
+		{nil, false},
+	} {
+		if got := IsDisconnect(tc.err); got != tc.want {
+			t.Errorf("IsDisconnect(%v) = %v, want %v", tc.err, got, tc.want)
+		}
+	}
+}
