@@ -64,19 +64,17 @@ func (c *Conn) Engine() *Engine { return c.e }
 // Dialect returns the connection's SQL dialect.
 func (c *Conn) Dialect() *Dialect { return c.e.dialect }
 
-// Driver returns the driver connection for capabilities beyond this type (pipelines, COPY).
-// It must only be used while no other call runs on c.
-func (c *Conn) Driver() driver.Conn {
+// driverConn returns the driver connection, nil while c has none.
+func (c *Conn) driverConn() driver.Conn {
 	if c.pc == nil {
 		return nil
 	}
 	return c.pc.dc
 }
 
-// Do runs fn with the driver connection under c's concurrent-use guard and error handling:
-// a lost connection is invalidated exactly as for Exec and Query. Blocking drivers run fn on the
-// engine's workers. It is the building block of layers above the engine (the session).
-func (c *Conn) Do(ctx context.Context, fn func(driver.Conn) error) error {
+// guarded runs fn with the driver connection under c's concurrent-use guard and error handling:
+// a lost connection is invalidated. Blocking drivers run fn on the engine's workers.
+func (c *Conn) guarded(ctx context.Context, fn func(driver.Conn) error) error {
 	if !c.inUse.CompareAndSwap(false, true) {
 		return ErrConcurrentUse
 	}
@@ -139,7 +137,7 @@ func (c *Conn) Exec(ctx context.Context, sql string, args ...any) (ExecResult, e
 	}
 	var n int64
 	start := time.Now()
-	err = c.Do(ctx, func(dc driver.Conn) error {
+	err = c.guarded(ctx, func(dc driver.Conn) error {
 		var err error
 		n, err = dc.Exec(ctx, sql, args)
 		return err
@@ -156,7 +154,7 @@ func (c *Conn) Query(ctx context.Context, sql string, args ...any) (*Result, err
 	}
 	var r *driver.Result
 	start := time.Now()
-	err = c.Do(ctx, func(dc driver.Conn) error {
+	err = c.guarded(ctx, func(dc driver.Conn) error {
 		var err error
 		r, err = dc.Query(ctx, sql, args)
 		return err
@@ -165,7 +163,7 @@ func (c *Conn) Query(ctx context.Context, sql string, args ...any) (*Result, err
 	if err != nil {
 		return nil, err
 	}
-	return newResult(r), nil
+	return newResult(r, c.e.pg), nil
 }
 
 func (c *Conn) echo(ctx context.Context, sql string, args []any, start time.Time, err error) {
@@ -181,7 +179,7 @@ func (c *Conn) echo(ctx context.Context, sql string, args []any, start time.Time
 
 // Ping checks that the connection is alive.
 func (c *Conn) Ping(ctx context.Context) error {
-	return c.Do(ctx, func(dc driver.Conn) error { return dc.Ping(ctx) })
+	return c.guarded(ctx, func(dc driver.Conn) error { return dc.Ping(ctx) })
 }
 
 // Invalidate discards the physical connection instead of returning it to the pool; the Conn

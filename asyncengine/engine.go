@@ -23,6 +23,7 @@ type Engine struct {
 	cfg       *Config
 	connector driver.Connector
 	dialect   *Dialect
+	pg        bool // PostgreSQL, whichever driver: results scan by pgx's rules
 	pool      pool
 	base      *poolBase
 	workers   *Workers
@@ -57,7 +58,7 @@ func NewWithConfig(cfg *Config) (*Engine, error) {
 			return nil, &ConfigError{Key: k.key, Value: k.value, Allowed: spec.allowed}
 		}
 	}
-	e := &Engine{cfg: cfg, dialect: dialectFor(cfg.Dialect)}
+	e := &Engine{cfg: cfg, dialect: dialectFor(cfg.Dialect), pg: cfg.Dialect == "postgresql"}
 	if cfg.Echo {
 		e.log = cfg.Logger
 		if e.log == nil {

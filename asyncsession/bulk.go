@@ -9,7 +9,6 @@ import (
 	"strings"
 
 	"github.com/gosqla/gosqla/asyncengine"
-	"github.com/gosqla/gosqla/asyncengine/driver"
 	"github.com/gosqla/gosqla/internal/structmap"
 )
 
@@ -41,24 +40,24 @@ func Upsert[T any](ctx context.Context, s *Session, objs []*T, conflictCols ...s
 	d := o.engine.Dialect()
 	cols := insertColumns(newInstance(objs[0], m))
 	chunk := d.MaxParams / max(len(cols), 1)
-	o.build = func(*Session) ([]driver.Statement, error) {
-		var stmts []driver.Statement
+	o.build = func(*Session) ([]asyncengine.Statement, error) {
+		var stmts []asyncengine.Statement
 		for start := 0; start < len(objs); start += chunk {
 			rows := make([]reflect.Value, 0, chunk)
 			for _, obj := range objs[start:min(start+chunk, len(objs))] {
 				rows = append(rows, reflect.ValueOf(obj).Elem())
 			}
 			sql, args := valuesSQL(d, m, cols, rows)
-			stmts = append(stmts, driver.Statement{SQL: sql + onConflict(d, m, cols, conflictCols) + returning(d, m), Args: args})
+			stmts = append(stmts, asyncengine.Statement{SQL: sql + onConflict(d, m, cols, conflictCols) + returning(d, m), Args: args})
 		}
 		return stmts, nil
 	}
-	o.apply = func(s *Session, rs []*driver.Result) error {
+	o.apply = func(s *Session, rs []*asyncengine.Result) error {
 		out := make([]*T, 0, len(objs))
 		k := 0
 		for _, r := range rs {
-			for _, row := range r.Rows {
-				in, err := s.mergeInto(m, r.Columns, row, objs[k])
+			for i := range r.Len() {
+				in, err := s.mergeInto(m, r, i, objs[k])
 				if err != nil {
 					return err
 				}
@@ -93,15 +92,15 @@ func onConflict(d *asyncengine.Dialect, m *structmap.Model, cols []*structmap.Fi
 
 // mergeInto merges a row as the state of its key, overwriting a loaded object; when none is
 // loaded, obj becomes the session's object for the key. Called locked.
-func (s *Session) mergeInto(m *structmap.Model, columns []string, row []any, obj any) (*instance, error) {
+func (s *Session) mergeInto(m *structmap.Model, r *asyncengine.Result, i int, obj any) (*instance, error) {
 	in := newInstance(obj, m)
-	if err := in.load(columns, row); err != nil {
+	if err := in.load(r, i); err != nil {
 		return nil, err
 	}
 	in.key = keyOf(m, in.v)
 	if loaded, ok := s.identity[in.key]; ok {
 		if loaded.ptr != obj {
-			if err := loaded.load(columns, row); err != nil {
+			if err := loaded.load(r, i); err != nil {
 				return nil, err
 			}
 		} else {
@@ -142,17 +141,24 @@ func InsertSeq[T any](ctx context.Context, s *Session, seq iter.Seq[*T]) *asynce
 	}
 	o, f, resolve := newOp[int64](ctx)
 	o.engine = s.engineFor(m)
+	names := make([]string, len(cols))
+	for i, f := range cols {
+		names[i] = f.Column
+	}
 	o.run = func(ctx context.Context, c *asyncengine.Conn) error {
-		var n int64
-		err := c.Do(ctx, func(dc driver.Conn) error {
-			var err error
-			if cp, ok := dc.(driver.Copier); ok {
-				n, err = copyRows(ctx, cp, m, cols, seq)
-			} else {
-				n, err = insertPages(ctx, dc, c.Dialect(), m, cols, seq)
+		row := make([]any, len(cols))
+		rows := func(yield func([]any, error) bool) {
+			for obj := range seq {
+				v := reflect.ValueOf(obj).Elem()
+				for i, f := range cols {
+					row[i] = f.Value(v)
+				}
+				if !yield(row, nil) {
+					return
+				}
 			}
-			return err
-		})
+		}
+		n, err := c.CopyFrom(ctx, m.Table, names, rows)
 		if err == nil {
 			resolve(n, nil)
 		}
@@ -160,49 +166,4 @@ func InsertSeq[T any](ctx context.Context, s *Session, seq iter.Seq[*T]) *asynce
 	}
 	s.submit(o)
 	return f
-}
-
-func copyRows[T any](ctx context.Context, cp driver.Copier, m *structmap.Model, cols []*structmap.Field, seq iter.Seq[*T]) (int64, error) {
-	names := make([]string, len(cols))
-	for i, f := range cols {
-		names[i] = f.Column
-	}
-	row := make([]any, len(cols))
-	rows := func(yield func([]any, error) bool) {
-		for obj := range seq {
-			v := reflect.ValueOf(obj).Elem()
-			for i, f := range cols {
-				row[i] = f.Value(v)
-			}
-			if !yield(row, nil) {
-				return
-			}
-		}
-	}
-	return cp.CopyFrom(ctx, m.Table, names, rows)
-}
-
-func insertPages[T any](ctx context.Context, dc driver.Conn, d *asyncengine.Dialect, m *structmap.Model, cols []*structmap.Field, seq iter.Seq[*T]) (int64, error) {
-	page := min(d.MaxParams/max(len(cols), 1), 1000)
-	var total int64
-	rows := make([]reflect.Value, 0, page)
-	flush := func() error {
-		if len(rows) == 0 {
-			return nil
-		}
-		sql, args := valuesSQL(d, m, cols, rows)
-		n, err := dc.Exec(ctx, sql, args)
-		total += n
-		rows = rows[:0]
-		return err
-	}
-	for obj := range seq {
-		rows = append(rows, reflect.ValueOf(obj).Elem())
-		if len(rows) == page {
-			if err := flush(); err != nil {
-				return total, err
-			}
-		}
-	}
-	return total, flush()
 }

@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"github.com/gosqla/gosqla/asyncengine"
-	"github.com/gosqla/gosqla/asyncengine/driver"
 	"github.com/gosqla/gosqla/internal/structmap"
 )
 
@@ -144,8 +143,8 @@ func levelsOf(groups ...[]*instance) map[string]int {
 // flushPlan gathers one engine's share of a flush.
 type flushPlan struct {
 	d        *asyncengine.Dialect
-	stmts    []driver.Statement
-	appliers []func(s *Session, rs []*driver.Result) error // one per statement
+	stmts    []asyncengine.Statement
+	appliers []func(s *Session, rs []*asyncengine.Result) error // one per statement
 
 	insertGroups []*insertGroup
 	ops          []func() error // statement builders, in order
@@ -245,15 +244,15 @@ func (fp *flushPlan) buildInsert(g *insertGroup) {
 		rows[i] = in.v
 	}
 	sql, args := valuesSQL(fp.d, g.m, g.cols, rows)
-	fp.stmts = append(fp.stmts, driver.Statement{SQL: sql + returning(fp.d, g.m), Args: args})
+	fp.stmts = append(fp.stmts, asyncengine.Statement{SQL: sql + returning(fp.d, g.m), Args: args})
 	ins := g.ins
-	fp.appliers = append(fp.appliers, func(s *Session, rs []*driver.Result) error {
+	fp.appliers = append(fp.appliers, func(s *Session, rs []*asyncengine.Result) error {
 		r := rs[0]
-		if len(r.Rows) != len(ins) {
-			return fmt.Errorf("gosqla: INSERT into %s returned %d rows for %d objects", g.m.Table, len(r.Rows), len(ins))
+		if r.Len() != len(ins) {
+			return fmt.Errorf("gosqla: INSERT into %s returned %d rows for %d objects", g.m.Table, r.Len(), len(ins))
 		}
 		for i, in := range ins {
-			if err := in.load(r.Columns, r.Rows[i]); err != nil {
+			if err := in.load(r, i); err != nil {
 				return err
 			}
 			in.key = keyOf(in.model, in.v)
@@ -284,10 +283,10 @@ func (fp *flushPlan) update(in *instance) {
 		// the snapshot takes the sent values now, so that a later request of the same round does
 		// not send them again; the key moves in the identity map once the row has
 		for _, fi := range changed {
-			in.snapshot[fi] = in.v.FieldByIndex(in.model.Fields[fi].Index).Interface()
+			in.snapshot[fi] = snapshotOf(in.v.FieldByIndex(in.model.Fields[fi].Index))
 		}
-		fp.stmts = append(fp.stmts, driver.Statement{SQL: b.String(), Args: args})
-		fp.appliers = append(fp.appliers, func(s *Session, rs []*driver.Result) error {
+		fp.stmts = append(fp.stmts, asyncengine.Statement{SQL: b.String(), Args: args})
+		fp.appliers = append(fp.appliers, func(s *Session, rs []*asyncengine.Result) error {
 			if len(changed) > 0 {
 				old := in.key
 				in.key = keyOf(in.model, in.v)
@@ -339,8 +338,8 @@ func (fp *flushPlan) delete(in *instance) {
 		var b strings.Builder
 		b.WriteString("DELETE FROM " + fp.d.Quote(in.model.Table))
 		args := wherePK(&b, fp.d, in.model, nil, loadedPK(in))
-		fp.stmts = append(fp.stmts, driver.Statement{SQL: b.String(), Args: args})
-		fp.appliers = append(fp.appliers, func(s *Session, rs []*driver.Result) error {
+		fp.stmts = append(fp.stmts, asyncengine.Statement{SQL: b.String(), Args: args})
+		fp.appliers = append(fp.appliers, func(s *Session, rs []*asyncengine.Result) error {
 			s.forget(in)
 			return nil
 		})
@@ -357,7 +356,7 @@ func (fp *flushPlan) build() error {
 	return nil
 }
 
-func (fp *flushPlan) apply(s *Session, rs []*driver.Result) error {
+func (fp *flushPlan) apply(s *Session, rs []*asyncengine.Result) error {
 	for i, a := range fp.appliers {
 		if err := a(s, rs[i:i+1]); err != nil {
 			return err

@@ -8,7 +8,6 @@ import (
 	"sync"
 
 	"github.com/gosqla/gosqla/asyncengine"
-	"github.com/gosqla/gosqla/asyncengine/driver"
 	"github.com/gosqla/gosqla/internal/structmap"
 )
 
@@ -96,8 +95,8 @@ type op struct {
 	engine    *asyncengine.Engine
 	autoflush flushKind // flushes when the session autoflushes
 	flush     flushKind // flushes always (Flush, Commit)
-	build     func(s *Session) ([]driver.Statement, error)
-	apply     func(s *Session, rs []*driver.Result) error
+	build     func(s *Session) ([]asyncengine.Statement, error)
+	apply     func(s *Session, rs []*asyncengine.Result) error
 	run       func(ctx context.Context, c *asyncengine.Conn) error
 	fail      func(error)
 	txEnd     txEnd
@@ -173,10 +172,10 @@ func (s *Session) drain() {
 type part struct {
 	o      *op // nil for an autoflush, a BEGIN or an engine's COMMIT
 	b      *bound
-	stmts  []driver.Statement
-	apply  func(s *Session, rs []*driver.Result) error
-	offset int              // where its statements start in the engine's pipeline
-	rs     []*driver.Result // filled by send
+	stmts  []asyncengine.Statement
+	apply  func(s *Session, rs []*asyncengine.Result) error
+	offset int                   // where its statements start in the engine's pipeline
+	rs     []*asyncengine.Result // filled by send
 }
 
 // round sends as many of the batch's requests as can travel together — one pipeline per engine —
@@ -237,7 +236,7 @@ func (s *Session) plan(parts []part, o *op) ([]part, error) {
 			parts = s.add(parts, p)
 		}
 	}
-	var stmts []driver.Statement
+	var stmts []asyncengine.Statement
 	if o.build != nil {
 		var err error
 		if stmts, err = o.build(s); err != nil {
@@ -251,7 +250,7 @@ func (s *Session) plan(parts []part, o *op) ([]part, error) {
 		}
 		for _, b := range s.bounds {
 			if b.inTx {
-				parts = append(parts, part{b: b, stmts: []driver.Statement{{SQL: end}}})
+				parts = append(parts, part{b: b, stmts: []asyncengine.Statement{{SQL: end}}})
 				b.inTx = false
 			}
 		}
@@ -262,7 +261,7 @@ func (s *Session) plan(parts []part, o *op) ([]part, error) {
 // add appends p, preceded by BEGIN when its engine has no transaction open.
 func (s *Session) add(parts []part, p part) []part {
 	if len(p.stmts) > 0 && !p.b.inTx {
-		parts = append(parts, part{b: p.b, stmts: []driver.Statement{{SQL: s.opts.begin}}})
+		parts = append(parts, part{b: p.b, stmts: []asyncengine.Statement{{SQL: s.opts.begin}}})
 		p.b.inTx = true
 	}
 	return append(parts, p)
@@ -287,7 +286,7 @@ func (s *Session) finish(parts []part, errs map[*bound]error) error {
 		if failure != nil {
 			err = fmt.Errorf("%w: %v", ErrPendingRollback, failure)
 		} else if err != nil {
-			var pe *driver.PipelineError
+			var pe *asyncengine.PipelineError
 			switch {
 			case !errors.As(err, &pe):
 			case pe.Index >= p.offset+len(p.stmts):
@@ -345,7 +344,7 @@ func (s *Session) releaseIdle() {
 func (s *Session) send(ctx context.Context, parts []part) map[*bound]error {
 	type pipeline struct {
 		b     *bound
-		stmts []driver.Statement
+		stmts []asyncengine.Statement
 	}
 	var pipes []pipeline // one per engine, in order of first use: rarely more than one
 	at := func(b *bound) *pipeline {
@@ -354,7 +353,7 @@ func (s *Session) send(ctx context.Context, parts []part) map[*bound]error {
 				return &pipes[i]
 			}
 		}
-		pipes = append(pipes, pipeline{b: b, stmts: make([]driver.Statement, 0, len(parts)+2)})
+		pipes = append(pipes, pipeline{b: b, stmts: make([]asyncengine.Statement, 0, len(parts)+2)})
 		return &pipes[len(pipes)-1]
 	}
 	for k := range parts {
@@ -384,7 +383,7 @@ func (s *Session) send(ctx context.Context, parts []part) map[*bound]error {
 	return errs
 }
 
-func (s *Session) pipeline(ctx context.Context, b *bound, stmts []driver.Statement) ([]*driver.Result, error) {
+func (s *Session) pipeline(ctx context.Context, b *bound, stmts []asyncengine.Statement) ([]*asyncengine.Result, error) {
 	if b.conn == nil {
 		c, err := b.e.Connect(ctx)
 		if err != nil {
@@ -411,7 +410,7 @@ func (s *Session) exclusive(o *op) {
 	}
 	b := s.boundFor(o.engine)
 	if !b.inTx {
-		parts = append(parts, part{b: b, stmts: []driver.Statement{{SQL: s.opts.begin}}})
+		parts = append(parts, part{b: b, stmts: []asyncengine.Statement{{SQL: s.opts.begin}}})
 		b.inTx = true
 	}
 	s.mu.Unlock()

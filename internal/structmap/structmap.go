@@ -3,12 +3,10 @@
 package structmap
 
 import (
-	"database/sql"
 	"fmt"
 	"reflect"
 	"strings"
 	"sync"
-	"time"
 	"unicode"
 )
 
@@ -73,8 +71,6 @@ func Of(t reflect.Type) (*Model, error) {
 	actual, _ := cache.LoadOrStore(t, m)
 	return actual.(*Model), nil
 }
-
-var timeType = reflect.TypeFor[time.Time]()
 
 func build(t reflect.Type) (*Model, error) {
 	if t.Kind() != reflect.Struct {
@@ -159,82 +155,6 @@ func SnakeCase(s string) string {
 		}
 	}
 	return b.String()
-}
-
-// ConvertError reports a value that cannot be stored in a destination.
-type ConvertError struct {
-	Column string
-	From   string
-	To     string
-}
-
-func (e *ConvertError) Error() string {
-	col := ""
-	if e.Column != "" {
-		col = fmt.Sprintf(" for column %q", e.Column)
-	}
-	return fmt.Sprintf("gosqla: cannot store %s into %s%s", e.From, e.To, col)
-}
-
-// Assign stores a driver value into dst (settable). NULL stores the zero value; a pointer
-// destination gets nil for NULL.
-func Assign(dst reflect.Value, src any) error {
-	if dst.CanAddr() {
-		if sc, ok := dst.Addr().Interface().(sql.Scanner); ok {
-			return sc.Scan(src)
-		}
-	}
-	if src == nil {
-		dst.SetZero()
-		return nil
-	}
-	if dst.Kind() == reflect.Pointer {
-		v := reflect.New(dst.Type().Elem())
-		if err := Assign(v.Elem(), src); err != nil {
-			return err
-		}
-		dst.Set(v)
-		return nil
-	}
-	sv := reflect.ValueOf(src)
-	if dst.Kind() == reflect.Interface {
-		dst.Set(sv)
-		return nil
-	}
-	st := sv.Type()
-	switch {
-	case st.AssignableTo(dst.Type()):
-		dst.Set(sv)
-		return nil
-	case dst.Kind() == reflect.String && st.Kind() == reflect.Slice && st.Elem().Kind() == reflect.Uint8:
-		dst.SetString(string(sv.Bytes()))
-		return nil
-	case dst.Kind() == reflect.Slice && dst.Type().Elem().Kind() == reflect.Uint8 && st.Kind() == reflect.String:
-		dst.SetBytes([]byte(sv.String()))
-		return nil
-	case dst.Kind() == reflect.Bool && isInt(st.Kind()):
-		dst.SetBool(sv.Int() != 0)
-		return nil
-	case isNumber(dst.Kind()) && isNumber(st.Kind()):
-		dst.Set(sv.Convert(dst.Type()))
-		return nil
-	case dst.Type() == timeType && st.Kind() == reflect.String:
-		for _, layout := range []string{time.RFC3339Nano, "2006-01-02 15:04:05.999999999-07:00", "2006-01-02 15:04:05.999999999", "2006-01-02"} {
-			if t, err := time.Parse(layout, sv.String()); err == nil {
-				dst.Set(reflect.ValueOf(t))
-				return nil
-			}
-		}
-	case st.ConvertibleTo(dst.Type()) && st.Kind() == dst.Kind():
-		dst.Set(sv.Convert(dst.Type()))
-		return nil
-	}
-	return &ConvertError{From: st.String(), To: dst.Type().String()}
-}
-
-func isInt(k reflect.Kind) bool { return k >= reflect.Int && k <= reflect.Uint64 }
-func isNumber(k reflect.Kind) bool {
-	return isInt(k) || k == reflect.Float32 || k == reflect.Float64
 }
 
 // Value returns the value of field f of struct v, as a driver argument: nil pointers are NULL.

@@ -13,9 +13,11 @@ import (
 	"time"
 
 	"github.com/gosqla/gosqla/asyncengine/driver"
+	"github.com/gosqla/gosqla/asyncengine/internal/pgtypes"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
+	"github.com/jackc/pgx/v5/pgtype"
 )
 
 // Options tune how connections are opened.
@@ -109,19 +111,32 @@ func (c *Conn) Query(ctx context.Context, sql string, args []any) (*driver.Resul
 	return readRows(rows)
 }
 
+// columns describes the result's columns, named by the connection's type map.
+func columns(m *pgtype.Map, fds []pgconn.FieldDescription) []driver.Column {
+	cols := make([]driver.Column, len(fds))
+	for i, fd := range fds {
+		cols[i] = driver.Column{Name: fd.Name, TypeOID: fd.DataTypeOID, TypeName: pgtypes.TypeName(m, fd.DataTypeOID)}
+	}
+	return cols
+}
+
+// readRows keeps the rows' cells as they came off the wire; they are scanned when the caller asks
+// for them, into the caller's own destinations.
 func readRows(rows pgx.Rows) (*driver.Result, error) {
 	defer rows.Close()
 	fds := rows.FieldDescriptions()
-	res := &driver.Result{Columns: make([]string, len(fds))}
-	for i, fd := range fds {
-		res.Columns[i] = fd.Name
-	}
-	for rows.Next() {
-		vals, err := rows.Values()
-		if err != nil {
-			return nil, err
+	res := &driver.Result{Columns: columns(rows.Conn().TypeMap(), fds)}
+	if len(fds) > 0 {
+		oids := make([]uint32, len(fds))
+		formats := make([]int16, len(fds))
+		for i, fd := range fds {
+			oids[i], formats[i] = fd.DataTypeOID, fd.Format
 		}
-		res.Rows = append(res.Rows, vals)
+		cells := pgtypes.NewCells(oids, formats)
+		for rows.Next() {
+			cells.Append(rows.RawValues())
+		}
+		res.Rows = cells
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
@@ -130,6 +145,45 @@ func readRows(rows pgx.Rows) (*driver.Result, error) {
 	res.RowsAffected = rows.CommandTag().RowsAffected()
 	return res, nil
 }
+
+// QueryRows returns the rows as they arrive, scanned with the connection's own type map (so types
+// registered on the connection are known).
+func (c *Conn) QueryRows(ctx context.Context, sql string, args []any) (driver.Rows, error) {
+	rows, err := c.pc.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, err
+	}
+	return &liveRows{rows: rows, m: c.pc.TypeMap(), cols: columns(c.pc.TypeMap(), rows.FieldDescriptions())}, nil
+}
+
+type liveRows struct {
+	rows pgx.Rows
+	m    *pgtype.Map
+	cols []driver.Column
+	fds  []pgconn.FieldDescription
+	raw  [][]byte
+}
+
+func (r *liveRows) Columns() []driver.Column { return r.cols }
+func (r *liveRows) Next() bool {
+	if !r.rows.Next() {
+		return false
+	}
+	r.fds, r.raw = r.rows.FieldDescriptions(), r.rows.RawValues()
+	return true
+}
+func (r *liveRows) Scan(j int, dest any) error {
+	return r.m.Scan(r.fds[j].DataTypeOID, r.fds[j].Format, r.raw[j], dest)
+}
+func (r *liveRows) Value(j int) (any, error) {
+	return pgtypes.Decode(r.m, r.fds[j].DataTypeOID, r.fds[j].Format, r.raw[j])
+}
+func (r *liveRows) Err() error { return r.rows.Err() }
+func (r *liveRows) Close() error {
+	r.rows.Close()
+	return r.rows.Err()
+}
+func (r *liveRows) RowsAffected() int64 { return r.rows.CommandTag().RowsAffected() }
 
 func (c *Conn) Exec(ctx context.Context, sql string, args []any) (int64, error) {
 	tag, err := c.pc.Exec(ctx, sql, args...)
