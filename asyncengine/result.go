@@ -157,9 +157,6 @@ func scanRow(src cells, i, ncols int, dest []any) error {
 			last = j
 		}
 	}
-	if len(dest) == 1 {
-		last = 0
-	}
 	var tmp [8]reflect.Value
 	vals := tmp[:0]
 	for j, d := range dest {
@@ -210,7 +207,7 @@ func convertError(col driver.Column, dt reflect.Type, null, pg bool, err error) 
 		to = to.Elem()
 	}
 	return &ConvertError{Column: col.Name, DBType: col.TypeName, To: to.String(), Null: null,
-		Fix: structmap.FixFor(to, null, pg), Err: err}
+		Fix: structmap.FixFor(to, col.TypeName, null, pg), Err: err}
 }
 
 // Mappings returns each row as a map from column name to its untyped value (see Rows).

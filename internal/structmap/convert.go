@@ -38,13 +38,16 @@ func (e *ConvertError) Error() string {
 
 func (e *ConvertError) Unwrap() error { return e.Err }
 
-// FixFor says which destination holds a value that did not fit one of Go type to.
-func FixFor(to reflect.Type, null bool, pg bool) string {
-	if null {
+// FixFor says which destination holds a value of database type dbType that did not fit one of Go
+// type to.
+func FixFor(to reflect.Type, dbType string, null bool, pg bool) string {
+	switch {
+	case null && pg:
+		return fmt.Sprintf("the value is NULL: scan into *%s, sql.Null[%s] or a pgtype type", to, to)
+	case null:
 		return fmt.Sprintf("the value is NULL: scan into *%s or sql.Null[%s]", to, to)
-	}
-	if pg {
-		return "scan into a Go type that holds every value of the column (a wider integer, float64 or string for numeric, a pgtype type, or any)"
+	case pg:
+		return fmt.Sprintf("scan into a Go type that holds every %s value (a wider integer, string, a pgtype type or any; the package documentation lists them)", dbType)
 	}
 	return "scan into a Go type that holds every value of the column (a wider integer, float64, string, or any)"
 }

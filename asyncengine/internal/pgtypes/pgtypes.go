@@ -62,17 +62,35 @@ func Decode(m *pgtype.Map, oid uint32, format int16, src []byte) (any, error) {
 	return append([]byte(nil), src...), nil
 }
 
-// wire turns a value database/sql's pgx stdlib decoded back into a cell: its text as is, anything
-// else encoded by the map in binary format.
+// wire turns a value database/sql's pgx stdlib decoded back into the cell the native driver
+// would have read: in the format pgx asks the server for (binary for most types), so that a
+// destination accepts or refuses exactly what it does on the native driver.
 func wire(m *pgtype.Map, oid uint32, v any) (int16, []byte, error) {
-	switch x := v.(type) {
-	case nil:
+	if v == nil {
 		return pgtype.TextFormatCode, nil, nil
-	case string:
-		return pgtype.TextFormatCode, []byte(x), nil
 	}
-	if _, ok := m.TypeForOID(oid); !ok {
+	t, known := m.TypeForOID(oid)
+	s, isText := v.(string)
+	switch {
+	case !known && isText:
+		return pgtype.TextFormatCode, []byte(s), nil
+	case !known:
 		oid = pgtype.TextOID
+	case m.FormatCodeForOID(oid) == pgtype.TextFormatCode && isText:
+		return pgtype.TextFormatCode, []byte(s), nil
+	case oid == pgtype.JSONBOID:
+		b, _ := v.([]byte)
+		if isText {
+			b = []byte(s)
+		}
+		return pgtype.BinaryFormatCode, append([]byte{1}, b...), nil
+	case isText:
+		// text of a type read in binary: parsed by its codec, then encoded as the server would
+		dv, err := t.Codec.DecodeValue(m, oid, pgtype.TextFormatCode, []byte(s))
+		if err != nil {
+			return 0, nil, err
+		}
+		v = dv
 	}
 	buf, err := m.Encode(oid, pgtype.BinaryFormatCode, v, nil)
 	if err != nil {
