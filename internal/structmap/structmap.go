@@ -19,6 +19,9 @@ type Field struct {
 	PK      bool
 	Default bool   // the server fills it when the Go value is zero (serial, DEFAULT …)
 	FK      string // "table.column" it references, or ""
+	Unique  bool   // `unique`: CreateAll adds a UNIQUE constraint
+	Indexed bool   // `index`: CreateAll creates an index on the column
+	SQLType string // `type=…` (the last option): the column type CreateAll declares, instead of one from the Go type
 }
 
 // Model is a mapped struct type.
@@ -110,8 +113,13 @@ func collect(m *Model, t reflect.Type, index []int) error {
 		if f.Column == "" {
 			f.Column = SnakeCase(sf.Name)
 		}
-		for _, opt := range parts[1:] {
+		for k, opt := range parts[1:] {
 			opt = strings.TrimSpace(opt)
+			if strings.HasPrefix(opt, "type=") {
+				// the last option: the type may hold commas, numeric(12,2)
+				f.SQLType = strings.TrimPrefix(strings.TrimSpace(strings.Join(parts[k+1:], ",")), "type=")
+				break
+			}
 			switch {
 			case opt == "pk":
 				f.PK = true
@@ -123,9 +131,13 @@ func collect(m *Model, t reflect.Type, index []int) error {
 					return &MappingError{Type: t.String(), Field: sf.Name, Reason: fmt.Sprintf("fk=%q must name table.column", ref)}
 				}
 				f.FK = ref
+			case opt == "unique":
+				f.Unique = true
+			case opt == "index":
+				f.Indexed = true
 			case opt == "":
 			default:
-				return &MappingError{Type: t.String(), Field: sf.Name, Reason: fmt.Sprintf("unknown tag option %q (allowed: pk, default, fk=table.column)", opt)}
+				return &MappingError{Type: t.String(), Field: sf.Name, Reason: fmt.Sprintf("unknown tag option %q (allowed: pk, default, fk=table.column, unique, index, type=SQL type)", opt)}
 			}
 		}
 		if _, dup := m.byColumn[f.Column]; dup {
