@@ -193,3 +193,31 @@ func TestSessionStream(t *testing.T) {
 		assert.Len(t, await(t, asyncsession.Select[Author](ctx, s, "SELECT * FROM authors")), 50)
 	})
 }
+
+// TestCreateAllTypes checks the column types CreateAll declares from field types and tags.
+func TestCreateAllTypes(t *testing.T) {
+	e := pgEngines(t)["pgx"]
+	ctx := ctxT(t)
+	r, err := e.Query(ctx, `SELECT column_name, udt_name, is_nullable FROM information_schema.columns WHERE table_name = 'orders' ORDER BY column_name`)
+	require.NoError(t, err)
+	got := map[string]string{}
+	for i := range r.Len() {
+		var name, udt, nullable string
+		require.NoError(t, r.ScanRow(i, &name, &udt, &nullable))
+		got[name] = udt + "/" + nullable
+	}
+	assert.Equal(t, map[string]string{
+		"id": "uuid/NO", "price": "numeric/NO", "total": "numeric/YES", "meta": "jsonb/NO", "tags": "_text/NO",
+		"placed": "timestamptz/NO", "note": "text/YES", "ref": "text/NO", "wait": "interval/NO", "client": "inet/NO",
+		"counters": "jsonb/NO",
+	}, got)
+	r, err = e.Query(ctx, `SELECT indexdef FROM pg_indexes WHERE tablename = 'orders' AND indexname = 'orders_ref_idx'`)
+	require.NoError(t, err)
+	assert.Equal(t, 1, r.Len(), "the index tag creates an index")
+	r, err = e.Query(ctx, `SELECT indexdef FROM pg_indexes WHERE tablename = 'orders' AND indexdef LIKE 'CREATE UNIQUE INDEX%(ref)'`)
+	require.NoError(t, err)
+	assert.Equal(t, 1, r.Len(), "the unique tag adds a UNIQUE constraint")
+
+	lite := newEngine(t, "sqlite:///"+t.TempDir()+"/o.db")
+	require.NoError(t, asyncsession.CreateAll(ctx, lite, Order{}), "SQLite gets its closest types")
+}
