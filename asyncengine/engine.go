@@ -136,12 +136,10 @@ func (e *Engine) Stats() PoolStats { return e.pool.stats() }
 // call runs a driver call: inline for a non-blocking driver, on Workers for a blocking one. A
 // panic in the driver comes back as a *PanicError.
 func (e *Engine) call(fn func() error) (err error) {
-	run := func() { err = CatchPanic(fn) }
 	if !e.connector.Blocking() {
-		run()
-	} else {
-		e.workers.do(run)
+		return CatchPanic(fn)
 	}
+	e.workers.do(func() { err = CatchPanic(fn) })
 	return err
 }
 

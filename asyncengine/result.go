@@ -143,35 +143,42 @@ func scanRow(src cells, i, ncols int, dest []any) error {
 	if len(dest) != ncols {
 		return fmt.Errorf("gosqla: %d destination(s) for %d column(s)", len(dest), ncols)
 	}
-	// scanned into fresh values first, so that a failing column leaves every destination as it
-	// was; one destination that a failed scan leaves unchanged is scanned in place, last
-	last := -1
-	for j, d := range dest {
-		if d == nil {
-			continue
-		}
-		if dv := reflect.ValueOf(d); dv.Kind() != reflect.Pointer || dv.IsNil() {
-			return fmt.Errorf("gosqla: destination %d is %T, not a non-nil pointer", j, d)
-		}
-		if atomicScan(d) {
-			last = j
-		}
-	}
+	// Destinations that a failed scan leaves unchanged (the basic types) are scanned in place,
+	// their old values kept to be put back if a later column fails; the others are scanned into
+	// fresh values first and stored once every column succeeded. Nothing is stored on error.
+	var saves [8]saved
 	var tmp [8]reflect.Value
 	vals := tmp[:0]
 	for j, d := range dest {
-		if d == nil || j == last {
+		if d == nil {
 			vals = append(vals, reflect.Value{})
 			continue
 		}
-		v := reflect.New(reflect.TypeOf(d).Elem())
+		dv := reflect.ValueOf(d)
+		if dv.Kind() != reflect.Pointer || dv.IsNil() {
+			return fmt.Errorf("gosqla: destination %d is %T, not a non-nil pointer", j, d)
+		}
+		if j < len(saves) && atomicScan(d) {
+			vals = append(vals, reflect.Value{})
+			continue
+		}
+		v := reflect.New(dv.Type().Elem())
 		if err := src.scanCell(i, j, v.Interface()); err != nil {
 			return err
 		}
 		vals = append(vals, v)
 	}
-	if last >= 0 && dest[last] != nil {
-		if err := src.scanCell(i, last, dest[last]); err != nil {
+	for j, d := range dest {
+		if d == nil || vals[j].IsValid() {
+			continue
+		}
+		saves[j].save(d)
+		if err := src.scanCell(i, j, d); err != nil {
+			for k := range j {
+				if dest[k] != nil && !vals[k].IsValid() {
+					saves[k].restore(dest[k])
+				}
+			}
 			return err
 		}
 	}
@@ -181,6 +188,67 @@ func scanRow(src cells, i, ncols int, dest []any) error {
 		}
 	}
 	return nil
+}
+
+// saved is the old value of a destination atomicScan accepts.
+type saved struct {
+	n int64
+	f float64
+	s string
+	t time.Time
+}
+
+func (sv *saved) save(d any) {
+	switch p := d.(type) {
+	case *int64:
+		sv.n = *p
+	case *int32:
+		sv.n = int64(*p)
+	case *int16:
+		sv.n = int64(*p)
+	case *int8:
+		sv.n = int64(*p)
+	case *int:
+		sv.n = int64(*p)
+	case *bool:
+		sv.n = 0
+		if *p {
+			sv.n = 1
+		}
+	case *float64:
+		sv.f = *p
+	case *float32:
+		sv.f = float64(*p)
+	case *string:
+		sv.s = *p
+	case *time.Time:
+		sv.t = *p
+	}
+}
+
+func (sv *saved) restore(d any) {
+	switch p := d.(type) {
+	case *int64:
+		*p = sv.n
+	case *int32:
+		*p = int32(sv.n)
+	case *int16:
+		*p = int16(sv.n)
+	case *int8:
+		*p = int8(sv.n)
+	case *int:
+		*p = int(sv.n)
+	case *bool:
+		*p = sv.n == 1
+	case *float64:
+		*p = sv.f
+	case *float32:
+		*p = float32(sv.f)
+	case *string:
+		*p = sv.s
+	case *time.Time:
+		*p = sv.t
+	}
 }
 
 // atomicScan reports destinations a failed scan leaves unchanged.

@@ -56,8 +56,9 @@ func tpcbDatabase(b *testing.B) string {
 	return url
 }
 
-// runClients runs b.N transactions from tpcbClients goroutines and reports transactions per second.
-func runClients(b *testing.B, txn func(ctx context.Context, r *rand.Rand) error) {
+// runClients runs b.N transactions from tpcbClients goroutines and reports transactions per
+// second, and for an engine the round trips per transaction.
+func runClients(b *testing.B, e *asyncengine.Engine, txn func(ctx context.Context, r *rand.Rand) error) {
 	b.Helper()
 	ctx := context.Background()
 	// warm every connection and statement cache
@@ -78,6 +79,10 @@ func runClients(b *testing.B, txn func(ctx context.Context, r *rand.Rand) error)
 	wg.Wait()
 	var left atomic.Int64
 	left.Store(int64(b.N))
+	var trips int64
+	if e != nil {
+		trips = e.Stats().RoundTrips
+	}
 	b.ReportAllocs()
 	b.ResetTimer()
 	start := time.Now()
@@ -96,6 +101,9 @@ func runClients(b *testing.B, txn func(ctx context.Context, r *rand.Rand) error)
 	}
 	wg.Wait()
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "tps")
+	if e != nil {
+		b.ReportMetric(float64(e.Stats().RoundTrips-trips)/float64(b.N), "round-trips/op")
+	}
 }
 
 // BenchmarkTPCB runs pgbench's TPC-B-like transaction through gosqla, pgx and SQLAlchemy asyncio,
@@ -111,7 +119,7 @@ func BenchmarkTPCB(b *testing.B) {
 			b.Cleanup(func() { s.Close() })
 			sessions <- s
 		}
-		runClients(b, func(ctx context.Context, r *rand.Rand) error {
+		runClients(b, e, func(ctx context.Context, r *rand.Rand) error {
 			s := <-sessions
 			defer func() { sessions <- s }()
 			a := drawTPCB(r)
@@ -134,7 +142,7 @@ func BenchmarkTPCB(b *testing.B) {
 
 	b.Run("gosqla_engine_begin", func(b *testing.B) {
 		e := engine(b, url, fmt.Sprintf("pool_size=%d&max_overflow=0", tpcbClients))
-		runClients(b, func(ctx context.Context, r *rand.Rand) error {
+		runClients(b, e, func(ctx context.Context, r *rand.Rand) error {
 			a := drawTPCB(r)
 			return e.Begin(ctx, func(c *asyncengine.Conn) error {
 				if _, err := c.Exec(ctx, tpcbUpdAcc, a.delta, a.aid); err != nil {
@@ -180,7 +188,7 @@ func BenchmarkTPCB(b *testing.B) {
 
 	b.Run("pgxpool_per_statement", func(b *testing.B) {
 		p := pgxPool(b, url, tpcbClients)
-		runClients(b, func(ctx context.Context, r *rand.Rand) error {
+		runClients(b, nil, func(ctx context.Context, r *rand.Rand) error {
 			a := drawTPCB(r)
 			tx, err := p.Begin(ctx)
 			if err != nil {
@@ -196,7 +204,7 @@ func BenchmarkTPCB(b *testing.B) {
 
 	b.Run("pgxpool_beginfunc", func(b *testing.B) {
 		p := pgxPool(b, url, tpcbClients)
-		runClients(b, func(ctx context.Context, r *rand.Rand) error {
+		runClients(b, nil, func(ctx context.Context, r *rand.Rand) error {
 			a := drawTPCB(r)
 			return pgx.BeginFunc(ctx, p, func(tx pgx.Tx) error { return pgxTx(ctx, tx, a) })
 		})
@@ -204,7 +212,7 @@ func BenchmarkTPCB(b *testing.B) {
 
 	b.Run("pgx_batch", func(b *testing.B) {
 		p := pgxPool(b, url, tpcbClients)
-		runClients(b, func(ctx context.Context, r *rand.Rand) error {
+		runClients(b, nil, func(ctx context.Context, r *rand.Rand) error {
 			a := drawTPCB(r)
 			return tpcbBatch(ctx, p, a)
 		})

@@ -124,22 +124,38 @@ func DecodeValue(m *pgtype.Map, oid uint32, v any) (any, error) {
 // Cells holds a buffered result's rows as they came off the wire: one buffer for all the bytes,
 // and for each cell where it lies in it.
 type Cells struct {
-	OIDs    []uint32
-	Formats []int16
-	ncols   int
-	buf     []byte
-	spans   []span // row-major
+	cols  []column
+	buf   []byte
+	spans []span // row-major
+}
+
+type column struct {
+	oid    uint32
+	format int16
 }
 
 type span struct{ start, end int32 } // start < 0: NULL
 
-// NewCells prepares to hold rows of columns with these types and formats.
-func NewCells(oids []uint32, formats []int16) *Cells {
-	return &Cells{OIDs: oids, Formats: formats, ncols: len(oids)}
+// Init prepares c to hold rows of columns with these types and formats.
+func (c *Cells) Init(n int, col func(i int) (oid uint32, format int16)) {
+	c.cols = make([]column, n)
+	for i := range c.cols {
+		c.cols[i].oid, c.cols[i].format = col(i)
+	}
 }
 
 // Append copies one row's raw values.
 func (c *Cells) Append(raw [][]byte) {
+	if c.spans == nil {
+		// sized for the first row: a point select allocates once for its bytes and once for
+		// its cells
+		size := 0
+		for _, v := range raw {
+			size += len(v)
+		}
+		c.buf = make([]byte, 0, size)
+		c.spans = make([]span, 0, len(raw))
+	}
 	for _, v := range raw {
 		if v == nil {
 			c.spans = append(c.spans, span{-1, -1})
@@ -153,14 +169,14 @@ func (c *Cells) Append(raw [][]byte) {
 
 // Len is the number of rows.
 func (c *Cells) Len() int {
-	if c.ncols == 0 {
+	if len(c.cols) == 0 {
 		return 0
 	}
-	return len(c.spans) / c.ncols
+	return len(c.spans) / len(c.cols)
 }
 
 func (c *Cells) cell(i, j int) []byte {
-	s := c.spans[i*c.ncols+j]
+	s := c.spans[i*len(c.cols)+j]
 	if s.start < 0 {
 		return nil
 	}
@@ -170,7 +186,7 @@ func (c *Cells) cell(i, j int) []byte {
 // Scan stores cell (i, j) into dest by pgx's rules.
 func (c *Cells) Scan(i, j int, dest any) error {
 	m := Map()
-	err := m.Scan(c.OIDs[j], c.Formats[j], c.cell(i, j), dest)
+	err := m.Scan(c.cols[j].oid, c.cols[j].format, c.cell(i, j), dest)
 	Release(m)
 	return err
 }
@@ -178,7 +194,7 @@ func (c *Cells) Scan(i, j int, dest any) error {
 // Value decodes cell (i, j).
 func (c *Cells) Value(i, j int) (any, error) {
 	m := Map()
-	v, err := Decode(m, c.OIDs[j], c.Formats[j], c.cell(i, j))
+	v, err := Decode(m, c.cols[j].oid, c.cols[j].format, c.cell(i, j))
 	Release(m)
 	return v, err
 }

@@ -125,18 +125,19 @@ func columns(m *pgtype.Map, fds []pgconn.FieldDescription) []driver.Column {
 func readRows(rows pgx.Rows) (*driver.Result, error) {
 	defer rows.Close()
 	fds := rows.FieldDescriptions()
-	res := &driver.Result{Columns: columns(rows.Conn().TypeMap(), fds)}
+	// the result and its cells in one allocation
+	rc := &struct {
+		driver.Result
+		cells pgtypes.Cells
+	}{}
+	res := &rc.Result
+	res.Columns = columns(rows.Conn().TypeMap(), fds)
 	if len(fds) > 0 {
-		oids := make([]uint32, len(fds))
-		formats := make([]int16, len(fds))
-		for i, fd := range fds {
-			oids[i], formats[i] = fd.DataTypeOID, fd.Format
-		}
-		cells := pgtypes.NewCells(oids, formats)
+		rc.cells.Init(len(fds), func(i int) (uint32, int16) { return fds[i].DataTypeOID, fds[i].Format })
 		for rows.Next() {
-			cells.Append(rows.RawValues())
+			rc.cells.Append(rows.RawValues())
 		}
-		res.Rows = cells
+		res.Rows = &rc.cells
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
