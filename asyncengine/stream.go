@@ -84,9 +84,23 @@ func (c *Conn) stream(ctx context.Context, sql string, args []any, yield func(*R
 	if err != nil {
 		return err
 	}
-	// the driver connection stays busy until the rows are closed
+	// the driver connection stays busy until the rows are closed, also when the loop body panics
 	pc := c.pc
 	pc.busy.Store(true)
+	open := true
+	closeRows := func() error {
+		open = false
+		err := c.e.call(rows.Close)
+		pc.busy.Store(false)
+		return err
+	}
+	defer func() {
+		if open {
+			if err := closeRows(); err != nil {
+				_ = c.failed(ctx, err)
+			}
+		}
+	}()
 	row := &Row{rows: rows, cols: rows.Columns(), pg: c.e.pg}
 	var more bool
 	next := func() error { more = rows.Next(); return nil }
@@ -103,8 +117,7 @@ func (c *Conn) stream(ctx context.Context, sql string, args []any, yield func(*R
 			break
 		}
 	}
-	err = c.e.call(rows.Close)
-	pc.busy.Store(false)
+	err = closeRows()
 	if err == nil {
 		err = ctx.Err()
 	}

@@ -93,6 +93,19 @@ func TestStream(t *testing.T) {
 			}
 		})
 
+		t.Run("a panicking loop body frees the connection", func(t *testing.T) {
+			func() {
+				defer func() { assert.Equal(t, "boom", recover()) }()
+				for range e.Stream(ctx, series) {
+					panic("boom")
+				}
+			}()
+			assert.Zero(t, e.Stats().CheckedOut)
+			r, err := e.Query(ctx, "SELECT 1")
+			require.NoError(t, err)
+			assert.Equal(t, 1, r.Len())
+		})
+
 		t.Run("conn in use", func(t *testing.T) {
 			c, err := e.Connect(ctx)
 			require.NoError(t, err)
