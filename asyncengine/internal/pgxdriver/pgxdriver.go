@@ -204,13 +204,24 @@ func (c *Conn) Pipeline(ctx context.Context, stmts []driver.Statement) ([]*drive
 	}
 	br := c.pc.SendBatch(ctx, &b)
 	results := make([]*driver.Result, 0, len(stmts))
-	for i := range stmts {
-		rows, err := br.Query()
-		if err == nil {
-			var r *driver.Result
-			if r, err = readRows(rows); err == nil {
-				results = append(results, r)
+	plain := make([]driver.Result, len(stmts)) // the results without rows, in one allocation
+	for i, st := range stmts {
+		var err error
+		if noRows(st.SQL) {
+			var tag pgconn.CommandTag
+			if tag, err = br.Exec(); err == nil {
+				plain[i].RowsAffected = tag.RowsAffected()
+				results = append(results, &plain[i])
 				continue
+			}
+		} else {
+			var rows pgx.Rows
+			if rows, err = br.Query(); err == nil {
+				var r *driver.Result
+				if r, err = readRows(rows); err == nil {
+					results = append(results, r)
+					continue
+				}
 			}
 		}
 		_ = br.Close()
@@ -222,6 +233,38 @@ func (c *Conn) Pipeline(ctx context.Context, stmts []driver.Statement) ([]*drive
 	return results, nil
 }
 
+// noRows reports statements that cannot return rows: transaction control, and INSERT, UPDATE and
+// DELETE without RETURNING. A pipeline reads their command tag only.
+func noRows(sql string) bool {
+	word := firstWord(sql)
+	switch {
+	case strings.EqualFold(word, "INSERT"), strings.EqualFold(word, "UPDATE"), strings.EqualFold(word, "DELETE"):
+		return !containsFold(sql, "returning")
+	case strings.EqualFold(word, "BEGIN"), strings.EqualFold(word, "COMMIT"), strings.EqualFold(word, "ROLLBACK"),
+		strings.EqualFold(word, "SAVEPOINT"), strings.EqualFold(word, "RELEASE"), strings.EqualFold(word, "END"):
+		return true
+	}
+	return false
+}
+
+func firstWord(sql string) string {
+	sql = strings.TrimLeft(sql, " \t\r\n")
+	if i := strings.IndexAny(sql, " \t\r\n;"); i >= 0 {
+		return sql[:i]
+	}
+	return sql
+}
+
+// containsFold reports whether s contains the lower-case ASCII word w in any case.
+func containsFold(s, w string) bool {
+	for i := 0; i+len(w) <= len(s); i++ {
+		if s[i]|0x20 == w[0] && strings.EqualFold(s[i:i+len(w)], w) {
+			return true
+		}
+	}
+	return false
+}
+
 // allTxControl reports statements that only steer the transaction. They go through the simple
 // protocol: a batch prepares every statement first, and in a failed transaction the server
 // refuses to prepare anything but the statement that ends the failure.
@@ -230,8 +273,7 @@ func allTxControl(stmts []driver.Statement) bool {
 		if len(s.Args) > 0 {
 			return false
 		}
-		word, _, _ := strings.Cut(strings.TrimSpace(s.SQL), " ")
-		switch strings.ToUpper(word) {
+		switch strings.ToUpper(firstWord(s.SQL)) {
 		case "BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE":
 		default:
 			return false
