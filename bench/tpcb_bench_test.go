@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -297,11 +298,14 @@ END;
 \endpipeline
 `
 
-// tpcbSeconds is how long each run of an external peer lasts (GOSQLA_TPCB_SECONDS, default 5; one
-// second when benchmarks run once, as CI does).
+// tpcbSeconds is how long each run of an external peer lasts: GOSQLA_TPCB_SECONDS, else one
+// second when benchmarks run once (-benchtime=1x, as CI does), else five.
 func tpcbSeconds() time.Duration {
 	if s, err := strconv.ParseFloat(os.Getenv("GOSQLA_TPCB_SECONDS"), 64); err == nil && s > 0 {
 		return time.Duration(s * float64(time.Second))
+	}
+	if f := flag.Lookup("test.benchtime"); f != nil && f.Value.String() == "1x" {
+		return time.Second
 	}
 	return 5 * time.Second
 }
