@@ -17,14 +17,15 @@ import (
 // After its physical connection is lost (a *DisconnectError) a Conn outside a transaction
 // reconnects on its next use; inside one, every call returns ErrPendingRollback until Rollback.
 type Conn struct {
-	e        *Engine
-	pc       *pconn // nil once invalidated, until the next use reconnects
-	hookOnly bool   // handed to a pool hook: not checked out, Close does nothing
-	inUse    atomic.Bool
-	closed   bool
-	tx       *Tx   // innermost open transaction
-	lost     bool  // the connection was lost inside a transaction
-	trips    int64 // the driver's round-trip count at checkout
+	e         *Engine
+	pc        *pconn // nil once invalidated, until the next use reconnects
+	hookOnly  bool   // handed to a pool hook: not checked out, Close does nothing
+	finalizer bool   // a finalizer recovers the connection if the Conn leaks
+	inUse     atomic.Bool
+	closed    bool
+	tx        *Tx   // innermost open transaction
+	lost      bool  // the connection was lost inside a transaction
+	trips     int64 // the driver's round-trip count at checkout
 }
 
 func roundTrips(pc *pconn) int64 {
@@ -216,7 +217,9 @@ func (c *Conn) Close() error {
 		return nil
 	}
 	c.closed = true
-	runtime.SetFinalizer(c, nil)
+	if c.finalizer {
+		runtime.SetFinalizer(c, nil)
+	}
 	for tx := c.tx; tx != nil; tx = tx.parent {
 		tx.done = true
 	}

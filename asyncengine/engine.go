@@ -145,6 +145,18 @@ func (e *Engine) call(fn func() error) (err error) {
 
 // Connect checks a connection out of the pool. Close returns it.
 func (e *Engine) Connect(ctx context.Context) (*Conn, error) {
+	c, err := e.checkout(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c.finalizer = true
+	runtime.SetFinalizer(c, (*Conn).finalize)
+	return c, nil
+}
+
+// checkout checks a connection out for a caller that closes it itself before returning (Exec,
+// Query, Begin, Stream): it needs no finalizer to recover a leak.
+func (e *Engine) checkout(ctx context.Context) (*Conn, error) {
 	if e.closed.Load() {
 		return nil, ErrPoolClosed
 	}
@@ -152,9 +164,7 @@ func (e *Engine) Connect(ctx context.Context) (*Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Conn{e: e, pc: pc, trips: roundTrips(pc)}
-	runtime.SetFinalizer(c, (*Conn).finalize)
-	return c, nil
+	return &Conn{e: e, pc: pc, trips: roundTrips(pc)}, nil
 }
 
 // finalize runs when a Conn is garbage-collected. A finalizer (rather than a cleanup) sees the
@@ -190,7 +200,7 @@ func leaked(pc *pconn) {
 // Begin runs fn in a transaction: COMMIT when fn returns nil, ROLLBACK when it returns an error
 // or panics (the panic comes back as a *PanicError).
 func (e *Engine) Begin(ctx context.Context, fn func(*Conn) error) (err error) {
-	c, err := e.Connect(ctx)
+	c, err := e.checkout(ctx)
 	if err != nil {
 		return err
 	}
@@ -210,7 +220,7 @@ func (e *Engine) Begin(ctx context.Context, fn func(*Conn) error) (err error) {
 
 // Exec runs a statement on a pooled connection.
 func (e *Engine) Exec(ctx context.Context, sql string, args ...any) (ExecResult, error) {
-	c, err := e.Connect(ctx)
+	c, err := e.checkout(ctx)
 	if err != nil {
 		return ExecResult{}, err
 	}
@@ -220,7 +230,7 @@ func (e *Engine) Exec(ctx context.Context, sql string, args ...any) (ExecResult,
 
 // Query runs a query on a pooled connection and returns its buffered result.
 func (e *Engine) Query(ctx context.Context, sql string, args ...any) (*Result, error) {
-	c, err := e.Connect(ctx)
+	c, err := e.checkout(ctx)
 	if err != nil {
 		return nil, err
 	}

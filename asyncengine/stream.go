@@ -134,7 +134,7 @@ func (c *Conn) stream(ctx context.Context, sql string, args []any, yield func(*R
 // connection when the loop ends.
 func (e *Engine) Stream(ctx context.Context, sql string, args ...any) iter.Seq2[*Row, error] {
 	return func(yield func(*Row, error) bool) {
-		c, err := e.Connect(ctx)
+		c, err := e.checkout(ctx)
 		if err != nil {
 			yield(nil, err)
 			return
