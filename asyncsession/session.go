@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"runtime"
 	"sync"
 
 	"github.com/gosqla/gosqla/asyncengine"
@@ -151,10 +152,20 @@ func (s *Session) submit(o *op) {
 
 // drain serves the queue until it is empty, then exits: an idle session holds no goroutine.
 func (s *Session) drain() {
+	yielded := false
 	for {
 		s.mu.Lock()
 		batch := s.queue
 		s.queue = nil
+		if len(batch) == 0 && !yielded {
+			// the callers just woken often queue their next requests at once: give them the
+			// processor before deciding the queue is empty
+			yielded = true
+			s.mu.Unlock()
+			runtime.Gosched()
+			continue
+		}
+		yielded = false
 		if len(batch) == 0 {
 			s.draining = false
 			s.idle.Broadcast()
