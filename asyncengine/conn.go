@@ -102,7 +102,12 @@ func (c *Conn) do(ctx context.Context, fn func(driver.Conn) error) error {
 		return ErrConcurrentUse
 	}
 	dc := c.pc.dc
-	err := c.e.call(func() error { return fn(dc) })
+	var err error
+	if c.e.connector.Blocking() {
+		err = c.e.callOnWorker(func() error { return fn(dc) })
+	} else {
+		err = catchDriverPanic(fn, dc)
+	}
 	c.pc.busy.Store(false)
 	if err != nil {
 		return c.failed(ctx, err)

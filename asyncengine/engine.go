@@ -135,10 +135,16 @@ func (e *Engine) Stats() PoolStats { return e.pool.stats() }
 
 // call runs a driver call: inline for a non-blocking driver, on Workers for a blocking one. A
 // panic in the driver comes back as a *PanicError.
-func (e *Engine) call(fn func() error) (err error) {
+func (e *Engine) call(fn func() error) error {
 	if !e.connector.Blocking() {
 		return CatchPanic(fn)
 	}
+	return e.callOnWorker(fn)
+}
+
+// callOnWorker runs fn on a worker (kept apart from call so that a non-blocking call allocates
+// nothing for it).
+func (e *Engine) callOnWorker(fn func() error) (err error) {
 	e.workers.do(func() { err = CatchPanic(fn) })
 	return err
 }
