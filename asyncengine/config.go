@@ -4,14 +4,12 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net/url"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5"
+	"github.com/gosqla/gosqla/asyncengine/driver"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -46,27 +44,43 @@ const (
 	CacheDescribe StatementCache = "describe"
 	// CacheNone runs every statement unnamed with text parameters (PgBouncer-safe).
 	CacheNone StatementCache = "none"
+	// CacheDescribeExec describes each statement before running it, caching nothing (pgx's
+	// describe_exec; PgBouncer-safe).
+	CacheDescribeExec StatementCache = "describe_exec"
+	// CacheSimple sends every statement through the simple protocol, arguments interpolated by
+	// the driver (pgx's simple_protocol; PgBouncer-safe).
+	CacheSimple StatementCache = "simple"
 )
 
-// execMode is pgx's query execution mode for the statement cache policy.
-func (c StatementCache) execMode() pgx.QueryExecMode {
-	switch c {
-	case CacheDescribe:
-		return pgx.QueryExecModeCacheDescribe
-	case CacheNone:
-		return pgx.QueryExecModeExec
-	}
-	return pgx.QueryExecModeCacheStatement
+// execModes maps pgx's default_query_exec_mode values to statement_cache policies.
+var execModes = map[string]StatementCache{
+	"cache_statement": CachePrepare,
+	"cache_describe":  CacheDescribe,
+	"exec":            CacheNone,
+	"describe_exec":   CacheDescribeExec,
+	"simple_protocol": CacheSimple,
 }
+
+// DriverName names a registered driver (see package driver's Register). The built-in ones are
+// DriverPgx, DriverStdlib and DriverSQLite.
+type DriverName string
+
+const (
+	DriverPgx    DriverName = "pgx"    // PostgreSQL through pgx's native, non-blocking connection
+	DriverStdlib DriverName = "stdlib" // PostgreSQL through pgx's database/sql adapter
+	DriverSQLite DriverName = "sqlite" // the embedded SQLite (modernc.org/sqlite)
+)
 
 // Config is a parsed engine configuration. Build one with ParseConfig, adjust fields (hooks,
 // Logger), then call NewWithConfig. Field defaults match SQLAlchemy's create_engine.
 type Config struct {
-	// Driver is "pgx" (native PostgreSQL), "stdlib" (PostgreSQL through database/sql) or "sqlite".
-	Driver string
+	// Driver is DriverPgx (native PostgreSQL), DriverStdlib (PostgreSQL through database/sql),
+	// DriverSQLite, or the name of a driver registered with package driver's Register.
+	Driver DriverName
 	// Dialect is "postgresql" or "sqlite".
 	Dialect string
-	// DSN is what the driver receives: the URL without gosqla's keys (a file path for SQLite).
+	// DSN is what the driver receives: the connection string without gosqla's keys, every other
+	// byte as written (a modernc "file:" name for SQLite). It holds the password: print String().
 	DSN string
 
 	PoolSize          int           // pool_size: idle connections kept; 0 = no limit (default 5)
@@ -84,14 +98,17 @@ type Config struct {
 	StatementCache StatementCache // statement_cache (PostgreSQL only)
 	CancelGrace    time.Duration  // cancel_grace: on a cancelled ctx send a server cancel and wait this long before closing the connection; 0 = close at once
 	Echo           bool           // echo: log SQL and pool events at debug level
+	LogParameters  bool           // log_parameters: echo also logs argument values and the text of server errors
 	// Logger receives echo output (and leak reports); nil means slog.Default().
 	Logger *slog.Logger
 
 	// PgxPool, when set, backs the engine (poolclass=pgxpool) with a pool the caller owns.
 	PgxPool *pgxpool.Pool
 
-	// Pool events. A hook that returns an error or panics fails the operation it belongs to and
-	// leaks no slot.
+	// Pool events. OnConnect, OnFirstConnect and OnCheckout run for a caller: an error or a panic
+	// fails the operation they belong to and leaks no slot. OnCheckin, OnReset, OnInvalidate and
+	// OnClose are notifications with no caller to fail: a panic in one is recovered and reported
+	// through Logger at warn level, and the pool goes on.
 	OnConnect      func(ctx context.Context, c *Conn) error // a new physical connection
 	OnFirstConnect func(ctx context.Context, c *Conn) error // the pool's first connection, exactly once
 	OnCheckout     func(ctx context.Context, c *Conn) error // an error invalidates the connection and another is tried
@@ -103,8 +120,19 @@ type Config struct {
 	url string // redacted form, for logs
 }
 
-// String returns the URL with its password redacted.
-func (c *Config) String() string { return c.url }
+// String returns the connection string with every password and secret key value replaced by
+// xxxxx. Printing a Config (%v, %+v, %s) shows this form too.
+func (c Config) String() string {
+	if c.url == "" && c.DSN != "" {
+		return describe(c.DSN)
+	}
+	return c.url
+}
+
+// GoString is String for %#v: a Config never prints its password.
+func (c Config) GoString() string {
+	return fmt.Sprintf("asyncengine.Config{Driver: %q, URL: %q}", c.Driver, c.String())
+}
 
 // capacity returns the most connections that may be open; 0 means no limit.
 func (c *Config) capacity() int {
@@ -202,20 +230,10 @@ var keys = map[string]keySpec{
 	"poolclass":            enumKey(func(c *Config) *PoolClass { return &c.PoolClass }, PoolQueue, PoolNull, PoolStatic, PoolAssertion, PoolPgxpool),
 	"workers":              intKey(0, "an integer >= 0 (0 = pool capacity)", func(c *Config) *int { return &c.Workers }),
 	"worker_queue":         intKey(1, "an integer >= 1", func(c *Config) *int { return &c.WorkerQueue }),
-	"statement_cache":      enumKey(func(c *Config) *StatementCache { return &c.StatementCache }, CachePrepare, CacheDescribe, CacheNone),
+	"statement_cache":      enumKey(func(c *Config) *StatementCache { return &c.StatementCache }, CachePrepare, CacheDescribe, CacheNone, CacheDescribeExec, CacheSimple),
 	"cancel_grace":         durationKey(false, func(c *Config) *time.Duration { return &c.CancelGrace }),
 	"echo":                 boolKey(func(c *Config) *bool { return &c.Echo }),
-}
-
-// looksLikeOurs reports whether an unknown key was probably meant for gosqla (a typo), rather than
-// for the driver.
-func looksLikeOurs(k string) bool {
-	for _, p := range []string{"pool", "max_overflow", "overflow", "worker", "statement_cache", "echo", "cancel_grace"} {
-		if strings.HasPrefix(k, p) {
-			return true
-		}
-	}
-	return false
+	"log_parameters":       boolKey(func(c *Config) *bool { return &c.LogParameters }),
 }
 
 func knownKeys() string {
@@ -237,111 +255,40 @@ func parseDuration(v string) (time.Duration, error) {
 	return time.ParseDuration(v)
 }
 
-// ParseConfig parses an engine URL:
-//
-//	postgresql://user:pass@host:5432/db?pool_size=10   native pgx driver (also postgres://, postgresql+pgx://)
-//	postgresql+stdlib://user:pass@host/db              PostgreSQL through database/sql
-//	sqlite:///relative/path.db, sqlite:////abs/path.db  embedded SQLite file
-//	sqlite://                                           in-memory SQLite
-//
-// gosqla's query keys are taken out; the rest go to the driver.
-func ParseConfig(rawURL string) (*Config, error) {
-	cfg := &Config{
-		PoolSize: 5, MaxOverflow: 10, PoolTimeout: 30 * time.Second, PoolRecycle: -1,
-		PoolResetOnReturn: ResetRollback, PoolClass: PoolQueue, WorkerQueue: 65536,
-		StatementCache: CachePrepare,
+// validate checks a configuration as ParseConfig built it or as the caller edited it since: both
+// ParseConfig and NewWithConfig call it, so that an engine is never built from a value that
+// ParseConfig would have refused.
+func (c *Config) validate() error {
+	if c.Driver == "" {
+		return &ConfigError{Key: "Driver", Err: fmt.Errorf("no driver: build the Config with ParseConfig"), Allowed: strings.Join(driver.Drivers(), ", ")}
 	}
-	scheme, rest, ok := strings.Cut(rawURL, "://")
-	if !ok {
-		return nil, &ConfigError{Value: redact(rawURL), Allowed: "postgresql://…, postgresql+pgx://…, postgresql+stdlib://…, sqlite:///path.db, sqlite://", Err: fmt.Errorf("missing scheme")}
+	if _, ok := driver.Lookup(string(c.Driver)); !ok {
+		return &ConfigError{Key: "Driver", Value: string(c.Driver), Err: fmt.Errorf("no such driver is registered"), Allowed: strings.Join(driver.Drivers(), ", ")}
 	}
-	dialect, drv, _ := strings.Cut(strings.ToLower(scheme), "+")
-	switch dialect {
-	case "postgresql", "postgres":
-		cfg.Dialect = "postgresql"
-		switch drv {
-		case "", "pgx":
-			cfg.Driver = "pgx"
-		case "stdlib":
-			cfg.Driver = "stdlib"
-		default:
-			return nil, &ConfigError{Key: "driver", Value: drv, Allowed: "pgx, stdlib"}
-		}
-	case "sqlite":
-		cfg.Dialect = "sqlite"
-		if drv != "" && drv != "modernc" {
-			return nil, &ConfigError{Key: "driver", Value: drv, Allowed: "modernc (the default)"}
-		}
-		cfg.Driver = "sqlite"
-	default:
-		return nil, &ConfigError{Key: "dialect", Value: dialect, Allowed: "postgresql, sqlite"}
+	if c.Dialect != "postgresql" && c.Dialect != "sqlite" {
+		return &ConfigError{Key: "Dialect", Value: c.Dialect, Allowed: "postgresql, sqlite"}
 	}
-
-	path, rawQuery, _ := strings.Cut(rest, "?")
-	query, err := url.ParseQuery(rawQuery)
-	if err != nil {
-		return nil, &ConfigError{Value: redact(rawURL), Err: err}
+	if c.PoolSize < 0 || c.MaxOverflow < -1 || c.PoolTimeout < 0 || c.Workers < 0 || c.CancelGrace < 0 {
+		return &ConfigError{Key: "pool_size/max_overflow/pool_timeout/workers/cancel_grace",
+			Value:   fmt.Sprint(c.PoolSize, c.MaxOverflow, c.PoolTimeout, c.Workers, c.CancelGrace),
+			Allowed: "pool_size >= 0, max_overflow >= -1, pool_timeout >= 0, workers >= 0, cancel_grace >= 0"}
 	}
-	explicitClass := query.Has("poolclass")
-	driverQuery := url.Values{}
-	for k, vs := range query {
-		spec, ok := keys[k]
-		if !ok {
-			if looksLikeOurs(k) {
-				return nil, &ConfigError{Key: k, Value: vs[0], Err: fmt.Errorf("unknown gosqla key"), Allowed: knownKeys()}
-			}
-			driverQuery[k] = vs
-			continue
-		}
-		v := vs[len(vs)-1]
-		if err := spec.set(cfg, v); err != nil {
-			if err == errNotAllowed {
-				err = nil
-			}
-			return nil, &ConfigError{Key: k, Value: v, Allowed: spec.allowed, Err: err}
+	if c.WorkerQueue < 1 {
+		return &ConfigError{Key: "worker_queue", Value: strconv.Itoa(c.WorkerQueue), Allowed: keys["worker_queue"].allowed}
+	}
+	for _, k := range []struct{ key, value string }{
+		{"poolclass", string(c.PoolClass)},
+		{"pool_reset_on_return", string(c.PoolResetOnReturn)},
+		{"statement_cache", string(c.StatementCache)},
+	} {
+		spec := keys[k.key]
+		if err := spec.set(&Config{}, k.value); err != nil {
+			return &ConfigError{Key: k.key, Value: k.value, Allowed: spec.allowed}
 		}
 	}
-
-	if cfg.Dialect == "sqlite" {
-		if cfg.PoolClass == PoolPgxpool {
-			return nil, &ConfigError{Key: "poolclass", Value: "pgxpool", Allowed: "queue, null, static, assertion (pgxpool is PostgreSQL only)"}
-		}
-		memory := path == "" || path == "/:memory:"
-		if memory {
-			// Every connection to ":memory:" is a database of its own: keep one, as SQLAlchemy does.
-			if !explicitClass {
-				cfg.PoolClass = PoolStatic
-			}
-			cfg.DSN = "file::memory:"
-		} else {
-			cfg.DSN = "file:" + strings.TrimPrefix(path, "/")
-		}
-		for _, p := range []string{"busy_timeout(10000)", "foreign_keys(1)"} {
-			driverQuery.Add("_pragma", p)
-		}
-		if !memory {
-			driverQuery.Add("_pragma", "journal_mode(WAL)")
-		}
-		cfg.DSN += "?" + driverQuery.Encode()
-		cfg.url = scheme + "://" + path
-	} else {
-		u, err := url.Parse("postgresql://" + path)
-		if err != nil {
-			return nil, &ConfigError{Value: redact(rawURL), Err: err}
-		}
-		u.RawQuery = driverQuery.Encode()
-		cfg.DSN = u.String()
-		cfg.url = scheme + "://" + strings.TrimPrefix(strings.TrimPrefix(u.Redacted(), "postgresql:"), "//")
+	if c.PoolClass == PoolPgxpool && c.Driver != DriverPgx {
+		return &ConfigError{Key: "poolclass", Value: string(PoolPgxpool), Err: fmt.Errorf("pgxpool is for the native PostgreSQL driver (pgx), not %s", c.Driver),
+			Allowed: "queue, null, static, assertion"}
 	}
-	return cfg, nil
-}
-
-var userinfoPassword = regexp.MustCompile(`([^/:@]+):[^@/]*@`)
-
-// redact hides the password of a URL, also one that does not parse.
-func redact(raw string) string {
-	if u, err := url.Parse(raw); err == nil && u.Scheme != "" {
-		return u.Redacted()
-	}
-	return userinfoPassword.ReplaceAllString(raw, "$1:xxxxx@")
+	return nil
 }

@@ -35,7 +35,7 @@ func TestParseConfigKeys(t *testing.T) {
 	assert.True(t, strings.HasPrefix(cfg.DSN, "file:/tmp/x.db?"), cfg.DSN)
 	cfg, err = ParseConfig("postgresql+stdlib://localhost/db")
 	require.NoError(t, err)
-	assert.Equal(t, "stdlib", cfg.Driver)
+	assert.Equal(t, DriverStdlib, cfg.Driver)
 }
 
 func TestParseConfigErrors(t *testing.T) {

@@ -2,6 +2,7 @@ package asyncengine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"runtime"
 	"sync/atomic"
@@ -119,12 +120,15 @@ func (c *Conn) do(ctx context.Context, fn func(driver.Conn) error) error {
 func (c *Conn) failed(ctx context.Context, err error) error {
 	pc := c.pc
 	disconnect := c.e.connector.IsDisconnect(err)
-	if !disconnect && !pc.dc.IsClosed() {
+	// a panic may have left the connection in the middle of the protocol: it is not reused
+	var pe *PanicError
+	panicked := errors.As(err, &pe)
+	if !disconnect && !panicked && !pc.dc.IsClosed() {
 		return err
 	}
 	c.pc = nil
 	c.countTrips(pc)
-	c.e.base.invalidated(ctx, pc, err)
+	c.e.base.invalidated(ctx, c.e.pool, pc, err)
 	c.e.pool.discard(pc)
 	if c.tx != nil {
 		c.lost = true
@@ -176,11 +180,12 @@ func (c *Conn) echo(ctx context.Context, sql string, args []any, start time.Time
 	if c.e.log == nil {
 		return
 	}
+	params := c.e.cfg.LogParameters
 	if err != nil {
-		c.e.log.DebugContext(ctx, "gosqla: sql", "conn", c.ID(), "sql", sql, "args", len(args), "elapsed", time.Since(start), "error", err)
+		c.e.log.DebugContext(ctx, "gosqla: sql", "conn", c.ID(), "sql", capped(sql), "args", statementArgs(args, params), "elapsed", time.Since(start), "error", statementError(err, params))
 		return
 	}
-	c.e.log.DebugContext(ctx, "gosqla: sql", "conn", c.ID(), "sql", sql, "args", len(args), "elapsed", time.Since(start))
+	c.e.log.DebugContext(ctx, "gosqla: sql", "conn", c.ID(), "sql", capped(sql), "args", statementArgs(args, params), "elapsed", time.Since(start))
 }
 
 // Ping checks that the connection is alive.
@@ -201,7 +206,7 @@ func (c *Conn) Invalidate(err error) {
 	}
 	pc := c.pc
 	c.pc = nil
-	c.e.base.invalidated(context.Background(), pc, err)
+	c.e.base.invalidated(context.Background(), c.e.pool, pc, err)
 	c.e.pool.discard(pc)
 	if c.tx != nil {
 		c.lost = true
@@ -236,12 +241,12 @@ func (c *Conn) Close() error {
 	}
 	e := c.e
 	c.countTrips(pc)
-	e.logConn(context.Background(), "checkin", pc.id)
+	e.base.logConn(context.Background(), "checkin", pc.id)
 	if h := e.cfg.OnCheckin; h != nil {
-		notify(func() { h(pc.id) })
+		e.base.notify("OnCheckin", pc.id, func() { h(pc.id) })
 	}
 	if err := c.reset(pc); err != nil {
-		e.base.invalidated(context.Background(), pc, err)
+		e.base.invalidated(context.Background(), e.pool, pc, err)
 		e.pool.discard(pc)
 		return nil
 	}
@@ -271,9 +276,9 @@ func (c *Conn) reset(pc *pconn) error {
 		return err
 	})
 	if err == nil {
-		e.logf(ctx, "reset", "conn", pc.id, "mode", string(mode))
+		e.base.logf(ctx, "reset", "conn", pc.id, "mode", string(mode))
 		if h := e.cfg.OnReset; h != nil {
-			notify(func() { h(pc.id, mode) })
+			e.base.notify("OnReset", pc.id, func() { h(pc.id, mode) })
 		}
 	}
 	return err

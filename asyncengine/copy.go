@@ -16,12 +16,30 @@ import (
 func (c *Conn) CopyFrom(ctx context.Context, table string, columns []string, rows iter.Seq2[[]any, error]) (int64, error) {
 	var n int64
 	start := time.Now()
+	// the error the sequence itself yields is the call's error as it was given (a driver may wrap
+	// it, or report only that the copy was aborted)
+	var srcErr error
+	src := func(yield func([]any, error) bool) {
+		for row, err := range rows {
+			if err != nil {
+				srcErr = err
+				yield(nil, err)
+				return
+			}
+			if !yield(row, nil) {
+				return
+			}
+		}
+	}
 	err := c.guarded(ctx, func(dc driver.Conn) error {
 		var err error
 		if cp, ok := dc.(driver.Copier); ok {
-			n, err = cp.CopyFrom(ctx, table, columns, rows)
+			n, err = cp.CopyFrom(ctx, table, columns, src)
 		} else {
-			n, err = insertPages(ctx, dc, c.e.dialect, table, columns, rows)
+			n, err = insertPages(ctx, dc, c.e.dialect, table, columns, src)
+		}
+		if srcErr != nil {
+			err = srcErr
 		}
 		return err
 	})

@@ -51,3 +51,10 @@ func (d *Dialect) Quote(ident string) string {
 func (d *Dialect) Bind(sql string, args []any) (string, []any, error) {
 	return bindArgs(d, sql, args)
 }
+
+// OneStatement returns an *ArgumentError when sql holds more than one statement (a ";" outside
+// literals and comments followed by more SQL): layers that pipeline statements, such as the
+// session, send one statement per request.
+func (d *Dialect) OneStatement(sql string) error {
+	return oneStatement(sql)
+}

@@ -12,11 +12,31 @@
 // The scheme picks the dialect and driver: postgresql:// (or postgres://, postgresql+pgx://) is
 // pgx's native connection; postgresql+stdlib:// is pgx through database/sql; sqlite:///path.db
 // (relative), sqlite:////abs/path.db and sqlite:// (in memory) are the embedded SQLite of
-// modernc.org/sqlite. Query keys named like create_engine's arguments configure the engine;
-// every other key (sslmode, application_name, …) is passed to the driver. A misspelt gosqla key,
-// an unknown scheme or a bad value is a *ConfigError (errors.Is(err, ErrInvalidConfig)) that
-// names the key and what is allowed. ParseConfig returns a Config to adjust — hooks, a Logger —
-// before NewWithConfig.
+// modernc.org/sqlite. A PostgreSQL keyword/value string ("host=db1,db2 dbname=app pool_size=10",
+// or "" for everything from PG* variables) selects the native pgx driver. Query keys (keywords)
+// named like create_engine's arguments configure the engine; every other key (sslmode,
+// application_name, options, service, …) reaches the driver byte for byte as written, so a
+// PostgreSQL string means what pgx's ParseConfig makes of it: several hosts, PG* environment
+// variables, service and password files.
+//
+// A bad value, an unknown scheme or Config.Driver, a key within a small edit distance of a gosqla
+// key ("max_overflw": did you mean max_overflow?), pgxpool's keys (pool_max_conns: did you mean
+// pool_size / max_overflow?), a key SQLite does not know and an unencoded '@' in a URL's user
+// information are each a *ConfigError (errors.Is(err, ErrInvalidConfig)) that names the key and
+// what to do. pgx's default_query_exec_mode is statement_cache under pgx's names; both with
+// different meanings is an error. ParseConfig returns a Config to adjust — hooks, a Logger —
+// before NewWithConfig; both validate it with the same rules.
+//
+// No password (the URL's, password=, sslpassword=) appears in an error, in echo's lines, in
+// Config.String, or when a Config is printed with %v, %+v or %#v, whatever the input.
+// Config.DSN, the driver's string, holds it.
+//
+// # Drivers
+//
+// Config.Driver names a driver registered with package driver's Register: DriverPgx,
+// DriverStdlib and DriverSQLite are built in, each built by its package's one constructor from
+// the connection string, which it parses once. A third-party driver implements driver.Connector
+// and registers an OpenFunc under its name, as with database/sql.
 //
 // # Connections, transactions and results
 //
@@ -92,7 +112,9 @@
 // map for :name placeholders, rewritten per dialect. String literals, quoted identifiers,
 // comments, dollar-quoted bodies and ::casts are left alone. A statement whose placeholders and
 // arguments disagree fails before anything is sent, with an *ArgumentError naming the missing key
-// or the counts.
+// or the counts: a :name with no arguments at all, and a plain map[string]any where Named was
+// meant, name the parameter and the fix (asyncengine.Named{...}). Dialect.OneStatement refuses a
+// string holding several statements, as the session does for every request.
 //
 // # Futures and workers
 //
@@ -106,6 +128,29 @@
 // RunSync runs a function with a checked-out Conn on a worker and returns its future. Because the
 // workers are no more than the connections, a fan-out of any width — 100 000 tasks of blocking,
 // sync-style code — waits in the worker queue instead of timing out on the pool.
+//
+// Go runs a function on the workers without a connection: use it for CPU-only stages (parsing,
+// transforms), so that they do not hold a connection writers need. A task whose context ended
+// before a worker took it never runs. Go and RunSync called with the context a task of the same
+// workers was given run inline on the caller's worker (a nested RunSync uses its caller's
+// connection): nothing waits for capacity its own caller holds. A Connect with that context while
+// the pool is exhausted fails at once with ErrNestedCheckout — pass the Conn down instead.
+//
+// Group is errgroup on the workers: the first error cancels the group's context, tasks not yet
+// started then never run, and Wait returns only when every started task has finished, so none is
+// left holding a connection. SetLimit bounds the tasks one stage has queued or running at once:
+// giving each stage of a pipeline a limit, with the limits summing to no more than the workers,
+// reserves capacity for every stage.
+//
+// Sizing: workers bound the sync-style tasks running at once and pool_size + max_overflow the
+// connections. Keep workers no larger than the pool's capacity (the default) when most tasks
+// use RunSync; run CPU-only stages with Go on a Workers of their own (NewWorkers) or under a
+// Group limit, so that they cannot starve the tasks that hold connections.
+//
+// A Future holds its result until it is awaited and dropped: issuing 100 000 futures before
+// awaiting any keeps 100 000 results in memory. Bound the futures in flight — a Group with
+// SetLimit, errgroup.SetLimit, or awaiting in batches — when results are large (see
+// examples/fanout).
 //
 // Every call of a blocking driver (database/sql: SQLite, postgresql+stdlib) runs on the workers
 // too. A call made while every worker is busy runs beside them: it holds a connection, so such
@@ -125,7 +170,9 @@
 //
 //	pool_size=5             idle connections kept; 0 = no limit
 //	max_overflow=10         connections beyond pool_size; -1 = no limit
-//	pool_timeout=30         longest wait for a connection ("250ms" or seconds)
+//	pool_timeout=30         longest a checkout takes, waiting and connecting included ("250ms"
+//	                        or seconds); a server that never answers costs this, not forever
+//	connect_timeout         pgx's key: when given, it bounds each connection attempt instead
 //	pool_recycle=-1         replace a connection older than this at checkout; -1 = never
 //	pool_pre_ping=false     check liveness at checkout (never on a fresh connection; an empty
 //	                        statement, never a prepared one) and reconnect transparently
@@ -137,10 +184,12 @@
 //	pool_debug=false        record checkout stacks for leak and assertion reports
 //	workers=0               worker goroutines; 0 = the pool's capacity (64 when unlimited)
 //	worker_queue=65536      tasks that may wait for a worker
-//	statement_cache=prepare prepare | describe | none (PostgreSQL; see PgBouncer)
+//	statement_cache=prepare prepare | describe | none | describe_exec | simple (PostgreSQL; see
+//	                        PgBouncer); pgx's default_query_exec_mode says the same
 //	cancel_grace=0          on a cancelled ctx, ask the server to cancel and wait this long
 //	                        before closing the connection; 0 closes it at once
 //	echo=false              log SQL and pool events at debug level
+//	log_parameters=false    echo also logs argument values and server error text
 //
 // An in-memory SQLite URL defaults to poolclass=static: every connection to ":memory:" is a
 // database of its own. StaticPool hands its one connection to one checkout at a time (Go's
@@ -158,7 +207,11 @@
 // 08, 57P01–57P03; database/sql's driver.ErrBadConn — invalidates that connection and marks every
 // pooled connection created before it stale, so that a server restart costs one error, not one per
 // pooled connection. The caller gets a *DisconnectError. Outside a transaction the Conn reconnects
-// on its next use; inside one every call returns ErrPendingRollback until Rollback.
+// on its next use; inside one every call returns ErrPendingRollback until Rollback. A protocol
+// violation the server reports at ERROR severity (08P01, e.g. a NUL byte in the SQL) is the
+// request's error: the server goes on, and nothing is invalidated. A panic inside a driver call
+// (a COPY source, Conn.Do's function) comes back as a *PanicError and discards that connection,
+// whose protocol state is unknown.
 //
 // A context cancelled mid-query makes pgx close the connection; the pool notices and never hands
 // it to the next caller. With cancel_grace the driver sends the server a cancel request instead,
@@ -168,8 +221,11 @@
 //
 // Config's hook fields are the pool events: OnConnect, OnFirstConnect (exactly once per pool,
 // even when many goroutines connect first at once), OnCheckout (an error rejects the connection,
-// which is replaced), OnCheckin, OnReset, OnInvalidate, OnClose. A hook that fails or panics fails
-// the operation it belongs to and leaks no slot.
+// which is replaced), OnCheckin, OnReset, OnInvalidate, OnClose. OnConnect, OnFirstConnect and
+// OnCheckout run for a caller: an error or a panic in one fails the operation it belongs to and
+// leaks no slot. OnCheckin, OnReset, OnInvalidate and OnClose are notifications with no caller to
+// fail: a panic in one is recovered, logged at warn level through Config.Logger (slog.Default()
+// when nil), and the pool goes on.
 //
 // # PgBouncer
 //
@@ -184,7 +240,11 @@
 //
 // echo=true, or Config.Echo with a Logger, logs SQL (statement, argument count, time) and pool
 // events (connect, checkout, checkin, reset, invalidate, close) at debug level. Passwords are
-// redacted wherever a URL is printed, Config.String included.
+// redacted wherever a connection string is printed, Config.String included. Argument values, and
+// the text of a failed statement's error (server errors quote values: `invalid input syntax for
+// type integer: "…"`, a unique violation's detail), are logged only with log_parameters=true;
+// without it a failed statement logs its SQLSTATE. Each logged value, statement and error is
+// capped at 1 KiB, and at most 32 arguments are logged.
 //
 // # Testing
 //

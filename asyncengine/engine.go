@@ -2,19 +2,16 @@ package asyncengine
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"log/slog"
 	"os"
 	"runtime"
 	"sync/atomic"
+	"time"
 
 	"github.com/gosqla/gosqla/asyncengine/driver"
-	"github.com/gosqla/gosqla/asyncengine/internal/pgxdriver"
-	"github.com/gosqla/gosqla/asyncengine/internal/sqldriver"
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/stdlib"
-	_ "modernc.org/sqlite" // the embedded default
+	_ "github.com/gosqla/gosqla/asyncengine/internal/pgxdriver" // registers pgx and stdlib
+	_ "github.com/gosqla/gosqla/asyncengine/internal/sqldriver" // registers sqlite
 )
 
 // Engine is the entry point: a connection pool, a dialect and a worker pool. It is safe for
@@ -42,21 +39,11 @@ func New(url string) (*Engine, error) {
 
 // NewWithConfig returns an engine for a configuration from ParseConfig.
 func NewWithConfig(cfg *Config) (*Engine, error) {
-	if cfg == nil || cfg.Driver == "" {
-		return nil, &ConfigError{Err: fmt.Errorf("the Config must come from ParseConfig")}
+	if cfg == nil {
+		return nil, &ConfigError{Err: fmt.Errorf("a nil Config: build one with ParseConfig")}
 	}
-	if cfg.PoolSize < 0 || cfg.MaxOverflow < -1 || cfg.PoolTimeout < 0 || cfg.Workers < 0 {
-		return nil, &ConfigError{Key: "pool_size/max_overflow/pool_timeout/workers", Value: fmt.Sprint(cfg.PoolSize, cfg.MaxOverflow, cfg.PoolTimeout, cfg.Workers), Allowed: "pool_size >= 0, max_overflow >= -1, pool_timeout >= 0, workers >= 0"}
-	}
-	for _, k := range []struct{ key, value string }{
-		{"poolclass", string(cfg.PoolClass)},
-		{"pool_reset_on_return", string(cfg.PoolResetOnReturn)},
-		{"statement_cache", string(cfg.StatementCache)},
-	} {
-		spec := keys[k.key]
-		if err := spec.set(&Config{}, k.value); err != nil {
-			return nil, &ConfigError{Key: k.key, Value: k.value, Allowed: spec.allowed}
-		}
+	if err := cfg.validate(); err != nil {
+		return nil, err
 	}
 	e := &Engine{cfg: cfg, dialect: dialectFor(cfg.Dialect), pg: cfg.Dialect == "postgresql"}
 	if cfg.Echo {
@@ -76,9 +63,9 @@ func NewWithConfig(cfg *Config) (*Engine, error) {
 		}
 	}
 	e.workers = NewWorkers(workers, cfg.WorkerQueue)
-	e.base = &poolBase{e: e}
+	e.base = newPoolBase(e.poolDeps())
 	if cfg.PoolClass == PoolPgxpool {
-		if e.pool, err = newPgxPool(e.base, cfg); err != nil {
+		if e.pool, err = newPgxPool(e.base, cfg, e.connector); err != nil {
 			return nil, err
 		}
 	} else {
@@ -88,34 +75,45 @@ func NewWithConfig(cfg *Config) (*Engine, error) {
 	return e, nil
 }
 
-func newConnector(cfg *Config) (driver.Connector, error) {
-	switch cfg.Driver {
-	case "pgx":
-		c, err := pgxdriver.NewConnector(cfg.DSN, pgxdriver.Options{ExecMode: cfg.StatementCache.execMode(), CancelGrace: cfg.CancelGrace})
-		if err != nil {
-			return nil, &ConfigError{Value: cfg.String(), Err: err}
+// poolDeps is what the engine hands its pool: the connector, how to run a driver call, the
+// hooks (given a Conn that is not checked out: closing it does nothing) and the loggers.
+func (e *Engine) poolDeps() poolDeps {
+	cfg := e.cfg
+	asConn := func(hook func(context.Context, *Conn) error) func(context.Context, *pconn) error {
+		if hook == nil {
+			return nil
 		}
-		return c, nil
-	case "stdlib":
-		pc, err := pgx.ParseConfig(cfg.DSN)
-		if err != nil {
-			return nil, &ConfigError{Value: cfg.String(), Err: err}
-		}
-		pc.DefaultQueryExecMode = cfg.StatementCache.execMode()
-		return sqldriver.New(stdlib.OpenDB(*pc), "postgresql", sqldriver.Probes{
-			IsDisconnect: pgxdriver.IsDisconnect,
-			IsClosed: func(dc any) bool {
-				c, ok := dc.(interface{ Conn() *pgx.Conn })
-				return ok && c.Conn().IsClosed()
-			},
-		}), nil
-	default:
-		db, err := sql.Open("sqlite", cfg.DSN)
-		if err != nil {
-			return nil, &ConfigError{Value: cfg.String(), Err: err}
-		}
-		return sqldriver.New(db, "sqlite", sqldriver.Probes{SerialConnect: true}), nil
+		return func(ctx context.Context, pc *pconn) error { return hook(ctx, &Conn{e: e, pc: pc, hookOnly: true}) }
 	}
+	return poolDeps{
+		connector: e.connector,
+		call:      e.call,
+		hooks: poolHooks{connect: asConn(cfg.OnConnect), firstConnect: asConn(cfg.OnFirstConnect), checkout: asConn(cfg.OnCheckout),
+			invalidate: cfg.OnInvalidate, close: cfg.OnClose},
+		echo: e.log, warn: e.warnLog(),
+		timeout: cfg.PoolTimeout, recycle: cfg.PoolRecycle, prePing: cfg.PoolPrePing, debug: cfg.PoolDebug,
+	}
+}
+
+// warnLog receives what must not be lost whether echo is on or not.
+func (e *Engine) warnLog() *slog.Logger {
+	switch {
+	case e.log != nil:
+		return e.log
+	case e.cfg.Logger != nil:
+		return e.cfg.Logger
+	}
+	return slog.Default()
+}
+
+// newConnector builds the configured driver's connector; the driver parses the DSN once.
+func newConnector(cfg *Config) (driver.Connector, error) {
+	open, _ := driver.Lookup(string(cfg.Driver)) // validate saw it registered
+	c, err := open(driver.Config{DSN: cfg.DSN, StatementCache: string(cfg.StatementCache), CancelGrace: cfg.CancelGrace})
+	if err != nil {
+		return nil, secretsOf(cfg.DSN).clean(&ConfigError{Value: cfg.String(), Err: err})
+	}
+	return c, nil
 }
 
 // Config returns the engine's configuration. Do not modify it.
@@ -166,6 +164,11 @@ func (e *Engine) checkout(ctx context.Context) (*Conn, error) {
 	if e.closed.Load() {
 		return nil, ErrPoolClosed
 	}
+	if _, nested := ctx.Value(connKey{e}).(*Conn); nested {
+		if limit := e.cfg.capacity(); limit > 0 && e.pool.stats().CheckedOut >= limit {
+			return nil, ErrNestedCheckout
+		}
+	}
 	pc, err := e.pool.get(ctx)
 	if err != nil {
 		return nil, err
@@ -177,22 +180,15 @@ func (e *Engine) checkout(ctx context.Context) (*Conn, error) {
 // Conn's current connection, and costs no allocation per checkout.
 func (c *Conn) finalize() {
 	if !c.closed && !c.hookOnly && c.pc != nil {
-		leaked(c.pc)
+		c.e.leaked(c.pc)
 	}
 }
 
 // leaked runs when a Conn is garbage-collected while checked out: its connection may be in any
 // state, so it is closed and its slot recovered.
-func leaked(pc *pconn) {
-	e := pc.e
+func (e *Engine) leaked(pc *pconn) {
 	e.base.leaks.Add(1)
-	logger := e.log
-	if logger == nil {
-		logger = e.cfg.Logger
-	}
-	if logger == nil {
-		logger = slog.Default()
-	}
+	logger := e.base.warn
 	if pc.stack != nil {
 		logger.Warn("gosqla: connection garbage-collected while checked out; call Conn.Close", "conn", pc.id, "checkout", string(pc.stack))
 	} else {
@@ -216,8 +212,11 @@ func (e *Engine) Begin(ctx context.Context, fn func(*Conn) error) (err error) {
 		return err
 	}
 	if err = CatchPanic(func() error { return fn(c) }); err != nil {
-		if rbErr := tx.Rollback(ctx); rbErr != nil && rbErr != ErrTxDone {
-			return fmt.Errorf("%w (and rollback failed: %v)", err, rbErr)
+		// ctx may be what ended fn: the rollback gets a short context of its own
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if rbErr := tx.Rollback(rctx); rbErr != nil && rbErr != ErrTxDone {
+			return fmt.Errorf("%w (and rollback failed: %w)", err, rbErr)
 		}
 		return err
 	}
@@ -275,7 +274,15 @@ func (e *Engine) Close() error {
 // fan-out of any width: the workers bound how many run at once, so the pool is never asked for
 // more connections than it has, and the rest wait in the worker queue rather than time out on
 // the pool.
+//
+// A RunSync called with the context fn was given runs inline, on the same worker with the same
+// connection: nothing waits for capacity its own caller holds. A Connect with that context while
+// the pool is exhausted fails at once with ErrNestedCheckout.
 func RunSync[T any](ctx context.Context, e *Engine, fn func(context.Context, *Conn) (T, error)) *Future[T] {
+	if c, ok := ctx.Value(connKey{e}).(*Conn); ok && e.workers.owns(ctx) {
+		v, err := runTask(ctx, e.workers, func(ctx context.Context) (T, error) { return fn(ctx, c) })
+		return Ready(v, err)
+	}
 	return Go(ctx, e.workers, func(ctx context.Context) (T, error) {
 		c, err := e.Connect(ctx)
 		if err != nil {
@@ -283,15 +290,19 @@ func RunSync[T any](ctx context.Context, e *Engine, fn func(context.Context, *Co
 			return zero, err
 		}
 		defer c.Close()
-		return fn(ctx, c)
+		return fn(WithConn(ctx, c), c)
 	})
 }
 
-// logConn logs a pool event of one connection; nothing is built when echo is off.
-func (e *Engine) logConn(ctx context.Context, msg string, id uint64) {
-	if e.log != nil {
-		e.log.DebugContext(ctx, "gosqla: "+msg, "conn", id)
-	}
+// connKey marks the context of a RunSync function with its connection.
+type connKey struct{ e *Engine }
+
+// WithConn returns a context under which a RunSync on c's engine, called from a task of the
+// engine's workers, runs inline with c, and a Connect while the pool is exhausted fails at once
+// with ErrNestedCheckout. Layers that hand a connection to sync-style code (the session's
+// RunSync) use it so that nested calls do not wait for the connection they hold.
+func WithConn(ctx context.Context, c *Conn) context.Context {
+	return context.WithValue(ctx, connKey{c.e}, c)
 }
 
 func (e *Engine) logf(ctx context.Context, msg string, args ...any) {

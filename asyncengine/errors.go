@@ -44,6 +44,9 @@ var (
 	ErrInvalidArgument = errors.New("gosqla: invalid statement arguments")
 	// ErrWorkersClosed is returned by Workers after Close.
 	ErrWorkersClosed = errors.New("gosqla: workers are closed")
+	// ErrNestedCheckout is returned by a Connect made inside RunSync (with the context RunSync
+	// passed) while the pool is exhausted: it would wait for the connection its own caller holds.
+	ErrNestedCheckout = errors.New("gosqla: connection checked out inside RunSync while the pool is exhausted would wait for the one its caller holds; use the Conn RunSync passed, or make pool_size + max_overflow larger than workers")
 	// ErrAlreadyCheckedOut is returned by the assertion pool on a second checkout.
 	ErrAlreadyCheckedOut = errors.New("gosqla: connection is already checked out")
 )
@@ -82,9 +85,16 @@ type ArgumentError struct {
 	Missing string // a named parameter with no value
 	Want    int    // placeholders in the statement
 	Got     int    // arguments given
+	Fix     string // what to change, when the arguments have the wrong shape
 }
 
 func (e *ArgumentError) Error() string {
+	if e.Fix != "" {
+		if e.Missing != "" {
+			return fmt.Sprintf("gosqla: statement uses :%s but has no value for it: %s", e.Missing, e.Fix)
+		}
+		return "gosqla: " + e.Fix
+	}
 	if e.Missing != "" {
 		return fmt.Sprintf("gosqla: statement uses :%s but the Named arguments have no key %q", e.Missing, e.Missing)
 	}

@@ -1,6 +1,8 @@
 package asyncengine
 
 import (
+	"fmt"
+	"reflect"
 	"strconv"
 	"strings"
 )
@@ -22,8 +24,13 @@ func bindArgs(d *Dialect, sql string, args []any) (string, []any, error) {
 		}
 	}
 	want := 0
+	named := ""
 	scanSQL(sql, func(kind tokenKind, start, end int) {
 		switch kind {
+		case tokNamedParam:
+			if named == "" {
+				named = sql[start+1 : end]
+			}
 		case tokDollarParam:
 			if n, err := strconv.Atoi(sql[start+1 : end]); err == nil && n > want && d.positional {
 				want = n
@@ -35,6 +42,13 @@ func bindArgs(d *Dialect, sql string, args []any) (string, []any, error) {
 			}
 		}
 	})
+	if named != "" && want == 0 {
+		if len(args) == 1 && isStringMap(args[0]) {
+			// a map is a positional value (a json document) where the statement has a placeholder
+			return "", nil, &ArgumentError{SQL: sql, Missing: named, Fix: fmt.Sprintf("a %T is taken as one positional argument; pass asyncengine.Named(m) for :name placeholders", args[0])}
+		}
+		return "", nil, &ArgumentError{SQL: sql, Missing: named, Fix: fmt.Sprintf("pass its value as asyncengine.Named{%q: …}", named)}
+	}
 	if want != len(args) {
 		return "", nil, &ArgumentError{SQL: sql, Want: want, Got: len(args)}
 	}
@@ -46,12 +60,18 @@ func bindNamed(d *Dialect, sql string, named Named) (string, []any, error) {
 	var args []any
 	index := map[string]int{}
 	last := 0
-	var missing string
+	var missing, fix string
 	scanSQL(sql, func(kind tokenKind, start, end int) {
 		if kind != tokNamedParam || missing != "" {
 			return
 		}
 		name := sql[start+1 : end]
+		if end < len(sql) && sql[end] == '$' {
+			// PostgreSQL reads "$" as part of a name: ":a$" is ambiguous, and once rewritten the
+			// "$" could open a dollar quote
+			missing, fix = name, "put a space between :"+name+" and the \"$\" that follows it"
+			return
+		}
 		v, ok := named[name]
 		if !ok {
 			missing = name
@@ -59,6 +79,9 @@ func bindNamed(d *Dialect, sql string, named Named) (string, []any, error) {
 		}
 		b.WriteString(sql[last:start])
 		last = end
+		if start > 0 && sql[start-1] == '$' {
+			b.WriteByte(' ') // "$$1" would open a dollar quote
+		}
 		if d.positional {
 			n, seen := index[name]
 			if !seen {
@@ -73,10 +96,53 @@ func bindNamed(d *Dialect, sql string, named Named) (string, []any, error) {
 		b.WriteByte('?')
 	})
 	if missing != "" {
-		return "", nil, &ArgumentError{SQL: sql, Missing: missing}
+		return "", nil, &ArgumentError{SQL: sql, Missing: missing, Fix: fix}
 	}
 	b.WriteString(sql[last:])
 	return b.String(), args, nil
+}
+
+// oneStatement returns an *ArgumentError when sql holds more than one statement: text other than
+// blanks and comments after a ";" outside literals.
+func oneStatement(sql string) error {
+	end := -1
+	scanSQL(sql, func(kind tokenKind, start, _ int) {
+		if kind == tokSemicolon && end < 0 {
+			end = start
+		}
+	})
+	if end < 0 || strings.TrimSpace(stripComments(sql[end+1:])) == "" {
+		return nil
+	}
+	return &ArgumentError{SQL: sql, Fix: "the statement holds more than one SQL statement; send one per call (a script runs with Conn.Exec, on PostgreSQL)"}
+}
+
+// stripComments removes -- and /* */ comments, for deciding whether text is empty.
+func stripComments(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		switch {
+		case strings.HasPrefix(s[i:], "--"):
+			for i < len(s) && s[i] != '\n' {
+				i++
+			}
+		case strings.HasPrefix(s[i:], "/*"):
+			end := strings.Index(s[i+2:], "*/")
+			if end < 0 {
+				return b.String()
+			}
+			i += end + 3
+		default:
+			b.WriteByte(s[i])
+		}
+	}
+	return b.String()
+}
+
+// isStringMap reports a map keyed by strings, the shape of Named under another type.
+func isStringMap(v any) bool {
+	t := reflect.TypeOf(v)
+	return t != nil && t.Kind() == reflect.Map && t.Key().Kind() == reflect.String
 }
 
 type tokenKind int
@@ -85,6 +151,7 @@ const (
 	tokNamedParam  tokenKind = iota // :name
 	tokDollarParam                  // $1
 	tokQuestion                     // ?
+	tokSemicolon                    // ; ending a statement
 )
 
 func isIdentStart(c byte) bool {
@@ -130,6 +197,9 @@ func scanSQL(sql string, emit func(kind tokenKind, start, end int)) {
 			i++
 		case c == '?':
 			emit(tokQuestion, i, i+1)
+			i++
+		case c == ';':
+			emit(tokSemicolon, i, i+1)
 			i++
 		case c == '$':
 			j := i + 1

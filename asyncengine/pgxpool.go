@@ -3,9 +3,11 @@ package asyncengine
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync/atomic"
 	"time"
 
+	"github.com/gosqla/gosqla/asyncengine/driver"
 	"github.com/gosqla/gosqla/asyncengine/internal/pgxdriver"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
@@ -16,7 +18,6 @@ type pgxPoolClass struct {
 	*poolBase
 	p       *pgxpool.Pool
 	owned   bool
-	timeout time.Duration
 	waiting atomic.Int64 // acquires under way: pgxpool keeps no count of its waiters
 }
 
@@ -32,7 +33,7 @@ func NewFromPgxPool(p *pgxpool.Pool, cfg *Config) (*Engine, error) {
 		}
 	}
 	c := *cfg
-	c.Driver, c.Dialect, c.PoolClass, c.PgxPool = "pgx", "postgresql", PoolPgxpool, p
+	c.Driver, c.Dialect, c.PoolClass, c.PgxPool = DriverPgx, "postgresql", PoolPgxpool, p
 	c.DSN = p.Config().ConnConfig.ConnString()
 	if c.url == "" {
 		c.url = "postgresql+pgxpool://"
@@ -40,28 +41,19 @@ func NewFromPgxPool(p *pgxpool.Pool, cfg *Config) (*Engine, error) {
 	return NewWithConfig(&c)
 }
 
-func newPgxPool(b *poolBase, cfg *Config) (*pgxPoolClass, error) {
+func newPgxPool(b *poolBase, cfg *Config, connector driver.Connector) (*pgxPoolClass, error) {
 	if cfg.PgxPool != nil {
-		return &pgxPoolClass{poolBase: b, p: cfg.PgxPool, timeout: cfg.PoolTimeout}, nil
+		return &pgxPoolClass{poolBase: b, p: cfg.PgxPool}, nil
 	}
-	pcfg, err := pgxpool.ParseConfig(cfg.DSN)
+	pc, ok := connector.(*pgxdriver.Connector)
+	if !ok {
+		return nil, &ConfigError{Key: "poolclass", Value: string(PoolPgxpool), Err: fmt.Errorf("pgxpool needs the native pgx driver")}
+	}
+	p, err := pc.NewPool(context.Background(), cfg.capacity(), max(cfg.PoolRecycle, 0))
 	if err != nil {
 		return nil, &ConfigError{Value: cfg.String(), Err: err}
 	}
-	if n := cfg.capacity(); n > 0 {
-		pcfg.MaxConns = int32(n)
-	} else {
-		pcfg.MaxConns = 1 << 20
-	}
-	pcfg.ConnConfig.DefaultQueryExecMode = cfg.StatementCache.execMode()
-	if cfg.PoolRecycle > 0 {
-		pcfg.MaxConnLifetime = cfg.PoolRecycle
-	}
-	p, err := pgxpool.NewWithConfig(context.Background(), pcfg)
-	if err != nil {
-		return nil, &ConfigError{Value: cfg.String(), Err: err}
-	}
-	return &pgxPoolClass{poolBase: b, p: p, owned: true, timeout: cfg.PoolTimeout}, nil
+	return &pgxPoolClass{poolBase: b, p: p, owned: true}, nil
 }
 
 func (p *pgxPoolClass) get(ctx context.Context) (*pconn, error) {
@@ -96,7 +88,7 @@ func (p *pgxPoolClass) acquire(ctx context.Context) (*pconn, error) {
 	data := c.Conn().PgConn().CustomData()
 	pc, _ := data[pgxpoolRecordKey].(*pconn)
 	if pc == nil {
-		pc = &pconn{dc: pgxdriver.Wrap(c.Conn()), id: p.ids.Add(1), created: time.Now(), e: p.e}
+		pc = &pconn{dc: pgxdriver.Wrap(c.Conn()), id: p.ids.Add(1), created: time.Now()}
 		data[pgxpoolRecordKey] = pc
 		p.connects.Add(1)
 		pc.handle = c

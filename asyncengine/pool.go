@@ -3,6 +3,7 @@ package asyncengine
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -43,7 +44,6 @@ type pconn struct {
 	busy      atomic.Bool // a call is running on it: concurrent use detection
 	stack     []byte      // where it was checked out, with pool_debug
 	handle    any         // the pool class's own handle (a *pgxpool.Conn)
-	e         *Engine
 }
 
 // pool is what every pool class offers the engine.
@@ -60,17 +60,50 @@ type pool interface {
 	close()
 }
 
+// poolHooks are the pool events, as the pool calls them: the engine turns the Config's hooks
+// into these.
+type poolHooks struct {
+	connect, firstConnect, checkout func(ctx context.Context, pc *pconn) error
+	invalidate                      func(id uint64, err error)
+	close                           func(id uint64)
+}
+
+// poolDeps is what a pool class is handed at construction; it reaches nothing else.
+type poolDeps struct {
+	connector driver.Connector
+	// call runs a driver call: inline for a non-blocking driver, on workers for a blocking one.
+	call    func(fn func() error) error
+	hooks   poolHooks
+	echo    *slog.Logger // pool events at debug level; nil when echo is off
+	warn    *slog.Logger // reports that must not be lost: leaks, panicking notifications
+	timeout time.Duration
+	recycle time.Duration
+	prePing bool
+	debug   bool
+}
+
 // poolBase is the part every pool class shares: opening and closing physical connections, hooks,
 // counters and the pool-wide invalidation time.
 type poolBase struct {
-	e           *Engine
-	ids         atomic.Uint64
-	invalidTime atomic.Int64 // unix nanos; connections created at or before it are stale
+	poolDeps
+	// connectBound bounds a connection attempt when the connector has no bound of its own
+	// (connect_timeout): a checkout waits at most pool_timeout, connecting included.
+	connectBound time.Duration
+	ids          atomic.Uint64
+	invalidTime  atomic.Int64 // unix nanos; connections created at or before it are stale
 
 	firstMu   sync.Mutex
 	firstDone atomic.Bool
 
 	connects, connectErrors, closes, invalidations, timeouts, waits, waitNanos, leaks, roundTrips atomic.Int64
+}
+
+func newPoolBase(d poolDeps) *poolBase {
+	b := &poolBase{poolDeps: d}
+	if ct, ok := d.connector.(driver.ConnectTimeouter); !ok || ct.ConnectTimeout() <= 0 {
+		b.connectBound = d.timeout
+	}
+	return b
 }
 
 func (b *poolBase) counters(s *PoolStats) {
@@ -79,23 +112,41 @@ func (b *poolBase) counters(s *PoolStats) {
 	s.WaitTime, s.Leaks, s.RoundTrips = time.Duration(b.waitNanos.Load()), b.leaks.Load(), b.roundTrips.Load()
 }
 
-// connect opens a physical connection and runs the connect hooks on it.
-func (b *poolBase) connect(ctx context.Context) (*pconn, error) {
-	e := b.e
+// connect opens a physical connection and runs the connect hooks on it, by deadline (zero: within
+// pool_timeout from now) unless the connector bounds its attempts itself.
+func (b *poolBase) connect(ctx context.Context, deadline time.Time) (*pconn, error) {
+	bounded := ctx
+	if b.connectBound > 0 {
+		if deadline.IsZero() {
+			deadline = time.Now().Add(b.connectBound)
+		}
+		var cancel context.CancelFunc
+		bounded, cancel = context.WithDeadline(ctx, deadline)
+		defer cancel()
+	}
+	pc, err := b.open(bounded)
+	if err != nil && ctx.Err() == nil && bounded.Err() != nil {
+		b.timeouts.Add(1)
+		err = fmt.Errorf("%w: no connection within pool_timeout %s, connecting included (connect_timeout bounds connection attempts instead): %w", ErrPoolTimeout, b.timeout, err)
+	}
+	return pc, err
+}
+
+func (b *poolBase) open(ctx context.Context) (*pconn, error) {
 	var dc driver.Conn
-	err := e.call(func() error {
+	err := b.call(func() error {
 		var err error
-		dc, err = e.connector.Connect(ctx)
+		dc, err = b.connector.Connect(ctx)
 		return err
 	})
 	if err != nil {
 		b.connectErrors.Add(1)
-		e.logf(ctx, "connect failed", "error", err)
+		b.logf(ctx, "connect failed", "error", b.errorText(err))
 		return nil, err
 	}
 	b.connects.Add(1)
-	pc := &pconn{dc: dc, id: b.ids.Add(1), created: time.Now(), e: e}
-	e.logConn(ctx, "connect", pc.id)
+	pc := &pconn{dc: dc, id: b.ids.Add(1), created: time.Now()}
+	b.logConn(ctx, "connect", pc.id)
 	if err := b.connectHooks(ctx, pc); err != nil {
 		b.closeConn(pc)
 		return nil, err
@@ -104,11 +155,10 @@ func (b *poolBase) connect(ctx context.Context) (*pconn, error) {
 }
 
 func (b *poolBase) connectHooks(ctx context.Context, pc *pconn) error {
-	e := b.e
-	if e.cfg.OnFirstConnect != nil && !b.firstDone.Load() {
+	if h := b.hooks.firstConnect; h != nil && !b.firstDone.Load() {
 		b.firstMu.Lock()
 		if !b.firstDone.Load() {
-			if err := callHook(ctx, e, pc, e.cfg.OnFirstConnect); err != nil {
+			if err := CatchPanic(func() error { return h(ctx, pc) }); err != nil {
 				b.firstMu.Unlock()
 				return fmt.Errorf("gosqla: OnFirstConnect: %w", err)
 			}
@@ -116,30 +166,29 @@ func (b *poolBase) connectHooks(ctx context.Context, pc *pconn) error {
 		}
 		b.firstMu.Unlock()
 	}
-	if e.cfg.OnConnect != nil {
-		if err := callHook(ctx, e, pc, e.cfg.OnConnect); err != nil {
+	if h := b.hooks.connect; h != nil {
+		if err := CatchPanic(func() error { return h(ctx, pc) }); err != nil {
 			return fmt.Errorf("gosqla: OnConnect: %w", err)
 		}
 	}
 	return nil
 }
 
-// callHook runs a hook with a Conn that is not checked out of the pool: closing it does nothing.
-func callHook(ctx context.Context, e *Engine, pc *pconn, hook func(context.Context, *Conn) error) error {
-	return CatchPanic(func() error { return hook(ctx, &Conn{e: e, pc: pc, hookOnly: true}) })
-}
-
-func notify(fn func()) {
-	defer func() { _ = recover() }()
-	fn()
+// notify runs a notification hook. It has no caller to fail, so a panic in it is reported
+// through the logger, and the pool goes on.
+func (b *poolBase) notify(hook string, id uint64, fn func()) {
+	if err := CatchPanic(func() error { fn(); return nil }); err != nil {
+		pe := err.(*PanicError)
+		b.warn.Warn("gosqla: "+hook+" hook panicked; the pool went on", "conn", id, "panic", fmt.Sprint(pe.Value), "stack", string(pe.Stack))
+	}
 }
 
 func (b *poolBase) closeConn(pc *pconn) {
-	_ = b.e.call(pc.dc.Close)
+	_ = b.call(pc.dc.Close)
 	b.closes.Add(1)
-	b.e.logConn(context.Background(), "close", pc.id)
-	if h := b.e.cfg.OnClose; h != nil {
-		notify(func() { h(pc.id) })
+	b.logConn(context.Background(), "close", pc.id)
+	if h := b.hooks.close; h != nil {
+		b.notify("OnClose", pc.id, func() { h(pc.id) })
 	}
 }
 
@@ -148,8 +197,7 @@ func (b *poolBase) stale(pc *pconn) bool {
 	if pc.dc.IsClosed() || pc.created.UnixNano() <= b.invalidTime.Load() {
 		return true
 	}
-	r := b.e.cfg.PoolRecycle
-	return r >= 0 && time.Since(pc.created) > r
+	return b.recycle >= 0 && time.Since(pc.created) > b.recycle
 }
 
 // source is how a pool class replaces a connection the checkout will not hand out.
@@ -164,7 +212,6 @@ type source struct {
 // is ready: fresh enough, alive when pre-ping is on, and accepted by OnCheckout (three tries).
 // On failure the checkout's place is given back through p.
 func (b *poolBase) checkout(ctx context.Context, p pool, pc *pconn, src source) (*pconn, error) {
-	e := b.e
 	var lastErr error
 	for rejected := 0; rejected < 3; {
 		if pc == nil {
@@ -178,22 +225,22 @@ func (b *poolBase) checkout(ctx context.Context, p pool, pc *pconn, src source) 
 			pc = nil
 			continue
 		}
-		if e.cfg.PoolPrePing && pc.checkouts > 0 {
+		if b.prePing && pc.checkouts > 0 {
 			if err := b.ping(ctx, pc); err != nil {
 				if ctx.Err() != nil {
 					p.discard(pc)
 					return nil, ctx.Err()
 				}
-				b.invalidated(ctx, pc, err)
+				b.invalidated(ctx, p, pc, err)
 				src.drop(pc)
 				pc = nil
 				continue
 			}
 		}
-		if h := e.cfg.OnCheckout; h != nil {
-			if err := callHook(ctx, e, pc, h); err != nil {
+		if h := b.hooks.checkout; h != nil {
+			if err := CatchPanic(func() error { return h(ctx, pc) }); err != nil {
 				lastErr = fmt.Errorf("gosqla: OnCheckout rejected the connection: %w", err)
-				b.invalidated(ctx, pc, lastErr)
+				b.invalidated(ctx, p, pc, lastErr)
 				src.drop(pc)
 				pc = nil
 				rejected++
@@ -201,12 +248,9 @@ func (b *poolBase) checkout(ctx context.Context, p pool, pc *pconn, src source) 
 			}
 		}
 		pc.checkouts++
-		e.logConn(ctx, "checkout", pc.id)
-		if e.cfg.PoolDebug {
+		b.logConn(ctx, "checkout", pc.id)
+		if b.debug {
 			pc.stack = debug.Stack()
-			if q, ok := p.(*queuePool); ok {
-				q.noteCheckout(pc.stack)
-			}
 		}
 		return pc, nil
 	}
@@ -215,23 +259,35 @@ func (b *poolBase) checkout(ctx context.Context, p pool, pc *pconn, src source) 
 }
 
 func (b *poolBase) ping(ctx context.Context, pc *pconn) error {
-	b.e.logConn(ctx, "pre-ping", pc.id)
-	return b.e.call(func() error { return pc.dc.Ping(ctx) })
+	b.logConn(ctx, "pre-ping", pc.id)
+	return b.call(func() error { return pc.dc.Ping(ctx) })
 }
 
-// invalidated records that pc is being discarded because of err. A disconnect also marks every
-// connection created before now as stale, so one lost server costs one error, not one per
-// pooled connection.
-func (b *poolBase) invalidated(ctx context.Context, pc *pconn, err error) {
-	e := b.e
+// invalidated records that pc, of pool p, is being discarded because of err. A disconnect also
+// marks every connection created before now as stale, so one lost server costs one error, not
+// one per pooled connection.
+func (b *poolBase) invalidated(ctx context.Context, p pool, pc *pconn, err error) {
 	b.invalidations.Add(1)
-	e.logf(ctx, "invalidate", "conn", pc.id, "error", err)
-	if h := e.cfg.OnInvalidate; h != nil {
-		notify(func() { h(pc.id, err) })
+	b.logf(ctx, "invalidate", "conn", pc.id, "error", b.errorText(err))
+	if h := b.hooks.invalidate; h != nil {
+		b.notify("OnInvalidate", pc.id, func() { h(pc.id, err) })
 	}
-	if e.connector.IsDisconnect(err) {
+	if b.connector.IsDisconnect(err) {
 		now := time.Now().UnixNano()
 		b.invalidTime.Store(now)
-		e.pool.closeIdleOlder(time.Unix(0, now))
+		p.closeIdleOlder(time.Unix(0, now))
+	}
+}
+
+// logConn logs a pool event of one connection; nothing is built when echo is off.
+func (b *poolBase) logConn(ctx context.Context, msg string, id uint64) {
+	if b.echo != nil {
+		b.echo.DebugContext(ctx, "gosqla: "+msg, "conn", id)
+	}
+}
+
+func (b *poolBase) logf(ctx context.Context, msg string, args ...any) {
+	if b.echo != nil {
+		b.echo.DebugContext(ctx, "gosqla: "+msg, args...)
 	}
 }

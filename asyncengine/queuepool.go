@@ -16,7 +16,6 @@ type queuePool struct {
 	keepIdle  int // most idle connections; <0 = no limit
 	lifo      bool
 	assertion bool
-	timeout   time.Duration
 
 	src source // a replacement is a new connection in the same slot
 
@@ -42,14 +41,8 @@ type grant struct {
 
 func newQueuePool(b *poolBase, cfg *Config) *queuePool {
 	p := &queuePool{poolBase: b, size: cfg.PoolSize, capacity: cfg.capacity(), keepIdle: cfg.PoolSize,
-		lifo: cfg.PoolUseLIFO, timeout: cfg.PoolTimeout}
-	p.src = source{drop: b.closeConn, fresh: func(ctx context.Context) (*pconn, error) {
-		pc, err := b.connect(ctx)
-		if err != nil {
-			p.discard(nil) // a failed connect consumes no slot
-		}
-		return pc, err
-	}}
+		lifo: cfg.PoolUseLIFO}
+	p.src = p.sourceBy(time.Time{})
 	switch cfg.PoolClass {
 	case PoolNull:
 		p.size, p.keepIdle = 0, 0
@@ -63,6 +56,27 @@ func newQueuePool(b *poolBase, cfg *Config) *queuePool {
 		}
 	}
 	return p
+}
+
+// sourceBy replaces a connection with a new one in the same slot, connected by deadline (zero:
+// within pool_timeout from the attempt).
+func (p *queuePool) sourceBy(deadline time.Time) source {
+	return source{drop: p.closeConn, fresh: func(ctx context.Context) (*pconn, error) {
+		pc, err := p.connect(ctx, deadline)
+		if err != nil {
+			p.discard(nil) // a failed connect consumes no slot
+		}
+		return pc, err
+	}}
+}
+
+// ready checks out pc (nil: connect in a free slot) through src.
+func (p *queuePool) ready(ctx context.Context, pc *pconn, src source) (*pconn, error) {
+	pc, err := p.checkout(ctx, p, pc, src)
+	if err == nil && p.assertion && pc.stack != nil {
+		p.noteCheckout(pc.stack)
+	}
+	return pc, err
 }
 
 func (p *queuePool) get(ctx context.Context) (*pconn, error) {
@@ -89,13 +103,13 @@ func (p *queuePool) get(ctx context.Context) (*pconn, error) {
 		}
 		p.checkedOut++
 		p.mu.Unlock()
-		return p.checkout(ctx, p, pc, p.src)
+		return p.ready(ctx, pc, p.src)
 	}
 	if (p.capacity == 0 || p.open < p.capacity) && len(p.waiters) == 0 {
 		p.open++
 		p.checkedOut++
 		p.mu.Unlock()
-		return p.checkout(ctx, p, nil, p.src)
+		return p.ready(ctx, nil, p.src)
 	}
 	if p.assertion {
 		stack := p.lastStack
@@ -121,7 +135,7 @@ func (p *queuePool) wait(ctx context.Context, w *waiter) (*pconn, error) {
 	}()
 	select {
 	case g := <-w.ch:
-		return p.granted(ctx, g)
+		return p.granted(ctx, g, start)
 	case <-ctx.Done():
 		if g, ok := p.abandon(w); ok {
 			p.release(g)
@@ -129,7 +143,7 @@ func (p *queuePool) wait(ctx context.Context, w *waiter) (*pconn, error) {
 		return nil, ctx.Err()
 	case <-timer.C:
 		if g, ok := p.abandon(w); ok {
-			return p.granted(ctx, g)
+			return p.granted(ctx, g, start)
 		}
 		p.timeouts.Add(1)
 		overflow := p.capacity - p.size
@@ -137,11 +151,17 @@ func (p *queuePool) wait(ctx context.Context, w *waiter) (*pconn, error) {
 	}
 }
 
-func (p *queuePool) granted(ctx context.Context, g grant) (*pconn, error) {
+// granted checks out what a waiter was granted; a free slot is connected in within what is left
+// of pool_timeout, so that waiting and connecting together take no longer.
+func (p *queuePool) granted(ctx context.Context, g grant, waitStart time.Time) (*pconn, error) {
 	if g.err != nil {
 		return nil, g.err
 	}
-	return p.checkout(ctx, p, g.pc, p.src)
+	src := p.src
+	if g.pc == nil {
+		src = p.sourceBy(waitStart.Add(p.timeout))
+	}
+	return p.ready(ctx, g.pc, src)
 }
 
 // abandon removes w from the queue. If a grant reached it first, the grant is returned so that

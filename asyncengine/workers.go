@@ -134,26 +134,56 @@ func (w *Workers) run(task func()) {
 }
 
 // Go runs fn on a worker and returns its future. A panic in fn completes the future with a
-// *PanicError.
+// *PanicError. If ctx ends before a worker takes fn, fn never runs and the future completes
+// with ctx's error. Go needs no connection: it is the way to run CPU-only stages of a pipeline
+// on the bounded workers.
+//
+// Called with the context a task of w was given, Go runs fn at once on the caller's worker
+// instead of queueing it: a task waiting for a task it queued on its own full pool would wait
+// forever.
 func Go[T any](ctx context.Context, w *Workers, fn func(context.Context) (T, error)) *Future[T] {
+	if w.owns(ctx) {
+		v, err := runTask(ctx, w, fn)
+		return Ready(v, err)
+	}
 	f, resolve := NewPromise[T]()
 	err := w.Submit(ctx, func() {
-		var v T
-		err := CatchPanic(func() error {
-			var err error
-			v, err = fn(ctx)
-			return err
-		})
-		if _, ok := err.(*PanicError); ok {
-			w.panics.Add(1)
-		}
-		resolve(v, err)
+		resolve(runTask(ctx, w, fn))
 	})
 	if err != nil {
 		var zero T
 		resolve(zero, err)
 	}
 	return f
+}
+
+type workerKey struct{}
+
+// owns reports a context given to a task of w.
+func (w *Workers) owns(ctx context.Context) bool {
+	v, _ := ctx.Value(workerKey{}).(*Workers)
+	return v == w
+}
+
+// runTask runs fn as a task of w: not at all when ctx has ended, a panic returned as a
+// *PanicError, and fn's context marked as w's so that nested calls run inline.
+func runTask[T any](ctx context.Context, w *Workers, fn func(context.Context) (T, error)) (T, error) {
+	var v T
+	if err := ctx.Err(); err != nil {
+		return v, err // given up before it started: it never runs
+	}
+	if !w.owns(ctx) {
+		ctx = context.WithValue(ctx, workerKey{}, w)
+	}
+	err := CatchPanic(func() error {
+		var err error
+		v, err = fn(ctx)
+		return err
+	})
+	if _, ok := err.(*PanicError); ok {
+		w.panics.Add(1)
+	}
+	return v, err
 }
 
 // do runs a blocking driver call on an idle worker and waits for it. When no worker is idle the

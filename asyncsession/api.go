@@ -25,15 +25,16 @@ func failed[T any](err error) *asyncengine.Future[T] {
 // Add puts new objects (pointers to mapped structs) in the session; they are inserted at the next
 // flush. Adding a deleted object undeletes it; adding a known object does nothing. No I/O.
 func (s *Session) Add(objs ...any) error {
-	if s.opts.bindErr != nil {
-		return s.opts.bindErr
-	}
 	for _, obj := range objs {
-		m, err := modelOf(obj)
+		m, err := objectModel(obj)
 		if err != nil {
 			return err
 		}
 		s.mu.Lock()
+		if err := s.unusable(); err != nil {
+			s.mu.Unlock()
+			return err
+		}
 		if in, ok := s.objects[obj]; ok {
 			if in.state == stateDeleted {
 				in.state = statePersistent
@@ -53,11 +54,14 @@ func (s *Session) Add(objs ...any) error {
 
 // Delete marks a loaded object for deletion at the next flush (a pending one is just dropped).
 func (s *Session) Delete(obj any) error {
-	if _, err := modelOf(obj); err != nil {
+	if _, err := objectModel(obj); err != nil {
 		return err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if err := s.unusable(); err != nil {
+		return err
+	}
 	in, ok := s.objects[obj]
 	if !ok {
 		return fmt.Errorf("gosqla: %T is not in this session; load it first (Get or Select)", obj)
@@ -90,6 +94,7 @@ func (s *Session) ExpungeAll() {
 	defer s.mu.Unlock()
 	s.identity = map[identityKey]*instance{}
 	s.objects = map[any]*instance{}
+	s.byTable = nil
 	s.pending, s.deleted = nil, nil
 }
 
@@ -202,11 +207,15 @@ func (s *Session) Close() error {
 // Execute runs a statement in the session's transaction (after an autoflush) and returns its result.
 func (s *Session) Execute(ctx context.Context, sql string, args ...any) *asyncengine.Future[*asyncengine.Result] {
 	o, f, resolve := newOp[*asyncengine.Result](ctx)
+	if err := s.opts.engine.Dialect().OneStatement(sql); err != nil {
+		return failed[*asyncengine.Result](err)
+	}
 	sql, args, err := s.opts.engine.Dialect().Bind(sql, args)
 	if err != nil {
 		return failed[*asyncengine.Result](err)
 	}
 	o.autoflush = flushAll
+	o.reads = readsOf(sql)
 	o.build = func(*Session) ([]asyncengine.Statement, error) {
 		return []asyncengine.Statement{{SQL: sql, Args: args}}, nil
 	}
@@ -275,9 +284,11 @@ func (sp *Savepoint) Rollback(ctx context.Context) *asyncengine.Future[struct{}]
 func (s *Session) RunSync(ctx context.Context, fn func(context.Context, *asyncengine.Conn) error) *asyncengine.Future[struct{}] {
 	o, f, resolve := newOp[struct{}](ctx)
 	o.run = func(ctx context.Context, c *asyncengine.Conn) error {
+		// the connection is the session's again only once fn has returned: wait for that even
+		// when ctx ends first (fn sees ctx end too)
 		_, err := asyncengine.Go(ctx, s.opts.engine.Workers(), func(ctx context.Context) (struct{}, error) {
-			return struct{}{}, fn(ctx, c)
-		}).Await(ctx)
+			return struct{}{}, fn(asyncengine.WithConn(ctx, c), c)
+		}).Await(context.WithoutCancel(ctx))
 		if err == nil {
 			resolve(struct{}{}, nil)
 		}
@@ -290,7 +301,7 @@ func (s *Session) RunSync(ctx context.Context, fn func(context.Context, *asyncen
 // Refresh reloads obj (a loaded object) from the database, discarding unflushed changes.
 func (s *Session) Refresh(ctx context.Context, obj any) *asyncengine.Future[struct{}] {
 	o, f, resolve := newOp[struct{}](ctx)
-	m, err := modelOf(obj)
+	m, err := objectModel(obj)
 	if err != nil {
 		return failed[struct{}](err)
 	}
@@ -361,7 +372,7 @@ func Get[T any](ctx context.Context, s *Session, pk any) *asyncengine.Future[*T]
 	} else {
 		k, v, err := keyFor(m, pk)
 		if err != nil {
-			return failed[*T](err)
+			return failed[*T](keyError(m, pk, err))
 		}
 		key, args = k, pkValues(m, v)
 	}
@@ -377,6 +388,11 @@ func Get[T any](ctx context.Context, s *Session, pk any) *asyncengine.Future[*T]
 // with what finish makes of it (nil: no such row).
 func load[T any](ctx context.Context, s *Session, m *structmap.Model, key identityKey, args []any, finish func(*Session, *instance) (T, error)) *asyncengine.Future[T] {
 	s.mu.Lock()
+	if err := s.unusable(); err != nil {
+		s.mu.Unlock()
+		var zero T
+		return asyncengine.Ready(zero, err)
+	}
 	if in, ok := s.identity[key]; ok && !in.expired {
 		v, err := finish(s, in)
 		s.mu.Unlock()
@@ -425,15 +441,23 @@ func Select[T any](ctx context.Context, s *Session, sql string, args ...any) *as
 	}
 	o, f, resolve := newOp[[]*T](ctx)
 	o.engine = s.engineFor(m)
+	if err := o.engine.Dialect().OneStatement(sql); err != nil {
+		return failed[[]*T](err)
+	}
 	sql, args, err = o.engine.Dialect().Bind(sql, args)
 	if err != nil {
 		return failed[[]*T](err)
 	}
 	o.autoflush = flushAll
+	o.reads = readsOf(sql)
+	o.reads[tableWord(m)] = true
 	o.build = func(*Session) ([]asyncengine.Statement, error) {
 		return []asyncengine.Statement{{SQL: sql, Args: args}}, nil
 	}
 	o.apply = func(s *Session, rs []*asyncengine.Result) error {
+		if err := wholeRows(m, rs[0].Columns()); err != nil {
+			return err
+		}
 		out, err := loadAll[T](s, m, rs[0], false)
 		if err != nil {
 			return err
@@ -445,11 +469,33 @@ func Select[T any](ctx context.Context, s *Session, sql string, args ...any) *as
 	return f
 }
 
+// wholeRows checks that a result's columns are exactly the model's: a row missing a column
+// would sit in the identity map as if whole, and a column with no field would be lost.
+func wholeRows(m *structmap.Model, columns []string) error {
+	seen := make(map[string]bool, len(columns))
+	for _, c := range columns {
+		if m.Column(c) == nil {
+			return &MappingError{Type: m.Type.String(), Reason: fmt.Sprintf("the query returns column %q, which no field maps; select only mapped columns, or read it with Execute", c)}
+		}
+		seen[c] = true
+	}
+	var missing []string
+	for _, f := range m.Fields {
+		if !seen[f.Column] {
+			missing = append(missing, f.Column)
+		}
+	}
+	if len(missing) > 0 {
+		return &MappingError{Type: m.Type.String(), Reason: fmt.Sprintf("the query does not return column(s) %s: Select loads whole objects into the identity map; select every mapped column, or read partial rows with Execute", strings.Join(missing, ", "))}
+	}
+	return nil
+}
+
 // Merge copies the state of obj into the session's object with the same key — loading it first
 // if needed, adding a copy as new if no row has that key — and returns that object. obj itself is
 // not added.
 func Merge[T any](ctx context.Context, s *Session, obj *T) *asyncengine.Future[*T] {
-	m, err := modelOf(obj)
+	m, err := objectModel(obj)
 	if err != nil {
 		return failed[*T](err)
 	}

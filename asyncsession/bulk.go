@@ -24,6 +24,11 @@ func Upsert[T any](ctx context.Context, s *Session, objs []*T, conflictCols ...s
 	if len(objs) == 0 {
 		return asyncengine.Ready[[]*T](nil, nil)
 	}
+	for i, obj := range objs {
+		if obj == nil {
+			return failed[[]*T](fmt.Errorf("gosqla: Upsert: element %d is a nil %T: %w", i, obj, ErrNilObject))
+		}
+	}
 	if len(conflictCols) == 0 {
 		for _, f := range m.PK {
 			conflictCols = append(conflictCols, f.Column)
@@ -37,32 +42,63 @@ func Upsert[T any](ctx context.Context, s *Session, objs []*T, conflictCols ...s
 	o, f, resolve := newOp[[]*T](ctx)
 	o.engine = s.engineFor(m)
 	o.autoflush = flushAll
+	o.reads = map[string]bool{tableWord(m): true}
 	d := o.engine.Dialect()
-	cols := insertColumns(newInstance(objs[0], m))
-	chunk := d.MaxParams / max(len(cols), 1)
-	o.build = func(*Session) ([]asyncengine.Statement, error) {
-		var stmts []asyncengine.Statement
-		for start := 0; start < len(objs); start += chunk {
-			rows := make([]reflect.Value, 0, chunk)
-			for _, obj := range objs[start:min(start+chunk, len(objs))] {
-				rows = append(rows, reflect.ValueOf(obj).Elem())
+	// objects are grouped by the columns they set: a server-filled column left at zero is not
+	// written, so an object without a generated key is inserted while one with it updates its row
+	type batch struct {
+		cols []*structmap.Field
+		idx  []int // positions in objs
+	}
+	var batches []*batch
+	var groups []*batch
+	for i, obj := range objs {
+		cols := insertColumns(newInstance(obj, m))
+		var g *batch
+		for _, x := range groups {
+			if sameFields(x.cols, cols) {
+				g = x
+				break
 			}
-			sql, args := valuesSQL(d, m, cols, rows)
-			stmts = append(stmts, asyncengine.Statement{SQL: sql + onConflict(d, m, cols, conflictCols) + returning(d, m), Args: args})
+		}
+		if g == nil {
+			g = &batch{cols: cols}
+			groups = append(groups, g)
+		}
+		chunk := d.MaxParams / max(len(cols), 1)
+		if len(g.idx) == chunk {
+			full := *g
+			batches = append(batches, &full)
+			g.idx = nil
+		}
+		g.idx = append(g.idx, i)
+	}
+	batches = append(batches, groups...)
+	o.build = func(*Session) ([]asyncengine.Statement, error) {
+		stmts := make([]asyncengine.Statement, 0, len(batches))
+		for _, b := range batches {
+			rows := make([]reflect.Value, len(b.idx))
+			for k, i := range b.idx {
+				rows[k] = reflect.ValueOf(objs[i]).Elem()
+			}
+			sql, args := valuesSQL(d, m, b.cols, rows)
+			stmts = append(stmts, asyncengine.Statement{SQL: sql + onConflict(d, m, b.cols, conflictCols) + returning(d, m), Args: args})
 		}
 		return stmts, nil
 	}
 	o.apply = func(s *Session, rs []*asyncengine.Result) error {
-		out := make([]*T, 0, len(objs))
-		k := 0
-		for _, r := range rs {
-			for i := range r.Len() {
-				in, err := s.mergeInto(m, r, i, objs[k])
+		out := make([]*T, len(objs))
+		for n, r := range rs {
+			b := batches[n]
+			if r.Len() != len(b.idx) {
+				return fmt.Errorf("gosqla: Upsert into %s returned %d rows for %d objects", m.Table, r.Len(), len(b.idx))
+			}
+			for k := range r.Len() {
+				in, err := s.mergeInto(m, r, k, objs[b.idx[k]])
 				if err != nil {
 					return err
 				}
-				out = append(out, in.ptr.(*T))
-				k++
+				out[b.idx[k]] = in.ptr.(*T)
 			}
 		}
 		resolve(out, nil)
@@ -146,19 +182,11 @@ func InsertSeq[T any](ctx context.Context, s *Session, seq iter.Seq[*T]) *asynce
 		names[i] = f.Column
 	}
 	o.run = func(ctx context.Context, c *asyncengine.Conn) error {
-		row := make([]any, len(cols))
-		rows := func(yield func([]any, error) bool) {
-			for obj := range seq {
-				v := reflect.ValueOf(obj).Elem()
-				for i, f := range cols {
-					row[i] = f.Value(v)
-				}
-				if !yield(row, nil) {
-					return
-				}
-			}
-		}
+		rows, seqErr := objectRows(cols, seq)
 		n, err := c.CopyFrom(ctx, m.Table, names, rows)
+		if *seqErr != nil {
+			err = *seqErr
+		}
 		if err == nil {
 			resolve(n, nil)
 		}
@@ -166,4 +194,45 @@ func InsertSeq[T any](ctx context.Context, s *Session, seq iter.Seq[*T]) *asynce
 	}
 	s.submit(o)
 	return f
+}
+
+// objectRows turns objects into rows of column values, copied as each object is yielded (an
+// iterator may reuse one struct). The driver may read the rows on a goroutine of its own: the
+// sequence is pulled here so that its panic comes back as an error instead of killing the
+// process. The error the sequence caused is also left in *seqErr.
+func objectRows[T any](cols []*structmap.Field, seq iter.Seq[*T]) (iter.Seq2[[]any, error], *error) {
+	row := make([]any, len(cols))
+	seqErr := new(error)
+	rows := func(yield func([]any, error) bool) {
+		next, stop := iter.Pull(seq)
+		defer func() { _ = asyncengine.CatchPanic(func() error { stop(); return nil }) }()
+		for i := 0; ; i++ {
+			var obj *T
+			var ok bool
+			if err := asyncengine.CatchPanic(func() error { obj, ok = next(); return nil }); err != nil {
+				*seqErr = err
+			} else if ok && obj == nil {
+				*seqErr = nilElement(obj, i)
+			}
+			if *seqErr != nil {
+				yield(nil, *seqErr)
+				return
+			}
+			if !ok {
+				return
+			}
+			v := reflect.ValueOf(obj).Elem()
+			for i, f := range cols {
+				row[i] = f.Value(v)
+			}
+			if !yield(row, nil) {
+				return
+			}
+		}
+	}
+	return rows, seqErr
+}
+
+func nilElement(obj any, i int) error {
+	return fmt.Errorf("gosqla: InsertMany: element %d is a nil %T: %w", i, obj, ErrNilObject)
 }

@@ -149,7 +149,7 @@ func TestNullIntoFieldFails(t *testing.T) {
 	o, err := asyncsession.Get[Order](ctx, s, [16]byte{15: 1}).Await(ctx)
 	require.NoError(t, err)
 	assert.Equal(t, "1.00", o.Price)
-	_, err = asyncsession.Select[Order](ctx, s, "SELECT id, NULL::text AS price FROM orders").Await(ctx)
+	_, err = asyncsession.Select[Order](ctx, s, "SELECT id, NULL::text AS price, total, meta, tags, placed, note, ref, wait, client, counters FROM orders").Await(ctx)
 	var ce *asyncengine.ConvertError
 	require.ErrorAs(t, err, &ce)
 	assert.Equal(t, "price", ce.Column)

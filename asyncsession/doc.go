@@ -57,6 +57,30 @@
 // If a statement of a pipeline fails, its request gets the error and the requests after it in the
 // same pipeline get ErrPendingRollback.
 //
+// # Errors
+//
+// A server error keeps its cause: errors.As(err, &pgErr) finds the *pgconn.PgError (a unique
+// violation, 23505, for a 409 Conflict) whether it surfaced at a first statement, a flush, a
+// commit or a savepoint, and the request that caused it gets it unprefixed. Requests refused
+// afterwards match ErrPendingRollback with errors.Is and the cause with errors.As. Any failure
+// inside the session's transaction — a statement, or a result that could not be read after the
+// server executed it — leaves the session pending rollback, so a write the caller was told
+// failed is never committed. A request that never reached the server (no connection within
+// pool_timeout; on PostgreSQL, a statement refused at prepare time before the session's
+// transaction began) changes nothing: no failed transaction, and the changes its flush carried
+// are sent by the next one. Arguments are checked before
+// anything is sent (an *asyncengine.ArgumentError), and a request carries one statement.
+//
+// A nil object (Add, Delete, Merge, Refresh, an element of Upsert or InsertMany) fails with
+// ErrNilObject; every call after Close fails with ErrSessionClosed, and a failing option such as
+// Isolation("bogus") is reported by every call. A panic on the session's goroutine (a Scan
+// method, a panicking InsertSeq sequence) fails the requests it was serving with an
+// *asyncengine.PanicError; the session's connections are discarded and, if a transaction was
+// open, the session is pending rollback.
+//
+// A request's context governs only itself: requests that travel in one pipeline send it under a
+// context that ends only when all of theirs have (one that never ends keeps it going).
+//
 // # Identity map and unit of work
 //
 // The session holds one object per primary key. Get of a loaded key returns the same pointer
@@ -67,9 +91,22 @@
 // since load, by comparing a snapshot, and nothing is sent for unchanged objects; DELETEs go
 // children first.
 //
-// Autoflush runs before Execute and Select. A Get that misses the map flushes pending inserts
-// and deletes only: finding modified objects means comparing every loaded one, which would make a
-// fan-out of Gets quadratic. Call Flush first when a Get must see such changes on the server.
+// Autoflush runs before Execute, Select and Upsert. Go cannot observe a field write, so a
+// modified object is found by comparing it with its snapshot; to keep that cheap in a large
+// session, an autoflush compares only the objects of the tables its statement names (any word of
+// the statement counts, case-insensitively, so a named table is never missed), and each table
+// keeps its objects' bytes as last loaded or flushed side by side, so that an unchanged object
+// costs a memory comparison. A statement that reads a table only through a view or a function
+// does not name it: call Flush first. Flush, Commit, RunSync and savepoints compare every
+// object. A Get that misses the map flushes pending inserts and deletes only. NoAutoflush(ctx)
+// turns autoflush off for the requests made with that context, like SQLAlchemy's no_autoflush.
+// As with the snapshot, a pointer, slice or map field counts as changed when it points
+// elsewhere: assign a new value rather than writing through the old one.
+//
+// Select loads whole objects: a query that leaves out a mapped column, or returns a column no
+// field maps, fails with a *MappingError (read partial rows with Execute). Upsert groups its
+// objects by the columns they set — a server-filled key left at zero is inserted by the server,
+// a set one updates its row — and returns them in the order given.
 //
 // A failed flush — any failed statement of the transaction — leaves the session in
 // pending-rollback state: every request but Rollback (or a savepoint's Rollback) returns
@@ -93,7 +130,7 @@
 // A Maker (sessionmaker) makes sessions with shared options: ExpireOnCommit, AutoFlush, Bind,
 // Isolation.
 // Maker.Begin runs a function with a session and commits on success, rolls back on an error or a
-// panic. Go has no thread-locals: a request's context.Context is its scope. Maker.Scope returns a
+// panic; the rollback uses a short context of its own, since the caller's may be what failed. Go has no thread-locals: a request's context.Context is its scope. Maker.Scope returns a
 // context carrying a new session and the function that removes it (closing the session);
 // FromContext finds it; Maker.Middleware does this for every HTTP request.
 //
@@ -101,7 +138,8 @@
 //
 // Session.RunSync runs a function on one of the engine's workers with the session's own
 // connection, inside its transaction, after a flush: its writes are visible to the session's later
-// requests. Upsert runs INSERT … ON CONFLICT … DO UPDATE … RETURNING and merges the rows into the
+// requests. The connection is the session's again only once the function has returned, even when
+// the caller's context ended first. Upsert runs INSERT … ON CONFLICT … DO UPDATE … RETURNING and merges the rows into the
 // identity map, overwriting loaded state. InsertMany and InsertSeq load rows in bulk outside the
 // identity map: COPY on PostgreSQL, multi-row INSERTs sized to the parameter limit on SQLite;
 // InsertSeq reads its sequence as it sends, so a million rows need the memory of one page.

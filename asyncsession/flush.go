@@ -12,18 +12,19 @@ import (
 
 // planFlush turns the session's changes into statements, one part per engine: INSERTs parents
 // first (by the foreign-key graph), UPDATEs of the changed columns only, DELETEs children first.
-// all=false plans pending inserts and deletes only, without scanning loaded objects for changes.
+// all=false plans pending inserts and deletes only, without scanning loaded objects for changes;
+// reads, when not nil, limits the scan to the objects of the tables a statement names.
 // Called locked.
-func (s *Session) planFlush(all bool) ([]part, error) {
+func (s *Session) planFlush(all bool, reads map[string]bool) ([]part, error) {
 	inserts := s.pending
 	deletes := s.deleted
 	var updates []*instance
 	if all {
-		for _, in := range s.objects {
+		s.candidates(reads, func(in *instance) {
 			if in.state == statePersistent && !in.expired && len(in.changed()) > 0 {
 				updates = append(updates, in)
 			}
-		}
+		})
 	}
 	if len(inserts) == 0 && len(deletes) == 0 && len(updates) == 0 {
 		return nil, nil
@@ -58,13 +59,17 @@ func (s *Session) planFlush(all bool) ([]part, error) {
 	sortByLevel(deletes, true)
 
 	for _, in := range inserts {
-		planFor(in.model).insert(in)
+		fp := planFor(in.model)
+		fp.inserted = append(fp.inserted, in)
+		fp.insert(in)
 	}
 	for _, in := range updates {
 		planFor(in.model).update(in)
 	}
 	for _, in := range deletes {
-		planFor(in.model).delete(in)
+		fp := planFor(in.model)
+		fp.deleted = append(fp.deleted, in)
+		fp.delete(in)
 	}
 	// Planned changes leave the lists now: another request of the same round must not plan them
 	// again. If the round fails, the session needs a Rollback, which expunges them.
@@ -75,7 +80,7 @@ func (s *Session) planFlush(all bool) ([]part, error) {
 		if err := fp.build(); err != nil {
 			return nil, err
 		}
-		parts = append(parts, part{b: s.boundFor(e), stmts: fp.stmts, apply: fp.apply})
+		parts = append(parts, part{b: s.boundFor(e), stmts: fp.stmts, apply: fp.apply, undo: fp.undoer(s)})
 	}
 	return parts, nil
 }
@@ -148,6 +153,21 @@ type flushPlan struct {
 
 	insertGroups []*insertGroup
 	ops          []func() error // statement builders, in order
+
+	inserted, deleted []*instance // taken off the session's lists
+	restores          []func()    // snapshot values replaced by the planned UPDATEs
+}
+
+// undoer returns what puts the plan's changes back in the session when its pipeline was never
+// run, so that the next flush sends them.
+func (fp *flushPlan) undoer(s *Session) func() {
+	return func() {
+		s.pending = append(append([]*instance(nil), fp.inserted...), s.pending...)
+		s.deleted = append(append([]*instance(nil), fp.deleted...), s.deleted...)
+		for _, r := range fp.restores {
+			r()
+		}
+	}
 }
 
 type insertGroup struct {
@@ -282,9 +302,18 @@ func (fp *flushPlan) update(in *instance) {
 		args = wherePK(&b, fp.d, in.model, args, loadedPK(in))
 		// the snapshot takes the sent values now, so that a later request of the same round does
 		// not send them again; the key moves in the identity map once the row has
-		for _, fi := range changed {
+		old := make([]any, len(changed))
+		for k, fi := range changed {
+			old[k] = in.snapshot[fi]
 			in.snapshot[fi] = snapshotOf(in.v.FieldByIndex(in.model.Fields[fi].Index))
 		}
+		in.takeRaw()
+		fp.restores = append(fp.restores, func() {
+			for k, fi := range changed {
+				in.snapshot[fi] = old[k]
+			}
+			in.forgetRaw()
+		})
 		fp.stmts = append(fp.stmts, asyncengine.Statement{SQL: b.String(), Args: args})
 		fp.appliers = append(fp.appliers, func(s *Session, rs []*asyncengine.Result) error {
 			if len(changed) > 0 {

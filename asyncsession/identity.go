@@ -3,6 +3,7 @@ package asyncsession
 import (
 	"fmt"
 	"reflect"
+	"strings"
 
 	"github.com/gosqla/gosqla/asyncengine"
 	"github.com/gosqla/gosqla/internal/structmap"
@@ -38,7 +39,9 @@ type instance struct {
 	model     *structmap.Model
 	key       identityKey
 	state     state
-	snapshot  []any // column values as last loaded or flushed
+	snapshot  []any     // column values as last loaded or flushed
+	set       *tableSet // its table's set while registered, with its snapshot bytes (autoflush.go)
+	pos       int       // its place in set
 	expired   bool
 	addedInTx bool // inserted in the current transaction: expunged by Rollback
 	addedAt   int  // the savepoint generation it was inserted in
@@ -87,6 +90,7 @@ func (in *instance) takeSnapshot() {
 	for i, f := range in.model.Fields {
 		in.snapshot[i] = snapshotOf(in.v.FieldByIndex(f.Index))
 	}
+	in.takeRaw()
 }
 
 // snapshotOf copies a field's value so that a change made in place (an element of a slice, a key
@@ -96,6 +100,11 @@ func snapshotOf(v reflect.Value) any {
 	case v.Kind() == reflect.Slice && !v.IsNil():
 		cp := reflect.MakeSlice(v.Type(), v.Len(), v.Len())
 		reflect.Copy(cp, v)
+		return cp.Interface()
+	case v.Kind() == reflect.Pointer && !v.IsNil():
+		// a write through the pointer (*obj.Email = "x") changes what it points to
+		cp := reflect.New(v.Type().Elem())
+		cp.Elem().Set(v.Elem())
 		return cp.Interface()
 	case v.Kind() == reflect.Map && !v.IsNil():
 		cp := reflect.MakeMapWithSize(v.Type(), v.Len())
@@ -145,9 +154,9 @@ func scanRow(m *structmap.Model, r *asyncengine.Result, i int) (reflect.Value, e
 	return tmp, nil
 }
 
-// set copies the mapped fields of row (scanned from columns) into the instance and takes a
+// store copies the mapped fields of row (scanned from columns) into the instance and takes a
 // snapshot.
-func (in *instance) set(row reflect.Value, columns []string) {
+func (in *instance) store(row reflect.Value, columns []string) {
 	for _, c := range columns {
 		if f := in.model.Column(c); f != nil {
 			in.v.FieldByIndex(f.Index).Set(row.FieldByIndex(f.Index))
@@ -163,7 +172,7 @@ func (in *instance) load(r *asyncengine.Result, i int) error {
 	if err != nil {
 		return err
 	}
-	in.set(row, r.Columns())
+	in.store(row, r.Columns())
 	return nil
 }
 
@@ -177,7 +186,7 @@ func (s *Session) merge(m *structmap.Model, r *asyncengine.Result, i int, overwr
 	key := keyOf(m, row)
 	if in, ok := s.identity[key]; ok {
 		if in.expired || overwrite {
-			in.set(row, r.Columns())
+			in.store(row, r.Columns())
 		}
 		return in, nil
 	}
@@ -192,6 +201,7 @@ func (s *Session) merge(m *structmap.Model, r *asyncengine.Result, i int, overwr
 func (s *Session) register(in *instance) {
 	s.identity[in.key] = in
 	s.objects[in.ptr] = in
+	s.index(in, true)
 }
 
 func (s *Session) forget(in *instance) {
@@ -199,6 +209,7 @@ func (s *Session) forget(in *instance) {
 		delete(s.identity, in.key)
 	}
 	delete(s.objects, in.ptr)
+	s.index(in, false)
 }
 
 // mappedResult is how a typed loader finds the identity-map objects of a result.
@@ -212,4 +223,13 @@ func loadAll[T any](s *Session, m *structmap.Model, r *asyncengine.Result, overw
 		out = append(out, in.ptr.(*T))
 	}
 	return out, nil
+}
+
+// keyError says which model's primary key a Get was given a wrong value for.
+func keyError(m *structmap.Model, pk any, err error) error {
+	want := make([]string, len(m.PK))
+	for i, f := range m.PK {
+		want[i] = f.Column + " " + f.Type.String()
+	}
+	return fmt.Errorf("gosqla: %v (%T) is not a primary key of %s, whose key is (%s): %w", pk, pk, m.Type, strings.Join(want, ", "), err)
 }

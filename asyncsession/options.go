@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"reflect"
 	"strings"
+	"time"
 
 	"github.com/gosqla/gosqla/asyncengine"
 	"github.com/gosqla/gosqla/internal/structmap"
@@ -27,7 +28,8 @@ func defaultOptions(e *asyncengine.Engine) options {
 // Isolation sets the isolation level of the session's transactions on PostgreSQL:
 // "REPEATABLE READ" gives every read of the transaction — a whole pipelined fan-out — one
 // snapshot; the default, READ COMMITTED, takes one per statement. SQLite's transactions always
-// read one snapshot, and ignore it.
+// read one snapshot, and ignore it. An unknown level makes every call of the session fail
+// with an error naming the allowed ones.
 func Isolation(level string) Option {
 	return func(o *options) {
 		switch strings.ToUpper(level) {
@@ -93,14 +95,21 @@ func (m *Maker) Begin(ctx context.Context, fn func(s *Session) error) (err error
 		}
 	}()
 	if err = asyncengine.CatchPanic(func() error { return fn(s) }); err != nil {
-		if _, rbErr := s.Rollback(ctx).Await(ctx); rbErr != nil {
-			return fmt.Errorf("%w (and rollback failed: %v)", err, rbErr)
+		// the caller's ctx may be what ended fn: the rollback gets a short context of its own
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rollbackTimeout)
+		defer cancel()
+		if _, rbErr := s.Rollback(rctx).Await(rctx); rbErr != nil {
+			return fmt.Errorf("%w (and rollback failed: %w)", err, rbErr)
 		}
 		return err
 	}
 	_, err = s.Commit(ctx).Await(ctx)
 	return err
 }
+
+// rollbackTimeout bounds the rollback of a failed Maker.Begin, which does not use the caller's
+// context (it may be the reason of the failure).
+const rollbackTimeout = 5 * time.Second
 
 type contextKey struct{}
 

@@ -15,6 +15,10 @@ import (
 // ErrSessionClosed is returned by a session used after Close.
 var ErrSessionClosed = errors.New("gosqla: session is closed")
 
+// ErrNilObject is matched by the error of a call given a nil pointer where an object is needed
+// (Add, Delete, Merge, Refresh, an element of Upsert or InsertMany).
+var ErrNilObject = errors.New("gosqla: nil object")
+
 // ErrPendingRollback is the engine's: a statement of the session's transaction failed, and only
 // Rollback (or Close) is accepted until then.
 var ErrPendingRollback = asyncengine.ErrPendingRollback
@@ -37,8 +41,9 @@ type Session struct {
 
 	// state below is guarded by mu
 	identity map[identityKey]*instance
-	objects  map[any]*instance // by the *T the user holds
-	pending  []*instance       // added, in order
+	objects  map[any]*instance    // by the *T the user holds
+	byTable  map[string]*tableSet // registered objects by table word (autoflush.go)
+	pending  []*instance          // added, in order
 	deleted  []*instance
 	bounds   []*bound
 	failed   error // set when a statement of the transaction failed
@@ -94,8 +99,9 @@ func (s *Session) engineFor(m *structmap.Model) *asyncengine.Engine {
 type op struct {
 	ctx       context.Context
 	engine    *asyncengine.Engine
-	autoflush flushKind // flushes when the session autoflushes
-	flush     flushKind // flushes always (Flush, Commit)
+	autoflush flushKind       // flushes when the session autoflushes
+	reads     map[string]bool // the words of its statement: an autoflush compares only their tables' objects
+	flush     flushKind       // flushes always (Flush, Commit)
 	build     func(s *Session) ([]asyncengine.Statement, error)
 	apply     func(s *Session, rs []*asyncengine.Result) error
 	run       func(ctx context.Context, c *asyncengine.Conn) error
@@ -108,7 +114,7 @@ type op struct {
 type flushKind int
 
 func (o *op) flushKind(s *Session) flushKind {
-	if o.flush != noFlush || !s.opts.autoflush {
+	if o.flush != noFlush || !s.opts.autoflush || autoflushOff(o.ctx) {
 		return o.flush
 	}
 	return o.autoflush
@@ -134,6 +140,11 @@ func (s *Session) submit(o *op) {
 		o.engine = s.opts.engine
 	}
 	s.mu.Lock()
+	if err := s.unusable(); err != nil && !o.close {
+		s.mu.Unlock()
+		o.fail(err)
+		return
+	}
 	if s.closed {
 		s.mu.Unlock()
 		o.fail(ErrSessionClosed)
@@ -174,7 +185,7 @@ func (s *Session) drain() {
 		}
 		s.mu.Unlock()
 		for len(batch) > 0 {
-			batch = s.round(batch)
+			batch = s.safeRound(batch)
 		}
 	}
 }
@@ -182,20 +193,35 @@ func (s *Session) drain() {
 // part is one request's share of a round: its statements for one engine.
 type part struct {
 	o      *op // nil for an autoflush, a BEGIN or an engine's COMMIT
+	by     *op // the request that planned it: its own error is not reported as an earlier failure
 	b      *bound
 	stmts  []asyncengine.Statement
 	apply  func(s *Session, rs []*asyncengine.Result) error
 	offset int                   // where its statements start in the engine's pipeline
 	rs     []*asyncengine.Result // filled by send
+	tx     txStep                // a BEGIN, COMMIT or ROLLBACK of the session's transaction
+	undo   func()                // puts a flush's changes back when its pipeline was never run
 }
 
 // round sends as many of the batch's requests as can travel together — one pipeline per engine —
 // and returns the requests left for the next round.
 func (s *Session) round(batch []*op) []*op {
-	parts := make([]part, 0, len(batch)+2)
-	ctxs := make([]context.Context, 0, len(batch))
+	parts, ctxs, i, exclusive := s.gather(batch)
+	if exclusive {
+		s.exclusive(batch[i])
+		return batch[i+1:]
+	}
+	ctx, stop := sharedContext(ctxs)
+	s.execute(ctx, stop, parts)
+	return batch[i:]
+}
+
+// gather plans the requests of one round; exclusive reports that batch[i] must run alone now.
+func (s *Session) gather(batch []*op) (parts []part, ctxs []context.Context, i int, exclusive bool) {
+	parts = make([]part, 0, len(batch)+2)
+	ctxs = make([]context.Context, 0, len(batch))
 	s.mu.Lock()
-	i := 0
+	defer s.mu.Unlock()
 	for ; i < len(batch); i++ {
 		o := batch[i]
 		if err := o.ctx.Err(); err != nil {
@@ -203,7 +229,7 @@ func (s *Session) round(batch []*op) []*op {
 			continue
 		}
 		if s.failed != nil && !o.rollback {
-			o.fail(fmt.Errorf("%w: %v", ErrPendingRollback, s.failed))
+			o.fail(pendingRollback(s.failed))
 			continue
 		}
 		if o.rollback && len(parts) > 0 {
@@ -213,9 +239,7 @@ func (s *Session) round(batch []*op) []*op {
 			if len(parts) > 0 {
 				break // exclusive: runs alone, after what is gathered so far
 			}
-			s.mu.Unlock()
-			s.exclusive(o)
-			return batch[i+1:]
+			return nil, nil, i, true
 		}
 		var err error
 		if parts, err = s.plan(parts, o); err != nil {
@@ -228,18 +252,25 @@ func (s *Session) round(batch []*op) []*op {
 			break
 		}
 	}
-	s.mu.Unlock()
-	ctx, stop := sharedContext(ctxs)
-	s.execute(ctx, stop, parts)
-	return batch[i:]
+	return parts, ctxs, i, false
 }
 
 // plan adds o's parts to a round: the autoflush it asks for, a BEGIN where the engine has no
 // transaction open, its statements, and for the end of a transaction a COMMIT or ROLLBACK on
 // every engine in one. Called locked.
-func (s *Session) plan(parts []part, o *op) ([]part, error) {
+func (s *Session) plan(parts []part, o *op) (out []part, err error) {
+	start := len(parts)
+	defer func() {
+		for k := start; k < len(out); k++ {
+			out[k].by = o
+		}
+	}()
 	if kind := o.flushKind(s); kind != noFlush {
-		fparts, err := s.planFlush(kind == flushAll)
+		reads := o.reads
+		if o.flush != noFlush {
+			reads = nil // Flush and Commit compare every object
+		}
+		fparts, err := s.planFlush(kind == flushAll, reads)
 		if err != nil {
 			return parts, err
 		}
@@ -261,7 +292,7 @@ func (s *Session) plan(parts []part, o *op) ([]part, error) {
 		}
 		for _, b := range s.bounds {
 			if b.inTx {
-				parts = append(parts, part{b: b, stmts: []asyncengine.Statement{{SQL: end}}})
+				parts = append(parts, part{b: b, stmts: []asyncengine.Statement{{SQL: end}}, tx: txEnds})
 				b.inTx = false
 			}
 		}
@@ -272,7 +303,7 @@ func (s *Session) plan(parts []part, o *op) ([]part, error) {
 // add appends p, preceded by BEGIN when its engine has no transaction open.
 func (s *Session) add(parts []part, p part) []part {
 	if len(p.stmts) > 0 && !p.b.inTx {
-		parts = append(parts, part{b: p.b, stmts: []asyncengine.Statement{{SQL: s.opts.begin}}})
+		parts = append(parts, part{b: p.b, stmts: []asyncengine.Statement{{SQL: s.opts.begin}}, tx: txBegins})
 		p.b.inTx = true
 	}
 	return append(parts, p)
@@ -287,47 +318,89 @@ func (s *Session) execute(ctx context.Context, stop func(), parts []part) {
 	s.finish(parts, errs)
 }
 
-// finish applies results in submission order. A request whose statement failed gets the error;
-// the ones after it in the same pipeline get ErrPendingRollback. Called locked.
+// finish applies results in submission order. A request whose statement failed gets the error
+// (as does the request that planned it, when an autoflush or BEGIN of its own failed); the ones
+// after it in the same pipeline get ErrPendingRollback wrapping it. A pipeline the server never
+// ran (no connection, a statement refused before execution) leaves the transaction as it was.
+// Called locked.
 func (s *Session) finish(parts []part, errs map[*bound]error) error {
 	var failure error
+	var failedBy *op
+	unsent := map[*bound]bool{}
+	for b, err := range errs {
+		if isUnsent(err) {
+			unsent[b] = true
+		}
+	}
 	partErrs := make([]error, len(parts))
+	var first error
 	for k, p := range parts {
 		err := errs[p.b]
-		if failure != nil {
-			err = fmt.Errorf("%w: %v", ErrPendingRollback, failure)
-		} else if err != nil {
+		switch {
+		case unsent[p.b]:
+			err = unsentError(err, parts, k)
+		case failure != nil && p.by != nil && p.by == failedBy:
+			err = failure
+		case failure != nil:
+			err = pendingRollback(failure)
+		case err != nil:
 			var pe *asyncengine.PipelineError
 			switch {
 			case !errors.As(err, &pe):
-			case pe.Index >= p.offset+len(p.stmts):
+			case pe.Index >= p.offset+len(p.stmts) && len(p.rs) == len(p.stmts):
 				err = nil // its statements ran before the failing one
+			case pe.Index >= p.offset+len(p.stmts):
+				// refused before anything ran (a batch prepares every statement first)
+				err = pendingRollback(pe.Err)
+				if culprit(parts, p.b, pe.Index) == p.by {
+					err = pe.Err
+				}
 			case pe.Index >= p.offset:
 				err = pe.Err
 			default:
-				err = fmt.Errorf("%w: %v", ErrPendingRollback, pe.Err)
+				err = pendingRollback(pe.Err)
 			}
 			if err != nil {
-				failure = err
+				failure, failedBy = err, p.by
 			}
 		}
 		partErrs[k] = err
+		if first == nil {
+			first = err
+		}
 	}
+	s.restoreUnsent(parts, unsent)
 	if failure != nil {
 		s.markFailed(failure)
 	}
 	// connections go back to the pool before any caller hears of the results
 	s.releaseIdle()
+	var applyErr error
 	for k, p := range parts {
 		err := partErrs[k]
+		if err == nil && applyErr != nil && p.o != nil && p.o.txEnd == commitTx {
+			// the COMMIT travelled in the same pipeline: it cannot be taken back, but the caller
+			// is not told it succeeded as if nothing had failed
+			p.o.fail(fmt.Errorf("gosqla: the transaction was committed, but an earlier request of the same pipeline failed after the server ran it: %w", applyErr))
+		}
 		if err == nil && p.apply != nil {
-			err = p.apply(s, p.rs)
+			if err = p.apply(s, p.rs); err != nil {
+				// the server ran the statement: the transaction must not commit what the caller
+				// was told failed
+				s.markFailed(err)
+				if first == nil {
+					first = err
+				}
+				if applyErr == nil {
+					applyErr = err
+				}
+			}
 		}
 		if err != nil && p.o != nil {
 			p.o.fail(err)
 		}
 	}
-	return failure
+	return first
 }
 
 // markFailed puts the session in pending-rollback state when a transaction is open. Called locked.
@@ -398,7 +471,7 @@ func (s *Session) pipeline(ctx context.Context, b *bound, stmts []asyncengine.St
 	if b.conn == nil {
 		c, err := b.e.Connect(ctx)
 		if err != nil {
-			return nil, err
+			return nil, &notSentError{err}
 		}
 		b.conn = c
 	}
@@ -408,23 +481,7 @@ func (s *Session) pipeline(ctx context.Context, b *bound, stmts []asyncengine.St
 // exclusive runs a request that needs the connection to itself: pending changes are flushed and
 // the transaction opened first.
 func (s *Session) exclusive(o *op) {
-	s.mu.Lock()
-	var parts []part
-	var err error
-	if s.opts.autoflush {
-		var fparts []part
-		if fparts, err = s.planFlush(true); err == nil {
-			for _, p := range fparts {
-				parts = s.add(parts, p)
-			}
-		}
-	}
-	b := s.boundFor(o.engine)
-	if !b.inTx {
-		parts = append(parts, part{b: b, stmts: []asyncengine.Statement{{SQL: s.opts.begin}}})
-		b.inTx = true
-	}
-	s.mu.Unlock()
+	parts, b, err := s.planExclusive(o)
 	if err != nil {
 		o.fail(err)
 		return
@@ -432,10 +489,7 @@ func (s *Session) exclusive(o *op) {
 	ctx, stop := sharedContext([]context.Context{o.ctx})
 	errs := s.send(ctx, parts)
 	stop()
-	s.mu.Lock()
-	failure := s.finish(parts, errs)
-	conn := b.conn
-	s.mu.Unlock()
+	conn, failure := s.finishExclusive(parts, errs, b)
 	if failure != nil {
 		o.fail(failure)
 		return
@@ -446,6 +500,36 @@ func (s *Session) exclusive(o *op) {
 		s.mu.Unlock()
 		o.fail(err)
 	}
+}
+
+func (s *Session) planExclusive(o *op) (parts []part, b *bound, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.opts.autoflush {
+		var fparts []part
+		if fparts, err = s.planFlush(true, nil); err != nil {
+			return nil, nil, err
+		}
+		for _, p := range fparts {
+			parts = s.add(parts, p)
+		}
+	}
+	b = s.boundFor(o.engine)
+	if !b.inTx {
+		parts = append(parts, part{b: b, stmts: []asyncengine.Statement{{SQL: s.opts.begin}}, tx: txBegins})
+		b.inTx = true
+	}
+	for k := range parts {
+		parts[k].by = o
+	}
+	return parts, b, err
+}
+
+func (s *Session) finishExclusive(parts []part, errs map[*bound]error, b *bound) (*asyncengine.Conn, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	err := s.finish(parts, errs)
+	return b.conn, err
 }
 
 // sharedContext is the context of a pipeline carrying several requests: it ends when every
@@ -480,13 +564,17 @@ func sharedContext(ctxs []context.Context) (context.Context, func()) {
 	}
 }
 
-// distinct drops repeated contexts (requests of one caller share one) and contexts that never end.
+// distinct drops repeated contexts (requests of one caller share one); a context that never ends
+// stands for them all.
 func distinct(ctxs []context.Context) []context.Context {
+	for _, c := range ctxs {
+		if c.Done() == nil {
+			// a request that never gives up keeps the pipeline going, whatever the others do
+			return []context.Context{c}
+		}
+	}
 	out := ctxs[:0]
 	for _, c := range ctxs {
-		if c.Done() == nil && len(ctxs) > 1 {
-			continue
-		}
 		dup := false
 		for _, o := range out {
 			if o == c {
@@ -505,6 +593,23 @@ func distinct(ctxs []context.Context) []context.Context {
 		return ctxs[:1]
 	}
 	return out
+}
+
+// unusable returns why no call can be served: the session is closed, or one of its options
+// failed. Called locked.
+func (s *Session) unusable() error {
+	if s.closed {
+		return ErrSessionClosed
+	}
+	return s.opts.bindErr
+}
+
+// objectModel returns the mapping of obj, a non-nil pointer to a mapped struct.
+func objectModel(obj any) (*structmap.Model, error) {
+	if v := reflect.ValueOf(obj); v.Kind() == reflect.Pointer && v.IsNil() {
+		return nil, fmt.Errorf("gosqla: got a nil %T; pass a pointer to an object: %w", obj, ErrNilObject)
+	}
+	return modelOf(obj)
 }
 
 // modelOf returns the mapping of obj's type, which must be a pointer to a mapped struct.

@@ -117,6 +117,10 @@ type Pipeliner interface {
 type PipelineError struct {
 	Index int
 	Err   error
+	// NotExecuted reports that the server ran none of the pipeline's statements and the
+	// connection's transaction state is as it was before (a statement refused at prepare time
+	// outside a transaction, an argument that could not be encoded).
+	NotExecuted bool
 }
 
 func (e *PipelineError) Error() string { return e.Err.Error() }

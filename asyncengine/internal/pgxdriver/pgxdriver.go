@@ -16,63 +16,8 @@ import (
 	"github.com/gosqla/gosqla/asyncengine/internal/pgtypes"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
 	"github.com/jackc/pgx/v5/pgtype"
 )
-
-// Options tune how connections are opened.
-type Options struct {
-	// ExecMode is pgx's query execution mode (statement cache policy).
-	ExecMode pgx.QueryExecMode
-	// CancelGrace, when positive, answers a cancelled context with a server cancel request and
-	// closes the connection only if the server has not answered within the grace period.
-	CancelGrace time.Duration
-}
-
-// Connector opens pgx connections.
-type Connector struct {
-	cfg *pgx.ConnConfig
-}
-
-// NewConnector parses a libpq-style URL (without gosqla's own keys).
-func NewConnector(url string, opts Options) (*Connector, error) {
-	cfg, err := pgx.ParseConfig(url)
-	if err != nil {
-		return nil, err
-	}
-	cfg.DefaultQueryExecMode = opts.ExecMode
-	if opts.CancelGrace > 0 {
-		grace := opts.CancelGrace
-		cfg.BuildContextWatcherHandler = func(pc *pgconn.PgConn) ctxwatch.Handler {
-			return &pgconn.CancelRequestContextWatcherHandler{Conn: pc, DeadlineDelay: grace}
-		}
-	}
-	dial := cfg.DialFunc
-	cfg.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
-		nc, err := dial(ctx, network, addr)
-		if err != nil {
-			return nil, err
-		}
-		return &countingConn{Conn: nc}, nil
-	}
-	return &Connector{cfg: cfg}, nil
-}
-
-func (c *Connector) Dialect() string             { return "postgresql" }
-func (c *Connector) Blocking() bool              { return false }
-func (c *Connector) IsDisconnect(err error) bool { return IsDisconnect(err) }
-func (c *Connector) Close() error                { return nil }
-
-func (c *Connector) Connect(ctx context.Context) (driver.Conn, error) {
-	pc, err := pgx.ConnectConfig(ctx, c.cfg)
-	if err != nil {
-		return nil, err
-	}
-	return Wrap(pc), nil
-}
-
-// Wrap adapts an open pgx connection.
-func Wrap(pc *pgx.Conn) *Conn { return &Conn{pc: pc} }
 
 // IsDisconnect classifies pgx errors: a closed or reset socket, EOF, SQLSTATE class 08 and the
 // admin/crash shutdown codes 57P01–57P03. A context the caller cancelled is not a disconnect.
@@ -82,6 +27,11 @@ func IsDisconnect(err error) bool {
 	}
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
+		if pgErr.Code == "08P01" && pgErr.SeverityUnlocalized != "FATAL" {
+			// the server refused a malformed request (a NUL byte in the SQL, for one) and goes on:
+			// the request's error, not a lost connection; a FATAL one ends the session
+			return false
+		}
 		return strings.HasPrefix(pgErr.Code, "08") || pgErr.Code == "57P01" || pgErr.Code == "57P02" || pgErr.Code == "57P03"
 	}
 	var connectErr *pgconn.ConnectError
@@ -225,7 +175,7 @@ func (c *Conn) Pipeline(ctx context.Context, stmts []driver.Statement) ([]*drive
 			}
 		}
 		_ = br.Close()
-		return results, &driver.PipelineError{Index: i, Err: err}
+		return results, c.pipelineError(stmts, i, err)
 	}
 	if err := br.Close(); err != nil {
 		return results, &driver.PipelineError{Index: len(stmts) - 1, Err: err}
@@ -265,13 +215,31 @@ func containsFold(s, w string) bool {
 	return false
 }
 
+// pipelineError reports the failing statement of a pipeline. A batch prepares and encodes every
+// statement before running any, and reports a failure there at its first statement: the
+// statement at fault is found by its SQL, and the pipeline is marked not executed unless the
+// failed prepare aborted an open transaction.
+func (c *Conn) pipelineError(stmts []driver.Statement, i int, err error) *driver.PipelineError {
+	var pre pgx.ErrPreprocessingBatch
+	if i != 0 || !errors.As(err, &pre) {
+		return &driver.PipelineError{Index: i, Err: err}
+	}
+	for k, s := range stmts {
+		if s.SQL == pre.SQL() {
+			i = k
+			break
+		}
+	}
+	return &driver.PipelineError{Index: i, Err: err, NotExecuted: !c.pc.IsClosed() && c.pc.PgConn().TxStatus() != 'E'}
+}
+
 // allTxControl reports statements that only steer the transaction. They go through the simple
 // protocol: a batch prepares every statement first, and in a failed transaction the server
 // refuses to prepare anything but the statement that ends the failure.
 func allTxControl(stmts []driver.Statement) bool {
 	for _, s := range stmts {
-		if len(s.Args) > 0 {
-			return false
+		if len(s.Args) > 0 || strings.Contains(s.SQL, ";") {
+			return false // a ";" could hide another statement behind a SAVEPOINT
 		}
 		switch strings.ToUpper(firstWord(s.SQL)) {
 		case "BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE":

@@ -7,8 +7,10 @@ import (
 	"database/sql"
 	sqldrv "database/sql/driver"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/gosqla/gosqla/asyncengine/driver"
 	"github.com/gosqla/gosqla/asyncengine/internal/pgtypes"
@@ -24,6 +26,8 @@ type Connector struct {
 	isDisconnect func(error) bool
 	isClosed     func(driverConn any) bool
 	connectMu    *sync.Mutex // set when connects must not overlap
+	timeout      time.Duration
+	target       string
 }
 
 // Probes tell a driver's lost connections apart; either may be nil.
@@ -35,13 +39,18 @@ type Probes struct {
 	// SerialConnect opens one connection at a time: SQLite's connection pragmas (journal_mode=WAL
 	// above all) take locks that overlapping opens of a new database file can fail to get.
 	SerialConnect bool
+	// ConnectTimeout is the driver's own bound of one connection attempt (0 = none).
+	ConnectTimeout time.Duration
+	// Target, when set, names what a failed connect tried to open (a file path).
+	Target string
 }
 
 // New wraps db.
 func New(db *sql.DB, dialect string, p Probes) *Connector {
 	db.SetMaxIdleConns(0)
 	db.SetMaxOpenConns(0)
-	c := &Connector{db: db, dialect: dialect, isDisconnect: p.IsDisconnect, isClosed: p.IsClosed}
+	c := &Connector{db: db, dialect: dialect, isDisconnect: p.IsDisconnect, isClosed: p.IsClosed,
+		timeout: p.ConnectTimeout, target: p.Target}
 	if p.SerialConnect {
 		c.connectMu = new(sync.Mutex)
 	}
@@ -51,6 +60,9 @@ func New(db *sql.DB, dialect string, p Probes) *Connector {
 func (c *Connector) Dialect() string { return c.dialect }
 func (c *Connector) Blocking() bool  { return true }
 func (c *Connector) Close() error    { return c.db.Close() }
+
+// ConnectTimeout is the driver's own bound of a connection attempt.
+func (c *Connector) ConnectTimeout() time.Duration { return c.timeout }
 func (c *Connector) IsDisconnect(err error) bool {
 	if err == nil {
 		return false
@@ -68,6 +80,9 @@ func (c *Connector) Connect(ctx context.Context) (driver.Conn, error) {
 	}
 	sc, err := c.db.Conn(ctx)
 	if err != nil {
+		if c.target != "" {
+			return nil, fmt.Errorf("cannot open %s: %w", c.target, err)
+		}
 		return nil, err
 	}
 	return &Conn{sc: sc, dialect: c.dialect, isClosed: c.isClosed}, nil

@@ -1,0 +1,120 @@
+package asyncengine_test
+
+import (
+	"errors"
+	"net"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gosqla/gosqla/asyncengine"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// hungServer accepts TCP connections and never answers. It returns its address.
+func hungServer(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	var mu sync.Mutex
+	var conns []net.Conn
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		wg.Wait()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	return ln.Addr().String()
+}
+
+// TestHungServerCheckoutIsBounded: a server that accepts and never answers costs a checkout
+// pool_timeout, not forever, on both PostgreSQL drivers; connect_timeout, when given, is the bound
+// of an attempt instead.
+func TestHungServerCheckoutIsBounded(t *testing.T) {
+	addr := hungServer(t)
+	for _, scheme := range []string{"postgresql", "postgresql+stdlib"} {
+		t.Run(scheme, func(t *testing.T) {
+			e := newEngine(t, scheme+"://u@"+addr+"/db?sslmode=disable", "pool_timeout=0.3&pool_size=1&max_overflow=0")
+			start := time.Now()
+			_, err := e.Connect(ctxT(t)) // no deadline of its own
+			require.Error(t, err)
+			assert.ErrorIs(t, err, asyncengine.ErrPoolTimeout)
+			assert.Contains(t, err.Error(), "connect_timeout")
+			assert.Less(t, time.Since(start), 3*time.Second)
+			assert.Equal(t, 0, e.Stats().CheckedOut, "the slot is free again")
+
+			e = newEngine(t, scheme+"://u@"+addr+"/db?sslmode=disable", "pool_timeout=0.1&connect_timeout=1")
+			start = time.Now()
+			_, err = e.Connect(ctxT(t))
+			require.Error(t, err)
+			assert.GreaterOrEqual(t, time.Since(start), 900*time.Millisecond, "connect_timeout, not pool_timeout, bounds the attempt")
+			assert.Less(t, time.Since(start), 5*time.Second)
+		})
+	}
+}
+
+// TestHungServerPgxpoolClass: behind poolclass=pgxpool the checkout is bounded by pool_timeout too.
+func TestHungServerPgxpoolClass(t *testing.T) {
+	e := newEngine(t, "postgresql://u@"+hungServer(t)+"/db?sslmode=disable", "pool_timeout=0.3&poolclass=pgxpool")
+	start := time.Now()
+	_, err := e.Connect(ctxT(t))
+	require.ErrorIs(t, err, asyncengine.ErrPoolTimeout)
+	assert.Less(t, time.Since(start), 3*time.Second)
+}
+
+// TestWaitAndConnectShareThePoolTimeout: a checkout that waited for a slot and then connects to a
+// hung server gives up pool_timeout after it started.
+func TestWaitAndConnectShareThePoolTimeout(t *testing.T) {
+	addr := hungServer(t)
+	e := newEngine(t, "postgresql://u@"+addr+"/db?sslmode=disable", "pool_timeout=1&pool_size=1&max_overflow=0")
+	first := make(chan error, 1)
+	go func() {
+		_, err := e.Connect(ctxT(t))
+		first <- err
+	}()
+	require.Eventually(t, func() bool { return e.Stats().CheckedOut == 1 }, 5*time.Second, time.Millisecond)
+	start := time.Now()
+	_, err := e.Connect(ctxT(t)) // waits for the first attempt's slot, then connects in it
+	require.ErrorIs(t, err, asyncengine.ErrPoolTimeout)
+	assert.Less(t, time.Since(start), 1500*time.Millisecond)
+	require.ErrorIs(t, <-first, asyncengine.ErrPoolTimeout)
+}
+
+// TestSQLiteOpenErrorNamesThePath: a database file that cannot be opened is named in the error.
+func TestSQLiteOpenErrorNamesThePath(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "no such dir", "app.db")
+	e := newEngine(t, "sqlite:///"+path, "")
+	_, err := e.Connect(ctxT(t))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), path)
+}
+
+// TestUnknownDriverIsAConfigError: a Config naming no registered driver opens nothing.
+func TestUnknownDriverIsAConfigError(t *testing.T) {
+	cfg, err := asyncengine.ParseConfig("sqlite://")
+	require.NoError(t, err)
+	cfg.Driver = "sqlserver"
+	_, err = asyncengine.NewWithConfig(cfg)
+	var ce *asyncengine.ConfigError
+	require.True(t, errors.As(err, &ce), "%v", err)
+	assert.True(t, strings.Contains(err.Error(), "sqlserver"))
+}

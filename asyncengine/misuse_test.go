@@ -1,0 +1,99 @@
+package asyncengine_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	sqldriver "database/sql/driver"
+	"github.com/gosqla/gosqla/asyncengine"
+	"github.com/gosqla/gosqla/asyncengine/enginetest"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// A NUL byte in the SQL makes the server answer 08P01 (protocol violation) and go on: it is the
+// request's error, and neither its connection nor the rest of the pool is invalidated.
+func TestProtocolViolationIsTheRequestsError(t *testing.T) {
+	e := newEngine(t, enginetest.NewDatabase(t), "")
+	ctx := ctxT(t)
+	idle, err := e.Connect(ctx)
+	require.NoError(t, err)
+	idleID := idle.ID()
+	c, err := e.Connect(ctx)
+	require.NoError(t, err)
+	require.NoError(t, idle.Close())
+	id := c.ID()
+
+	_, err = c.Query(ctx, "SELECT 1 AS \"a\x00b\"")
+	var pgErr *pgconn.PgError
+	require.ErrorAs(t, err, &pgErr)
+	assert.Equal(t, "08P01", pgErr.Code)
+	var de *asyncengine.DisconnectError
+	assert.False(t, errors.As(err, &de), "not reported as a lost connection: %v", err)
+	assert.Equal(t, id, c.ID(), "the connection is kept")
+	_, err = c.Query(ctx, "SELECT 1")
+	require.NoError(t, err, "and still works")
+	require.NoError(t, c.Close())
+	assert.Zero(t, e.Stats().Invalidations)
+
+	again, err := e.Connect(ctx)
+	require.NoError(t, err)
+	defer again.Close()
+	assert.Contains(t, []uint64{id, idleID}, again.ID(), "the pool's connections were not discarded")
+}
+
+// panickingValuer panics when the driver encodes it, inside the driver call.
+type panickingValuer struct{}
+
+func (panickingValuer) Value() (sqldriver.Value, error) { panic("inside the driver") }
+
+// A panic inside a driver call leaves the connection in an unknown state: it is invalidated, not
+// returned to the pool as healthy.
+func TestPanicInDriverCallInvalidatesTheConnection(t *testing.T) {
+	eachBackend(t, func(t *testing.T, url string) {
+		e := newEngine(t, url, "")
+		ctx := ctxT(t)
+		c, err := e.Connect(ctx)
+		require.NoError(t, err)
+		id := c.ID()
+		_, err = c.Exec(ctx, "SELECT "+e.Dialect().Placeholder(1), panickingValuer{})
+		var pe *asyncengine.PanicError
+		require.ErrorAs(t, err, &pe)
+		assert.Zero(t, c.ID(), "the connection was dropped")
+		assert.EqualValues(t, 1, e.Stats().Invalidations)
+		_, err = c.Query(ctx, "SELECT 1")
+		require.NoError(t, err, "the Conn reconnects on its next use")
+		assert.NotEqual(t, id, c.ID())
+		require.NoError(t, c.Close())
+	})
+}
+
+// A task whose context ended before a worker took it never runs.
+func TestCancelledTaskNeverRuns(t *testing.T) {
+	w := asyncengine.NewWorkers(1, 4)
+	defer w.Close()
+	release := make(chan struct{})
+	busy := asyncengine.Go(context.Background(), w, func(context.Context) (int, error) {
+		<-release
+		return 0, nil
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	ran := false
+	queued := asyncengine.Go(ctx, w, func(context.Context) (int, error) {
+		ran = true
+		return 1, nil
+	})
+	cancel()
+	close(release)
+	_, err := busy.Await(ctxT(t))
+	require.NoError(t, err)
+	wait, stop := context.WithTimeout(context.Background(), 10*time.Second)
+	defer stop()
+	<-queued.Done()
+	_, err = queued.Await(wait)
+	require.ErrorIs(t, err, context.Canceled)
+	assert.False(t, ran)
+}

@@ -1,0 +1,223 @@
+package asyncsession
+
+import (
+	"bytes"
+	"context"
+	"reflect"
+	"strings"
+	"sync"
+	"unsafe"
+
+	"github.com/gosqla/gosqla/internal/structmap"
+)
+
+// Go cannot observe a field write, so finding the loaded objects a flush must UPDATE means
+// comparing them with their snapshot. Two things keep that cheap as the session grows:
+//
+//   - an autoflush compares only the objects of the tables its statement names (every word of
+//     the statement is taken as a possible table name, so nothing named is missed), found
+//     through a per-table index instead of a walk over every object;
+//   - each table's objects keep a byte copy of their struct as last loaded or flushed, side by
+//     side: an object whose memory equals it is unchanged without a field-by-field comparison
+//     of its value fields. A field that refers to memory outside the struct (a pointer, slice,
+//     map or interface) can change in place with the same bytes, so those fields are always
+//     compared with their snapshot as well.
+
+// readsOf returns the lower-cased words of a statement: a superset of the tables it names.
+func readsOf(sql string) map[string]bool {
+	words := map[string]bool{}
+	start := -1
+	for i := 0; i <= len(sql); i++ {
+		if i < len(sql) && isWordByte(sql[i]) {
+			if start < 0 {
+				start = i
+			}
+			continue
+		}
+		if start >= 0 {
+			words[strings.ToLower(sql[start:i])] = true
+			start = -1
+		}
+	}
+	return words
+}
+
+func isWordByte(c byte) bool {
+	return c == '_' || c == '$' || c >= 0x80 || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
+}
+
+// tableWord is the word a statement uses for a model's table: its last dotted part, lower-cased.
+func tableWord(m *structmap.Model) string {
+	t := m.Table
+	if i := strings.LastIndexByte(t, '.'); i >= 0 {
+		t = t[i+1:]
+	}
+	return strings.ToLower(t)
+}
+
+// candidates calls visit with the loaded objects an autoflush must compare field by field: those
+// of the tables in reads (every table when reads is nil) whose bytes differ from their snapshot's.
+// Called locked.
+func (s *Session) candidates(reads map[string]bool, visit func(*instance)) {
+	if reads == nil {
+		for _, in := range s.objects {
+			if !in.unchanged() {
+				visit(in)
+			}
+		}
+		return
+	}
+	for table, set := range s.byTable {
+		if reads[table] {
+			set.changed(visit)
+		}
+	}
+}
+
+// tableSet holds the registered objects of one table with their snapshot bytes side by side, so
+// that finding the changed ones reads memory in order.
+type tableSet struct {
+	size uintptr
+	ins  []*instance
+	ptrs []unsafe.Pointer // the structs
+	ok   []bool           // the snapshot bytes are known
+	raws []byte           // len(ins) × size snapshot bytes
+}
+
+func (t *tableSet) raw(pos int) []byte {
+	return t.raws[uintptr(pos)*t.size : uintptr(pos+1)*t.size]
+}
+
+func (t *tableSet) changed(visit func(*instance)) {
+	for i, p := range t.ptrs {
+		if !t.ok[i] || !bytes.Equal(t.raw(i), unsafe.Slice((*byte)(p), t.size)) || !t.ins[i].refsUnchanged() {
+			visit(t.ins[i])
+		}
+	}
+}
+
+// refFields lists, per model, the fields whose value refers to memory outside the struct.
+var refFields sync.Map // reflect.Type → []int (indexes into Model.Fields)
+
+func referencesOf(m *structmap.Model) []int {
+	if v, ok := refFields.Load(m.Type); ok {
+		return v.([]int)
+	}
+	var out []int
+	for i, f := range m.Fields {
+		if refersOutside(f.Type, 0) {
+			out = append(out, i)
+		}
+	}
+	refFields.Store(m.Type, out)
+	return out
+}
+
+func refersOutside(t reflect.Type, depth int) bool {
+	switch t.Kind() {
+	case reflect.Pointer, reflect.Slice, reflect.Map, reflect.Interface, reflect.Chan, reflect.Func, reflect.UnsafePointer:
+		return true
+	case reflect.Array:
+		return refersOutside(t.Elem(), depth+1)
+	case reflect.Struct:
+		if t == timeType {
+			return false // its location pointer is not the value
+		}
+		if depth > 8 {
+			return true
+		}
+		for i := range t.NumField() {
+			if refersOutside(t.Field(i).Type, depth+1) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// refsUnchanged compares the fields that can change in place with their snapshot.
+func (in *instance) refsUnchanged() bool {
+	for _, fi := range referencesOf(in.model) {
+		if !equal(in.v.FieldByIndex(in.model.Fields[fi].Index), in.snapshot[fi]) {
+			return false
+		}
+	}
+	return true
+}
+
+// index adds a registered object to, or removes it from, its table's set. Called locked.
+func (s *Session) index(in *instance, add bool) {
+	if !add {
+		if t := in.set; t != nil {
+			last := len(t.ins) - 1
+			moved := t.ins[last]
+			t.ins[in.pos], t.ptrs[in.pos], t.ok[in.pos] = moved, t.ptrs[last], t.ok[last]
+			copy(t.raw(in.pos), t.raw(last))
+			moved.pos = in.pos
+			t.ins, t.ptrs, t.ok, t.raws = t.ins[:last], t.ptrs[:last], t.ok[:last], t.raws[:uintptr(last)*t.size]
+			in.set = nil
+		}
+		return
+	}
+	if in.set != nil {
+		return
+	}
+	word := tableWord(in.model)
+	t := s.byTable[word]
+	if t == nil {
+		if s.byTable == nil {
+			s.byTable = map[string]*tableSet{}
+		}
+		t = &tableSet{size: in.model.Type.Size()}
+		s.byTable[word] = t
+	}
+	in.set, in.pos = t, len(t.ins)
+	t.ins = append(t.ins, in)
+	t.ptrs = append(t.ptrs, in.v.Addr().UnsafePointer())
+	t.ok = append(t.ok, false)
+	t.raws = append(t.raws, make([]byte, t.size)...)
+	in.takeRaw()
+}
+
+// memory is the struct's own bytes, at most as many as its table's set compares.
+func (in *instance) memory() []byte {
+	return unsafe.Slice((*byte)(in.v.Addr().UnsafePointer()), min(in.set.size, in.model.Type.Size()))
+}
+
+// takeRaw records the struct's bytes as the state last loaded or flushed. A pointer, slice or
+// map field is recorded as the reference, as the snapshot does. Two models of one table of
+// different sizes are compared field by field.
+func (in *instance) takeRaw() {
+	if t := in.set; t != nil && t.size == in.model.Type.Size() {
+		copy(t.raw(in.pos), in.memory())
+		t.ok[in.pos] = true
+	}
+}
+
+// forgetRaw makes the next comparison field by field.
+func (in *instance) forgetRaw() {
+	if in.set != nil {
+		in.set.ok[in.pos] = false
+	}
+}
+
+// unchanged reports cheaply, without false positives, that the object still holds its snapshot.
+// false means "compare field by field".
+func (in *instance) unchanged() bool {
+	t := in.set
+	return t != nil && t.ok[in.pos] && bytes.Equal(t.raw(in.pos), in.memory()) && in.refsUnchanged()
+}
+
+type noAutoflushKey struct{}
+
+// NoAutoflush returns a context under which the session's requests do not autoflush, like
+// SQLAlchemy's no_autoflush block: queries issued with it do not send pending changes first.
+// Flush and Commit still flush.
+func NoAutoflush(ctx context.Context) context.Context {
+	return context.WithValue(ctx, noAutoflushKey{}, true)
+}
+
+func autoflushOff(ctx context.Context) bool {
+	off, _ := ctx.Value(noAutoflushKey{}).(bool)
+	return off
+}
