@@ -2,6 +2,7 @@ package asyncengine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"runtime"
 	"sync/atomic"
@@ -17,14 +18,15 @@ import (
 // After its physical connection is lost (a *DisconnectError) a Conn outside a transaction
 // reconnects on its next use; inside one, every call returns ErrPendingRollback until Rollback.
 type Conn struct {
-	e        *Engine
-	pc       *pconn // nil once invalidated, until the next use reconnects
-	hookOnly bool   // handed to a pool hook: not checked out, Close does nothing
-	inUse    atomic.Bool
-	closed   bool
-	tx       *Tx   // innermost open transaction
-	lost     bool  // the connection was lost inside a transaction
-	trips    int64 // the driver's round-trip count at checkout
+	e         *Engine
+	pc        *pconn // nil once invalidated, until the next use reconnects
+	hookOnly  bool   // handed to a pool hook: not checked out, Close does nothing
+	finalizer bool   // a finalizer recovers the connection if the Conn leaks
+	inUse     atomic.Bool
+	closed    bool
+	tx        *Tx   // innermost open transaction
+	lost      bool  // the connection was lost inside a transaction
+	trips     int64 // the driver's round-trip count at checkout
 }
 
 func roundTrips(pc *pconn) int64 {
@@ -64,19 +66,17 @@ func (c *Conn) Engine() *Engine { return c.e }
 // Dialect returns the connection's SQL dialect.
 func (c *Conn) Dialect() *Dialect { return c.e.dialect }
 
-// Driver returns the driver connection for capabilities beyond this type (pipelines, COPY).
-// It must only be used while no other call runs on c.
-func (c *Conn) Driver() driver.Conn {
+// driverConn returns the driver connection, nil while c has none.
+func (c *Conn) driverConn() driver.Conn {
 	if c.pc == nil {
 		return nil
 	}
 	return c.pc.dc
 }
 
-// Do runs fn with the driver connection under c's concurrent-use guard and error handling:
-// a lost connection is invalidated exactly as for Exec and Query. Blocking drivers run fn on the
-// engine's workers. It is the building block of layers above the engine (the session).
-func (c *Conn) Do(ctx context.Context, fn func(driver.Conn) error) error {
+// guarded runs fn with the driver connection under c's concurrent-use guard and error handling:
+// a lost connection is invalidated. Blocking drivers run fn on the engine's workers.
+func (c *Conn) guarded(ctx context.Context, fn func(driver.Conn) error) error {
 	if !c.inUse.CompareAndSwap(false, true) {
 		return ErrConcurrentUse
 	}
@@ -103,7 +103,12 @@ func (c *Conn) do(ctx context.Context, fn func(driver.Conn) error) error {
 		return ErrConcurrentUse
 	}
 	dc := c.pc.dc
-	err := c.e.call(func() error { return fn(dc) })
+	var err error
+	if c.e.connector.Blocking() {
+		err = c.e.callOnWorker(func() error { return fn(dc) })
+	} else {
+		err = catchDriverPanic(fn, dc)
+	}
 	c.pc.busy.Store(false)
 	if err != nil {
 		return c.failed(ctx, err)
@@ -116,7 +121,8 @@ func (c *Conn) failed(ctx context.Context, err error) error {
 	pc := c.pc
 	disconnect := c.e.connector.IsDisconnect(err)
 	// a panic may have left the connection in the middle of the protocol: it is not reused
-	_, panicked := err.(*PanicError)
+	var pe *PanicError
+	panicked := errors.As(err, &pe)
 	if !disconnect && !panicked && !pc.dc.IsClosed() {
 		return err
 	}
@@ -141,7 +147,7 @@ func (c *Conn) Exec(ctx context.Context, sql string, args ...any) (ExecResult, e
 	}
 	var n int64
 	start := time.Now()
-	err = c.Do(ctx, func(dc driver.Conn) error {
+	err = c.guarded(ctx, func(dc driver.Conn) error {
 		var err error
 		n, err = dc.Exec(ctx, sql, args)
 		return err
@@ -158,7 +164,7 @@ func (c *Conn) Query(ctx context.Context, sql string, args ...any) (*Result, err
 	}
 	var r *driver.Result
 	start := time.Now()
-	err = c.Do(ctx, func(dc driver.Conn) error {
+	err = c.guarded(ctx, func(dc driver.Conn) error {
 		var err error
 		r, err = dc.Query(ctx, sql, args)
 		return err
@@ -167,7 +173,7 @@ func (c *Conn) Query(ctx context.Context, sql string, args ...any) (*Result, err
 	if err != nil {
 		return nil, err
 	}
-	return newResult(r), nil
+	return newResult(r, c.e.pg), nil
 }
 
 func (c *Conn) echo(ctx context.Context, sql string, args []any, start time.Time, err error) {
@@ -184,7 +190,7 @@ func (c *Conn) echo(ctx context.Context, sql string, args []any, start time.Time
 
 // Ping checks that the connection is alive.
 func (c *Conn) Ping(ctx context.Context) error {
-	return c.Do(ctx, func(dc driver.Conn) error { return dc.Ping(ctx) })
+	return c.guarded(ctx, func(dc driver.Conn) error { return dc.Ping(ctx) })
 }
 
 // Invalidate discards the physical connection instead of returning it to the pool; the Conn
@@ -221,7 +227,9 @@ func (c *Conn) Close() error {
 		return nil
 	}
 	c.closed = true
-	runtime.SetFinalizer(c, nil)
+	if c.finalizer {
+		runtime.SetFinalizer(c, nil)
+	}
 	for tx := c.tx; tx != nil; tx = tx.parent {
 		tx.done = true
 	}

@@ -49,14 +49,62 @@
 // one Conn at once are detected: the second call returns ErrConcurrentUse, the first is not
 // disturbed, and the protocol stream is never corrupted.
 //
-// Results are read in full: Result.Scalar, Result.One (into pointers), Result.Rows,
-// Result.Columns, Result.Mappings, and ScanAll / ScanOne into structs by their `db` tags. A value
-// that does not fit its destination is a *ConvertError naming the column; a struct that cannot be
-// mapped is a *MappingError.
+// Results are read in full (Engine.Query, Conn.Query) or streamed (Engine.Stream, Conn.Stream).
+// A buffered Result keeps each value as the driver read it and scans it on demand straight into
+// the destination with the driver's own type system: Result.One and Result.ScanRow (into
+// pointers), ScanAll / ScanOne into structs by their `db` tags, Row.Scan and ScanEach for a
+// stream. On PostgreSQL that is pgx's type map, whichever of the two drivers runs the query, so a
+// destination reads the same value through postgresql:// and postgresql+stdlib://; on SQLite it
+// is database/sql's Scan rules. A value its destination cannot hold — NULL into a non-pointer, a
+// number out of the destination's range, a fraction into an integer — is a *ConvertError naming
+// the column, its database type, the Go type and what to use instead (a pointer, sql.Null[T], a
+// pgtype type); nothing is stored then. Nothing is silently zeroed or truncated. A struct that
+// cannot be mapped is a *MappingError. A buffered result is scanned with a type map of its own
+// after its connection went back to the pool: types registered on a pgx connection only (enums,
+// composites via pgx's RegisterType) read as text there; stream them to use the connection's map.
+//
+// Destinations pgx reads each PostgreSQL type into include (pgx's documentation has the full list;
+// every type also reads into a pointer to one of these, into sql.Null[T], into its pgtype type,
+// into an sql.Scanner and into any):
+//
+//	PostgreSQL          Go destinations                               untyped (Scalar, Rows, Values, Mappings)
+//	boolean             bool                                          bool
+//	smallint            int16, wider ints (narrower range checked)    int16
+//	integer             int32, int64, int (range checked)             int32
+//	bigint              int64 (range checked into narrower)           int64
+//	real, double        float32, float64 (no fraction into an int)    float32, float64
+//	numeric             pgtype.Numeric, string, float64, int64 when   pgtype.Numeric
+//	                    the value is whole
+//	text, varchar       string, []byte                                string
+//	bytea               []byte                                        []byte
+//	uuid                [16]byte, string, pgtype.UUID                 [16]byte
+//	json, jsonb         []byte, json.RawMessage, string, a struct,    the decoded JSON (map[string]any,
+//	                    a map (decoded with encoding/json)            []any, string, float64, bool)
+//	text[], int4[] …    []string, []int32, []int64, []*int32 (NULL    []any
+//	                    elements), pgtype.FlatArray[T]
+//	inet, cidr          netip.Prefix                                  netip.Prefix
+//	interval            time.Duration, pgtype.Interval                pgtype.Interval
+//	timestamptz         time.Time                                     time.Time (local time zone)
+//	timestamp, date     time.Time                                     time.Time (UTC)
+//
+// The untyped values are pgx's own (its Rows.Values), the same through both PostgreSQL drivers.
+// On SQLite they are what the driver returns: int64, float64, string, []byte, time.Time, nil.
+//
+// Writing takes every Go type pgx encodes, through Exec, Query, Named, Conn.Pipeline,
+// Conn.CopyFrom and the session: a string or float64 for numeric, a string or [16]byte for
+// uuid, []byte, json.RawMessage, a struct or a map for json and jsonb, slices for arrays,
+// netip.Prefix for inet, time.Duration for interval. A value that cannot be encoded fails before
+// anything is sent.
+//
+// Conn.Stream and Engine.Stream yield rows as they arrive (iter.Seq2[*Row, error]) without
+// holding the result: a million rows take the memory of one. Ending the loop early discards the
+// rest and frees the connection; cancelling ctx stops the query. ScanEach maps a stream to
+// structs.
 //
 // Conn.Pipeline sends several statements in one round trip (one worker call on a blocking
-// driver), and Conn.Do runs a function with the driver connection under the same concurrent-use
-// guard and disconnect handling as Exec and Query: the session is built on them.
+// driver) and reports a failing statement's index through a *PipelineError; Conn.CopyFrom loads
+// rows in bulk (COPY on the native PostgreSQL driver, multi-row INSERTs elsewhere). The session is
+// built on them.
 //
 // # Parameters
 //

@@ -20,6 +20,7 @@ type Engine struct {
 	cfg       *Config
 	connector driver.Connector
 	dialect   *Dialect
+	pg        bool // PostgreSQL, whichever driver: results scan by pgx's rules
 	pool      pool
 	base      *poolBase
 	workers   *Workers
@@ -44,7 +45,7 @@ func NewWithConfig(cfg *Config) (*Engine, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	e := &Engine{cfg: cfg, dialect: dialectFor(cfg.Dialect)}
+	e := &Engine{cfg: cfg, dialect: dialectFor(cfg.Dialect), pg: cfg.Dialect == "postgresql"}
 	if cfg.Echo {
 		e.log = cfg.Logger
 		if e.log == nil {
@@ -132,18 +133,34 @@ func (e *Engine) Stats() PoolStats { return e.pool.stats() }
 
 // call runs a driver call: inline for a non-blocking driver, on Workers for a blocking one. A
 // panic in the driver comes back as a *PanicError.
-func (e *Engine) call(fn func() error) (err error) {
-	run := func() { err = CatchPanic(fn) }
+func (e *Engine) call(fn func() error) error {
 	if !e.connector.Blocking() {
-		run()
-	} else {
-		e.workers.do(run)
+		return CatchPanic(fn)
 	}
+	return e.callOnWorker(fn)
+}
+
+// callOnWorker runs fn on a worker (kept apart from call so that a non-blocking call allocates
+// nothing for it).
+func (e *Engine) callOnWorker(fn func() error) (err error) {
+	e.workers.do(func() { err = CatchPanic(fn) })
 	return err
 }
 
 // Connect checks a connection out of the pool. Close returns it.
 func (e *Engine) Connect(ctx context.Context) (*Conn, error) {
+	c, err := e.checkout(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c.finalizer = true
+	runtime.SetFinalizer(c, (*Conn).finalize)
+	return c, nil
+}
+
+// checkout checks a connection out for a caller that closes it itself before returning (Exec,
+// Query, Begin, Stream): it needs no finalizer to recover a leak.
+func (e *Engine) checkout(ctx context.Context) (*Conn, error) {
 	if e.closed.Load() {
 		return nil, ErrPoolClosed
 	}
@@ -156,9 +173,7 @@ func (e *Engine) Connect(ctx context.Context) (*Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Conn{e: e, pc: pc, trips: roundTrips(pc)}
-	runtime.SetFinalizer(c, (*Conn).finalize)
-	return c, nil
+	return &Conn{e: e, pc: pc, trips: roundTrips(pc)}, nil
 }
 
 // finalize runs when a Conn is garbage-collected. A finalizer (rather than a cleanup) sees the
@@ -187,7 +202,7 @@ func (e *Engine) leaked(pc *pconn) {
 // Begin runs fn in a transaction: COMMIT when fn returns nil, ROLLBACK when it returns an error
 // or panics (the panic comes back as a *PanicError).
 func (e *Engine) Begin(ctx context.Context, fn func(*Conn) error) (err error) {
-	c, err := e.Connect(ctx)
+	c, err := e.checkout(ctx)
 	if err != nil {
 		return err
 	}
@@ -210,7 +225,7 @@ func (e *Engine) Begin(ctx context.Context, fn func(*Conn) error) (err error) {
 
 // Exec runs a statement on a pooled connection.
 func (e *Engine) Exec(ctx context.Context, sql string, args ...any) (ExecResult, error) {
-	c, err := e.Connect(ctx)
+	c, err := e.checkout(ctx)
 	if err != nil {
 		return ExecResult{}, err
 	}
@@ -220,7 +235,7 @@ func (e *Engine) Exec(ctx context.Context, sql string, args ...any) (ExecResult,
 
 // Query runs a query on a pooled connection and returns its buffered result.
 func (e *Engine) Query(ctx context.Context, sql string, args ...any) (*Result, error) {
-	c, err := e.Connect(ctx)
+	c, err := e.checkout(ctx)
 	if err != nil {
 		return nil, err
 	}

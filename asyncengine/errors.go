@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"runtime/debug"
 
+	"github.com/gosqla/gosqla/asyncengine/driver"
+
 	"github.com/gosqla/gosqla/internal/structmap"
 )
 
@@ -132,10 +134,22 @@ func (e *PoolTimeoutError) Is(target error) bool { return target == ErrPoolTimeo
 func CatchPanic(fn func() error) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			err = &PanicError{Value: r, Stack: debug.Stack()}
+			err = panicError(r)
 		}
 	}()
 	return fn()
+}
+
+func panicError(r any) error { return &PanicError{Value: r, Stack: debug.Stack()} }
+
+// catchDriverPanic is CatchPanic for a driver call, without a closure per call.
+func catchDriverPanic(fn func(driver.Conn) error, dc driver.Conn) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = panicError(r)
+		}
+	}()
+	return fn(dc)
 }
 
 // PanicError is a panic recovered from user code (a worker task, a hook, a Begin callback),

@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
+	sqldriver "database/sql/driver"
 	"github.com/gosqla/gosqla/asyncengine"
-	"github.com/gosqla/gosqla/asyncengine/driver"
 	"github.com/gosqla/gosqla/asyncengine/enginetest"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/stretchr/testify/assert"
@@ -45,6 +45,11 @@ func TestProtocolViolationIsTheRequestsError(t *testing.T) {
 	assert.Contains(t, []uint64{id, idleID}, again.ID(), "the pool's connections were not discarded")
 }
 
+// panickingValuer panics when the driver encodes it, inside the driver call.
+type panickingValuer struct{}
+
+func (panickingValuer) Value() (sqldriver.Value, error) { panic("inside the driver") }
+
 // A panic inside a driver call leaves the connection in an unknown state: it is invalidated, not
 // returned to the pool as healthy.
 func TestPanicInDriverCallInvalidatesTheConnection(t *testing.T) {
@@ -54,7 +59,7 @@ func TestPanicInDriverCallInvalidatesTheConnection(t *testing.T) {
 		c, err := e.Connect(ctx)
 		require.NoError(t, err)
 		id := c.ID()
-		err = c.Do(ctx, func(driver.Conn) error { panic("inside the driver") })
+		_, err = c.Exec(ctx, "SELECT "+e.Dialect().Placeholder(1), panickingValuer{})
 		var pe *asyncengine.PanicError
 		require.ErrorAs(t, err, &pe)
 		assert.Zero(t, c.ID(), "the connection was dropped")

@@ -22,9 +22,6 @@ func bindArgs(d *Dialect, sql string, args []any) (string, []any, error) {
 		if named, ok := args[0].(Named); ok {
 			return bindNamed(d, sql, named)
 		}
-		if isStringMap(args[0]) {
-			return "", nil, &ArgumentError{SQL: sql, Missing: firstNamed(sql), Fix: fmt.Sprintf("a %T is taken as one positional argument; pass asyncengine.Named(m) for :name placeholders", args[0])}
-		}
 	}
 	want := 0
 	named := ""
@@ -46,6 +43,10 @@ func bindArgs(d *Dialect, sql string, args []any) (string, []any, error) {
 		}
 	})
 	if named != "" && want == 0 {
+		if len(args) == 1 && isStringMap(args[0]) {
+			// a map is a positional value (a json document) where the statement has a placeholder
+			return "", nil, &ArgumentError{SQL: sql, Missing: named, Fix: fmt.Sprintf("a %T is taken as one positional argument; pass asyncengine.Named(m) for :name placeholders", args[0])}
+		}
 		return "", nil, &ArgumentError{SQL: sql, Missing: named, Fix: fmt.Sprintf("pass its value as asyncengine.Named{%q: …}", named)}
 	}
 	if want != len(args) {
@@ -142,17 +143,6 @@ func stripComments(s string) string {
 func isStringMap(v any) bool {
 	t := reflect.TypeOf(v)
 	return t != nil && t.Kind() == reflect.Map && t.Key().Kind() == reflect.String
-}
-
-// firstNamed returns the first :name placeholder of sql, or "".
-func firstNamed(sql string) string {
-	name := ""
-	scanSQL(sql, func(kind tokenKind, start, end int) {
-		if kind == tokNamedParam && name == "" {
-			name = sql[start+1 : end]
-		}
-	})
-	return name
 }
 
 type tokenKind int

@@ -8,16 +8,25 @@ import (
 	"github.com/gosqla/gosqla/asyncengine/driver"
 )
 
+// Statement is one statement of a pipeline, already in the dialect's placeholder style (see
+// Dialect.Bind).
+type Statement = driver.Statement
+
+// PipelineError reports which statement of a pipeline failed (Index, from 0) and why (Err, which
+// it unwraps to).
+type PipelineError = driver.PipelineError
+
 // Pipeline runs statements in order as one round trip where the driver can pipeline them
 // (PostgreSQL), else one after another in a single worker call. Statements must already use the
 // dialect's placeholders (see Dialect.Bind). The first failing statement stops the rest; its
-// index is reported through a *driver.PipelineError.
-func (c *Conn) Pipeline(ctx context.Context, stmts []driver.Statement) ([]*driver.Result, error) {
-	var rs []*driver.Result
+// index is reported through a *PipelineError, and the results of the statements before it are
+// returned.
+func (c *Conn) Pipeline(ctx context.Context, stmts []Statement) ([]*Result, error) {
+	var drs []*driver.Result
 	start := time.Now()
-	err := c.Do(ctx, func(dc driver.Conn) error {
+	err := c.guarded(ctx, func(dc driver.Conn) error {
 		var err error
-		rs, err = runStatements(ctx, dc, stmts)
+		drs, err = runStatements(ctx, dc, stmts)
 		return err
 	})
 	// keep the statement index outermost, and the disconnect with the statement's error
@@ -33,6 +42,13 @@ func (c *Conn) Pipeline(ctx context.Context, stmts []driver.Statement) ([]*drive
 		if err != nil {
 			c.echo(ctx, "(pipeline failed)", nil, start, err)
 		}
+	}
+	// one allocation for every result of the pipeline
+	vals := make([]Result, len(drs))
+	rs := make([]*Result, len(drs))
+	for i, r := range drs {
+		vals[i] = Result{columns: r.Columns, rows: r.Rows, rowsAffected: r.RowsAffected, pg: c.e.pg}
+		rs[i] = &vals[i]
 	}
 	return rs, err
 }

@@ -91,7 +91,7 @@ func (t *Tx) Commit(ctx context.Context) error {
 		return nil
 	}
 	aborted := false
-	if dc := t.c.Driver(); dc != nil {
+	if dc := t.c.driverConn(); dc != nil {
 		if f, ok := dc.(interface{ TxFailed() bool }); ok {
 			aborted = f.TxFailed()
 		}

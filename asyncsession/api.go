@@ -8,7 +8,6 @@ import (
 	"sync"
 
 	"github.com/gosqla/gosqla/asyncengine"
-	"github.com/gosqla/gosqla/asyncengine/driver"
 	"github.com/gosqla/gosqla/internal/structmap"
 )
 
@@ -120,7 +119,7 @@ func (s *Session) Contains(obj any) bool {
 func (s *Session) Flush(ctx context.Context) *asyncengine.Future[struct{}] {
 	o, f, resolve := newOp[struct{}](ctx)
 	o.flush = flushAll
-	o.apply = func(*Session, []*driver.Result) error { resolve(struct{}{}, nil); return nil }
+	o.apply = func(*Session, []*asyncengine.Result) error { resolve(struct{}{}, nil); return nil }
 	s.submit(o)
 	return f
 }
@@ -130,7 +129,7 @@ func (s *Session) Commit(ctx context.Context) *asyncengine.Future[struct{}] {
 	o, f, resolve := newOp[struct{}](ctx)
 	o.flush = flushAll
 	o.txEnd = commitTx
-	o.apply = func(s *Session, _ []*driver.Result) error {
+	o.apply = func(s *Session, _ []*asyncengine.Result) error {
 		for _, in := range s.objects {
 			in.addedInTx = false
 			if s.opts.expireOnCommit && in.state == statePersistent {
@@ -151,7 +150,7 @@ func (s *Session) Rollback(ctx context.Context) *asyncengine.Future[struct{}] {
 	o, f, resolve := newOp[struct{}](ctx)
 	o.rollback = true
 	o.txEnd = rollbackTx
-	o.apply = func(s *Session, _ []*driver.Result) error {
+	o.apply = func(s *Session, _ []*asyncengine.Result) error {
 		s.rolledBack(0)
 		resolve(struct{}{}, nil)
 		return nil
@@ -185,7 +184,7 @@ func (s *Session) rolledBack(gen int) {
 func (s *Session) Close() error {
 	o, f, resolve := newOp[struct{}](context.Background())
 	o.rollback, o.close, o.txEnd = true, true, rollbackTx
-	o.apply = func(s *Session, _ []*driver.Result) error {
+	o.apply = func(s *Session, _ []*asyncengine.Result) error {
 		s.rolledBack(0)
 		resolve(struct{}{}, nil)
 		return nil
@@ -217,11 +216,11 @@ func (s *Session) Execute(ctx context.Context, sql string, args ...any) *asyncen
 	}
 	o.autoflush = flushAll
 	o.reads = readsOf(sql)
-	o.build = func(*Session) ([]driver.Statement, error) {
-		return []driver.Statement{{SQL: sql, Args: args}}, nil
+	o.build = func(*Session) ([]asyncengine.Statement, error) {
+		return []asyncengine.Statement{{SQL: sql, Args: args}}, nil
 	}
-	o.apply = func(_ *Session, rs []*driver.Result) error {
-		resolve(asyncengine.NewResult(rs[0]), nil)
+	o.apply = func(_ *Session, rs []*asyncengine.Result) error {
+		resolve(rs[0], nil)
 		return nil
 	}
 	s.submit(o)
@@ -240,12 +239,12 @@ func (s *Session) BeginNested(ctx context.Context) *asyncengine.Future[*Savepoin
 	o, f, resolve := newOp[*Savepoint](ctx)
 	o.flush = flushAll
 	var sp *Savepoint
-	o.build = func(s *Session) ([]driver.Statement, error) {
+	o.build = func(s *Session) ([]asyncengine.Statement, error) {
 		s.gen++
 		sp = &Savepoint{s: s, name: fmt.Sprintf("gosqla_sp_%d", s.gen), gen: s.gen}
-		return []driver.Statement{{SQL: "SAVEPOINT " + sp.name}}, nil
+		return []asyncengine.Statement{{SQL: "SAVEPOINT " + sp.name}}, nil
 	}
-	o.apply = func(*Session, []*driver.Result) error { resolve(sp, nil); return nil }
+	o.apply = func(*Session, []*asyncengine.Result) error { resolve(sp, nil); return nil }
 	s.submit(o)
 	return f
 }
@@ -254,10 +253,10 @@ func (s *Session) BeginNested(ctx context.Context) *asyncengine.Future[*Savepoin
 func (sp *Savepoint) Commit(ctx context.Context) *asyncengine.Future[struct{}] {
 	o, f, resolve := newOp[struct{}](ctx)
 	o.flush = flushAll
-	o.build = func(*Session) ([]driver.Statement, error) {
-		return []driver.Statement{{SQL: "RELEASE SAVEPOINT " + sp.name}}, nil
+	o.build = func(*Session) ([]asyncengine.Statement, error) {
+		return []asyncengine.Statement{{SQL: "RELEASE SAVEPOINT " + sp.name}}, nil
 	}
-	o.apply = func(*Session, []*driver.Result) error { resolve(struct{}{}, nil); return nil }
+	o.apply = func(*Session, []*asyncengine.Result) error { resolve(struct{}{}, nil); return nil }
 	sp.s.submit(o)
 	return f
 }
@@ -267,10 +266,10 @@ func (sp *Savepoint) Commit(ctx context.Context) *asyncengine.Future[struct{}] {
 func (sp *Savepoint) Rollback(ctx context.Context) *asyncengine.Future[struct{}] {
 	o, f, resolve := newOp[struct{}](ctx)
 	o.rollback = true
-	o.build = func(*Session) ([]driver.Statement, error) {
-		return []driver.Statement{{SQL: "ROLLBACK TO SAVEPOINT " + sp.name}, {SQL: "RELEASE SAVEPOINT " + sp.name}}, nil
+	o.build = func(*Session) ([]asyncengine.Statement, error) {
+		return []asyncengine.Statement{{SQL: "ROLLBACK TO SAVEPOINT " + sp.name}, {SQL: "RELEASE SAVEPOINT " + sp.name}}, nil
 	}
-	o.apply = func(s *Session, _ []*driver.Result) error {
+	o.apply = func(s *Session, _ []*asyncengine.Result) error {
 		s.rolledBack(sp.gen)
 		resolve(struct{}{}, nil)
 		return nil
@@ -307,19 +306,19 @@ func (s *Session) Refresh(ctx context.Context, obj any) *asyncengine.Future[stru
 		return failed[struct{}](err)
 	}
 	o.engine = s.engineFor(m)
-	o.build = func(s *Session) ([]driver.Statement, error) {
+	o.build = func(s *Session) ([]asyncengine.Statement, error) {
 		in, ok := s.objects[obj]
 		if !ok || in.state == statePending {
 			return nil, fmt.Errorf("gosqla: Refresh of a %T that is not loaded in this session", obj)
 		}
-		return []driver.Statement{{SQL: selectByPK(o.engine.Dialect(), m), Args: loadedPK(in)}}, nil
+		return []asyncengine.Statement{{SQL: selectByPK(o.engine.Dialect(), m), Args: loadedPK(in)}}, nil
 	}
-	o.apply = func(s *Session, rs []*driver.Result) error {
+	o.apply = func(s *Session, rs []*asyncengine.Result) error {
 		in := s.objects[obj]
-		if len(rs[0].Rows) == 0 {
+		if rs[0].Len() == 0 {
 			return fmt.Errorf("gosqla: %T with key %v no longer exists: %w", obj, in.key.pk, asyncengine.ErrNoRows)
 		}
-		if err := in.load(rs[0].Columns, rs[0].Rows[0]); err != nil {
+		if err := in.load(rs[0], 0); err != nil {
 			return err
 		}
 		resolve(struct{}{}, nil)
@@ -404,20 +403,20 @@ func load[T any](ctx context.Context, s *Session, m *structmap.Model, key identi
 	o.engine = s.engineFor(m)
 	o.autoflush = flushInserts
 	sql := selectByPK(o.engine.Dialect(), m)
-	o.build = func(s *Session) ([]driver.Statement, error) {
+	o.build = func(s *Session) ([]asyncengine.Statement, error) {
 		if in, ok := s.identity[key]; ok && !in.expired {
 			return nil, nil // loaded by a request ahead of this one
 		}
-		return []driver.Statement{{SQL: sql, Args: args}}, nil
+		return []asyncengine.Statement{{SQL: sql, Args: args}}, nil
 	}
-	o.apply = func(s *Session, rs []*driver.Result) error {
+	o.apply = func(s *Session, rs []*asyncengine.Result) error {
 		var in *instance
 		switch {
 		case len(rs) == 0:
 			in = s.identity[key]
-		case len(rs[0].Rows) > 0:
+		case rs[0].Len() > 0:
 			var err error
-			if in, err = s.merge(m, rs[0].Columns, rs[0].Rows[0], false); err != nil {
+			if in, err = s.merge(m, rs[0], 0, false); err != nil {
 				return err
 			}
 		}
@@ -452,14 +451,14 @@ func Select[T any](ctx context.Context, s *Session, sql string, args ...any) *as
 	o.autoflush = flushAll
 	o.reads = readsOf(sql)
 	o.reads[tableWord(m)] = true
-	o.build = func(*Session) ([]driver.Statement, error) {
-		return []driver.Statement{{SQL: sql, Args: args}}, nil
+	o.build = func(*Session) ([]asyncengine.Statement, error) {
+		return []asyncengine.Statement{{SQL: sql, Args: args}}, nil
 	}
-	o.apply = func(s *Session, rs []*driver.Result) error {
-		if err := wholeRows(m, rs[0].Columns); err != nil {
+	o.apply = func(s *Session, rs []*asyncengine.Result) error {
+		if err := wholeRows(m, rs[0].Columns()); err != nil {
 			return err
 		}
-		out, err := loadAll[T](s, m, asyncengine.NewResult(rs[0]), false)
+		out, err := loadAll[T](s, m, rs[0], false)
 		if err != nil {
 			return err
 		}

@@ -3,7 +3,9 @@ package asyncsession
 import (
 	"bytes"
 	"context"
+	"reflect"
 	"strings"
+	"sync"
 	"unsafe"
 
 	"github.com/gosqla/gosqla/internal/structmap"
@@ -17,7 +19,9 @@ import (
 //     through a per-table index instead of a walk over every object;
 //   - each table's objects keep a byte copy of their struct as last loaded or flushed, side by
 //     side: an object whose memory equals it is unchanged without a field-by-field comparison
-//     (as with the snapshot, a pointer, slice or map field is compared as the reference).
+//     of its value fields. A field that refers to memory outside the struct (a pointer, slice,
+//     map or interface) can change in place with the same bytes, so those fields are always
+//     compared with their snapshot as well.
 
 // readsOf returns the lower-cased words of a statement: a superset of the tables it names.
 func readsOf(sql string) map[string]bool {
@@ -86,10 +90,59 @@ func (t *tableSet) raw(pos int) []byte {
 
 func (t *tableSet) changed(visit func(*instance)) {
 	for i, p := range t.ptrs {
-		if !t.ok[i] || !bytes.Equal(t.raw(i), unsafe.Slice((*byte)(p), t.size)) {
+		if !t.ok[i] || !bytes.Equal(t.raw(i), unsafe.Slice((*byte)(p), t.size)) || !t.ins[i].refsUnchanged() {
 			visit(t.ins[i])
 		}
 	}
+}
+
+// refFields lists, per model, the fields whose value refers to memory outside the struct.
+var refFields sync.Map // reflect.Type → []int (indexes into Model.Fields)
+
+func referencesOf(m *structmap.Model) []int {
+	if v, ok := refFields.Load(m.Type); ok {
+		return v.([]int)
+	}
+	var out []int
+	for i, f := range m.Fields {
+		if refersOutside(f.Type, 0) {
+			out = append(out, i)
+		}
+	}
+	refFields.Store(m.Type, out)
+	return out
+}
+
+func refersOutside(t reflect.Type, depth int) bool {
+	switch t.Kind() {
+	case reflect.Pointer, reflect.Slice, reflect.Map, reflect.Interface, reflect.Chan, reflect.Func, reflect.UnsafePointer:
+		return true
+	case reflect.Array:
+		return refersOutside(t.Elem(), depth+1)
+	case reflect.Struct:
+		if t == timeType {
+			return false // its location pointer is not the value
+		}
+		if depth > 8 {
+			return true
+		}
+		for i := range t.NumField() {
+			if refersOutside(t.Field(i).Type, depth+1) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// refsUnchanged compares the fields that can change in place with their snapshot.
+func (in *instance) refsUnchanged() bool {
+	for _, fi := range referencesOf(in.model) {
+		if !equal(in.v.FieldByIndex(in.model.Fields[fi].Index), in.snapshot[fi]) {
+			return false
+		}
+	}
+	return true
 }
 
 // index adds a registered object to, or removes it from, its table's set. Called locked.
@@ -152,7 +205,7 @@ func (in *instance) forgetRaw() {
 // false means "compare field by field".
 func (in *instance) unchanged() bool {
 	t := in.set
-	return t != nil && t.ok[in.pos] && bytes.Equal(t.raw(in.pos), in.memory())
+	return t != nil && t.ok[in.pos] && bytes.Equal(t.raw(in.pos), in.memory()) && in.refsUnchanged()
 }
 
 type noAutoflushKey struct{}

@@ -9,7 +9,6 @@ import (
 	"strings"
 
 	"github.com/gosqla/gosqla/asyncengine"
-	"github.com/gosqla/gosqla/asyncengine/driver"
 	"github.com/gosqla/gosqla/internal/structmap"
 )
 
@@ -75,27 +74,27 @@ func Upsert[T any](ctx context.Context, s *Session, objs []*T, conflictCols ...s
 		g.idx = append(g.idx, i)
 	}
 	batches = append(batches, groups...)
-	o.build = func(*Session) ([]driver.Statement, error) {
-		stmts := make([]driver.Statement, 0, len(batches))
+	o.build = func(*Session) ([]asyncengine.Statement, error) {
+		stmts := make([]asyncengine.Statement, 0, len(batches))
 		for _, b := range batches {
 			rows := make([]reflect.Value, len(b.idx))
 			for k, i := range b.idx {
 				rows[k] = reflect.ValueOf(objs[i]).Elem()
 			}
 			sql, args := valuesSQL(d, m, b.cols, rows)
-			stmts = append(stmts, driver.Statement{SQL: sql + onConflict(d, m, b.cols, conflictCols) + returning(d, m), Args: args})
+			stmts = append(stmts, asyncengine.Statement{SQL: sql + onConflict(d, m, b.cols, conflictCols) + returning(d, m), Args: args})
 		}
 		return stmts, nil
 	}
-	o.apply = func(s *Session, rs []*driver.Result) error {
+	o.apply = func(s *Session, rs []*asyncengine.Result) error {
 		out := make([]*T, len(objs))
 		for n, r := range rs {
 			b := batches[n]
-			if len(r.Rows) != len(b.idx) {
-				return fmt.Errorf("gosqla: Upsert into %s returned %d rows for %d objects", m.Table, len(r.Rows), len(b.idx))
+			if r.Len() != len(b.idx) {
+				return fmt.Errorf("gosqla: Upsert into %s returned %d rows for %d objects", m.Table, r.Len(), len(b.idx))
 			}
-			for k, row := range r.Rows {
-				in, err := s.mergeInto(m, r.Columns, row, objs[b.idx[k]])
+			for k := range r.Len() {
+				in, err := s.mergeInto(m, r, k, objs[b.idx[k]])
 				if err != nil {
 					return err
 				}
@@ -129,15 +128,15 @@ func onConflict(d *asyncengine.Dialect, m *structmap.Model, cols []*structmap.Fi
 
 // mergeInto merges a row as the state of its key, overwriting a loaded object; when none is
 // loaded, obj becomes the session's object for the key. Called locked.
-func (s *Session) mergeInto(m *structmap.Model, columns []string, row []any, obj any) (*instance, error) {
+func (s *Session) mergeInto(m *structmap.Model, r *asyncengine.Result, i int, obj any) (*instance, error) {
 	in := newInstance(obj, m)
-	if err := in.load(columns, row); err != nil {
+	if err := in.load(r, i); err != nil {
 		return nil, err
 	}
 	in.key = keyOf(m, in.v)
 	if loaded, ok := s.identity[in.key]; ok {
 		if loaded.ptr != obj {
-			if err := loaded.load(columns, row); err != nil {
+			if err := loaded.load(r, i); err != nil {
 				return nil, err
 			}
 		} else {
@@ -180,17 +179,16 @@ func InsertSeq[T any](ctx context.Context, s *Session, seq iter.Seq[*T]) *asynce
 	}
 	o, f, resolve := newOp[int64](ctx)
 	o.engine = s.engineFor(m)
+	names := make([]string, len(cols))
+	for i, f := range cols {
+		names[i] = f.Column
+	}
 	o.run = func(ctx context.Context, c *asyncengine.Conn) error {
-		var n int64
-		err := c.Do(ctx, func(dc driver.Conn) error {
-			var err error
-			if cp, ok := dc.(driver.Copier); ok {
-				n, err = copyRows(ctx, cp, m, cols, seq)
-			} else {
-				n, err = insertPages(ctx, dc, c.Dialect(), m, cols, seq)
-			}
-			return err
-		})
+		rows, seqErr := objectRows(cols, seq)
+		n, err := c.CopyFrom(ctx, m.Table, names, rows)
+		if *seqErr != nil {
+			err = *seqErr
+		}
 		if err == nil {
 			resolve(n, nil)
 		}
@@ -200,15 +198,13 @@ func InsertSeq[T any](ctx context.Context, s *Session, seq iter.Seq[*T]) *asynce
 	return f
 }
 
-func copyRows[T any](ctx context.Context, cp driver.Copier, m *structmap.Model, cols []*structmap.Field, seq iter.Seq[*T]) (int64, error) {
-	names := make([]string, len(cols))
-	for i, f := range cols {
-		names[i] = f.Column
-	}
+// objectRows turns objects into rows of column values, copied as each object is yielded (an
+// iterator may reuse one struct). The driver may read the rows on a goroutine of its own: the
+// sequence is pulled here so that its panic comes back as an error instead of killing the
+// process. The error the sequence caused is also left in *seqErr.
+func objectRows[T any](cols []*structmap.Field, seq iter.Seq[*T]) (iter.Seq2[[]any, error], *error) {
 	row := make([]any, len(cols))
-	// the driver may read the rows on a goroutine of its own: the sequence is pulled here so that
-	// its panic comes back as an error instead of killing the process
-	var seqErr error
+	seqErr := new(error)
 	rows := func(yield func([]any, error) bool) {
 		next, stop := iter.Pull(seq)
 		defer func() { _ = asyncengine.CatchPanic(func() error { stop(); return nil }) }()
@@ -216,12 +212,12 @@ func copyRows[T any](ctx context.Context, cp driver.Copier, m *structmap.Model, 
 			var obj *T
 			var ok bool
 			if err := asyncengine.CatchPanic(func() error { obj, ok = next(); return nil }); err != nil {
-				seqErr = err
+				*seqErr = err
 			} else if ok && obj == nil {
-				seqErr = nilElement(obj, i)
+				*seqErr = nilElement(obj, i)
 			}
-			if seqErr != nil {
-				yield(nil, seqErr)
+			if *seqErr != nil {
+				yield(nil, *seqErr)
 				return
 			}
 			if !ok {
@@ -236,47 +232,7 @@ func copyRows[T any](ctx context.Context, cp driver.Copier, m *structmap.Model, 
 			}
 		}
 	}
-	n, err := cp.CopyFrom(ctx, m.Table, names, rows)
-	if seqErr != nil {
-		return n, seqErr
-	}
-	return n, err
-}
-
-func insertPages[T any](ctx context.Context, dc driver.Conn, d *asyncengine.Dialect, m *structmap.Model, cols []*structmap.Field, seq iter.Seq[*T]) (int64, error) {
-	page := min(d.MaxParams/max(len(cols), 1), 1000)
-	var total int64
-	// Each yielded object is copied into a page-sized slab at yield time: an iterator may reuse
-	// one struct for every row, so the pointer it yields says nothing about earlier rows by the
-	// time the page is sent. The slab is reused, so a page costs no allocation per row.
-	slab := reflect.New(reflect.ArrayOf(page, m.Type)).Elem()
-	rows := make([]reflect.Value, 0, page)
-	flush := func() error {
-		if len(rows) == 0 {
-			return nil
-		}
-		sql, args := valuesSQL(d, m, cols, rows)
-		n, err := dc.Exec(ctx, sql, args)
-		total += n
-		rows = rows[:0]
-		return err
-	}
-	i := 0
-	for obj := range seq {
-		if obj == nil {
-			return total, nilElement(obj, i)
-		}
-		i++
-		row := slab.Index(len(rows))
-		row.Set(reflect.ValueOf(obj).Elem())
-		rows = append(rows, row)
-		if len(rows) == page {
-			if err := flush(); err != nil {
-				return total, err
-			}
-		}
-	}
-	return total, flush()
+	return rows, seqErr
 }
 
 func nilElement(obj any, i int) error {

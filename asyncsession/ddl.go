@@ -3,7 +3,9 @@ package asyncsession
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
+	"net/netip"
 	"reflect"
 	"sort"
 	"strings"
@@ -11,6 +13,7 @@ import (
 
 	"github.com/gosqla/gosqla/asyncengine"
 	"github.com/gosqla/gosqla/internal/structmap"
+	"github.com/jackc/pgx/v5/pgtype"
 )
 
 // CreateAll creates the tables of models (struct values or pointers) that do not exist yet, parents
@@ -27,6 +30,7 @@ func CreateAll(ctx context.Context, e *asyncengine.Engine, models ...any) error 
 			return err
 		}
 		stmts = append(stmts, stmt)
+		stmts = append(stmts, createIndexes(e.Dialect(), m)...)
 	}
 	return runDDL(ctx, e, stmts)
 }
@@ -85,7 +89,39 @@ var (
 	nullBool    = reflect.TypeFor[sql.NullBool]()
 	nullTime    = reflect.TypeFor[sql.NullTime]()
 	timeType    = reflect.TypeFor[time.Time]()
+	rawJSON     = reflect.TypeFor[json.RawMessage]()
+	uuidBytes   = reflect.TypeFor[[16]byte]()
+	duration    = reflect.TypeFor[time.Duration]()
+	prefix      = reflect.TypeFor[netip.Prefix]()
+	addr        = reflect.TypeFor[netip.Addr]()
 )
+
+// pgtypeColumns are pgx's nullable types, by the SQL type each declares (PostgreSQL, SQLite).
+var pgtypeColumns = map[reflect.Type][2]string{
+	reflect.TypeFor[pgtype.Numeric]():     {"numeric", "numeric"},
+	reflect.TypeFor[pgtype.UUID]():        {"uuid", "blob"},
+	reflect.TypeFor[pgtype.Interval]():    {"interval", "text"},
+	reflect.TypeFor[pgtype.Timestamptz](): {"timestamptz", "timestamp"},
+	reflect.TypeFor[pgtype.Timestamp]():   {"timestamp", "timestamp"},
+	reflect.TypeFor[pgtype.Date]():        {"date", "date"},
+	reflect.TypeFor[pgtype.Text]():        {"text", "text"},
+	reflect.TypeFor[pgtype.Int8]():        {"bigint", "integer"},
+	reflect.TypeFor[pgtype.Int4]():        {"integer", "integer"},
+	reflect.TypeFor[pgtype.Int2]():        {"smallint", "integer"},
+	reflect.TypeFor[pgtype.Float8]():      {"double precision", "real"},
+	reflect.TypeFor[pgtype.Bool]():        {"boolean", "boolean"},
+}
+
+// createIndexes creates the indexes the model's `index` tags ask for.
+func createIndexes(d *asyncengine.Dialect, m *structmap.Model) []string {
+	var out []string
+	for _, f := range m.Fields {
+		if f.Indexed {
+			out = append(out, "CREATE INDEX IF NOT EXISTS "+d.Quote(m.Table+"_"+f.Column+"_idx")+" ON "+d.Quote(m.Table)+" ("+d.Quote(f.Column)+")")
+		}
+	}
+	return out
+}
 
 // columnType returns the SQL type of a Go type, and whether NULL is allowed.
 func columnType(d *asyncengine.Dialect, t reflect.Type) (string, bool, error) {
@@ -115,6 +151,17 @@ func columnType(d *asyncengine.Dialect, t reflect.Type) (string, bool, error) {
 		return pick("timestamptz", "timestamp"), true, nil
 	case timeType:
 		return pick("timestamptz", "timestamp"), nullable, nil
+	case rawJSON:
+		return pick("jsonb", "text"), nullable, nil
+	case uuidBytes:
+		return pick("uuid", "blob"), nullable, nil
+	case duration:
+		return pick("interval", "bigint"), nullable, nil
+	case prefix, addr:
+		return pick("inet", "text"), nullable, nil
+	}
+	if types, ok := pgtypeColumns[t]; ok {
+		return pick(types[0], types[1]), true, nil
 	}
 	switch t.Kind() {
 	case reflect.Int, reflect.Int64, reflect.Uint32, reflect.Uint, reflect.Uint64:
@@ -131,6 +178,15 @@ func columnType(d *asyncengine.Dialect, t reflect.Type) (string, bool, error) {
 		if t.Elem().Kind() == reflect.Uint8 {
 			return pick("bytea", "blob"), nullable, nil
 		}
+		elem, _, err := columnType(d, t.Elem())
+		if err != nil || strings.HasSuffix(elem, "[]") {
+			break
+		}
+		// SQLite has no arrays; its closest is text, which holds what the application encodes
+		return pick(elem+"[]", "text"), nullable, nil
+	case reflect.Map, reflect.Struct:
+		// maps and structs are stored as JSON documents
+		return pick("jsonb", "text"), nullable, nil
 	}
 	return "", false, fmt.Errorf("no SQL type for Go type %s (use a basic type, time.Time, []byte, a pointer to one, or sql.Null*)", t)
 }
@@ -140,8 +196,11 @@ func createTable(d *asyncengine.Dialect, m *structmap.Model) (string, error) {
 	singlePK := len(m.PK) == 1
 	for _, f := range m.Fields {
 		typ, nullable, err := columnType(d, f.Type)
+		if f.SQLType != "" {
+			typ, err = f.SQLType, nil
+		}
 		if err != nil {
-			return "", &MappingError{Type: m.Type.String(), Field: f.Name, Reason: err.Error()}
+			return "", &MappingError{Type: m.Type.String(), Field: f.Name, Reason: err.Error() + "; or name the type with a `type=` tag option"}
 		}
 		def := d.Quote(f.Column) + " "
 		generatedKey := f.PK && singlePK && f.Default && (typ == "bigint" || typ == "integer")
@@ -157,7 +216,10 @@ func createTable(d *asyncengine.Dialect, m *structmap.Model) (string, error) {
 			} else if !nullable {
 				def += " NOT NULL"
 			}
-			if f.Default && !f.PK {
+			if f.Unique && !(f.PK && singlePK) {
+				def += " UNIQUE"
+			}
+			if f.Default && (!f.PK || typ == "uuid") {
 				def += " DEFAULT " + zeroDefault(typ)
 			}
 		}
@@ -188,6 +250,15 @@ func zeroDefault(typ string) string {
 		return "CURRENT_TIMESTAMP"
 	case "bytea", "blob":
 		return "''"
+	case "uuid":
+		return "gen_random_uuid()"
+	case "jsonb":
+		return "'{}'"
+	case "interval":
+		return "'0'"
+	}
+	if strings.HasSuffix(typ, "[]") {
+		return "'{}'"
 	}
 	return "0"
 }

@@ -145,6 +145,21 @@
 // identity map: COPY on PostgreSQL, multi-row INSERTs sized to the parameter limit on SQLite;
 // InsertSeq reads its sequence as it sends, so a million rows need the memory of one page.
 //
+// # Types and streaming
+//
+// Mapped fields are read by the driver's own type system (the table in the asyncengine package
+// documentation): a uuid key as [16]byte or string, numeric as pgtype.Numeric, string or float64,
+// jsonb as json.RawMessage, a struct or a map, arrays as slices, inet as netip.Prefix, interval
+// as time.Duration. A NULL into a field that cannot hold it, or a value out of its range, fails
+// the request with a *ConvertError naming the column; the object is left as it was. Slices and
+// maps are compared by content when a flush looks for changes, so changing an element in place is
+// written. CreateAll declares the matching column types, with the `unique`, `index` and (last)
+// `type=` tag options.
+//
+// Stream[T] runs a query in the session's transaction (after an autoflush) and yields objects as
+// the rows arrive, outside the identity map, so a large result is never held. The session serves
+// its other requests once the loop ends: the loop body must not wait for one of them.
+//
 // # Binds
 //
 // Bind routes a mapped type to another engine, groundwork for replicas and split databases. Each

@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"github.com/gosqla/gosqla/asyncengine"
-	"github.com/gosqla/gosqla/asyncengine/driver"
 	"github.com/gosqla/gosqla/internal/structmap"
 )
 
@@ -149,8 +148,8 @@ func levelsOf(groups ...[]*instance) map[string]int {
 // flushPlan gathers one engine's share of a flush.
 type flushPlan struct {
 	d        *asyncengine.Dialect
-	stmts    []driver.Statement
-	appliers []func(s *Session, rs []*driver.Result) error // one per statement
+	stmts    []asyncengine.Statement
+	appliers []func(s *Session, rs []*asyncengine.Result) error // one per statement
 
 	insertGroups []*insertGroup
 	ops          []func() error // statement builders, in order
@@ -265,15 +264,15 @@ func (fp *flushPlan) buildInsert(g *insertGroup) {
 		rows[i] = in.v
 	}
 	sql, args := valuesSQL(fp.d, g.m, g.cols, rows)
-	fp.stmts = append(fp.stmts, driver.Statement{SQL: sql + returning(fp.d, g.m), Args: args})
+	fp.stmts = append(fp.stmts, asyncengine.Statement{SQL: sql + returning(fp.d, g.m), Args: args})
 	ins := g.ins
-	fp.appliers = append(fp.appliers, func(s *Session, rs []*driver.Result) error {
+	fp.appliers = append(fp.appliers, func(s *Session, rs []*asyncengine.Result) error {
 		r := rs[0]
-		if len(r.Rows) != len(ins) {
-			return fmt.Errorf("gosqla: INSERT into %s returned %d rows for %d objects", g.m.Table, len(r.Rows), len(ins))
+		if r.Len() != len(ins) {
+			return fmt.Errorf("gosqla: INSERT into %s returned %d rows for %d objects", g.m.Table, r.Len(), len(ins))
 		}
 		for i, in := range ins {
-			if err := in.load(r.Columns, r.Rows[i]); err != nil {
+			if err := in.load(r, i); err != nil {
 				return err
 			}
 			in.key = keyOf(in.model, in.v)
@@ -306,7 +305,7 @@ func (fp *flushPlan) update(in *instance) {
 		old := make([]any, len(changed))
 		for k, fi := range changed {
 			old[k] = in.snapshot[fi]
-			in.snapshot[fi] = in.v.FieldByIndex(in.model.Fields[fi].Index).Interface()
+			in.snapshot[fi] = snapshotOf(in.v.FieldByIndex(in.model.Fields[fi].Index))
 		}
 		in.takeRaw()
 		fp.restores = append(fp.restores, func() {
@@ -315,8 +314,8 @@ func (fp *flushPlan) update(in *instance) {
 			}
 			in.forgetRaw()
 		})
-		fp.stmts = append(fp.stmts, driver.Statement{SQL: b.String(), Args: args})
-		fp.appliers = append(fp.appliers, func(s *Session, rs []*driver.Result) error {
+		fp.stmts = append(fp.stmts, asyncengine.Statement{SQL: b.String(), Args: args})
+		fp.appliers = append(fp.appliers, func(s *Session, rs []*asyncengine.Result) error {
 			if len(changed) > 0 {
 				old := in.key
 				in.key = keyOf(in.model, in.v)
@@ -368,8 +367,8 @@ func (fp *flushPlan) delete(in *instance) {
 		var b strings.Builder
 		b.WriteString("DELETE FROM " + fp.d.Quote(in.model.Table))
 		args := wherePK(&b, fp.d, in.model, nil, loadedPK(in))
-		fp.stmts = append(fp.stmts, driver.Statement{SQL: b.String(), Args: args})
-		fp.appliers = append(fp.appliers, func(s *Session, rs []*driver.Result) error {
+		fp.stmts = append(fp.stmts, asyncengine.Statement{SQL: b.String(), Args: args})
+		fp.appliers = append(fp.appliers, func(s *Session, rs []*asyncengine.Result) error {
 			s.forget(in)
 			return nil
 		})
@@ -386,7 +385,7 @@ func (fp *flushPlan) build() error {
 	return nil
 }
 
-func (fp *flushPlan) apply(s *Session, rs []*driver.Result) error {
+func (fp *flushPlan) apply(s *Session, rs []*asyncengine.Result) error {
 	for i, a := range fp.appliers {
 		if err := a(s, rs[i:i+1]); err != nil {
 			return err

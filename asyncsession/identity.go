@@ -75,8 +75,9 @@ func keyFor(m *structmap.Model, pk any) (identityKey, reflect.Value, error) {
 		return identityKey{}, v, fmt.Errorf("gosqla: %s has a primary key of %d column(s); got %d value(s)", m.Type, len(m.PK), len(vals))
 	}
 	for i, f := range m.PK {
-		if err := structmap.Assign(v.FieldByIndex(f.Index), vals[i]); err != nil {
-			return identityKey{}, v, err
+		if err := structmap.Assign(v.FieldByIndex(f.Index).Addr().Interface(), vals[i]); err != nil {
+			return identityKey{}, v, &asyncengine.ConvertError{Column: f.Column, To: f.Type.String(), Err: err,
+				Fix: fmt.Sprintf("pass the key as a %s", f.Type)}
 		}
 	}
 	return keyOf(m, v), v, nil
@@ -87,9 +88,32 @@ func (in *instance) takeSnapshot() {
 		in.snapshot = make([]any, len(in.model.Fields))
 	}
 	for i, f := range in.model.Fields {
-		in.snapshot[i] = in.v.FieldByIndex(f.Index).Interface()
+		in.snapshot[i] = snapshotOf(in.v.FieldByIndex(f.Index))
 	}
 	in.takeRaw()
+}
+
+// snapshotOf copies a field's value so that a change made in place (an element of a slice, a key
+// of a map) is seen as a change.
+func snapshotOf(v reflect.Value) any {
+	switch {
+	case v.Kind() == reflect.Slice && !v.IsNil():
+		cp := reflect.MakeSlice(v.Type(), v.Len(), v.Len())
+		reflect.Copy(cp, v)
+		return cp.Interface()
+	case v.Kind() == reflect.Pointer && !v.IsNil():
+		// a write through the pointer (*obj.Email = "x") changes what it points to
+		cp := reflect.New(v.Type().Elem())
+		cp.Elem().Set(v.Elem())
+		return cp.Interface()
+	case v.Kind() == reflect.Map && !v.IsNil():
+		cp := reflect.MakeMapWithSize(v.Type(), v.Len())
+		for it := v.MapRange(); it.Next(); {
+			cp.SetMapIndex(it.Key(), it.Value())
+		}
+		return cp.Interface()
+	}
+	return v.Interface()
 }
 
 // changed returns the fields whose value differs from the snapshot.
@@ -113,49 +137,61 @@ func equal(cur reflect.Value, old any) bool {
 	return reflect.DeepEqual(cur.Interface(), old)
 }
 
-// load stores a row (columns as returned) into the instance and takes a snapshot.
-func (in *instance) load(columns []string, row []any) error {
-	for j, c := range columns {
-		f := in.model.Column(c)
-		if f == nil {
-			continue
+// scanRow scans row i of r into a fresh struct of m's type, columns by their `db` tags (columns
+// without a field are ignored). A value that does not fit its field fails the whole row.
+func scanRow(m *structmap.Model, r *asyncengine.Result, i int) (reflect.Value, error) {
+	tmp := reflect.New(m.Type).Elem()
+	cols := r.Columns()
+	dest := make([]any, len(cols))
+	for j, c := range cols {
+		if f := m.Column(c); f != nil {
+			dest[j] = tmp.FieldByIndex(f.Index).Addr().Interface()
 		}
-		if err := structmap.Assign(in.v.FieldByIndex(f.Index), row[j]); err != nil {
-			if ce, ok := err.(*structmap.ConvertError); ok {
-				ce.Column = c
-			}
-			return err
+	}
+	if err := r.ScanRow(i, dest...); err != nil {
+		return reflect.Value{}, err
+	}
+	return tmp, nil
+}
+
+// store copies the mapped fields of row (scanned from columns) into the instance and takes a
+// snapshot.
+func (in *instance) store(row reflect.Value, columns []string) {
+	for _, c := range columns {
+		if f := in.model.Column(c); f != nil {
+			in.v.FieldByIndex(f.Index).Set(row.FieldByIndex(f.Index))
 		}
 	}
 	in.takeSnapshot()
 	in.expired = false
+}
+
+// load stores row i of r into the instance; on error the object is unchanged.
+func (in *instance) load(r *asyncengine.Result, i int) error {
+	row, err := scanRow(in.model, r, i)
+	if err != nil {
+		return err
+	}
+	in.store(row, r.Columns())
 	return nil
 }
 
-// merge returns the identity-map object for a row: the loaded one, refreshed when expired or
+// merge returns the identity-map object for row i of r: the loaded one, refreshed when expired or
 // when overwrite is set, or a new one registered in the map.
-func (s *Session) merge(m *structmap.Model, columns []string, row []any, overwrite bool) (*instance, error) {
-	tmp := reflect.New(m.Type)
-	for j, c := range columns {
-		if f := m.Column(c); f != nil && f.PK {
-			if err := structmap.Assign(tmp.Elem().FieldByIndex(f.Index), row[j]); err != nil {
-				return nil, err
-			}
-		}
+func (s *Session) merge(m *structmap.Model, r *asyncengine.Result, i int, overwrite bool) (*instance, error) {
+	row, err := scanRow(m, r, i)
+	if err != nil {
+		return nil, err
 	}
-	key := keyOf(m, tmp.Elem())
+	key := keyOf(m, row)
 	if in, ok := s.identity[key]; ok {
 		if in.expired || overwrite {
-			if err := in.load(columns, row); err != nil {
-				return nil, err
-			}
+			in.store(row, r.Columns())
 		}
 		return in, nil
 	}
-	in := newInstance(tmp.Interface(), m)
-	if err := in.load(columns, row); err != nil {
-		return nil, err
-	}
+	in := newInstance(row.Addr().Interface(), m)
+	in.takeSnapshot()
 	in.key = key
 	in.state = statePersistent
 	s.register(in)
@@ -179,8 +215,8 @@ func (s *Session) forget(in *instance) {
 // mappedResult is how a typed loader finds the identity-map objects of a result.
 func loadAll[T any](s *Session, m *structmap.Model, r *asyncengine.Result, overwrite bool) ([]*T, error) {
 	out := make([]*T, 0, r.Len())
-	for _, row := range r.Rows() {
-		in, err := s.merge(m, r.Columns(), row, overwrite)
+	for i := range r.Len() {
+		in, err := s.merge(m, r, i, overwrite)
 		if err != nil {
 			return nil, err
 		}

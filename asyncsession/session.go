@@ -5,10 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"runtime"
 	"sync"
 
 	"github.com/gosqla/gosqla/asyncengine"
-	"github.com/gosqla/gosqla/asyncengine/driver"
 	"github.com/gosqla/gosqla/internal/structmap"
 )
 
@@ -102,8 +102,8 @@ type op struct {
 	autoflush flushKind       // flushes when the session autoflushes
 	reads     map[string]bool // the words of its statement: an autoflush compares only their tables' objects
 	flush     flushKind       // flushes always (Flush, Commit)
-	build     func(s *Session) ([]driver.Statement, error)
-	apply     func(s *Session, rs []*driver.Result) error
+	build     func(s *Session) ([]asyncengine.Statement, error)
+	apply     func(s *Session, rs []*asyncengine.Result) error
 	run       func(ctx context.Context, c *asyncengine.Conn) error
 	fail      func(error)
 	txEnd     txEnd
@@ -163,10 +163,20 @@ func (s *Session) submit(o *op) {
 
 // drain serves the queue until it is empty, then exits: an idle session holds no goroutine.
 func (s *Session) drain() {
+	yielded := false
 	for {
 		s.mu.Lock()
 		batch := s.queue
 		s.queue = nil
+		if len(batch) == 0 && !yielded {
+			// the callers just woken often queue their next requests at once: give them the
+			// processor before deciding the queue is empty
+			yielded = true
+			s.mu.Unlock()
+			runtime.Gosched()
+			continue
+		}
+		yielded = false
 		if len(batch) == 0 {
 			s.draining = false
 			s.idle.Broadcast()
@@ -185,12 +195,12 @@ type part struct {
 	o      *op // nil for an autoflush, a BEGIN or an engine's COMMIT
 	by     *op // the request that planned it: its own error is not reported as an earlier failure
 	b      *bound
-	stmts  []driver.Statement
-	apply  func(s *Session, rs []*driver.Result) error
-	offset int              // where its statements start in the engine's pipeline
-	rs     []*driver.Result // filled by send
-	tx     txStep           // a BEGIN, COMMIT or ROLLBACK of the session's transaction
-	undo   func()           // puts a flush's changes back when its pipeline was never run
+	stmts  []asyncengine.Statement
+	apply  func(s *Session, rs []*asyncengine.Result) error
+	offset int                   // where its statements start in the engine's pipeline
+	rs     []*asyncengine.Result // filled by send
+	tx     txStep                // a BEGIN, COMMIT or ROLLBACK of the session's transaction
+	undo   func()                // puts a flush's changes back when its pipeline was never run
 }
 
 // round sends as many of the batch's requests as can travel together — one pipeline per engine —
@@ -268,7 +278,7 @@ func (s *Session) plan(parts []part, o *op) (out []part, err error) {
 			parts = s.add(parts, p)
 		}
 	}
-	var stmts []driver.Statement
+	var stmts []asyncengine.Statement
 	if o.build != nil {
 		var err error
 		if stmts, err = o.build(s); err != nil {
@@ -282,7 +292,7 @@ func (s *Session) plan(parts []part, o *op) (out []part, err error) {
 		}
 		for _, b := range s.bounds {
 			if b.inTx {
-				parts = append(parts, part{b: b, stmts: []driver.Statement{{SQL: end}}, tx: txEnds})
+				parts = append(parts, part{b: b, stmts: []asyncengine.Statement{{SQL: end}}, tx: txEnds})
 				b.inTx = false
 			}
 		}
@@ -293,7 +303,7 @@ func (s *Session) plan(parts []part, o *op) (out []part, err error) {
 // add appends p, preceded by BEGIN when its engine has no transaction open.
 func (s *Session) add(parts []part, p part) []part {
 	if len(p.stmts) > 0 && !p.b.inTx {
-		parts = append(parts, part{b: p.b, stmts: []driver.Statement{{SQL: s.opts.begin}}, tx: txBegins})
+		parts = append(parts, part{b: p.b, stmts: []asyncengine.Statement{{SQL: s.opts.begin}}, tx: txBegins})
 		p.b.inTx = true
 	}
 	return append(parts, p)
@@ -334,7 +344,7 @@ func (s *Session) finish(parts []part, errs map[*bound]error) error {
 		case failure != nil:
 			err = pendingRollback(failure)
 		case err != nil:
-			var pe *driver.PipelineError
+			var pe *asyncengine.PipelineError
 			switch {
 			case !errors.As(err, &pe):
 			case pe.Index >= p.offset+len(p.stmts) && len(p.rs) == len(p.stmts):
@@ -418,7 +428,7 @@ func (s *Session) releaseIdle() {
 func (s *Session) send(ctx context.Context, parts []part) map[*bound]error {
 	type pipeline struct {
 		b     *bound
-		stmts []driver.Statement
+		stmts []asyncengine.Statement
 	}
 	var pipes []pipeline // one per engine, in order of first use: rarely more than one
 	at := func(b *bound) *pipeline {
@@ -427,7 +437,7 @@ func (s *Session) send(ctx context.Context, parts []part) map[*bound]error {
 				return &pipes[i]
 			}
 		}
-		pipes = append(pipes, pipeline{b: b, stmts: make([]driver.Statement, 0, len(parts)+2)})
+		pipes = append(pipes, pipeline{b: b, stmts: make([]asyncengine.Statement, 0, len(parts)+2)})
 		return &pipes[len(pipes)-1]
 	}
 	for k := range parts {
@@ -457,7 +467,7 @@ func (s *Session) send(ctx context.Context, parts []part) map[*bound]error {
 	return errs
 }
 
-func (s *Session) pipeline(ctx context.Context, b *bound, stmts []driver.Statement) ([]*driver.Result, error) {
+func (s *Session) pipeline(ctx context.Context, b *bound, stmts []asyncengine.Statement) ([]*asyncengine.Result, error) {
 	if b.conn == nil {
 		c, err := b.e.Connect(ctx)
 		if err != nil {
@@ -506,7 +516,7 @@ func (s *Session) planExclusive(o *op) (parts []part, b *bound, err error) {
 	}
 	b = s.boundFor(o.engine)
 	if !b.inTx {
-		parts = append(parts, part{b: b, stmts: []driver.Statement{{SQL: s.opts.begin}}, tx: txBegins})
+		parts = append(parts, part{b: b, stmts: []asyncengine.Statement{{SQL: s.opts.begin}}, tx: txBegins})
 		b.inTx = true
 	}
 	for k := range parts {

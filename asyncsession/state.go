@@ -5,7 +5,6 @@ import (
 	"fmt"
 
 	"github.com/gosqla/gosqla/asyncengine"
-	"github.com/gosqla/gosqla/asyncengine/driver"
 )
 
 // txStep marks the parts that open or end the session's transaction, so that a pipeline the
@@ -37,7 +36,7 @@ func isUnsent(err error) bool {
 	if errors.As(err, &ns) {
 		return true
 	}
-	var pe *driver.PipelineError
+	var pe *asyncengine.PipelineError
 	return errors.As(err, &pe) && pe.NotExecuted
 }
 
@@ -48,7 +47,7 @@ func unsentError(err error, parts []part, k int) error {
 	if errors.As(err, &ns) {
 		return ns.err
 	}
-	var pe *driver.PipelineError
+	var pe *asyncengine.PipelineError
 	errors.As(err, &pe)
 	if p := parts[k]; p.by == culprit(parts, p.b, pe.Index) {
 		return pe.Err

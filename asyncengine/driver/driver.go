@@ -26,11 +26,58 @@ type Connector interface {
 	Close() error
 }
 
-// Result is a fully read statement result.
+// Column describes one result column.
+type Column struct {
+	Name string
+	// TypeName is the database's name of the column type ("numeric", "_text" for text[],
+	// "INTEGER" on SQLite), or "" when the driver does not know it.
+	TypeName string
+	// TypeOID is PostgreSQL's type OID, 0 elsewhere.
+	TypeOID uint32
+}
+
+// Result is a fully read statement result. Its rows are kept as the driver read them and are
+// scanned on demand by the driver's own rules, so that a value reaches its destination without
+// passing through a Go type of ours.
 type Result struct {
-	Columns      []string
-	Rows         [][]any
+	Columns      []Column
+	Rows         RowSet // nil for a statement without rows
 	RowsAffected int64
+}
+
+// Len is the number of rows.
+func (r *Result) Len() int {
+	if r.Rows == nil {
+		return 0
+	}
+	return r.Rows.Len()
+}
+
+// RowSet holds a result's rows. It may be scanned from any goroutine after the call that read it
+// returned, while its connection serves other calls, but by one goroutine at a time.
+type RowSet interface {
+	Len() int
+	// Scan stores the value of row i, column j into dest (a non-nil pointer) by the driver's
+	// rules; an error leaves dest as it was where the driver allows.
+	Scan(i, j int, dest any) error
+	// Value returns the value of row i, column j as its untyped Go value (nil for NULL).
+	Value(i, j int) (any, error)
+}
+
+// Rows is a result read as it arrives. It is used by one goroutine at a time and must be closed.
+type Rows interface {
+	Columns() []Column
+	// Next advances to the next row; false at the end or on an error (see Err).
+	Next() bool
+	// Scan stores column j of the current row into dest by the driver's rules.
+	Scan(j int, dest any) error
+	// Value returns column j of the current row as its untyped Go value.
+	Value(j int) (any, error)
+	Err() error
+	// Close discards the rows not read and releases the connection for the next call.
+	Close() error
+	// RowsAffected is known once Next returned false.
+	RowsAffected() int64
 }
 
 // Statement is one SQL statement with its positional arguments, already in the driver's placeholder
@@ -44,6 +91,9 @@ type Statement struct {
 type Conn interface {
 	// Query runs a statement and reads its whole result.
 	Query(ctx context.Context, sql string, args []any) (*Result, error)
+	// QueryRows runs a statement and returns its rows as they arrive; the connection serves no
+	// other call until they are closed.
+	QueryRows(ctx context.Context, sql string, args []any) (Rows, error)
 	// Exec runs a statement that returns no rows and reports the rows it affected.
 	Exec(ctx context.Context, sql string, args []any) (int64, error)
 	// Ping checks liveness with the cheapest round trip the server offers (never a prepared statement).

@@ -3,12 +3,10 @@
 package structmap
 
 import (
-	"database/sql"
 	"fmt"
 	"reflect"
 	"strings"
 	"sync"
-	"time"
 	"unicode"
 )
 
@@ -21,6 +19,9 @@ type Field struct {
 	PK      bool
 	Default bool   // the server fills it when the Go value is zero (serial, DEFAULT …)
 	FK      string // "table.column" it references, or ""
+	Unique  bool   // `unique`: CreateAll adds a UNIQUE constraint
+	Indexed bool   // `index`: CreateAll creates an index on the column
+	SQLType string // `type=…` (the last option): the column type CreateAll declares, instead of one from the Go type
 }
 
 // Model is a mapped struct type.
@@ -74,8 +75,6 @@ func Of(t reflect.Type) (*Model, error) {
 	return actual.(*Model), nil
 }
 
-var timeType = reflect.TypeFor[time.Time]()
-
 func build(t reflect.Type) (*Model, error) {
 	if t.Kind() != reflect.Struct {
 		return nil, &MappingError{Type: t.String(), Reason: "not a struct; map a struct type with `db` tags"}
@@ -114,8 +113,13 @@ func collect(m *Model, t reflect.Type, index []int) error {
 		if f.Column == "" {
 			f.Column = SnakeCase(sf.Name)
 		}
-		for _, opt := range parts[1:] {
+		for k, opt := range parts[1:] {
 			opt = strings.TrimSpace(opt)
+			if strings.HasPrefix(opt, "type=") {
+				// the last option: the type may hold commas, numeric(12,2)
+				f.SQLType = strings.TrimPrefix(strings.TrimSpace(strings.Join(parts[k+1:], ",")), "type=")
+				break
+			}
 			switch {
 			case opt == "pk":
 				f.PK = true
@@ -127,9 +131,13 @@ func collect(m *Model, t reflect.Type, index []int) error {
 					return &MappingError{Type: t.String(), Field: sf.Name, Reason: fmt.Sprintf("fk=%q must name table.column", ref)}
 				}
 				f.FK = ref
+			case opt == "unique":
+				f.Unique = true
+			case opt == "index":
+				f.Indexed = true
 			case opt == "":
 			default:
-				return &MappingError{Type: t.String(), Field: sf.Name, Reason: fmt.Sprintf("unknown tag option %q (allowed: pk, default, fk=table.column)", opt)}
+				return &MappingError{Type: t.String(), Field: sf.Name, Reason: fmt.Sprintf("unknown tag option %q (allowed: pk, default, fk=table.column, unique, index, type=SQL type)", opt)}
 			}
 		}
 		if _, dup := m.byColumn[f.Column]; dup {
@@ -159,82 +167,6 @@ func SnakeCase(s string) string {
 		}
 	}
 	return b.String()
-}
-
-// ConvertError reports a value that cannot be stored in a destination.
-type ConvertError struct {
-	Column string
-	From   string
-	To     string
-}
-
-func (e *ConvertError) Error() string {
-	col := ""
-	if e.Column != "" {
-		col = fmt.Sprintf(" for column %q", e.Column)
-	}
-	return fmt.Sprintf("gosqla: cannot store %s into %s%s", e.From, e.To, col)
-}
-
-// Assign stores a driver value into dst (settable). NULL stores the zero value; a pointer
-// destination gets nil for NULL.
-func Assign(dst reflect.Value, src any) error {
-	if dst.CanAddr() {
-		if sc, ok := dst.Addr().Interface().(sql.Scanner); ok {
-			return sc.Scan(src)
-		}
-	}
-	if src == nil {
-		dst.SetZero()
-		return nil
-	}
-	if dst.Kind() == reflect.Pointer {
-		v := reflect.New(dst.Type().Elem())
-		if err := Assign(v.Elem(), src); err != nil {
-			return err
-		}
-		dst.Set(v)
-		return nil
-	}
-	sv := reflect.ValueOf(src)
-	if dst.Kind() == reflect.Interface {
-		dst.Set(sv)
-		return nil
-	}
-	st := sv.Type()
-	switch {
-	case st.AssignableTo(dst.Type()):
-		dst.Set(sv)
-		return nil
-	case dst.Kind() == reflect.String && st.Kind() == reflect.Slice && st.Elem().Kind() == reflect.Uint8:
-		dst.SetString(string(sv.Bytes()))
-		return nil
-	case dst.Kind() == reflect.Slice && dst.Type().Elem().Kind() == reflect.Uint8 && st.Kind() == reflect.String:
-		dst.SetBytes([]byte(sv.String()))
-		return nil
-	case dst.Kind() == reflect.Bool && isInt(st.Kind()):
-		dst.SetBool(sv.Int() != 0)
-		return nil
-	case isNumber(dst.Kind()) && isNumber(st.Kind()):
-		dst.Set(sv.Convert(dst.Type()))
-		return nil
-	case dst.Type() == timeType && st.Kind() == reflect.String:
-		for _, layout := range []string{time.RFC3339Nano, "2006-01-02 15:04:05.999999999-07:00", "2006-01-02 15:04:05.999999999", "2006-01-02"} {
-			if t, err := time.Parse(layout, sv.String()); err == nil {
-				dst.Set(reflect.ValueOf(t))
-				return nil
-			}
-		}
-	case st.ConvertibleTo(dst.Type()) && st.Kind() == dst.Kind():
-		dst.Set(sv.Convert(dst.Type()))
-		return nil
-	}
-	return &ConvertError{From: st.String(), To: dst.Type().String()}
-}
-
-func isInt(k reflect.Kind) bool { return k >= reflect.Int && k <= reflect.Uint64 }
-func isNumber(k reflect.Kind) bool {
-	return isInt(k) || k == reflect.Float32 || k == reflect.Float64
 }
 
 // Value returns the value of field f of struct v, as a driver argument: nil pointers are NULL.

@@ -13,8 +13,10 @@ import (
 	"time"
 
 	"github.com/gosqla/gosqla/asyncengine/driver"
+	"github.com/gosqla/gosqla/asyncengine/internal/pgtypes"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
 )
 
 // IsDisconnect classifies pgx errors: a closed or reset socket, EOF, SQLSTATE class 08 and the
@@ -59,19 +61,33 @@ func (c *Conn) Query(ctx context.Context, sql string, args []any) (*driver.Resul
 	return readRows(rows)
 }
 
+// columns describes the result's columns, named by the connection's type map.
+func columns(m *pgtype.Map, fds []pgconn.FieldDescription) []driver.Column {
+	cols := make([]driver.Column, len(fds))
+	for i, fd := range fds {
+		cols[i] = driver.Column{Name: fd.Name, TypeOID: fd.DataTypeOID, TypeName: pgtypes.TypeName(m, fd.DataTypeOID)}
+	}
+	return cols
+}
+
+// readRows keeps the rows' cells as they came off the wire; they are scanned when the caller asks
+// for them, into the caller's own destinations.
 func readRows(rows pgx.Rows) (*driver.Result, error) {
 	defer rows.Close()
 	fds := rows.FieldDescriptions()
-	res := &driver.Result{Columns: make([]string, len(fds))}
-	for i, fd := range fds {
-		res.Columns[i] = fd.Name
-	}
-	for rows.Next() {
-		vals, err := rows.Values()
-		if err != nil {
-			return nil, err
+	// the result and its cells in one allocation
+	rc := &struct {
+		driver.Result
+		cells pgtypes.Cells
+	}{}
+	res := &rc.Result
+	res.Columns = columns(rows.Conn().TypeMap(), fds)
+	if len(fds) > 0 {
+		rc.cells.Init(len(fds), func(i int) (uint32, int16) { return fds[i].DataTypeOID, fds[i].Format })
+		for rows.Next() {
+			rc.cells.Append(rows.RawValues())
 		}
-		res.Rows = append(res.Rows, vals)
+		res.Rows = &rc.cells
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
@@ -80,6 +96,45 @@ func readRows(rows pgx.Rows) (*driver.Result, error) {
 	res.RowsAffected = rows.CommandTag().RowsAffected()
 	return res, nil
 }
+
+// QueryRows returns the rows as they arrive, scanned with the connection's own type map (so types
+// registered on the connection are known).
+func (c *Conn) QueryRows(ctx context.Context, sql string, args []any) (driver.Rows, error) {
+	rows, err := c.pc.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, err
+	}
+	return &liveRows{rows: rows, m: c.pc.TypeMap(), cols: columns(c.pc.TypeMap(), rows.FieldDescriptions())}, nil
+}
+
+type liveRows struct {
+	rows pgx.Rows
+	m    *pgtype.Map
+	cols []driver.Column
+	fds  []pgconn.FieldDescription
+	raw  [][]byte
+}
+
+func (r *liveRows) Columns() []driver.Column { return r.cols }
+func (r *liveRows) Next() bool {
+	if !r.rows.Next() {
+		return false
+	}
+	r.fds, r.raw = r.rows.FieldDescriptions(), r.rows.RawValues()
+	return true
+}
+func (r *liveRows) Scan(j int, dest any) error {
+	return r.m.Scan(r.fds[j].DataTypeOID, r.fds[j].Format, r.raw[j], dest)
+}
+func (r *liveRows) Value(j int) (any, error) {
+	return pgtypes.Decode(r.m, r.fds[j].DataTypeOID, r.fds[j].Format, r.raw[j])
+}
+func (r *liveRows) Err() error { return r.rows.Err() }
+func (r *liveRows) Close() error {
+	r.rows.Close()
+	return r.rows.Err()
+}
+func (r *liveRows) RowsAffected() int64 { return r.rows.CommandTag().RowsAffected() }
 
 func (c *Conn) Exec(ctx context.Context, sql string, args []any) (int64, error) {
 	tag, err := c.pc.Exec(ctx, sql, args...)
@@ -99,13 +154,24 @@ func (c *Conn) Pipeline(ctx context.Context, stmts []driver.Statement) ([]*drive
 	}
 	br := c.pc.SendBatch(ctx, &b)
 	results := make([]*driver.Result, 0, len(stmts))
-	for i := range stmts {
-		rows, err := br.Query()
-		if err == nil {
-			var r *driver.Result
-			if r, err = readRows(rows); err == nil {
-				results = append(results, r)
+	plain := make([]driver.Result, len(stmts)) // the results without rows, in one allocation
+	for i, st := range stmts {
+		var err error
+		if noRows(st.SQL) {
+			var tag pgconn.CommandTag
+			if tag, err = br.Exec(); err == nil {
+				plain[i].RowsAffected = tag.RowsAffected()
+				results = append(results, &plain[i])
 				continue
+			}
+		} else {
+			var rows pgx.Rows
+			if rows, err = br.Query(); err == nil {
+				var r *driver.Result
+				if r, err = readRows(rows); err == nil {
+					results = append(results, r)
+					continue
+				}
 			}
 		}
 		_ = br.Close()
@@ -115,6 +181,38 @@ func (c *Conn) Pipeline(ctx context.Context, stmts []driver.Statement) ([]*drive
 		return results, &driver.PipelineError{Index: len(stmts) - 1, Err: err}
 	}
 	return results, nil
+}
+
+// noRows reports statements that cannot return rows: transaction control, and INSERT, UPDATE and
+// DELETE without RETURNING. A pipeline reads their command tag only.
+func noRows(sql string) bool {
+	word := firstWord(sql)
+	switch {
+	case strings.EqualFold(word, "INSERT"), strings.EqualFold(word, "UPDATE"), strings.EqualFold(word, "DELETE"):
+		return !containsFold(sql, "returning")
+	case strings.EqualFold(word, "BEGIN"), strings.EqualFold(word, "COMMIT"), strings.EqualFold(word, "ROLLBACK"),
+		strings.EqualFold(word, "SAVEPOINT"), strings.EqualFold(word, "RELEASE"), strings.EqualFold(word, "END"):
+		return true
+	}
+	return false
+}
+
+func firstWord(sql string) string {
+	sql = strings.TrimLeft(sql, " \t\r\n")
+	if i := strings.IndexAny(sql, " \t\r\n;"); i >= 0 {
+		return sql[:i]
+	}
+	return sql
+}
+
+// containsFold reports whether s contains the lower-case ASCII word w in any case.
+func containsFold(s, w string) bool {
+	for i := 0; i+len(w) <= len(s); i++ {
+		if s[i]|0x20 == w[0] && strings.EqualFold(s[i:i+len(w)], w) {
+			return true
+		}
+	}
+	return false
 }
 
 // pipelineError reports the failing statement of a pipeline. A batch prepares and encodes every
@@ -143,8 +241,7 @@ func allTxControl(stmts []driver.Statement) bool {
 		if len(s.Args) > 0 || strings.Contains(s.SQL, ";") {
 			return false // a ";" could hide another statement behind a SAVEPOINT
 		}
-		word, _, _ := strings.Cut(strings.TrimSpace(s.SQL), " ")
-		switch strings.ToUpper(word) {
+		switch strings.ToUpper(firstWord(s.SQL)) {
 		case "BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE":
 		default:
 			return false

@@ -13,6 +13,9 @@ import (
 	"time"
 
 	"github.com/gosqla/gosqla/asyncengine/driver"
+	"github.com/gosqla/gosqla/asyncengine/internal/pgtypes"
+	"github.com/gosqla/gosqla/internal/structmap"
+	"github.com/jackc/pgx/v5/pgtype"
 )
 
 // Connector opens connections through a *sql.DB that keeps no idle connections of its own: the
@@ -82,47 +85,167 @@ func (c *Connector) Connect(ctx context.Context) (driver.Conn, error) {
 		}
 		return nil, err
 	}
-	return &Conn{sc: sc, isClosed: c.isClosed}, nil
+	return &Conn{sc: sc, dialect: c.dialect, isClosed: c.isClosed}, nil
 }
 
 // Conn is one pinned database/sql connection.
 type Conn struct {
 	sc       *sql.Conn
+	dialect  string
 	isClosed func(any) bool
 	inTx     bool
 	closed   bool
 }
 
 func (c *Conn) Query(ctx context.Context, query string, args []any) (*driver.Result, error) {
+	rows, err := c.QueryRows(ctx, query, args)
+	if err != nil {
+		return nil, err
+	}
+	lr := rows.(*liveRows)
+	defer lr.rows.Close()
+	res := &driver.Result{Columns: lr.conv.cols}
+	var vals []any
+	for lr.Next() {
+		vals = append(vals, lr.vals...)
+	}
+	if err := lr.Close(); err != nil {
+		return nil, err
+	}
+	if len(lr.conv.cols) > 0 {
+		res.Rows = &bufferedRows{conv: lr.conv, vals: vals}
+	}
+	res.RowsAffected = lr.n
+	return res, nil
+}
+
+// QueryRows returns the rows as database/sql reads them.
+func (c *Conn) QueryRows(ctx context.Context, query string, args []any) (driver.Rows, error) {
 	rows, err := c.sc.QueryContext(ctx, query, args...)
 	if err != nil {
 		c.afterError(err)
 		return nil, err
 	}
-	defer rows.Close()
-	cols, err := rows.Columns()
+	conv, err := c.converter(rows)
+	if err != nil {
+		rows.Close()
+		return nil, err
+	}
+	lr := &liveRows{c: c, query: query, rows: rows, conv: conv, vals: make([]any, len(conv.cols)), ptrs: make([]any, len(conv.cols))}
+	for i := range lr.vals {
+		lr.ptrs[i] = &lr.vals[i]
+	}
+	return lr, nil
+}
+
+// converter describes the columns and picks the scan rules: pgx's type map for PostgreSQL, so that
+// both PostgreSQL drivers fill a destination alike, else database/sql's own conversions.
+func (c *Conn) converter(rows *sql.Rows) (*converter, error) {
+	types, err := rows.ColumnTypes()
 	if err != nil {
 		return nil, err
 	}
-	res := &driver.Result{Columns: cols}
-	ptrs := make([]any, len(cols)) // one set of scan targets, pointed at each row's values
-	for rows.Next() {
-		vals := make([]any, len(cols))
-		for i := range vals {
-			ptrs[i] = &vals[i]
-		}
-		if err := rows.Scan(ptrs...); err != nil {
-			c.afterError(err)
-			return nil, err
-		}
-		res.Rows = append(res.Rows, vals)
+	conv := &converter{cols: make([]driver.Column, len(types)), pg: c.dialect == "postgresql"}
+	var m *pgtype.Map
+	if conv.pg {
+		m = pgtypes.Map()
+		defer pgtypes.Release(m)
 	}
-	if err := rows.Err(); err != nil {
-		c.afterError(err)
-		return nil, err
+	for i, t := range types {
+		conv.cols[i] = driver.Column{Name: t.Name(), TypeName: t.DatabaseTypeName()}
+		if conv.pg {
+			oid := pgtypes.OIDForName(m, t.DatabaseTypeName())
+			conv.cols[i].TypeOID = oid
+			conv.cols[i].TypeName = pgtypes.TypeName(m, oid)
+		}
 	}
-	c.track(query)
-	return res, nil
+	return conv, nil
+}
+
+type converter struct {
+	cols []driver.Column
+	pg   bool
+}
+
+func (cv *converter) scan(j int, v, dest any) error {
+	if !cv.pg {
+		return structmap.Assign(dest, v)
+	}
+	m := pgtypes.Map()
+	err := pgtypes.ScanValue(m, cv.cols[j].TypeOID, v, dest)
+	pgtypes.Release(m)
+	return err
+}
+
+func (cv *converter) value(j int, v any) (any, error) {
+	if !cv.pg {
+		return v, nil
+	}
+	m := pgtypes.Map()
+	out, err := pgtypes.DecodeValue(m, cv.cols[j].TypeOID, v)
+	pgtypes.Release(m)
+	return out, err
+}
+
+type liveRows struct {
+	c     *Conn
+	query string
+	rows  *sql.Rows
+	conv  *converter
+	vals  []any
+	ptrs  []any
+	n     int64
+	err   error
+}
+
+func (r *liveRows) Columns() []driver.Column { return r.conv.cols }
+func (r *liveRows) Next() bool {
+	if r.err != nil || !r.rows.Next() {
+		return false
+	}
+	clear(r.vals)
+	if err := r.rows.Scan(r.ptrs...); err != nil {
+		r.err = err
+		return false
+	}
+	r.n++
+	return true
+}
+func (r *liveRows) Scan(j int, dest any) error { return r.conv.scan(j, r.vals[j], dest) }
+func (r *liveRows) Value(j int) (any, error)   { return r.conv.value(j, r.vals[j]) }
+func (r *liveRows) Err() error {
+	if r.err != nil {
+		return r.err
+	}
+	return r.rows.Err()
+}
+func (r *liveRows) Close() error {
+	cerr := r.rows.Close()
+	err := r.Err()
+	if err == nil {
+		err = cerr
+	}
+	if err != nil {
+		r.c.afterError(err)
+		return err
+	}
+	r.c.track(r.query)
+	return nil
+}
+func (r *liveRows) RowsAffected() int64 { return r.n }
+
+// bufferedRows keeps the values database/sql handed over, converted when scanned.
+type bufferedRows struct {
+	conv *converter
+	vals []any // row-major
+}
+
+func (b *bufferedRows) Len() int { return len(b.vals) / len(b.conv.cols) }
+func (b *bufferedRows) Scan(i, j int, dest any) error {
+	return b.conv.scan(j, b.vals[i*len(b.conv.cols)+j], dest)
+}
+func (b *bufferedRows) Value(i, j int) (any, error) {
+	return b.conv.value(j, b.vals[i*len(b.conv.cols)+j])
 }
 
 func (c *Conn) Exec(ctx context.Context, query string, args []any) (int64, error) {

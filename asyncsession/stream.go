@@ -1,0 +1,66 @@
+package asyncsession
+
+import (
+	"context"
+	"iter"
+	"reflect"
+
+	"github.com/gosqla/gosqla/asyncengine"
+	"github.com/gosqla/gosqla/internal/structmap"
+)
+
+// Stream runs a query in the session's transaction (after an autoflush) and yields its rows as
+// objects of type T as they arrive, without holding the result: a loop over a million rows takes
+// the memory of one. Streamed objects stay outside the identity map. The session serves its other
+// requests after the loop ends, so the loop body must not wait for one of them; ending the loop
+// early discards the rest of the result. Cancelling ctx stops the query and, like any failed
+// statement, leaves the transaction to be rolled back.
+func Stream[T any](ctx context.Context, s *Session, sql string, args ...any) iter.Seq2[*T, error] {
+	return func(yield func(*T, error) bool) {
+		m, err := structmap.Of(reflect.TypeFor[T]())
+		if err != nil {
+			yield(nil, err)
+			return
+		}
+		o, f, resolve := newOp[struct{}](ctx)
+		o.engine = s.engineFor(m)
+		conns := make(chan *asyncengine.Conn)
+		done := make(chan error, 1)
+		o.run = func(ctx context.Context, c *asyncengine.Conn) error {
+			select {
+			case conns <- c:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			err := <-done
+			if err == nil {
+				resolve(struct{}{}, nil)
+			}
+			return err
+		}
+		s.submit(o)
+		var c *asyncengine.Conn
+		select {
+		case c = <-conns:
+		case <-f.Done():
+			_, err := f.Await(ctx)
+			yield(nil, err)
+			return
+		}
+		var failure error
+		defer func() {
+			done <- failure
+			_, _ = f.Await(context.WithoutCancel(ctx))
+		}()
+		for v, err := range asyncengine.ScanEach[T](c.Stream(ctx, sql, args...)) {
+			if err != nil {
+				failure = err
+				yield(nil, err)
+				return
+			}
+			if !yield(&v, nil) {
+				return
+			}
+		}
+	}
+}
