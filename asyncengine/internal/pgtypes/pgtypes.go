@@ -12,17 +12,40 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 )
 
-// maps lends type maps to results scanned after their connection went back to the pool: a
-// *pgtype.Map caches scan plans and is not safe for concurrent use, and a connection's own map is
-// in use by whoever holds the connection next. Types registered on a connection only are unknown
-// to these maps; such columns scan as text.
-var maps = sync.Pool{New: func() any { return pgtype.NewMap() }}
+// Maps are lent to results scanned after their connection went back to the pool: a *pgtype.Map
+// caches scan plans and is not safe for concurrent use, and a connection's own map is in use by
+// whoever holds the connection next. The lent maps are kept in a free list rather than a
+// sync.Pool, which a garbage collection empties: a fresh map plans every scan again. Types
+// registered on a connection only are unknown to these maps; such columns scan as text.
+var (
+	mapsMu sync.Mutex
+	maps   []*pgtype.Map
+)
+
+// maxFreeMaps bounds the free list: more maps than scans running at once are never needed.
+const maxFreeMaps = 256
 
 // Map lends a type map; Release returns it.
-func Map() *pgtype.Map { return maps.Get().(*pgtype.Map) }
+func Map() *pgtype.Map {
+	mapsMu.Lock()
+	if n := len(maps); n > 0 {
+		m := maps[n-1]
+		maps = maps[:n-1]
+		mapsMu.Unlock()
+		return m
+	}
+	mapsMu.Unlock()
+	return pgtype.NewMap()
+}
 
 // Release returns a map lent by Map.
-func Release(m *pgtype.Map) { maps.Put(m) }
+func Release(m *pgtype.Map) {
+	mapsMu.Lock()
+	if len(maps) < maxFreeMaps {
+		maps = append(maps, m)
+	}
+	mapsMu.Unlock()
+}
 
 // TypeName names a type OID as pgx's map does, or "" when it does not know it.
 func TypeName(m *pgtype.Map, oid uint32) string {
