@@ -140,6 +140,15 @@ func (r *Replication) shutdown() {
 	r.Primary.shutdown()
 }
 
+// NewDatabase creates a database on the primary for this test, waits until every standby has it,
+// and returns its name (URLs gives its URLs). It is dropped when the test ends.
+func (r *Replication) NewDatabase(t testing.TB) string {
+	t.Helper()
+	db := DatabaseName(r.Primary.NewDatabase(t))
+	r.CatchUp(t)
+	return db
+}
+
 // URLs returns the URL of database db on the primary and on each standby.
 func (r *Replication) URLs(db string) (primary string, standbys []string) {
 	for _, s := range r.Standbys {

@@ -39,7 +39,7 @@ func count(t *testing.T, url string) int {
 // The kit's whole life cycle: stream, lag on demand, catch up, lose the primary, promote.
 func TestReplication(t *testing.T) {
 	r := enginetest.NewReplication(t, enginetest.ReplicationOptions{Standbys: 2})
-	db := enginetest.DatabaseName(r.Primary.NewDatabase(t))
+	db := r.NewDatabase(t)
 	primary, standbys := r.URLs(db)
 	require.False(t, r.Primary.InRecovery(t))
 	require.True(t, r.Standbys[0].InRecovery(t))
