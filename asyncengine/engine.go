@@ -43,6 +43,9 @@ func NewWithConfig(cfg *Config) (*Engine, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
+	if err := cfg.Replica.refuseInEngine(); err != nil {
+		return nil, err
+	}
 	e := &Engine{cfg: cfg, dialect: dialectFor(cfg.Dialect)}
 	if cfg.Echo {
 		e.log = cfg.Logger
