@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
+	"strings"
 	"sync/atomic"
 
 	"github.com/gosqla/gosqla/asyncengine/driver"
@@ -112,7 +113,11 @@ func newConnector(cfg *Config) (driver.Connector, error) {
 	open, _ := driver.Lookup(string(cfg.Driver)) // validate saw it registered
 	c, err := open(driver.Config{DSN: cfg.DSN, StatementCache: string(cfg.StatementCache), CancelGrace: cfg.CancelGrace})
 	if err != nil {
-		return nil, secretsOf(cfg.DSN).clean(&ConfigError{Value: cfg.String(), Err: err})
+		ce := &ConfigError{Value: cfg.String(), Err: err}
+		if strings.Contains(err.Error(), "target_session_attrs") {
+			ce.Allowed = "target_session_attrs=any, read-write, read-only, primary, standby, prefer-standby"
+		}
+		return nil, secretsOf(cfg.DSN).clean(ce)
 	}
 	return c, nil
 }

@@ -147,6 +147,7 @@ func TestTargetSessionAttrsUnknown(t *testing.T) {
 	require.ErrorIs(t, err, asyncengine.ErrInvalidConfig)
 	require.Contains(t, err.Error(), "target_session_attrs")
 	require.Contains(t, err.Error(), "writable")
+	require.Contains(t, err.Error(), "prefer-standby")
 }
 
 func waitUntil(t *testing.T, cond func() bool) {
