@@ -73,16 +73,18 @@ func (e *Engine) BeginRetry(ctx context.Context, p RetryPolicy, fn func(*Conn) e
 			return nil
 		})
 		if err != nil && committing {
-			return e.commitError(err)
+			return e.ClassifyCommitError(err)
 		}
 		return err
 	})
 }
 
-// commitError classifies an error of COMMIT: the server's own answer (a serialization failure,
-// a deferred constraint, ErrPendingRollback) says that nothing was committed; a lost connection
-// or a cancelled context after COMMIT was sent leaves the outcome unknown.
-func (e *Engine) commitError(err error) error {
+// ClassifyCommitError classifies an error returned by COMMIT (for wrappers that commit
+// themselves, such as a session's): the server's own answer (a serialization failure, a deferred
+// constraint, ErrPendingRollback) says that nothing was committed and comes back as it is; a
+// lost connection or a cancelled context after COMMIT was sent leaves the outcome unknown and
+// comes back as a *CommitUnknownError.
+func (e *Engine) ClassifyCommitError(err error) error {
 	var coded interface{ SQLState() string }
 	if errors.Is(err, ErrPendingRollback) || errors.As(err, &coded) && !e.connector.IsDisconnect(err) {
 		return err
