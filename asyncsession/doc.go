@@ -96,7 +96,8 @@
 // panic; Maker.BeginRetry runs it again, on a new session, after a serialization failure, a
 // deadlock or a connection lost before COMMIT (asyncengine.RetryPolicy). Go has no
 // thread-locals: a request's context.Context is its scope. Maker.Scope returns a context carrying
-// a new session and the function that removes it (closing the session); FromContext finds it; Maker.Middleware does this for every HTTP request.
+// a new session and the function that removes it (closing the session); FromContext finds it;
+// Maker.Middleware does this for every HTTP request.
 //
 // # Sync-style code, upserts and bulk loads
 //
