@@ -387,6 +387,24 @@ func (rs *ReplicaSet) ConnectReplica(ctx context.Context) (*Conn, error) {
 	return c, err
 }
 
+// ReadEngine is the engine a read with ctx would go to now: a healthy replica that has replayed
+// ctx's ReadYourWrites (checked on one of its connections), else the primary. It serves code that
+// runs its own reads, such as a read-only session: asyncsession.New(eng). A replica's replay
+// position only moves forward, so every later read on it sees those writes too; a replica that
+// fails later is not taken out of routing by such reads.
+func (rs *ReplicaSet) ReadEngine(ctx context.Context) (*Engine, error) {
+	c, m, err := rs.readConn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c.Close()
+	return m.e, nil
+}
+
+// ObserveWrites advances ctx's ReadYourWrites past every commit made on the primary so far: call
+// it after writing through something other than the set, such as a session on rs.Primary().
+func (rs *ReplicaSet) ObserveWrites(ctx context.Context) error { return rs.observe(ctx, nil) }
+
 func (m *member) takeOut(d time.Duration) {
 	m.failures.Add(1)
 	m.downUntil.Store(time.Now().Add(d).UnixNano())

@@ -199,11 +199,33 @@ func TestReadYourWrites(t *testing.T) {
 	r.Standbys[0].PauseReplay(t)
 	r.Standbys[1].PauseReplay(t)
 	stale, onReplicas := rounds(20)
+	// writes made around the set (a session on the primary) are observed after they commit, and
+	// ReadEngine then picks the primary while the replicas have not replayed them
+	rw, err := asyncengine.NewReadYourWrites("")
+	require.NoError(t, err)
+	rwctx := asyncengine.WithReadYourWrites(ctx, rw)
+	_, err = rs.Primary().Exec(ctx, "UPDATE counter SET n = n + 1")
+	require.NoError(t, err)
+	require.NoError(t, rs.ObserveWrites(rwctx))
+	eng, err := rs.ReadEngine(rwctx)
+	require.NoError(t, err)
+	require.Same(t, rs.Primary(), eng)
 	r.Standbys[0].ResumeReplay(t)
 	r.Standbys[1].ResumeReplay(t)
 	t.Logf("replay paused: %d stale reads of 20, %d served by replicas", stale, onReplicas)
 	require.Zero(t, stale)
 	require.Zero(t, onReplicas)
+
+	eng, err = rs.ReadEngine(rwctx) // now a replica within the wait, or the primary: never stale
+	require.NoError(t, err)
+	res, err := eng.Query(ctx, "SELECT n FROM counter")
+	require.NoError(t, err)
+	var seen, latest int
+	require.NoError(t, res.One(&seen))
+	res, err = rs.Primary().Query(ctx, "SELECT n FROM counter")
+	require.NoError(t, err)
+	require.NoError(t, res.One(&latest))
+	require.Equal(t, latest, seen)
 
 	stale, onReplicas = rounds(50)
 	t.Logf("replay running: %d stale reads of 50, %d served by replicas", stale, onReplicas)
@@ -316,4 +338,32 @@ func TestReplicaSetMisconfigured(t *testing.T) {
 	var rse *asyncengine.ReplicaSetError
 	require.ErrorAs(t, err, &rse)
 	require.Contains(t, rse.Member, other)
+}
+
+// Through PgBouncer in transaction mode in front of the primary, writes and the WAL positions
+// read after them travel on whatever server connection is free: read-your-writes still holds.
+func TestReplicaSetThroughPgBouncer(t *testing.T) {
+	t.Parallel()
+	r := enginetest.SharedReplication(t)
+	db := r.NewDatabase(t)
+	ctx := ctxT(t)
+	primary := r.Primary.PgBouncer(t, r.Primary.URL(db))
+	rs, err := asyncengine.NewReplicaSet(withQuery(primary, fmt.Sprintf("statement_cache=describe&replicas=127.0.0.1:%d", r.Standbys[0].Port())))
+	require.NoError(t, err)
+	defer rs.Close()
+	_, err = rs.Exec(ctx, "CREATE TABLE n (v int)")
+	require.NoError(t, err)
+	rw, err := asyncengine.NewReadYourWrites("")
+	require.NoError(t, err)
+	wctx := asyncengine.WithReadYourWrites(ctx, rw)
+	for i := 1; i <= 20; i++ {
+		_, err := rs.Exec(wctx, "INSERT INTO n VALUES ($1)", i)
+		require.NoError(t, err)
+		res, err := rs.Query(wctx, "SELECT count(*) FROM n")
+		require.NoError(t, err)
+		var n int64
+		require.NoError(t, res.One(&n))
+		require.EqualValues(t, i, n, "read %d sees the writes before it", i)
+	}
+	require.NotEmpty(t, rw.Token())
 }
