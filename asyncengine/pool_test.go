@@ -58,7 +58,7 @@ func pick(s asyncengine.PoolStats) asyncengine.PoolStats {
 func TestQueuePoolUnlimited(t *testing.T) {
 	url := enginetest.NewDatabase(t)
 	for _, q := range []string{"pool_size=0", "pool_size=1&max_overflow=-1"} {
-		e := newEngine(t, url, q+"&pool_timeout=0.1")
+		e := newEngine(t, url, q+"&pool_timeout=0.1&connect_timeout=10") // connecting under load may take longer than the wait
 		var conns []*asyncengine.Conn
 		for i := 0; i < 25; i++ {
 			conns = append(conns, checkout(t, e))
