@@ -2,6 +2,7 @@ package asyncengine_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -61,6 +62,33 @@ func TestFailoverMultiHost(t *testing.T) {
 			}
 		}()
 	}
+	// a fifth writer uses BeginRetry: the failover costs it no error, except a COMMIT whose outcome
+	// it cannot know
+	var retryAcked []int
+	var retryErrs []error
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		p := asyncengine.RetryPolicy{MaxAttempts: 1000, BaseDelay: time.Millisecond, MaxDelay: 50 * time.Millisecond}
+		for n := 0; ; n++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			id := -2 - n
+			err := e.BeginRetry(ctx, p, func(c *asyncengine.Conn) error {
+				_, err := c.Exec(ctx, "INSERT INTO w VALUES ($1, $2)", id, writers)
+				return err
+			})
+			switch {
+			case err == nil:
+				retryAcked = append(retryAcked, id)
+			case !errors.Is(err, asyncengine.ErrCommitUnknown):
+				retryErrs = append(retryErrs, err)
+			}
+		}
+	}()
 	waitUntil(t, func() bool { return e.Stats().CheckedOut > 0 })
 	time.Sleep(200 * time.Millisecond) // let some writes be acknowledged on the first primary
 
@@ -101,6 +129,13 @@ func TestFailoverMultiHost(t *testing.T) {
 		require.EqualValues(t, len(acked[w]), n, "writer %d: every acknowledged write survived the failover", w)
 	}
 	require.NotZero(t, total)
+	require.Empty(t, retryErrs, "BeginRetry rode out the failover")
+	require.NotEmpty(t, retryAcked)
+	res, err = e.Query(ctx, "SELECT count(*) FROM w WHERE id = ANY($1)", retryAcked)
+	require.NoError(t, err)
+	var n int64
+	require.NoError(t, res.One(&n))
+	require.EqualValues(t, len(retryAcked), n, "every write BeginRetry acknowledged survived")
 	t.Logf("%d acknowledged writes, all on the new primary", total)
 }
 
