@@ -362,6 +362,7 @@ func (rs *ReplicaSet) Query(ctx context.Context, sql string, args ...any) (*Resu
 			return nil, err
 		}
 		defer c.Close()
+		rs.primary.reads.Add(1)
 		return c.Query(ctx, sql, args...)
 	}
 	for {
@@ -405,6 +406,12 @@ func (rs *ReplicaSet) ReadEngine(ctx context.Context) (*Engine, error) {
 // it after writing through something other than the set, such as a session on rs.Primary().
 func (rs *ReplicaSet) ObserveWrites(ctx context.Context) error { return rs.observe(ctx, nil) }
 
+// lost reports whether err means the server is gone or unreachable.
+func (e *Engine) lost(err error) bool {
+	var de *DisconnectError
+	return errors.As(err, &de) || e.connector.IsDisconnect(err)
+}
+
 func (m *member) takeOut(d time.Duration) {
 	m.failures.Add(1)
 	m.downUntil.Store(time.Now().Add(d).UnixNano())
@@ -428,7 +435,9 @@ func (rs *ReplicaSet) readConn(ctx context.Context) (*Conn, *member, error) {
 				if ctx.Err() != nil {
 					return nil, nil, err
 				}
-				m.takeOut(rs.s.RetryAfter)
+				if m.e.lost(err) { // a busy replica (pool timeout) is only passed over
+					m.takeOut(rs.s.RetryAfter)
+				}
 				continue
 			}
 			ok, err := rs.usable(ctx, m, c, need)
@@ -502,21 +511,23 @@ func (m *member) busy() int {
 // first use) that m is a standby of the primary's database, as the same user.
 func (rs *ReplicaSet) usable(ctx context.Context, m *member, c *Conn, need WALPosition) (bool, error) {
 	if !m.verified.Load() {
-		id, err := rs.primaryIdentity(ctx)
-		if err != nil {
-			return false, err
-		}
 		mid, standby, err := identify(ctx, c)
 		if err != nil {
 			return false, err
 		}
-		switch {
-		case !standby:
+		if !standby {
 			return false, rs.misconfigured(m, fmt.Errorf("configured as a replica but is a primary (not in recovery); list streaming standbys as replicas"))
-		case *mid != *id:
-			return false, rs.misconfigured(m, fmt.Errorf("serves database %q as user %q, but the primary serves %q as %q: every member must be a copy of the same database, used as the same user", mid.db, mid.user, id.db, id.user))
 		}
-		m.verified.Store(true)
+		// with the primary unreachable, replicas go on serving reads; the comparison waits for it
+		id, err := rs.primaryIdentity(ctx)
+		switch {
+		case errors.Is(err, ErrReplicaSet):
+			return false, err
+		case err == nil && *mid != *id:
+			return false, rs.misconfigured(m, fmt.Errorf("serves database %q as user %q, but the primary serves %q as %q: every member must be a copy of the same database, used as the same user", mid.db, mid.user, id.db, id.user))
+		case err == nil:
+			m.verified.Store(true)
+		}
 	}
 	needLag := rs.s.MaxLag > 0 && m.lagStale()
 	if WALPosition(m.replayed.Load()) >= need && !needLag {

@@ -278,6 +278,21 @@ func TestReplicaSetFailingReplica(t *testing.T) {
 	require.EqualValues(t, 1, st[1].Failures, "taken out once, not tried again before replica_retry")
 	require.True(t, st[2].Healthy)
 
+	// with the primary unreachable, replicas go on serving reads; writes fail
+	pcfg, err := asyncengine.ParseConfig(fmt.Sprintf("postgresql://postgres@%s/%s?sslmode=disable&connect_timeout=2", dead, db))
+	require.NoError(t, err)
+	rcfg, err := asyncengine.ParseConfig(r.Standbys[1].URL(db))
+	require.NoError(t, err)
+	headless, err := asyncengine.NewReplicaSetWithConfig(pcfg, rcfg)
+	require.NoError(t, err)
+	defer headless.Close()
+	for i := 0; i < 3; i++ {
+		require.Equal(t, int32(r.Standbys[1].Port()), servedBy(t, ctx, headless))
+	}
+	_, err = headless.Exec(ctx, "SELECT 1")
+	require.Error(t, err)
+	require.NotErrorIs(t, err, asyncengine.ErrReplicaSet)
+
 	for fallback, want := range map[string]error{"primary": nil, "error": asyncengine.ErrNoReplica} {
 		rs, err := asyncengine.NewReplicaSet(withQuery(r.Primary.URL(db), "replicas="+dead+"&replica_fallback="+fallback))
 		require.NoError(t, err)
