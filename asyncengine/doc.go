@@ -196,6 +196,12 @@
 // is lost the pool drops the old connections and the next checkout finds the new primary. Only
 // synchronous replication guarantees that writes acknowledged before the switch survive it.
 //
+// # Shards
+//
+// A ShardSet holds engines by shard name: Shard finds one (an unknown name is an
+// *UnknownShardError), OnShards and QueryAll run on several shards at once, each on its own
+// goroutine and connection. Transactions are shard-local; nothing is atomic across shards.
+//
 // # Testing
 //
 // Package enginetest starts a throwaway PostgreSQL per test binary, gives each test a database of
