@@ -16,7 +16,8 @@
 //	}
 //
 // Fault tests get a cluster of their own with NewCluster, which they may stop, restart or put
-// behind a real PgBouncer in transaction pooling mode.
+// behind a real PgBouncer in transaction pooling mode. NewReplication and SharedReplication start
+// a primary with streaming standbys (replication.go).
 package enginetest
 
 import (

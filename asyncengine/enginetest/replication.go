@@ -18,6 +18,7 @@ import (
 //
 // Tests that stop the primary or promote a standby start one of their own with NewReplication;
 // tests that only read, pause or resume replay may share the test binary's with SharedReplication.
+// Both need the local server binaries (initdb, postgres, pg_basebackup), DATABASE_URL or not.
 type Replication struct {
 	Primary  *Cluster
 	Standbys []*Cluster
