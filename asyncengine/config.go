@@ -102,6 +102,10 @@ type Config struct {
 	// Logger receives echo output (and leak reports); nil means slog.Default().
 	Logger *slog.Logger
 
+	// Replica configures a ReplicaSet (NewReplicaSet); an Engine refuses a Config that names
+	// replicas.
+	Replica ReplicaSettings
+
 	// PgxPool, when set, backs the engine (poolclass=pgxpool) with a pool the caller owns.
 	PgxPool *pgxpool.Pool
 

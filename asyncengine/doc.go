@@ -247,8 +247,42 @@
 // without it a failed statement logs its SQLSTATE. Each logged value, statement and error is
 // capped at 1 KiB, and at most 32 arguments are logged.
 //
+// # Retried transactions
+//
+// Engine.Begin never retries. Engine.BeginRetry runs fn again under a RetryPolicy (bounded
+// attempts, full-jitter exponential backoff) when an attempt failed with nothing committed: a
+// serialization failure (40001), a deadlock (40P01), or a connection lost or refused before
+// COMMIT was sent. A connection lost after COMMIT was sent leaves the outcome unknown: that is a
+// *CommitUnknownError (ErrCommitUnknown), never retried. Running out of attempts is a *RetryError
+// wrapping the last failure. Engine.Retry applies a policy to any attempt function.
+//
+// # Replicas and failover
+//
+// A ReplicaSet (NewReplicaSet, replicas=host:port,…) is a primary and its streaming standbys,
+// each with its own pool: reads outside a transaction go to a healthy replica chosen by
+// replica_routing (round_robin, random, least_busy), everything else and reads marked with
+// WithPrimary to the primary; a failing replica stays out for replica_retry; with none healthy
+// reads go to the primary, or fail with ErrNoReplica under replica_fallback=error. A context
+// carrying a *ReadYourWrites sees its own writes: reads go only to a replica whose replay position
+// has reached the WAL position recorded after the writes, waiting up to read_your_writes_wait,
+// else to the primary; its Token carries the guarantee to a client's next request.
+// max_replica_lag skips replicas that are further behind. Members are checked at first use
+// (roles, database, user); a mismatch is a *ReplicaSetError for every operation from then on.
+//
+// Failover is pgx's: a multi-host URL with target_session_attrs (any, read-write, read-only,
+// primary, standby, prefer-standby) connects to the first host that qualifies; when the primary
+// is lost the pool drops the old connections and the next checkout finds the new primary. Only
+// synchronous replication guarantees that writes acknowledged before the switch survive it.
+//
+// # Shards
+//
+// A ShardSet holds engines by shard name: Shard finds one (an unknown name is an
+// *UnknownShardError), OnShards and QueryAll run on several shards at once, each on its own
+// goroutine and connection. Transactions are shard-local; nothing is atomic across shards.
+//
 // # Testing
 //
 // Package enginetest starts a throwaway PostgreSQL per test binary, gives each test a database of
-// its own, can put a real PgBouncer in front and can terminate backends or restart the server.
+// its own, can put a real PgBouncer in front and can terminate backends or restart the server;
+// NewReplication and SharedReplication start a primary with streaming standbys.
 package asyncengine

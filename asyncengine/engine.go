@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -43,6 +44,9 @@ func NewWithConfig(cfg *Config) (*Engine, error) {
 		return nil, &ConfigError{Err: fmt.Errorf("a nil Config: build one with ParseConfig")}
 	}
 	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if err := cfg.Replica.refuseInEngine(); err != nil {
 		return nil, err
 	}
 	e := &Engine{cfg: cfg, dialect: dialectFor(cfg.Dialect), pg: cfg.Dialect == "postgresql"}
@@ -111,7 +115,11 @@ func newConnector(cfg *Config) (driver.Connector, error) {
 	open, _ := driver.Lookup(string(cfg.Driver)) // validate saw it registered
 	c, err := open(driver.Config{DSN: cfg.DSN, StatementCache: string(cfg.StatementCache), CancelGrace: cfg.CancelGrace})
 	if err != nil {
-		return nil, secretsOf(cfg.DSN).clean(&ConfigError{Value: cfg.String(), Err: err})
+		ce := &ConfigError{Value: cfg.String(), Err: err}
+		if strings.Contains(err.Error(), "target_session_attrs") {
+			ce.Allowed = "target_session_attrs=any, read-write, read-only, primary, standby, prefer-standby"
+		}
+		return nil, secretsOf(cfg.DSN).clean(ce)
 	}
 	return c, nil
 }

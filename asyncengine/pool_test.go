@@ -60,7 +60,7 @@ func pick(s asyncengine.PoolStats) asyncengine.PoolStats {
 func TestQueuePoolUnlimited(t *testing.T) {
 	url := enginetest.NewDatabase(t)
 	for _, q := range []string{"pool_size=0", "pool_size=1&max_overflow=-1"} {
-		e := newEngine(t, url, q+"&pool_timeout=5")
+		e := newEngine(t, url, q+"&pool_timeout=5&connect_timeout=10")
 		var conns []*asyncengine.Conn
 		for i := 0; i < 25; i++ {
 			conns = append(conns, checkout(t, e))

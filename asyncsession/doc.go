@@ -131,9 +131,12 @@
 // A Maker (sessionmaker) makes sessions with shared options: ExpireOnCommit, AutoFlush, Bind,
 // Isolation.
 // Maker.Begin runs a function with a session and commits on success, rolls back on an error or a
-// panic; the rollback uses a short context of its own, since the caller's may be what failed. Go has no thread-locals: a request's context.Context is its scope. Maker.Scope returns a
-// context carrying a new session and the function that removes it (closing the session);
-// FromContext finds it; Maker.Middleware does this for every HTTP request.
+// panic; the rollback uses a short context of its own, since the caller's may be what failed.
+// Maker.BeginRetry runs it again, on a new session, after a serialization failure, a
+// deadlock or a connection lost before COMMIT (asyncengine.RetryPolicy). Go has no
+// thread-locals: a request's context.Context is its scope. Maker.Scope returns a context carrying
+// a new session and the function that removes it (closing the session); FromContext finds it;
+// Maker.Middleware does this for every HTTP request.
 //
 // # Sync-style code, upserts and bulk loads
 //

@@ -16,7 +16,8 @@
 //	}
 //
 // Fault tests get a cluster of their own with NewCluster, which they may stop, restart or put
-// behind a real PgBouncer in transaction pooling mode.
+// behind a real PgBouncer in transaction pooling mode. NewReplication and SharedReplication start
+// a primary with streaming standbys (replication.go).
 //
 // ENGINETEST_PG_BIN names the directory of the server binaries and ENGINETEST_PGBOUNCER the
 // pgbouncer binary, where the search does not find the ones wanted. Without PgBouncer, its tests
@@ -60,6 +61,8 @@ type Cluster struct {
 	exited  chan struct{}
 	bouncer *Bouncer
 	dbs     atomic.Int64
+
+	settings []string // extra "-c name=value" server arguments, after the defaults (replication.go)
 }
 
 var (
@@ -71,6 +74,7 @@ var (
 // Main runs the tests and stops the shared cluster afterwards. Use it from TestMain.
 func Main(m *testing.M) {
 	code := m.Run()
+	stopSharedReplication()
 	if sharedCluster != nil {
 		sharedCluster.shutdown()
 	}
@@ -233,7 +237,28 @@ func (c *Cluster) command(name string, args ...string) *exec.Cmd {
 	return cmd
 }
 
-func start() (*Cluster, error) {
+// start makes and starts a cluster; settings are extra "-c name=value" server arguments.
+func start(settings ...string) (*Cluster, error) {
+	c, err := newCluster()
+	if err != nil {
+		return nil, err
+	}
+	c.settings = settings
+	initdb := c.command("initdb", "-D", filepath.Join(c.dir, "data"), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync")
+	if out, err := initdb.CombinedOutput(); err != nil {
+		os.RemoveAll(c.dir)
+		return nil, fmt.Errorf("enginetest: initdb failed: %v\n%s", err, out)
+	}
+	if err := c.startServer(); err != nil {
+		c.shutdown()
+		return nil, err
+	}
+	return c, nil
+}
+
+// newCluster prepares a cluster's directory (owned by the server's user) and port; the data
+// directory is still to be made.
+func newCluster() (*Cluster, error) {
 	bin, err := findBin()
 	if err != nil {
 		return nil, err
@@ -256,17 +281,8 @@ func start() (*Cluster, error) {
 		return nil, err
 	}
 	c := &Cluster{dir: dir, bin: bin, cred: cred}
-	initdb := c.command("initdb", "-D", filepath.Join(dir, "data"), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync")
-	if out, err := initdb.CombinedOutput(); err != nil {
-		os.RemoveAll(dir)
-		return nil, fmt.Errorf("enginetest: initdb failed: %v\n%s", err, out)
-	}
 	if c.port, err = reservePort(); err != nil {
 		os.RemoveAll(dir)
-		return nil, err
-	}
-	if err := c.startServer(); err != nil {
-		c.shutdown()
 		return nil, err
 	}
 	return c, nil
@@ -284,6 +300,7 @@ func (c *Cluster) startServer() error {
 		"-h", "127.0.0.1", "-k", c.dir, "-F",
 		"-c", "max_connections=400", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
 		"-c", "shared_buffers=64MB", "-c", "log_min_messages=fatal")
+	cmd.Args = append(cmd.Args, c.settings...)
 	logf, err := os.OpenFile(filepath.Join(c.dir, "postgres.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return err

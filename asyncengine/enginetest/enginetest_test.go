@@ -105,7 +105,7 @@ func TestMain(m *testing.M) {
 		}
 		panic("a test binary that panics runs no shutdown")
 	}
-	os.Exit(m.Run())
+	Main(m) // stops the shared clusters the external tests (replication_test.go) start
 }
 
 func TestClusterDirectoryIsRemovedAfterAPanic(t *testing.T) {

@@ -1,0 +1,97 @@
+package asyncengine
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync/atomic"
+)
+
+// WALPosition is a position in PostgreSQL's write-ahead log (an LSN, written "16/B374D848").
+type WALPosition uint64
+
+func (p WALPosition) String() string { return fmt.Sprintf("%X/%X", uint64(p)>>32, uint32(p)) }
+
+// ParseWALPosition reads a position in PostgreSQL's text form ("16/B374D848").
+func ParseWALPosition(s string) (WALPosition, error) {
+	hi, lo, ok := strings.Cut(s, "/")
+	h, err1 := strconv.ParseUint(hi, 16, 32)
+	l, err2 := strconv.ParseUint(lo, 16, 32)
+	if !ok || err1 != nil || err2 != nil {
+		return 0, &ConfigError{Key: "WAL position", Value: s, Allowed: `PostgreSQL's LSN text form, two hexadecimal numbers such as "16/B374D848"`}
+	}
+	return WALPosition(h<<32 | l), nil
+}
+
+// ReadYourWrites carries the WAL position of a client's writes, so that its reads through a
+// ReplicaSet see them: a read goes only to a replica that has replayed that far (waiting up to
+// read_your_writes_wait), else to the primary. Writes made through the ReplicaSet with a context
+// carrying it (WithReadYourWrites) advance it. Its Token is a string a service hands to the
+// client's next request (a cookie, a header) to keep the guarantee across requests:
+//
+//	rw, err := asyncengine.NewReadYourWrites(req.Header.Get("X-Read-After"))
+//	ctx = asyncengine.WithReadYourWrites(ctx, rw)
+//	rs.Exec(ctx, "UPDATE …")                    // advances rw
+//	rs.Query(ctx, "SELECT …")                   // sees the update
+//	resp.Header().Set("X-Read-After", rw.Token())
+//
+// It is safe for concurrent use.
+type ReadYourWrites struct {
+	pos atomic.Uint64
+}
+
+// NewReadYourWrites starts from a token (Token's form; "" for a client that wrote nothing yet).
+func NewReadYourWrites(token string) (*ReadYourWrites, error) {
+	rw := &ReadYourWrites{}
+	if token != "" {
+		p, err := ParseWALPosition(token)
+		if err != nil {
+			return nil, err
+		}
+		rw.pos.Store(uint64(p))
+	}
+	return rw, nil
+}
+
+// Token is the position to hand to the next request; "" when nothing was written.
+func (rw *ReadYourWrites) Token() string {
+	if p := rw.Position(); p != 0 {
+		return p.String()
+	}
+	return ""
+}
+
+// Position is the furthest position written.
+func (rw *ReadYourWrites) Position() WALPosition { return WALPosition(rw.pos.Load()) }
+
+// Observe advances the position to p if p is further.
+func (rw *ReadYourWrites) Observe(p WALPosition) {
+	for {
+		cur := rw.pos.Load()
+		if uint64(p) <= cur || rw.pos.CompareAndSwap(cur, uint64(p)) {
+			return
+		}
+	}
+}
+
+type rywKey struct{}
+
+// WithReadYourWrites returns a context whose reads through a ReplicaSet see the writes rw
+// records, and whose writes advance rw.
+func WithReadYourWrites(ctx context.Context, rw *ReadYourWrites) context.Context {
+	return context.WithValue(ctx, rywKey{}, rw)
+}
+
+func readYourWritesFrom(ctx context.Context) *ReadYourWrites {
+	rw, _ := ctx.Value(rywKey{}).(*ReadYourWrites)
+	return rw
+}
+
+type primaryKey struct{}
+
+// WithPrimary returns a context whose reads through a ReplicaSet go to the primary (a read that
+// calls a function with side effects, or one that must see the very latest data).
+func WithPrimary(ctx context.Context) context.Context {
+	return context.WithValue(ctx, primaryKey{}, true)
+}

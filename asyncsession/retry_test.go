@@ -1,0 +1,48 @@
+package asyncsession_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/gosqla/gosqla/asyncengine"
+	"github.com/gosqla/gosqla/asyncengine/enginetest"
+	"github.com/gosqla/gosqla/asyncsession"
+	"github.com/stretchr/testify/require"
+)
+
+// A conflict in the first attempt runs fn again on a new session, whose identity map does not
+// hold the first attempt's objects; the work is committed once.
+func TestMakerBeginRetry(t *testing.T) {
+	t.Parallel()
+	e := newEngine(t, enginetest.NewDatabase(t))
+	ctx := ctxT(t)
+	m := asyncsession.NewMaker(e)
+	var sessions []*asyncsession.Session
+	var retried int
+	p := asyncengine.RetryPolicy{MaxAttempts: 3, BaseDelay: time.Millisecond, OnRetry: func(int, error) { retried++ }}
+	err := m.BeginRetry(ctx, p, func(s *asyncsession.Session) error {
+		sessions = append(sessions, s)
+		if err := s.Add(&Author{ID: 1, Name: "once"}); err != nil {
+			return err
+		}
+		if len(sessions) == 1 {
+			_, err := s.Execute(ctx, `DO $$ BEGIN RAISE EXCEPTION 'conflict' USING ERRCODE = '40001'; END $$`).Await(ctx)
+			return err
+		}
+		return nil
+	})
+	require.NoError(t, err)
+	require.Equal(t, 1, retried)
+	require.Len(t, sessions, 2)
+	require.NotSame(t, sessions[0], sessions[1])
+	require.EqualValues(t, 1, count(t, e, "authors"))
+
+	// the application's error is not retried
+	sessions = nil
+	err = m.BeginRetry(ctx, p, func(s *asyncsession.Session) error {
+		sessions = append(sessions, s)
+		return s.Add(&Author{ID: 1, Name: "duplicate"}) // fails at flush: a unique violation
+	})
+	require.Error(t, err)
+	require.Len(t, sessions, 1)
+}
