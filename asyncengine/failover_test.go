@@ -187,4 +187,3 @@ func TestTargetSessionAttrsUnknown(t *testing.T) {
 	require.Contains(t, err.Error(), "writable")
 	require.Contains(t, err.Error(), "prefer-standby")
 }
-
