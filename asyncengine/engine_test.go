@@ -258,43 +258,6 @@ func TestRunSyncAndWorkers(t *testing.T) {
 	})
 }
 
-func TestWorkersBackpressureAndClose(t *testing.T) {
-	verifyNoLeaks(t)
-	w := asyncengine.NewWorkers(1, 1)
-	release := make(chan struct{})
-	ctx := ctxT(t)
-	running := asyncengine.Go(ctx, w, func(context.Context) (int, error) { <-release; return 1, nil })
-	waitUntil(t, 10*time.Second, "the first task to run", func() bool { return w.Stats().Running == 1 })
-	queued := asyncengine.Go(ctx, w, func(context.Context) (int, error) { return 2, nil })
-	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
-	defer cancel()
-	full := asyncengine.Go(short, w, func(context.Context) (int, error) { return 3, nil })
-	_, err := full.Await(ctx)
-	assert.ErrorIs(t, err, context.DeadlineExceeded, "a full queue pushes back through ctx")
-	close(release)
-	v, err := asyncengine.All(ctx, running, queued)
-	require.NoError(t, err)
-	assert.Equal(t, []int{1, 2}, v)
-	require.NoError(t, w.Close())
-	_, err = asyncengine.Go(ctx, w, func(context.Context) (int, error) { return 0, nil }).Await(ctx)
-	assert.ErrorIs(t, err, asyncengine.ErrWorkersClosed)
-	assert.EqualValues(t, 2, w.Stats().Completed)
-}
-
-func TestFutureAwaitHonoursContext(t *testing.T) {
-	f, resolve := asyncengine.NewPromise[int]()
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	_, err := f.Await(ctx)
-	assert.ErrorIs(t, err, context.Canceled)
-	resolve(5, nil)
-	resolve(6, errors.New("ignored"))
-	v, err := f.Await(context.Background())
-	require.NoError(t, err)
-	assert.Equal(t, 5, v)
-	<-f.Done()
-}
-
 // TestCloseLeavesNoGoroutine runs without t.Parallel: it compares goroutines before and after.
 func TestCloseLeavesNoGoroutine(t *testing.T) {
 	urls := backendURLs(t)

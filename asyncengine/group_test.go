@@ -3,6 +3,7 @@ package asyncengine_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -120,4 +121,22 @@ func TestGroupLimitReservesWorkersForOtherStages(t *testing.T) {
 	close(release)
 	require.NoError(t, <-stageDone)
 	assert.EqualValues(t, 50, started.Load())
+}
+
+func ExampleGroup() {
+	ctx := context.Background()
+	w := asyncengine.NewWorkers(4, 16)
+	defer w.Close()
+	g, gctx := asyncengine.NewGroup(ctx, w)
+	g.SetLimit(2) // this stage keeps at most two tasks queued or running
+	var sum atomic.Int64
+	for i := 1; i <= 10; i++ {
+		g.Go(func(ctx context.Context) error {
+			sum.Add(int64(i))
+			return nil
+		})
+	}
+	err := g.Wait()
+	fmt.Println(sum.Load(), err, gctx.Err() != nil)
+	// Output: 55 <nil> true
 }
