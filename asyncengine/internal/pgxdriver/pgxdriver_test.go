@@ -22,9 +22,9 @@ func TestIsDisconnectClassification(t *testing.T) {
 		{&pgconn.PgError{Code: "08006"}, true},
 		{&pgconn.PgError{Code: "08P01", SeverityUnlocalized: "FATAL"}, true},
 		{&pgconn.PgError{Code: "08P01", SeverityUnlocalized: "ERROR"}, false}, // a refused request; the session goes on
-		{&pgconn.PgError{Code: "57P01"}, true}, // admin_shutdown: pg_terminate_backend
-		{&pgconn.PgError{Code: "57P02"}, true}, // crash_shutdown
-		{&pgconn.PgError{Code: "57P03"}, true}, // cannot_connect_now
+		{&pgconn.PgError{Code: "57P01"}, true},                                // admin_shutdown: pg_terminate_backend
+		{&pgconn.PgError{Code: "57P02"}, true},                                // crash_shutdown
+		{&pgconn.PgError{Code: "57P03"}, true},                                // cannot_connect_now
 		{&pgconn.PgError{Code: "57P04"}, false},
 		{&pgconn.PgError{Code: "57014"}, false}, // query_canceled: the connection is fine
 		{&pgconn.PgError{Code: "23505"}, false},
