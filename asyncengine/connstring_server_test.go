@@ -20,15 +20,15 @@ func TestDriverSettingsReachTheServer(t *testing.T) {
 	kv := "host=" + u.Hostname() + " port=" + u.Port() + " user=" + u.User.Username() + " dbname=" + strings.Trim(u.Path, "/") +
 		" sslmode=disable application_name='nightly etl' options='-c search_path=etl,public' pool_size=2"
 	for name, s := range map[string]string{
-		"pgx":           withQuery(pg, "application_name=nightly%20etl&options=-c%20search_path%3Detl,public&pool_size=2"),
-		"stdlib":        strings.Replace(withQuery(pg, "application_name=nightly%20etl&options=-c%20search_path%3Detl,public"), "postgresql://", "postgresql+stdlib://", 1),
+		"pgx":           enginetest.WithQuery(pg, "application_name=nightly%20etl&options=-c%20search_path%3Detl,public&pool_size=2"),
+		"stdlib":        strings.Replace(enginetest.WithQuery(pg, "application_name=nightly%20etl&options=-c%20search_path%3Detl,public"), "postgresql://", "postgresql+stdlib://", 1),
 		"keyword/value": kv,
 	} {
 		t.Run(name, func(t *testing.T) {
 			e, err := asyncengine.New(s)
 			require.NoError(t, err)
 			defer e.Close()
-			r, err := e.Query(ctxT(t), "SELECT current_setting('application_name'), current_setting('search_path')")
+			r, err := e.Query(enginetest.Context(t), "SELECT current_setting('application_name'), current_setting('search_path')")
 			require.NoError(t, err)
 			var app, path string
 			require.NoError(t, r.One(&app, &path))
@@ -43,14 +43,14 @@ func TestDriverSettingsReachTheServer(t *testing.T) {
 func TestDefaultQueryExecModeIsHonoured(t *testing.T) {
 	e := newEngine(t, enginetest.NewDatabase(t), "default_query_exec_mode=simple_protocol")
 	assert.Equal(t, asyncengine.CacheSimple, e.Config().StatementCache)
-	c, err := e.Connect(ctxT(t))
+	c, err := e.Connect(enginetest.Context(t))
 	require.NoError(t, err)
 	defer c.Close()
 	for i := 0; i < 3; i++ {
-		_, err = c.Exec(ctxT(t), "SELECT $1::int", i)
+		_, err = c.Exec(enginetest.Context(t), "SELECT $1::int", i)
 		require.NoError(t, err)
 	}
-	r, err := c.Query(ctxT(t), "SELECT count(*) FROM pg_prepared_statements")
+	r, err := c.Query(enginetest.Context(t), "SELECT count(*) FROM pg_prepared_statements")
 	require.NoError(t, err)
 	n, err := r.Scalar()
 	require.NoError(t, err)

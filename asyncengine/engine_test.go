@@ -4,19 +4,21 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"go.uber.org/goleak"
 	"time"
+
+	"go.uber.org/goleak"
 
 	"testing"
 
 	"github.com/gosqla/gosqla/asyncengine"
+	"github.com/gosqla/gosqla/asyncengine/enginetest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
 func TestQueryAndScan(t *testing.T) {
-	eachBackend(t, func(t *testing.T, url string) {
-		ctx := ctxT(t)
+	enginetest.EachBackend(t, func(t *testing.T, url string) {
+		ctx := enginetest.Context(t)
 		e := newEngine(t, url, "")
 		_, err := e.Exec(ctx, "CREATE TABLE items (id integer PRIMARY KEY, name text, price real)")
 		require.NoError(t, err)
@@ -79,8 +81,8 @@ func slowQuery(e *asyncengine.Engine) string {
 }
 
 func TestConcurrentUseIsDetected(t *testing.T) {
-	eachBackend(t, func(t *testing.T, url string) {
-		ctx := ctxT(t)
+	enginetest.EachBackend(t, func(t *testing.T, url string) {
+		ctx := enginetest.Context(t)
 		e := newEngine(t, url, "")
 		c, err := e.Connect(ctx)
 		require.NoError(t, err)
@@ -133,8 +135,8 @@ func countOn(ctx context.Context, c *asyncengine.Conn) (int64, error) {
 }
 
 func TestTransactions(t *testing.T) {
-	eachBackend(t, func(t *testing.T, url string) {
-		ctx := ctxT(t)
+	enginetest.EachBackend(t, func(t *testing.T, url string) {
+		ctx := enginetest.Context(t)
 		e := newEngine(t, url, "")
 		_, err := e.Exec(ctx, "CREATE TABLE t (v integer)")
 		require.NoError(t, err)
@@ -209,8 +211,8 @@ func TestTransactions(t *testing.T) {
 }
 
 func TestSQLErrorsAndArguments(t *testing.T) {
-	eachBackend(t, func(t *testing.T, url string) {
-		ctx := ctxT(t)
+	enginetest.EachBackend(t, func(t *testing.T, url string) {
+		ctx := enginetest.Context(t)
 		e := newEngine(t, url, "")
 		_, err := e.Query(ctx, "SELECT * FROM no_such_table")
 		require.Error(t, err)
@@ -226,8 +228,8 @@ func TestSQLErrorsAndArguments(t *testing.T) {
 }
 
 func TestRunSyncAndWorkers(t *testing.T) {
-	eachBackend(t, func(t *testing.T, url string) {
-		ctx := ctxT(t)
+	enginetest.EachBackend(t, func(t *testing.T, url string) {
+		ctx := enginetest.Context(t)
 		e := newEngine(t, url, "pool_size=2&max_overflow=1&pool_timeout=5")
 		assert.Equal(t, 3, e.Workers().Size(), "workers default to the pool's capacity")
 		var futures []*asyncengine.Future[int64]
@@ -260,11 +262,11 @@ func TestRunSyncAndWorkers(t *testing.T) {
 
 // TestCloseLeavesNoGoroutine runs without t.Parallel: it compares goroutines before and after.
 func TestCloseLeavesNoGoroutine(t *testing.T) {
-	urls := backendURLs(t)
-	for _, name := range []string{"pgx", "stdlib", "sqlite"} {
+	for _, name := range enginetest.Backends {
+		url := enginetest.BackendURL(t, name)
 		ignore := goleak.IgnoreCurrent()
-		ctx := ctxT(t)
-		e, err := asyncengine.New(withQuery(urls[name], "pool_size=2&max_overflow=2"))
+		ctx := enginetest.Context(t)
+		e, err := asyncengine.New(enginetest.WithQuery(url, "pool_size=2&max_overflow=2"))
 		require.NoError(t, err)
 		var futures []*asyncengine.Future[int]
 		for i := 0; i < 20; i++ {

@@ -18,7 +18,7 @@ import (
 // error cancelled the group never run.
 func TestGroupWaitsForEveryStartedTask(t *testing.T) {
 	e := newEngine(t, enginetest.NewDatabase(t), "pool_size=4&max_overflow=0&workers=4")
-	ctx := ctxT(t)
+	ctx := enginetest.Context(t)
 	g, gctx := asyncengine.NewGroup(ctx, e.Workers())
 	var running, ran atomic.Int64
 	boom := errors.New("boom")
@@ -90,7 +90,7 @@ func TestNestedRunSyncDoesNotWaitForItsCaller(t *testing.T) {
 // finishes while a long CPU-only stage holds every worker it is allowed.
 func TestGroupLimitReservesWorkersForOtherStages(t *testing.T) {
 	e := newEngine(t, enginetest.NewDatabase(t), "pool_size=3&max_overflow=0&workers=3")
-	ctx := ctxT(t)
+	ctx := enginetest.Context(t)
 	release := make(chan struct{})
 	cpu, _ := asyncengine.NewGroup(ctx, e.Workers())
 	cpu.SetLimit(2)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	sqldriver "database/sql/driver"
+
 	"github.com/gosqla/gosqla/asyncengine"
 	"github.com/gosqla/gosqla/asyncengine/enginetest"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -18,7 +19,7 @@ import (
 // request's error, and neither its connection nor the rest of the pool is invalidated.
 func TestProtocolViolationIsTheRequestsError(t *testing.T) {
 	e := newEngine(t, enginetest.NewDatabase(t), "")
-	ctx := ctxT(t)
+	ctx := enginetest.Context(t)
 	idle, err := e.Connect(ctx)
 	require.NoError(t, err)
 	idleID := idle.ID()
@@ -53,9 +54,9 @@ func (panickingValuer) Value() (sqldriver.Value, error) { panic("inside the driv
 // A panic inside a driver call leaves the connection in an unknown state: it is invalidated, not
 // returned to the pool as healthy.
 func TestPanicInDriverCallInvalidatesTheConnection(t *testing.T) {
-	eachBackend(t, func(t *testing.T, url string) {
+	enginetest.EachBackend(t, func(t *testing.T, url string) {
 		e := newEngine(t, url, "")
-		ctx := ctxT(t)
+		ctx := enginetest.Context(t)
 		c, err := e.Connect(ctx)
 		require.NoError(t, err)
 		id := c.ID()
@@ -88,7 +89,7 @@ func TestCancelledTaskNeverRuns(t *testing.T) {
 	})
 	cancel()
 	close(release)
-	_, err := busy.Await(ctxT(t))
+	_, err := busy.Await(enginetest.Context(t))
 	require.NoError(t, err)
 	wait, stop := context.WithTimeout(context.Background(), 10*time.Second)
 	defer stop()

@@ -19,7 +19,7 @@ import (
 func TestURLForms(t *testing.T) {
 	verifyNoLeaks(t)
 	pg := enginetest.NewDatabase(t)
-	ctx := ctxT(t)
+	ctx := enginetest.Context(t)
 	for _, tc := range []struct{ url, dialect string }{
 		{pg, "postgresql"},
 		{strings.Replace(pg, "postgresql://", "postgres://", 1), "postgresql"},
@@ -67,7 +67,7 @@ func TestSQLiteRelativePath(t *testing.T) {
 func TestRunSync100kWithDefaultQueue(t *testing.T) {
 	verifyNoLeaks(t)
 	e := newEngine(t, "sqlite:///"+filepath.Join(t.TempDir(), "q.db"), "pool_size=5&max_overflow=10&pool_timeout=5")
-	ctx := ctxT(t)
+	ctx := enginetest.Context(t)
 	const n = 100_000
 	release := make(chan struct{})
 	let := sync.OnceFunc(func() { close(release) })

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/gosqla/gosqla/asyncengine"
+	"github.com/gosqla/gosqla/asyncengine/enginetest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -16,7 +17,7 @@ func TestWorkersBackpressureAndClose(t *testing.T) {
 	verifyNoLeaks(t)
 	w := asyncengine.NewWorkers(1, 1)
 	release := make(chan struct{})
-	ctx := ctxT(t)
+	ctx := enginetest.Context(t)
 	running := asyncengine.Go(ctx, w, func(context.Context) (int, error) { <-release; return 1, nil })
 	waitUntil(t, 10*time.Second, "the first task to run", func() bool { return w.Stats().Running == 1 })
 	queued := asyncengine.Go(ctx, w, func(context.Context) (int, error) { return 2, nil })

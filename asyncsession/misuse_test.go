@@ -28,7 +28,7 @@ func requireUniqueViolation(t *testing.T, err error) {
 
 func TestServerErrorsKeepTheirCause(t *testing.T) {
 	e := newEngine(t, enginetest.NewDatabase(t))
-	ctx := ctxT(t)
+	ctx := enginetest.Context(t)
 	_, err := e.Exec(ctx, "INSERT INTO authors (id, name) VALUES (1, 'taken')")
 	require.NoError(t, err)
 
@@ -79,7 +79,7 @@ func TestServerErrorsKeepTheirCause(t *testing.T) {
 
 func TestNilObjectsAreRejected(t *testing.T) {
 	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
-		ctx := ctxT(t)
+		ctx := enginetest.Context(t)
 		s := newSession(t, e)
 		require.ErrorIs(t, s.Add((*Author)(nil)), asyncsession.ErrNilObject)
 		require.ErrorIs(t, s.Add(&Author{ID: 1, Name: "ok"}, (*Book)(nil)), asyncsession.ErrNilObject)
@@ -103,7 +103,7 @@ func TestNilObjectsAreRejected(t *testing.T) {
 
 func TestCallsAfterCloseFail(t *testing.T) {
 	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
-		ctx := ctxT(t)
+		ctx := enginetest.Context(t)
 		s := asyncsession.New(e)
 		a := &Author{ID: 1, Name: "a"}
 		require.NoError(t, s.Add(a))
@@ -122,7 +122,7 @@ func TestCallsAfterCloseFail(t *testing.T) {
 
 func TestFailingOptionReportedByEveryCall(t *testing.T) {
 	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
-		ctx := ctxT(t)
+		ctx := enginetest.Context(t)
 		s := newSession(t, e, asyncsession.Isolation("bogus"))
 		_, err := asyncsession.Get[Author](ctx, s, 1).Await(ctx)
 		require.ErrorContains(t, err, "isolation level")
@@ -136,7 +136,7 @@ func TestFailingOptionReportedByEveryCall(t *testing.T) {
 
 func TestArgumentsRejectedBeforeSending(t *testing.T) {
 	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
-		ctx := ctxT(t)
+		ctx := enginetest.Context(t)
 		s := newSession(t, e)
 		_, err := s.Execute(ctx, "SELECT name FROM authors WHERE id = :id").Await(ctx)
 		var ae *asyncengine.ArgumentError
@@ -164,7 +164,7 @@ func TestArgumentsRejectedBeforeSending(t *testing.T) {
 
 func TestUpsertWritesEachObjectAsItSays(t *testing.T) {
 	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
-		ctx := ctxT(t)
+		ctx := enginetest.Context(t)
 		s := newSession(t, e)
 		first := await(t, asyncsession.Upsert(ctx, s, []*Author{{Name: "first"}}))
 		id := first[0].ID
@@ -194,7 +194,7 @@ func TestUpsertWritesEachObjectAsItSays(t *testing.T) {
 
 func TestSelectLoadsOnlyWholeObjects(t *testing.T) {
 	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
-		ctx := ctxT(t)
+		ctx := enginetest.Context(t)
 		_, err := e.Exec(ctx, "INSERT INTO authors (id, name, email) VALUES (1, 'a', 'a@x')")
 		require.NoError(t, err)
 		s := newSession(t, e)
@@ -238,7 +238,7 @@ func (Gauge) TableName() string { return "gauges" }
 
 func TestFailureAfterExecutionLeavesPendingRollback(t *testing.T) {
 	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
-		ctx := ctxT(t)
+		ctx := enginetest.Context(t)
 		_, err := e.Exec(ctx, "CREATE TABLE gauges (id bigint PRIMARY KEY, v bigint DEFAULT 1000)")
 		require.NoError(t, err)
 		s := newSession(t, e)
@@ -254,7 +254,7 @@ func TestFailureAfterExecutionLeavesPendingRollback(t *testing.T) {
 func TestRequestNeverSentMarksNothing(t *testing.T) {
 	url := enginetest.NewDatabase(t)
 	e := newEngine(t, url+"&pool_size=1&max_overflow=0&pool_timeout=0.2")
-	ctx := ctxT(t)
+	ctx := enginetest.Context(t)
 	s := newSession(t, e)
 	held, err := e.Connect(ctx)
 	require.NoError(t, err)
@@ -271,7 +271,7 @@ func TestRequestNeverSentMarksNothing(t *testing.T) {
 
 func TestFirstRequestFailingAtPrepareReportsItsStatement(t *testing.T) {
 	e := newEngine(t, enginetest.NewDatabase(t))
-	ctx := ctxT(t)
+	ctx := enginetest.Context(t)
 	s := newSession(t, e)
 	_, err := s.Execute(ctx, "SELECT * FROM no_such_table").Await(ctx)
 	var pgErr *pgconn.PgError
@@ -287,7 +287,7 @@ func TestFirstRequestFailingAtPrepareReportsItsStatement(t *testing.T) {
 func TestMakerBeginWithCancelledContext(t *testing.T) {
 	e := newEngine(t, enginetest.NewDatabase(t))
 	m := asyncsession.NewMaker(e)
-	ctx, cancel := context.WithCancel(ctxT(t))
+	ctx, cancel := context.WithCancel(enginetest.Context(t))
 	err := m.Begin(ctx, func(s *asyncsession.Session) error {
 		if err := s.Add(&Author{ID: 1, Name: "a"}); err != nil {
 			return err
@@ -317,7 +317,7 @@ func (Boom) TableName() string { return "booms" }
 
 func TestPanicInSessionFailsItsRequests(t *testing.T) {
 	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
-		ctx := ctxT(t)
+		ctx := enginetest.Context(t)
 		_, err := e.Exec(ctx, "CREATE TABLE booms (id bigint PRIMARY KEY, v bigint)")
 		require.NoError(t, err)
 		_, err = e.Exec(ctx, "INSERT INTO booms VALUES (1, 1)")
@@ -338,7 +338,7 @@ func TestPanicInSessionFailsItsRequests(t *testing.T) {
 
 func TestPanicInBulkSequenceInvalidatesTheConnection(t *testing.T) {
 	e := newEngine(t, enginetest.NewDatabase(t))
-	ctx := ctxT(t)
+	ctx := enginetest.Context(t)
 	s := newSession(t, e)
 	before := e.Stats().Invalidations
 	seq := func(yield func(*Author) bool) {
@@ -357,7 +357,7 @@ func TestPanicInBulkSequenceInvalidatesTheConnection(t *testing.T) {
 func TestCancellationAffectsOnlyItsRequest(t *testing.T) {
 	url := enginetest.NewDatabase(t)
 	e := newEngine(t, url)
-	ctx := ctxT(t)
+	ctx := enginetest.Context(t)
 	s := newSession(t, e)
 	// hold the session's goroutine so that the two requests below queue and travel together
 	release := holdSession(t, s)
@@ -384,7 +384,7 @@ func TestCancellationAffectsOnlyItsRequest(t *testing.T) {
 
 func TestSessionRunSyncReleasesAfterItsFunction(t *testing.T) {
 	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
-		ctx := ctxT(t)
+		ctx := enginetest.Context(t)
 		s := newSession(t, e)
 		short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
 		defer cancel()
@@ -410,7 +410,7 @@ func TestErrorsNameWhatToFix(t *testing.T) {
 
 func TestExecuteRunsOneStatementPerCall(t *testing.T) {
 	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
-		ctx := ctxT(t)
+		ctx := enginetest.Context(t)
 		s := newSession(t, e)
 		for _, sql := range []string{"SAVEPOINT x; DROP TABLE books", "SELECT 1; DROP TABLE books", "SELECT 1; -- c\n DROP TABLE books"} {
 			_, err := s.Execute(ctx, sql).Await(ctx)
@@ -428,7 +428,7 @@ func TestExecuteRunsOneStatementPerCall(t *testing.T) {
 
 func TestAutoflushSendsChangesBeforeAQueryReadingTheirTable(t *testing.T) {
 	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
-		ctx := ctxT(t)
+		ctx := enginetest.Context(t)
 		_, err := e.Exec(ctx, "INSERT INTO authors (id, name) VALUES (1, 'old'), (2, 'two')")
 		require.NoError(t, err)
 		s := newSession(t, e)
@@ -460,7 +460,7 @@ func TestAutoflushSendsChangesBeforeAQueryReadingTheirTable(t *testing.T) {
 // planned before it did not run either, and the request gets its own statement's error.
 func TestPrepareFailureInsideATransaction(t *testing.T) {
 	e := newEngine(t, enginetest.NewDatabase(t))
-	ctx := ctxT(t)
+	ctx := enginetest.Context(t)
 	_, err := e.Exec(ctx, "INSERT INTO authors (id, name) VALUES (1, 'old')")
 	require.NoError(t, err)
 	s := newSession(t, e)
@@ -479,7 +479,7 @@ func TestPrepareFailureInsideATransaction(t *testing.T) {
 func TestUnsentFlushKeepsUpdates(t *testing.T) {
 	url := enginetest.NewDatabase(t)
 	e := newEngine(t, url+"&pool_size=1&max_overflow=0&pool_timeout=0.2")
-	ctx := ctxT(t)
+	ctx := enginetest.Context(t)
 	_, err := e.Exec(ctx, "INSERT INTO authors (id, name) VALUES (1, 'old')")
 	require.NoError(t, err)
 	s := newSession(t, e, asyncsession.ExpireOnCommit(false))
@@ -503,7 +503,7 @@ func TestUnsentFlushKeepsUpdates(t *testing.T) {
 func TestNestedRunSyncInSessionRunSync(t *testing.T) {
 	url := enginetest.NewDatabase(t)
 	e := newEngine(t, url+"&pool_size=1&max_overflow=0&workers=1")
-	ctx := ctxT(t)
+	ctx := enginetest.Context(t)
 	s := newSession(t, e)
 	require.NoError(t, s.Add(&Author{ID: 1, Name: "a"}))
 	wait, cancel := context.WithTimeout(ctx, time.Second)
@@ -529,7 +529,7 @@ func TestNestedRunSyncInSessionRunSync(t *testing.T) {
 // it, the commit cannot be taken back: Commit says so instead of succeeding.
 func TestCommitInTheSamePipelineAsALateFailure(t *testing.T) {
 	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
-		ctx := ctxT(t)
+		ctx := enginetest.Context(t)
 		_, err := e.Exec(ctx, "CREATE TABLE gauges (id bigint PRIMARY KEY, v bigint DEFAULT 1000)")
 		require.NoError(t, err)
 		s := newSession(t, e)
@@ -549,7 +549,7 @@ func TestCommitInTheSamePipelineAsALateFailure(t *testing.T) {
 // made meanwhile queue and travel together in the next pipeline.
 func holdSession(t *testing.T, s *asyncsession.Session) (release func()) {
 	started, done := make(chan struct{}), make(chan struct{})
-	blocker := s.RunSync(ctxT(t), func(context.Context, *asyncengine.Conn) error {
+	blocker := s.RunSync(enginetest.Context(t), func(context.Context, *asyncengine.Conn) error {
 		close(started)
 		<-done
 		return nil

@@ -15,12 +15,13 @@ import (
 	"github.com/gosqla/gosqla/asyncsession"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
 	"golang.org/x/sync/errgroup"
 )
 
 func TestIdentityMap(t *testing.T) {
 	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
-		ctx := ctxT(t)
+		ctx := enginetest.Context(t)
 		s := newSession(t, e)
 		a := &Author{Name: "Ann"}
 		require.NoError(t, s.Add(a))
@@ -51,7 +52,7 @@ func TestIdentityMap(t *testing.T) {
 
 func TestUnitOfWork(t *testing.T) {
 	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
-		ctx := ctxT(t)
+		ctx := enginetest.Context(t)
 		var buf bytes.Buffer
 		var mu sync.Mutex
 		cfg := *e.Config()
@@ -107,7 +108,7 @@ func (w lockedWriter) Write(p []byte) (int, error) {
 
 func TestFailedFlushNeedsRollback(t *testing.T) {
 	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
-		ctx := ctxT(t)
+		ctx := enginetest.Context(t)
 		s := newSession(t, e)
 		require.NoError(t, s.Add(&Author{ID: 1, Name: "A"}))
 		await(t, s.Commit(ctx))
@@ -128,7 +129,7 @@ func TestFailedFlushNeedsRollback(t *testing.T) {
 
 func TestExpireOnCommitAndRollback(t *testing.T) {
 	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
-		ctx := ctxT(t)
+		ctx := enginetest.Context(t)
 		s := newSession(t, e)
 		a := &Author{ID: 5, Name: "before"}
 		require.NoError(t, s.Add(a))
@@ -161,7 +162,7 @@ func TestExpireOnCommitAndRollback(t *testing.T) {
 
 func TestSavepoints(t *testing.T) {
 	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
-		ctx := ctxT(t)
+		ctx := enginetest.Context(t)
 		s := newSession(t, e)
 		require.NoError(t, s.Add(&Author{ID: 1, Name: "kept"}))
 		sp := await(t, s.BeginNested(ctx))
@@ -186,7 +187,7 @@ func TestSavepoints(t *testing.T) {
 
 func TestPipelinedGets(t *testing.T) {
 	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
-		ctx := ctxT(t)
+		ctx := enginetest.Context(t)
 		s := newSession(t, e)
 		for i := 1; i <= 100; i++ {
 			require.NoError(t, s.Add(&Author{ID: int64(i), Name: "a"}))
@@ -219,7 +220,7 @@ func TestAddCommitIsOneRoundTrip(t *testing.T) {
 	for _, cache := range []string{"prepare", "describe", "none"} {
 		t.Run(cache, func(t *testing.T) {
 			e := newEngine(t, enginetest.NewDatabase(t)+"&pool_size=1&max_overflow=0&statement_cache="+cache)
-			ctx := ctxT(t)
+			ctx := enginetest.Context(t)
 			trips := func(id int64) int64 {
 				s := asyncsession.New(e) // a new session each time: nothing begun, nothing queued
 				defer s.Close()
@@ -242,7 +243,7 @@ func TestAddCommitIsOneRoundTrip(t *testing.T) {
 
 func TestSharedBetweenGoroutines(t *testing.T) {
 	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
-		ctx := ctxT(t)
+		ctx := enginetest.Context(t)
 		s := newSession(t, e)
 		for i := 1; i <= 200; i++ {
 			require.NoError(t, s.Add(&Author{ID: int64(i), Name: "n"}))
@@ -273,7 +274,7 @@ func TestSharedBetweenGoroutines(t *testing.T) {
 
 func TestRunSyncInSessionTransaction(t *testing.T) {
 	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
-		ctx := ctxT(t)
+		ctx := enginetest.Context(t)
 		s := newSession(t, e)
 		require.NoError(t, s.Add(&Author{ID: 1, Name: "pending"}))
 		await(t, s.RunSync(ctx, func(ctx context.Context, c *asyncengine.Conn) error {
@@ -301,7 +302,7 @@ func TestRunSyncInSessionTransaction(t *testing.T) {
 
 func TestUpsertAndInsertMany(t *testing.T) {
 	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
-		ctx := ctxT(t)
+		ctx := enginetest.Context(t)
 		s := newSession(t, e)
 		loaded := &Author{ID: 1, Name: "old"}
 		require.NoError(t, s.Add(loaded))
@@ -333,7 +334,7 @@ func TestUpsertAndInsertMany(t *testing.T) {
 
 func TestMakerAndScope(t *testing.T) {
 	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
-		ctx := ctxT(t)
+		ctx := enginetest.Context(t)
 		m := asyncsession.NewMaker(e, asyncsession.AutoFlush(true))
 		require.NoError(t, m.Begin(ctx, func(s *asyncsession.Session) error {
 			return s.Add(&Author{ID: 1, Name: "committed"})
@@ -405,15 +406,143 @@ func TestMappingErrors(t *testing.T) {
 	require.ErrorAs(t, s.Add(&badTag{}), &me)
 	assert.Contains(t, me.Error(), `"primary"`)
 	require.ErrorAs(t, s.Add(noPK{}), &me, "a value, not a pointer")
-	_, err := asyncsession.Get[int](ctxT(t), s, 1).Await(ctxT(t))
+	_, err := asyncsession.Get[int](enginetest.Context(t), s, 1).Await(enginetest.Context(t))
 	require.ErrorAs(t, err, &me)
 	var ce *asyncengine.ConvertError
-	_, err = asyncsession.Get[Author](ctxT(t), s, "seven").Await(ctxT(t))
+	_, err = asyncsession.Get[Author](enginetest.Context(t), s, "seven").Await(enginetest.Context(t))
 	require.ErrorAs(t, err, &ce, "a key that does not fit the primary key's type")
 	type weird struct {
 		ID int      `db:"id,pk"`
 		C  chan int `db:"c"` // maps and structs are JSON columns now; a channel has no SQL type
 	}
-	require.ErrorAs(t, asyncsession.CreateAll(ctxT(t), e, weird{}), &me)
+	require.ErrorAs(t, asyncsession.CreateAll(enginetest.Context(t), e, weird{}), &me)
 	assert.Contains(t, me.Error(), "no SQL type")
+}
+
+func TestNoGoroutineOutlivesTheSession(t *testing.T) {
+	e := newEngine(t, enginetest.NewDatabase(t))
+	ctx := enginetest.Context(t)
+	// warm the pool so that its connections' goroutines (none for pgx) do not count
+	_, err := e.Query(ctx, "SELECT 1")
+	require.NoError(t, err)
+	ignore := goleak.IgnoreCurrent()
+
+	s := asyncsession.New(e)
+	require.NoError(t, s.Add(&Author{ID: 1, Name: "a"}))
+	await(t, s.Commit(ctx))
+	_ = await(t, asyncsession.Get[Author](ctx, s, 1))
+	require.NoError(t, s.Close())
+	goleak.VerifyNone(t, ignore)
+
+	// a session that is never closed: its drainer exits once the queue is empty
+	s2 := asyncsession.New(e)
+	_ = await(t, asyncsession.Get[Author](ctx, s2, 1))
+	await(t, s2.Commit(ctx))
+	goleak.VerifyNone(t, ignore)
+}
+
+func TestDisconnectInSession(t *testing.T) {
+	url := enginetest.NewDatabase(t)
+	e := newEngine(t, url)
+	ctx := enginetest.Context(t)
+	s := newSession(t, e)
+	require.NoError(t, s.Add(&Author{ID: 1, Name: "a"}))
+	await(t, s.Flush(ctx))
+	enginetest.Shared(t).TerminateBackends(t, url)
+	_, err := asyncsession.Get[Author](ctx, s, 99).Await(ctx)
+	var de *asyncengine.DisconnectError
+	require.ErrorAs(t, err, &de)
+	_, err = asyncsession.Get[Author](ctx, s, 98).Await(ctx)
+	require.ErrorIs(t, err, asyncsession.ErrPendingRollback)
+	await(t, s.Rollback(ctx))
+	assert.Nil(t, await(t, asyncsession.Get[Author](ctx, s, 1)), "the lost transaction's insert is gone")
+	require.NoError(t, s.Close())
+	assert.Equal(t, 0, e.Stats().CheckedOut, "no connection is leaked")
+}
+
+// TestMixedConcurrentUse shares one session between goroutines that add, load, modify, flush
+// and query at once: every write lands, and each key has one object.
+func TestMixedConcurrentUse(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
+		ctx := enginetest.Context(t)
+		s := newSession(t, e)
+		const workers, each = 8, 25
+		g, gctx := errgroup.WithContext(ctx)
+		for w := 0; w < workers; w++ {
+			g.Go(func() error {
+				for i := 0; i < each; i++ {
+					id := int64(w*1000 + i + 1)
+					if err := s.Add(&Author{ID: id, Name: "new"}); err != nil {
+						return err
+					}
+					a, err := asyncsession.Get[Author](gctx, s, id).Await(gctx)
+					if err != nil {
+						return err
+					}
+					if a == nil {
+						return errors.New("an added object is not found by its key")
+					}
+					if i%5 == 0 {
+						if _, err := s.Flush(gctx).Await(gctx); err != nil {
+							return err
+						}
+					}
+					if _, err := s.Execute(gctx, "SELECT count(*) FROM authors").Await(gctx); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+		}
+		require.NoError(t, g.Wait())
+		await(t, s.Commit(ctx))
+		assert.EqualValues(t, workers*each, count(t, e, "authors"))
+		all := await(t, asyncsession.Select[Author](ctx, s, "SELECT * FROM authors"))
+		seen := map[*Author]bool{}
+		for _, a := range all {
+			seen[a] = true
+		}
+		assert.Len(t, seen, workers*each, "one object per key")
+	})
+}
+
+// TestConcurrentCommits: goroutines sharing a session each add, commit and read back; commits of
+// one goroutine end the transaction the others' requests run in, and nothing is lost.
+func TestConcurrentCommits(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
+		ctx := enginetest.Context(t)
+		s := newSession(t, e)
+		const workers, each = 6, 15
+		g, gctx := errgroup.WithContext(ctx)
+		for w := 0; w < workers; w++ {
+			g.Go(func() error {
+				for i := 0; i < each; i++ {
+					id := int64(w*1000 + i + 1)
+					if err := s.Add(&Author{ID: id, Name: "c"}); err != nil {
+						return err
+					}
+					if _, err := s.Commit(gctx).Await(gctx); err != nil {
+						return err
+					}
+					a, err := asyncsession.Get[Author](gctx, s, id).Await(gctx)
+					if err != nil {
+						return err
+					}
+					if a == nil || a.Name != "c" {
+						return errors.New("a committed object reads back wrong")
+					}
+					a2 := &Book{ID: id, AuthorID: id, Title: "t"}
+					if err := s.Add(a2); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+		}
+		require.NoError(t, g.Wait())
+		await(t, s.Commit(ctx))
+		assert.EqualValues(t, workers*each, count(t, e, "authors"))
+		assert.EqualValues(t, workers*each, count(t, e, "books"))
+		assert.Equal(t, 0, e.Stats().CheckedOut, "the connection goes back between transactions")
+	})
 }
