@@ -5,9 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/gosqla/gosqla/asyncengine"
 	"github.com/gosqla/gosqla/asyncengine/enginetest"
@@ -58,47 +56,4 @@ func TestSQLiteRelativePath(t *testing.T) {
 	require.NoError(t, err, "the file is created in the working directory")
 	_, err = os.Stat("/relative.db")
 	assert.True(t, os.IsNotExist(err), "not at the root")
-}
-
-// 100 000 RunSync tasks submitted at once with the default worker_queue (65 536): while the
-// first tasks hold every worker, the queue fills, the submitter waits for room (through its
-// context) instead of failing, no task times out on the pool, and every future completes with
-// its own value.
-func TestRunSync100kWithDefaultQueue(t *testing.T) {
-	verifyNoLeaks(t)
-	e := newEngine(t, "sqlite:///"+filepath.Join(t.TempDir(), "q.db"), "pool_size=5&max_overflow=10&pool_timeout=5")
-	ctx := enginetest.Context(t)
-	const n = 100_000
-	release := make(chan struct{})
-	let := sync.OnceFunc(func() { close(release) })
-	t.Cleanup(let)
-	futures := make([]*asyncengine.Future[int], n)
-	submitted := make(chan struct{})
-	go func() {
-		defer close(submitted)
-		for i := range futures {
-			futures[i] = asyncengine.RunSync(ctx, e, func(ctx context.Context, c *asyncengine.Conn) (int, error) {
-				<-release
-				return i, nil
-			})
-		}
-	}()
-	waitUntil(t, 30*time.Second, "the default worker queue to fill", func() bool { return e.Workers().Stats().Queued == 65536 })
-	select {
-	case <-submitted:
-		t.Fatal("all tasks were submitted while the queue was full")
-	default:
-	}
-	let()
-	<-submitted
-	got, err := asyncengine.All(ctx, futures...)
-	require.NoError(t, err)
-	for i, v := range got {
-		if v != i {
-			t.Fatalf("future %d resolved to %d", i, v)
-		}
-	}
-	st := e.Stats()
-	assert.Zero(t, st.Timeouts, "no task timed out on the pool")
-	assert.Equal(t, 0, st.CheckedOut)
 }

@@ -163,3 +163,51 @@ func TestInsertSeqMemoryIsBounded(t *testing.T) {
 		})
 	}
 }
+
+func TestUpsertWritesEachObjectAsItSays(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
+		ctx := enginetest.Context(t)
+		s := newSession(t, e)
+		first := await(t, asyncsession.Upsert(ctx, s, []*Author{{Name: "first"}}))
+		id := first[0].ID
+		require.NotZero(t, id)
+
+		got := await(t, asyncsession.Upsert(ctx, s, []*Author{{Name: "new"}, {ID: id, Name: "v2"}}))
+		require.Len(t, got, 2)
+		assert.Equal(t, "new", got[0].Name)
+		assert.NotEqual(t, id, got[0].ID)
+		assert.Equal(t, id, got[1].ID)
+		got = await(t, asyncsession.Upsert(ctx, s, []*Author{{ID: id, Name: "v3"}, {Name: "newer"}}))
+		assert.Equal(t, id, got[0].ID)
+		assert.NotZero(t, got[1].ID)
+		await(t, s.Commit(ctx))
+
+		assert.EqualValues(t, 3, count(t, e, "authors"), "an update is never inserted as a new row")
+		r, err := e.Query(ctx, "SELECT name FROM authors WHERE id = "+fmt.Sprint(id))
+		require.NoError(t, err)
+		name, _ := r.Scalar()
+		assert.Equal(t, "v3", name)
+		r, err = e.Query(ctx, "SELECT count(*) FROM authors WHERE id = 0")
+		require.NoError(t, err)
+		n, _ := r.Scalar()
+		assert.EqualValues(t, 0, n, "no row written with a zero key")
+	})
+}
+
+func TestPanicInBulkSequenceInvalidatesTheConnection(t *testing.T) {
+	e := newEngine(t, enginetest.NewDatabase(t))
+	ctx := enginetest.Context(t)
+	s := newSession(t, e)
+	before := e.Stats().Invalidations
+	seq := func(yield func(*Author) bool) {
+		yield(&Author{ID: 1, Name: "a"})
+		panic("bad sequence")
+	}
+	_, err := asyncsession.InsertSeq(ctx, s, seq).Await(ctx)
+	var pe *asyncengine.PanicError
+	require.ErrorAs(t, err, &pe)
+	assert.Greater(t, e.Stats().Invalidations, before, "a connection left mid-COPY is not reused")
+	await(t, s.Rollback(ctx))
+	await(t, s.Execute(ctx, "SELECT 1"))
+	assert.EqualValues(t, 0, count(t, e, "authors"))
+}

@@ -6,6 +6,9 @@ import (
 	"net/http/httptest"
 	"testing"
 
+	"context"
+
+	"github.com/gosqla/gosqla/asyncengine"
 	"github.com/gosqla/gosqla/asyncengine/enginetest"
 	"github.com/gosqla/gosqla/asyncsession"
 	"github.com/stretchr/testify/assert"
@@ -81,4 +84,37 @@ func TestRepeatableReadPipeline(t *testing.T) {
 	bad := asyncsession.New(e, asyncsession.Isolation("chaos"))
 	defer bad.Close()
 	assert.ErrorContains(t, bad.Add(&Author{ID: 3}), "isolation")
+}
+
+func TestFailingOptionReportedByEveryCall(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
+		ctx := enginetest.Context(t)
+		s := newSession(t, e, asyncsession.Isolation("bogus"))
+		_, err := asyncsession.Get[Author](ctx, s, 1).Await(ctx)
+		require.ErrorContains(t, err, "isolation level")
+		_, err = s.Execute(ctx, "SELECT 1").Await(ctx)
+		require.ErrorContains(t, err, "isolation level")
+		_, err = s.Commit(ctx).Await(ctx)
+		require.ErrorContains(t, err, "isolation level")
+		require.ErrorContains(t, s.Add(&Author{ID: 1}), "isolation level")
+	})
+}
+
+func TestMakerBeginWithCancelledContext(t *testing.T) {
+	e := newEngine(t, enginetest.NewDatabase(t))
+	m := asyncsession.NewMaker(e)
+	ctx, cancel := context.WithCancel(enginetest.Context(t))
+	err := m.Begin(ctx, func(s *asyncsession.Session) error {
+		if err := s.Add(&Author{ID: 1, Name: "a"}); err != nil {
+			return err
+		}
+		if _, err := s.Flush(ctx).Await(ctx); err != nil {
+			return err
+		}
+		cancel()
+		return ctx.Err()
+	})
+	require.ErrorIs(t, err, context.Canceled)
+	assert.NotContains(t, err.Error(), "rollback failed")
+	assert.EqualValues(t, 0, count(t, e, "authors"))
 }

@@ -10,9 +10,12 @@ import (
 	"sync"
 	"testing"
 
+	"time"
+
 	"github.com/gosqla/gosqla/asyncengine"
 	"github.com/gosqla/gosqla/asyncengine/enginetest"
 	"github.com/gosqla/gosqla/asyncsession"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
@@ -545,4 +548,269 @@ func TestConcurrentCommits(t *testing.T) {
 		assert.EqualValues(t, workers*each, count(t, e, "books"))
 		assert.Equal(t, 0, e.Stats().CheckedOut, "the connection goes back between transactions")
 	})
+}
+
+// requireUniqueViolation checks that err carries the server's unique violation, matchable with
+// errors.As, and is not reported as an earlier failure of the transaction.
+func requireUniqueViolation(t *testing.T, err error) {
+	t.Helper()
+	var pgErr *pgconn.PgError
+	require.ErrorAs(t, err, &pgErr)
+	assert.Equal(t, "23505", pgErr.Code)
+	assert.NotErrorIs(t, err, asyncsession.ErrPendingRollback, "the first error is the statement's own")
+}
+
+func TestServerErrorsKeepTheirCause(t *testing.T) {
+	e := newEngine(t, enginetest.NewDatabase(t))
+	ctx := enginetest.Context(t)
+	_, err := e.Exec(ctx, "INSERT INTO authors (id, name) VALUES (1, 'taken')")
+	require.NoError(t, err)
+
+	t.Run("first statement", func(t *testing.T) {
+		s := newSession(t, e)
+		_, err := s.Execute(ctx, "INSERT INTO authors (id, name) VALUES (1, 'dup')").Await(ctx)
+		requireUniqueViolation(t, err)
+		_, err = asyncsession.Get[Author](ctx, s, 1).Await(ctx)
+		require.ErrorIs(t, err, asyncsession.ErrPendingRollback)
+		var pgErr *pgconn.PgError
+		require.ErrorAs(t, err, &pgErr, "a later request still reaches the cause")
+		assert.Equal(t, "23505", pgErr.Code)
+	})
+	t.Run("flush", func(t *testing.T) {
+		s := newSession(t, e)
+		require.NoError(t, s.Add(&Author{ID: 1, Name: "dup"}))
+		_, err := s.Flush(ctx).Await(ctx)
+		requireUniqueViolation(t, err)
+	})
+	t.Run("commit", func(t *testing.T) {
+		s := newSession(t, e)
+		require.NoError(t, s.Add(&Author{ID: 1, Name: "dup"}))
+		_, err := s.Commit(ctx).Await(ctx)
+		requireUniqueViolation(t, err)
+	})
+	t.Run("savepoint", func(t *testing.T) {
+		s := newSession(t, e)
+		sp := await(t, s.BeginNested(ctx))
+		require.NoError(t, s.Add(&Author{ID: 1, Name: "dup"}))
+		_, err := sp.Commit(ctx).Await(ctx)
+		requireUniqueViolation(t, err)
+		await(t, sp.Rollback(ctx))
+		await(t, s.Commit(ctx))
+	})
+	t.Run("pipelined", func(t *testing.T) {
+		s := newSession(t, e)
+		require.NoError(t, s.Add(&Author{ID: 1, Name: "dup"}))
+		f1 := s.Flush(ctx)
+		f2 := s.Execute(ctx, "SELECT 1")
+		_, err := f1.Await(ctx)
+		requireUniqueViolation(t, err)
+		_, err = f2.Await(ctx)
+		require.ErrorIs(t, err, asyncsession.ErrPendingRollback)
+		var pgErr *pgconn.PgError
+		require.ErrorAs(t, err, &pgErr)
+	})
+}
+
+func TestCallsAfterCloseFail(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
+		ctx := enginetest.Context(t)
+		s := asyncsession.New(e)
+		a := &Author{ID: 1, Name: "a"}
+		require.NoError(t, s.Add(a))
+		await(t, s.Commit(ctx))
+		_ = await(t, asyncsession.Get[Author](ctx, s, 1))
+		require.NoError(t, s.Close())
+		require.ErrorIs(t, s.Add(&Author{ID: 2, Name: "b"}), asyncsession.ErrSessionClosed)
+		require.ErrorIs(t, s.Delete(a), asyncsession.ErrSessionClosed)
+		_, err := asyncsession.Get[Author](ctx, s, 1).Await(ctx)
+		require.ErrorIs(t, err, asyncsession.ErrSessionClosed, "even a key the identity map holds")
+		_, err = s.Commit(ctx).Await(ctx)
+		require.ErrorIs(t, err, asyncsession.ErrSessionClosed)
+		require.NoError(t, s.Close(), "a second Close is harmless")
+	})
+}
+
+// strictInt refuses values above 100 when scanned: a column the server fills with more makes a
+// result that cannot be read after the write was executed.
+type strictInt int64
+
+func (v *strictInt) Scan(src any) error {
+	n, ok := src.(int64)
+	if !ok || n > 100 {
+		return fmt.Errorf("strictInt: %v out of range", src)
+	}
+	*v = strictInt(n)
+	return nil
+}
+
+type Gauge struct {
+	ID int64     `db:"id,pk"`
+	V  strictInt `db:"v,default"`
+}
+
+func (Gauge) TableName() string { return "gauges" }
+
+func TestFailureAfterExecutionLeavesPendingRollback(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
+		ctx := enginetest.Context(t)
+		_, err := e.Exec(ctx, "CREATE TABLE gauges (id bigint PRIMARY KEY, v bigint DEFAULT 1000)")
+		require.NoError(t, err)
+		s := newSession(t, e)
+		_, err = asyncsession.Upsert(ctx, s, []*Gauge{{ID: 1}}).Await(ctx)
+		require.ErrorContains(t, err, "out of range")
+		_, err = s.Commit(ctx).Await(ctx)
+		require.ErrorIs(t, err, asyncsession.ErrPendingRollback, "the write the caller was told failed is not committed")
+		await(t, s.Rollback(ctx))
+		assert.EqualValues(t, 0, count(t, e, "gauges"))
+	})
+}
+
+func TestRequestNeverSentMarksNothing(t *testing.T) {
+	url := enginetest.NewDatabase(t)
+	e := newEngine(t, url+"&pool_size=1&max_overflow=0&pool_timeout=0.2")
+	ctx := enginetest.Context(t)
+	s := newSession(t, e)
+	held, err := e.Connect(ctx)
+	require.NoError(t, err)
+	require.NoError(t, s.Add(&Author{ID: 1, Name: "a"}))
+	_, err = s.Flush(ctx).Await(ctx)
+	require.ErrorIs(t, err, asyncengine.ErrPoolTimeout)
+	require.NoError(t, held.Close())
+
+	got := await(t, asyncsession.Get[Author](ctx, s, 1))
+	require.NotNil(t, got, "no phantom failed transaction; the pending insert was kept and flushed")
+	await(t, s.Commit(ctx))
+	assert.EqualValues(t, 1, count(t, e, "authors"))
+}
+
+func TestFirstRequestFailingAtPrepareReportsItsStatement(t *testing.T) {
+	e := newEngine(t, enginetest.NewDatabase(t))
+	ctx := enginetest.Context(t)
+	s := newSession(t, e)
+	_, err := s.Execute(ctx, "SELECT * FROM no_such_table").Await(ctx)
+	var pgErr *pgconn.PgError
+	require.ErrorAs(t, err, &pgErr)
+	assert.Equal(t, "42P01", pgErr.Code)
+	assert.NotErrorIs(t, err, asyncsession.ErrPendingRollback)
+	// nothing ran: the session goes on without a Rollback
+	require.NoError(t, s.Add(&Author{ID: 1, Name: "a"}))
+	await(t, s.Commit(ctx))
+	assert.EqualValues(t, 1, count(t, e, "authors"))
+}
+
+// boomer panics when scanned: user code running on the session's goroutine.
+type boomer int64
+
+func (*boomer) Scan(any) error { panic("boom") }
+
+type Boom struct {
+	ID int64  `db:"id,pk"`
+	V  boomer `db:"v"`
+}
+
+func (Boom) TableName() string { return "booms" }
+
+func TestPanicInSessionFailsItsRequests(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
+		ctx := enginetest.Context(t)
+		_, err := e.Exec(ctx, "CREATE TABLE booms (id bigint PRIMARY KEY, v bigint)")
+		require.NoError(t, err)
+		_, err = e.Exec(ctx, "INSERT INTO booms VALUES (1, 1)")
+		require.NoError(t, err)
+		s := newSession(t, e)
+		before := e.Stats().Invalidations
+		_, err = asyncsession.Get[Boom](ctx, s, 1).Await(ctx)
+		var pe *asyncengine.PanicError
+		require.ErrorAs(t, err, &pe)
+		assert.Equal(t, "boom", pe.Value)
+		_, err = s.Execute(ctx, "SELECT 1").Await(ctx)
+		require.ErrorIs(t, err, asyncsession.ErrPendingRollback, "the transaction was lost with the connection")
+		assert.Greater(t, e.Stats().Invalidations, before, "the connection in use is not returned to the pool")
+		await(t, s.Rollback(ctx))
+		await(t, s.Execute(ctx, "SELECT 1"))
+	})
+}
+
+func TestCancellationAffectsOnlyItsRequest(t *testing.T) {
+	url := enginetest.NewDatabase(t)
+	e := newEngine(t, url)
+	ctx := enginetest.Context(t)
+	s := newSession(t, e)
+	// hold the session's goroutine so that the two requests below queue and travel together
+	release := holdSession(t, s)
+	long := s.Execute(context.Background(), "SELECT pg_sleep(1), 'marker_long'")
+	short, cancel := context.WithCancel(ctx)
+	other := s.Execute(short, "SELECT 1")
+	release()
+	// wait until the pipeline carrying both requests is on the server, then cancel one of them
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		r, err := e.Query(ctx, "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%marker_long%' AND pid <> pg_backend_pid()")
+		require.NoError(t, err)
+		n, _ := r.Scalar()
+		if n.(int64) > 0 {
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "the pipeline never reached the server")
+	}
+	cancel()
+	_, err := long.Await(ctx)
+	require.NoError(t, err, "a request whose context never ends is not cancelled by another's")
+	_, _ = other.Await(ctx)
+}
+
+// A statement refused at prepare time inside an open transaction ran nothing: the autoflush
+// planned before it did not run either, and the request gets its own statement's error.
+func TestPrepareFailureInsideATransaction(t *testing.T) {
+	e := newEngine(t, enginetest.NewDatabase(t))
+	ctx := enginetest.Context(t)
+	_, err := e.Exec(ctx, "INSERT INTO authors (id, name) VALUES (1, 'old')")
+	require.NoError(t, err)
+	s := newSession(t, e)
+	a := await(t, asyncsession.Get[Author](ctx, s, 1))
+	a.Name = "changed"
+	_, err = s.Execute(ctx, "SELECT name FROM authors JOIN no_such_table USING (id)").Await(ctx)
+	var pgErr *pgconn.PgError
+	require.ErrorAs(t, err, &pgErr)
+	assert.Equal(t, "42P01", pgErr.Code)
+	assert.NotErrorIs(t, err, asyncsession.ErrPendingRollback)
+	_, err = s.Commit(ctx).Await(ctx)
+	require.ErrorIs(t, err, asyncsession.ErrPendingRollback, "the server aborted the transaction")
+	await(t, s.Rollback(ctx))
+}
+
+// When the COMMIT travels in the same pipeline as a request that failed after the server ran
+// it, the commit cannot be taken back: Commit says so instead of succeeding.
+func TestCommitInTheSamePipelineAsALateFailure(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
+		ctx := enginetest.Context(t)
+		_, err := e.Exec(ctx, "CREATE TABLE gauges (id bigint PRIMARY KEY, v bigint DEFAULT 1000)")
+		require.NoError(t, err)
+		s := newSession(t, e)
+		release := holdSession(t, s)
+		up := asyncsession.Upsert(ctx, s, []*Gauge{{ID: 1}})
+		commit := s.Commit(ctx)
+		release()
+		_, err = up.Await(ctx)
+		require.ErrorContains(t, err, "out of range")
+		_, err = commit.Await(ctx)
+		require.ErrorContains(t, err, "committed")
+		require.ErrorContains(t, err, "out of range")
+	})
+}
+
+// holdSession keeps the session's goroutine busy until release is called, so that the requests
+// made meanwhile queue and travel together in the next pipeline.
+func holdSession(t *testing.T, s *asyncsession.Session) (release func()) {
+	started, done := make(chan struct{}), make(chan struct{})
+	blocker := s.RunSync(enginetest.Context(t), func(context.Context, *asyncengine.Conn) error {
+		close(started)
+		<-done
+		return nil
+	})
+	<-started
+	return func() {
+		close(done)
+		await(t, blocker)
+	}
 }

@@ -1,10 +1,8 @@
 package asyncengine_test
 
 import (
-	"context"
 	"errors"
 	"testing"
-	"time"
 
 	sqldriver "database/sql/driver"
 
@@ -70,31 +68,4 @@ func TestPanicInDriverCallInvalidatesTheConnection(t *testing.T) {
 		assert.NotEqual(t, id, c.ID())
 		require.NoError(t, c.Close())
 	})
-}
-
-// A task whose context ended before a worker took it never runs.
-func TestCancelledTaskNeverRuns(t *testing.T) {
-	w := asyncengine.NewWorkers(1, 4)
-	defer w.Close()
-	release := make(chan struct{})
-	busy := asyncengine.Go(context.Background(), w, func(context.Context) (int, error) {
-		<-release
-		return 0, nil
-	})
-	ctx, cancel := context.WithCancel(context.Background())
-	ran := false
-	queued := asyncengine.Go(ctx, w, func(context.Context) (int, error) {
-		ran = true
-		return 1, nil
-	})
-	cancel()
-	close(release)
-	_, err := busy.Await(enginetest.Context(t))
-	require.NoError(t, err)
-	wait, stop := context.WithTimeout(context.Background(), 10*time.Second)
-	defer stop()
-	<-queued.Done()
-	_, err = queued.Await(wait)
-	require.ErrorIs(t, err, context.Canceled)
-	assert.False(t, ran)
 }
