@@ -71,14 +71,23 @@ const (
 	DriverSQLite DriverName = "sqlite" // the embedded SQLite (modernc.org/sqlite)
 )
 
+// DialectName names the SQL dialect an engine speaks: DialectPostgreSQL or DialectSQLite. The
+// Engine's Dialect is the dialect itself (placeholders, quoting, binding).
+type DialectName string
+
+const (
+	DialectPostgreSQL DialectName = "postgresql"
+	DialectSQLite     DialectName = "sqlite"
+)
+
 // Config is a parsed engine configuration. Build one with ParseConfig, adjust fields (hooks,
 // Logger), then call NewWithConfig. Field defaults match SQLAlchemy's create_engine.
 type Config struct {
 	// Driver is DriverPgx (native PostgreSQL), DriverStdlib (PostgreSQL through database/sql),
 	// DriverSQLite, or the name of a driver registered with package driver's Register.
 	Driver DriverName
-	// Dialect is "postgresql" or "sqlite".
-	Dialect string
+	// Dialect is DialectPostgreSQL or DialectSQLite.
+	Dialect DialectName
 	// DSN is what the driver receives: the connection string without gosqla's keys, every other
 	// byte as written (a modernc "file:" name for SQLite). It holds the password: print String().
 	DSN string
@@ -269,8 +278,8 @@ func (c *Config) validate() error {
 	if _, ok := driver.Lookup(string(c.Driver)); !ok {
 		return &ConfigError{Key: "Driver", Value: string(c.Driver), Err: fmt.Errorf("no such driver is registered"), Allowed: strings.Join(driver.Drivers(), ", ")}
 	}
-	if c.Dialect != "postgresql" && c.Dialect != "sqlite" {
-		return &ConfigError{Key: "Dialect", Value: c.Dialect, Allowed: "postgresql, sqlite"}
+	if c.Dialect != DialectPostgreSQL && c.Dialect != DialectSQLite {
+		return &ConfigError{Key: "Dialect", Value: string(c.Dialect), Allowed: "postgresql, sqlite"}
 	}
 	if c.PoolSize < 0 || c.MaxOverflow < -1 || c.PoolTimeout < 0 || c.Workers < 0 || c.CancelGrace < 0 {
 		return &ConfigError{Key: "pool_size/max_overflow/pool_timeout/workers/cancel_grace",

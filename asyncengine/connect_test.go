@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/gosqla/gosqla/asyncengine"
+	"github.com/gosqla/gosqla/asyncengine/enginetest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -55,7 +56,7 @@ func TestHungServerCheckoutIsBounded(t *testing.T) {
 		t.Run(scheme, func(t *testing.T) {
 			e := newEngine(t, scheme+"://u@"+addr+"/db?sslmode=disable", "pool_timeout=0.3&pool_size=1&max_overflow=0")
 			start := time.Now()
-			_, err := e.Connect(ctxT(t)) // no deadline of its own
+			_, err := e.Connect(enginetest.Context(t)) // no deadline of its own
 			require.Error(t, err)
 			assert.ErrorIs(t, err, asyncengine.ErrPoolTimeout)
 			assert.Contains(t, err.Error(), "connect_timeout")
@@ -64,7 +65,7 @@ func TestHungServerCheckoutIsBounded(t *testing.T) {
 
 			e = newEngine(t, scheme+"://u@"+addr+"/db?sslmode=disable", "pool_timeout=0.1&connect_timeout=1")
 			start = time.Now()
-			_, err = e.Connect(ctxT(t))
+			_, err = e.Connect(enginetest.Context(t))
 			require.Error(t, err)
 			assert.GreaterOrEqual(t, time.Since(start), 900*time.Millisecond, "connect_timeout, not pool_timeout, bounds the attempt")
 			assert.Less(t, time.Since(start), 5*time.Second)
@@ -76,7 +77,7 @@ func TestHungServerCheckoutIsBounded(t *testing.T) {
 func TestHungServerPgxpoolClass(t *testing.T) {
 	e := newEngine(t, "postgresql://u@"+hungServer(t)+"/db?sslmode=disable", "pool_timeout=0.3&poolclass=pgxpool")
 	start := time.Now()
-	_, err := e.Connect(ctxT(t))
+	_, err := e.Connect(enginetest.Context(t))
 	require.ErrorIs(t, err, asyncengine.ErrPoolTimeout)
 	assert.Less(t, time.Since(start), 3*time.Second)
 }
@@ -88,12 +89,12 @@ func TestWaitAndConnectShareThePoolTimeout(t *testing.T) {
 	e := newEngine(t, "postgresql://u@"+addr+"/db?sslmode=disable", "pool_timeout=1&pool_size=1&max_overflow=0")
 	first := make(chan error, 1)
 	go func() {
-		_, err := e.Connect(ctxT(t))
+		_, err := e.Connect(enginetest.Context(t))
 		first <- err
 	}()
 	require.Eventually(t, func() bool { return e.Stats().CheckedOut == 1 }, 5*time.Second, time.Millisecond)
 	start := time.Now()
-	_, err := e.Connect(ctxT(t)) // waits for the first attempt's slot, then connects in it
+	_, err := e.Connect(enginetest.Context(t)) // waits for the first attempt's slot, then connects in it
 	require.ErrorIs(t, err, asyncengine.ErrPoolTimeout)
 	assert.Less(t, time.Since(start), 1500*time.Millisecond)
 	require.ErrorIs(t, <-first, asyncengine.ErrPoolTimeout)
@@ -103,7 +104,7 @@ func TestWaitAndConnectShareThePoolTimeout(t *testing.T) {
 func TestSQLiteOpenErrorNamesThePath(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "no such dir", "app.db")
 	e := newEngine(t, "sqlite:///"+path, "")
-	_, err := e.Connect(ctxT(t))
+	_, err := e.Connect(enginetest.Context(t))
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), path)
 }

@@ -39,7 +39,7 @@ func parseConfig(s string) (*Config, error) {
 			return nil, &ConfigError{Value: describe(s), Allowed: "postgresql://…, postgresql+pgx://…, postgresql+stdlib://…, sqlite:///path.db, sqlite://, or keyword/value (host=… dbname=…)",
 				Err: fmt.Errorf("missing scheme")}
 		}
-		cfg.Driver, cfg.Dialect = DriverPgx, "postgresql"
+		cfg.Driver, cfg.Dialect = DriverPgx, DialectPostgreSQL
 		if err := parseKeywordValue(cfg, s); err != nil {
 			return nil, err
 		}
@@ -47,7 +47,7 @@ func parseConfig(s string) (*Config, error) {
 		dialect, drv, _ := strings.Cut(strings.ToLower(scheme), "+")
 		switch dialect {
 		case "postgresql", "postgres":
-			cfg.Dialect = "postgresql"
+			cfg.Dialect = DialectPostgreSQL
 			switch drv {
 			case "", "pgx":
 				cfg.Driver = DriverPgx
@@ -57,7 +57,7 @@ func parseConfig(s string) (*Config, error) {
 				return nil, &ConfigError{Key: "driver", Value: drv, Allowed: "pgx, stdlib"}
 			}
 		case "sqlite":
-			cfg.Dialect = "sqlite"
+			cfg.Dialect = DialectSQLite
 			if drv != "" && drv != "modernc" {
 				return nil, &ConfigError{Key: "driver", Value: drv, Allowed: "modernc (the default)"}
 			}
@@ -140,7 +140,7 @@ func (st *settings) finish() error {
 }
 
 func parseURL(cfg *Config, scheme, rest string) error {
-	st := &settings{cfg: cfg, set: map[string]bool{}, sqlite: cfg.Dialect == "sqlite"}
+	st := &settings{cfg: cfg, set: map[string]bool{}, sqlite: cfg.Dialect == DialectSQLite}
 	base, rawQuery, _ := strings.Cut(rest, "?")
 	var driverParts []string
 	for _, part := range strings.Split(rawQuery, "&") {

@@ -2,6 +2,25 @@
 // layer over pgx (non-blocking, pipelined) and database/sql (blocking, run on bounded workers),
 // transactions, results, futures and a bounded worker pool for sync-style code.
 //
+// # Layers
+//
+// Data flows one way, and no package imports one above it:
+//
+//	asyncsession                 Session, identity map, unit of work; imports asyncengine
+//	asyncengine                  Engine, Config, pools, Conn, Tx, Result, Dialect, Future, Workers
+//	asyncengine/driver           the driver SPI (Connector, Conn, Result, Rows) and its registry
+//	asyncengine/internal/...     the built-in drivers: pgxdriver (pgx native and pgx's
+//	                             database/sql adapter), sqldriver (SQLite); they import driver,
+//	                             never asyncengine
+//
+// The engine reaches a driver only through package driver: each built-in driver registers an
+// OpenFunc under its name ("pgx", "stdlib", "sqlite") when its package is loaded, Config.Driver
+// names one, and its OpenFunc builds a driver.Connector from a driver.Config, parsing the
+// connection string once. A third-party driver registers itself the same way. The pools
+// (pool.go: what every pool class shares; queuepool.go, pgxpool.go: one class each) are handed
+// their connector, hooks, logger and worker call at construction and never reach back into the
+// Engine. Package enginetest, for tests, imports neither asyncengine nor a driver.
+//
 // # Engines and URLs
 //
 // An Engine is created from a URL and connects lazily:
@@ -117,6 +136,13 @@
 // string holding several statements, as the session does for every request.
 //
 // # Futures and workers
+//
+// Future (future.go), Workers and Go (workers.go) and Group (group.go) are not about databases,
+// but they stay in this package, one file each: every session method returns an
+// *asyncengine.Future, RunSync and every blocking driver call run on the engine's Workers, and a
+// nested call is recognised by the context a task of those Workers was given. One import then
+// serves a program that uses the engine, and futures and workers from elsewhere cannot be mixed
+// up with the engine's.
 //
 // Future[T] is a value that completes later: Await(ctx) waits for it, Done() is closed when it
 // completes, All awaits several. Workers is a bounded pool: N goroutines and a bounded queue;
@@ -284,5 +310,7 @@
 //
 // Package enginetest starts a throwaway PostgreSQL per test binary, gives each test a database of
 // its own, can put a real PgBouncer in front and can terminate backends or restart the server;
-// NewReplication and SharedReplication start a primary with streaming standbys.
+// NewReplication and SharedReplication start a primary with streaming standbys. Its Context,
+// EachBackend (a parallel subtest per driver: pgx, stdlib, sqlite), BackendURL and WithQuery are
+// the helpers gosqla's own tests use.
 package asyncengine

@@ -16,8 +16,8 @@ func TestEchoHidesParameters(t *testing.T) {
 	for name, url := range map[string]string{"pgx": enginetest.NewDatabase(t), "stdlib": strings.Replace(enginetest.NewDatabase(t), "postgresql://", "postgresql+stdlib://", 1),
 		"sqlite": "sqlite:///" + t.TempDir() + "/x.db"} {
 		t.Run(name, func(t *testing.T) {
-			ctx := ctxT(t)
-			e, log := loggedEngine(t, withQuery(url, "echo=true"))
+			ctx := enginetest.Context(t)
+			e, log := loggedEngine(t, enginetest.WithQuery(url, "echo=true"))
 			_, err := e.Exec(ctx, "CREATE TABLE u (email text UNIQUE, n int, note text)")
 			require.NoError(t, err)
 			_, err = e.Exec(ctx, "INSERT INTO u (email) VALUES ("+e.Dialect().Placeholder(1)+")", value)
@@ -33,7 +33,7 @@ func TestEchoHidesParameters(t *testing.T) {
 			assert.NotContains(t, log.String(), value)
 			assert.Contains(t, log.String(), "log_parameters=true")
 
-			e, log = loggedEngine(t, withQuery(url, "echo=true&log_parameters=true"))
+			e, log = loggedEngine(t, enginetest.WithQuery(url, "echo=true&log_parameters=true"))
 			_, err = e.Exec(ctx, "INSERT INTO u (email) VALUES ("+e.Dialect().Placeholder(1)+")", value)
 			require.Error(t, err)
 			assert.Contains(t, log.String(), value)

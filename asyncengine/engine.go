@@ -49,7 +49,7 @@ func NewWithConfig(cfg *Config) (*Engine, error) {
 	if err := cfg.Replica.refuseInEngine(); err != nil {
 		return nil, err
 	}
-	e := &Engine{cfg: cfg, dialect: dialectFor(cfg.Dialect), pg: cfg.Dialect == "postgresql"}
+	e := &Engine{cfg: cfg, dialect: dialectFor(string(cfg.Dialect)), pg: cfg.Dialect == DialectPostgreSQL}
 	if cfg.Echo {
 		e.log = cfg.Logger
 		if e.log == nil {

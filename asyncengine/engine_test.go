@@ -4,19 +4,24 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"go.uber.org/goleak"
 	"time"
+
+	"go.uber.org/goleak"
 
 	"testing"
 
+	"path/filepath"
+	"sync"
+
 	"github.com/gosqla/gosqla/asyncengine"
+	"github.com/gosqla/gosqla/asyncengine/enginetest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
 func TestQueryAndScan(t *testing.T) {
-	eachBackend(t, func(t *testing.T, url string) {
-		ctx := ctxT(t)
+	enginetest.EachBackend(t, func(t *testing.T, url string) {
+		ctx := enginetest.Context(t)
 		e := newEngine(t, url, "")
 		_, err := e.Exec(ctx, "CREATE TABLE items (id integer PRIMARY KEY, name text, price real)")
 		require.NoError(t, err)
@@ -79,8 +84,8 @@ func slowQuery(e *asyncengine.Engine) string {
 }
 
 func TestConcurrentUseIsDetected(t *testing.T) {
-	eachBackend(t, func(t *testing.T, url string) {
-		ctx := ctxT(t)
+	enginetest.EachBackend(t, func(t *testing.T, url string) {
+		ctx := enginetest.Context(t)
 		e := newEngine(t, url, "")
 		c, err := e.Connect(ctx)
 		require.NoError(t, err)
@@ -133,8 +138,8 @@ func countOn(ctx context.Context, c *asyncengine.Conn) (int64, error) {
 }
 
 func TestTransactions(t *testing.T) {
-	eachBackend(t, func(t *testing.T, url string) {
-		ctx := ctxT(t)
+	enginetest.EachBackend(t, func(t *testing.T, url string) {
+		ctx := enginetest.Context(t)
 		e := newEngine(t, url, "")
 		_, err := e.Exec(ctx, "CREATE TABLE t (v integer)")
 		require.NoError(t, err)
@@ -209,8 +214,8 @@ func TestTransactions(t *testing.T) {
 }
 
 func TestSQLErrorsAndArguments(t *testing.T) {
-	eachBackend(t, func(t *testing.T, url string) {
-		ctx := ctxT(t)
+	enginetest.EachBackend(t, func(t *testing.T, url string) {
+		ctx := enginetest.Context(t)
 		e := newEngine(t, url, "")
 		_, err := e.Query(ctx, "SELECT * FROM no_such_table")
 		require.Error(t, err)
@@ -226,8 +231,8 @@ func TestSQLErrorsAndArguments(t *testing.T) {
 }
 
 func TestRunSyncAndWorkers(t *testing.T) {
-	eachBackend(t, func(t *testing.T, url string) {
-		ctx := ctxT(t)
+	enginetest.EachBackend(t, func(t *testing.T, url string) {
+		ctx := enginetest.Context(t)
 		e := newEngine(t, url, "pool_size=2&max_overflow=1&pool_timeout=5")
 		assert.Equal(t, 3, e.Workers().Size(), "workers default to the pool's capacity")
 		var futures []*asyncengine.Future[int64]
@@ -258,50 +263,13 @@ func TestRunSyncAndWorkers(t *testing.T) {
 	})
 }
 
-func TestWorkersBackpressureAndClose(t *testing.T) {
-	verifyNoLeaks(t)
-	w := asyncengine.NewWorkers(1, 1)
-	release := make(chan struct{})
-	ctx := ctxT(t)
-	running := asyncengine.Go(ctx, w, func(context.Context) (int, error) { <-release; return 1, nil })
-	waitUntil(t, 10*time.Second, "the first task to run", func() bool { return w.Stats().Running == 1 })
-	queued := asyncengine.Go(ctx, w, func(context.Context) (int, error) { return 2, nil })
-	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
-	defer cancel()
-	full := asyncengine.Go(short, w, func(context.Context) (int, error) { return 3, nil })
-	_, err := full.Await(ctx)
-	assert.ErrorIs(t, err, context.DeadlineExceeded, "a full queue pushes back through ctx")
-	close(release)
-	v, err := asyncengine.All(ctx, running, queued)
-	require.NoError(t, err)
-	assert.Equal(t, []int{1, 2}, v)
-	require.NoError(t, w.Close())
-	_, err = asyncengine.Go(ctx, w, func(context.Context) (int, error) { return 0, nil }).Await(ctx)
-	assert.ErrorIs(t, err, asyncengine.ErrWorkersClosed)
-	assert.EqualValues(t, 2, w.Stats().Completed)
-}
-
-func TestFutureAwaitHonoursContext(t *testing.T) {
-	f, resolve := asyncengine.NewPromise[int]()
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	_, err := f.Await(ctx)
-	assert.ErrorIs(t, err, context.Canceled)
-	resolve(5, nil)
-	resolve(6, errors.New("ignored"))
-	v, err := f.Await(context.Background())
-	require.NoError(t, err)
-	assert.Equal(t, 5, v)
-	<-f.Done()
-}
-
 // TestCloseLeavesNoGoroutine runs without t.Parallel: it compares goroutines before and after.
 func TestCloseLeavesNoGoroutine(t *testing.T) {
-	urls := backendURLs(t)
-	for _, name := range []string{"pgx", "stdlib", "sqlite"} {
+	for _, name := range enginetest.Backends {
+		url := enginetest.BackendURL(t, name)
 		ignore := goleak.IgnoreCurrent()
-		ctx := ctxT(t)
-		e, err := asyncengine.New(withQuery(urls[name], "pool_size=2&max_overflow=2"))
+		ctx := enginetest.Context(t)
+		e, err := asyncengine.New(enginetest.WithQuery(url, "pool_size=2&max_overflow=2"))
 		require.NoError(t, err)
 		var futures []*asyncengine.Future[int]
 		for i := 0; i < 20; i++ {
@@ -321,4 +289,47 @@ func TestCloseLeavesNoGoroutine(t *testing.T) {
 		goleak.VerifyNone(t, ignore)
 		assert.Equal(t, 0, e.Stats().CheckedOut, name)
 	}
+}
+
+// 100 000 RunSync tasks submitted at once with the default worker_queue (65 536): while the
+// first tasks hold every worker, the queue fills, the submitter waits for room (through its
+// context) instead of failing, no task times out on the pool, and every future completes with
+// its own value.
+func TestRunSync100kWithDefaultQueue(t *testing.T) {
+	verifyNoLeaks(t)
+	e := newEngine(t, "sqlite:///"+filepath.Join(t.TempDir(), "q.db"), "pool_size=5&max_overflow=10&pool_timeout=5")
+	ctx := enginetest.Context(t)
+	const n = 100_000
+	release := make(chan struct{})
+	let := sync.OnceFunc(func() { close(release) })
+	t.Cleanup(let)
+	futures := make([]*asyncengine.Future[int], n)
+	submitted := make(chan struct{})
+	go func() {
+		defer close(submitted)
+		for i := range futures {
+			futures[i] = asyncengine.RunSync(ctx, e, func(ctx context.Context, c *asyncengine.Conn) (int, error) {
+				<-release
+				return i, nil
+			})
+		}
+	}()
+	waitUntil(t, 30*time.Second, "the default worker queue to fill", func() bool { return e.Workers().Stats().Queued == 65536 })
+	select {
+	case <-submitted:
+		t.Fatal("all tasks were submitted while the queue was full")
+	default:
+	}
+	let()
+	<-submitted
+	got, err := asyncengine.All(ctx, futures...)
+	require.NoError(t, err)
+	for i, v := range got {
+		if v != i {
+			t.Fatalf("future %d resolved to %d", i, v)
+		}
+	}
+	st := e.Stats()
+	assert.Zero(t, st.Timeouts, "no task timed out on the pool")
+	assert.Equal(t, 0, st.CheckedOut)
 }

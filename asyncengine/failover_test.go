@@ -33,7 +33,7 @@ func TestFailoverMultiHost(t *testing.T) {
 	db := r.NewDatabase(t)
 	url := multiHost(db, "target_session_attrs=read-write&connect_timeout=2&pool_size=4&max_overflow=0&pool_timeout=10", r.Primary, r.Standbys[0])
 	e := newEngine(t, url, "")
-	ctx := ctxT(t)
+	ctx := enginetest.Context(t)
 	_, err := e.Exec(ctx, "CREATE TABLE w (id int PRIMARY KEY, writer int NOT NULL)")
 	require.NoError(t, err)
 
@@ -143,7 +143,7 @@ func TestTargetSessionAttrs(t *testing.T) {
 	t.Parallel()
 	r := enginetest.SharedReplication(t)
 	db := r.NewDatabase(t)
-	ctx := ctxT(t)
+	ctx := enginetest.Context(t)
 	for _, tc := range []struct {
 		attrs    string
 		standby  bool

@@ -55,7 +55,7 @@ func TestTerminateBackendsUnderLoad(t *testing.T) {
 				q = "pool_size=10&max_overflow=10&pool_pre_ping=true"
 			}
 			e := newEngine(t, url, q)
-			ctx := ctxT(t)
+			ctx := enginetest.Context(t)
 			var mu sync.Mutex
 			var killedAt, firstFailure time.Time
 			var failures []error
@@ -123,7 +123,7 @@ func TestServerRestartMidLoad(t *testing.T) {
 	cl := enginetest.NewCluster(t)
 	url := cl.NewDatabase(t)
 	e := newEngine(t, url, "pool_size=5&max_overflow=5&pool_timeout=2")
-	ctx := ctxT(t)
+	ctx := enginetest.Context(t)
 	var lastErr, errs, okAfter, okTotal, back atomic.Int64
 	stop := make(chan struct{})
 	wg := load(ctx, e, 20, stop, func(start time.Time, err error) {
@@ -157,7 +157,7 @@ func TestServerDownWhileConnecting(t *testing.T) {
 	cl := enginetest.NewCluster(t)
 	url := cl.NewDatabase(t)
 	e := newEngine(t, url, "pool_size=4&max_overflow=4&pool_timeout=1&pool_pre_ping=true")
-	ctx := ctxT(t)
+	ctx := enginetest.Context(t)
 	_, err := e.Query(ctx, "SELECT 1") // one idle connection, to be pre-pinged
 	require.NoError(t, err)
 	cl.Stop(t)
@@ -183,7 +183,7 @@ func TestServerDownWhileConnecting(t *testing.T) {
 }
 
 func TestRandomDeadlines(t *testing.T) {
-	eachBackend(t, func(t *testing.T, url string) {
+	enginetest.EachBackend(t, func(t *testing.T, url string) {
 		e := newEngine(t, url, "pool_size=5&max_overflow=5&pool_timeout=5")
 		sleep := "SELECT pg_sleep(0.002)"
 		if e.Dialect().Name() == "sqlite" {
@@ -218,7 +218,7 @@ func TestRandomDeadlines(t *testing.T) {
 		st := e.Stats()
 		assert.Equal(t, 0, st.CheckedOut)
 		// every pooled connection works afterwards
-		ctx := ctxT(t)
+		ctx := enginetest.Context(t)
 		var conns []*asyncengine.Conn
 		for i := 0; i < 10; i++ {
 			c, err := e.Connect(ctx)
@@ -241,7 +241,7 @@ func TestCancelMidQuery(t *testing.T) {
 	verifyNoLeaks(t)
 	url := enginetest.NewDatabase(t)
 	observer := newEngine(t, url, "pool_size=2")
-	ctx := ctxT(t)
+	ctx := enginetest.Context(t)
 	running := func(tag string) int {
 		r, err := observer.Query(ctx, `SELECT count(*) FROM pg_stat_activity WHERE pid <> pg_backend_pid()
 			AND state = 'active' AND wait_event_type = 'Lock' AND query LIKE '%' || :tag || '%'`, asyncengine.Named{"tag": tag})
@@ -303,7 +303,7 @@ func TestCancelMidQuery(t *testing.T) {
 
 func TestDisconnectInTransaction(t *testing.T) {
 	eachPG(t, func(t *testing.T, url string) {
-		ctx := ctxT(t)
+		ctx := enginetest.Context(t)
 		e := newEngine(t, url, "")
 		c := checkout(t, e)
 		tx, err := c.Begin(ctx)
@@ -339,7 +339,7 @@ func TestPgBouncerTransactionMode(t *testing.T) {
 	for _, mode := range []string{"none", "describe"} {
 		for _, u := range []string{bounced, strings.Replace(bounced, "postgresql://", "postgresql+stdlib://", 1)} {
 			e := newEngine(t, u, "pool_size=10&max_overflow=10&statement_cache="+mode)
-			ctx := ctxT(t)
+			ctx := enginetest.Context(t)
 			concurrently(30, func(g int) {
 				for i := 0; i < 30; i++ {
 					r, err := e.Query(ctx, "SELECT CAST($1 AS int) + 1", g*100+i)
@@ -357,7 +357,7 @@ func TestPgBouncerTransactionMode(t *testing.T) {
 	// deterministic in sequence — two client connections, one idle server connection between
 	// them, the second one's prepare finds the first one's statement already there.
 	e := newEngine(t, bounced, "pool_size=2&statement_cache=prepare")
-	ctx := ctxT(t)
+	ctx := enginetest.Context(t)
 	a, b := checkout(t, e), checkout(t, e)
 	_, err := a.Query(ctx, "SELECT CAST($1 AS int) + 2", 1)
 	require.NoError(t, err)

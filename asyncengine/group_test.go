@@ -3,6 +3,7 @@ package asyncengine_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -17,7 +18,7 @@ import (
 // error cancelled the group never run.
 func TestGroupWaitsForEveryStartedTask(t *testing.T) {
 	e := newEngine(t, enginetest.NewDatabase(t), "pool_size=4&max_overflow=0&workers=4")
-	ctx := ctxT(t)
+	ctx := enginetest.Context(t)
 	g, gctx := asyncengine.NewGroup(ctx, e.Workers())
 	var running, ran atomic.Int64
 	boom := errors.New("boom")
@@ -89,7 +90,7 @@ func TestNestedRunSyncDoesNotWaitForItsCaller(t *testing.T) {
 // finishes while a long CPU-only stage holds every worker it is allowed.
 func TestGroupLimitReservesWorkersForOtherStages(t *testing.T) {
 	e := newEngine(t, enginetest.NewDatabase(t), "pool_size=3&max_overflow=0&workers=3")
-	ctx := ctxT(t)
+	ctx := enginetest.Context(t)
 	release := make(chan struct{})
 	cpu, _ := asyncengine.NewGroup(ctx, e.Workers())
 	cpu.SetLimit(2)
@@ -120,4 +121,22 @@ func TestGroupLimitReservesWorkersForOtherStages(t *testing.T) {
 	close(release)
 	require.NoError(t, <-stageDone)
 	assert.EqualValues(t, 50, started.Load())
+}
+
+func ExampleGroup() {
+	ctx := context.Background()
+	w := asyncengine.NewWorkers(4, 16)
+	defer w.Close()
+	g, gctx := asyncengine.NewGroup(ctx, w)
+	g.SetLimit(2) // this stage keeps at most two tasks queued or running
+	var sum atomic.Int64
+	for i := 1; i <= 10; i++ {
+		g.Go(func(ctx context.Context) error {
+			sum.Add(int64(i))
+			return nil
+		})
+	}
+	err := g.Wait()
+	fmt.Println(sum.Load(), err, gctx.Err() != nil)
+	// Output: 55 <nil> true
 }

@@ -16,7 +16,7 @@ import (
 func TestPanickingNotificationsAreReported(t *testing.T) {
 	for name, url := range map[string]string{"pgx": enginetest.NewDatabase(t), "sqlite": "sqlite:///" + t.TempDir() + "/x.db"} {
 		t.Run(name, func(t *testing.T) {
-			cfg, err := asyncengine.ParseConfig(withQuery(url, "pool_size=1&max_overflow=0"))
+			cfg, err := asyncengine.ParseConfig(enginetest.WithQuery(url, "pool_size=1&max_overflow=0"))
 			require.NoError(t, err)
 			var log logBuffer
 			cfg.Logger = slog.New(slog.NewTextHandler(&log, nil))
@@ -28,7 +28,7 @@ func TestPanickingNotificationsAreReported(t *testing.T) {
 			require.NoError(t, err)
 			defer e.Close()
 
-			ctx := ctxT(t)
+			ctx := enginetest.Context(t)
 			c, err := e.Connect(ctx)
 			require.NoError(t, err)
 			tx, err := c.Begin(ctx)

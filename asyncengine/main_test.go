@@ -2,10 +2,7 @@ package asyncengine_test
 
 import (
 	"bytes"
-	"context"
 	"log/slog"
-	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -20,52 +17,12 @@ func TestMain(m *testing.M) {
 	enginetest.Main(m)
 }
 
-// backendURLs returns a fresh database for each driver: native pgx, pgx through database/sql,
-// and embedded SQLite.
-func backendURLs(t *testing.T) map[string]string {
-	pg := enginetest.NewDatabase(t)
-	return map[string]string{
-		"pgx":    pg,
-		"stdlib": strings.Replace(pg, "postgresql://", "postgresql+stdlib://", 1),
-		"sqlite": "sqlite:///" + filepath.Join(t.TempDir(), "test.db"),
-	}
-}
-
-// eachBackend runs fn once per driver, in parallel subtests.
-func eachBackend(t *testing.T, fn func(t *testing.T, url string)) {
-	t.Helper()
-	for _, name := range []string{"pgx", "stdlib", "sqlite"} {
-		url := backendURLs(t)[name]
-		t.Run(name, func(t *testing.T) {
-			t.Parallel()
-			fn(t, url)
-		})
-	}
-}
-
-// withQuery appends URL query keys.
-func withQuery(url, query string) string {
-	if query == "" {
-		return url
-	}
-	if strings.Contains(url, "?") {
-		return url + "&" + query
-	}
-	return url + "?" + query
-}
-
 func newEngine(t *testing.T, url string, query string) *asyncengine.Engine {
 	t.Helper()
-	e, err := asyncengine.New(withQuery(url, query))
+	e, err := asyncengine.New(enginetest.WithQuery(url, query))
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, e.Close()) })
 	return e
-}
-
-func ctxT(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	t.Cleanup(cancel)
-	return ctx
 }
 
 // verifyNoLeaks fails the test if a goroutine it started outlives it (and the cleanups

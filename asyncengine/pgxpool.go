@@ -12,9 +12,9 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
-// pgxPoolClass backs the engine with a *pgxpool.Pool, keeping gosqla's checkout semantics on
+// pgxPool backs the engine with a *pgxpool.Pool, keeping gosqla's checkout semantics on
 // top: pool_timeout, pre-ping, pool-wide invalidation, hooks and Stats.
-type pgxPoolClass struct {
+type pgxPool struct {
 	*poolBase
 	p       *pgxpool.Pool
 	owned   bool
@@ -33,7 +33,7 @@ func NewFromPgxPool(p *pgxpool.Pool, cfg *Config) (*Engine, error) {
 		}
 	}
 	c := *cfg
-	c.Driver, c.Dialect, c.PoolClass, c.PgxPool = DriverPgx, "postgresql", PoolPgxpool, p
+	c.Driver, c.Dialect, c.PoolClass, c.PgxPool = DriverPgx, DialectPostgreSQL, PoolPgxpool, p
 	c.DSN = p.Config().ConnConfig.ConnString()
 	if c.url == "" {
 		c.url = "postgresql+pgxpool://"
@@ -41,9 +41,9 @@ func NewFromPgxPool(p *pgxpool.Pool, cfg *Config) (*Engine, error) {
 	return NewWithConfig(&c)
 }
 
-func newPgxPool(b *poolBase, cfg *Config, connector driver.Connector) (*pgxPoolClass, error) {
+func newPgxPool(b *poolBase, cfg *Config, connector driver.Connector) (*pgxPool, error) {
 	if cfg.PgxPool != nil {
-		return &pgxPoolClass{poolBase: b, p: cfg.PgxPool}, nil
+		return &pgxPool{poolBase: b, p: cfg.PgxPool}, nil
 	}
 	pc, ok := connector.(*pgxdriver.Connector)
 	if !ok {
@@ -53,16 +53,16 @@ func newPgxPool(b *poolBase, cfg *Config, connector driver.Connector) (*pgxPoolC
 	if err != nil {
 		return nil, &ConfigError{Value: cfg.String(), Err: err}
 	}
-	return &pgxPoolClass{poolBase: b, p: p, owned: true}, nil
+	return &pgxPool{poolBase: b, p: p, owned: true}, nil
 }
 
-func (p *pgxPoolClass) get(ctx context.Context) (*pconn, error) {
+func (p *pgxPool) get(ctx context.Context) (*pconn, error) {
 	// a replacement is another connection from pgxpool; a dropped one is destroyed by it
 	return p.checkout(ctx, p, nil, source{fresh: p.acquire, drop: p.discard})
 }
 
 // acquire takes a connection from pgxpool within pool_timeout and finds (or creates) its record.
-func (p *pgxPoolClass) acquire(ctx context.Context) (*pconn, error) {
+func (p *pgxPool) acquire(ctx context.Context) (*pconn, error) {
 	actx, cancel := context.WithTimeout(ctx, p.timeout)
 	defer cancel()
 	start := time.Now()
@@ -101,7 +101,7 @@ func (p *pgxPoolClass) acquire(ctx context.Context) (*pconn, error) {
 	return pc, nil
 }
 
-func (p *pgxPoolClass) put(pc *pconn) {
+func (p *pgxPool) put(pc *pconn) {
 	if p.stale(pc) {
 		p.discard(pc)
 		return
@@ -109,7 +109,7 @@ func (p *pgxPoolClass) put(pc *pconn) {
 	pc.handle.(*pgxpool.Conn).Release()
 }
 
-func (p *pgxPoolClass) discard(pc *pconn) {
+func (p *pgxPool) discard(pc *pconn) {
 	if pc == nil {
 		return
 	}
@@ -117,7 +117,7 @@ func (p *pgxPoolClass) discard(pc *pconn) {
 	pc.handle.(*pgxpool.Conn).Release() // pgxpool destroys a closed connection on release
 }
 
-func (p *pgxPoolClass) closeIdleOlder(t time.Time) {
+func (p *pgxPool) closeIdleOlder(t time.Time) {
 	for _, c := range p.p.AcquireAllIdle(context.Background()) {
 		pc, _ := c.Conn().PgConn().CustomData()[pgxpoolRecordKey].(*pconn)
 		if pc != nil && !pc.created.After(t) {
@@ -129,7 +129,7 @@ func (p *pgxPoolClass) closeIdleOlder(t time.Time) {
 	}
 }
 
-func (p *pgxPoolClass) stats() PoolStats {
+func (p *pgxPool) stats() PoolStats {
 	st := p.p.Stat()
 	s := PoolStats{Size: int(st.MaxConns()), CheckedIn: int(st.IdleConns()), CheckedOut: int(st.AcquiredConns()),
 		Overflow: int(st.TotalConns()) - int(st.MaxConns()), Waiting: int(p.waiting.Load())}
@@ -137,12 +137,12 @@ func (p *pgxPoolClass) stats() PoolStats {
 	return s
 }
 
-func (p *pgxPoolClass) dispose() {
+func (p *pgxPool) dispose() {
 	p.invalidTime.Store(time.Now().UnixNano())
 	p.p.Reset()
 }
 
-func (p *pgxPoolClass) close() {
+func (p *pgxPool) close() {
 	if p.owned {
 		p.p.Close()
 	}

@@ -20,21 +20,21 @@ import (
 
 func checkout(t *testing.T, e *asyncengine.Engine) *asyncengine.Conn {
 	t.Helper()
-	c, err := e.Connect(ctxT(t))
+	c, err := e.Connect(enginetest.Context(t))
 	require.NoError(t, err)
 	// a checkout touches the server, so that the connection is really open
-	require.NoError(t, c.Ping(ctxT(t)))
+	require.NoError(t, c.Ping(enginetest.Context(t)))
 	return c
 }
 
 func TestQueuePoolAccountingAndTimeout(t *testing.T) {
-	eachBackend(t, func(t *testing.T, url string) {
+	enginetest.EachBackend(t, func(t *testing.T, url string) {
 		// pool_timeout leaves room for connects on a loaded machine: only the last checkout must wait
 		e := newEngine(t, url, "pool_size=2&max_overflow=1&pool_timeout=1")
 		a, b, c := checkout(t, e), checkout(t, e), checkout(t, e)
 		st := e.Stats()
 		assert.Equal(t, asyncengine.PoolStats{Size: 2, CheckedOut: 3, Overflow: 1}, pick(st))
-		_, err := e.Connect(ctxT(t))
+		_, err := e.Connect(enginetest.Context(t))
 		require.ErrorIs(t, err, asyncengine.ErrPoolTimeout)
 		assert.EqualError(t, err, "QueuePool limit of size 2 overflow 1 reached, connection timed out, timeout 1.00s")
 		require.NoError(t, c.Close())
@@ -75,7 +75,7 @@ func TestQueuePoolUnlimited(t *testing.T) {
 func TestFailedConnectConsumesNoSlot(t *testing.T) {
 	e := newEngine(t, "postgresql://postgres@127.0.0.1:1/nothing?connect_timeout=1", "pool_size=1&max_overflow=0&pool_timeout=0.1")
 	for i := 0; i < 3; i++ {
-		_, err := e.Connect(ctxT(t))
+		_, err := e.Connect(enginetest.Context(t))
 		require.Error(t, err)
 		assert.NotErrorIs(t, err, asyncengine.ErrPoolTimeout, "a failed connect gives its slot back")
 	}
@@ -94,7 +94,7 @@ func TestWaitersFIFOAndCancellation(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c, err := e.Connect(ctxT(t))
+			c, err := e.Connect(enginetest.Context(t))
 			if !assert.NoError(t, err) {
 				return
 			}
@@ -124,9 +124,9 @@ func TestWaiterWokenByInvalidation(t *testing.T) {
 	held := checkout(t, e)
 	got := make(chan error, 1)
 	go func() {
-		c, err := e.Connect(ctxT(t))
+		c, err := e.Connect(enginetest.Context(t))
 		if err == nil {
-			err = c.Ping(ctxT(t))
+			err = c.Ping(enginetest.Context(t))
 			c.Close()
 		}
 		got <- err
@@ -147,7 +147,7 @@ func TestWaitersAcrossDisposeAndClose(t *testing.T) {
 	heldID := held.ID()
 	got := make(chan uint64, 1)
 	go func() {
-		c, err := e.Connect(ctxT(t))
+		c, err := e.Connect(enginetest.Context(t))
 		if err != nil {
 			got <- 0
 			return
@@ -156,7 +156,7 @@ func TestWaitersAcrossDisposeAndClose(t *testing.T) {
 		c.Close()
 	}()
 	waitUntil(t, 10*time.Second, "the waiter to queue", func() bool { return e.Stats().Waiting == 1 })
-	require.NoError(t, e.Dispose(ctxT(t)))
+	require.NoError(t, e.Dispose(enginetest.Context(t)))
 	assert.Equal(t, 1, e.Stats().Waiting, "Dispose does not fail a waiter")
 	require.NoError(t, held.Close())
 	id := <-got
@@ -165,7 +165,7 @@ func TestWaitersAcrossDisposeAndClose(t *testing.T) {
 
 	held = checkout(t, e)
 	failed := make(chan error, 1)
-	go func() { _, err := e.Connect(ctxT(t)); failed <- err }()
+	go func() { _, err := e.Connect(enginetest.Context(t)); failed <- err }()
 	waitUntil(t, 10*time.Second, "the waiter to queue", func() bool { return e.Stats().Waiting == 1 })
 	require.NoError(t, e.Close())
 	select {
@@ -201,7 +201,7 @@ func TestLIFOAndFIFO(t *testing.T) {
 }
 
 func TestRecycleAndDispose(t *testing.T) {
-	eachBackend(t, func(t *testing.T, url string) {
+	enginetest.EachBackend(t, func(t *testing.T, url string) {
 		// Reuse is only asserted when the second checkout provably came within the recycle age:
 		// on a loaded machine a connect alone can take longer, and then the attempt is made
 		// again on a new engine rather than the assertion dropped or left to chance.
@@ -235,7 +235,7 @@ func TestRecycleAndDispose(t *testing.T) {
 		a, b := checkout(t, e), checkout(t, e)
 		ida := a.ID()
 		a.Close()
-		require.NoError(t, e.Dispose(ctxT(t)))
+		require.NoError(t, e.Dispose(enginetest.Context(t)))
 		assert.Equal(t, 0, e.Stats().CheckedIn)
 		b.Close()
 		assert.Equal(t, 0, e.Stats().CheckedIn, "connections checked out at Dispose are closed when they come back")
@@ -246,14 +246,14 @@ func TestRecycleAndDispose(t *testing.T) {
 }
 
 func TestResetOnReturn(t *testing.T) {
-	eachBackend(t, func(t *testing.T, url string) {
-		ctx := ctxT(t)
+	enginetest.EachBackend(t, func(t *testing.T, url string) {
+		ctx := enginetest.Context(t)
 		e0 := newEngine(t, url, "")
 		_, err := e0.Exec(ctx, "CREATE TABLE r (v integer)")
 		require.NoError(t, err)
 		for _, mode := range []string{"rollback", "commit", "none"} {
 			var resets atomic.Int32
-			cfg, err := asyncengine.ParseConfig(withQuery(url, "pool_size=1&max_overflow=0&pool_reset_on_return="+mode))
+			cfg, err := asyncengine.ParseConfig(enginetest.WithQuery(url, "pool_size=1&max_overflow=0&pool_reset_on_return="+mode))
 			require.NoError(t, err)
 			cfg.OnReset = func(uint64, asyncengine.ResetMode) { resets.Add(1) }
 			e, err := asyncengine.NewWithConfig(cfg)
@@ -293,7 +293,7 @@ func TestResetOnReturn(t *testing.T) {
 }
 
 func TestPoolClasses(t *testing.T) {
-	eachBackend(t, func(t *testing.T, url string) {
+	enginetest.EachBackend(t, func(t *testing.T, url string) {
 		e := newEngine(t, url, "poolclass=null")
 		a := checkout(t, e)
 		ida := a.ID()
@@ -306,7 +306,7 @@ func TestPoolClasses(t *testing.T) {
 		e = newEngine(t, url, "poolclass=static&pool_timeout=1")
 		a = checkout(t, e)
 		ida = a.ID()
-		_, err := e.Connect(ctxT(t))
+		_, err := e.Connect(enginetest.Context(t))
 		assert.ErrorIs(t, err, asyncengine.ErrPoolTimeout, "StaticPool's one connection is taken in turns")
 		a.Invalidate(errors.New("test"))
 		a.Close()
@@ -316,7 +316,7 @@ func TestPoolClasses(t *testing.T) {
 
 		e = newEngine(t, url, "poolclass=assertion&pool_debug=true")
 		a = checkout(t, e)
-		_, err = e.Connect(ctxT(t))
+		_, err = e.Connect(enginetest.Context(t))
 		require.ErrorIs(t, err, asyncengine.ErrAlreadyCheckedOut)
 		assert.Contains(t, err.Error(), "pool_test.go", "pool_debug shows where it was checked out")
 		a.Close()
@@ -331,7 +331,7 @@ func TestPgxpoolClass(t *testing.T) {
 	a, b := checkout(t, e), checkout(t, e)
 	assert.Equal(t, 2, e.Stats().CheckedOut)
 	waited := make(chan error)
-	go func() { _, err := e.Connect(ctxT(t)); waited <- err }()
+	go func() { _, err := e.Connect(enginetest.Context(t)); waited <- err }()
 	waitUntil(t, 10*time.Second, "the waiter to queue", func() bool { return e.Stats().Waiting == 1 })
 	require.ErrorIs(t, <-waited, asyncengine.ErrPoolTimeout)
 	assert.Equal(t, 0, e.Stats().Waiting)
@@ -343,23 +343,23 @@ func TestPgxpoolClass(t *testing.T) {
 	assert.NotEqual(t, ida, c.ID(), "pre-ping replaced the dead connection")
 	c.Close()
 
-	p, err := pgxpool.New(ctxT(t), url)
+	p, err := pgxpool.New(enginetest.Context(t), url)
 	require.NoError(t, err)
 	defer p.Close()
 	e2, err := asyncengine.NewFromPgxPool(p, nil)
 	require.NoError(t, err)
-	r, err := e2.Query(ctxT(t), "SELECT 41 + 1")
+	r, err := e2.Query(enginetest.Context(t), "SELECT 41 + 1")
 	require.NoError(t, err)
 	v, _ := r.Scalar()
 	assert.EqualValues(t, 42, v)
 	require.NoError(t, e2.Close())
-	require.NoError(t, p.Ping(ctxT(t)), "the caller's pool stays open")
+	require.NoError(t, p.Ping(enginetest.Context(t)), "the caller's pool stays open")
 }
 
 func TestEvents(t *testing.T) {
-	eachBackend(t, func(t *testing.T, url string) {
-		ctx := ctxT(t)
-		cfg, err := asyncengine.ParseConfig(withQuery(url, "pool_size=20"))
+	enginetest.EachBackend(t, func(t *testing.T, url string) {
+		ctx := enginetest.Context(t)
+		cfg, err := asyncengine.ParseConfig(enginetest.WithQuery(url, "pool_size=20"))
 		require.NoError(t, err)
 		var connects, firsts, checkouts, checkins, invalidates, closes atomic.Int32
 		var rejectOnce atomic.Bool
@@ -430,11 +430,11 @@ func TestEvents(t *testing.T) {
 }
 
 func TestLeakedConnectionIsRecovered(t *testing.T) {
-	e, log := loggedEngine(t, withQuery(enginetest.NewDatabase(t), "pool_size=1&max_overflow=0&pool_debug=true"))
+	e, log := loggedEngine(t, enginetest.WithQuery(enginetest.NewDatabase(t), "pool_size=1&max_overflow=0&pool_debug=true"))
 	func() {
-		c, err := e.Connect(ctxT(t))
+		c, err := e.Connect(enginetest.Context(t))
 		require.NoError(t, err)
-		_ = c.Ping(ctxT(t))
+		_ = c.Ping(enginetest.Context(t))
 	}()
 	deadline := time.Now().Add(5 * time.Second)
 	for e.Stats().Leaks == 0 && time.Now().Before(deadline) {
@@ -449,22 +449,22 @@ func TestLeakedConnectionIsRecovered(t *testing.T) {
 }
 
 func TestEchoRedactsPasswords(t *testing.T) {
-	e, log := loggedEngine(t, withQuery(enginetest.NewDatabase(t), "echo=true"))
-	_, err := e.Query(ctxT(t), "SELECT 'echoed'")
+	e, log := loggedEngine(t, enginetest.WithQuery(enginetest.NewDatabase(t), "echo=true"))
+	_, err := e.Query(enginetest.Context(t), "SELECT 'echoed'")
 	require.NoError(t, err)
 	out := log.String()
 	assert.Contains(t, out, "SELECT 'echoed'")
 	assert.Contains(t, out, "checkout")
 
 	e2, log2 := loggedEngine(t, "postgresql://u:topsecret@127.0.0.1:1/x?echo=true")
-	_, _ = e2.Connect(ctxT(t))
+	_, _ = e2.Connect(enginetest.Context(t))
 	e2.Close()
 	assert.NotContains(t, log2.String(), "topsecret")
 	assert.Contains(t, log2.String(), "engine created")
 }
 
 func TestPrePingSkipsFreshConnections(t *testing.T) {
-	e, log := loggedEngine(t, withQuery(enginetest.NewDatabase(t), "pool_size=1&max_overflow=0&pool_pre_ping=true&echo=true"))
+	e, log := loggedEngine(t, enginetest.WithQuery(enginetest.NewDatabase(t), "pool_size=1&max_overflow=0&pool_pre_ping=true&echo=true"))
 	pings := func() int { return strings.Count(log.String(), "pre-ping") }
 	c := checkout(t, e)
 	c.Close()
@@ -479,7 +479,7 @@ func TestPrePingSkipsFreshConnections(t *testing.T) {
 func TestPrePingSendsAnEmptyStatement(t *testing.T) {
 	verifyNoLeaks(t)
 	eachPG(t, func(t *testing.T, url string) {
-		ctx := ctxT(t)
+		ctx := enginetest.Context(t)
 		e := newEngine(t, url, "pool_size=1&max_overflow=0&pool_pre_ping=true")
 		observer := newEngine(t, strings.Replace(url, "postgresql+stdlib://", "postgresql://", 1), "")
 		lastStatement := func(pid int32) string {

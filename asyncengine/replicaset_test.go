@@ -99,7 +99,7 @@ func replicaSet(t *testing.T, r *enginetest.Replication, db, query string) *asyn
 		}
 		hosts += fmt.Sprintf("127.0.0.1:%d", s.Port())
 	}
-	rs, err := asyncengine.NewReplicaSet(withQuery(r.Primary.URL(db), "replicas="+hosts+"&"+query))
+	rs, err := asyncengine.NewReplicaSet(enginetest.WithQuery(r.Primary.URL(db), "replicas="+hosts+"&"+query))
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, rs.Close()) })
 	return rs
@@ -120,7 +120,7 @@ func TestReplicaSetRouting(t *testing.T) {
 	t.Parallel()
 	r := enginetest.SharedReplication(t)
 	db := r.NewDatabase(t)
-	ctx := ctxT(t)
+	ctx := enginetest.Context(t)
 	primary, s1, s2 := int32(r.Primary.Port()), int32(r.Standbys[0].Port()), int32(r.Standbys[1].Port())
 	for _, routing := range []string{"round_robin", "random", "least_busy"} {
 		rs := replicaSet(t, r, db, "replica_routing="+routing)
@@ -160,7 +160,7 @@ func TestReplicaSetRouting(t *testing.T) {
 func TestReadYourWrites(t *testing.T) {
 	r := enginetest.SharedReplication(t)
 	db := r.NewDatabase(t)
-	ctx := ctxT(t)
+	ctx := enginetest.Context(t)
 	rs := replicaSet(t, r, db, "read_your_writes_wait=50ms")
 	_, err := rs.Exec(ctx, "CREATE TABLE counter (n int)")
 	require.NoError(t, err)
@@ -261,13 +261,13 @@ func TestReplicaSetFailingReplica(t *testing.T) {
 	t.Parallel()
 	r := enginetest.SharedReplication(t)
 	db := r.NewDatabase(t)
-	ctx := ctxT(t)
+	ctx := enginetest.Context(t)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	dead := l.Addr().String()
 	require.NoError(t, l.Close())
 
-	rs, err := asyncengine.NewReplicaSet(withQuery(r.Primary.URL(db), fmt.Sprintf("replicas=%s,127.0.0.1:%d&connect_timeout=2", dead, r.Standbys[0].Port())))
+	rs, err := asyncengine.NewReplicaSet(enginetest.WithQuery(r.Primary.URL(db), fmt.Sprintf("replicas=%s,127.0.0.1:%d&connect_timeout=2", dead, r.Standbys[0].Port())))
 	require.NoError(t, err)
 	defer rs.Close()
 	for i := 0; i < 10; i++ {
@@ -294,7 +294,7 @@ func TestReplicaSetFailingReplica(t *testing.T) {
 	require.NotErrorIs(t, err, asyncengine.ErrReplicaSet)
 
 	for fallback, want := range map[string]error{"primary": nil, "error": asyncengine.ErrNoReplica} {
-		rs, err := asyncengine.NewReplicaSet(withQuery(r.Primary.URL(db), "replicas="+dead+"&replica_fallback="+fallback))
+		rs, err := asyncengine.NewReplicaSet(enginetest.WithQuery(r.Primary.URL(db), "replicas="+dead+"&replica_fallback="+fallback))
 		require.NoError(t, err)
 		_, err = rs.Query(ctx, "SELECT 1") // takes the replica out, then falls back
 		require.NoError(t, err)
@@ -316,7 +316,7 @@ func TestReplicaSetMisconfigured(t *testing.T) {
 	r := enginetest.SharedReplication(t)
 	db := r.NewDatabase(t)
 	other := r.NewDatabase(t)
-	ctx := ctxT(t)
+	ctx := enginetest.Context(t)
 	open := func(primary string, replicas ...string) *asyncengine.ReplicaSet {
 		cfg, err := asyncengine.ParseConfig(primary)
 		require.NoError(t, err)
@@ -361,9 +361,9 @@ func TestReplicaSetThroughPgBouncer(t *testing.T) {
 	t.Parallel()
 	r := enginetest.SharedReplication(t)
 	db := r.NewDatabase(t)
-	ctx := ctxT(t)
+	ctx := enginetest.Context(t)
 	primary := r.Primary.PgBouncer(t, r.Primary.URL(db))
-	rs, err := asyncengine.NewReplicaSet(withQuery(primary, fmt.Sprintf("statement_cache=describe&replicas=127.0.0.1:%d", r.Standbys[0].Port())))
+	rs, err := asyncengine.NewReplicaSet(enginetest.WithQuery(primary, fmt.Sprintf("statement_cache=describe&replicas=127.0.0.1:%d", r.Standbys[0].Port())))
 	require.NoError(t, err)
 	defer rs.Close()
 	_, err = rs.Exec(ctx, "CREATE TABLE n (v int)")

@@ -22,7 +22,7 @@ func TestBeginRetryClasses(t *testing.T) {
 	t.Parallel()
 	url := enginetest.NewDatabase(t)
 	e := newEngine(t, url, "")
-	ctx := ctxT(t)
+	ctx := enginetest.Context(t)
 	_, err := e.Exec(ctx, "CREATE TABLE done (id text)")
 	require.NoError(t, err)
 
@@ -91,7 +91,7 @@ func TestBeginRetryCommitUnknown(t *testing.T) {
 	t.Parallel()
 	url := enginetest.NewDatabase(t)
 	e := newEngine(t, url, "")
-	ctx := ctxT(t)
+	ctx := enginetest.Context(t)
 	for _, sql := range []string{
 		"CREATE TABLE w (id int)",
 		`CREATE FUNCTION die() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_terminate_backend(pg_backend_pid()); PERFORM pg_sleep(5); RETURN NULL; END $$`,
@@ -121,7 +121,7 @@ func TestBankTransfersUnderFaults(t *testing.T) {
 	cl := enginetest.NewCluster(t)
 	url := cl.NewDatabase(t)
 	e := newEngine(t, url, "pool_size=16&max_overflow=0&pool_timeout=20")
-	ctx := ctxT(t)
+	ctx := enginetest.Context(t)
 	const accounts, initial, clients, transfers = 10, 1000, 16, 2000
 	for _, sql := range []string{
 		"CREATE TABLE account (id int PRIMARY KEY, balance bigint NOT NULL)",

@@ -13,7 +13,7 @@ import (
 // chooser's unknown shard is an error, never a write elsewhere.
 func TestShardSet(t *testing.T) {
 	t.Parallel()
-	ctx := ctxT(t)
+	ctx := enginetest.Context(t)
 	_, err := asyncengine.NewShardSet(nil)
 	require.ErrorIs(t, err, asyncengine.ErrInvalidConfig)
 

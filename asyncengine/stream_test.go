@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/gosqla/gosqla/asyncengine"
+	"github.com/gosqla/gosqla/asyncengine/enginetest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -15,9 +16,9 @@ type seriesRow struct {
 
 func TestStream(t *testing.T) {
 	verifyNoLeaks(t)
-	eachBackend(t, func(t *testing.T, url string) {
+	enginetest.EachBackend(t, func(t *testing.T, url string) {
 		e := newEngine(t, url, "pool_size=1")
-		ctx := ctxT(t)
+		ctx := enginetest.Context(t)
 		series := "WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < 5000) SELECT n FROM s"
 
 		t.Run("all rows", func(t *testing.T) {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/gosqla/gosqla/asyncengine"
+	"github.com/gosqla/gosqla/asyncengine/enginetest"
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -111,12 +112,11 @@ func bigInt(n int64) *big.Int { return big.NewInt(n) }
 // TestTypeMatrix reads every PostgreSQL type into the Go destinations pgx supports, through both
 // PostgreSQL drivers, and checks that they hold the same values and refuse the same values.
 func TestTypeMatrix(t *testing.T) {
-	pg := backendURLs(t)
 	for _, drv := range []string{"pgx", "stdlib"} {
 		t.Run(drv, func(t *testing.T) {
 			t.Parallel()
-			e := newEngine(t, pg[drv], "")
-			ctx := ctxT(t)
+			e := newEngine(t, enginetest.BackendURL(t, drv), "")
+			ctx := enginetest.Context(t)
 			for _, tc := range pgTypeCases {
 				dest := tc.dest()
 				name := tc.expr + " into " + reflect.TypeOf(dest).Elem().String()
@@ -143,10 +143,9 @@ func TestTypeMatrix(t *testing.T) {
 // TestUntypedValuesAgree checks that Scalar (and so Rows and Mappings) hands back the same
 // documented Go type per PostgreSQL type through both PostgreSQL drivers.
 func TestUntypedValuesAgree(t *testing.T) {
-	pg := backendURLs(t)
-	ctx := ctxT(t)
-	native := newEngine(t, pg["pgx"], "")
-	stdlib := newEngine(t, pg["stdlib"], "")
+	ctx := enginetest.Context(t)
+	native := newEngine(t, enginetest.BackendURL(t, "pgx"), "")
+	stdlib := newEngine(t, enginetest.BackendURL(t, "stdlib"), "")
 	want := map[string]any{
 		"12.34::numeric": pgtype.Numeric{Int: bigInt(1234), Exp: -2, Valid: true},
 		"'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'::uuid": [16]byte{0xa0, 0xee, 0xbc, 0x99, 0x9c, 0x0b, 0x4e, 0xf8, 0xbb, 0x6d, 0x6b, 0xb9, 0xbd, 0x38, 0x0a, 0x11},
@@ -190,8 +189,8 @@ func TestUntypedValuesAgree(t *testing.T) {
 
 // TestSQLiteStrictScan reads SQLite's types with database/sql's strictness.
 func TestSQLiteStrictScan(t *testing.T) {
-	e := newEngine(t, backendURLs(t)["sqlite"], "")
-	ctx := ctxT(t)
+	e := newEngine(t, enginetest.BackendURL(t, "sqlite"), "")
+	ctx := enginetest.Context(t)
 	cases := []typeCase{
 		{expr: "7", dest: func() any { return new(int64) }, want: int64(7)},
 		{expr: "7", dest: func() any { return new(int8) }, want: int8(7)},
@@ -228,9 +227,9 @@ func TestSQLiteStrictScan(t *testing.T) {
 
 // TestScanRowStoresNothingOnError checks that one failing column leaves every destination alone.
 func TestScanRowStoresNothingOnError(t *testing.T) {
-	eachBackend(t, func(t *testing.T, url string) {
+	enginetest.EachBackend(t, func(t *testing.T, url string) {
 		e := newEngine(t, url, "")
-		r, err := e.Query(ctxT(t), "SELECT 1, 'x', NULL")
+		r, err := e.Query(enginetest.Context(t), "SELECT 1, 'x', NULL")
 		require.NoError(t, err)
 		a, b, c := int64(-1), "keep", "keep"
 		err = r.One(&a, &b, &c)
@@ -245,11 +244,10 @@ func TestScanRowStoresNothingOnError(t *testing.T) {
 // TestWriteTypes writes the Go types users hold into PostgreSQL's types through Exec and Named,
 // on both PostgreSQL drivers, and reads them back.
 func TestWriteTypes(t *testing.T) {
-	pg := backendURLs(t)
 	for _, drv := range []string{"pgx", "stdlib"} {
 		t.Run(drv, func(t *testing.T) {
-			e := newEngine(t, pg[drv], "")
-			ctx := ctxT(t)
+			e := newEngine(t, enginetest.BackendURL(t, drv), "")
+			ctx := enginetest.Context(t)
 			_, err := e.Exec(ctx, `CREATE SCHEMA `+drv+`; SET search_path = `+drv)
 			require.NoError(t, err)
 			_, err = e.Exec(ctx, `CREATE TABLE w (n numeric, u uuid, j jsonb, tags text[], ids int8[], ip inet, d interval, b bytea, ts timestamptz)`)

@@ -42,7 +42,7 @@ func pgEngines(t *testing.T) map[string]*asyncengine.Engine {
 			u = strings.Replace(u, "postgresql://", "postgresql+stdlib://", 1)
 		}
 		e := newEngine(t, u)
-		require.NoError(t, asyncsession.CreateAll(ctxT(t), e, Order{}))
+		require.NoError(t, asyncsession.CreateAll(enginetest.Context(t), e, Order{}))
 		out[name] = e
 	}
 	return out
@@ -89,7 +89,7 @@ func assertOrder(t *testing.T, want, got *Order) {
 func TestRichTypesRoundTrip(t *testing.T) {
 	for name, e := range pgEngines(t) {
 		t.Run(name, func(t *testing.T) {
-			ctx := ctxT(t)
+			ctx := enginetest.Context(t)
 			s := newSession(t, e)
 			o := newOrder(1, "A-1")
 			require.NoError(t, s.Add(o))
@@ -141,7 +141,7 @@ func TestRichTypesRoundTrip(t *testing.T) {
 // and leaves the object as it was.
 func TestNullIntoFieldFails(t *testing.T) {
 	e := pgEngines(t)["pgx"]
-	ctx := ctxT(t)
+	ctx := enginetest.Context(t)
 	_, err := e.Exec(ctx, `INSERT INTO orders (id, price, total, meta, tags, placed, ref, wait, client, counters)
 		VALUES ('00000000-0000-0000-0000-000000000001', 1, 1, '{}', '{}', now(), 'N', '1s', '10.0.0.1', '{}')`)
 	require.NoError(t, err)
@@ -162,7 +162,7 @@ func TestNullIntoFieldFails(t *testing.T) {
 // stops early and honours cancellation.
 func TestSessionStream(t *testing.T) {
 	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
-		ctx := ctxT(t)
+		ctx := enginetest.Context(t)
 		s := newSession(t, e)
 		for i := range 50 {
 			require.NoError(t, s.Add(&Author{Name: "a" + string(rune('A'+i%26))}))
@@ -197,7 +197,7 @@ func TestSessionStream(t *testing.T) {
 // TestCreateAllTypes checks the column types CreateAll declares from field types and tags.
 func TestCreateAllTypes(t *testing.T) {
 	e := pgEngines(t)["pgx"]
-	ctx := ctxT(t)
+	ctx := enginetest.Context(t)
 	r, err := e.Query(ctx, `SELECT column_name, udt_name, is_nullable FROM information_schema.columns WHERE table_name = 'orders' ORDER BY column_name`)
 	require.NoError(t, err)
 	got := map[string]string{}

@@ -26,7 +26,7 @@ func TestInPlaceChangesAreFlushed(t *testing.T) {
 	e, err := asyncengine.New(enginetest.NewDatabase(t))
 	require.NoError(t, err)
 	t.Cleanup(func() { e.Close() })
-	ctx := ctxT(t)
+	ctx := enginetest.Context(t)
 	require.NoError(t, asyncsession.CreateAll(ctx, e, InPlaceProfile{}))
 
 	email := "a@example.com"

@@ -1,10 +1,7 @@
 package asyncsession_test
 
 import (
-	"context"
-	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/gosqla/gosqla/asyncengine"
 	"github.com/gosqla/gosqla/asyncengine/enginetest"
@@ -33,25 +30,10 @@ type Book struct {
 
 func (Book) TableName() string { return "books" }
 
-func ctxT(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	t.Cleanup(cancel)
-	return ctx
-}
-
 // eachBackend runs fn on PostgreSQL (native driver) and on SQLite, with the schema created.
 func eachBackend(t *testing.T, fn func(t *testing.T, e *asyncengine.Engine)) {
 	t.Helper()
-	urls := map[string]string{
-		"pgx":    enginetest.NewDatabase(t),
-		"sqlite": "sqlite:///" + filepath.Join(t.TempDir(), "s.db"),
-	}
-	for _, name := range []string{"pgx", "sqlite"} {
-		t.Run(name, func(t *testing.T) {
-			t.Parallel()
-			fn(t, newEngine(t, urls[name]))
-		})
-	}
+	enginetest.EachBackend(t, func(t *testing.T, url string) { fn(t, newEngine(t, url)) }, "pgx", "sqlite")
 }
 
 func newEngine(t *testing.T, url string) *asyncengine.Engine {
@@ -59,13 +41,13 @@ func newEngine(t *testing.T, url string) *asyncengine.Engine {
 	e, err := asyncengine.New(url)
 	require.NoError(t, err)
 	t.Cleanup(func() { e.Close() })
-	require.NoError(t, asyncsession.CreateAll(ctxT(t), e, Book{}, Author{}))
+	require.NoError(t, asyncsession.CreateAll(enginetest.Context(t), e, Book{}, Author{}))
 	return e
 }
 
 func await[T any](t *testing.T, f *asyncengine.Future[T]) T {
 	t.Helper()
-	v, err := f.Await(ctxT(t))
+	v, err := f.Await(enginetest.Context(t))
 	require.NoError(t, err)
 	return v
 }
@@ -78,7 +60,7 @@ func newSession(t *testing.T, e *asyncengine.Engine, opts ...asyncsession.Option
 
 func count(t *testing.T, e *asyncengine.Engine, table string) int64 {
 	t.Helper()
-	r, err := e.Query(ctxT(t), "SELECT count(*) FROM "+table)
+	r, err := e.Query(enginetest.Context(t), "SELECT count(*) FROM "+table)
 	require.NoError(t, err)
 	var n int64
 	require.NoError(t, r.One(&n))

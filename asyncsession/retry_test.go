@@ -15,7 +15,7 @@ import (
 func TestMakerBeginRetry(t *testing.T) {
 	t.Parallel()
 	e := newEngine(t, enginetest.NewDatabase(t))
-	ctx := ctxT(t)
+	ctx := enginetest.Context(t)
 	m := asyncsession.NewMaker(e)
 	var sessions []*asyncsession.Session
 	var retried int

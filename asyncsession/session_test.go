@@ -10,17 +10,21 @@ import (
 	"sync"
 	"testing"
 
+	"time"
+
 	"github.com/gosqla/gosqla/asyncengine"
 	"github.com/gosqla/gosqla/asyncengine/enginetest"
 	"github.com/gosqla/gosqla/asyncsession"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
 	"golang.org/x/sync/errgroup"
 )
 
 func TestIdentityMap(t *testing.T) {
 	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
-		ctx := ctxT(t)
+		ctx := enginetest.Context(t)
 		s := newSession(t, e)
 		a := &Author{Name: "Ann"}
 		require.NoError(t, s.Add(a))
@@ -51,7 +55,7 @@ func TestIdentityMap(t *testing.T) {
 
 func TestUnitOfWork(t *testing.T) {
 	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
-		ctx := ctxT(t)
+		ctx := enginetest.Context(t)
 		var buf bytes.Buffer
 		var mu sync.Mutex
 		cfg := *e.Config()
@@ -107,7 +111,7 @@ func (w lockedWriter) Write(p []byte) (int, error) {
 
 func TestFailedFlushNeedsRollback(t *testing.T) {
 	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
-		ctx := ctxT(t)
+		ctx := enginetest.Context(t)
 		s := newSession(t, e)
 		require.NoError(t, s.Add(&Author{ID: 1, Name: "A"}))
 		await(t, s.Commit(ctx))
@@ -128,7 +132,7 @@ func TestFailedFlushNeedsRollback(t *testing.T) {
 
 func TestExpireOnCommitAndRollback(t *testing.T) {
 	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
-		ctx := ctxT(t)
+		ctx := enginetest.Context(t)
 		s := newSession(t, e)
 		a := &Author{ID: 5, Name: "before"}
 		require.NoError(t, s.Add(a))
@@ -161,7 +165,7 @@ func TestExpireOnCommitAndRollback(t *testing.T) {
 
 func TestSavepoints(t *testing.T) {
 	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
-		ctx := ctxT(t)
+		ctx := enginetest.Context(t)
 		s := newSession(t, e)
 		require.NoError(t, s.Add(&Author{ID: 1, Name: "kept"}))
 		sp := await(t, s.BeginNested(ctx))
@@ -186,7 +190,7 @@ func TestSavepoints(t *testing.T) {
 
 func TestPipelinedGets(t *testing.T) {
 	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
-		ctx := ctxT(t)
+		ctx := enginetest.Context(t)
 		s := newSession(t, e)
 		for i := 1; i <= 100; i++ {
 			require.NoError(t, s.Add(&Author{ID: int64(i), Name: "a"}))
@@ -219,7 +223,7 @@ func TestAddCommitIsOneRoundTrip(t *testing.T) {
 	for _, cache := range []string{"prepare", "describe", "none"} {
 		t.Run(cache, func(t *testing.T) {
 			e := newEngine(t, enginetest.NewDatabase(t)+"&pool_size=1&max_overflow=0&statement_cache="+cache)
-			ctx := ctxT(t)
+			ctx := enginetest.Context(t)
 			trips := func(id int64) int64 {
 				s := asyncsession.New(e) // a new session each time: nothing begun, nothing queued
 				defer s.Close()
@@ -242,7 +246,7 @@ func TestAddCommitIsOneRoundTrip(t *testing.T) {
 
 func TestSharedBetweenGoroutines(t *testing.T) {
 	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
-		ctx := ctxT(t)
+		ctx := enginetest.Context(t)
 		s := newSession(t, e)
 		for i := 1; i <= 200; i++ {
 			require.NoError(t, s.Add(&Author{ID: int64(i), Name: "n"}))
@@ -273,7 +277,7 @@ func TestSharedBetweenGoroutines(t *testing.T) {
 
 func TestRunSyncInSessionTransaction(t *testing.T) {
 	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
-		ctx := ctxT(t)
+		ctx := enginetest.Context(t)
 		s := newSession(t, e)
 		require.NoError(t, s.Add(&Author{ID: 1, Name: "pending"}))
 		await(t, s.RunSync(ctx, func(ctx context.Context, c *asyncengine.Conn) error {
@@ -301,7 +305,7 @@ func TestRunSyncInSessionTransaction(t *testing.T) {
 
 func TestUpsertAndInsertMany(t *testing.T) {
 	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
-		ctx := ctxT(t)
+		ctx := enginetest.Context(t)
 		s := newSession(t, e)
 		loaded := &Author{ID: 1, Name: "old"}
 		require.NoError(t, s.Add(loaded))
@@ -333,7 +337,7 @@ func TestUpsertAndInsertMany(t *testing.T) {
 
 func TestMakerAndScope(t *testing.T) {
 	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
-		ctx := ctxT(t)
+		ctx := enginetest.Context(t)
 		m := asyncsession.NewMaker(e, asyncsession.AutoFlush(true))
 		require.NoError(t, m.Begin(ctx, func(s *asyncsession.Session) error {
 			return s.Add(&Author{ID: 1, Name: "committed"})
@@ -405,15 +409,408 @@ func TestMappingErrors(t *testing.T) {
 	require.ErrorAs(t, s.Add(&badTag{}), &me)
 	assert.Contains(t, me.Error(), `"primary"`)
 	require.ErrorAs(t, s.Add(noPK{}), &me, "a value, not a pointer")
-	_, err := asyncsession.Get[int](ctxT(t), s, 1).Await(ctxT(t))
+	_, err := asyncsession.Get[int](enginetest.Context(t), s, 1).Await(enginetest.Context(t))
 	require.ErrorAs(t, err, &me)
 	var ce *asyncengine.ConvertError
-	_, err = asyncsession.Get[Author](ctxT(t), s, "seven").Await(ctxT(t))
+	_, err = asyncsession.Get[Author](enginetest.Context(t), s, "seven").Await(enginetest.Context(t))
 	require.ErrorAs(t, err, &ce, "a key that does not fit the primary key's type")
 	type weird struct {
 		ID int      `db:"id,pk"`
 		C  chan int `db:"c"` // maps and structs are JSON columns now; a channel has no SQL type
 	}
-	require.ErrorAs(t, asyncsession.CreateAll(ctxT(t), e, weird{}), &me)
+	require.ErrorAs(t, asyncsession.CreateAll(enginetest.Context(t), e, weird{}), &me)
 	assert.Contains(t, me.Error(), "no SQL type")
+}
+
+func TestNoGoroutineOutlivesTheSession(t *testing.T) {
+	e := newEngine(t, enginetest.NewDatabase(t))
+	ctx := enginetest.Context(t)
+	// warm the pool so that its connections' goroutines (none for pgx) do not count
+	_, err := e.Query(ctx, "SELECT 1")
+	require.NoError(t, err)
+	ignore := goleak.IgnoreCurrent()
+
+	s := asyncsession.New(e)
+	require.NoError(t, s.Add(&Author{ID: 1, Name: "a"}))
+	await(t, s.Commit(ctx))
+	_ = await(t, asyncsession.Get[Author](ctx, s, 1))
+	require.NoError(t, s.Close())
+	goleak.VerifyNone(t, ignore)
+
+	// a session that is never closed: its drainer exits once the queue is empty
+	s2 := asyncsession.New(e)
+	_ = await(t, asyncsession.Get[Author](ctx, s2, 1))
+	await(t, s2.Commit(ctx))
+	goleak.VerifyNone(t, ignore)
+}
+
+func TestDisconnectInSession(t *testing.T) {
+	url := enginetest.NewDatabase(t)
+	e := newEngine(t, url)
+	ctx := enginetest.Context(t)
+	s := newSession(t, e)
+	require.NoError(t, s.Add(&Author{ID: 1, Name: "a"}))
+	await(t, s.Flush(ctx))
+	enginetest.Shared(t).TerminateBackends(t, url)
+	_, err := asyncsession.Get[Author](ctx, s, 99).Await(ctx)
+	var de *asyncengine.DisconnectError
+	require.ErrorAs(t, err, &de)
+	_, err = asyncsession.Get[Author](ctx, s, 98).Await(ctx)
+	require.ErrorIs(t, err, asyncsession.ErrPendingRollback)
+	await(t, s.Rollback(ctx))
+	assert.Nil(t, await(t, asyncsession.Get[Author](ctx, s, 1)), "the lost transaction's insert is gone")
+	require.NoError(t, s.Close())
+	assert.Equal(t, 0, e.Stats().CheckedOut, "no connection is leaked")
+}
+
+// TestMixedConcurrentUse shares one session between goroutines that add, load, modify, flush
+// and query at once: every write lands, and each key has one object.
+func TestMixedConcurrentUse(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
+		ctx := enginetest.Context(t)
+		s := newSession(t, e)
+		const workers, each = 8, 25
+		g, gctx := errgroup.WithContext(ctx)
+		for w := 0; w < workers; w++ {
+			g.Go(func() error {
+				for i := 0; i < each; i++ {
+					id := int64(w*1000 + i + 1)
+					if err := s.Add(&Author{ID: id, Name: "new"}); err != nil {
+						return err
+					}
+					a, err := asyncsession.Get[Author](gctx, s, id).Await(gctx)
+					if err != nil {
+						return err
+					}
+					if a == nil {
+						return errors.New("an added object is not found by its key")
+					}
+					if i%5 == 0 {
+						if _, err := s.Flush(gctx).Await(gctx); err != nil {
+							return err
+						}
+					}
+					if _, err := s.Execute(gctx, "SELECT count(*) FROM authors").Await(gctx); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+		}
+		require.NoError(t, g.Wait())
+		await(t, s.Commit(ctx))
+		assert.EqualValues(t, workers*each, count(t, e, "authors"))
+		all := await(t, asyncsession.Select[Author](ctx, s, "SELECT * FROM authors"))
+		seen := map[*Author]bool{}
+		for _, a := range all {
+			seen[a] = true
+		}
+		assert.Len(t, seen, workers*each, "one object per key")
+	})
+}
+
+// TestConcurrentCommits: goroutines sharing a session each add, commit and read back; commits of
+// one goroutine end the transaction the others' requests run in, and nothing is lost.
+func TestConcurrentCommits(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
+		ctx := enginetest.Context(t)
+		s := newSession(t, e)
+		const workers, each = 6, 15
+		g, gctx := errgroup.WithContext(ctx)
+		for w := 0; w < workers; w++ {
+			g.Go(func() error {
+				for i := 0; i < each; i++ {
+					id := int64(w*1000 + i + 1)
+					if err := s.Add(&Author{ID: id, Name: "c"}); err != nil {
+						return err
+					}
+					if _, err := s.Commit(gctx).Await(gctx); err != nil {
+						return err
+					}
+					a, err := asyncsession.Get[Author](gctx, s, id).Await(gctx)
+					if err != nil {
+						return err
+					}
+					if a == nil || a.Name != "c" {
+						return errors.New("a committed object reads back wrong")
+					}
+					a2 := &Book{ID: id, AuthorID: id, Title: "t"}
+					if err := s.Add(a2); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+		}
+		require.NoError(t, g.Wait())
+		await(t, s.Commit(ctx))
+		assert.EqualValues(t, workers*each, count(t, e, "authors"))
+		assert.EqualValues(t, workers*each, count(t, e, "books"))
+		assert.Equal(t, 0, e.Stats().CheckedOut, "the connection goes back between transactions")
+	})
+}
+
+// requireUniqueViolation checks that err carries the server's unique violation, matchable with
+// errors.As, and is not reported as an earlier failure of the transaction.
+func requireUniqueViolation(t *testing.T, err error) {
+	t.Helper()
+	var pgErr *pgconn.PgError
+	require.ErrorAs(t, err, &pgErr)
+	assert.Equal(t, "23505", pgErr.Code)
+	assert.NotErrorIs(t, err, asyncsession.ErrPendingRollback, "the first error is the statement's own")
+}
+
+func TestServerErrorsKeepTheirCause(t *testing.T) {
+	e := newEngine(t, enginetest.NewDatabase(t))
+	ctx := enginetest.Context(t)
+	_, err := e.Exec(ctx, "INSERT INTO authors (id, name) VALUES (1, 'taken')")
+	require.NoError(t, err)
+
+	t.Run("first statement", func(t *testing.T) {
+		s := newSession(t, e)
+		_, err := s.Execute(ctx, "INSERT INTO authors (id, name) VALUES (1, 'dup')").Await(ctx)
+		requireUniqueViolation(t, err)
+		_, err = asyncsession.Get[Author](ctx, s, 1).Await(ctx)
+		require.ErrorIs(t, err, asyncsession.ErrPendingRollback)
+		var pgErr *pgconn.PgError
+		require.ErrorAs(t, err, &pgErr, "a later request still reaches the cause")
+		assert.Equal(t, "23505", pgErr.Code)
+	})
+	t.Run("flush", func(t *testing.T) {
+		s := newSession(t, e)
+		require.NoError(t, s.Add(&Author{ID: 1, Name: "dup"}))
+		_, err := s.Flush(ctx).Await(ctx)
+		requireUniqueViolation(t, err)
+	})
+	t.Run("commit", func(t *testing.T) {
+		s := newSession(t, e)
+		require.NoError(t, s.Add(&Author{ID: 1, Name: "dup"}))
+		_, err := s.Commit(ctx).Await(ctx)
+		requireUniqueViolation(t, err)
+	})
+	t.Run("savepoint", func(t *testing.T) {
+		s := newSession(t, e)
+		sp := await(t, s.BeginNested(ctx))
+		require.NoError(t, s.Add(&Author{ID: 1, Name: "dup"}))
+		_, err := sp.Commit(ctx).Await(ctx)
+		requireUniqueViolation(t, err)
+		await(t, sp.Rollback(ctx))
+		await(t, s.Commit(ctx))
+	})
+	t.Run("pipelined", func(t *testing.T) {
+		s := newSession(t, e)
+		require.NoError(t, s.Add(&Author{ID: 1, Name: "dup"}))
+		f1 := s.Flush(ctx)
+		f2 := s.Execute(ctx, "SELECT 1")
+		_, err := f1.Await(ctx)
+		requireUniqueViolation(t, err)
+		_, err = f2.Await(ctx)
+		require.ErrorIs(t, err, asyncsession.ErrPendingRollback)
+		var pgErr *pgconn.PgError
+		require.ErrorAs(t, err, &pgErr)
+	})
+}
+
+func TestCallsAfterCloseFail(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
+		ctx := enginetest.Context(t)
+		s := asyncsession.New(e)
+		a := &Author{ID: 1, Name: "a"}
+		require.NoError(t, s.Add(a))
+		await(t, s.Commit(ctx))
+		_ = await(t, asyncsession.Get[Author](ctx, s, 1))
+		require.NoError(t, s.Close())
+		require.ErrorIs(t, s.Add(&Author{ID: 2, Name: "b"}), asyncsession.ErrSessionClosed)
+		require.ErrorIs(t, s.Delete(a), asyncsession.ErrSessionClosed)
+		_, err := asyncsession.Get[Author](ctx, s, 1).Await(ctx)
+		require.ErrorIs(t, err, asyncsession.ErrSessionClosed, "even a key the identity map holds")
+		_, err = s.Commit(ctx).Await(ctx)
+		require.ErrorIs(t, err, asyncsession.ErrSessionClosed)
+		require.NoError(t, s.Close(), "a second Close is harmless")
+	})
+}
+
+// strictInt refuses values above 100 when scanned: a column the server fills with more makes a
+// result that cannot be read after the write was executed.
+type strictInt int64
+
+func (v *strictInt) Scan(src any) error {
+	n, ok := src.(int64)
+	if !ok || n > 100 {
+		return fmt.Errorf("strictInt: %v out of range", src)
+	}
+	*v = strictInt(n)
+	return nil
+}
+
+type Gauge struct {
+	ID int64     `db:"id,pk"`
+	V  strictInt `db:"v,default"`
+}
+
+func (Gauge) TableName() string { return "gauges" }
+
+func TestFailureAfterExecutionLeavesPendingRollback(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
+		ctx := enginetest.Context(t)
+		_, err := e.Exec(ctx, "CREATE TABLE gauges (id bigint PRIMARY KEY, v bigint DEFAULT 1000)")
+		require.NoError(t, err)
+		s := newSession(t, e)
+		_, err = asyncsession.Upsert(ctx, s, []*Gauge{{ID: 1}}).Await(ctx)
+		require.ErrorContains(t, err, "out of range")
+		_, err = s.Commit(ctx).Await(ctx)
+		require.ErrorIs(t, err, asyncsession.ErrPendingRollback, "the write the caller was told failed is not committed")
+		await(t, s.Rollback(ctx))
+		assert.EqualValues(t, 0, count(t, e, "gauges"))
+	})
+}
+
+func TestRequestNeverSentMarksNothing(t *testing.T) {
+	url := enginetest.NewDatabase(t)
+	e := newEngine(t, url+"&pool_size=1&max_overflow=0&pool_timeout=0.2")
+	ctx := enginetest.Context(t)
+	s := newSession(t, e)
+	held, err := e.Connect(ctx)
+	require.NoError(t, err)
+	require.NoError(t, s.Add(&Author{ID: 1, Name: "a"}))
+	_, err = s.Flush(ctx).Await(ctx)
+	require.ErrorIs(t, err, asyncengine.ErrPoolTimeout)
+	require.NoError(t, held.Close())
+
+	got := await(t, asyncsession.Get[Author](ctx, s, 1))
+	require.NotNil(t, got, "no phantom failed transaction; the pending insert was kept and flushed")
+	await(t, s.Commit(ctx))
+	assert.EqualValues(t, 1, count(t, e, "authors"))
+}
+
+func TestFirstRequestFailingAtPrepareReportsItsStatement(t *testing.T) {
+	e := newEngine(t, enginetest.NewDatabase(t))
+	ctx := enginetest.Context(t)
+	s := newSession(t, e)
+	_, err := s.Execute(ctx, "SELECT * FROM no_such_table").Await(ctx)
+	var pgErr *pgconn.PgError
+	require.ErrorAs(t, err, &pgErr)
+	assert.Equal(t, "42P01", pgErr.Code)
+	assert.NotErrorIs(t, err, asyncsession.ErrPendingRollback)
+	// nothing ran: the session goes on without a Rollback
+	require.NoError(t, s.Add(&Author{ID: 1, Name: "a"}))
+	await(t, s.Commit(ctx))
+	assert.EqualValues(t, 1, count(t, e, "authors"))
+}
+
+// boomer panics when scanned: user code running on the session's goroutine.
+type boomer int64
+
+func (*boomer) Scan(any) error { panic("boom") }
+
+type Boom struct {
+	ID int64  `db:"id,pk"`
+	V  boomer `db:"v"`
+}
+
+func (Boom) TableName() string { return "booms" }
+
+func TestPanicInSessionFailsItsRequests(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
+		ctx := enginetest.Context(t)
+		_, err := e.Exec(ctx, "CREATE TABLE booms (id bigint PRIMARY KEY, v bigint)")
+		require.NoError(t, err)
+		_, err = e.Exec(ctx, "INSERT INTO booms VALUES (1, 1)")
+		require.NoError(t, err)
+		s := newSession(t, e)
+		before := e.Stats().Invalidations
+		_, err = asyncsession.Get[Boom](ctx, s, 1).Await(ctx)
+		var pe *asyncengine.PanicError
+		require.ErrorAs(t, err, &pe)
+		assert.Equal(t, "boom", pe.Value)
+		_, err = s.Execute(ctx, "SELECT 1").Await(ctx)
+		require.ErrorIs(t, err, asyncsession.ErrPendingRollback, "the transaction was lost with the connection")
+		assert.Greater(t, e.Stats().Invalidations, before, "the connection in use is not returned to the pool")
+		await(t, s.Rollback(ctx))
+		await(t, s.Execute(ctx, "SELECT 1"))
+	})
+}
+
+func TestCancellationAffectsOnlyItsRequest(t *testing.T) {
+	url := enginetest.NewDatabase(t)
+	e := newEngine(t, url)
+	ctx := enginetest.Context(t)
+	s := newSession(t, e)
+	// hold the session's goroutine so that the two requests below queue and travel together
+	release := holdSession(t, s)
+	long := s.Execute(context.Background(), "SELECT pg_sleep(1), 'marker_long'")
+	short, cancel := context.WithCancel(ctx)
+	other := s.Execute(short, "SELECT 1")
+	release()
+	// wait until the pipeline carrying both requests is on the server, then cancel one of them
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		r, err := e.Query(ctx, "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%marker_long%' AND pid <> pg_backend_pid()")
+		require.NoError(t, err)
+		n, _ := r.Scalar()
+		if n.(int64) > 0 {
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "the pipeline never reached the server")
+	}
+	cancel()
+	_, err := long.Await(ctx)
+	require.NoError(t, err, "a request whose context never ends is not cancelled by another's")
+	_, _ = other.Await(ctx)
+}
+
+// A statement refused at prepare time inside an open transaction ran nothing: the autoflush
+// planned before it did not run either, and the request gets its own statement's error.
+func TestPrepareFailureInsideATransaction(t *testing.T) {
+	e := newEngine(t, enginetest.NewDatabase(t))
+	ctx := enginetest.Context(t)
+	_, err := e.Exec(ctx, "INSERT INTO authors (id, name) VALUES (1, 'old')")
+	require.NoError(t, err)
+	s := newSession(t, e)
+	a := await(t, asyncsession.Get[Author](ctx, s, 1))
+	a.Name = "changed"
+	_, err = s.Execute(ctx, "SELECT name FROM authors JOIN no_such_table USING (id)").Await(ctx)
+	var pgErr *pgconn.PgError
+	require.ErrorAs(t, err, &pgErr)
+	assert.Equal(t, "42P01", pgErr.Code)
+	assert.NotErrorIs(t, err, asyncsession.ErrPendingRollback)
+	_, err = s.Commit(ctx).Await(ctx)
+	require.ErrorIs(t, err, asyncsession.ErrPendingRollback, "the server aborted the transaction")
+	await(t, s.Rollback(ctx))
+}
+
+// When the COMMIT travels in the same pipeline as a request that failed after the server ran
+// it, the commit cannot be taken back: Commit says so instead of succeeding.
+func TestCommitInTheSamePipelineAsALateFailure(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
+		ctx := enginetest.Context(t)
+		_, err := e.Exec(ctx, "CREATE TABLE gauges (id bigint PRIMARY KEY, v bigint DEFAULT 1000)")
+		require.NoError(t, err)
+		s := newSession(t, e)
+		release := holdSession(t, s)
+		up := asyncsession.Upsert(ctx, s, []*Gauge{{ID: 1}})
+		commit := s.Commit(ctx)
+		release()
+		_, err = up.Await(ctx)
+		require.ErrorContains(t, err, "out of range")
+		_, err = commit.Await(ctx)
+		require.ErrorContains(t, err, "committed")
+		require.ErrorContains(t, err, "out of range")
+	})
+}
+
+// holdSession keeps the session's goroutine busy until release is called, so that the requests
+// made meanwhile queue and travel together in the next pipeline.
+func holdSession(t *testing.T, s *asyncsession.Session) (release func()) {
+	started, done := make(chan struct{}), make(chan struct{})
+	blocker := s.RunSync(enginetest.Context(t), func(context.Context, *asyncengine.Conn) error {
+		close(started)
+		<-done
+		return nil
+	})
+	<-started
+	return func() {
+		close(done)
+		await(t, blocker)
+	}
 }

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"fmt"
 	"runtime/metrics"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -60,14 +59,7 @@ func database(b *testing.B) string {
 
 func engine(b *testing.B, url, query string) *asyncengine.Engine {
 	b.Helper()
-	if query != "" {
-		sep := "?"
-		if strings.Contains(url, "?") {
-			sep = "&"
-		}
-		url += sep + query
-	}
-	e, err := asyncengine.New(url)
+	e, err := asyncengine.New(enginetest.WithQuery(url, query))
 	if err != nil {
 		b.Fatal(err)
 	}

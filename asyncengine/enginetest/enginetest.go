@@ -15,6 +15,15 @@
 //		…
 //	}
 //
+// Context gives a test a context that ends with it; EachBackend runs a test once per driver
+// (native pgx, pgx through database/sql, SQLite), each on a fresh database:
+//
+//	enginetest.EachBackend(t, func(t *testing.T, url string) {
+//		e, _ := asyncengine.New(enginetest.WithQuery(url, "pool_size=2"))
+//		_, err := e.Exec(enginetest.Context(t), "SELECT 1")
+//		…
+//	})
+//
 // Fault tests get a cluster of their own with NewCluster, which they may stop, restart or put
 // behind a real PgBouncer in transaction pooling mode. NewReplication and SharedReplication start
 // a primary with streaming standbys (replication.go).
@@ -347,14 +356,20 @@ func (c *Cluster) stopServer() {
 	if c.proc == nil {
 		return
 	}
-	_ = c.proc.Process.Signal(syscall.SIGINT)
-	select {
-	case <-c.exited:
-	case <-time.After(20 * time.Second):
-		_ = c.proc.Process.Kill()
-		<-c.exited
-	}
+	stopProcess(c.proc, c.exited, 20*time.Second)
 	c.proc = nil
+}
+
+// stopProcess asks a server process to shut down (SIGINT: a fast shutdown for PostgreSQL and
+// PgBouncer alike), kills it if it has not exited within grace, and waits until it has.
+func stopProcess(cmd *exec.Cmd, exited <-chan struct{}, grace time.Duration) {
+	_ = cmd.Process.Signal(syscall.SIGINT)
+	select {
+	case <-exited:
+	case <-time.After(grace):
+		_ = cmd.Process.Kill()
+		<-exited
+	}
 }
 
 func (c *Cluster) shutdown() {

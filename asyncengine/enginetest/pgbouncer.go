@@ -173,12 +173,6 @@ admin_users = postgres
 }
 
 func (b *Bouncer) stop() {
-	_ = b.proc.Process.Signal(syscall.SIGINT)
-	select {
-	case <-b.exited:
-	case <-time.After(5 * time.Second):
-		_ = b.proc.Process.Kill()
-		<-b.exited
-	}
+	stopProcess(b.proc, b.exited, 5*time.Second)
 	releasePort(b.port)
 }

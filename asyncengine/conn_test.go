@@ -1,12 +1,11 @@
 package asyncengine_test
 
 import (
-	"context"
 	"errors"
 	"testing"
-	"time"
 
 	sqldriver "database/sql/driver"
+
 	"github.com/gosqla/gosqla/asyncengine"
 	"github.com/gosqla/gosqla/asyncengine/enginetest"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -18,7 +17,7 @@ import (
 // request's error, and neither its connection nor the rest of the pool is invalidated.
 func TestProtocolViolationIsTheRequestsError(t *testing.T) {
 	e := newEngine(t, enginetest.NewDatabase(t), "")
-	ctx := ctxT(t)
+	ctx := enginetest.Context(t)
 	idle, err := e.Connect(ctx)
 	require.NoError(t, err)
 	idleID := idle.ID()
@@ -53,9 +52,9 @@ func (panickingValuer) Value() (sqldriver.Value, error) { panic("inside the driv
 // A panic inside a driver call leaves the connection in an unknown state: it is invalidated, not
 // returned to the pool as healthy.
 func TestPanicInDriverCallInvalidatesTheConnection(t *testing.T) {
-	eachBackend(t, func(t *testing.T, url string) {
+	enginetest.EachBackend(t, func(t *testing.T, url string) {
 		e := newEngine(t, url, "")
-		ctx := ctxT(t)
+		ctx := enginetest.Context(t)
 		c, err := e.Connect(ctx)
 		require.NoError(t, err)
 		id := c.ID()
@@ -69,31 +68,4 @@ func TestPanicInDriverCallInvalidatesTheConnection(t *testing.T) {
 		assert.NotEqual(t, id, c.ID())
 		require.NoError(t, c.Close())
 	})
-}
-
-// A task whose context ended before a worker took it never runs.
-func TestCancelledTaskNeverRuns(t *testing.T) {
-	w := asyncengine.NewWorkers(1, 4)
-	defer w.Close()
-	release := make(chan struct{})
-	busy := asyncengine.Go(context.Background(), w, func(context.Context) (int, error) {
-		<-release
-		return 0, nil
-	})
-	ctx, cancel := context.WithCancel(context.Background())
-	ran := false
-	queued := asyncengine.Go(ctx, w, func(context.Context) (int, error) {
-		ran = true
-		return 1, nil
-	})
-	cancel()
-	close(release)
-	_, err := busy.Await(ctxT(t))
-	require.NoError(t, err)
-	wait, stop := context.WithTimeout(context.Background(), 10*time.Second)
-	defer stop()
-	<-queued.Done()
-	_, err = queued.Await(wait)
-	require.ErrorIs(t, err, context.Canceled)
-	assert.False(t, ran)
 }

@@ -1,0 +1,47 @@
+package asyncsession_test
+
+import (
+	"database/sql"
+	"testing"
+	"time"
+
+	"github.com/gosqla/gosqla/asyncengine"
+	"github.com/gosqla/gosqla/asyncengine/enginetest"
+	"github.com/gosqla/gosqla/asyncsession"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+type Profile struct {
+	ID       int64           `db:"id,pk"`
+	Nickname sql.NullString  `db:"nickname"`
+	Score    sql.NullFloat64 `db:"score"`
+	Bio      *string         `db:"bio"`
+	Joined   time.Time       `db:"joined"`
+}
+
+func TestNullableColumns(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
+		ctx := enginetest.Context(t)
+		require.NoError(t, asyncsession.CreateAll(ctx, e, Profile{}))
+		s := newSession(t, e)
+		bio := "hello"
+		joined := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+		require.NoError(t, s.Add(&Profile{ID: 1, Joined: joined}, &Profile{ID: 2, Nickname: sql.NullString{String: "n", Valid: true}, Score: sql.NullFloat64{Float64: 1.5, Valid: true}, Bio: &bio, Joined: joined}))
+		await(t, s.Commit(ctx))
+		s.ExpungeAll()
+		p1 := await(t, asyncsession.Get[Profile](ctx, s, 1))
+		p2 := await(t, asyncsession.Get[Profile](ctx, s, 2))
+		assert.False(t, p1.Nickname.Valid)
+		assert.False(t, p1.Score.Valid)
+		assert.Nil(t, p1.Bio)
+		assert.Equal(t, "n", p2.Nickname.String)
+		assert.InDelta(t, 1.5, p2.Score.Float64, 0.001)
+		require.NotNil(t, p2.Bio)
+		assert.Equal(t, "hello", *p2.Bio)
+		assert.True(t, joined.Equal(p2.Joined), "%v", p2.Joined)
+		r := await(t, s.Execute(ctx, "SELECT count(*) FROM profile WHERE nickname IS NULL AND bio IS NULL"))
+		n, _ := r.Scalar()
+		assert.EqualValues(t, 1, n)
+	})
+}
