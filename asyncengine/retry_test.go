@@ -1,6 +1,7 @@
 package asyncengine_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -121,7 +122,10 @@ func TestBankTransfersUnderFaults(t *testing.T) {
 	cl := enginetest.NewCluster(t)
 	url := cl.NewDatabase(t)
 	e := newEngine(t, url, "pool_size=16&max_overflow=0&pool_timeout=20")
-	ctx := enginetest.Context(t)
+	// 2 000 transfers under faults take a minute or more on a loaded 2-core machine with -race:
+	// the test's own deadline must not be what fails them
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
 	const accounts, initial, clients, transfers = 10, 1000, 16, 2000
 	for _, sql := range []string{
 		"CREATE TABLE account (id int PRIMARY KEY, balance bigint NOT NULL)",
