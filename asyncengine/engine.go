@@ -25,6 +25,7 @@ type Engine struct {
 	base      *poolBase
 	workers   *Workers
 	log       *slog.Logger // nil unless echo is on
+	trace     tracers
 	closed    atomic.Bool
 }
 
@@ -45,7 +46,7 @@ func NewWithConfig(cfg *Config) (*Engine, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	e := &Engine{cfg: cfg, dialect: dialectFor(cfg.Dialect), pg: cfg.Dialect == "postgresql"}
+	e := &Engine{cfg: cfg, dialect: dialectFor(cfg.Dialect), pg: cfg.Dialect == "postgresql", trace: newTracers(cfg.Tracer)}
 	if cfg.Echo {
 		e.log = cfg.Logger
 		if e.log == nil {
@@ -90,7 +91,7 @@ func (e *Engine) poolDeps() poolDeps {
 		call:      e.call,
 		hooks: poolHooks{connect: asConn(cfg.OnConnect), firstConnect: asConn(cfg.OnFirstConnect), checkout: asConn(cfg.OnCheckout),
 			invalidate: cfg.OnInvalidate, close: cfg.OnClose},
-		echo: e.log, warn: e.warnLog(),
+		echo: e.log, warn: e.warnLog(), engine: e, connectTracer: e.trace.connect,
 		timeout: cfg.PoolTimeout, recycle: cfg.PoolRecycle, prePing: cfg.PoolPrePing, debug: cfg.PoolDebug,
 	}
 }
@@ -169,10 +170,24 @@ func (e *Engine) checkout(ctx context.Context) (*Conn, error) {
 			return nil, ErrNestedCheckout
 		}
 	}
+	if t := e.trace.checkout; t != nil {
+		return e.tracedCheckout(ctx, t)
+	}
 	pc, err := e.pool.get(ctx)
 	if err != nil {
 		return nil, err
 	}
+	return &Conn{e: e, pc: pc, trips: roundTrips(pc)}, nil
+}
+
+func (e *Engine) tracedCheckout(ctx context.Context, t CheckoutTracer) (*Conn, error) {
+	tctx := t.TraceCheckoutStart(ctx, e, TraceCheckoutStartData{})
+	pc, err := e.pool.get(ctx)
+	if err != nil {
+		t.TraceCheckoutEnd(tctx, e, TraceCheckoutEndData{Err: err})
+		return nil, err
+	}
+	t.TraceCheckoutEnd(tctx, e, TraceCheckoutEndData{ConnID: pc.id})
 	return &Conn{e: e, pc: pc, trips: roundTrips(pc)}, nil
 }
 
