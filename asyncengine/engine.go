@@ -130,7 +130,13 @@ func (e *Engine) Workers() *Workers { return e.workers }
 func (e *Engine) Blocking() bool { return e.connector.Blocking() }
 
 // Stats returns a snapshot of the pool.
-func (e *Engine) Stats() PoolStats { return e.pool.stats() }
+func (e *Engine) Stats() PoolStats {
+	s := e.pool.stats()
+	if s.MaxOpen == 0 {
+		s.MaxOpen = e.cfg.capacity()
+	}
+	return s
+}
 
 // call runs a driver call: inline for a non-blocking driver, on Workers for a blocking one. A
 // panic in the driver comes back as a *PanicError.

@@ -21,6 +21,7 @@ type PoolStats struct {
 	CheckedOut int
 	Overflow   int
 	Waiting    int
+	MaxOpen    int // most connections open at once (pool_size + max_overflow); 0 = no limit
 
 	Connects      int64 // physical connections opened
 	ConnectErrors int64
