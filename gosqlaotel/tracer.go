@@ -183,9 +183,9 @@ func recordError(span trace.Span, err error, params bool) {
 	span.SetStatus(codes.Error, msg)
 }
 
-func (t *Tracer) TraceQueryStart(ctx context.Context, c *asyncengine.Conn, d asyncengine.TraceQueryStartData) context.Context {
-	op, table := Operation(d.SQL)
-	attrs := make([]attribute.KeyValue, 0, 3)
+// statement appends a statement's operation, table and text to attrs.
+func (t *Tracer) statement(sql string, attrs []attribute.KeyValue) (op, table string, _ []attribute.KeyValue) {
+	op, table = Operation(sql)
 	if op != "" {
 		attrs = append(attrs, attribute.String("db.operation.name", op))
 	}
@@ -193,8 +193,13 @@ func (t *Tracer) TraceQueryStart(ctx context.Context, c *asyncengine.Conn, d asy
 		attrs = append(attrs, attribute.String("db.collection.name", table))
 	}
 	if t.queryText {
-		attrs = append(attrs, attribute.String("db.query.text", d.SQL))
+		attrs = append(attrs, attribute.String("db.query.text", sql))
 	}
+	return op, table, attrs
+}
+
+func (t *Tracer) TraceQueryStart(ctx context.Context, c *asyncengine.Conn, d asyncengine.TraceQueryStartData) context.Context {
+	op, table, attrs := t.statement(d.SQL, make([]attribute.KeyValue, 0, 3))
 	return t.start(ctx, c.Engine(), spanName(op, table), trace.SpanKindClient, attrs...)
 }
 
@@ -238,17 +243,7 @@ func (t *Tracer) TracePipelineStart(ctx context.Context, c *asyncengine.Conn, d 
 		attribute.String("db.operation.name", "BATCH"), attribute.Int("db.operation.batch.size", len(d.Statements)))
 	span := trace.SpanFromContext(ctx)
 	for i, st := range d.Statements {
-		attrs := []attribute.KeyValue{attribute.Int("gosqla.statement.index", i)}
-		op, table := Operation(st.SQL)
-		if op != "" {
-			attrs = append(attrs, attribute.String("db.operation.name", op))
-		}
-		if table != "" {
-			attrs = append(attrs, attribute.String("db.collection.name", table))
-		}
-		if t.queryText {
-			attrs = append(attrs, attribute.String("db.query.text", st.SQL))
-		}
+		_, _, attrs := t.statement(st.SQL, []attribute.KeyValue{attribute.Int("gosqla.statement.index", i)})
 		span.AddEvent("db.query", trace.WithAttributes(attrs...))
 	}
 	return ctx
