@@ -1,0 +1,122 @@
+package bench
+
+import (
+	"context"
+	"testing"
+
+	"github.com/gosqla/gosqla/asyncengine"
+	"github.com/gosqla/gosqla/gosqlaotel"
+	"github.com/gosqla/gosqla/sqlview"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+)
+
+// discard is an exporter that drops every span: the cost measured is the SDK's and the adapter's.
+type discard struct{}
+
+func (discard) ExportSpans(context.Context, []sdktrace.ReadOnlySpan) error { return nil }
+func (discard) Shutdown(context.Context) error                             { return nil }
+
+// tracedEngine is an engine tracing through gosqlaotel into the OpenTelemetry SDK with a batch
+// processor and an exporter that drops the spans.
+func tracedEngine(b *testing.B, url, query string) *asyncengine.Engine {
+	b.Helper()
+	if query != "" {
+		url += "&" + query
+	}
+	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(discard{}))
+	b.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	cfg, err := asyncengine.ParseConfig(url)
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg.Tracer = gosqlaotel.NewTracer(gosqlaotel.WithTracerProvider(tp))
+	e, err := asyncengine.NewWithConfig(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { e.Close() })
+	return e
+}
+
+func pointSelectOn(b *testing.B, e *asyncengine.Engine) {
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		r, err := e.Query(ctx, pointSelect, int64(i%rows+1))
+		if err != nil {
+			b.Fatal(err)
+		}
+		var name string
+		var price float64
+		if err := r.One(&name, &price); err != nil {
+			b.Fatal(err)
+		}
+		if name == "" {
+			b.Fatal(errMismatch)
+		}
+	}
+}
+
+func checkoutOn(b *testing.B, e *asyncengine.Engine) {
+	ctx := context.Background()
+	warm(b, 1, func(ctx context.Context) error { _, err := e.Query(ctx, "SELECT 1"); return err })
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		c, err := e.Connect(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		c.Close()
+	}
+}
+
+// BenchmarkTracing: the checkout and point-select benchmarks without a tracer ("off") and with
+// gosqlaotel over the SDK dropping its spans ("otel"); compare the two with benchstat.
+func BenchmarkTracing(b *testing.B) {
+	url := database(b)
+	b.Run("checkout/off", func(b *testing.B) { checkoutOn(b, engine(b, url, "pool_size=10&max_overflow=0")) })
+	b.Run("checkout/otel", func(b *testing.B) { checkoutOn(b, tracedEngine(b, url, "pool_size=10&max_overflow=0")) })
+	b.Run("point_select/off", func(b *testing.B) { pointSelectOn(b, engine(b, url, "")) })
+	b.Run("point_select/otel", func(b *testing.B) { pointSelectOn(b, tracedEngine(b, url, "")) })
+}
+
+// BenchmarkSQLView: a point select through database/sql, over the engine (sqlview) and over pgx's
+// own database/sql driver, each keeping its connections as it does by default.
+func BenchmarkSQLView(b *testing.B) {
+	url := database(b)
+	ctx := context.Background()
+	run := func(b *testing.B, query func(id int64) (string, error)) {
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			name, err := query(int64(i%rows + 1))
+			if err != nil {
+				b.Fatal(err)
+			}
+			if name == "" {
+				b.Fatal(errMismatch)
+			}
+		}
+	}
+	b.Run("sqlview", func(b *testing.B) {
+		db := sqlview.OpenDB(engine(b, url, "pool_size=10&max_overflow=0"))
+		b.Cleanup(func() { db.Close() })
+		run(b, func(id int64) (string, error) {
+			var name string
+			var price float64
+			err := db.QueryRowContext(ctx, pointSelect, id).Scan(&name, &price)
+			return name, err
+		})
+	})
+	b.Run("pgx_stdlib", func(b *testing.B) {
+		db := sqlDB(b, "pgx", url, 10)
+		run(b, func(id int64) (string, error) {
+			var name string
+			var price float64
+			err := db.QueryRowContext(ctx, pointSelect, id).Scan(&name, &price)
+			return name, err
+		})
+	})
+}
