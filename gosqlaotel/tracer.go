@@ -14,7 +14,8 @@
 // Go type, since a server's message may quote argument values.
 //
 // A pipeline — the statements a session sends together — is one span named "BATCH" with
-// db.operation.batch.size, and one "db.query" event per statement: a trace shows one round trip
+// db.operation.batch.size, and one "db.query" event per statement (a pipeline of one statement
+// is a span of that statement): a trace shows one round trip
 // where there was one. COPY (CopyFrom) is a span "COPY table"; a transaction is a span
 // "transaction" from BEGIN to COMMIT or ROLLBACK (gosqla.tx.commit says which); opening a
 // physical connection is a span "connect". Checkouts are spans ("gosqla.checkout") only with
@@ -239,6 +240,10 @@ func (t *Tracer) TraceConnectEnd(ctx context.Context, e *asyncengine.Engine, d a
 }
 
 func (t *Tracer) TracePipelineStart(ctx context.Context, c *asyncengine.Conn, d asyncengine.TracePipelineStartData) context.Context {
+	if len(d.Statements) == 1 {
+		// one statement is one operation, named as such
+		return t.TraceQueryStart(ctx, c, asyncengine.TraceQueryStartData{SQL: d.Statements[0].SQL})
+	}
 	ctx = t.start(ctx, c.Engine(), "BATCH", trace.SpanKindClient,
 		attribute.String("db.operation.name", "BATCH"), attribute.Int("db.operation.batch.size", len(d.Statements)))
 	span := trace.SpanFromContext(ctx)
