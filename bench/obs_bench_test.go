@@ -2,7 +2,9 @@ package bench
 
 import (
 	"context"
+	"database/sql"
 	"testing"
+	"time"
 
 	"github.com/gosqla/gosqla/asyncengine"
 	"github.com/gosqla/gosqla/gosqlaotel"
@@ -118,5 +120,86 @@ func BenchmarkSQLView(b *testing.B) {
 			err := db.QueryRowContext(ctx, pointSelect, id).Scan(&name, &price)
 			return name, err
 		})
+	})
+}
+
+// paired times a and b alternately, one call each per iteration (their order alternating too),
+// and reports each one's time per call and b's time over a's: on a loaded machine a drift in
+// load reaches both sides alike, which separate runs cannot promise.
+func paired(b *testing.B, nameA, nameB string, a, bb func(i int) error) {
+	var ta, tb time.Duration
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		first, second, t1, t2 := a, bb, &ta, &tb
+		if i%2 == 1 {
+			first, second, t1, t2 = bb, a, &tb, &ta
+		}
+		start := time.Now()
+		if err := first(i); err != nil {
+			b.Fatal(err)
+		}
+		mid := time.Now()
+		if err := second(i); err != nil {
+			b.Fatal(err)
+		}
+		*t1 += mid.Sub(start)
+		*t2 += time.Since(mid)
+	}
+	b.ReportMetric(float64(ta.Nanoseconds())/float64(b.N), "ns/"+nameA)
+	b.ReportMetric(float64(tb.Nanoseconds())/float64(b.N), "ns/"+nameB)
+	b.ReportMetric(float64(tb)/float64(ta), nameB+"/"+nameA)
+}
+
+func selectOne(e *asyncengine.Engine) func(i int) error {
+	ctx := context.Background()
+	return func(i int) error {
+		r, err := e.Query(ctx, pointSelect, int64(i%rows+1))
+		if err != nil {
+			return err
+		}
+		var name string
+		var price float64
+		return r.One(&name, &price)
+	}
+}
+
+func checkoutOne(e *asyncengine.Engine) func(int) error {
+	ctx := context.Background()
+	return func(int) error {
+		c, err := e.Connect(ctx)
+		if err != nil {
+			return err
+		}
+		return c.Close()
+	}
+}
+
+func selectOneSQL(db *sql.DB) func(i int) error {
+	ctx := context.Background()
+	return func(i int) error {
+		var name string
+		var price float64
+		return db.QueryRowContext(ctx, pointSelect, int64(i%rows+1)).Scan(&name, &price)
+	}
+}
+
+// BenchmarkPaired: the overhead ratios of this package's targets, measured call by call —
+// gosqlaotel over the SDK against no tracer (checkout, point select), and the sqlview *sql.DB
+// against database/sql over pgx's own driver (point select).
+func BenchmarkPaired(b *testing.B) {
+	url := database(b)
+	b.Run("checkout/otel_vs_off", func(b *testing.B) {
+		off, on := engine(b, url, "pool_size=10&max_overflow=0"), tracedEngine(b, url, "pool_size=10&max_overflow=0")
+		paired(b, "off", "otel", checkoutOne(off), checkoutOne(on))
+	})
+	b.Run("point_select/otel_vs_off", func(b *testing.B) {
+		off, on := engine(b, url, ""), tracedEngine(b, url, "")
+		paired(b, "off", "otel", selectOne(off), selectOne(on))
+	})
+	b.Run("point_select/sqlview_vs_pgx_stdlib", func(b *testing.B) {
+		view := sqlview.OpenDB(engine(b, url, "pool_size=10&max_overflow=0"))
+		b.Cleanup(func() { view.Close() })
+		paired(b, "pgx_stdlib", "sqlview", selectOneSQL(sqlDB(b, "pgx", url, 10)), selectOneSQL(view))
 	})
 }

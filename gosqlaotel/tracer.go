@@ -29,6 +29,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/gosqla/gosqla/asyncengine"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -75,6 +76,8 @@ type Tracer struct {
 	checkouts bool
 	queryText bool
 	servers   sync.Map // *asyncengine.Engine -> []attribute.KeyValue
+	templates sync.Map // templateKey -> *template
+	cached    atomic.Int64
 }
 
 var _ interface {
@@ -199,9 +202,41 @@ func (t *Tracer) statement(sql string, attrs []attribute.KeyValue) (op, table st
 	return op, table, attrs
 }
 
+// maxTemplates bounds the statements whose span name and attributes are kept: an application
+// runs a bounded set of statements, and one that builds SQL by hand without bound must not grow
+// the cache for ever.
+const maxTemplates = 4096
+
+type templateKey struct {
+	e   *asyncengine.Engine
+	sql string
+}
+
+// template is what every span of one statement on one engine starts with.
+type template struct {
+	name string
+	opts []trace.SpanStartOption
+}
+
+func (t *Tracer) template(e *asyncengine.Engine, sql string) *template {
+	key := templateKey{e, sql}
+	if v, ok := t.templates.Load(key); ok {
+		return v.(*template)
+	}
+	op, table, attrs := t.statement(sql, append([]attribute.KeyValue(nil), t.server(e)...))
+	tp := &template{name: spanName(op, table), opts: []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(attrs...)}}
+	if t.cached.Load() < maxTemplates {
+		if _, loaded := t.templates.LoadOrStore(key, tp); !loaded {
+			t.cached.Add(1)
+		}
+	}
+	return tp
+}
+
 func (t *Tracer) TraceQueryStart(ctx context.Context, c *asyncengine.Conn, d asyncengine.TraceQueryStartData) context.Context {
-	op, table, attrs := t.statement(d.SQL, make([]attribute.KeyValue, 0, 3))
-	return t.start(ctx, c.Engine(), spanName(op, table), trace.SpanKindClient, attrs...)
+	tp := t.template(c.Engine(), d.SQL)
+	ctx, _ = t.tracer.Start(ctx, tp.name, tp.opts...)
+	return ctx
 }
 
 func (t *Tracer) TraceQueryEnd(ctx context.Context, c *asyncengine.Conn, d asyncengine.TraceQueryEndData) {
