@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"database/sql"
+	"syscall"
 	"testing"
 	"time"
 
@@ -40,10 +41,24 @@ func tracedEngine(b *testing.B, url, query string) *asyncengine.Engine {
 	return e
 }
 
+// processCPU is the CPU time the process has used (the server's is not counted): on a machine
+// shared with other work, a client's CPU per operation is steadier than its wall time.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// reportCPU reports the process's CPU time per operation since start.
+func reportCPU(b *testing.B, start time.Duration) {
+	b.ReportMetric(float64((processCPU()-start).Nanoseconds())/float64(b.N), "cpu-ns/op")
+}
+
 func pointSelectOn(b *testing.B, e *asyncengine.Engine) {
 	ctx := context.Background()
 	b.ReportAllocs()
 	b.ResetTimer()
+	defer reportCPU(b, processCPU())
 	for i := 0; i < b.N; i++ {
 		r, err := e.Query(ctx, pointSelect, int64(i%rows+1))
 		if err != nil {
@@ -65,6 +80,7 @@ func checkoutOn(b *testing.B, e *asyncengine.Engine) {
 	warm(b, 1, func(ctx context.Context) error { _, err := e.Query(ctx, "SELECT 1"); return err })
 	b.ReportAllocs()
 	b.ResetTimer()
+	defer reportCPU(b, processCPU())
 	for i := 0; i < b.N; i++ {
 		c, err := e.Connect(ctx)
 		if err != nil {
@@ -92,6 +108,7 @@ func BenchmarkSQLView(b *testing.B) {
 	run := func(b *testing.B, query func(id int64) (string, error)) {
 		b.ReportAllocs()
 		b.ResetTimer()
+		defer reportCPU(b, processCPU())
 		for i := 0; i < b.N; i++ {
 			name, err := query(int64(i%rows + 1))
 			if err != nil {
@@ -202,4 +219,38 @@ func BenchmarkPaired(b *testing.B) {
 		b.Cleanup(func() { view.Close() })
 		paired(b, "pgx_stdlib", "sqlview", selectOneSQL(sqlDB(b, "pgx", url, 10)), selectOneSQL(view))
 	})
+}
+
+// BenchmarkTracerCost: what gosqlaotel and the SDK add to one statement, without the database
+// around it: a statement span started and ended, through the SDK's batch processor (as deployed)
+// and its synchronous one, each with an exporter that drops the spans.
+func BenchmarkTracerCost(b *testing.B) {
+	e, err := asyncengine.New("sqlite:///" + b.TempDir() + "/t.db")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer e.Close()
+	ctx := context.Background()
+	c, err := e.Connect(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	for name, opt := range map[string]sdktrace.TracerProviderOption{
+		"batch": sdktrace.WithBatcher(discard{}), "sync": sdktrace.WithSyncer(discard{}),
+	} {
+		b.Run(name, func(b *testing.B) {
+			tp := sdktrace.NewTracerProvider(opt)
+			defer tp.Shutdown(ctx)
+			tr := gosqlaotel.NewTracer(gosqlaotel.WithTracerProvider(tp))
+			start := asyncengine.TraceQueryStartData{SQL: pointSelect}
+			b.ReportAllocs()
+			b.ResetTimer()
+			defer reportCPU(b, processCPU())
+			for i := 0; i < b.N; i++ {
+				sctx := tr.TraceQueryStart(ctx, c, start)
+				tr.TraceQueryEnd(sctx, c, asyncengine.TraceQueryEndData{RowsAffected: 1})
+			}
+		})
+	}
 }

@@ -18,8 +18,7 @@ type rows struct {
 	pg    bool
 	i     int
 	vals  [][]any     // the rows as the engine's driver decoded them, on first Next
-	raw   []int       // columns read as raw text (json, jsonb, xml): their index, else -1
-	scan  []any       // ScanRow destinations for the raw columns, nil elsewhere
+	scan  []any       // ScanRow destinations of the json, jsonb and xml columns (their raw text), nil elsewhere
 	bytes [][]byte    // where the raw columns land
 	types []string    // the database's type names
 	tm    *pgtype.Map // encodes other values in PostgreSQL's text form, made on first need
