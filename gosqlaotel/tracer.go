@@ -17,8 +17,9 @@
 // db.operation.batch.size, and one "db.query" event per statement (a pipeline of one statement
 // is a span of that statement): a trace shows one round trip
 // where there was one. COPY (CopyFrom) is a span "COPY table"; a transaction is a span
-// "transaction" from BEGIN to COMMIT or ROLLBACK (gosqla.tx.commit says which); opening a
-// physical connection is a span "connect". Checkouts are spans ("gosqla.checkout") only with
+// "transaction" from BEGIN to COMMIT or ROLLBACK (gosqla.tx.commit says which) when the
+// transaction is Conn.Begin's (a session's BEGIN and COMMIT travel inside its pipelines, so they
+// show as events of its BATCH spans); opening a physical connection is a span "connect". Checkouts are spans ("gosqla.checkout") only with
 // WithCheckoutSpans(true): they are frequent and usually take well under a microsecond.
 package gosqlaotel
 
