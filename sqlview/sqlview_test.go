@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"math/big"
+	"net/netip"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -240,4 +242,30 @@ func TestViewCancellation(t *testing.T) {
 	var one int
 	require.NoError(t, db.QueryRowContext(ctxT(t), "SELECT 1").Scan(&one))
 	assert.Equal(t, 0, e.Stats().CheckedOut)
+}
+
+// TestViewPassesArgumentsToTheDriver: values database/sql would refuse (slices, netip, pgtype)
+// reach pgx, which encodes them; prepared statements run through the engine.
+func TestViewPassesArgumentsToTheDriver(t *testing.T) {
+	for _, name := range []string{"pgx", "stdlib"} {
+		t.Run(name, func(t *testing.T) {
+			_, db := open(t, urls(t)[name])
+			ctx := ctxT(t)
+			var arr, addr, num string
+			require.NoError(t, db.QueryRowContext(ctx, "SELECT $1::int4[], $2::inet, $3::numeric",
+				[]int32{1, 2, 3}, netip.MustParseAddr("10.0.0.1"), pgtype.Numeric{Int: big.NewInt(12345), Exp: -2, Valid: true}).Scan(&arr, &addr, &num))
+			assert.Equal(t, "{1,2,3}", arr)
+			assert.Equal(t, "10.0.0.1/32", addr)
+			assert.Equal(t, "123.45", num)
+
+			st, err := db.PrepareContext(ctx, "SELECT $1::int + 1")
+			require.NoError(t, err)
+			defer st.Close()
+			for i := range 3 {
+				var n int
+				require.NoError(t, st.QueryRowContext(ctx, i).Scan(&n))
+				assert.Equal(t, i+1, n)
+			}
+		})
+	}
 }
