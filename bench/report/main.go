@@ -285,7 +285,10 @@ read them as such.
 	fmt.Fprintf(w, "| ≥ 10× SQLAlchemy asyncio on the fan-out | futures: %s; errgroup: %s | %s |\n", ratio(sf, sa), ratio(se, sa), verdict(sa > 0 && sf/sa >= 10))
 	fmt.Fprintf(w, "| InsertMany ≥ 0.9× pgx CopyFrom | %s | %s |\n", ratio(im, cf), verdict(cf > 0 && im/cf >= 0.9))
 	fmt.Fprintf(w, "| RunSync fan-out: zero pool timeouts | %.0f with 10 000 tasks, %.0f with 100 000 | %s |\n", st, rt, verdict(st == 0 && rt == 0))
-	fmt.Fprintf(w, "| … heap grows ≤ 64 MiB with 100 000 tasks queued | %.1f MiB | %s |\n\n", rm, verdict(rm > 0 && rm <= 64))
+	fmt.Fprintf(w, "| … heap grows ≤ 64 MiB with 100 000 tasks queued | %.1f MiB | %s |\n", rm, verdict(rm > 0 && rm <= 64))
+	ot, sv := r.get("Paired/point_select/otel_vs_off", "otel/off"), r.get("Paired/point_select/sqlview_vs_pgx_stdlib", "sqlview/pgx_stdlib")
+	fmt.Fprintf(w, "| point select traced into OpenTelemetry (no-op exporter) ≤ 1.05× untraced | %s | %s |\n", ratio(ot, 1), verdict(ot > 0 && ot <= 1.05))
+	fmt.Fprintf(w, "| point select through the sqlview *sql.DB within 1.10× of database/sql over pgx | %s | %s |\n\n", ratio(sv, 1), verdict(sv > 0 && sv <= 1.10))
 
 	fmt.Fprintln(w, "## Checkout + checkin (warm pool, one goroutine)")
 	fmt.Fprintln(w)
@@ -339,6 +342,17 @@ read them as such.
 	fmt.Fprintln(w, "## SQLite: the fan-out on the embedded default")
 	fmt.Fprintln(w)
 	table(w, r, "queries/s", true, "database/sql", []row{{"gosqla engine", "SQLiteFanout/gosqla_engine", "queries/s"}, {"database/sql directly", "SQLiteFanout/database_sql", "queries/s"}})
+	fmt.Fprintln(w, "## Tracing and the database/sql view (paired, call by call)")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| comparison | ns per call | ratio (median of runs) |\n| --- | ---: | ---: |")
+	for _, x := range []struct{ label, name, a, b string }{
+		{"checkout: gosqlaotel vs no tracer", "Paired/checkout/otel_vs_off", "off", "otel"},
+		{"point select: gosqlaotel vs no tracer", "Paired/point_select/otel_vs_off", "off", "otel"},
+		{"point select: sqlview vs database/sql over pgx", "Paired/point_select/sqlview_vs_pgx_stdlib", "pgx_stdlib", "sqlview"},
+	} {
+		fmt.Fprintf(w, "| %s | %s vs %s | %.3f× |\n", x.label, human(r.get(x.name, "ns/"+x.b)), human(r.get(x.name, "ns/"+x.a)), r.get(x.name, x.b+"/"+x.a))
+	}
+	fmt.Fprintf(w, "\nOne statement span through gosqlaotel and the SDK, without a database: %s ns (batch processor).\n\n", human(r.get("TracerCost/batch", "ns/op")))
 	notes(w)
 }
 
