@@ -130,6 +130,12 @@ type Config struct {
 	OnInvalidate   func(connID uint64, err error)
 	OnClose        func(connID uint64)
 
+	// Tracer receives the start and end of every statement, and also of checkouts, connects,
+	// pipelines, COPY and transactions when it implements CheckoutTracer, ConnectTracer,
+	// PipelineTracer, CopyFromTracer or TxTracer (see QueryTracer). nil traces nothing, at the
+	// cost of one comparison per event.
+	Tracer QueryTracer
+
 	url string // redacted form, for logs
 }
 

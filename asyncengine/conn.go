@@ -147,12 +147,19 @@ func (c *Conn) Exec(ctx context.Context, sql string, args ...any) (ExecResult, e
 	}
 	var n int64
 	start := time.Now()
+	qt := c.e.trace.query
+	if qt != nil {
+		ctx = qt.TraceQueryStart(ctx, c, TraceQueryStartData{SQL: sql, Args: c.e.traceArgs(args)})
+	}
 	err = c.guarded(ctx, func(dc driver.Conn) error {
 		var err error
 		n, err = dc.Exec(ctx, sql, args)
 		return err
 	})
 	c.echo(ctx, sql, args, start, err)
+	if qt != nil {
+		qt.TraceQueryEnd(ctx, c, TraceQueryEndData{RowsAffected: n, Err: err})
+	}
 	return ExecResult{rowsAffected: n}, err
 }
 
@@ -164,12 +171,23 @@ func (c *Conn) Query(ctx context.Context, sql string, args ...any) (*Result, err
 	}
 	var r *driver.Result
 	start := time.Now()
+	qt := c.e.trace.query
+	if qt != nil {
+		ctx = qt.TraceQueryStart(ctx, c, TraceQueryStartData{SQL: sql, Args: c.e.traceArgs(args)})
+	}
 	err = c.guarded(ctx, func(dc driver.Conn) error {
 		var err error
 		r, err = dc.Query(ctx, sql, args)
 		return err
 	})
 	c.echo(ctx, sql, args, start, err)
+	if qt != nil {
+		end := TraceQueryEndData{Err: err}
+		if r != nil {
+			end.RowsAffected = r.RowsAffected
+		}
+		qt.TraceQueryEnd(ctx, c, end)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -231,6 +249,7 @@ func (c *Conn) Close() error {
 		runtime.SetFinalizer(c, nil)
 	}
 	for tx := c.tx; tx != nil; tx = tx.parent {
+		tx.traceTxEnd(false, ErrTxDone)
 		tx.done = true
 	}
 	c.tx = nil

@@ -16,6 +16,10 @@ import (
 func (c *Conn) CopyFrom(ctx context.Context, table string, columns []string, rows iter.Seq2[[]any, error]) (int64, error) {
 	var n int64
 	start := time.Now()
+	ct := c.e.trace.copy
+	if ct != nil {
+		ctx = ct.TraceCopyFromStart(ctx, c, TraceCopyFromStartData{Table: table, Columns: columns})
+	}
 	// the error the sequence itself yields is the call's error as it was given (a driver may wrap
 	// it, or report only that the copy was aborted)
 	var srcErr error
@@ -44,6 +48,9 @@ func (c *Conn) CopyFrom(ctx context.Context, table string, columns []string, row
 		return err
 	})
 	c.echo(ctx, "COPY "+table, nil, start, err)
+	if ct != nil {
+		ct.TraceCopyFromEnd(ctx, c, TraceCopyFromEndData{Rows: n, Err: err})
+	}
 	return n, err
 }
 

@@ -254,6 +254,33 @@
 // fail: a panic in one is recovered, logged at warn level through Config.Logger (slog.Default()
 // when nil), and the pool goes on.
 //
+// # Tracing
+//
+// Config.Tracer receives the start and end of each statement (Exec, Query, Stream, and the pgx
+// view's calls), in the shape of pgx's tracers: TraceQueryStart returns the context the
+// statement runs under, TraceQueryEnd receives it with the outcome. A tracer that also implements
+// CheckoutTracer, ConnectTracer, PipelineTracer (a pipeline with its statements: the session's
+// pipelined rounds), CopyFromTracer or TxTracer (Begin/BeginNested to Commit/Rollback) receives
+// those events too. The SQL is given as sent; arguments only with log_parameters=true. With no
+// tracer each event costs one nil comparison. Package gosqlaotel is a tracer for OpenTelemetry.
+//
+// # Statistics
+//
+// Engine.Stats returns the pool's gauges and counters (SQLAlchemy's size, checked in and out,
+// overflow and waiting; connects, invalidations, timeouts, waits and wait time, round trips) and
+// MaxOpen; PoolStats.DBStats gives them in database/sql's sql.DBStats shape. Workers().Stats
+// gives the worker queue depth (Queued) and busy workers (Running).
+//
+// # Interop: pgx and database/sql
+//
+// Conn.Pgx and Tx.Pgx return a PgxConn whose Exec, Query and QueryRow have pgx's signatures
+// (pgconn.CommandTag, pgx.Rows, pgx.Row): it satisfies the DBTX interface sqlc generates for
+// pgx/v5, so generated queries, pgx.CollectRows and scany's pgxscan run on gosqla connections and
+// transactions. Query reads the whole result before returning, so the connection is free again
+// at once. It needs the native PostgreSQL driver; other engines get ErrNotPgx. Conn.RawPgx
+// hands a function the *pgx.Conn itself, under the connection's guard. Package sqlview opens a
+// *sql.DB whose connections are checked out of the engine.
+//
 // # PgBouncer
 //
 // In transaction pooling mode PgBouncer gives each transaction any server connection, so a

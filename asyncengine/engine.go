@@ -26,6 +26,7 @@ type Engine struct {
 	base      *poolBase
 	workers   *Workers
 	log       *slog.Logger // nil unless echo is on
+	trace     tracers
 	closed    atomic.Bool
 }
 
@@ -49,7 +50,7 @@ func NewWithConfig(cfg *Config) (*Engine, error) {
 	if err := cfg.Replica.refuseInEngine(); err != nil {
 		return nil, err
 	}
-	e := &Engine{cfg: cfg, dialect: dialectFor(string(cfg.Dialect)), pg: cfg.Dialect == DialectPostgreSQL}
+	e := &Engine{cfg: cfg, dialect: dialectFor(string(cfg.Dialect)), pg: cfg.Dialect == DialectPostgreSQL, trace: newTracers(cfg.Tracer)}
 	if cfg.Echo {
 		e.log = cfg.Logger
 		if e.log == nil {
@@ -94,7 +95,7 @@ func (e *Engine) poolDeps() poolDeps {
 		call:      e.call,
 		hooks: poolHooks{connect: asConn(cfg.OnConnect), firstConnect: asConn(cfg.OnFirstConnect), checkout: asConn(cfg.OnCheckout),
 			invalidate: cfg.OnInvalidate, close: cfg.OnClose},
-		echo: e.log, warn: e.warnLog(),
+		echo: e.log, warn: e.warnLog(), engine: e, connectTracer: e.trace.connect,
 		timeout: cfg.PoolTimeout, recycle: cfg.PoolRecycle, prePing: cfg.PoolPrePing, debug: cfg.PoolDebug,
 	}
 }
@@ -137,7 +138,13 @@ func (e *Engine) Workers() *Workers { return e.workers }
 func (e *Engine) Blocking() bool { return e.connector.Blocking() }
 
 // Stats returns a snapshot of the pool.
-func (e *Engine) Stats() PoolStats { return e.pool.stats() }
+func (e *Engine) Stats() PoolStats {
+	s := e.pool.stats()
+	if s.MaxOpen == 0 {
+		s.MaxOpen = e.cfg.capacity()
+	}
+	return s
+}
 
 // call runs a driver call: inline for a non-blocking driver, on Workers for a blocking one. A
 // panic in the driver comes back as a *PanicError.
@@ -177,10 +184,24 @@ func (e *Engine) checkout(ctx context.Context) (*Conn, error) {
 			return nil, ErrNestedCheckout
 		}
 	}
+	if t := e.trace.checkout; t != nil {
+		return e.tracedCheckout(ctx, t)
+	}
 	pc, err := e.pool.get(ctx)
 	if err != nil {
 		return nil, err
 	}
+	return &Conn{e: e, pc: pc, trips: roundTrips(pc)}, nil
+}
+
+func (e *Engine) tracedCheckout(ctx context.Context, t CheckoutTracer) (*Conn, error) {
+	tctx := t.TraceCheckoutStart(ctx, e, TraceCheckoutStartData{})
+	pc, err := e.pool.get(ctx)
+	if err != nil {
+		t.TraceCheckoutEnd(tctx, e, TraceCheckoutEndData{Err: err})
+		return nil, err
+	}
+	t.TraceCheckoutEnd(tctx, e, TraceCheckoutEndData{ConnID: pc.id})
 	return &Conn{e: e, pc: pc, trips: roundTrips(pc)}, nil
 }
 

@@ -132,7 +132,7 @@ func (p *pgxPool) closeIdleOlder(t time.Time) {
 func (p *pgxPool) stats() PoolStats {
 	st := p.p.Stat()
 	s := PoolStats{Size: int(st.MaxConns()), CheckedIn: int(st.IdleConns()), CheckedOut: int(st.AcquiredConns()),
-		Overflow: int(st.TotalConns()) - int(st.MaxConns()), Waiting: int(p.waiting.Load())}
+		Overflow: int(st.TotalConns()) - int(st.MaxConns()), Waiting: int(p.waiting.Load()), MaxOpen: int(st.MaxConns())}
 	p.counters(&s)
 	return s
 }

@@ -24,6 +24,10 @@ type PipelineError = driver.PipelineError
 func (c *Conn) Pipeline(ctx context.Context, stmts []Statement) ([]*Result, error) {
 	var drs []*driver.Result
 	start := time.Now()
+	pt := c.e.trace.pipeline
+	if pt != nil {
+		ctx = c.tracePipelineStart(ctx, stmts)
+	}
 	err := c.guarded(ctx, func(dc driver.Conn) error {
 		var err error
 		drs, err = runStatements(ctx, dc, stmts)
@@ -42,6 +46,9 @@ func (c *Conn) Pipeline(ctx context.Context, stmts []Statement) ([]*Result, erro
 		if err != nil {
 			c.echo(ctx, "(pipeline failed)", nil, start, err)
 		}
+	}
+	if pt != nil {
+		pt.TracePipelineEnd(ctx, c, TracePipelineEndData{Results: len(drs), Err: err})
 	}
 	// one allocation for every result of the pipeline
 	vals := make([]Result, len(drs))

@@ -21,6 +21,7 @@ type PoolStats struct {
 	CheckedOut int
 	Overflow   int
 	Waiting    int
+	MaxOpen    int // most connections open at once (pool_size + max_overflow); 0 = no limit
 
 	Connects      int64 // physical connections opened
 	ConnectErrors int64
@@ -80,6 +81,9 @@ type poolDeps struct {
 	recycle time.Duration
 	prePing bool
 	debug   bool
+	// connectTracer, when set, traces open; engine is what it is handed.
+	connectTracer ConnectTracer
+	engine        *Engine
 }
 
 // poolBase is the part every pool class shares: opening and closing physical connections, hooks,
@@ -133,6 +137,20 @@ func (b *poolBase) connect(ctx context.Context, deadline time.Time) (*pconn, err
 }
 
 func (b *poolBase) open(ctx context.Context) (*pconn, error) {
+	if t := b.connectTracer; t != nil {
+		tctx := t.TraceConnectStart(ctx, b.engine, TraceConnectStartData{})
+		pc, err := b.openConn(ctx)
+		end := TraceConnectEndData{Err: err}
+		if pc != nil {
+			end.ConnID = pc.id
+		}
+		t.TraceConnectEnd(tctx, b.engine, end)
+		return pc, err
+	}
+	return b.openConn(ctx)
+}
+
+func (b *poolBase) openConn(ctx context.Context) (*pconn, error) {
 	var dc driver.Conn
 	err := b.call(func() error {
 		var err error

@@ -68,10 +68,14 @@ func (c *Conn) Stream(ctx context.Context, sql string, args ...any) iter.Seq2[*R
 	}
 }
 
-func (c *Conn) stream(ctx context.Context, sql string, args []any, yield func(*Row, error) bool) error {
-	sql, args, err := bindArgs(c.e.dialect, sql, args)
+func (c *Conn) stream(ctx context.Context, sql string, args []any, yield func(*Row, error) bool) (err error) {
+	sql, args, err = bindArgs(c.e.dialect, sql, args)
 	if err != nil {
 		return err
+	}
+	if qt := c.e.trace.query; qt != nil {
+		ctx = qt.TraceQueryStart(ctx, c, TraceQueryStartData{SQL: sql, Args: c.e.traceArgs(args)})
+		defer func() { qt.TraceQueryEnd(ctx, c, TraceQueryEndData{Err: err}) }()
 	}
 	start := time.Now()
 	var rows driver.Rows

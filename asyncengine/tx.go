@@ -12,6 +12,7 @@ type Tx struct {
 	parent    *Tx
 	savepoint string // "" for the outermost transaction
 	done      bool
+	traceCtx  context.Context // the TxTracer's context, until the trace ends
 }
 
 // Begin starts a transaction. A transaction is already open: use BeginNested for a savepoint.
@@ -19,10 +20,12 @@ func (c *Conn) Begin(ctx context.Context) (*Tx, error) {
 	if c.tx != nil {
 		return nil, fmt.Errorf("gosqla: a transaction is already open on this connection; use BeginNested for a savepoint")
 	}
+	tctx := c.traceTxStart(ctx, "")
 	if _, err := c.Exec(ctx, "BEGIN"); err != nil {
+		c.traceTxFailed(tctx, "", err)
 		return nil, err
 	}
-	c.tx = &Tx{c: c}
+	c.tx = &Tx{c: c, traceCtx: tctx}
 	return c.tx, nil
 }
 
@@ -38,10 +41,12 @@ func (c *Conn) BeginNested(ctx context.Context) (*Tx, error) {
 		depth++
 	}
 	name := fmt.Sprintf("gosqla_sp_%d", depth)
+	tctx := c.traceTxStart(ctx, name)
 	if _, err := c.Exec(ctx, "SAVEPOINT "+name); err != nil {
+		c.traceTxFailed(tctx, name, err)
 		return nil, err
 	}
-	c.tx = &Tx{c: c, parent: c.tx, savepoint: name}
+	c.tx = &Tx{c: c, parent: c.tx, savepoint: name, traceCtx: tctx}
 	return c.tx, nil
 }
 
@@ -87,6 +92,7 @@ func (t *Tx) Commit(ctx context.Context) error {
 		if _, err := t.c.Exec(ctx, "RELEASE SAVEPOINT "+t.savepoint); err != nil {
 			return err
 		}
+		t.traceTxEnd(true, nil)
 		t.end()
 		return nil
 	}
@@ -98,13 +104,15 @@ func (t *Tx) Commit(ctx context.Context) error {
 	}
 	if aborted {
 		_, err := t.c.Exec(ctx, "ROLLBACK")
-		t.end()
-		if err != nil {
-			return err
+		if err == nil {
+			err = fmt.Errorf("%w: a statement in it failed, so it was rolled back", ErrPendingRollback)
 		}
-		return fmt.Errorf("%w: a statement in it failed, so it was rolled back", ErrPendingRollback)
+		t.traceTxEnd(false, err)
+		t.end()
+		return err
 	}
 	_, err := t.c.Exec(ctx, "COMMIT")
+	t.traceTxEnd(true, err)
 	t.end()
 	return err
 }
@@ -119,6 +127,7 @@ func (t *Tx) Rollback(ctx context.Context) error {
 	if c.lost {
 		c.lost = false
 		for x := t; x != nil; x = x.parent {
+			x.traceTxEnd(false, nil)
 			x.done = true
 		}
 		c.tx = nil
@@ -130,6 +139,7 @@ func (t *Tx) Rollback(ctx context.Context) error {
 	} else {
 		_, err = c.Exec(ctx, "ROLLBACK")
 	}
+	t.traceTxEnd(false, err)
 	t.end()
 	return err
 }

@@ -12,7 +12,7 @@ import (
 
 func TestUnsentFlushKeepsUpdates(t *testing.T) {
 	url := enginetest.NewDatabase(t)
-	e := newEngine(t, url+"&pool_size=1&max_overflow=0&pool_timeout=0.2")
+	e := newEngine(t, url+"&pool_size=1&max_overflow=0&pool_timeout=0.2&connect_timeout=10")
 	ctx := enginetest.Context(t)
 	_, err := e.Exec(ctx, "INSERT INTO authors (id, name) VALUES (1, 'old')")
 	require.NoError(t, err)

@@ -667,7 +667,7 @@ func TestFailureAfterExecutionLeavesPendingRollback(t *testing.T) {
 
 func TestRequestNeverSentMarksNothing(t *testing.T) {
 	url := enginetest.NewDatabase(t)
-	e := newEngine(t, url+"&pool_size=1&max_overflow=0&pool_timeout=0.2")
+	e := newEngine(t, url+"&pool_size=1&max_overflow=0&pool_timeout=0.2&connect_timeout=10")
 	ctx := enginetest.Context(t)
 	s := newSession(t, e)
 	held, err := e.Connect(ctx)

@@ -416,6 +416,9 @@ the spreads show by how much.
 	target("RunSync fan-out: zero pool timeouts", "10 000 tasks", fmt.Sprintf("%.0f (naive goroutines on pgxpool, same timeout: %.0f)", st, nt), syncRan && st == 0)
 	target("… also with 100 000 tasks", "default worker_queue", fmt.Sprintf("%.0f", rt), len(r["RunSyncQueue"]["timeouts/op"]) > 0 && rt == 0)
 	target("… heap grows ≤ 64 MiB with 100 000 tasks queued", "default worker_queue", fmt.Sprintf("%.1f MiB", rm), rm > 0 && rm <= 64)
+	ot, sv := r.get("Paired/point_select/otel_vs_off", "otel/off"), r.get("Paired/point_select/sqlview_vs_pgx_stdlib", "sqlview/pgx_stdlib")
+	target("point select traced into OpenTelemetry (no-op exporter) ≤ 1.05× untraced", "gosqlaotel, paired call by call", ratio(ot, 1), ot > 0 && ot <= 1.05)
+	target("point select through the sqlview *sql.DB within 1.10× of database/sql over pgx", "paired call by call", ratio(sv, 1), sv > 0 && sv <= 1.10)
 	fmt.Fprintln(w)
 
 	fmt.Fprintln(w, "## TPC-B-like: pgbench's built-in transaction, scale 10, 10 clients, 10 connections")
@@ -525,6 +528,18 @@ the spreads show by how much.
 	fmt.Fprintln(w, "## SQLite: the fan-out on the embedded default")
 	fmt.Fprintln(w)
 	table(w, r, "queries/s", true, "SQLiteFanout/database_sql queries/s", []row{{"gosqla engine", "SQLiteFanout/gosqla_engine", "queries/s"}, {"database/sql directly", "SQLiteFanout/database_sql", "queries/s"}})
+
+	fmt.Fprintln(w, "## Tracing and the database/sql view (paired, call by call)")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| comparison | ns per call | ratio (median of runs) |\n| --- | ---: | ---: |")
+	for _, x := range []struct{ label, name, a, b string }{
+		{"checkout: gosqlaotel vs no tracer", "Paired/checkout/otel_vs_off", "off", "otel"},
+		{"point select: gosqlaotel vs no tracer", "Paired/point_select/otel_vs_off", "off", "otel"},
+		{"point select: sqlview vs database/sql over pgx", "Paired/point_select/sqlview_vs_pgx_stdlib", "pgx_stdlib", "sqlview"},
+	} {
+		fmt.Fprintf(w, "| %s | %s vs %s | %.3f× |\n", x.label, human(r.get(x.name, "ns/"+x.b)), human(r.get(x.name, "ns/"+x.a)), r.get(x.name, x.b+"/"+x.a))
+	}
+	fmt.Fprintf(w, "\nOne statement span through gosqlaotel and the SDK, without a database: %s ns (batch processor).\n\n", human(r.get("TracerCost/batch", "ns/op")))
 	notes(w)
 }
 

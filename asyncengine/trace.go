@@ -1,0 +1,190 @@
+package asyncengine
+
+import (
+	"context"
+)
+
+// QueryTracer traces the statements run on a connection (Exec, Query, Stream), in the shape of
+// pgx's tracers: TraceQueryStart returns the context the statement runs under (a span's
+// context), and TraceQueryEnd receives that context. Set one as Config.Tracer; a tracer that
+// also implements CheckoutTracer, ConnectTracer, PipelineTracer, CopyFromTracer or TxTracer
+// receives those events too.
+//
+// Arguments reach a tracer only with log_parameters=true: without it TraceQueryStartData.Args is
+// nil. Tracers run on the caller's goroutine, inline with the statement: keep them quick.
+type QueryTracer interface {
+	TraceQueryStart(ctx context.Context, c *Conn, data TraceQueryStartData) context.Context
+	TraceQueryEnd(ctx context.Context, c *Conn, data TraceQueryEndData)
+}
+
+// TraceQueryStartData is a statement about to run.
+type TraceQueryStartData struct {
+	SQL  string // in the dialect's placeholder style, as sent
+	Args []any  // nil unless log_parameters=true
+}
+
+// TraceQueryEndData is how a statement ended.
+type TraceQueryEndData struct {
+	RowsAffected int64 // rows changed (or, for a buffered query, returned); 0 for Stream
+	Err          error
+}
+
+// CheckoutTracer traces checkouts from the engine's pool (Connect, and the checkout of Exec,
+// Query, Begin and Stream on the engine).
+type CheckoutTracer interface {
+	TraceCheckoutStart(ctx context.Context, e *Engine, data TraceCheckoutStartData) context.Context
+	TraceCheckoutEnd(ctx context.Context, e *Engine, data TraceCheckoutEndData)
+}
+
+// TraceCheckoutStartData is a checkout about to ask the pool.
+type TraceCheckoutStartData struct{}
+
+// TraceCheckoutEndData is how a checkout ended: the connection's ID, or the error.
+type TraceCheckoutEndData struct {
+	ConnID uint64
+	Err    error
+}
+
+// ConnectTracer traces the opening of physical connections by the pool (not with
+// poolclass=pgxpool, whose pool connects by itself).
+type ConnectTracer interface {
+	TraceConnectStart(ctx context.Context, e *Engine, data TraceConnectStartData) context.Context
+	TraceConnectEnd(ctx context.Context, e *Engine, data TraceConnectEndData)
+}
+
+// TraceConnectStartData is a connection about to be opened.
+type TraceConnectStartData struct{}
+
+// TraceConnectEndData is how a connection attempt ended (the connect hooks included).
+type TraceConnectEndData struct {
+	ConnID uint64
+	Err    error
+}
+
+// PipelineTracer traces Conn.Pipeline: the statements that travel together in one round trip
+// (the session's pipelined rounds among them).
+type PipelineTracer interface {
+	TracePipelineStart(ctx context.Context, c *Conn, data TracePipelineStartData) context.Context
+	TracePipelineEnd(ctx context.Context, c *Conn, data TracePipelineEndData)
+}
+
+// TracePipelineStartData is a pipeline about to be sent.
+type TracePipelineStartData struct {
+	// Statements are the pipeline's statements; their Args are nil unless log_parameters=true.
+	Statements []Statement
+}
+
+// TracePipelineEndData is how a pipeline ended: Err is a *PipelineError naming the failing
+// statement, and Results the results of the statements before it.
+type TracePipelineEndData struct {
+	Results int
+	Err     error
+}
+
+// CopyFromTracer traces Conn.CopyFrom.
+type CopyFromTracer interface {
+	TraceCopyFromStart(ctx context.Context, c *Conn, data TraceCopyFromStartData) context.Context
+	TraceCopyFromEnd(ctx context.Context, c *Conn, data TraceCopyFromEndData)
+}
+
+// TraceCopyFromStartData is a bulk load about to start.
+type TraceCopyFromStartData struct {
+	Table   string
+	Columns []string
+}
+
+// TraceCopyFromEndData is how a bulk load ended.
+type TraceCopyFromEndData struct {
+	Rows int64
+	Err  error
+}
+
+// TxTracer traces transactions and savepoints from Begin (or BeginNested) to Commit or Rollback.
+// The context TraceTxStart returns is kept with the Tx and handed to TraceTxEnd; the statements
+// inside run under their own callers' contexts. A transaction still open when its connection is
+// closed ends with Err set to ErrTxDone.
+type TxTracer interface {
+	TraceTxStart(ctx context.Context, c *Conn, data TraceTxStartData) context.Context
+	TraceTxEnd(ctx context.Context, c *Conn, data TraceTxEndData)
+}
+
+// TraceTxStartData is a transaction (or a savepoint, Savepoint set) about to begin.
+type TraceTxStartData struct {
+	Savepoint string
+}
+
+// TraceTxEndData is how a transaction ended: Commit is false for a rollback.
+type TraceTxEndData struct {
+	Savepoint string
+	Commit    bool
+	Err       error
+}
+
+// tracers are Config.Tracer's interfaces, resolved once: a nil field costs one comparison.
+type tracers struct {
+	query    QueryTracer
+	checkout CheckoutTracer
+	connect  ConnectTracer
+	pipeline PipelineTracer
+	copy     CopyFromTracer
+	tx       TxTracer
+}
+
+func newTracers(t QueryTracer) tracers {
+	if t == nil {
+		return tracers{}
+	}
+	ts := tracers{query: t}
+	ts.checkout, _ = t.(CheckoutTracer)
+	ts.connect, _ = t.(ConnectTracer)
+	ts.pipeline, _ = t.(PipelineTracer)
+	ts.copy, _ = t.(CopyFromTracer)
+	ts.tx, _ = t.(TxTracer)
+	return ts
+}
+
+// traceArgs are a statement's arguments as a tracer may see them.
+func (e *Engine) traceArgs(args []any) []any {
+	if e.cfg.LogParameters {
+		return args
+	}
+	return nil
+}
+
+// tracePipelineStart hands the pipeline's statements to the tracer, without their arguments
+// unless log_parameters=true.
+func (c *Conn) tracePipelineStart(ctx context.Context, stmts []Statement) context.Context {
+	shown := stmts
+	if !c.e.cfg.LogParameters {
+		shown = make([]Statement, len(stmts))
+		for i, st := range stmts {
+			shown[i] = Statement{SQL: st.SQL}
+		}
+	}
+	return c.e.trace.pipeline.TracePipelineStart(ctx, c, TracePipelineStartData{Statements: shown})
+}
+
+// traceTxEnd ends t's transaction trace, if it has one.
+func (t *Tx) traceTxEnd(commit bool, err error) {
+	if t.traceCtx == nil {
+		return
+	}
+	ctx := t.traceCtx
+	t.traceCtx = nil
+	t.c.e.trace.tx.TraceTxEnd(ctx, t.c, TraceTxEndData{Savepoint: t.savepoint, Commit: commit, Err: err})
+}
+
+// traceTxStart starts a transaction trace; nil when no TxTracer is set.
+func (c *Conn) traceTxStart(ctx context.Context, savepoint string) context.Context {
+	if t := c.e.trace.tx; t != nil {
+		return t.TraceTxStart(ctx, c, TraceTxStartData{Savepoint: savepoint})
+	}
+	return nil
+}
+
+// traceTxFailed ends the trace of a transaction whose BEGIN (or SAVEPOINT) failed.
+func (c *Conn) traceTxFailed(tctx context.Context, savepoint string, err error) {
+	if tctx != nil {
+		c.e.trace.tx.TraceTxEnd(tctx, c, TraceTxEndData{Savepoint: savepoint, Err: err})
+	}
+}
