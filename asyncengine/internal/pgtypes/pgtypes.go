@@ -150,7 +150,13 @@ type Cells struct {
 	cols  []column
 	buf   []byte
 	spans []span // row-major
+	// a result of a few columns and one row (a point select) needs no arrays of its own for
+	// them: these back cols and spans until they outgrow them
+	smallCols  [smallCells]column
+	smallSpans [smallCells]span
 }
+
+const smallCells = 4
 
 type column struct {
 	oid    uint32
@@ -161,7 +167,11 @@ type span struct{ start, end int32 } // start < 0: NULL
 
 // Init prepares c to hold rows of columns with these types and formats.
 func (c *Cells) Init(n int, col func(i int) (oid uint32, format int16)) {
-	c.cols = make([]column, n)
+	if n <= smallCells {
+		c.cols = c.smallCols[:n:n]
+	} else {
+		c.cols = make([]column, n)
+	}
 	for i := range c.cols {
 		c.cols[i].oid, c.cols[i].format = col(i)
 	}
@@ -177,7 +187,11 @@ func (c *Cells) Append(raw [][]byte) {
 			size += len(v)
 		}
 		c.buf = make([]byte, 0, size)
-		c.spans = make([]span, 0, len(raw))
+		if len(raw) <= smallCells {
+			c.spans = c.smallSpans[:0:len(raw)]
+		} else {
+			c.spans = make([]span, 0, len(raw))
+		}
 	}
 	for _, v := range raw {
 		if v == nil {

@@ -63,7 +63,16 @@ func (c *Conn) Query(ctx context.Context, sql string, args []any) (*driver.Resul
 
 // columns describes the result's columns, named by the connection's type map.
 func columns(m *pgtype.Map, fds []pgconn.FieldDescription) []driver.Column {
-	cols := make([]driver.Column, len(fds))
+	return columnsIn(nil, m, fds)
+}
+
+// columnsIn is columns, stored in dst when it is large enough.
+func columnsIn(dst []driver.Column, m *pgtype.Map, fds []pgconn.FieldDescription) []driver.Column {
+	cols := dst[:0]
+	if cap(cols) < len(fds) {
+		cols = make([]driver.Column, len(fds))
+	}
+	cols = cols[:len(fds):len(fds)]
 	for i, fd := range fds {
 		cols[i] = driver.Column{Name: fd.Name, TypeOID: fd.DataTypeOID, TypeName: pgtypes.TypeName(m, fd.DataTypeOID)}
 	}
@@ -79,9 +88,10 @@ func readRows(rows pgx.Rows) (*driver.Result, error) {
 	rc := &struct {
 		driver.Result
 		cells pgtypes.Cells
+		cols  [4]driver.Column // the columns of a narrow result, in the same allocation
 	}{}
 	res := &rc.Result
-	res.Columns = columns(rows.Conn().TypeMap(), fds)
+	res.Columns = columnsIn(rc.cols[:], rows.Conn().TypeMap(), fds)
 	if len(fds) > 0 {
 		rc.cells.Init(len(fds), func(i int) (uint32, int16) { return fds[i].DataTypeOID, fds[i].Format })
 		for rows.Next() {
