@@ -77,43 +77,64 @@ func (c *Conn) driverConn() driver.Conn {
 // guarded runs fn with the driver connection under c's concurrent-use guard and error handling:
 // a lost connection is invalidated. Blocking drivers run fn on the engine's workers.
 func (c *Conn) guarded(ctx context.Context, fn func(driver.Conn) error) error {
-	if !c.inUse.CompareAndSwap(false, true) {
-		return ErrConcurrentUse
-	}
-	defer c.inUse.Store(false)
-	return c.do(ctx, fn)
+	_, err := guardedCall(ctx, c, fn, callFunc)
+	return err
 }
 
 func (c *Conn) do(ctx context.Context, fn func(driver.Conn) error) error {
+	_, err := doCall(ctx, c, fn, callFunc)
+	return err
+}
+
+func callFunc(_ context.Context, dc driver.Conn, fn func(driver.Conn) error) (struct{}, error) {
+	return struct{}{}, fn(dc)
+}
+
+// guardedCall is guarded for a driver call fn(ctx, dc, a) returning a value. fn is a plain
+// function rather than a closure, so that a call on a non-blocking driver allocates nothing for
+// it.
+func guardedCall[A, R any](ctx context.Context, c *Conn, a A, fn func(context.Context, driver.Conn, A) (R, error)) (R, error) {
+	if !c.inUse.CompareAndSwap(false, true) {
+		var zero R
+		return zero, ErrConcurrentUse
+	}
+	defer c.inUse.Store(false)
+	return doCall(ctx, c, a, fn)
+}
+
+func doCall[A, R any](ctx context.Context, c *Conn, a A, fn func(context.Context, driver.Conn, A) (R, error)) (r R, err error) {
 	switch {
 	case c.closed:
-		return ErrConnClosed
+		return r, ErrConnClosed
 	case c.lost:
-		return ErrPendingRollback
+		return r, ErrPendingRollback
 	}
 	if c.pc == nil {
 		pc, err := c.e.pool.get(ctx)
 		if err != nil {
-			return err
+			return r, err
 		}
 		c.pc = pc
 		c.trips = roundTrips(pc)
 	}
 	if !c.pc.busy.CompareAndSwap(false, true) {
-		return ErrConcurrentUse
+		return r, ErrConcurrentUse
 	}
 	dc := c.pc.dc
-	var err error
 	if c.e.connector.Blocking() {
-		err = c.e.callOnWorker(func() error { return fn(dc) })
+		err = c.e.callOnWorker(func() error {
+			var err error
+			r, err = fn(ctx, dc, a)
+			return err
+		})
 	} else {
-		err = catchDriverPanic(fn, dc)
+		r, err = catchDriverPanic(ctx, dc, a, fn)
 	}
 	c.pc.busy.Store(false)
 	if err != nil {
-		return c.failed(ctx, err)
+		return r, c.failed(ctx, err)
 	}
-	return nil
+	return r, nil
 }
 
 // failed handles a driver error: a connection that is gone is invalidated and its slot freed.
@@ -145,17 +166,12 @@ func (c *Conn) Exec(ctx context.Context, sql string, args ...any) (ExecResult, e
 	if err != nil {
 		return ExecResult{}, err
 	}
-	var n int64
-	start := time.Now()
+	start := c.echoStart()
 	qt := c.e.trace.query
 	if qt != nil {
 		ctx = qt.TraceQueryStart(ctx, c, TraceQueryStartData{SQL: sql, Args: c.e.traceArgs(args)})
 	}
-	err = c.guarded(ctx, func(dc driver.Conn) error {
-		var err error
-		n, err = dc.Exec(ctx, sql, args)
-		return err
-	})
+	n, err := guardedCall(ctx, c, driver.Statement{SQL: sql, Args: args}, execStatement)
 	c.echo(ctx, sql, args, start, err)
 	if qt != nil {
 		qt.TraceQueryEnd(ctx, c, TraceQueryEndData{RowsAffected: n, Err: err})
@@ -169,17 +185,12 @@ func (c *Conn) Query(ctx context.Context, sql string, args ...any) (*Result, err
 	if err != nil {
 		return nil, err
 	}
-	var r *driver.Result
-	start := time.Now()
+	start := c.echoStart()
 	qt := c.e.trace.query
 	if qt != nil {
 		ctx = qt.TraceQueryStart(ctx, c, TraceQueryStartData{SQL: sql, Args: c.e.traceArgs(args)})
 	}
-	err = c.guarded(ctx, func(dc driver.Conn) error {
-		var err error
-		r, err = dc.Query(ctx, sql, args)
-		return err
-	})
+	r, err := guardedCall(ctx, c, driver.Statement{SQL: sql, Args: args}, queryStatement)
 	c.echo(ctx, sql, args, start, err)
 	if qt != nil {
 		end := TraceQueryEndData{Err: err}
@@ -192,6 +203,23 @@ func (c *Conn) Query(ctx context.Context, sql string, args ...any) (*Result, err
 		return nil, err
 	}
 	return newResult(r, c.e.pg), nil
+}
+
+func execStatement(ctx context.Context, dc driver.Conn, st driver.Statement) (int64, error) {
+	return dc.Exec(ctx, st.SQL, st.Args)
+}
+
+func queryStatement(ctx context.Context, dc driver.Conn, st driver.Statement) (*driver.Result, error) {
+	return dc.Query(ctx, st.SQL, st.Args)
+}
+
+// echoStart is when a statement starts, for echo: the clock is read only when statements are
+// logged.
+func (c *Conn) echoStart() time.Time {
+	if c.e.log == nil {
+		return time.Time{}
+	}
+	return time.Now()
 }
 
 func (c *Conn) echo(ctx context.Context, sql string, args []any, start time.Time, err error) {

@@ -1,6 +1,7 @@
 package asyncengine
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"runtime/debug"
@@ -143,13 +144,13 @@ func CatchPanic(fn func() error) (err error) {
 func panicError(r any) error { return &PanicError{Value: r, Stack: debug.Stack()} }
 
 // catchDriverPanic is CatchPanic for a driver call, without a closure per call.
-func catchDriverPanic(fn func(driver.Conn) error, dc driver.Conn) (err error) {
+func catchDriverPanic[A, R any](ctx context.Context, dc driver.Conn, a A, fn func(context.Context, driver.Conn, A) (R, error)) (r R, err error) {
 	defer func() {
-		if r := recover(); r != nil {
-			err = panicError(r)
+		if rec := recover(); rec != nil {
+			err = panicError(rec)
 		}
 	}()
-	return fn(dc)
+	return fn(ctx, dc, a)
 }
 
 // PanicError is a panic recovered from user code (a worker task, a hook, a Begin callback),

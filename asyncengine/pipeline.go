@@ -3,7 +3,6 @@ package asyncengine
 import (
 	"context"
 	"errors"
-	"time"
 
 	"github.com/gosqla/gosqla/asyncengine/driver"
 )
@@ -22,22 +21,14 @@ type PipelineError = driver.PipelineError
 // index is reported through a *PipelineError, and the results of the statements before it are
 // returned.
 func (c *Conn) Pipeline(ctx context.Context, stmts []Statement) ([]*Result, error) {
-	var drs []*driver.Result
-	start := time.Now()
+	start := c.echoStart()
 	pt := c.e.trace.pipeline
 	if pt != nil {
 		ctx = c.tracePipelineStart(ctx, stmts)
 	}
-	err := c.guarded(ctx, func(dc driver.Conn) error {
-		var err error
-		drs, err = runStatements(ctx, dc, stmts)
-		return err
-	})
-	// keep the statement index outermost, and the disconnect with the statement's error
-	var de *DisconnectError
-	var pe *driver.PipelineError
-	if errors.As(err, &de) && errors.As(de.Err, &pe) {
-		err = &driver.PipelineError{Index: pe.Index, Err: &DisconnectError{ConnID: de.ConnID, Err: pe.Err}}
+	drs, err := guardedCall(ctx, c, stmts, runStatements)
+	if err != nil {
+		err = pipelineFailure(err)
 	}
 	if c.e.log != nil {
 		for _, st := range stmts {
@@ -58,6 +49,17 @@ func (c *Conn) Pipeline(ctx context.Context, stmts []Statement) ([]*Result, erro
 		rs[i] = &vals[i]
 	}
 	return rs, err
+}
+
+// pipelineFailure keeps the statement index outermost, and the disconnect with the statement's
+// error.
+func pipelineFailure(err error) error {
+	var de *DisconnectError
+	var pe *driver.PipelineError
+	if errors.As(err, &de) && errors.As(de.Err, &pe) {
+		return &driver.PipelineError{Index: pe.Index, Err: &DisconnectError{ConnID: de.ConnID, Err: pe.Err}}
+	}
+	return err
 }
 
 func runStatements(ctx context.Context, dc driver.Conn, stmts []driver.Statement) ([]*driver.Result, error) {
