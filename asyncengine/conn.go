@@ -27,6 +27,8 @@ type Conn struct {
 	tx        *Tx   // innermost open transaction
 	lost      bool  // the connection was lost inside a transaction
 	trips     int64 // the driver's round-trip count at checkout
+	// the transaction of Engine.Begin, which never hands it out: the Conn is its only allocation
+	ownTx Tx
 }
 
 func roundTrips(pc *pconn) int64 {
@@ -122,11 +124,7 @@ func doCall[A, R any](ctx context.Context, c *Conn, a A, fn func(context.Context
 	}
 	dc := c.pc.dc
 	if c.e.connector.Blocking() {
-		err = c.e.callOnWorker(func() error {
-			var err error
-			r, err = fn(ctx, dc, a)
-			return err
-		})
+		r, err = callOnWorker(ctx, c.e, dc, a, fn)
 	} else {
 		r, err = catchDriverPanic(ctx, dc, a, fn)
 	}
@@ -135,6 +133,17 @@ func doCall[A, R any](ctx context.Context, c *Conn, a A, fn func(context.Context
 		return r, c.failed(ctx, err)
 	}
 	return r, nil
+}
+
+// callOnWorker runs a blocking driver call on the engine's workers. It is kept apart from doCall
+// so that the variables its closure captures live on the heap only on this path.
+func callOnWorker[A, R any](ctx context.Context, e *Engine, dc driver.Conn, a A, fn func(context.Context, driver.Conn, A) (R, error)) (r R, err error) {
+	err = e.callOnWorker(func() error {
+		var err error
+		r, err = fn(ctx, dc, a)
+		return err
+	})
+	return r, err
 }
 
 // failed handles a driver error: a connection that is gone is invalidated and its slot freed.
@@ -272,10 +281,17 @@ func (c *Conn) Close() error {
 	if c.closed {
 		return nil
 	}
-	c.closed = true
 	if c.finalizer {
 		runtime.SetFinalizer(c, nil)
 	}
+	c.release()
+	return nil
+}
+
+// release is Close for a Conn that is in use by its closer and has no finalizer (Engine.Exec and
+// Query's own, which live on their caller's stack).
+func (c *Conn) release() {
+	c.closed = true
 	for tx := c.tx; tx != nil; tx = tx.parent {
 		tx.traceTxEnd(false, ErrTxDone)
 		tx.done = true
@@ -284,7 +300,7 @@ func (c *Conn) Close() error {
 	pc := c.pc
 	c.pc = nil
 	if pc == nil {
-		return nil
+		return
 	}
 	e := c.e
 	c.countTrips(pc)
@@ -295,10 +311,9 @@ func (c *Conn) Close() error {
 	if err := c.reset(pc); err != nil {
 		e.base.invalidated(context.Background(), e.pool, pc, err)
 		e.pool.discard(pc)
-		return nil
+		return
 	}
 	e.pool.put(pc)
-	return nil
 }
 
 // reset ends a transaction left open, unless pool_reset_on_return=none. Nothing is sent when no

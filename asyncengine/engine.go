@@ -176,33 +176,44 @@ func (e *Engine) Connect(ctx context.Context) (*Conn, error) {
 // checkout checks a connection out for a caller that closes it itself before returning (Exec,
 // Query, Begin, Stream): it needs no finalizer to recover a leak.
 func (e *Engine) checkout(ctx context.Context) (*Conn, error) {
+	c := &Conn{}
+	if err := e.checkoutTo(ctx, c); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// checkoutTo is checkout into a Conn the caller provides: Exec and Query keep theirs on the stack.
+func (e *Engine) checkoutTo(ctx context.Context, c *Conn) error {
 	if e.closed.Load() {
-		return nil, ErrPoolClosed
+		return ErrPoolClosed
 	}
 	if _, nested := ctx.Value(connKey{e}).(*Conn); nested {
 		if limit := e.cfg.capacity(); limit > 0 && e.pool.stats().CheckedOut >= limit {
-			return nil, ErrNestedCheckout
+			return ErrNestedCheckout
 		}
 	}
 	if t := e.trace.checkout; t != nil {
-		return e.tracedCheckout(ctx, t)
+		return e.tracedCheckout(ctx, t, c)
 	}
 	pc, err := e.pool.get(ctx)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	return &Conn{e: e, pc: pc, trips: roundTrips(pc)}, nil
+	c.e, c.pc, c.trips = e, pc, roundTrips(pc)
+	return nil
 }
 
-func (e *Engine) tracedCheckout(ctx context.Context, t CheckoutTracer) (*Conn, error) {
+func (e *Engine) tracedCheckout(ctx context.Context, t CheckoutTracer, c *Conn) error {
 	tctx := t.TraceCheckoutStart(ctx, e, TraceCheckoutStartData{})
 	pc, err := e.pool.get(ctx)
 	if err != nil {
 		t.TraceCheckoutEnd(tctx, e, TraceCheckoutEndData{Err: err})
-		return nil, err
+		return err
 	}
 	t.TraceCheckoutEnd(tctx, e, TraceCheckoutEndData{ConnID: pc.id})
-	return &Conn{e: e, pc: pc, trips: roundTrips(pc)}, nil
+	c.e, c.pc, c.trips = e, pc, roundTrips(pc)
+	return nil
 }
 
 // finalize runs when a Conn is garbage-collected. A finalizer (rather than a cleanup) sees the
@@ -236,8 +247,9 @@ func (e *Engine) Begin(ctx context.Context, fn func(*Conn) error) (err error) {
 		return err
 	}
 	defer c.Close()
-	tx, err := c.Begin(ctx)
-	if err != nil {
+	tx := &c.ownTx
+	*tx = Tx{c: c}
+	if err := c.begin(ctx, tx); err != nil {
 		return err
 	}
 	if err = CatchPanic(func() error { return fn(c) }); err != nil {
@@ -254,21 +266,21 @@ func (e *Engine) Begin(ctx context.Context, fn func(*Conn) error) (err error) {
 
 // Exec runs a statement on a pooled connection.
 func (e *Engine) Exec(ctx context.Context, sql string, args ...any) (ExecResult, error) {
-	c, err := e.checkout(ctx)
-	if err != nil {
+	var c Conn
+	if err := e.checkoutTo(ctx, &c); err != nil {
 		return ExecResult{}, err
 	}
-	defer c.Close()
+	defer c.release()
 	return c.Exec(ctx, sql, args...)
 }
 
 // Query runs a query on a pooled connection and returns its buffered result.
 func (e *Engine) Query(ctx context.Context, sql string, args ...any) (*Result, error) {
-	c, err := e.checkout(ctx)
-	if err != nil {
+	var c Conn
+	if err := e.checkoutTo(ctx, &c); err != nil {
 		return nil, err
 	}
-	defer c.Close()
+	defer c.release()
 	return c.Query(ctx, sql, args...)
 }
 

@@ -17,16 +17,26 @@ type Tx struct {
 
 // Begin starts a transaction. A transaction is already open: use BeginNested for a savepoint.
 func (c *Conn) Begin(ctx context.Context) (*Tx, error) {
+	tx := &Tx{c: c}
+	if err := c.begin(ctx, tx); err != nil {
+		return nil, err
+	}
+	return tx, nil
+}
+
+// begin opens the transaction tx.
+func (c *Conn) begin(ctx context.Context, tx *Tx) error {
 	if c.tx != nil {
-		return nil, fmt.Errorf("gosqla: a transaction is already open on this connection; use BeginNested for a savepoint")
+		return fmt.Errorf("gosqla: a transaction is already open on this connection; use BeginNested for a savepoint")
 	}
 	tctx := c.traceTxStart(ctx, "")
 	if _, err := c.Exec(ctx, "BEGIN"); err != nil {
 		c.traceTxFailed(tctx, "", err)
-		return nil, err
+		return err
 	}
-	c.tx = &Tx{c: c, traceCtx: tctx}
-	return c.tx, nil
+	tx.traceCtx = tctx
+	c.tx = tx
+	return nil
 }
 
 // BeginNested starts a savepoint inside the open transaction, beginning one first if none is open.
