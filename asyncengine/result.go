@@ -19,6 +19,7 @@ type Result struct {
 	rows         driver.RowSet
 	pg           bool
 	rowsAffected int64
+	smallNames   [4]string // backs names for a narrow result: no allocation of their own
 }
 
 func newResult(r *driver.Result, pg bool) *Result {
@@ -28,7 +29,14 @@ func newResult(r *driver.Result, pg bool) *Result {
 // Columns returns the column names.
 func (r *Result) Columns() []string {
 	if r.names == nil {
-		r.names = columnNames(r.columns)
+		if n := len(r.columns); n <= len(r.smallNames) {
+			r.names = r.smallNames[:n:n]
+			for i, c := range r.columns {
+				r.names[i] = c.Name
+			}
+		} else {
+			r.names = columnNames(r.columns)
+		}
 	}
 	return r.names
 }
