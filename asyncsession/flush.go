@@ -215,49 +215,6 @@ func sameFields(a, b []*structmap.Field) bool {
 	return true
 }
 
-func returning(d *asyncengine.Dialect, m *structmap.Model) string {
-	names := make([]string, len(m.Fields))
-	for i, f := range m.Fields {
-		names[i] = d.Quote(f.Column)
-	}
-	return " RETURNING " + strings.Join(names, ", ")
-}
-
-// valuesSQL writes "INSERT INTO t (cols) VALUES (…), (…)" for rows, and its arguments.
-func valuesSQL(d *asyncengine.Dialect, m *structmap.Model, cols []*structmap.Field, rows []reflect.Value) (string, []any) {
-	var b strings.Builder
-	b.WriteString("INSERT INTO ")
-	b.WriteString(d.Quote(m.Table))
-	b.WriteString(" (")
-	for i, f := range cols {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString(d.Quote(f.Column))
-	}
-	if len(cols) == 0 {
-		b.WriteString(") DEFAULT VALUES")
-		return strings.Replace(b.String(), " ()", "", 1), nil
-	}
-	b.WriteString(") VALUES ")
-	args := make([]any, 0, len(rows)*len(cols))
-	for r, v := range rows {
-		if r > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteByte('(')
-		for i, f := range cols {
-			if i > 0 {
-				b.WriteString(", ")
-			}
-			args = append(args, f.Value(v))
-			b.WriteString(d.Placeholder(len(args)))
-		}
-		b.WriteByte(')')
-	}
-	return b.String(), args
-}
-
 func (fp *flushPlan) buildInsert(g *insertGroup) {
 	rows := make([]reflect.Value, len(g.ins))
 	for i, in := range g.ins {
@@ -288,18 +245,7 @@ func (fp *flushPlan) buildInsert(g *insertGroup) {
 func (fp *flushPlan) update(in *instance) {
 	fp.ops = append(fp.ops, func() error {
 		changed := in.changed()
-		var b strings.Builder
-		b.WriteString("UPDATE " + fp.d.Quote(in.model.Table) + " SET ")
-		var args []any
-		for i, fi := range changed {
-			f := in.model.Fields[fi]
-			if i > 0 {
-				b.WriteString(", ")
-			}
-			args = append(args, f.Value(in.v))
-			b.WriteString(fp.d.Quote(f.Column) + " = " + fp.d.Placeholder(len(args)))
-		}
-		args = wherePK(&b, fp.d, in.model, args, loadedPK(in))
+		sql, args := updateSQL(fp.d, in.model, changed, in.v, loadedPK(in))
 		// the snapshot takes the sent values now, so that a later request of the same round does
 		// not send them again; the key moves in the identity map once the row has
 		old := make([]any, len(changed))
@@ -314,7 +260,7 @@ func (fp *flushPlan) update(in *instance) {
 			}
 			in.forgetRaw()
 		})
-		fp.stmts = append(fp.stmts, asyncengine.Statement{SQL: b.String(), Args: args})
+		fp.stmts = append(fp.stmts, asyncengine.Statement{SQL: sql, Args: args})
 		fp.appliers = append(fp.appliers, func(s *Session, rs []*asyncengine.Result) error {
 			if len(changed) > 0 {
 				old := in.key
@@ -328,20 +274,6 @@ func (fp *flushPlan) update(in *instance) {
 		})
 		return nil
 	})
-}
-
-// wherePK writes " WHERE pk = … AND …", numbering its placeholders after args, and returns args
-// followed by key.
-func wherePK(b *strings.Builder, d *asyncengine.Dialect, m *structmap.Model, args, key []any) []any {
-	b.WriteString(" WHERE ")
-	for i, f := range m.PK {
-		if i > 0 {
-			b.WriteString(" AND ")
-		}
-		args = append(args, key[i])
-		b.WriteString(d.Quote(f.Column) + " = " + d.Placeholder(len(args)))
-	}
-	return args
 }
 
 // loadedPK is the primary key as last loaded or flushed: a changed key still finds its row.
@@ -364,10 +296,8 @@ func fieldIndex(m *structmap.Model, f *structmap.Field) int {
 
 func (fp *flushPlan) delete(in *instance) {
 	fp.ops = append(fp.ops, func() error {
-		var b strings.Builder
-		b.WriteString("DELETE FROM " + fp.d.Quote(in.model.Table))
-		args := wherePK(&b, fp.d, in.model, nil, loadedPK(in))
-		fp.stmts = append(fp.stmts, asyncengine.Statement{SQL: b.String(), Args: args})
+		sql, args := deleteSQL(fp.d, in.model, loadedPK(in))
+		fp.stmts = append(fp.stmts, asyncengine.Statement{SQL: sql, Args: args})
 		fp.appliers = append(fp.appliers, func(s *Session, rs []*asyncengine.Result) error {
 			s.forget(in)
 			return nil
