@@ -52,14 +52,7 @@ func (s *Session) Delete(obj any) error {
 	if !ok {
 		return fmt.Errorf("gosqla: %T is not in this session; load it first (Get or Select)", obj)
 	}
-	switch in.state {
-	case statePending:
-		s.pending = without(s.pending, []*instance{in})
-		s.forget(in)
-	case statePersistent:
-		in.state = stateDeleted
-		s.deleted = append(s.deleted, in)
-	}
+	s.markDeleted(in)
 	return nil
 }
 

@@ -15,8 +15,23 @@ import (
 // all=false plans pending inserts and deletes only, without scanning loaded objects for changes;
 // reads, when not nil, limits the scan to the objects of the tables a statement names.
 // Called locked.
-func (s *Session) planFlush(all bool, reads map[string]bool) ([]part, error) {
-	inserts := s.pending
+//
+// An object whose parent's key the server generates waits for a later stage: more reports that
+// the flush has another stage once this one's results are applied.
+func (s *Session) planFlush(all bool, reads map[string]bool) (parts []part, more bool, err error) {
+	w, err := s.cascade()
+	if err != nil {
+		return nil, false, err
+	}
+	inserts, later, err := stage(s.pending, w)
+	if err != nil {
+		return nil, false, err
+	}
+	more = len(later) > 0 || w.more
+	for in := range w.waits {
+		// a row inserted ahead of its parent in a cycle: the next stage sets its key
+		more = more || in.state != statePending
+	}
 	deletes := s.deleted
 	var updates []*instance
 	if all {
@@ -26,13 +41,18 @@ func (s *Session) planFlush(all bool, reads map[string]bool) ([]part, error) {
 			}
 		})
 	}
-	if len(inserts) == 0 && len(deletes) == 0 && len(updates) == 0 {
-		return nil, nil
+	if len(inserts) == 0 && len(deletes) == 0 && len(updates) == 0 && len(w.before) == 0 && len(w.after) == 0 {
+		return nil, more, nil
 	}
 	byEngine := map[*asyncengine.Engine]*flushPlan{}
 	var engines []*asyncengine.Engine
-	planFor := func(m *structmap.Model) *flushPlan {
-		e := s.engineFor(m)
+	planFor := func(m *structmap.Model, on ...*asyncengine.Engine) *flushPlan {
+		var e *asyncengine.Engine
+		if m != nil {
+			e = s.engineFor(m)
+		} else {
+			e = on[0]
+		}
 		fp, ok := byEngine[e]
 		if !ok {
 			fp = &flushPlan{d: e.Dialect()}
@@ -66,6 +86,10 @@ func (s *Session) planFlush(all bool, reads map[string]bool) ([]part, error) {
 	for _, in := range updates {
 		planFor(in.model).update(in)
 	}
+	for _, x := range append(w.after, w.before...) {
+		fp := planFor(nil, x.e)
+		fp.ops = append(fp.ops, func() error { fp.raw(x.stmt); return nil })
+	}
 	for _, in := range deletes {
 		fp := planFor(in.model)
 		fp.deleted = append(fp.deleted, in)
@@ -73,16 +97,43 @@ func (s *Session) planFlush(all bool, reads map[string]bool) ([]part, error) {
 	}
 	// Planned changes leave the lists now: another request of the same round must not plan them
 	// again. If the round fails, the session needs a Rollback, which expunges them.
-	s.pending, s.deleted = nil, nil
-	var parts []part
+	s.pending, s.deleted = later, nil
 	for _, e := range engines {
 		fp := byEngine[e]
 		if err := fp.build(); err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		parts = append(parts, part{b: s.boundFor(e), stmts: fp.stmts, apply: fp.apply, undo: fp.undoer(s)})
 	}
-	return parts, nil
+	return parts, more, nil
+}
+
+// stage splits the pending objects into those inserted now and those waiting for a parent's
+// generated key. When every one waits on another (a cycle), one whose waiting keys can hold
+// NULL goes first; the next stage sets its key with an UPDATE.
+func stage(pending []*instance, w *relWork) (now, later []*instance, err error) {
+	for _, in := range pending {
+		if w.waits[in] != nil {
+			later = append(later, in)
+		} else {
+			now = append(now, in)
+		}
+	}
+	if len(now) > 0 || len(later) == 0 {
+		return now, later, nil
+	}
+	for i, in := range later {
+		ok := true
+		for _, f := range w.waits[in] {
+			ok = ok && nullable(f)
+		}
+		if ok {
+			return []*instance{in}, append(later[:i:i], later[i+1:]...), nil
+		}
+	}
+	in := later[0]
+	return nil, nil, &MappingError{Type: in.model.Type.String(), Field: w.waits[in][0].Name,
+		Reason: "the objects' foreign keys form a cycle that cannot be ordered: make one of the keys in the cycle nullable (a pointer), so that its row is inserted first and its key set after"}
 }
 
 func without(list, done []*instance) []*instance {
@@ -304,6 +355,12 @@ func (fp *flushPlan) delete(in *instance) {
 		})
 		return nil
 	})
+}
+
+// raw adds a statement whose result the session does not read.
+func (fp *flushPlan) raw(st asyncengine.Statement) {
+	fp.stmts = append(fp.stmts, st)
+	fp.appliers = append(fp.appliers, func(*Session, []*asyncengine.Result) error { return nil })
 }
 
 func (fp *flushPlan) build() error {

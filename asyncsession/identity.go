@@ -45,6 +45,7 @@ type instance struct {
 	expired   bool
 	addedInTx bool // inserted in the current transaction: expunged by Rollback
 	addedAt   int  // the savepoint generation it was inserted in
+	rels      map[*relation]*relState
 }
 
 func newInstance(ptr any, m *structmap.Model) *instance {

@@ -60,11 +60,15 @@ func (s *Session) gather(batch []*op) (parts []part, ctxs []context.Context, i i
 			return nil, nil, i, true
 		}
 		var err error
-		if parts, err = s.plan(parts, o); err != nil {
+		var again bool
+		if parts, again, err = s.plan(parts, o); err != nil {
 			o.fail(err)
 			continue
 		}
 		ctxs = append(ctxs, o.ctx)
+		if again {
+			break // its flush has another stage: o is planned again in the next round
+		}
 		if o.rollback {
 			i++
 			break
@@ -76,7 +80,10 @@ func (s *Session) gather(batch []*op) (parts []part, ctxs []context.Context, i i
 // plan adds o's parts to a round: the autoflush it asks for, a BEGIN where the engine has no
 // transaction open, its statements, and for the end of a transaction a COMMIT or ROLLBACK on
 // every engine in one. Called locked.
-func (s *Session) plan(parts []part, o *op) (out []part, err error) {
+//
+// again reports that o's flush needs the keys this round generates: only the flush's first stage
+// was added, and o is to be planned again in the next round.
+func (s *Session) plan(parts []part, o *op) (out []part, again bool, err error) {
 	start := len(parts)
 	defer func() {
 		for k := start; k < len(out); k++ {
@@ -88,19 +95,22 @@ func (s *Session) plan(parts []part, o *op) (out []part, err error) {
 		if o.flush != noFlush {
 			reads = nil // Flush and Commit compare every object
 		}
-		fparts, err := s.planFlush(kind == flushAll, reads)
+		fparts, more, err := s.planFlush(kind == flushAll, reads)
 		if err != nil {
-			return parts, err
+			return parts, false, err
 		}
 		for _, p := range fparts {
 			parts = s.add(parts, p)
+		}
+		if more && len(fparts) > 0 {
+			return parts, true, nil
 		}
 	}
 	var stmts []asyncengine.Statement
 	if o.build != nil {
 		var err error
 		if stmts, err = o.build(s); err != nil {
-			return parts, err
+			return parts, false, err
 		}
 	}
 	if o.txEnd != keepTx {
@@ -115,7 +125,7 @@ func (s *Session) plan(parts []part, o *op) (out []part, err error) {
 			}
 		}
 	}
-	return s.add(parts, part{o: o, b: s.boundFor(o.engine), stmts: stmts, apply: o.apply}), nil
+	return s.add(parts, part{o: o, b: s.boundFor(o.engine), stmts: stmts, apply: o.apply}), false, nil
 }
 
 // add appends p, preceded by BEGIN when its engine has no transaction open.
@@ -244,18 +254,22 @@ func (s *Session) releaseIdle() {
 // exclusive runs a request that needs the connection to itself: pending changes are flushed and
 // the transaction opened first.
 func (s *Session) exclusive(o *op) {
-	parts, b, err := s.planExclusive(o)
-	if err != nil {
-		o.fail(err)
-		return
-	}
-	ctx, stop := sharedContext([]context.Context{o.ctx})
-	errs := s.send(ctx, parts)
-	stop()
-	conn, failure := s.finishExclusive(parts, errs, b)
-	if failure != nil {
-		o.fail(failure)
-		return
+	var conn *asyncengine.Conn
+	for more := true; more; {
+		parts, b, again, err := s.planExclusive(o)
+		if err != nil {
+			o.fail(err)
+			return
+		}
+		ctx, stop := sharedContext([]context.Context{o.ctx})
+		errs := s.send(ctx, parts)
+		stop()
+		c, failure := s.finishExclusive(parts, errs, b)
+		if failure != nil {
+			o.fail(failure)
+			return
+		}
+		conn, more = c, again
 	}
 	if err := o.run(o.ctx, conn); err != nil {
 		s.mu.Lock()
@@ -265,14 +279,15 @@ func (s *Session) exclusive(o *op) {
 	}
 }
 
-func (s *Session) planExclusive(o *op) (parts []part, b *bound, err error) {
+func (s *Session) planExclusive(o *op) (parts []part, b *bound, more bool, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.opts.autoflush {
 		var fparts []part
-		if fparts, err = s.planFlush(true, nil); err != nil {
-			return nil, nil, err
+		if fparts, more, err = s.planFlush(true, nil); err != nil {
+			return nil, nil, false, err
 		}
+		more = more && len(fparts) > 0
 		for _, p := range fparts {
 			parts = s.add(parts, p)
 		}
@@ -285,7 +300,7 @@ func (s *Session) planExclusive(o *op) (parts []part, b *bound, err error) {
 	for k := range parts {
 		parts[k].by = o
 	}
-	return parts, b, err
+	return parts, b, more, err
 }
 
 func (s *Session) finishExclusive(parts []part, errs map[*bound]error, b *bound) (*asyncengine.Conn, error) {

@@ -235,3 +235,91 @@ const (
 func savepointSQL(name string) string  { return "SAVEPOINT " + name }
 func releaseSQL(name string) string    { return "RELEASE SAVEPOINT " + name }
 func rollbackToSQL(name string) string { return "ROLLBACK TO SAVEPOINT " + name }
+
+// associationInsert links an owner and a target of a many-to-many relationship.
+func associationInsert(d *asyncengine.Dialect, r *relation) string {
+	return "INSERT INTO " + d.Quote(r.through) + " (" + d.Quote(r.fkCol) + ", " + d.Quote(r.refCol) + ") VALUES (" + d.Placeholder(1) + ", " + d.Placeholder(2) + ")"
+}
+
+// associationDelete unlinks an owner and a target of a many-to-many relationship.
+func associationDelete(d *asyncengine.Dialect, r *relation) string {
+	return "DELETE FROM " + d.Quote(r.through) + " WHERE " + d.Quote(r.fkCol) + " = " + d.Placeholder(1) + " AND " + d.Quote(r.refCol) + " = " + d.Placeholder(2)
+}
+
+// associationDeleteAll unlinks an owner from every target of a many-to-many relationship.
+func associationDeleteAll(d *asyncengine.Dialect, r *relation) string {
+	return "DELETE FROM " + d.Quote(r.through) + " WHERE " + d.Quote(r.fkCol) + " = " + d.Placeholder(1)
+}
+
+// deleteByFK deletes the targets of a one-to-many or one-to-one relationship of one owner.
+func deleteByFK(d *asyncengine.Dialect, r *relation) string {
+	return "DELETE FROM " + d.Quote(r.target.Table) + " WHERE " + d.Quote(r.fk.Column) + " = " + d.Placeholder(1)
+}
+
+// keysIn writes "col = $1" for one key, "col = ANY($1)" for several on PostgreSQL (the keys
+// travel as one array), or an IN list elsewhere; it returns the arguments.
+func keysIn(b *strings.Builder, d *asyncengine.Dialect, col string, keys []any, elem reflect.Type) []any {
+	b.WriteString(col)
+	switch {
+	case len(keys) == 1:
+		b.WriteString(" = " + d.Placeholder(1))
+		return keys
+	case d.Name() == "postgresql":
+		arr := reflect.MakeSlice(reflect.SliceOf(elem), len(keys), len(keys))
+		for i, k := range keys {
+			arr.Index(i).Set(reflect.ValueOf(k).Convert(elem))
+		}
+		b.WriteString(" = ANY(" + d.Placeholder(1) + ")")
+		return []any{arr.Interface()}
+	}
+	b.WriteString(" IN (")
+	for i := range keys {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(d.Placeholder(i + 1))
+	}
+	b.WriteString(")")
+	return keys
+}
+
+// relatedSQL selects the targets of relationship r for the owners' keys (for manyToOne: the
+// targets' own keys). A many-to-many query returns the owner's key first, as column "gosqla_owner".
+func relatedSQL(d *asyncengine.Dialect, r *relation, keys []any) (string, []any) {
+	var b strings.Builder
+	cols := make([]string, len(r.target.Fields))
+	for i, f := range r.target.Fields {
+		cols[i] = "t." + d.Quote(f.Column)
+	}
+	b.WriteString("SELECT ")
+	var args []any
+	switch r.kind {
+	case manyToMany:
+		b.WriteString("a." + d.Quote(r.fkCol) + " AS gosqla_owner, " + strings.Join(cols, ", "))
+		b.WriteString(" FROM " + d.Quote(r.target.Table) + " t JOIN " + d.Quote(r.through) + " a ON a." + d.Quote(r.refCol) + " = t." + d.Quote(r.target.PK[0].Column) + " WHERE ")
+		args = keysIn(&b, d, "a."+d.Quote(r.fkCol), keys, r.owner.PK[0].Type)
+	case manyToOne:
+		b.WriteString(strings.Join(cols, ", ") + " FROM " + d.Quote(r.target.Table) + " t WHERE ")
+		args = keysIn(&b, d, "t."+d.Quote(r.target.PK[0].Column), keys, r.target.PK[0].Type)
+	default:
+		b.WriteString(strings.Join(cols, ", ") + " FROM " + d.Quote(r.target.Table) + " t WHERE ")
+		args = keysIn(&b, d, "t."+d.Quote(r.fk.Column), keys, r.owner.PK[0].Type)
+	}
+	order := r.order
+	if len(order) == 0 && r.many() {
+		order = []string{r.target.PK[0].Column}
+	}
+	for i, o := range order {
+		if i == 0 {
+			b.WriteString(" ORDER BY ")
+		} else {
+			b.WriteString(", ")
+		}
+		col, desc, _ := strings.Cut(o, " ")
+		b.WriteString("t." + d.Quote(col))
+		if desc != "" {
+			b.WriteString(" " + desc)
+		}
+	}
+	return b.String(), args
+}
