@@ -29,6 +29,10 @@ func modelOf(obj any) (*structmap.Model, error) {
 	if len(m.PK) == 0 {
 		return nil, &MappingError{Type: m.Type.String(), Reason: "no primary key; tag one field `db:\"id,pk\"`"}
 	}
+	// relationships are checked at the model's first use, before anything is sent
+	if _, err := relationsOf(m); err != nil {
+		return nil, err
+	}
 	return m, nil
 }
 
