@@ -355,7 +355,7 @@ func TestRelationshipMappingErrors(t *testing.T) {
 // Round trips are counted on the wire, on one connection whose statements are prepared by a
 // first run of the same shape.
 func TestRelationshipRoundTrips(t *testing.T) {
-	e := newEngine(t, enginetest.NewDatabase(t)+"&pool_size=1&max_overflow=0")
+	e := newEngine(t, enginetestURL(t))
 	relSchema(t, e)
 	save := func(n, books int) int64 {
 		s := newSession(t, e)
@@ -409,4 +409,10 @@ func TestRelationshipRoundTrips(t *testing.T) {
 	selectin()
 	// BEGIN and the SELECT; one query for every writer's books; COMMIT
 	assert.Equal(t, int64(3), selectin())
+}
+
+// enginetestURL is a PostgreSQL database with one pooled connection, whose prepared statements
+// the round-trip counts rely on.
+func enginetestURL(t *testing.T) string {
+	return enginetest.NewDatabase(t) + "&pool_size=1&max_overflow=0"
 }
