@@ -13,6 +13,42 @@ type relState struct {
 	loaded  bool
 	ref     any   // a *T relationship's object as last loaded or flushed
 	members []any // a collection as last loaded or flushed
+	header  [2]uintptr
+}
+
+// header is what a cheap look at a relationship field sees change: its pointer, and a
+// collection's length.
+func header(fv reflect.Value) [2]uintptr {
+	if fv.IsNil() {
+		return [2]uintptr{}
+	}
+	if fv.Kind() == reflect.Slice {
+		return [2]uintptr{fv.Pointer(), uintptr(fv.Len())}
+	}
+	return [2]uintptr{fv.Pointer()}
+}
+
+// relsMoved reports whether a relationship field of in differs from its state at the last sync
+// by its header, or was set while not loaded.
+func (in *instance) relsMoved() bool {
+	rels, err := relationsOf(in.model)
+	if err != nil {
+		return true
+	}
+	for _, r := range rels {
+		fv := r.field(in.v)
+		st := in.rels[r]
+		if st == nil {
+			if !fv.IsNil() {
+				return true
+			}
+			continue
+		}
+		if header(fv) != st.header {
+			return true
+		}
+	}
+	return false
 }
 
 func (in *instance) rel(r *relation) *relState {
@@ -38,6 +74,7 @@ func (in *instance) remember(r *relation) {
 	st := in.rel(r)
 	st.loaded = true
 	fv := r.field(in.v)
+	st.header = header(fv)
 	if r.many() {
 		st.members = st.members[:0]
 		for i := range fv.Len() {
@@ -79,13 +116,27 @@ func pkValue(in *instance) any { return in.model.PK[0].Value(in.v) }
 // in the session are added (save-update), foreign keys are copied from parents whose key is
 // known, back-references are kept in step, removed children are orphaned or deleted, and
 // deleted parents take their cascades along. Called locked.
-func (s *Session) cascade() (*relWork, error) {
+//
+// all=false (an autoflush before a read) visits only the loaded objects whose relationship
+// fields were reassigned, appended to or shortened since they were last synced: a collection
+// element replaced in place is seen by the next Flush or Commit.
+func (s *Session) cascade(all bool) (*relWork, error) {
 	w := &relWork{waits: map[*instance][]*structmap.Field{}}
 	// an object added by the cascade is visited too
-	queue := make([]*instance, 0, len(s.objects))
-	for _, in := range s.objects {
+	var queue []*instance
+	for _, in := range s.pending {
 		if len(in.model.Rels) > 0 {
 			queue = append(queue, in)
+		}
+	}
+	for _, set := range s.byTable {
+		if len(set.ins) == 0 || len(set.ins[0].model.Rels) == 0 {
+			continue
+		}
+		for _, in := range set.ins {
+			if all || in.relsMoved() {
+				queue = append(queue, in)
+			}
 		}
 	}
 	for _, in := range s.deleted {

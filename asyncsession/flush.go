@@ -19,7 +19,7 @@ import (
 // An object whose parent's key the server generates waits for a later stage: more reports that
 // the flush has another stage once this one's results are applied.
 func (s *Session) planFlush(all bool, reads map[string]bool) (parts []part, more bool, err error) {
-	w, err := s.cascade()
+	w, err := s.cascade(all && reads == nil)
 	if err != nil {
 		return nil, false, err
 	}
