@@ -1,6 +1,7 @@
 package asyncsession_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"testing"
@@ -415,4 +416,30 @@ func TestRelationshipRoundTrips(t *testing.T) {
 // the round-trip counts rely on.
 func enginetestURL(t *testing.T) string {
 	return enginetest.NewDatabase(t) + "&pool_size=1&max_overflow=0"
+}
+
+// A request that runs alone with the connection (RunSync, InsertMany) flushes the staged graph
+// first.
+func TestStagedFlushBeforeExclusive(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
+		relSchema(t, e)
+		s := newSession(t, e)
+		w := &Writer{Name: "w", Books: []*Volume{{Title: "x"}}}
+		require.NoError(t, s.Add(w))
+		await(t, s.RunSync(ctxT(t), func(ctx context.Context, c *asyncengine.Conn) error {
+			r, err := c.Query(ctx, "SELECT count(*) FROM volumes WHERE writer_id = "+fmt.Sprint(w.ID))
+			if err != nil {
+				return err
+			}
+			var n int64
+			if err := r.One(&n); err != nil {
+				return err
+			}
+			if n != 1 {
+				return fmt.Errorf("%d volumes", n)
+			}
+			return nil
+		}))
+		assert.NotZero(t, w.Books[0].WriterID)
+	})
 }
