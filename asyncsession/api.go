@@ -314,6 +314,44 @@ func Get[T any](ctx context.Context, s *Session, pk any) *asyncengine.Future[*T]
 	})
 }
 
+// Select runs a query (after an autoflush) and returns its rows as objects of type T, merged
+// into the identity map: a row whose key is loaded returns the loaded object (refreshed if
+// expired). Arguments are positional or one asyncengine.Named.
+func Select[T any](ctx context.Context, s *Session, sql string, args ...any) *asyncengine.Future[[]*T] {
+	m, err := modelOf((*T)(nil))
+	if err != nil {
+		return failed[[]*T](err)
+	}
+	o, f, resolve := newOp[[]*T](ctx)
+	o.engine = s.engineFor(m)
+	if err := o.engine.Dialect().OneStatement(sql); err != nil {
+		return failed[[]*T](err)
+	}
+	sql, args, err = o.engine.Dialect().Bind(sql, args)
+	if err != nil {
+		return failed[[]*T](err)
+	}
+	o.autoflush = flushAll
+	o.reads = readsOf(sql)
+	o.reads[tableWord(m)] = true
+	o.build = func(*Session) ([]asyncengine.Statement, error) {
+		return []asyncengine.Statement{{SQL: sql, Args: args}}, nil
+	}
+	o.apply = func(s *Session, rs []*asyncengine.Result) error {
+		if err := wholeRows(m, rs[0].Columns()); err != nil {
+			return err
+		}
+		out, err := loadAll[T](s, m, rs[0], false)
+		if err != nil {
+			return err
+		}
+		resolve(out, nil)
+		return nil
+	}
+	s.submit(o)
+	return f
+}
+
 // if needed, adding a copy as new if no row has that key — and returns that object. obj itself is
 // not added.
 func Merge[T any](ctx context.Context, s *Session, obj *T) *asyncengine.Future[*T] {
