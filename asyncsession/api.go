@@ -352,6 +352,7 @@ func Select[T any](ctx context.Context, s *Session, sql string, args ...any) *as
 	return f
 }
 
+// Merge copies the state of obj into the session's object with the same key — loading it first
 // if needed, adding a copy as new if no row has that key — and returns that object. obj itself is
 // not added.
 func Merge[T any](ctx context.Context, s *Session, obj *T) *asyncengine.Future[*T] {
