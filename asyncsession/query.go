@@ -199,7 +199,7 @@ func (q *Query[T]) strategy(r *relation) Strategy {
 
 // SQL returns the statement and its arguments, as they are sent.
 func (q *Query[T]) SQL() (string, []any, error) {
-	return q.build(selectRows)
+	return q.build(selectRows, q.limit)
 }
 
 // String is the statement and its arguments, for reading; a mistake reads as its error.
@@ -221,7 +221,8 @@ const (
 
 // build writes the statement: SELECT of T's columns and those of the relationships loaded
 // Joined, FROM T's table with its joins, WHERE, ORDER BY, LIMIT, OFFSET, FOR UPDATE.
-func (q *Query[T]) build(kind selectKind, scalar ...string) (string, []any, error) {
+// limit is the LIMIT to write (negative: none); scalar, when given, is the one column selected.
+func (q *Query[T]) build(kind selectKind, limit int, scalar ...string) (string, []any, error) {
 	if q.err != nil {
 		return "", nil, q.err
 	}
@@ -273,8 +274,8 @@ func (q *Query[T]) build(kind selectKind, scalar ...string) (string, []any, erro
 		if len(q.order) > 0 {
 			b.WriteString(" ORDER BY " + strings.Join(q.order, ", "))
 		}
-		if q.limit >= 0 {
-			fmt.Fprintf(&b, " LIMIT %d", q.limit)
+		if limit >= 0 {
+			fmt.Fprintf(&b, " LIMIT %d", limit)
 		} else if q.offset > 0 && d.Name() != "postgresql" {
 			b.WriteString(" LIMIT -1") // SQLite takes OFFSET only after a LIMIT
 		}
@@ -316,12 +317,10 @@ func joinOn(b *strings.Builder, d *asyncengine.Dialect, r *relation, from, alias
 // run sends the query and hands its objects to done, after loading the relationships the query
 // loads SelectIn (one more query per relationship, travelling together).
 func run[T, R any](ctx context.Context, q *Query[T], limit int, done func([]*T) (R, error)) *asyncengine.Future[R] {
-	saved := q.limit
-	if limit >= 0 && (q.limit < 0 || limit < q.limit) {
-		q.limit = limit
+	if limit < 0 || (q.limit >= 0 && q.limit < limit) {
+		limit = q.limit
 	}
-	sql, args, err := q.build(selectRows)
-	q.limit = saved
+	sql, args, err := q.build(selectRows, limit)
 	if err != nil {
 		return failed[R](err)
 	}
@@ -530,9 +529,9 @@ func scalarQuery[T, R any](ctx context.Context, q *Query[T], kind selectKind, co
 	var args []any
 	var err error
 	if column != "" {
-		sql, args, err = q.build(kind, column)
+		sql, args, err = q.build(kind, q.limit, column)
 	} else {
-		sql, args, err = q.build(kind)
+		sql, args, err = q.build(kind, q.limit)
 	}
 	if err != nil {
 		return failed[R](err)
