@@ -3,6 +3,7 @@ package asyncsession
 import (
 	"fmt"
 	"reflect"
+	"slices"
 
 	"github.com/gosqla/gosqla/asyncengine"
 	"github.com/gosqla/gosqla/internal/structmap"
@@ -76,7 +77,8 @@ func (in *instance) remember(r *relation) {
 	fv := r.field(in.v)
 	st.header = header(fv)
 	if r.many() {
-		st.members = st.members[:0]
+		// a fresh slice: a flush's undo keeps the old one
+		st.members = make([]any, 0, fv.Len())
 		for i := range fv.Len() {
 			st.members = append(st.members, fv.Index(i).Interface())
 		}
@@ -98,11 +100,49 @@ type relWork struct {
 	// before are statements that precede the flush's DELETEs (children of deleted parents that
 	// were never loaded, association rows); after are association INSERTs, after the INSERTs
 	before, after []flushStmt
+	// saved holds the relationship states the flush changed, as they were (nil: none), to be put
+	// back when its pipeline is never sent
+	saved map[*instance]map[*relation]*relState
+}
+
+// keep saves the state of relationship r of in before the flush changes it.
+func (w *relWork) keep(in *instance, r *relation) {
+	if w.saved == nil {
+		w.saved = map[*instance]map[*relation]*relState{}
+	}
+	m := w.saved[in]
+	if m == nil {
+		m = map[*relation]*relState{}
+		w.saved[in] = m
+	}
+	if _, ok := m[r]; ok {
+		return
+	}
+	var old *relState
+	if st := in.rels[r]; st != nil {
+		c := *st
+		old = &c
+	}
+	m[r] = old
+}
+
+// restore puts the saved relationship states back.
+func (w *relWork) restore() {
+	for in, m := range w.saved {
+		for r, old := range m {
+			if old == nil {
+				delete(in.rels, r)
+			} else {
+				in.rels[r] = old
+			}
+		}
+	}
 }
 
 type flushStmt struct {
 	e    *asyncengine.Engine
 	stmt asyncengine.Statement
+	of   []*instance // the objects an association row links: dropped when one is deleted
 }
 
 // hasKey reports whether in's primary key is known (loaded, or set by the application).
@@ -141,7 +181,7 @@ func (s *Session) cascade(all bool) (*relWork, error) {
 	}
 	for _, in := range s.deleted {
 		if err := s.cascadeDelete(in, w); err != nil {
-			return nil, err
+			return w, err
 		}
 	}
 	for len(queue) > 0 {
@@ -152,7 +192,7 @@ func (s *Session) cascade(all bool) (*relWork, error) {
 		}
 		rels, err := relationsOf(in.model)
 		if err != nil {
-			return nil, err
+			return w, err
 		}
 		// a *T changed by the application wins over the collection it was in
 		for _, r := range rels {
@@ -161,7 +201,7 @@ func (s *Session) cascade(all bool) (*relWork, error) {
 			}
 			added, err := s.syncOne(in, r, w)
 			if err != nil {
-				return nil, err
+				return w, err
 			}
 			queue = append(queue, added...)
 		}
@@ -171,11 +211,19 @@ func (s *Session) cascade(all bool) (*relWork, error) {
 			}
 			added, err := s.syncMany(in, r, w)
 			if err != nil {
-				return nil, err
+				return w, err
 			}
 			queue = append(queue, added...)
 		}
 	}
+	// an object deleted during the walk (an orphan) takes no association row
+	kept := w.after[:0]
+	for _, x := range w.after {
+		if !slices.ContainsFunc(x.of, func(in *instance) bool { return in.state == stateDeleted || s.objects[in.ptr] != in }) {
+			kept = append(kept, x)
+		}
+	}
+	w.after = kept
 	return w, nil
 }
 
@@ -212,6 +260,7 @@ func (s *Session) syncOne(in *instance, r *relation, w *relWork) ([]*instance, e
 	if !active(in, r) {
 		return nil, nil
 	}
+	w.keep(in, r)
 	var added []*instance
 	fv := r.field(in.v)
 	st := in.rel(r)
@@ -248,7 +297,7 @@ func (s *Session) syncOne(in *instance, r *relation, w *relWork) ([]*instance, e
 			return nil, err
 		}
 		if changed {
-			s.moveMember(in, r, st.ref, cur)
+			s.moveMember(in, r, st.ref, cur, w)
 		}
 	case oneToOne:
 		if !hasKey(in) {
@@ -263,7 +312,7 @@ func (s *Session) syncOne(in *instance, r *relation, w *relWork) ([]*instance, e
 
 // moveMember keeps the loaded collections of a child's old and new parent in step with a
 // changed many-to-one.
-func (s *Session) moveMember(child *instance, r *relation, from, to any) {
+func (s *Session) moveMember(child *instance, r *relation, from, to any, w *relWork) {
 	b := r.backref()
 	if b == nil {
 		return
@@ -278,6 +327,7 @@ func (s *Session) moveMember(child *instance, r *relation, from, to any) {
 				}
 			}
 			fv.Set(out)
+			w.keep(p, b)
 			p.remember(b)
 		}
 	}
@@ -289,6 +339,7 @@ func (s *Session) moveMember(child *instance, r *relation, from, to any) {
 			}
 		}
 		fv.Set(reflect.Append(fv, reflect.ValueOf(child.ptr)))
+		w.keep(p, b)
 		p.remember(b)
 	}
 }
@@ -297,6 +348,7 @@ func (s *Session) syncMany(in *instance, r *relation, w *relWork) ([]*instance, 
 	if !active(in, r) {
 		return nil, nil
 	}
+	w.keep(in, r)
 	var added []*instance
 	fv := r.field(in.v)
 	st := in.rel(r)
@@ -327,6 +379,7 @@ func (s *Session) syncMany(in *instance, r *relation, w *relWork) ([]*instance, 
 				continue
 			}
 			ref.Set(reflect.ValueOf(in.ptr))
+			w.keep(child, b)
 			child.remember(b)
 		}
 		if !hasKey(in) {
@@ -351,10 +404,14 @@ func (s *Session) syncMany(in *instance, r *relation, w *relWork) ([]*instance, 
 				continue // moved to another parent
 			}
 			b.field(child.v).Set(reflect.Zero(b.field(child.v).Type()))
+			w.keep(child, b)
 			child.remember(b)
 		}
 		if r.orphan {
 			s.markDeleted(child)
+			if err := s.cascadeDelete(child, w); err != nil {
+				return nil, err
+			}
 			continue
 		}
 		if err := setFK(child, r.fk, nil); err != nil {
@@ -384,7 +441,7 @@ func (s *Session) syncAssociation(in *instance, r *relation, st *relState, now m
 		if other == nil {
 			continue
 		}
-		w.before = append(w.before, flushStmt{e, asyncengine.Statement{SQL: associationDelete(d, r), Args: []any{pkValue(in), pkValue(other)}}})
+		w.before = append(w.before, flushStmt{e, asyncengine.Statement{SQL: associationDelete(d, r), Args: []any{pkValue(in), pkValue(other)}}, nil})
 	}
 	fv := r.field(in.v)
 	for i := range fv.Len() {
@@ -398,7 +455,7 @@ func (s *Session) syncAssociation(in *instance, r *relation, st *relState, now m
 			continue // association rows wait for both keys: the next stage writes them
 		}
 		kept = append(kept, m)
-		w.after = append(w.after, flushStmt{e, asyncengine.Statement{SQL: associationInsert(d, r), Args: []any{pkValue(in), pkValue(other)}}})
+		w.after = append(w.after, flushStmt{e, asyncengine.Statement{SQL: associationInsert(d, r), Args: []any{pkValue(in), pkValue(other)}}, []*instance{in, other}})
 	}
 	st.members, st.loaded = kept, true
 	return nil
@@ -428,7 +485,7 @@ func (s *Session) cascadeDelete(in *instance, w *relWork) error {
 	for _, r := range rels {
 		switch r.kind {
 		case manyToMany:
-			w.before = append(w.before, flushStmt{e, asyncengine.Statement{SQL: associationDeleteAll(d, r), Args: []any{pkValue(in)}}})
+			w.before = append(w.before, flushStmt{e, asyncengine.Statement{SQL: associationDeleteAll(d, r), Args: []any{pkValue(in)}}, nil})
 			continue
 		case manyToOne:
 			continue
@@ -447,7 +504,7 @@ func (s *Session) cascadeDelete(in *instance, w *relWork) error {
 			}
 		}
 		if r.cascadeDelete && !loaded {
-			w.before = append(w.before, flushStmt{s.engineFor(r.target), asyncengine.Statement{SQL: deleteByFK(s.engineFor(r.target).Dialect(), r), Args: []any{pkValue(in)}}})
+			w.before = append(w.before, flushStmt{s.engineFor(r.target), asyncengine.Statement{SQL: deleteByFK(s.engineFor(r.target).Dialect(), r), Args: []any{pkValue(in)}}, nil})
 			continue
 		}
 		for _, c := range children {

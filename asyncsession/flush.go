@@ -21,10 +21,12 @@ import (
 func (s *Session) planFlush(all bool, reads map[string]bool) (parts []part, more bool, err error) {
 	w, err := s.cascade(all && reads == nil)
 	if err != nil {
+		w.restore()
 		return nil, false, err
 	}
 	inserts, later, err := stage(s.pending, w)
 	if err != nil {
+		w.restore()
 		return nil, false, err
 	}
 	more = len(later) > 0 || w.more
@@ -101,9 +103,11 @@ func (s *Session) planFlush(all bool, reads map[string]bool) (parts []part, more
 	for _, e := range engines {
 		fp := byEngine[e]
 		if err := fp.build(); err != nil {
+			w.restore()
 			return nil, false, err
 		}
-		parts = append(parts, part{b: s.boundFor(e), stmts: fp.stmts, apply: fp.apply, undo: fp.undoer(s)})
+		undo := fp.undoer(s)
+		parts = append(parts, part{b: s.boundFor(e), stmts: fp.stmts, apply: fp.apply, undo: func() { undo(); w.restore() }})
 	}
 	return parts, more, nil
 }

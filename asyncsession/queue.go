@@ -23,6 +23,9 @@ type op struct {
 	txEnd     txEnd
 	rollback  bool // accepted while the session has failed
 	close     bool
+	// again marks a request whose flush runs in stages and is planned again in the next round;
+	// staleStage that a stage failed, and the request with it
+	again, staleStage bool
 }
 
 type flushKind int

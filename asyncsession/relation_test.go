@@ -438,3 +438,26 @@ func TestStagedFlushBeforeExclusive(t *testing.T) {
 		assert.NotZero(t, w.Books[0].WriterID)
 	})
 }
+
+// A flush whose pipeline never reached the server leaves the relationships as they were: the
+// next flush sends the association rows and the orphan's delete again.
+func TestUnsentFlushKeepsRelationshipChanges(t *testing.T) {
+	e := newEngine(t, enginetestURL(t)+"&pool_timeout=0.2")
+	relSchema(t, e)
+	ctx := ctxT(t)
+	s := newSession(t, e, asyncsession.ExpireOnCommit(false))
+	w := &Writer{Name: "w", Books: []*Volume{{Title: "x"}, {Title: "y"}}}
+	require.NoError(t, s.Add(w))
+	await(t, s.Commit(ctx))
+	w.Books[0].Tags = append(w.Books[0].Tags, &Tag{Name: "gone"}) // on the orphan: no row
+	w.Books[1].Tags = append(w.Books[1].Tags, &Tag{Name: "new"})
+	w.Books = w.Books[1:]
+	held, err := e.Connect(ctx)
+	require.NoError(t, err)
+	_, err = s.Flush(ctx).Await(ctx)
+	require.ErrorIs(t, err, asyncengine.ErrPoolTimeout)
+	require.NoError(t, held.Close())
+	await(t, s.Commit(ctx))
+	assert.Equal(t, int64(1), count(t, e, "volumes"), "the orphan was deleted")
+	assert.Equal(t, int64(1), count(t, e, "volume_tags"), "the association row was written")
+}

@@ -31,6 +31,13 @@ func (s *Session) round(batch []*op) []*op {
 	}
 	ctx, stop := sharedContext(ctxs)
 	s.execute(ctx, stop, parts)
+	if i < len(batch) && batch[i].again {
+		o := batch[i]
+		o.again = false
+		if o.staleStage {
+			return batch[i+1:] // its stage failed: it has its error
+		}
+	}
 	return batch[i:]
 }
 
@@ -67,6 +74,7 @@ func (s *Session) gather(batch []*op) (parts []part, ctxs []context.Context, i i
 		}
 		ctxs = append(ctxs, o.ctx)
 		if again {
+			o.again = true
 			break // its flush has another stage: o is planned again in the next round
 		}
 		if o.rollback {
@@ -226,6 +234,11 @@ func (s *Session) finish(parts []part, errs map[*bound]error) error {
 		}
 		if err != nil && p.o != nil {
 			p.o.fail(err)
+		}
+		if err != nil && p.o == nil && p.by != nil && p.by.again && !p.by.staleStage {
+			// a stage of its flush failed: the request is not planned again
+			p.by.staleStage = true
+			p.by.fail(err)
 		}
 	}
 	return first
