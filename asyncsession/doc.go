@@ -114,6 +114,70 @@
 // ErrPendingRollback. Rollback expunges the objects added in the transaction, restores deleted
 // ones and expires the rest.
 //
+// # Relationships and loading
+//
+// A field tagged `rel` holds related objects instead of a column: a *T for one object, a []*T for
+// a collection. Its options: fk=column names the foreign key, found on whichever side references
+// the other (on the owner: many-to-one; on the target: one-to-one, or one-to-many for a []*T);
+// through=table with ref=column makes a many-to-many, fk and ref being the association table's
+// columns referencing the owner and the target; order=col[ desc][|col] orders a collection;
+// cascade=delete or cascade=delete-orphan; load=lazy|selectin|joined sets the default strategy.
+//
+//	type Author struct {
+//		ID    int64   `db:"id,pk,default"`
+//		Books []*Book `rel:"fk=author_id,order=title,cascade=delete-orphan"`
+//	}
+//	type Book struct {
+//		ID       int64   `db:"id,pk,default"`
+//		AuthorID int64   `db:"author_id,fk=authors.id"`
+//		Author   *Author `rel:"fk=author_id"`
+//		Tags     []*Tag  `rel:"through=book_tags,fk=book_id,ref=tag_id"`
+//	}
+//
+// Relationships are resolved at a model's first use (Add, Get, From, …): an unknown option, a
+// field that is neither *T nor []*T, an fk that is not a column referencing the other side's key,
+// a delete-orphan on something else than a collection is a *MappingError naming the fix, returned
+// before anything is sent. Relationships join on a single-column primary key.
+//
+// At flush, objects reachable from added ones are added (save-update cascade); a child receives
+// its parent's key, generated or not; a book appended to author.Books and a book whose Author is
+// set mean the same thing, and the loaded collections and back-references follow (a many-to-one
+// the application reassigned wins over the collection the object was in). A child whose parent's
+// key the server generates waits for it: the flush runs in stages, one round trip each, parents
+// first — saving authors with their books is two round trips (BEGIN with the authors' INSERT …
+// RETURNING, then the books with COMMIT), self-referential rows one stage per level. Rows whose
+// keys form a cycle go in with one nullable key NULL and get it by an UPDATE in the next stage; a
+// cycle with no nullable key is a *MappingError. Removing a child from a loaded collection sets
+// its key NULL (a non-nullable key is a *MappingError asking for a pointer or delete-orphan), or
+// deletes it with cascade=delete-orphan. Deleting a parent deletes its loaded children with
+// cascade=delete (those never loaded with one DELETE by key), removes its association rows, and
+// otherwise sets its loaded children's key NULL. An autoflush before a read checks relationship
+// fields by their header (pointer, length); Flush and Commit walk every collection element.
+//
+// Loading: a relationship is never read silently as empty. Related[T](s, obj, "Books") returns
+// the field, or an error matching ErrNotLoaded. Load(ctx, s, obj, "Books") is a future: loads
+// issued together, for many objects, travel as one pipeline, so the N+1 pattern costs one round
+// trip. LoadAll(ctx, s, objs, "Books") loads all with one query (= ANY($1) on PostgreSQL, an IN
+// list on SQLite). A loaded relationship is not loaded again; objects stay loaded after an
+// expiry, their relationships as they were.
+//
+// # Queries
+//
+// From[T](s) builds a SELECT of whole objects: Where("title LIKE :p", asyncengine.Named{…}) takes
+// SQL with :named values (a slice after IN expands); Filter(column, value) is column = value, or
+// IN for a slice; Join("Author") joins along a relationship, named by the relationship in snake
+// case in conditions ("author.name", or Filter("Author.name", …)); OrderBy("title DESC"), Limit,
+// Offset, ForUpdate and SkipLocked (PostgreSQL). Terminal calls return futures: All, First, One
+// (ErrNoRows, ErrMultipleRows), OneOrNone, Count, Exists, Scalars[V](ctx, q, column), and Stream.
+// String shows the SQL and arguments that will be sent. A column the model does not map, or an
+// unknown relationship, fails before anything is sent.
+//
+// The strategies apply to the builder's objects: SelectIn (the default for collections) adds one
+// query per relationship for all the objects, the queries of all relationships travelling
+// together right after the main one; Joined (for a *T) loads it in the same query with a LEFT
+// OUTER JOIN, each key merged once into the identity map; Lazy leaves it to Load. Query.Load
+// overrides the default per query. Get and Select with hand-written SQL load no relationship.
+//
 // # Expiry
 //
 // Go cannot intercept field reads, so expiry is translated: after Commit (with ExpireOnCommit,
