@@ -394,7 +394,10 @@ func (c *Cluster) URL(db string) string {
 		u.Path = "/" + db
 		return u.String()
 	}
-	return fmt.Sprintf("postgresql://postgres@127.0.0.1:%d/%s?sslmode=disable", c.port, db)
+	// connect_timeout: a checkout's wait is bounded by pool_timeout, connecting included, unless
+	// connect_timeout bounds connecting; tests with short pool timeouts are about waiting for a
+	// slot, not about how fast a loaded machine forks a backend
+	return fmt.Sprintf("postgresql://postgres@127.0.0.1:%d/%s?sslmode=disable&connect_timeout=30", c.port, db)
 }
 
 func (c *Cluster) admin(ctx context.Context, sql string, args ...any) error {
