@@ -82,6 +82,33 @@ func bindNamed(d *Dialect, sql string, named Named) (string, []any, error) {
 		if start > 0 && sql[start-1] == '$' {
 			b.WriteByte(' ') // "$$1" would open a dollar quote
 		}
+		if list, paren, ok := inList(sql[:start], sql[end:], v); ok {
+			if list.Len() == 0 {
+				missing, fix = name, "the list bound to :"+name+" after IN is empty, and IN () is not SQL; leave the condition out when there is nothing to match"
+				return
+			}
+			first, seen := index[name]
+			if !seen || !d.positional {
+				first = len(args) + 1
+				for i := range list.Len() {
+					args = append(args, list.Index(i).Interface())
+				}
+				index[name] = first
+			}
+			if !paren {
+				b.WriteByte('(')
+			}
+			for i := range list.Len() {
+				if i > 0 {
+					b.WriteString(", ")
+				}
+				b.WriteString(d.Placeholder(first + i))
+			}
+			if !paren {
+				b.WriteByte(')')
+			}
+			return
+		}
 		if d.positional {
 			n, seen := index[name]
 			if !seen {
@@ -100,6 +127,33 @@ func bindNamed(d *Dialect, sql string, named Named) (string, []any, error) {
 	}
 	b.WriteString(sql[last:])
 	return b.String(), args, nil
+}
+
+// inList reports whether v, bound to a placeholder between before and after, is a list that
+// IN expands into one placeholder per element (x IN (:ids) or x IN :ids, on every dialect); paren
+// reports that the placeholder already stands between parentheses. A []byte is one value.
+func inList(before, after string, v any) (list reflect.Value, paren, ok bool) {
+	list = reflect.ValueOf(v)
+	if list.Kind() != reflect.Slice || list.Type().Elem().Kind() == reflect.Uint8 {
+		return list, false, false
+	}
+	before = strings.TrimRight(before, " \t\r\n")
+	if strings.HasSuffix(before, "(") {
+		paren = true
+		before = strings.TrimRight(before[:len(before)-1], " \t\r\n")
+		if !strings.HasPrefix(strings.TrimLeft(after, " \t\r\n"), ")") {
+			return list, false, false
+		}
+	}
+	n := len(before)
+	if n < 2 || !strings.EqualFold(before[n-2:], "in") || (n > 2 && isIdentByte(before[n-3])) {
+		return list, false, false
+	}
+	return list, paren, true
+}
+
+func isIdentByte(c byte) bool {
+	return c == '_' || c == '$' || c == '.' || c == '"' || ('a' <= c && c <= 'z') || ('A' <= c && c <= 'Z') || ('0' <= c && c <= '9')
 }
 
 // oneStatement returns an *ArgumentError when sql holds more than one statement: text other than

@@ -4,23 +4,9 @@ import (
 	"context"
 	"fmt"
 	"reflect"
-	"strings"
-	"sync"
 
 	"github.com/gosqla/gosqla/asyncengine"
-	"github.com/gosqla/gosqla/internal/structmap"
 )
-
-// newOp returns a request and its future; the request fails by completing the future with err.
-func newOp[T any](ctx context.Context) (*op, *asyncengine.Future[T], func(T, error)) {
-	f, resolve := asyncengine.NewPromise[T]()
-	return &op{ctx: ctx, fail: func(err error) { var zero T; resolve(zero, err) }}, f, resolve
-}
-
-func failed[T any](err error) *asyncengine.Future[T] {
-	var zero T
-	return asyncengine.Ready(zero, err)
-}
 
 // Add puts new objects (pointers to mapped structs) in the session; they are inserted at the next
 // flush. Adding a deleted object undeletes it; adding a known object does nothing. No I/O.
@@ -66,14 +52,7 @@ func (s *Session) Delete(obj any) error {
 	if !ok {
 		return fmt.Errorf("gosqla: %T is not in this session; load it first (Get or Select)", obj)
 	}
-	switch in.state {
-	case statePending:
-		s.pending = without(s.pending, []*instance{in})
-		s.forget(in)
-	case statePersistent:
-		in.state = stateDeleted
-		s.deleted = append(s.deleted, in)
-	}
+	s.markDeleted(in)
 	return nil
 }
 
@@ -159,26 +138,6 @@ func (s *Session) Rollback(ctx context.Context) *asyncengine.Future[struct{}] {
 	return f
 }
 
-// rolledBack updates the session after a rollback to savepoint generation gen (0: the whole
-// transaction). Called locked.
-func (s *Session) rolledBack(gen int) {
-	for _, in := range s.objects {
-		switch {
-		case in.state == statePending, in.addedInTx && in.addedAt >= gen:
-			s.forget(in)
-		default:
-			in.state = statePersistent
-			in.expired = true
-		}
-	}
-	s.pending, s.deleted, s.failed = nil, nil, nil
-	if gen == 0 {
-		for _, in := range s.objects {
-			in.addedInTx = false
-		}
-	}
-}
-
 // Close rolls back what was not committed, returns the connections and waits until the
 // session's goroutine has exited. Later calls fail with ErrSessionClosed.
 func (s *Session) Close() error {
@@ -242,7 +201,7 @@ func (s *Session) BeginNested(ctx context.Context) *asyncengine.Future[*Savepoin
 	o.build = func(s *Session) ([]asyncengine.Statement, error) {
 		s.gen++
 		sp = &Savepoint{s: s, name: fmt.Sprintf("gosqla_sp_%d", s.gen), gen: s.gen}
-		return []asyncengine.Statement{{SQL: "SAVEPOINT " + sp.name}}, nil
+		return []asyncengine.Statement{{SQL: savepointSQL(sp.name)}}, nil
 	}
 	o.apply = func(*Session, []*asyncengine.Result) error { resolve(sp, nil); return nil }
 	s.submit(o)
@@ -254,7 +213,7 @@ func (sp *Savepoint) Commit(ctx context.Context) *asyncengine.Future[struct{}] {
 	o, f, resolve := newOp[struct{}](ctx)
 	o.flush = flushAll
 	o.build = func(*Session) ([]asyncengine.Statement, error) {
-		return []asyncengine.Statement{{SQL: "RELEASE SAVEPOINT " + sp.name}}, nil
+		return []asyncengine.Statement{{SQL: releaseSQL(sp.name)}}, nil
 	}
 	o.apply = func(*Session, []*asyncengine.Result) error { resolve(struct{}{}, nil); return nil }
 	sp.s.submit(o)
@@ -267,7 +226,7 @@ func (sp *Savepoint) Rollback(ctx context.Context) *asyncengine.Future[struct{}]
 	o, f, resolve := newOp[struct{}](ctx)
 	o.rollback = true
 	o.build = func(*Session) ([]asyncengine.Statement, error) {
-		return []asyncengine.Statement{{SQL: "ROLLBACK TO SAVEPOINT " + sp.name}, {SQL: "RELEASE SAVEPOINT " + sp.name}}, nil
+		return []asyncengine.Statement{{SQL: rollbackToSQL(sp.name)}, {SQL: releaseSQL(sp.name)}}, nil
 	}
 	o.apply = func(s *Session, _ []*asyncengine.Result) error {
 		s.rolledBack(sp.gen)
@@ -328,35 +287,6 @@ func (s *Session) Refresh(ctx context.Context, obj any) *asyncengine.Future[stru
 	return f
 }
 
-func selectColumns(d *asyncengine.Dialect, m *structmap.Model) string {
-	cols := make([]string, len(m.Fields))
-	for i, f := range m.Fields {
-		cols[i] = d.Quote(f.Column)
-	}
-	return "SELECT " + strings.Join(cols, ", ") + " FROM " + d.Quote(m.Table)
-}
-
-type statementKey struct {
-	d *asyncengine.Dialect
-	m *structmap.Model
-}
-
-var selectByPKCache sync.Map // statementKey → string
-
-// selectByPK reads one row by its primary key. The statement is built once per model and dialect.
-func selectByPK(d *asyncengine.Dialect, m *structmap.Model) string {
-	key := statementKey{d, m}
-	if s, ok := selectByPKCache.Load(key); ok {
-		return s.(string)
-	}
-	var b strings.Builder
-	b.WriteString(selectColumns(d, m))
-	wherePK(&b, d, m, nil, make([]any, len(m.PK)))
-	selectByPKCache.Store(key, b.String())
-	return b.String()
-}
-
-// Get returns the object of type T with primary key pk (a value, or a []any for a composite key):
 // from the identity map without SQL when it is loaded and not expired, else by a query that
 // pipelines with the session's other requests. It is nil when no row has that key.
 func Get[T any](ctx context.Context, s *Session, pk any) *asyncengine.Future[*T] {
@@ -376,7 +306,7 @@ func Get[T any](ctx context.Context, s *Session, pk any) *asyncengine.Future[*T]
 		}
 		key, args = k, pkValues(m, v)
 	}
-	return load(ctx, s, m, key, args, func(_ *Session, in *instance) (*T, error) {
+	return fetch(ctx, s, m, key, args, func(_ *Session, in *instance) (*T, error) {
 		if in == nil || in.state == stateDeleted {
 			return nil, nil
 		}
@@ -384,114 +314,6 @@ func Get[T any](ctx context.Context, s *Session, pk any) *asyncengine.Future[*T]
 	})
 }
 
-// load finds the object of key — in the identity map, or by a query — and completes the future
-// with what finish makes of it (nil: no such row).
-func load[T any](ctx context.Context, s *Session, m *structmap.Model, key identityKey, args []any, finish func(*Session, *instance) (T, error)) *asyncengine.Future[T] {
-	s.mu.Lock()
-	if err := s.unusable(); err != nil {
-		s.mu.Unlock()
-		var zero T
-		return asyncengine.Ready(zero, err)
-	}
-	if in, ok := s.identity[key]; ok && !in.expired {
-		v, err := finish(s, in)
-		s.mu.Unlock()
-		return asyncengine.Ready(v, err)
-	}
-	s.mu.Unlock()
-	o, f, resolve := newOp[T](ctx)
-	o.engine = s.engineFor(m)
-	o.autoflush = flushInserts
-	sql := selectByPK(o.engine.Dialect(), m)
-	o.build = func(s *Session) ([]asyncengine.Statement, error) {
-		if in, ok := s.identity[key]; ok && !in.expired {
-			return nil, nil // loaded by a request ahead of this one
-		}
-		return []asyncengine.Statement{{SQL: sql, Args: args}}, nil
-	}
-	o.apply = func(s *Session, rs []*asyncengine.Result) error {
-		var in *instance
-		switch {
-		case len(rs) == 0:
-			in = s.identity[key]
-		case rs[0].Len() > 0:
-			var err error
-			if in, err = s.merge(m, rs[0], 0, false); err != nil {
-				return err
-			}
-		}
-		v, err := finish(s, in)
-		if err != nil {
-			return err
-		}
-		resolve(v, nil)
-		return nil
-	}
-	s.submit(o)
-	return f
-}
-
-// Select runs a query (after an autoflush) and returns its rows as objects of type T, merged
-// into the identity map: a row whose key is loaded returns the loaded object (refreshed if
-// expired). Arguments are positional or one asyncengine.Named.
-func Select[T any](ctx context.Context, s *Session, sql string, args ...any) *asyncengine.Future[[]*T] {
-	m, err := modelOf((*T)(nil))
-	if err != nil {
-		return failed[[]*T](err)
-	}
-	o, f, resolve := newOp[[]*T](ctx)
-	o.engine = s.engineFor(m)
-	if err := o.engine.Dialect().OneStatement(sql); err != nil {
-		return failed[[]*T](err)
-	}
-	sql, args, err = o.engine.Dialect().Bind(sql, args)
-	if err != nil {
-		return failed[[]*T](err)
-	}
-	o.autoflush = flushAll
-	o.reads = readsOf(sql)
-	o.reads[tableWord(m)] = true
-	o.build = func(*Session) ([]asyncengine.Statement, error) {
-		return []asyncengine.Statement{{SQL: sql, Args: args}}, nil
-	}
-	o.apply = func(s *Session, rs []*asyncengine.Result) error {
-		if err := wholeRows(m, rs[0].Columns()); err != nil {
-			return err
-		}
-		out, err := loadAll[T](s, m, rs[0], false)
-		if err != nil {
-			return err
-		}
-		resolve(out, nil)
-		return nil
-	}
-	s.submit(o)
-	return f
-}
-
-// wholeRows checks that a result's columns are exactly the model's: a row missing a column
-// would sit in the identity map as if whole, and a column with no field would be lost.
-func wholeRows(m *structmap.Model, columns []string) error {
-	seen := make(map[string]bool, len(columns))
-	for _, c := range columns {
-		if m.Column(c) == nil {
-			return &MappingError{Type: m.Type.String(), Reason: fmt.Sprintf("the query returns column %q, which no field maps; select only mapped columns, or read it with Execute", c)}
-		}
-		seen[c] = true
-	}
-	var missing []string
-	for _, f := range m.Fields {
-		if !seen[f.Column] {
-			missing = append(missing, f.Column)
-		}
-	}
-	if len(missing) > 0 {
-		return &MappingError{Type: m.Type.String(), Reason: fmt.Sprintf("the query does not return column(s) %s: Select loads whole objects into the identity map; select every mapped column, or read partial rows with Execute", strings.Join(missing, ", "))}
-	}
-	return nil
-}
-
-// Merge copies the state of obj into the session's object with the same key — loading it first
 // if needed, adding a copy as new if no row has that key — and returns that object. obj itself is
 // not added.
 func Merge[T any](ctx context.Context, s *Session, obj *T) *asyncengine.Future[*T] {
@@ -500,7 +322,7 @@ func Merge[T any](ctx context.Context, s *Session, obj *T) *asyncengine.Future[*
 		return failed[*T](err)
 	}
 	v := reflect.ValueOf(obj).Elem()
-	return load(ctx, s, m, keyOf(m, v), pkValues(m, v), func(s *Session, in *instance) (*T, error) {
+	return fetch(ctx, s, m, keyOf(m, v), pkValues(m, v), func(s *Session, in *instance) (*T, error) {
 		if in == nil {
 			cp := new(T)
 			*cp = *obj

@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strings"
 	"sync"
+	"time"
 	"unsafe"
 
 	"github.com/gosqla/gosqla/internal/structmap"
@@ -120,7 +121,7 @@ func refersOutside(t reflect.Type, depth int) bool {
 	case reflect.Array:
 		return refersOutside(t.Elem(), depth+1)
 	case reflect.Struct:
-		if t == timeType {
+		if t == reflect.TypeFor[time.Time]() {
 			return false // its location pointer is not the value
 		}
 		if depth > 8 {

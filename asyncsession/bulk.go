@@ -6,7 +6,6 @@ import (
 	"iter"
 	"reflect"
 	"slices"
-	"strings"
 
 	"github.com/gosqla/gosqla/asyncengine"
 	"github.com/gosqla/gosqla/internal/structmap"
@@ -106,24 +105,6 @@ func Upsert[T any](ctx context.Context, s *Session, objs []*T, conflictCols ...s
 	}
 	s.submit(o)
 	return f
-}
-
-func onConflict(d *asyncengine.Dialect, m *structmap.Model, cols []*structmap.Field, conflict []string) string {
-	quoted := make([]string, len(conflict))
-	for i, c := range conflict {
-		quoted[i] = d.Quote(c)
-	}
-	var sets []string
-	for _, f := range cols {
-		if !slices.Contains(conflict, f.Column) {
-			sets = append(sets, d.Quote(f.Column)+" = EXCLUDED."+d.Quote(f.Column))
-		}
-	}
-	if len(sets) == 0 {
-		// nothing to update: touch the key so that RETURNING still yields the row
-		sets = append(sets, quoted[0]+" = EXCLUDED."+quoted[0])
-	}
-	return " ON CONFLICT (" + strings.Join(quoted, ", ") + ") DO UPDATE SET " + strings.Join(sets, ", ")
 }
 
 // mergeInto merges a row as the state of its key, overwriting a loaded object; when none is

@@ -15,8 +15,23 @@ import (
 // all=false plans pending inserts and deletes only, without scanning loaded objects for changes;
 // reads, when not nil, limits the scan to the objects of the tables a statement names.
 // Called locked.
-func (s *Session) planFlush(all bool, reads map[string]bool) ([]part, error) {
-	inserts := s.pending
+//
+// An object whose parent's key the server generates waits for a later stage: more reports that
+// the flush has another stage once this one's results are applied.
+func (s *Session) planFlush(all bool, reads map[string]bool) (parts []part, more bool, err error) {
+	w, err := s.cascade(all && reads == nil)
+	if err != nil {
+		return nil, false, err
+	}
+	inserts, later, err := stage(s.pending, w)
+	if err != nil {
+		return nil, false, err
+	}
+	more = len(later) > 0 || w.more
+	for in := range w.waits {
+		// a row inserted ahead of its parent in a cycle: the next stage sets its key
+		more = more || in.state != statePending
+	}
 	deletes := s.deleted
 	var updates []*instance
 	if all {
@@ -26,13 +41,18 @@ func (s *Session) planFlush(all bool, reads map[string]bool) ([]part, error) {
 			}
 		})
 	}
-	if len(inserts) == 0 && len(deletes) == 0 && len(updates) == 0 {
-		return nil, nil
+	if len(inserts) == 0 && len(deletes) == 0 && len(updates) == 0 && len(w.before) == 0 && len(w.after) == 0 {
+		return nil, more, nil
 	}
 	byEngine := map[*asyncengine.Engine]*flushPlan{}
 	var engines []*asyncengine.Engine
-	planFor := func(m *structmap.Model) *flushPlan {
-		e := s.engineFor(m)
+	planFor := func(m *structmap.Model, on ...*asyncengine.Engine) *flushPlan {
+		var e *asyncengine.Engine
+		if m != nil {
+			e = s.engineFor(m)
+		} else {
+			e = on[0]
+		}
 		fp, ok := byEngine[e]
 		if !ok {
 			fp = &flushPlan{d: e.Dialect()}
@@ -66,6 +86,10 @@ func (s *Session) planFlush(all bool, reads map[string]bool) ([]part, error) {
 	for _, in := range updates {
 		planFor(in.model).update(in)
 	}
+	for _, x := range append(w.after, w.before...) {
+		fp := planFor(nil, x.e)
+		fp.ops = append(fp.ops, func() error { fp.raw(x.stmt); return nil })
+	}
 	for _, in := range deletes {
 		fp := planFor(in.model)
 		fp.deleted = append(fp.deleted, in)
@@ -73,16 +97,43 @@ func (s *Session) planFlush(all bool, reads map[string]bool) ([]part, error) {
 	}
 	// Planned changes leave the lists now: another request of the same round must not plan them
 	// again. If the round fails, the session needs a Rollback, which expunges them.
-	s.pending, s.deleted = nil, nil
-	var parts []part
+	s.pending, s.deleted = later, nil
 	for _, e := range engines {
 		fp := byEngine[e]
 		if err := fp.build(); err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		parts = append(parts, part{b: s.boundFor(e), stmts: fp.stmts, apply: fp.apply, undo: fp.undoer(s)})
 	}
-	return parts, nil
+	return parts, more, nil
+}
+
+// stage splits the pending objects into those inserted now and those waiting for a parent's
+// generated key. When every one waits on another (a cycle), one whose waiting keys can hold
+// NULL goes first; the next stage sets its key with an UPDATE.
+func stage(pending []*instance, w *relWork) (now, later []*instance, err error) {
+	for _, in := range pending {
+		if w.waits[in] != nil {
+			later = append(later, in)
+		} else {
+			now = append(now, in)
+		}
+	}
+	if len(now) > 0 || len(later) == 0 {
+		return now, later, nil
+	}
+	for i, in := range later {
+		ok := true
+		for _, f := range w.waits[in] {
+			ok = ok && nullable(f)
+		}
+		if ok {
+			return []*instance{in}, append(later[:i:i], later[i+1:]...), nil
+		}
+	}
+	in := later[0]
+	return nil, nil, &MappingError{Type: in.model.Type.String(), Field: w.waits[in][0].Name,
+		Reason: "the objects' foreign keys form a cycle that cannot be ordered: make one of the keys in the cycle nullable (a pointer), so that its row is inserted first and its key set after"}
 }
 
 func without(list, done []*instance) []*instance {
@@ -215,49 +266,6 @@ func sameFields(a, b []*structmap.Field) bool {
 	return true
 }
 
-func returning(d *asyncengine.Dialect, m *structmap.Model) string {
-	names := make([]string, len(m.Fields))
-	for i, f := range m.Fields {
-		names[i] = d.Quote(f.Column)
-	}
-	return " RETURNING " + strings.Join(names, ", ")
-}
-
-// valuesSQL writes "INSERT INTO t (cols) VALUES (…), (…)" for rows, and its arguments.
-func valuesSQL(d *asyncengine.Dialect, m *structmap.Model, cols []*structmap.Field, rows []reflect.Value) (string, []any) {
-	var b strings.Builder
-	b.WriteString("INSERT INTO ")
-	b.WriteString(d.Quote(m.Table))
-	b.WriteString(" (")
-	for i, f := range cols {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString(d.Quote(f.Column))
-	}
-	if len(cols) == 0 {
-		b.WriteString(") DEFAULT VALUES")
-		return strings.Replace(b.String(), " ()", "", 1), nil
-	}
-	b.WriteString(") VALUES ")
-	args := make([]any, 0, len(rows)*len(cols))
-	for r, v := range rows {
-		if r > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteByte('(')
-		for i, f := range cols {
-			if i > 0 {
-				b.WriteString(", ")
-			}
-			args = append(args, f.Value(v))
-			b.WriteString(d.Placeholder(len(args)))
-		}
-		b.WriteByte(')')
-	}
-	return b.String(), args
-}
-
 func (fp *flushPlan) buildInsert(g *insertGroup) {
 	rows := make([]reflect.Value, len(g.ins))
 	for i, in := range g.ins {
@@ -288,18 +296,7 @@ func (fp *flushPlan) buildInsert(g *insertGroup) {
 func (fp *flushPlan) update(in *instance) {
 	fp.ops = append(fp.ops, func() error {
 		changed := in.changed()
-		var b strings.Builder
-		b.WriteString("UPDATE " + fp.d.Quote(in.model.Table) + " SET ")
-		var args []any
-		for i, fi := range changed {
-			f := in.model.Fields[fi]
-			if i > 0 {
-				b.WriteString(", ")
-			}
-			args = append(args, f.Value(in.v))
-			b.WriteString(fp.d.Quote(f.Column) + " = " + fp.d.Placeholder(len(args)))
-		}
-		args = wherePK(&b, fp.d, in.model, args, loadedPK(in))
+		sql, args := updateSQL(fp.d, in.model, changed, in.v, loadedPK(in))
 		// the snapshot takes the sent values now, so that a later request of the same round does
 		// not send them again; the key moves in the identity map once the row has
 		old := make([]any, len(changed))
@@ -314,7 +311,7 @@ func (fp *flushPlan) update(in *instance) {
 			}
 			in.forgetRaw()
 		})
-		fp.stmts = append(fp.stmts, asyncengine.Statement{SQL: b.String(), Args: args})
+		fp.stmts = append(fp.stmts, asyncengine.Statement{SQL: sql, Args: args})
 		fp.appliers = append(fp.appliers, func(s *Session, rs []*asyncengine.Result) error {
 			if len(changed) > 0 {
 				old := in.key
@@ -328,20 +325,6 @@ func (fp *flushPlan) update(in *instance) {
 		})
 		return nil
 	})
-}
-
-// wherePK writes " WHERE pk = … AND …", numbering its placeholders after args, and returns args
-// followed by key.
-func wherePK(b *strings.Builder, d *asyncengine.Dialect, m *structmap.Model, args, key []any) []any {
-	b.WriteString(" WHERE ")
-	for i, f := range m.PK {
-		if i > 0 {
-			b.WriteString(" AND ")
-		}
-		args = append(args, key[i])
-		b.WriteString(d.Quote(f.Column) + " = " + d.Placeholder(len(args)))
-	}
-	return args
 }
 
 // loadedPK is the primary key as last loaded or flushed: a changed key still finds its row.
@@ -364,16 +347,20 @@ func fieldIndex(m *structmap.Model, f *structmap.Field) int {
 
 func (fp *flushPlan) delete(in *instance) {
 	fp.ops = append(fp.ops, func() error {
-		var b strings.Builder
-		b.WriteString("DELETE FROM " + fp.d.Quote(in.model.Table))
-		args := wherePK(&b, fp.d, in.model, nil, loadedPK(in))
-		fp.stmts = append(fp.stmts, asyncengine.Statement{SQL: b.String(), Args: args})
+		sql, args := deleteSQL(fp.d, in.model, loadedPK(in))
+		fp.stmts = append(fp.stmts, asyncengine.Statement{SQL: sql, Args: args})
 		fp.appliers = append(fp.appliers, func(s *Session, rs []*asyncengine.Result) error {
 			s.forget(in)
 			return nil
 		})
 		return nil
 	})
+}
+
+// raw adds a statement whose result the session does not read.
+func (fp *flushPlan) raw(st asyncengine.Statement) {
+	fp.stmts = append(fp.stmts, st)
+	fp.appliers = append(fp.appliers, func(*Session, []*asyncengine.Result) error { return nil })
 }
 
 func (fp *flushPlan) build() error {

@@ -45,6 +45,7 @@ type instance struct {
 	expired   bool
 	addedInTx bool // inserted in the current transaction: expunged by Rollback
 	addedAt   int  // the savepoint generation it was inserted in
+	rels      map[*relation]*relState
 }
 
 func newInstance(ptr any, m *structmap.Model) *instance {
@@ -140,11 +141,17 @@ func equal(cur reflect.Value, old any) bool {
 // scanRow scans row i of r into a fresh struct of m's type, columns by their `db` tags (columns
 // without a field are ignored). A value that does not fit its field fails the whole row.
 func scanRow(m *structmap.Model, r *asyncengine.Result, i int) (reflect.Value, error) {
+	return scanFields(m, r, i, m.Column)
+}
+
+// scanFields scans row i of r into a fresh struct of m's type, each column into the field that
+// fieldOf names (none: the column is skipped).
+func scanFields(m *structmap.Model, r *asyncengine.Result, i int, fieldOf func(column string) *structmap.Field) (reflect.Value, error) {
 	tmp := reflect.New(m.Type).Elem()
 	cols := r.Columns()
 	dest := make([]any, len(cols))
 	for j, c := range cols {
-		if f := m.Column(c); f != nil {
+		if f := fieldOf(c); f != nil {
 			dest[j] = tmp.FieldByIndex(f.Index).Addr().Interface()
 		}
 	}
@@ -183,19 +190,24 @@ func (s *Session) merge(m *structmap.Model, r *asyncengine.Result, i int, overwr
 	if err != nil {
 		return nil, err
 	}
+	return s.mergeRow(m, row, r.Columns(), overwrite), nil
+}
+
+// mergeRow is merge for a row already scanned from columns.
+func (s *Session) mergeRow(m *structmap.Model, row reflect.Value, columns []string, overwrite bool) *instance {
 	key := keyOf(m, row)
 	if in, ok := s.identity[key]; ok {
 		if in.expired || overwrite {
-			in.store(row, r.Columns())
+			in.store(row, columns)
 		}
-		return in, nil
+		return in
 	}
 	in := newInstance(row.Addr().Interface(), m)
 	in.takeSnapshot()
 	in.key = key
 	in.state = statePersistent
 	s.register(in)
-	return in, nil
+	return in
 }
 
 func (s *Session) register(in *instance) {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"reflect"
-	"strings"
 	"time"
 
 	"github.com/gosqla/gosqla/asyncengine"
@@ -32,14 +31,12 @@ func defaultOptions(e *asyncengine.Engine) options {
 // with an error naming the allowed ones.
 func Isolation(level string) Option {
 	return func(o *options) {
-		switch strings.ToUpper(level) {
-		case "READ COMMITTED", "REPEATABLE READ", "SERIALIZABLE":
-			if o.engine.Dialect().Name() == "postgresql" {
-				o.begin = "BEGIN ISOLATION LEVEL " + strings.ToUpper(level)
-			}
-		default:
-			o.bindErr = fmt.Errorf("gosqla: unknown isolation level %q (allowed: READ COMMITTED, REPEATABLE READ, SERIALIZABLE)", level)
+		begin, err := o.engine.Dialect().Begin(level)
+		if err != nil {
+			o.bindErr = err
+			return
 		}
+		o.begin = begin
 	}
 }
 

@@ -30,7 +30,17 @@ type Model struct {
 	Table    string
 	Fields   []*Field
 	PK       []*Field
+	Rels     []*Rel // fields tagged `rel`: relationships, resolved by the session
 	byColumn map[string]*Field
+}
+
+// Rel is a field that holds related objects rather than a column: its `rel` tag is read by the
+// session, which resolves it against the related model.
+type Rel struct {
+	Name  string // Go field name
+	Index []int
+	Type  reflect.Type
+	Tag   string
 }
 
 // Column returns the field mapped to column name.
@@ -100,6 +110,10 @@ func collect(m *Model, t reflect.Type, index []int) error {
 		idx := append(append([]int(nil), index...), i)
 		tag, hasTag := sf.Tag.Lookup("db")
 		if tag == "-" || !sf.IsExported() {
+			continue
+		}
+		if rel, ok := sf.Tag.Lookup("rel"); ok {
+			m.Rels = append(m.Rels, &Rel{Name: sf.Name, Index: idx, Type: sf.Type, Tag: rel})
 			continue
 		}
 		if sf.Anonymous && !hasTag && sf.Type.Kind() == reflect.Struct {

@@ -1,0 +1,51 @@
+package asyncengine_test
+
+import (
+	"testing"
+
+	"github.com/gosqla/gosqla/asyncengine"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// A slice bound to :name after IN becomes one placeholder per element, on every dialect; a
+// slice elsewhere stays one value (a PostgreSQL array for = ANY(:ids)).
+func TestNamedInList(t *testing.T) {
+	eachBackend(t, func(t *testing.T, url string) {
+		e := newEngine(t, url, "")
+		d := e.Dialect()
+		sql, args, err := d.Bind("SELECT n FROM t WHERE n IN (:ids) OR m in :ids OR x = :one", []any{asyncengine.Named{"ids": []int64{1, 2, 3}, "one": 4}})
+		require.NoError(t, err)
+		if d.Name() == "postgresql" {
+			assert.Equal(t, "SELECT n FROM t WHERE n IN ($1, $2, $3) OR m in ($1, $2, $3) OR x = $4", sql)
+			assert.Equal(t, []any{int64(1), int64(2), int64(3), 4}, args)
+		} else {
+			assert.Equal(t, "SELECT n FROM t WHERE n IN (?, ?, ?) OR m in (?, ?, ?) OR x = ?", sql)
+			assert.Len(t, args, 7)
+		}
+		_, _, err = d.Bind("SELECT 1 WHERE 1 IN (:ids)", []any{asyncengine.Named{"ids": []int{}}})
+		require.ErrorIs(t, err, asyncengine.ErrInvalidArgument)
+		assert.Contains(t, err.Error(), "empty")
+
+		// through Query, against the server
+		_, err = e.Exec(ctxT(t), "CREATE TABLE nums (n integer)")
+		require.NoError(t, err)
+		_, err = e.Exec(ctxT(t), "INSERT INTO nums (n) VALUES (1), (2), (3), (4)")
+		require.NoError(t, err)
+		r, err := e.Query(ctxT(t), "SELECT n FROM nums WHERE n IN (:ids) ORDER BY n", asyncengine.Named{"ids": []int{2, 4, 9}})
+		require.NoError(t, err)
+		var got []int64
+		for i := range r.Len() {
+			var n int64
+			require.NoError(t, r.ScanRow(i, &n))
+			got = append(got, n)
+		}
+		assert.Equal(t, []int64{2, 4}, got)
+		// a name that merely ends in "in" is not the keyword
+		_, _, err = d.Bind("SELECT :within", []any{asyncengine.Named{"within": []byte("x")}})
+		require.NoError(t, err)
+		sql, _, err = d.Bind("SELECT * FROM t WHERE login = :ids", []any{asyncengine.Named{"ids": []int{1}}})
+		require.NoError(t, err)
+		assert.NotContains(t, sql, ",")
+	})
+}

@@ -1,0 +1,503 @@
+package asyncsession
+
+import (
+	"fmt"
+	"reflect"
+
+	"github.com/gosqla/gosqla/asyncengine"
+	"github.com/gosqla/gosqla/internal/structmap"
+)
+
+// relState is what the session knows of one relationship of one object.
+type relState struct {
+	loaded  bool
+	ref     any   // a *T relationship's object as last loaded or flushed
+	members []any // a collection as last loaded or flushed
+	header  [2]uintptr
+}
+
+// header is what a cheap look at a relationship field sees change: its pointer, and a
+// collection's length.
+func header(fv reflect.Value) [2]uintptr {
+	if fv.IsNil() {
+		return [2]uintptr{}
+	}
+	if fv.Kind() == reflect.Slice {
+		return [2]uintptr{fv.Pointer(), uintptr(fv.Len())}
+	}
+	return [2]uintptr{fv.Pointer()}
+}
+
+// relsMoved reports whether a relationship field of in differs from its state at the last sync
+// by its header, or was set while not loaded.
+func (in *instance) relsMoved() bool {
+	rels, err := relationsOf(in.model)
+	if err != nil {
+		return true
+	}
+	for _, r := range rels {
+		fv := r.field(in.v)
+		st := in.rels[r]
+		if st == nil {
+			if !fv.IsNil() {
+				return true
+			}
+			continue
+		}
+		if header(fv) != st.header {
+			return true
+		}
+	}
+	return false
+}
+
+func (in *instance) rel(r *relation) *relState {
+	if in.rels == nil {
+		in.rels = map[*relation]*relState{}
+	}
+	st := in.rels[r]
+	if st == nil {
+		st = &relState{}
+		in.rels[r] = st
+	}
+	return st
+}
+
+// setLoaded records value as the loaded state of relationship r of in, and writes it to the field.
+func (in *instance) setLoaded(r *relation, value reflect.Value) {
+	r.field(in.v).Set(value)
+	in.remember(r)
+}
+
+// remember takes the relationship's current field as its loaded state.
+func (in *instance) remember(r *relation) {
+	st := in.rel(r)
+	st.loaded = true
+	fv := r.field(in.v)
+	st.header = header(fv)
+	if r.many() {
+		st.members = st.members[:0]
+		for i := range fv.Len() {
+			st.members = append(st.members, fv.Index(i).Interface())
+		}
+		return
+	}
+	st.ref = nil
+	if !fv.IsNil() {
+		st.ref = fv.Interface()
+	}
+}
+
+// relWork is what relationships add to one flush.
+type relWork struct {
+	// waits holds the pending objects that must wait for a parent's generated key, with the
+	// foreign keys they wait to fill
+	waits map[*instance][]*structmap.Field
+	// more reports association rows left for a later stage
+	more bool
+	// before are statements that precede the flush's DELETEs (children of deleted parents that
+	// were never loaded, association rows); after are association INSERTs, after the INSERTs
+	before, after []flushStmt
+}
+
+type flushStmt struct {
+	e    *asyncengine.Engine
+	stmt asyncengine.Statement
+}
+
+// hasKey reports whether in's primary key is known (loaded, or set by the application).
+func hasKey(in *instance) bool {
+	return in.state != statePending || !in.model.PK[0].Default || !in.model.PK[0].IsZero(in.v)
+}
+
+func pkValue(in *instance) any { return in.model.PK[0].Value(in.v) }
+
+// cascade walks the relationships of the session's objects before a flush: related objects not
+// in the session are added (save-update), foreign keys are copied from parents whose key is
+// known, back-references are kept in step, removed children are orphaned or deleted, and
+// deleted parents take their cascades along. Called locked.
+//
+// all=false (an autoflush before a read) visits only the loaded objects whose relationship
+// fields were reassigned, appended to or shortened since they were last synced: a collection
+// element replaced in place is seen by the next Flush or Commit.
+func (s *Session) cascade(all bool) (*relWork, error) {
+	w := &relWork{waits: map[*instance][]*structmap.Field{}}
+	// an object added by the cascade is visited too
+	var queue []*instance
+	for _, in := range s.pending {
+		if len(in.model.Rels) > 0 {
+			queue = append(queue, in)
+		}
+	}
+	for _, set := range s.byTable {
+		if len(set.ins) == 0 || len(set.ins[0].model.Rels) == 0 {
+			continue
+		}
+		for _, in := range set.ins {
+			if all || in.relsMoved() {
+				queue = append(queue, in)
+			}
+		}
+	}
+	for _, in := range s.deleted {
+		if err := s.cascadeDelete(in, w); err != nil {
+			return nil, err
+		}
+	}
+	for len(queue) > 0 {
+		in := queue[0]
+		queue = queue[1:]
+		if in.state == stateDeleted || s.objects[in.ptr] != in {
+			continue
+		}
+		rels, err := relationsOf(in.model)
+		if err != nil {
+			return nil, err
+		}
+		// a *T changed by the application wins over the collection it was in
+		for _, r := range rels {
+			if r.many() {
+				continue
+			}
+			added, err := s.syncOne(in, r, w)
+			if err != nil {
+				return nil, err
+			}
+			queue = append(queue, added...)
+		}
+		for _, r := range rels {
+			if !r.many() {
+				continue
+			}
+			added, err := s.syncMany(in, r, w)
+			if err != nil {
+				return nil, err
+			}
+			queue = append(queue, added...)
+		}
+	}
+	return w, nil
+}
+
+// attach returns the session's instance of obj, adding it as pending when it is new.
+func (s *Session) attach(obj any, m *structmap.Model) (*instance, bool) {
+	if in, ok := s.objects[obj]; ok {
+		if in.state == stateDeleted {
+			in.state = statePersistent
+			s.deleted = without(s.deleted, []*instance{in})
+		}
+		return in, false
+	}
+	in := newInstance(obj, m)
+	in.state = statePending
+	s.objects[obj] = in
+	s.pending = append(s.pending, in)
+	return in, true
+}
+
+// active reports whether relationship r of in carries the application's intent: it was loaded,
+// the object is new, or the field was set.
+func active(in *instance, r *relation) bool {
+	if in.state == statePending {
+		return true
+	}
+	if st := in.rels[r]; st != nil && st.loaded {
+		return true
+	}
+	fv := r.field(in.v)
+	return !fv.IsNil() && (!r.many() || fv.Len() > 0)
+}
+
+func (s *Session) syncOne(in *instance, r *relation, w *relWork) ([]*instance, error) {
+	if !active(in, r) {
+		return nil, nil
+	}
+	var added []*instance
+	fv := r.field(in.v)
+	st := in.rel(r)
+	var cur any
+	if !fv.IsNil() {
+		cur = fv.Interface()
+	}
+	if cur == nil {
+		if st.ref != nil && r.kind == manyToOne {
+			if err := setFK(in, r.fk, nil); err != nil {
+				return nil, err
+			}
+		}
+		if st.ref != nil && r.kind == oneToOne {
+			if old, ok := s.objects[st.ref]; ok && old.state != stateDeleted {
+				if err := setFK(old, r.fk, nil); err != nil {
+					return nil, err
+				}
+			}
+		}
+		st.ref, st.loaded = nil, true
+		return nil, nil
+	}
+	other, isNew := s.attach(cur, r.target)
+	if isNew {
+		added = append(added, other)
+	}
+	changed := st.ref != cur
+	switch r.kind {
+	case manyToOne:
+		if !hasKey(other) {
+			w.waits[in] = append(w.waits[in], r.fk)
+		} else if err := setFK(in, r.fk, pkValue(other)); err != nil {
+			return nil, err
+		}
+		if changed {
+			s.moveMember(in, r, st.ref, cur)
+		}
+	case oneToOne:
+		if !hasKey(in) {
+			w.waits[other] = append(w.waits[other], r.fk)
+		} else if err := setFK(other, r.fk, pkValue(in)); err != nil {
+			return nil, err
+		}
+	}
+	st.ref, st.loaded = cur, true
+	return added, nil
+}
+
+// moveMember keeps the loaded collections of a child's old and new parent in step with a
+// changed many-to-one.
+func (s *Session) moveMember(child *instance, r *relation, from, to any) {
+	b := r.backref()
+	if b == nil {
+		return
+	}
+	if from != nil {
+		if p, ok := s.objects[from]; ok && p.rels[b] != nil && p.rels[b].loaded {
+			fv := b.field(p.v)
+			out := reflect.MakeSlice(fv.Type(), 0, fv.Len())
+			for i := range fv.Len() {
+				if fv.Index(i).Interface() != child.ptr {
+					out = reflect.Append(out, fv.Index(i))
+				}
+			}
+			fv.Set(out)
+			p.remember(b)
+		}
+	}
+	if p, ok := s.objects[to]; ok && (p.state == statePending || (p.rels[b] != nil && p.rels[b].loaded)) {
+		fv := b.field(p.v)
+		for i := range fv.Len() {
+			if fv.Index(i).Interface() == child.ptr {
+				return
+			}
+		}
+		fv.Set(reflect.Append(fv, reflect.ValueOf(child.ptr)))
+		p.remember(b)
+	}
+}
+
+func (s *Session) syncMany(in *instance, r *relation, w *relWork) ([]*instance, error) {
+	if !active(in, r) {
+		return nil, nil
+	}
+	var added []*instance
+	fv := r.field(in.v)
+	st := in.rel(r)
+	now := make(map[any]bool, fv.Len())
+	b := r.backref()
+	for i := range fv.Len() {
+		cur := fv.Index(i).Interface()
+		if fv.Index(i).IsNil() {
+			return nil, fmt.Errorf("gosqla: %s.%s holds a nil element at %d: %w", in.model.Type, r.name, i, ErrNilObject)
+		}
+		now[cur] = true
+		child, isNew := s.attach(cur, r.target)
+		if isNew {
+			added = append(added, child)
+		}
+		if r.kind == manyToMany {
+			continue
+		}
+		if b != nil {
+			// a child whose own many-to-one was changed to another parent follows that
+			bst := child.rels[b]
+			ref := b.field(child.v)
+			var cur any
+			if !ref.IsNil() {
+				cur = ref.Interface()
+			}
+			if bst != nil && bst.loaded && cur != bst.ref && cur != in.ptr {
+				continue
+			}
+			ref.Set(reflect.ValueOf(in.ptr))
+			child.remember(b)
+		}
+		if !hasKey(in) {
+			w.waits[child] = append(w.waits[child], r.fk)
+		} else if err := setFK(child, r.fk, pkValue(in)); err != nil {
+			return nil, err
+		}
+	}
+	if r.kind == manyToMany {
+		return added, s.syncAssociation(in, r, st, now, w)
+	}
+	for _, old := range st.members {
+		if now[old] {
+			continue
+		}
+		child, ok := s.objects[old]
+		if !ok || child.state == stateDeleted {
+			continue
+		}
+		if b != nil {
+			if ref := b.field(child.v); !ref.IsNil() && ref.Interface() != in.ptr {
+				continue // moved to another parent
+			}
+			b.field(child.v).Set(reflect.Zero(b.field(child.v).Type()))
+			child.remember(b)
+		}
+		if r.orphan {
+			s.markDeleted(child)
+			continue
+		}
+		if err := setFK(child, r.fk, nil); err != nil {
+			return nil, fmt.Errorf("gosqla: %s was removed from %s.%s: %w", child.model.Type, in.model.Type, r.name, err)
+		}
+	}
+	in.remember(r)
+	return added, nil
+}
+
+// syncAssociation plans the association rows added to and removed from a many-to-many
+// collection. A pair whose keys are not known yet waits for the next stage of the flush.
+func (s *Session) syncAssociation(in *instance, r *relation, st *relState, now map[any]bool, w *relWork) error {
+	e := s.engineFor(in.model)
+	d := e.Dialect()
+	was := make(map[any]bool, len(st.members))
+	for _, m := range st.members {
+		was[m] = true
+	}
+	kept := st.members[:0:0]
+	for _, m := range st.members {
+		if now[m] {
+			kept = append(kept, m)
+			continue
+		}
+		other := s.objects[m]
+		if other == nil {
+			continue
+		}
+		w.before = append(w.before, flushStmt{e, asyncengine.Statement{SQL: associationDelete(d, r), Args: []any{pkValue(in), pkValue(other)}}})
+	}
+	fv := r.field(in.v)
+	for i := range fv.Len() {
+		m := fv.Index(i).Interface()
+		if was[m] {
+			continue
+		}
+		other := s.objects[m]
+		if !hasKey(in) || !hasKey(other) {
+			w.more = true
+			continue // association rows wait for both keys: the next stage writes them
+		}
+		kept = append(kept, m)
+		w.after = append(w.after, flushStmt{e, asyncengine.Statement{SQL: associationInsert(d, r), Args: []any{pkValue(in), pkValue(other)}}})
+	}
+	st.members, st.loaded = kept, true
+	return nil
+}
+
+func (s *Session) markDeleted(in *instance) {
+	switch in.state {
+	case statePending:
+		s.pending = without(s.pending, []*instance{in})
+		s.forget(in)
+	case statePersistent:
+		in.state = stateDeleted
+		s.deleted = append(s.deleted, in)
+	}
+}
+
+// cascadeDelete takes the loaded children of a deleted object along (cascade=delete), deletes
+// the rows of children never loaded with one statement, removes association rows, and nulls
+// the key of children that stay. Called locked.
+func (s *Session) cascadeDelete(in *instance, w *relWork) error {
+	rels, err := relationsOf(in.model)
+	if err != nil {
+		return err
+	}
+	e := s.engineFor(in.model)
+	d := e.Dialect()
+	for _, r := range rels {
+		switch r.kind {
+		case manyToMany:
+			w.before = append(w.before, flushStmt{e, asyncengine.Statement{SQL: associationDeleteAll(d, r), Args: []any{pkValue(in)}}})
+			continue
+		case manyToOne:
+			continue
+		}
+		var children []any
+		st := in.rels[r]
+		loaded := st != nil && st.loaded
+		if loaded {
+			fv := r.field(in.v)
+			if r.many() {
+				for i := range fv.Len() {
+					children = append(children, fv.Index(i).Interface())
+				}
+			} else if !fv.IsNil() {
+				children = append(children, fv.Interface())
+			}
+		}
+		if r.cascadeDelete && !loaded {
+			w.before = append(w.before, flushStmt{s.engineFor(r.target), asyncengine.Statement{SQL: deleteByFK(s.engineFor(r.target).Dialect(), r), Args: []any{pkValue(in)}}})
+			continue
+		}
+		for _, c := range children {
+			child, ok := s.objects[c]
+			if !ok || child.state == stateDeleted {
+				continue
+			}
+			if r.cascadeDelete {
+				s.markDeleted(child)
+				if err := s.cascadeDelete(child, w); err != nil {
+					return err
+				}
+				continue
+			}
+			if err := setFK(child, r.fk, nil); err != nil {
+				return fmt.Errorf("gosqla: deleting a %s leaves its %s without a parent; make the key nullable or tag the relationship cascade=delete: %w", in.model.Type, r.target.Type, err)
+			}
+		}
+	}
+	return nil
+}
+
+// setFK writes a foreign-key value (nil: NULL) into in's field f.
+func setFK(in *instance, f *structmap.Field, v any) error {
+	fv := in.v.FieldByIndex(f.Index)
+	if v == nil {
+		if !nullable(f) {
+			return &MappingError{Type: in.model.Type.String(), Field: f.Name, Reason: fmt.Sprintf("%s cannot hold NULL; declare it as *%s or a sql.Null type, or tag the relationship cascade=delete-orphan", f.Column, f.Type)}
+		}
+		fv.Set(reflect.Zero(fv.Type()))
+		return nil
+	}
+	if fv.Kind() != reflect.Pointer && reflect.TypeOf(v) == fv.Type() {
+		if fv.Interface() != v {
+			fv.Set(reflect.ValueOf(v))
+		}
+		return nil
+	}
+	if fv.Kind() == reflect.Pointer && !fv.IsNil() && fv.Elem().Interface() == v {
+		return nil
+	}
+	return structmap.Assign(fv.Addr().Interface(), v)
+}
+
+// nullable reports whether field f can hold NULL.
+func nullable(f *structmap.Field) bool {
+	switch f.Type.Kind() {
+	case reflect.Pointer, reflect.Interface:
+		return true
+	}
+	_, ok := reflect.New(f.Type).Interface().(interface{ Scan(any) error })
+	return ok
+}

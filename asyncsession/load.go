@@ -1,0 +1,237 @@
+package asyncsession
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+
+	"github.com/gosqla/gosqla/asyncengine"
+)
+
+// Load loads relationship name (the Go field name) of obj, an object of the session, into its
+// field, and returns a future: loads issued together — for many objects — travel as one
+// pipeline, so loading the books of a thousand authors one by one costs one round trip, not a
+// thousand. A relationship already loaded is not loaded again.
+func Load(ctx context.Context, s *Session, obj any, name string) *asyncengine.Future[struct{}] {
+	return loadRelation(ctx, s, []any{obj}, name)
+}
+
+// LoadAll loads relationship name of every object of objs with one query (selectin):
+// = ANY($1) on PostgreSQL, an IN list on SQLite (several lists when the keys exceed its
+// parameter limit).
+func LoadAll[T any](ctx context.Context, s *Session, objs []*T, name string) *asyncengine.Future[struct{}] {
+	all := make([]any, len(objs))
+	for i, o := range objs {
+		all[i] = o
+	}
+	return loadRelation(ctx, s, all, name)
+}
+
+// Related returns relationship name of obj as its field holds it (T is the field's type, *U or
+// []*U), or an error matching ErrNotLoaded when the session has not loaded it: an unloaded
+// collection is not read as empty.
+func Related[T any](s *Session, obj any, name string) (T, error) {
+	var zero T
+	m, err := objectModel(obj)
+	if err != nil {
+		return zero, err
+	}
+	r, err := relationOf(m, name)
+	if err != nil {
+		return zero, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	in, ok := s.objects[obj]
+	if !ok {
+		return zero, fmt.Errorf("gosqla: %T is not in this session; load it first (Get or Select)", obj)
+	}
+	if !active(in, r) {
+		return zero, fmt.Errorf("gosqla: %s.%s of the object with key %v: %w; call Load or LoadAll, or query with Query.Load", m.Type, name, pkValue(in), ErrNotLoaded)
+	}
+	v, ok := r.field(in.v).Interface().(T)
+	if !ok {
+		return zero, fmt.Errorf("gosqla: %s.%s is a %s, not a %T", m.Type, name, r.field(in.v).Type(), zero)
+	}
+	return v, nil
+}
+
+func loadRelation(ctx context.Context, s *Session, objs []any, name string) *asyncengine.Future[struct{}] {
+	if len(objs) == 0 {
+		return asyncengine.Ready(struct{}{}, nil)
+	}
+	m, err := objectModel(objs[0])
+	if err != nil {
+		return failed[struct{}](err)
+	}
+	r, err := relationOf(m, name)
+	if err != nil {
+		return failed[struct{}](err)
+	}
+	o, f, resolve := newOp[struct{}](ctx)
+	o.engine = s.engineFor(r.target)
+	o.autoflush = flushAll
+	o.reads = map[string]bool{tableWord(r.target): true}
+	var l *relLoad
+	o.build = func(s *Session) ([]asyncengine.Statement, error) {
+		var err error
+		l, err = s.planLoad(r, objs, o.engine.Dialect())
+		return l.stmts, err
+	}
+	o.apply = func(s *Session, rs []*asyncengine.Result) error {
+		if err := s.applyLoad(l, rs); err != nil {
+			return err
+		}
+		resolve(struct{}{}, nil)
+		return nil
+	}
+	s.submit(o)
+	return f
+}
+
+// relLoad is one load of a relationship for a set of owners.
+type relLoad struct {
+	r      *relation
+	owners []*instance
+	stmts  []asyncengine.Statement
+}
+
+// planLoad picks the owners whose relationship is not loaded and builds their queries. Called
+// locked.
+func (s *Session) planLoad(r *relation, objs []any, d *asyncengine.Dialect) (*relLoad, error) {
+	l := &relLoad{r: r}
+	seen := map[any]bool{}
+	var keys []any
+	for i, obj := range objs {
+		in, ok := s.objects[obj]
+		if !ok || reflect.TypeOf(obj) != reflect.PointerTo(r.owner.Type) {
+			return l, fmt.Errorf("gosqla: loading %s.%s: object %d (%T) is not a %s of this session; load it first (Get or Select)", r.owner.Type, r.name, i, obj, r.owner.Type)
+		}
+		if active(in, r) {
+			continue // loaded already, or the application's own
+		}
+		key := pkValue(in)
+		if r.kind == manyToOne {
+			if key = r.fk.Value(in.v); key == nil {
+				in.setLoaded(r, reflect.Zero(r.field(in.v).Type()))
+				continue
+			}
+			key = deref(key)
+			if t, ok := s.identity[identityKey{t: r.target.Type, pk: key}]; ok && !t.expired {
+				in.setLoaded(r, reflect.ValueOf(t.ptr))
+				continue
+			}
+		}
+		l.owners = append(l.owners, in)
+		if !seen[key] {
+			seen[key] = true
+			keys = append(keys, key)
+		}
+	}
+	// SQLite binds each key of an IN list: a list longer than its parameter limit is split
+	chunk := len(keys)
+	if d.Name() != "postgresql" {
+		chunk = d.MaxParams
+	}
+	for len(keys) > 0 {
+		n := min(chunk, len(keys))
+		sql, args := relatedSQL(d, r, keys[:n])
+		l.stmts = append(l.stmts, asyncengine.Statement{SQL: sql, Args: args})
+		keys = keys[n:]
+	}
+	return l, nil
+}
+
+// applyLoad merges the loaded rows into the identity map and sets each owner's field. Called
+// locked.
+func (s *Session) applyLoad(l *relLoad, rs []*asyncengine.Result) error {
+	r := l.r
+	byKey := map[any][]*instance{}
+	for _, res := range rs {
+		for i := range res.Len() {
+			t, err := s.merge(r.target, res, i, false)
+			if err != nil {
+				return err
+			}
+			var key any
+			switch r.kind {
+			case manyToMany:
+				owner := reflect.New(r.owner.PK[0].Type)
+				dest := make([]any, len(res.Columns()))
+				dest[0] = owner.Interface()
+				if err := res.ScanRow(i, dest...); err != nil {
+					return err
+				}
+				key = normalizeKey(owner.Elem().Interface())
+			case manyToOne:
+				key = normalizeKey(pkValue(t))
+			default:
+				key = deref(r.fk.Value(t.v))
+			}
+			byKey[key] = append(byKey[key], t)
+		}
+	}
+	b := r.backref()
+	for _, in := range l.owners {
+		key := normalizeKey(pkValue(in))
+		if r.kind == manyToOne {
+			key = deref(r.fk.Value(in.v))
+		}
+		found := byKey[key]
+		fv := r.field(in.v)
+		if r.many() {
+			out := reflect.MakeSlice(fv.Type(), 0, len(found))
+			for _, t := range found {
+				out = reflect.Append(out, reflect.ValueOf(t.ptr))
+				if b != nil && b.kind == manyToOne {
+					b.field(t.v).Set(reflect.ValueOf(in.ptr))
+					t.remember(b)
+				}
+			}
+			in.setLoaded(r, out)
+			continue
+		}
+		switch {
+		case len(found) == 0 && r.kind == manyToOne:
+			return fmt.Errorf("gosqla: %s.%s references key %v, which no row of %s has: %w", r.owner.Type, r.name, key, r.target.Table, asyncengine.ErrNoRows)
+		case len(found) == 0:
+			in.setLoaded(r, reflect.Zero(fv.Type()))
+		case len(found) > 1:
+			return fmt.Errorf("gosqla: %s.%s is one object, but %d rows of %s have %s = %v; make it a collection ([]*%s)", r.owner.Type, r.name, len(found), r.target.Table, r.fk.Column, key, r.target.Type.Name())
+		default:
+			in.setLoaded(r, reflect.ValueOf(found[0].ptr))
+		}
+	}
+	return nil
+}
+
+// deref reads the value of a nullable key (a pointer or a driver.Valuer like sql.NullInt64) as
+// the plain value it holds, so that it matches the primary key it references.
+func deref(v any) any {
+	rv := reflect.ValueOf(v)
+	for rv.Kind() == reflect.Pointer {
+		if rv.IsNil() {
+			return nil
+		}
+		rv = rv.Elem()
+	}
+	if vl, ok := rv.Interface().(interface{ Value() (any, error) }); ok {
+		if x, err := vl.Value(); err == nil {
+			return x
+		}
+	}
+	return normalizeKey(rv.Interface())
+}
+
+// normalizeKey brings integer keys of any width to int64, so that an int32 foreign key finds
+// an int64 primary key.
+func normalizeKey(v any) any {
+	rv := reflect.ValueOf(v)
+	switch rv.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return rv.Int()
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return int64(rv.Uint())
+	}
+	return v
+}

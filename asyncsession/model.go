@@ -1,0 +1,61 @@
+package asyncsession
+
+import (
+	"fmt"
+	"reflect"
+	"strings"
+
+	"github.com/gosqla/gosqla/internal/structmap"
+)
+
+// objectModel returns the mapping of obj, a non-nil pointer to a mapped struct.
+func objectModel(obj any) (*structmap.Model, error) {
+	if v := reflect.ValueOf(obj); v.Kind() == reflect.Pointer && v.IsNil() {
+		return nil, fmt.Errorf("gosqla: got a nil %T; pass a pointer to an object: %w", obj, ErrNilObject)
+	}
+	return modelOf(obj)
+}
+
+// modelOf returns the mapping of obj's type, which must be a pointer to a mapped struct.
+func modelOf(obj any) (*structmap.Model, error) {
+	t := reflect.TypeOf(obj)
+	if t == nil || t.Kind() != reflect.Pointer || t.Elem().Kind() != reflect.Struct {
+		return nil, &MappingError{Type: fmt.Sprintf("%T", obj), Reason: "pass a pointer to a mapped struct"}
+	}
+	m, err := structmap.Of(t)
+	if err != nil {
+		return nil, err
+	}
+	if len(m.PK) == 0 {
+		return nil, &MappingError{Type: m.Type.String(), Reason: "no primary key; tag one field `db:\"id,pk\"`"}
+	}
+	// relationships are checked at the model's first use, before anything is sent
+	if _, err := relationsOf(m); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// wholeRows checks that a result's columns are exactly the model's: a row missing a column
+// would sit in the identity map as if whole, and a column with no field would be lost.
+func wholeRows(m *structmap.Model, columns []string) error {
+	seen := make(map[string]bool, len(columns))
+	for _, c := range columns {
+		if m.Column(c) == nil {
+			return &MappingError{Type: m.Type.String(), Reason: fmt.Sprintf("the query returns column %q, which no field maps; select only mapped columns, or read it with Execute", c)}
+		}
+		seen[c] = true
+	}
+	var missing []string
+	for _, f := range m.Fields {
+		if !seen[f.Column] {
+			missing = append(missing, f.Column)
+		}
+	}
+	if len(missing) > 0 {
+		return &MappingError{Type: m.Type.String(), Reason: fmt.Sprintf("the query does not return column(s) %s: Select loads whole objects into the identity map; select every mapped column, or read partial rows with Execute", strings.Join(missing, ", "))}
+	}
+	return nil
+}
+
+// Merge copies the state of obj into the session's object with the same key — loading it first

@@ -1,0 +1,568 @@
+package asyncsession
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"reflect"
+	"strings"
+
+	"github.com/gosqla/gosqla/asyncengine"
+	"github.com/gosqla/gosqla/internal/structmap"
+)
+
+// ErrMultipleRows is matched by the error of One and OneOrNone when the query returns more than
+// one row.
+var ErrMultipleRows = errors.New("gosqla: more than one row")
+
+// Query builds a SELECT of whole objects of type T. Its methods return the query itself, so that
+// calls chain; a mistake (a column T does not map, an unknown relationship) is kept and returned
+// by the terminal call, before anything is sent. A Query is not safe for concurrent use while it
+// is being built; its terminal calls may be issued many times.
+//
+//	books := asyncsession.From[Book](s).
+//		Join("Author").Where("author.name = :name", asyncengine.Named{"name": "Le Guin"}).
+//		OrderBy("title").Limit(10).All(ctx)
+type Query[T any] struct {
+	s      *Session
+	m      *structmap.Model
+	err    error
+	joins  []*relation
+	where  []string
+	named  asyncengine.Named
+	order  []string
+	limit  int
+	offset int
+	lock   string
+	loads  map[*relation]Strategy
+}
+
+// From starts a query of the objects of type T in session s.
+func From[T any](s *Session) *Query[T] {
+	q := &Query[T]{s: s, limit: -1, named: asyncengine.Named{}}
+	q.m, q.err = modelOf((*T)(nil))
+	return q
+}
+
+func (q *Query[T]) fail(err error) *Query[T] {
+	if q.err == nil {
+		q.err = err
+	}
+	return q
+}
+
+func (q *Query[T]) mapping(format string, args ...any) *Query[T] {
+	name := "?"
+	if q.m != nil {
+		name = q.m.Type.String()
+	}
+	return q.fail(&MappingError{Type: name, Reason: fmt.Sprintf(format, args...)})
+}
+
+// Where adds a condition, joined to the others with AND. It is SQL: columns are written as the
+// table names them (the joined relationships by their alias, see Join), and values are :name
+// placeholders given in named.
+func (q *Query[T]) Where(cond string, named ...asyncengine.Named) *Query[T] {
+	q.where = append(q.where, "("+cond+")")
+	for _, n := range named {
+		for k, v := range n {
+			q.named[k] = v
+		}
+	}
+	return q
+}
+
+// Filter adds the condition column = value; column is one T maps, or "Rel.column" for a
+// relationship joined with Join. A slice value matches any of its elements (IN).
+func (q *Query[T]) Filter(column string, value any) *Query[T] {
+	ref, ok := q.column(column)
+	if !ok {
+		return q
+	}
+	name := fmt.Sprintf("gosqla_%d", len(q.named))
+	q.named[name] = value
+	if v := reflect.ValueOf(value); v.Kind() == reflect.Slice && v.Type().Elem().Kind() != reflect.Uint8 {
+		q.where = append(q.where, ref+" IN (:"+name+")")
+		return q
+	}
+	q.where = append(q.where, ref+" = :"+name)
+	return q
+}
+
+// Join adds an INNER JOIN along relationship rel of T (its Go field name); its table is named by
+// the relationship's name in snake case (Author → author) in Where, Filter and OrderBy.
+func (q *Query[T]) Join(rel string) *Query[T] {
+	if q.m == nil {
+		return q
+	}
+	r, err := relationOf(q.m, rel)
+	if err != nil {
+		return q.fail(err)
+	}
+	q.joins = append(q.joins, r)
+	return q
+}
+
+// OrderBy orders by columns of T (or "Rel.column" of a joined relationship), each optionally
+// followed by " DESC" or " ASC".
+func (q *Query[T]) OrderBy(columns ...string) *Query[T] {
+	for _, c := range columns {
+		col, dir, _ := strings.Cut(strings.TrimSpace(c), " ")
+		dir = strings.ToUpper(strings.TrimSpace(dir))
+		if dir != "" && dir != "ASC" && dir != "DESC" {
+			return q.mapping("OrderBy(%q): the direction is ASC or DESC", c)
+		}
+		ref, ok := q.column(col)
+		if !ok {
+			return q
+		}
+		if dir != "" {
+			ref += " " + dir
+		}
+		q.order = append(q.order, ref)
+	}
+	return q
+}
+
+// Limit returns at most n objects.
+func (q *Query[T]) Limit(n int) *Query[T] { q.limit = n; return q }
+
+// Offset skips the first n rows.
+func (q *Query[T]) Offset(n int) *Query[T] { q.offset = n; return q }
+
+// ForUpdate locks the selected rows until the transaction ends (PostgreSQL).
+func (q *Query[T]) ForUpdate() *Query[T] { q.lock = " FOR UPDATE"; return q }
+
+// SkipLocked locks the selected rows, skipping those another transaction holds (PostgreSQL):
+// the work-queue pattern.
+func (q *Query[T]) SkipLocked() *Query[T] { q.lock = " FOR UPDATE SKIP LOCKED"; return q }
+
+// Load overrides how relationship rel is loaded with the objects: SelectIn, Joined or Lazy.
+func (q *Query[T]) Load(rel string, how Strategy) *Query[T] {
+	if q.m == nil {
+		return q
+	}
+	r, err := relationOf(q.m, rel)
+	if err != nil {
+		return q.fail(err)
+	}
+	if how == Joined && r.many() {
+		return q.mapping("Load(%q, Joined): a collection is loaded with SelectIn; Joined loads a *T relationship", rel)
+	}
+	if q.loads == nil {
+		q.loads = map[*relation]Strategy{}
+	}
+	q.loads[r] = how
+	return q
+}
+
+// column resolves "column" or "Rel.column" to its SQL, recording an error when it is not mapped.
+func (q *Query[T]) column(name string) (string, bool) {
+	if q.m == nil {
+		return "", false
+	}
+	d := q.dialect()
+	if rel, col, ok := strings.Cut(name, "."); ok {
+		for _, r := range q.joins {
+			if r.name == rel {
+				if r.target.Column(col) == nil {
+					q.mapping("%s (joined as %s) has no column %q", r.target.Type, rel, col)
+					return "", false
+				}
+				return d.Quote(joinAlias(r)) + "." + d.Quote(col), true
+			}
+		}
+		q.mapping("%q: join relationship %s first (Join)", name, rel)
+		return "", false
+	}
+	if q.m.Column(name) == nil {
+		cols := make([]string, len(q.m.Fields))
+		for i, f := range q.m.Fields {
+			cols[i] = f.Column
+		}
+		q.mapping("no column %q (columns: %s)", name, strings.Join(cols, ", "))
+		return "", false
+	}
+	return d.Quote(q.m.Table) + "." + d.Quote(name), true
+}
+
+func (q *Query[T]) dialect() *asyncengine.Dialect { return q.s.engineFor(q.m).Dialect() }
+
+// strategy is how r is loaded with this query's objects.
+func (q *Query[T]) strategy(r *relation) Strategy {
+	if how, ok := q.loads[r]; ok {
+		return how
+	}
+	return r.strategy
+}
+
+// SQL returns the statement and its arguments, as they are sent.
+func (q *Query[T]) SQL() (string, []any, error) {
+	return q.build(selectRows)
+}
+
+// String is the statement and its arguments, for reading; a mistake reads as its error.
+func (q *Query[T]) String() string {
+	sql, args, err := q.SQL()
+	if err != nil {
+		return "error: " + err.Error()
+	}
+	return fmt.Sprintf("%s %v", sql, args)
+}
+
+type selectKind int
+
+const (
+	selectRows selectKind = iota
+	selectCount
+	selectExists
+)
+
+// build writes the statement: SELECT of T's columns and those of the relationships loaded
+// Joined, FROM T's table with its joins, WHERE, ORDER BY, LIMIT, OFFSET, FOR UPDATE.
+func (q *Query[T]) build(kind selectKind, scalar ...string) (string, []any, error) {
+	if q.err != nil {
+		return "", nil, q.err
+	}
+	d := q.dialect()
+	if q.lock != "" && d.Name() != "postgresql" {
+		return "", nil, &MappingError{Type: q.m.Type.String(), Reason: "FOR UPDATE is PostgreSQL's; SQLite locks the whole database for a writing transaction"}
+	}
+	var b strings.Builder
+	b.WriteString("SELECT ")
+	var joined []*relation
+	switch {
+	case len(scalar) > 0:
+		b.WriteString(scalar[0])
+	case kind == selectCount:
+		b.WriteString("count(*)")
+	case kind == selectExists:
+		b.WriteString("1")
+	default:
+		for i, f := range q.m.Fields {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString(d.Quote(q.m.Table) + "." + d.Quote(f.Column))
+		}
+		rels, _ := relationsOf(q.m)
+		for _, r := range rels {
+			if q.strategy(r) != Joined {
+				continue
+			}
+			joined = append(joined, r)
+			for _, f := range r.target.Fields {
+				b.WriteString(", " + d.Quote(eagerAlias(r)) + "." + d.Quote(f.Column) + " AS " + d.Quote(eagerAlias(r)+"__"+f.Column))
+			}
+		}
+	}
+	b.WriteString(" FROM " + d.Quote(q.m.Table))
+	for _, r := range q.joins {
+		b.WriteString(" JOIN ")
+		joinOn(&b, d, r, q.m.Table, joinAlias(r))
+	}
+	for _, r := range joined {
+		b.WriteString(" LEFT OUTER JOIN ")
+		joinOn(&b, d, r, q.m.Table, eagerAlias(r))
+	}
+	if len(q.where) > 0 {
+		b.WriteString(" WHERE " + strings.Join(q.where, " AND "))
+	}
+	if kind == selectRows {
+		if len(q.order) > 0 {
+			b.WriteString(" ORDER BY " + strings.Join(q.order, ", "))
+		}
+		if q.limit >= 0 {
+			fmt.Fprintf(&b, " LIMIT %d", q.limit)
+		} else if q.offset > 0 && d.Name() != "postgresql" {
+			b.WriteString(" LIMIT -1") // SQLite takes OFFSET only after a LIMIT
+		}
+		if q.offset > 0 {
+			fmt.Fprintf(&b, " OFFSET %d", q.offset)
+		}
+		b.WriteString(q.lock)
+	}
+	if kind == selectExists {
+		b.WriteString(" LIMIT 1")
+	}
+	sql := b.String()
+	if err := d.OneStatement(sql); err != nil {
+		return "", nil, err
+	}
+	return d.Bind(sql, []any{q.named})
+}
+
+// joinAlias names a table joined with Join; eagerAlias one joined to load a relationship.
+func joinAlias(r *relation) string  { return structmap.SnakeCase(r.name) }
+func eagerAlias(r *relation) string { return "gosqla_" + structmap.SnakeCase(r.name) }
+
+// joinOn writes "table AS alias ON …" for relationship r of the table from; a many-to-many
+// joins its association table first, as alias_link.
+func joinOn(b *strings.Builder, d *asyncengine.Dialect, r *relation, from, alias string) {
+	a := d.Quote(alias)
+	switch r.kind {
+	case manyToOne:
+		b.WriteString(d.Quote(r.target.Table) + " AS " + a + " ON " + a + "." + d.Quote(r.target.PK[0].Column) + " = " + d.Quote(from) + "." + d.Quote(r.fk.Column))
+	case manyToMany:
+		link := d.Quote(alias + "_link")
+		b.WriteString(d.Quote(r.through) + " AS " + link + " ON " + link + "." + d.Quote(r.fkCol) + " = " + d.Quote(from) + "." + d.Quote(r.owner.PK[0].Column))
+		b.WriteString(" JOIN " + d.Quote(r.target.Table) + " AS " + a + " ON " + a + "." + d.Quote(r.target.PK[0].Column) + " = " + link + "." + d.Quote(r.refCol))
+	default:
+		b.WriteString(d.Quote(r.target.Table) + " AS " + a + " ON " + a + "." + d.Quote(r.fk.Column) + " = " + d.Quote(from) + "." + d.Quote(r.owner.PK[0].Column))
+	}
+}
+
+// run sends the query and hands its objects to done, after loading the relationships the query
+// loads SelectIn (one more query per relationship, travelling together).
+func run[T, R any](ctx context.Context, q *Query[T], limit int, done func([]*T) (R, error)) *asyncengine.Future[R] {
+	saved := q.limit
+	if limit >= 0 && (q.limit < 0 || limit < q.limit) {
+		q.limit = limit
+	}
+	sql, args, err := q.build(selectRows)
+	q.limit = saved
+	if err != nil {
+		return failed[R](err)
+	}
+	s, m := q.s, q.m
+	o, f, resolve := newOp[R](ctx)
+	o.engine = s.engineFor(m)
+	o.autoflush = flushAll
+	o.reads = readsOf(sql)
+	o.reads[tableWord(m)] = true
+	rels, _ := relationsOf(m)
+	var joined, selectin []*relation
+	for _, r := range rels {
+		switch q.strategy(r) {
+		case Joined:
+			joined = append(joined, r)
+		case SelectIn:
+			selectin = append(selectin, r)
+		}
+	}
+	o.build = func(*Session) ([]asyncengine.Statement, error) {
+		return []asyncengine.Statement{{SQL: sql, Args: args}}, nil
+	}
+	o.apply = func(s *Session, rs []*asyncengine.Result) error {
+		out, err := s.mergeQuery(m, rs[0], joined)
+		if err != nil {
+			return err
+		}
+		objs := make([]*T, len(out))
+		all := make([]any, len(out))
+		for i, in := range out {
+			objs[i], all[i] = in.ptr.(*T), in.ptr
+		}
+		if len(selectin) == 0 || len(objs) == 0 {
+			v, err := done(objs)
+			resolve(v, err)
+			return nil
+		}
+		// the relationships load with a query each, all queued ahead of later requests: they
+		// travel together, in the next round trip
+		left := len(selectin)
+		var failure error
+		for _, r := range selectin {
+			lo, _, _ := newOp[struct{}](ctx)
+			lo.engine = s.engineFor(r.target)
+			var l *relLoad
+			lo.build = func(s *Session) ([]asyncengine.Statement, error) {
+				var err error
+				l, err = s.planLoad(r, all, lo.engine.Dialect())
+				return l.stmts, err
+			}
+			finish := func(err error) {
+				if err != nil && failure == nil {
+					failure = err
+				}
+				if left--; left == 0 {
+					if failure != nil {
+						var zero R
+						resolve(zero, failure)
+						return
+					}
+					resolve(done(objs))
+				}
+			}
+			lo.fail = finish
+			lo.apply = func(s *Session, rs []*asyncengine.Result) error {
+				if err := s.applyLoad(l, rs); err != nil {
+					return err // the request fails with it: fail is finish
+				}
+				finish(nil)
+				return nil
+			}
+			s.queue = append(s.queue, lo)
+		}
+		return nil
+	}
+	s.submit(o)
+	return f
+}
+
+// mergeQuery merges a query's rows into the identity map, once per object in the order of their
+// first row, with the relationships loaded Joined. Called locked.
+func (s *Session) mergeQuery(m *structmap.Model, r *asyncengine.Result, joined []*relation) ([]*instance, error) {
+	var out []*instance
+	seen := map[*instance]bool{}
+	var rows [][]any
+	for i := range r.Len() {
+		in, err := s.merge(m, r, i, false)
+		if err != nil {
+			return nil, err
+		}
+		if !seen[in] {
+			seen[in] = true
+			out = append(out, in)
+		}
+		for _, rel := range joined {
+			prefix := eagerAlias(rel) + "__"
+			if rows == nil {
+				rows = r.Rows()
+			}
+			pk := -1
+			for j, c := range r.Columns() {
+				if c == prefix+rel.target.PK[0].Column {
+					pk = j
+				}
+			}
+			if pk < 0 || rows[i][pk] == nil {
+				in.setLoaded(rel, reflect.Zero(rel.field(in.v).Type()))
+				continue
+			}
+			row, err := scanFields(rel.target, r, i, func(c string) *structmap.Field {
+				if name, ok := strings.CutPrefix(c, prefix); ok {
+					return rel.target.Column(name)
+				}
+				return nil
+			})
+			if err != nil {
+				return nil, err
+			}
+			cols := make([]string, len(rel.target.Fields))
+			for k, f := range rel.target.Fields {
+				cols[k] = f.Column
+			}
+			t := s.mergeRow(rel.target, row, cols, false)
+			in.setLoaded(rel, reflect.ValueOf(t.ptr))
+		}
+	}
+	return out, nil
+}
+
+// All returns the objects the query selects, merged into the identity map.
+func (q *Query[T]) All(ctx context.Context) *asyncengine.Future[[]*T] {
+	return run(ctx, q, -1, func(objs []*T) ([]*T, error) { return objs, nil })
+}
+
+// First returns the first object, or nil when the query selects none.
+func (q *Query[T]) First(ctx context.Context) *asyncengine.Future[*T] {
+	return run(ctx, q, 1, func(objs []*T) (*T, error) {
+		if len(objs) == 0 {
+			return nil, nil
+		}
+		return objs[0], nil
+	})
+}
+
+// One returns the only object: no row is ErrNoRows, more than one ErrMultipleRows.
+func (q *Query[T]) One(ctx context.Context) *asyncengine.Future[*T] {
+	return run(ctx, q, 2, func(objs []*T) (*T, error) {
+		switch len(objs) {
+		case 0:
+			return nil, fmt.Errorf("gosqla: One: %w", asyncengine.ErrNoRows)
+		case 1:
+			return objs[0], nil
+		}
+		return nil, fmt.Errorf("gosqla: One: %w", ErrMultipleRows)
+	})
+}
+
+// OneOrNone returns the only object, or nil when there is none; more than one is ErrMultipleRows.
+func (q *Query[T]) OneOrNone(ctx context.Context) *asyncengine.Future[*T] {
+	return run(ctx, q, 2, func(objs []*T) (*T, error) {
+		switch len(objs) {
+		case 0:
+			return nil, nil
+		case 1:
+			return objs[0], nil
+		}
+		return nil, fmt.Errorf("gosqla: OneOrNone: %w", ErrMultipleRows)
+	})
+}
+
+// Count returns the number of rows the query selects (ignoring its order, limit and offset).
+func (q *Query[T]) Count(ctx context.Context) *asyncengine.Future[int64] {
+	return scalarQuery(ctx, q, selectCount, "", func(r *asyncengine.Result) (int64, error) {
+		var n int64
+		return n, r.One(&n)
+	})
+}
+
+// Exists reports whether the query selects at least one row.
+func (q *Query[T]) Exists(ctx context.Context) *asyncengine.Future[bool] {
+	return scalarQuery(ctx, q, selectExists, "", func(r *asyncengine.Result) (bool, error) {
+		return r.Len() > 0, nil
+	})
+}
+
+// Scalars returns one column of the objects the query selects — column of T, or "Rel.column" of a
+// joined relationship — as values of type V, without loading objects.
+func Scalars[V, T any](ctx context.Context, q *Query[T], column string) *asyncengine.Future[[]V] {
+	ref, ok := q.column(column)
+	if !ok {
+		return failed[[]V](q.err)
+	}
+	return scalarQuery(ctx, q, selectRows, ref, func(r *asyncengine.Result) ([]V, error) {
+		out := make([]V, r.Len())
+		for i := range out {
+			if err := r.ScanRow(i, &out[i]); err != nil {
+				return nil, err
+			}
+		}
+		return out, nil
+	})
+}
+
+func scalarQuery[T, R any](ctx context.Context, q *Query[T], kind selectKind, column string, read func(*asyncengine.Result) (R, error)) *asyncengine.Future[R] {
+	var sql string
+	var args []any
+	var err error
+	if column != "" {
+		sql, args, err = q.build(kind, column)
+	} else {
+		sql, args, err = q.build(kind)
+	}
+	if err != nil {
+		return failed[R](err)
+	}
+	o, f, resolve := newOp[R](ctx)
+	o.engine = q.s.engineFor(q.m)
+	o.autoflush = flushAll
+	o.reads = readsOf(sql)
+	o.reads[tableWord(q.m)] = true
+	o.build = func(*Session) ([]asyncengine.Statement, error) {
+		return []asyncengine.Statement{{SQL: sql, Args: args}}, nil
+	}
+	o.apply = func(_ *Session, rs []*asyncengine.Result) error {
+		v, err := read(rs[0])
+		if err != nil {
+			return err
+		}
+		resolve(v, nil)
+		return nil
+	}
+	q.s.submit(o)
+	return f
+}
+
+// Stream yields the objects as their rows arrive, outside the identity map, as Stream does; the
+// query's relationships are not loaded.
+func (q *Query[T]) Stream(ctx context.Context) iter.Seq2[*T, error] {
+	sql, args, err := q.SQL()
+	if err != nil {
+		return func(yield func(*T, error) bool) { yield(nil, err) }
+	}
+	return Stream[T](ctx, q.s, sql, args...)
+}

@@ -1,0 +1,160 @@
+package asyncsession_test
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/gosqla/gosqla/asyncengine"
+	"github.com/gosqla/gosqla/asyncsession"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func seedLibrary(t *testing.T, e *asyncengine.Engine) {
+	t.Helper()
+	relSchema(t, e)
+	s := newSession(t, e)
+	fantasy := &Tag{Name: "fantasy"}
+	for i := range 5 {
+		w := &Writer{Name: fmt.Sprint("w", i)}
+		for j := range 3 {
+			v := &Volume{Title: fmt.Sprintf("t%d-%d", i, j)}
+			if j == 0 {
+				v.Tags = []*Tag{fantasy}
+			}
+			w.Books = append(w.Books, v)
+		}
+		require.NoError(t, s.Add(w))
+	}
+	await(t, s.Commit(ctxT(t)))
+}
+
+func TestQueryBuilder(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
+		seedLibrary(t, e)
+		s := newSession(t, e)
+
+		q := asyncsession.From[Volume](s).Where("volumes.title LIKE :p", asyncengine.Named{"p": "t1-%"}).OrderBy("title DESC").Limit(2)
+		vs := await(t, q.All(ctxT(t)))
+		require.Len(t, vs, 2)
+		assert.Equal(t, "t1-2", vs[0].Title)
+		assert.Equal(t, "t1-1", vs[1].Title)
+		assert.Contains(t, q.String(), "ORDER BY")
+		assert.Contains(t, q.String(), "[t1-%]")
+
+		// the page after
+		vs = await(t, asyncsession.From[Volume](s).Filter("writer_id", vs[0].WriterID).OrderBy("title").Offset(1).All(ctxT(t)))
+		require.Len(t, vs, 2)
+		assert.Equal(t, "t1-1", vs[0].Title)
+
+		// a join along a relationship, with a slice filter
+		vs = await(t, asyncsession.From[Volume](s).Join("Writer").Filter("Writer.name", []string{"w2", "w3"}).OrderBy("title").All(ctxT(t)))
+		require.Len(t, vs, 6)
+		assert.Equal(t, "t2-0", vs[0].Title)
+		// many-to-many join, rows of one volume de-duplicated
+		vs = await(t, asyncsession.From[Volume](s).Join("Tags").Filter("Tags.name", "fantasy").All(ctxT(t)))
+		assert.Len(t, vs, 5)
+
+		n := await(t, asyncsession.From[Volume](s).Join("Writer").Where("writer.name = :n", asyncengine.Named{"n": "w4"}).Count(ctxT(t)))
+		assert.Equal(t, int64(3), n)
+		assert.True(t, await(t, asyncsession.From[Writer](s).Filter("name", "w0").Exists(ctxT(t))))
+		assert.False(t, await(t, asyncsession.From[Writer](s).Filter("name", "nobody").Exists(ctxT(t))))
+
+		titles := await(t, asyncsession.Scalars[string](ctxT(t), asyncsession.From[Volume](s).Filter("writer_id", vs[0].WriterID).OrderBy("title"), "title"))
+		assert.Len(t, titles, 3)
+
+		w := await(t, asyncsession.From[Writer](s).Filter("name", "w1").One(ctxT(t)))
+		assert.Equal(t, "w1", w.Name)
+		_, err := asyncsession.From[Writer](s).One(ctxT(t)).Await(ctxT(t))
+		require.ErrorIs(t, err, asyncsession.ErrMultipleRows)
+		_, err = asyncsession.From[Writer](s).Filter("name", "x").One(ctxT(t)).Await(ctxT(t))
+		require.ErrorIs(t, err, asyncengine.ErrNoRows)
+		none := await(t, asyncsession.From[Writer](s).Filter("name", "x").OneOrNone(ctxT(t)))
+		assert.Nil(t, none)
+		first := await(t, asyncsession.From[Writer](s).OrderBy("name DESC").First(ctxT(t)))
+		assert.Equal(t, "w4", first.Name)
+
+		streamed := 0
+		for v, err := range asyncsession.From[Volume](s).OrderBy("id").Stream(ctxT(t)) {
+			require.NoError(t, err)
+			require.NotEmpty(t, v.Title)
+			streamed++
+		}
+		assert.Equal(t, 15, streamed)
+	})
+}
+
+// A builder call naming a column the model does not map fails before anything is sent.
+func TestQueryBuilderErrors(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
+		relSchema(t, e)
+		s := newSession(t, e)
+		before := roundTrips(e)
+		var me *asyncsession.MappingError
+		_, err := asyncsession.From[Volume](s).Filter("titel", "x").All(ctxT(t)).Await(ctxT(t))
+		require.ErrorAs(t, err, &me)
+		assert.Contains(t, err.Error(), `no column "titel"`)
+		_, err = asyncsession.From[Volume](s).OrderBy("Writer.name").All(ctxT(t)).Await(ctxT(t))
+		require.ErrorAs(t, err, &me)
+		assert.Contains(t, err.Error(), "Join")
+		_, err = asyncsession.From[Volume](s).Join("Author").All(ctxT(t)).Await(ctxT(t))
+		require.ErrorAs(t, err, &me)
+		_, err = asyncsession.Scalars[string](ctxT(t), asyncsession.From[Volume](s), "nope").Await(ctxT(t))
+		require.ErrorAs(t, err, &me)
+		_, err = asyncsession.From[Writer](s).Load("Books", asyncsession.Joined).All(ctxT(t)).Await(ctxT(t))
+		require.ErrorAs(t, err, &me)
+		assert.Equal(t, before, roundTrips(e), "nothing was sent")
+		assert.True(t, errors.As(err, &me))
+	})
+}
+
+// Collections load with one more query for all the objects (selectin, their default); a
+// many-to-one loads in the same query with Joined; Lazy leaves a relationship not loaded.
+func TestQueryStrategies(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
+		seedLibrary(t, e)
+		s := newSession(t, e)
+		ws := await(t, asyncsession.From[Writer](s).OrderBy("name").All(ctxT(t)))
+		require.Len(t, ws, 5)
+		for _, w := range ws {
+			books, err := asyncsession.Related[[]*Volume](s, w, "Books")
+			require.NoError(t, err)
+			require.Len(t, books, 3)
+			assert.Same(t, w, books[0].Writer)
+		}
+		_, err := asyncsession.Related[*WriterBio](s, ws[0], "Bio")
+		require.ErrorIs(t, err, asyncsession.ErrNotLoaded, "Bio is lazy")
+
+		s2 := newSession(t, e)
+		vs := await(t, asyncsession.From[Volume](s2).Load("Writer", asyncsession.Joined).Load("Tags", asyncsession.Lazy).OrderBy("title").All(ctxT(t)))
+		require.Len(t, vs, 15)
+		assert.Same(t, vs[0].Writer, vs[1].Writer, "rows of one writer are one object")
+		assert.Equal(t, "w0", vs[0].Writer.Name)
+		_, err = asyncsession.Related[[]*Tag](s2, vs[0], "Tags")
+		require.ErrorIs(t, err, asyncsession.ErrNotLoaded)
+		q := asyncsession.From[Volume](s2).Load("Writer", asyncsession.Joined)
+		assert.Contains(t, q.String(), "LEFT OUTER JOIN")
+	})
+}
+
+// Round trips on the wire: a query and its selectin loads take two.
+func TestQueryRoundTrips(t *testing.T) {
+	e := newEngine(t, enginetestURL(t))
+	seedLibrary(t, e)
+	count := func() int64 {
+		s := newSession(t, e)
+		before := roundTrips(e)
+		ws := await(t, asyncsession.From[Writer](s).Load("Bio", asyncsession.SelectIn).All(ctxT(t)))
+		require.Len(t, ws, 5)
+		await(t, s.Commit(ctxT(t)))
+		return roundTrips(e) - before
+	}
+	count()
+	// BEGIN and the writers; Books, Fans and Bio in one pipeline; COMMIT
+	assert.Equal(t, int64(3), count())
+
+	s := newSession(t, e)
+	vs := await(t, asyncsession.From[Volume](s).SkipLocked().Limit(2).All(ctxT(t)))
+	assert.Len(t, vs, 2)
+}

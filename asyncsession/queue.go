@@ -1,0 +1,116 @@
+package asyncsession
+
+import (
+	"context"
+	"runtime"
+
+	"github.com/gosqla/gosqla/asyncengine"
+)
+
+// op is one queued request. build and apply run under s.mu on the drainer; build returns the
+// statements to send, apply receives their results. A request with run set is exclusive: it
+// runs alone with the connection (COPY, RunSync).
+type op struct {
+	ctx       context.Context
+	engine    *asyncengine.Engine
+	autoflush flushKind       // flushes when the session autoflushes
+	reads     map[string]bool // the words of its statement: an autoflush compares only their tables' objects
+	flush     flushKind       // flushes always (Flush, Commit)
+	build     func(s *Session) ([]asyncengine.Statement, error)
+	apply     func(s *Session, rs []*asyncengine.Result) error
+	run       func(ctx context.Context, c *asyncengine.Conn) error
+	fail      func(error)
+	txEnd     txEnd
+	rollback  bool // accepted while the session has failed
+	close     bool
+}
+
+type flushKind int
+
+func (o *op) flushKind(s *Session) flushKind {
+	if o.flush != noFlush || !s.opts.autoflush || autoflushOff(o.ctx) {
+		return o.flush
+	}
+	return o.autoflush
+}
+
+const (
+	noFlush      flushKind = iota
+	flushInserts           // pending inserts and deletes only (a Get that misses the map)
+	flushAll
+)
+
+type txEnd int
+
+const (
+	keepTx txEnd = iota
+	commitTx
+	rollbackTx
+)
+
+// submit queues o and makes sure a drainer serves the queue.
+func (s *Session) submit(o *op) {
+	if o.engine == nil {
+		o.engine = s.opts.engine
+	}
+	s.mu.Lock()
+	if err := s.unusable(); err != nil && !o.close {
+		s.mu.Unlock()
+		o.fail(err)
+		return
+	}
+	if s.closed {
+		s.mu.Unlock()
+		o.fail(ErrSessionClosed)
+		return
+	}
+	if o.close {
+		s.closed = true
+	}
+	s.queue = append(s.queue, o)
+	if !s.draining {
+		s.draining = true
+		go s.drain()
+	}
+	s.mu.Unlock()
+}
+
+// drain serves the queue until it is empty, then exits: an idle session holds no goroutine.
+func (s *Session) drain() {
+	yielded := false
+	for {
+		s.mu.Lock()
+		batch := s.queue
+		s.queue = nil
+		if len(batch) == 0 && !yielded {
+			// the callers just woken often queue their next requests at once: give them the
+			// processor before deciding the queue is empty
+			yielded = true
+			s.mu.Unlock()
+			runtime.Gosched()
+			continue
+		}
+		yielded = false
+		if len(batch) == 0 {
+			s.draining = false
+			s.idle.Broadcast()
+			s.mu.Unlock()
+			return
+		}
+		s.mu.Unlock()
+		for len(batch) > 0 {
+			batch = s.safeRound(batch)
+		}
+	}
+}
+
+// newOp returns a request and its future; the request fails by completing the future with err.
+func newOp[T any](ctx context.Context) (*op, *asyncengine.Future[T], func(T, error)) {
+	f, resolve := asyncengine.NewPromise[T]()
+	return &op{ctx: ctx, fail: func(err error) { var zero T; resolve(zero, err) }}, f, resolve
+}
+
+func failed[T any](err error) *asyncengine.Future[T] {
+	var zero T
+	return asyncengine.Ready(zero, err)
+}

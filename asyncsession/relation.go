@@ -1,0 +1,256 @@
+package asyncsession
+
+import (
+	"errors"
+	"fmt"
+	"reflect"
+	"strings"
+	"sync"
+
+	"github.com/gosqla/gosqla/internal/structmap"
+)
+
+// ErrNotLoaded is matched by the error of Related for a relationship the session has not loaded
+// for that object: its field is not read as empty.
+var ErrNotLoaded = errors.New("gosqla: relationship not loaded")
+
+type relKind int
+
+const (
+	manyToOne  relKind = iota // *T, the fk on the owner
+	oneToOne                  // *T, the fk on the target
+	oneToMany                 // []*T, the fk on the target
+	manyToMany                // []*T, through an association table
+)
+
+// Strategy is how a relationship is loaded when its owners are: the relationship's default
+// (`load=` in its tag) or a query's override (Query.Load).
+type Strategy int
+
+const (
+	// Lazy loads nothing with the owner: Load fetches it, as a future.
+	Lazy Strategy = iota + 1
+	// SelectIn loads the relationship of every owner a query returns with one more query
+	// (= ANY($1) on PostgreSQL, an IN list elsewhere). The default for collections.
+	SelectIn
+	// Joined loads a many-to-one or one-to-one relationship in the owner's own query, with a
+	// LEFT OUTER JOIN. The default for *T relationships is Lazy.
+	Joined
+)
+
+// relation is a resolved `rel` field.
+type relation struct {
+	name   string
+	index  []int
+	owner  *structmap.Model
+	target *structmap.Model
+	kind   relKind
+	// fk is the column holding the reference: on the owner (manyToOne), on the target
+	// (oneToOne, oneToMany) or on the association table (manyToMany, referencing the owner).
+	fk *structmap.Field
+	// through, fkCol and refCol name the association table and its columns (manyToMany).
+	through, fkCol, refCol string
+	order                  []string // "column" or "column DESC"
+	cascadeDelete, orphan  bool
+	strategy               Strategy
+}
+
+// many reports whether the relationship is a collection.
+func (r *relation) many() bool { return r.kind == oneToMany || r.kind == manyToMany }
+
+var relCache sync.Map // reflect.Type → []*relation or error
+
+// relationsOf resolves the relationships of m (once per type). A tag that cannot be resolved is
+// a *MappingError naming what to change.
+func relationsOf(m *structmap.Model) ([]*relation, error) {
+	if len(m.Rels) == 0 {
+		return nil, nil
+	}
+	if v, ok := relCache.Load(m.Type); ok {
+		if err, isErr := v.(error); isErr {
+			return nil, err
+		}
+		return v.([]*relation), nil
+	}
+	rels, err := resolve(m)
+	if err != nil {
+		relCache.Store(m.Type, err)
+		return nil, err
+	}
+	relCache.Store(m.Type, rels)
+	return rels, nil
+}
+
+// relationOf finds the relationship called name (the Go field name) on m.
+func relationOf(m *structmap.Model, name string) (*relation, error) {
+	rels, err := relationsOf(m)
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, len(rels))
+	for i, r := range rels {
+		if r.name == name {
+			return r, nil
+		}
+		names[i] = r.name
+	}
+	return nil, &MappingError{Type: m.Type.String(), Reason: fmt.Sprintf("no relationship %q; tag a field `rel:\"…\"` (relationships: %s)", name, strings.Join(names, ", "))}
+}
+
+func resolve(m *structmap.Model) ([]*relation, error) {
+	var out []*relation
+	for _, rf := range m.Rels {
+		r, err := resolveOne(m, rf)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+func resolveOne(m *structmap.Model, rf *structmap.Rel) (*relation, error) {
+	fail := func(format string, args ...any) error {
+		return &MappingError{Type: m.Type.String(), Field: rf.Name, Reason: fmt.Sprintf(format, args...)}
+	}
+	r := &relation{name: rf.Name, index: rf.Index, owner: m}
+	t := rf.Type
+	many := false
+	switch {
+	case t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.Pointer && t.Elem().Elem().Kind() == reflect.Struct:
+		many, t = true, t.Elem().Elem()
+	case t.Kind() == reflect.Pointer && t.Elem().Kind() == reflect.Struct:
+		t = t.Elem()
+	default:
+		return nil, fail("a relationship field is a *T (one object) or a []*T (a collection) of a mapped struct T, not a %s", rf.Type)
+	}
+	target, err := structmap.Of(t)
+	if err != nil {
+		return nil, err
+	}
+	if len(target.PK) != 1 || len(m.PK) != 1 {
+		return nil, fail("relationships join on a single-column primary key; %s and %s must each have one", m.Type, target.Type)
+	}
+	r.target = target
+	var fk string
+	for _, opt := range strings.Split(rf.Tag, ",") {
+		opt = strings.TrimSpace(opt)
+		k, v, _ := strings.Cut(opt, "=")
+		switch k {
+		case "fk":
+			fk = v
+		case "through":
+			r.through = v
+		case "ref":
+			r.refCol = v
+		case "order":
+			for _, o := range strings.Fields(strings.ReplaceAll(v, "|", " | ")) {
+				switch {
+				case o == "|":
+				case strings.EqualFold(o, "desc") && len(r.order) > 0:
+					r.order[len(r.order)-1] += " DESC"
+				case strings.EqualFold(o, "asc"):
+				default:
+					if target.Column(o) == nil {
+						return nil, fail("order=%s: %s has no column %q", v, target.Type, o)
+					}
+					r.order = append(r.order, o)
+				}
+			}
+		case "cascade":
+			for _, c := range strings.Split(v, "|") {
+				switch c {
+				case "delete":
+					r.cascadeDelete = true
+				case "delete-orphan":
+					r.cascadeDelete, r.orphan = true, true
+				default:
+					return nil, fail("cascade=%s: allowed are delete and delete-orphan (join them with |)", c)
+				}
+			}
+		case "load":
+			switch v {
+			case "lazy":
+				r.strategy = Lazy
+			case "selectin":
+				r.strategy = SelectIn
+			case "joined":
+				r.strategy = Joined
+			default:
+				return nil, fail("load=%s: allowed are lazy, selectin and joined", v)
+			}
+		case "":
+		default:
+			return nil, fail("unknown rel option %q (allowed: fk=column, through=table, ref=column, order=columns, cascade=delete|delete-orphan, load=lazy|selectin|joined)", opt)
+		}
+	}
+	if fk == "" {
+		return nil, fail("name the foreign-key column: `rel:\"fk=column\"`")
+	}
+	switch {
+	case r.through != "":
+		if !many {
+			return nil, fail("through=%s needs a collection field ([]*%s)", r.through, target.Type.Name())
+		}
+		if r.refCol == "" {
+			return nil, fail("through=%s needs ref=column, the association column that references %s", r.through, target.Table)
+		}
+		r.kind, r.fkCol = manyToMany, fk
+	case many:
+		f := target.Column(fk)
+		if f == nil || !references(f, m) {
+			return nil, fail("fk=%s must be a column of %s tagged fk=%s.%s (a collection's key is on the objects it holds)", fk, target.Type, m.Table, m.PK[0].Column)
+		}
+		r.kind, r.fk = oneToMany, f
+	default:
+		if f := m.Column(fk); f != nil && references(f, target) {
+			r.kind, r.fk = manyToOne, f
+		} else if f := target.Column(fk); f != nil && references(f, m) {
+			r.kind, r.fk = oneToOne, f
+		} else {
+			return nil, fail("fk=%s must be a column of %s tagged fk=%s.%s, or of %s tagged fk=%s.%s", fk, m.Type, target.Table, target.PK[0].Column, target.Type, m.Table, m.PK[0].Column)
+		}
+	}
+	if r.orphan && r.kind != oneToMany {
+		return nil, fail("cascade=delete-orphan applies to a one-to-many collection")
+	}
+	if r.strategy == Joined && r.many() {
+		return nil, fail("load=joined applies to a *T relationship; load collections with selectin")
+	}
+	if r.strategy == 0 {
+		r.strategy = Lazy
+		if r.many() {
+			r.strategy = SelectIn
+		}
+	}
+	return r, nil
+}
+
+// references reports whether column f is a foreign key to m's primary key.
+func references(f *structmap.Field, m *structmap.Model) bool {
+	return f.FK == m.Table+"."+m.PK[0].Column
+}
+
+// field is the relationship's field in the owner struct v.
+func (r *relation) field(v reflect.Value) reflect.Value { return v.FieldByIndex(r.index) }
+
+// backref is the target's relationship pointing back along the same key, if it declares one.
+func (r *relation) backref() *relation {
+	rels, err := relationsOf(r.target)
+	if err != nil {
+		return nil
+	}
+	for _, b := range rels {
+		if b.target != r.owner {
+			continue
+		}
+		switch {
+		case r.kind == oneToMany && b.kind == manyToOne && b.fk == r.fk,
+			r.kind == manyToOne && b.kind == oneToMany && b.fk == r.fk,
+			r.kind == oneToOne && b.kind == manyToOne && b.fk == r.fk,
+			r.kind == manyToMany && b.kind == manyToMany && b.through == r.through && b.fkCol == r.refCol:
+			return b
+		}
+	}
+	return nil
+}

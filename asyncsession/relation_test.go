@@ -1,0 +1,418 @@
+package asyncsession_test
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/gosqla/gosqla/asyncengine"
+	"github.com/gosqla/gosqla/asyncengine/enginetest"
+	"github.com/gosqla/gosqla/asyncsession"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+type Writer struct {
+	ID    int64       `db:"id,pk,default"`
+	Name  string      `db:"name"`
+	Books []*Volume   `rel:"fk=writer_id,order=title,cascade=delete-orphan"`
+	Bio   *WriterBio  `rel:"fk=writer_id"`
+	Fans  []*Follower `rel:"fk=writer_id"`
+}
+
+func (Writer) TableName() string { return "writers" }
+
+type Volume struct {
+	ID       int64   `db:"id,pk,default"`
+	WriterID int64   `db:"writer_id,fk=writers.id"`
+	Title    string  `db:"title"`
+	Writer   *Writer `rel:"fk=writer_id"`
+	Tags     []*Tag  `rel:"through=volume_tags,fk=volume_id,ref=tag_id,order=name"`
+}
+
+func (Volume) TableName() string { return "volumes" }
+
+type WriterBio struct {
+	ID       int64  `db:"id,pk,default"`
+	WriterID int64  `db:"writer_id,fk=writers.id,unique"`
+	Text     string `db:"text"`
+}
+
+func (WriterBio) TableName() string { return "writer_bios" }
+
+// Follower's key to its writer is nullable: removing one from a collection keeps its row.
+type Follower struct {
+	ID       int64  `db:"id,pk,default"`
+	WriterID *int64 `db:"writer_id,fk=writers.id"`
+	Name     string `db:"name"`
+}
+
+func (Follower) TableName() string { return "followers" }
+
+type Tag struct {
+	ID      int64     `db:"id,pk,default"`
+	Name    string    `db:"name"`
+	Volumes []*Volume `rel:"through=volume_tags,fk=tag_id,ref=volume_id"`
+}
+
+func (Tag) TableName() string { return "tags" }
+
+type VolumeTag struct {
+	VolumeID int64 `db:"volume_id,pk,fk=volumes.id"`
+	TagID    int64 `db:"tag_id,pk,fk=tags.id"`
+}
+
+func (VolumeTag) TableName() string { return "volume_tags" }
+
+// Staff refers to itself: a manager is a row of the same table.
+type Staff struct {
+	ID        int64    `db:"id,pk,default"`
+	Name      string   `db:"name"`
+	ManagerID *int64   `db:"manager_id,fk=staff.id"`
+	Manager   *Staff   `rel:"fk=manager_id"`
+	Reports   []*Staff `rel:"fk=manager_id,order=name"`
+}
+
+func (Staff) TableName() string { return "staff" }
+
+func relSchema(t *testing.T, e *asyncengine.Engine) {
+	t.Helper()
+	require.NoError(t, asyncsession.CreateAll(ctxT(t), e, Writer{}, Volume{}, WriterBio{}, Follower{}, Tag{}, VolumeTag{}, Staff{}))
+}
+
+func roundTrips(e *asyncengine.Engine) int64 { return e.Stats().RoundTrips }
+
+func TestSaveCascadeFillsKeys(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
+		relSchema(t, e)
+		s := newSession(t, e)
+		w := &Writer{Name: "Le Guin", Bio: &WriterBio{Text: "b"}}
+		w.Books = []*Volume{{Title: "Earthsea"}, {Title: "Dispossessed"}}
+		require.NoError(t, s.Add(w))
+		await(t, s.Commit(ctxT(t)))
+		require.NotZero(t, w.ID)
+		for _, b := range w.Books {
+			assert.Equal(t, w.ID, b.WriterID)
+			assert.Same(t, w, b.Writer, "back-reference set")
+		}
+		assert.Equal(t, w.ID, w.Bio.WriterID)
+		assert.Equal(t, int64(2), count(t, e, "volumes"))
+
+		// a fresh session reads them back: Related refuses before a load
+		s2 := newSession(t, e)
+		got := await(t, asyncsession.Get[Writer](ctxT(t), s2, w.ID))
+		_, err := asyncsession.Related[[]*Volume](s2, got, "Books")
+		require.ErrorIs(t, err, asyncsession.ErrNotLoaded)
+		await(t, asyncsession.Load(ctxT(t), s2, got, "Books"))
+		books, err := asyncsession.Related[[]*Volume](s2, got, "Books")
+		require.NoError(t, err)
+		require.Len(t, books, 2)
+		assert.Equal(t, "Dispossessed", books[0].Title, "ordered by title")
+		assert.Same(t, got, books[0].Writer)
+		await(t, asyncsession.Load(ctxT(t), s2, got, "Bio"))
+		assert.Equal(t, "b", got.Bio.Text)
+	})
+}
+
+func TestBackReferencesAgree(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
+		relSchema(t, e)
+		s := newSession(t, e)
+		a, b := &Writer{Name: "a"}, &Writer{Name: "b"}
+		require.NoError(t, s.Add(a, b))
+		await(t, s.Commit(ctxT(t)))
+		// appending to a collection and setting the many-to-one are the same at flush
+		v1 := &Volume{Title: "one"}
+		a.Books = append(a.Books, v1)
+		v2 := &Volume{Title: "two", Writer: b}
+		require.NoError(t, s.Add(v2))
+		await(t, s.Flush(ctxT(t)))
+		assert.Equal(t, a.ID, v1.WriterID)
+		assert.Equal(t, b.ID, v2.WriterID)
+		assert.Contains(t, b.Books, v2, "the loaded collection follows the many-to-one")
+		// moving a book by its many-to-one takes it out of the old collection
+		v1.Writer = b
+		await(t, s.Commit(ctxT(t)))
+		assert.Equal(t, b.ID, v1.WriterID)
+		assert.NotContains(t, a.Books, v1)
+		assert.Contains(t, b.Books, v1)
+		r, err := e.Query(ctxT(t), "SELECT count(*) FROM volumes WHERE writer_id = "+fmt.Sprint(b.ID))
+		require.NoError(t, err)
+		var n int64
+		require.NoError(t, r.One(&n))
+		assert.Equal(t, int64(2), n)
+	})
+}
+
+func TestOrphansAndNulledKeys(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
+		relSchema(t, e)
+		s := newSession(t, e)
+		s = newSession(t, e, asyncsession.ExpireOnCommit(false))
+		w := &Writer{Name: "w", Books: []*Volume{{Title: "x"}, {Title: "y"}}, Fans: []*Follower{{Name: "f1"}, {Name: "f2"}}}
+		require.NoError(t, s.Add(w))
+		await(t, s.Commit(ctxT(t)))
+		w.Books = w.Books[:1] // delete-orphan: the row goes
+		w.Fans = w.Fans[1:]   // the key is nulled: the row stays
+		await(t, s.Commit(ctxT(t)))
+		assert.Equal(t, int64(1), count(t, e, "volumes"))
+		assert.Equal(t, int64(2), count(t, e, "followers"))
+		r, err := e.Query(ctxT(t), "SELECT count(*) FROM followers WHERE writer_id IS NULL")
+		require.NoError(t, err)
+		var n int64
+		require.NoError(t, r.One(&n))
+		assert.Equal(t, int64(1), n)
+
+		// deleting the parent cascades to its books (delete) and nulls its fans' key
+		require.NoError(t, s.Delete(w))
+		await(t, s.Commit(ctxT(t)))
+		assert.Equal(t, int64(0), count(t, e, "writers"))
+		assert.Equal(t, int64(0), count(t, e, "volumes"))
+		assert.Equal(t, int64(2), count(t, e, "followers"))
+	})
+}
+
+func TestDeleteCascadeUnloaded(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
+		relSchema(t, e)
+		s := newSession(t, e)
+		w := &Writer{Name: "w", Books: []*Volume{{Title: "x"}, {Title: "y"}}}
+		require.NoError(t, s.Add(w))
+		await(t, s.Commit(ctxT(t)))
+		s2 := newSession(t, e)
+		got := await(t, asyncsession.Get[Writer](ctxT(t), s2, w.ID))
+		require.NoError(t, s2.Delete(got))
+		await(t, s2.Commit(ctxT(t)))
+		assert.Equal(t, int64(0), count(t, e, "volumes"))
+	})
+}
+
+func TestManyToMany(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
+		relSchema(t, e)
+		s := newSession(t, e)
+		fantasy, classic := &Tag{Name: "fantasy"}, &Tag{Name: "classic"}
+		v := &Volume{Title: "Earthsea", Writer: &Writer{Name: "Le Guin"}, Tags: []*Tag{fantasy, classic}}
+		require.NoError(t, s.Add(v))
+		await(t, s.Commit(ctxT(t)))
+		assert.Equal(t, int64(2), count(t, e, "volume_tags"))
+
+		s2 := newSession(t, e)
+		got := await(t, asyncsession.Get[Volume](ctxT(t), s2, v.ID))
+		await(t, asyncsession.Load(ctxT(t), s2, got, "Tags"))
+		require.Len(t, got.Tags, 2)
+		assert.Equal(t, "classic", got.Tags[0].Name)
+		got.Tags = got.Tags[1:]
+		await(t, s2.Commit(ctxT(t)))
+		assert.Equal(t, int64(1), count(t, e, "volume_tags"))
+		// the other side sees the link
+		tag := await(t, asyncsession.Get[Tag](ctxT(t), s2, fantasy.ID))
+		await(t, asyncsession.Load(ctxT(t), s2, tag, "Volumes"))
+		require.Len(t, tag.Volumes, 1)
+		assert.Equal(t, v.ID, tag.Volumes[0].ID)
+	})
+}
+
+func TestSelfReferenceAndCycle(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
+		relSchema(t, e)
+		s := newSession(t, e)
+		boss := &Staff{Name: "boss"}
+		mid := &Staff{Name: "mid", Manager: boss}
+		low := &Staff{Name: "low", Manager: mid}
+		require.NoError(t, s.Add(low))
+		await(t, s.Commit(ctxT(t)))
+		require.NotNil(t, low.ManagerID)
+		assert.Equal(t, mid.ID, *low.ManagerID)
+		assert.Equal(t, boss.ID, *mid.ManagerID)
+		assert.Nil(t, boss.ManagerID)
+		assert.Equal(t, []*Staff{mid}, boss.Reports)
+
+		// a cycle: each manages the other; one row goes in with NULL and is updated after
+		x, y := &Staff{Name: "x"}, &Staff{Name: "y"}
+		x.Manager, y.Manager = y, x
+		require.NoError(t, s.Add(x))
+		await(t, s.Commit(ctxT(t)))
+		require.NotNil(t, x.ManagerID)
+		require.NotNil(t, y.ManagerID)
+		assert.Equal(t, y.ID, *x.ManagerID)
+		assert.Equal(t, x.ID, *y.ManagerID)
+		s2 := newSession(t, e)
+		gx := await(t, asyncsession.Get[Staff](ctxT(t), s2, x.ID))
+		require.NotNil(t, gx.ManagerID)
+		assert.Equal(t, y.ID, *gx.ManagerID, "the post-update reached the database")
+	})
+}
+
+// Loads issued together for many parents travel as one pipeline; LoadAll is one query.
+func TestLazyLoadsPipelineAndSelectIn(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
+		relSchema(t, e)
+		s := newSession(t, e)
+		var ws []*Writer
+		for i := range 50 {
+			w := &Writer{Name: fmt.Sprint("w", i)}
+			for j := range 3 {
+				w.Books = append(w.Books, &Volume{Title: fmt.Sprint("b", j)})
+			}
+			ws = append(ws, w)
+			require.NoError(t, s.Add(w))
+		}
+		await(t, s.Commit(ctxT(t)))
+		ids := make([]any, len(ws))
+		for i, w := range ws {
+			ids[i] = w.ID
+		}
+
+		s2 := newSession(t, e)
+		got := await(t, asyncsession.Select[Writer](ctxT(t), s2, "SELECT id, name FROM writers ORDER BY id"))
+		fs := make([]*asyncengine.Future[struct{}], len(got))
+		func() {
+			hold := holdSession(t, s2)
+			defer hold()
+			for i, w := range got {
+				fs[i] = asyncsession.Load(ctxT(t), s2, w, "Books")
+			}
+		}()
+		_, err := asyncengine.All(ctxT(t), fs...)
+		require.NoError(t, err)
+		for _, w := range got {
+			require.Len(t, w.Books, 3)
+		}
+
+		s3 := newSession(t, e)
+		got = await(t, asyncsession.Select[Writer](ctxT(t), s3, "SELECT id, name FROM writers ORDER BY id"))
+		await(t, asyncsession.LoadAll(ctxT(t), s3, got, "Books"))
+		for _, w := range got {
+			require.Len(t, w.Books, 3)
+			assert.Same(t, w, w.Books[0].Writer)
+		}
+		// many-to-one: the writers are in the identity map already, so no query is needed
+		var books []*Volume
+		for _, w := range got {
+			books = append(books, w.Books...)
+		}
+		s4 := newSession(t, e)
+		books = await(t, asyncsession.Select[Volume](ctxT(t), s4, "SELECT id, writer_id, title FROM volumes ORDER BY id"))
+		await(t, asyncsession.LoadAll(ctxT(t), s4, books, "Writer"))
+		for _, b := range books {
+			require.NotNil(t, b.Writer)
+			assert.Equal(t, b.WriterID, b.Writer.ID)
+		}
+	})
+}
+
+type badKind struct {
+	ID    int64    `db:"id,pk"`
+	Books []Volume `rel:"fk=writer_id"`
+}
+
+type badFK struct {
+	ID    int64     `db:"id,pk"`
+	Books []*Volume `rel:"fk=title"`
+}
+
+type badCycle struct {
+	ID    int64     `db:"id,pk,default"`
+	Other int64     `db:"other,fk=bad_cycle.id"`
+	Next  *badCycle `rel:"fk=other"`
+}
+
+func (badCycle) TableName() string { return "bad_cycle" }
+
+func TestRelationshipMappingErrors(t *testing.T) {
+	e := newEngine(t, "sqlite://:memory:")
+	s := newSession(t, e)
+	var me *asyncsession.MappingError
+	err := s.Add(&badKind{ID: 1})
+	require.ErrorAs(t, err, &me)
+	_, err = asyncsession.Get[badKind](ctxT(t), s, 1).Await(ctxT(t))
+	require.ErrorAs(t, err, &me)
+	assert.Contains(t, err.Error(), "[]*T")
+
+	// at the first use of the model, before anything is sent
+	s = newSession(t, e)
+	err = s.Add(&badFK{ID: 1})
+	require.ErrorAs(t, err, &me)
+	assert.Contains(t, err.Error(), "fk=title must be a column of asyncsession_test.Volume tagged fk=bad_fk.id")
+
+	w := &Writer{}
+	_, err = asyncsession.Load(ctxT(t), s, w, "Nope").Await(ctxT(t))
+	require.ErrorAs(t, err, &me)
+	assert.Contains(t, err.Error(), `no relationship "Nope"`)
+
+	require.NoError(t, asyncsession.CreateAll(ctxT(t), e, badCycle{}))
+	s = newSession(t, e)
+	x, y := &badCycle{}, &badCycle{}
+	x.Next, y.Next = y, x
+	require.NoError(t, s.Add(x))
+	_, err = s.Flush(ctxT(t)).Await(ctxT(t))
+	require.ErrorAs(t, err, &me)
+	assert.Contains(t, err.Error(), "cycle")
+	assert.True(t, errors.As(err, &me))
+}
+
+// Round trips are counted on the wire, on one connection whose statements are prepared by a
+// first run of the same shape.
+func TestRelationshipRoundTrips(t *testing.T) {
+	e := newEngine(t, enginetestURL(t))
+	relSchema(t, e)
+	save := func(n, books int) int64 {
+		s := newSession(t, e)
+		for i := range n {
+			w := &Writer{Name: fmt.Sprint("w", i)}
+			for j := range books {
+				w.Books = append(w.Books, &Volume{Title: fmt.Sprint("b", j)})
+			}
+			require.NoError(t, s.Add(w))
+		}
+		before := roundTrips(e)
+		await(t, s.Commit(ctxT(t)))
+		return roundTrips(e) - before
+	}
+	save(100, 10)
+	// BEGIN and the writers with RETURNING; the books with their writers' keys and COMMIT
+	assert.Equal(t, int64(2), save(100, 10))
+
+	lazy := func() int64 {
+		s := newSession(t, e)
+		before := roundTrips(e)
+		ws := await(t, asyncsession.Select[Writer](ctxT(t), s, "SELECT id, name FROM writers ORDER BY id LIMIT 100"))
+		fs := make([]*asyncengine.Future[struct{}], len(ws))
+		func() {
+			hold := holdSession(t, s)
+			defer hold()
+			for i, w := range ws {
+				fs[i] = asyncsession.Load(ctxT(t), s, w, "Books")
+			}
+		}()
+		_, err := asyncengine.All(ctxT(t), fs...)
+		require.NoError(t, err)
+		await(t, s.Commit(ctxT(t)))
+		for _, w := range ws {
+			require.Len(t, w.Books, 10)
+		}
+		return roundTrips(e) - before
+	}
+	lazy()
+	// BEGIN and the SELECT; the hundred loads in one pipeline; COMMIT
+	assert.Equal(t, int64(3), lazy())
+
+	selectin := func() int64 {
+		s := newSession(t, e)
+		before := roundTrips(e)
+		ws := await(t, asyncsession.Select[Writer](ctxT(t), s, "SELECT id, name FROM writers ORDER BY id LIMIT 100"))
+		await(t, asyncsession.LoadAll(ctxT(t), s, ws, "Books"))
+		await(t, s.Commit(ctxT(t)))
+		return roundTrips(e) - before
+	}
+	selectin()
+	// BEGIN and the SELECT; one query for every writer's books; COMMIT
+	assert.Equal(t, int64(3), selectin())
+}
+
+// enginetestURL is a PostgreSQL database with one pooled connection, whose prepared statements
+// the round-trip counts rely on.
+func enginetestURL(t *testing.T) string {
+	return enginetest.NewDatabase(t) + "&pool_size=1&max_overflow=0"
+}

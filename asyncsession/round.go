@@ -1,0 +1,311 @@
+package asyncsession
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/gosqla/gosqla/asyncengine"
+)
+
+// part is one request's share of a round: its statements for one engine.
+type part struct {
+	o      *op // nil for an autoflush, a BEGIN or an engine's COMMIT
+	by     *op // the request that planned it: its own error is not reported as an earlier failure
+	b      *bound
+	stmts  []asyncengine.Statement
+	apply  func(s *Session, rs []*asyncengine.Result) error
+	offset int                   // where its statements start in the engine's pipeline
+	rs     []*asyncengine.Result // filled by send
+	tx     txStep                // a BEGIN, COMMIT or ROLLBACK of the session's transaction
+	undo   func()                // puts a flush's changes back when its pipeline was never run
+}
+
+// round sends as many of the batch's requests as can travel together — one pipeline per engine —
+// and returns the requests left for the next round.
+func (s *Session) round(batch []*op) []*op {
+	parts, ctxs, i, exclusive := s.gather(batch)
+	if exclusive {
+		s.exclusive(batch[i])
+		return batch[i+1:]
+	}
+	ctx, stop := sharedContext(ctxs)
+	s.execute(ctx, stop, parts)
+	return batch[i:]
+}
+
+// gather plans the requests of one round; exclusive reports that batch[i] must run alone now.
+func (s *Session) gather(batch []*op) (parts []part, ctxs []context.Context, i int, exclusive bool) {
+	parts = make([]part, 0, len(batch)+2)
+	ctxs = make([]context.Context, 0, len(batch))
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for ; i < len(batch); i++ {
+		o := batch[i]
+		if err := o.ctx.Err(); err != nil {
+			o.fail(err)
+			continue
+		}
+		if s.failed != nil && !o.rollback {
+			o.fail(pendingRollback(s.failed))
+			continue
+		}
+		if o.rollback && len(parts) > 0 {
+			break // a rollback travels alone: it may have to end a failed transaction first
+		}
+		if o.run != nil {
+			if len(parts) > 0 {
+				break // exclusive: runs alone, after what is gathered so far
+			}
+			return nil, nil, i, true
+		}
+		var err error
+		var again bool
+		if parts, again, err = s.plan(parts, o); err != nil {
+			o.fail(err)
+			continue
+		}
+		ctxs = append(ctxs, o.ctx)
+		if again {
+			break // its flush has another stage: o is planned again in the next round
+		}
+		if o.rollback {
+			i++
+			break
+		}
+	}
+	return parts, ctxs, i, false
+}
+
+// plan adds o's parts to a round: the autoflush it asks for, a BEGIN where the engine has no
+// transaction open, its statements, and for the end of a transaction a COMMIT or ROLLBACK on
+// every engine in one. Called locked.
+//
+// again reports that o's flush needs the keys this round generates: only the flush's first stage
+// was added, and o is to be planned again in the next round.
+func (s *Session) plan(parts []part, o *op) (out []part, again bool, err error) {
+	start := len(parts)
+	defer func() {
+		for k := start; k < len(out); k++ {
+			out[k].by = o
+		}
+	}()
+	if kind := o.flushKind(s); kind != noFlush {
+		reads := o.reads
+		if o.flush != noFlush {
+			reads = nil // Flush and Commit compare every object
+		}
+		fparts, more, err := s.planFlush(kind == flushAll, reads)
+		if err != nil {
+			return parts, false, err
+		}
+		for _, p := range fparts {
+			parts = s.add(parts, p)
+		}
+		if more && len(fparts) > 0 {
+			return parts, true, nil
+		}
+	}
+	var stmts []asyncengine.Statement
+	if o.build != nil {
+		var err error
+		if stmts, err = o.build(s); err != nil {
+			return parts, false, err
+		}
+	}
+	if o.txEnd != keepTx {
+		end := commitSQL
+		if o.txEnd == rollbackTx {
+			end = rollbackSQL
+		}
+		for _, b := range s.bounds {
+			if b.inTx {
+				parts = append(parts, part{b: b, stmts: []asyncengine.Statement{{SQL: end}}, tx: txEnds})
+				b.inTx = false
+			}
+		}
+	}
+	return s.add(parts, part{o: o, b: s.boundFor(o.engine), stmts: stmts, apply: o.apply}), false, nil
+}
+
+// add appends p, preceded by BEGIN when its engine has no transaction open.
+func (s *Session) add(parts []part, p part) []part {
+	if len(p.stmts) > 0 && !p.b.inTx {
+		parts = append(parts, part{b: p.b, stmts: []asyncengine.Statement{{SQL: s.opts.begin}}, tx: txBegins})
+		p.b.inTx = true
+	}
+	return append(parts, p)
+}
+
+// execute sends the parts, one pipeline per engine, and hands each request its results.
+func (s *Session) execute(ctx context.Context, stop func(), parts []part) {
+	errs := s.send(ctx, parts)
+	stop()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.finish(parts, errs)
+}
+
+// finish applies results in submission order. A request whose statement failed gets the error
+// (as does the request that planned it, when an autoflush or BEGIN of its own failed); the ones
+// after it in the same pipeline get ErrPendingRollback wrapping it. A pipeline the server never
+// ran (no connection, a statement refused before execution) leaves the transaction as it was.
+// Called locked.
+func (s *Session) finish(parts []part, errs map[*bound]error) error {
+	var failure error
+	var failedBy *op
+	unsent := map[*bound]bool{}
+	for b, err := range errs {
+		if isUnsent(err) {
+			unsent[b] = true
+		}
+	}
+	partErrs := make([]error, len(parts))
+	var first error
+	for k, p := range parts {
+		err := errs[p.b]
+		switch {
+		case unsent[p.b]:
+			err = unsentError(err, parts, k)
+		case failure != nil && p.by != nil && p.by == failedBy:
+			err = failure
+		case failure != nil:
+			err = pendingRollback(failure)
+		case err != nil:
+			var pe *asyncengine.PipelineError
+			switch {
+			case !errors.As(err, &pe):
+			case pe.Index >= p.offset+len(p.stmts) && len(p.rs) == len(p.stmts):
+				err = nil // its statements ran before the failing one
+			case pe.Index >= p.offset+len(p.stmts):
+				// refused before anything ran (a batch prepares every statement first)
+				err = pendingRollback(pe.Err)
+				if culprit(parts, p.b, pe.Index) == p.by {
+					err = pe.Err
+				}
+			case pe.Index >= p.offset:
+				err = pe.Err
+			default:
+				err = pendingRollback(pe.Err)
+			}
+			if err != nil {
+				failure, failedBy = err, p.by
+			}
+		}
+		partErrs[k] = err
+		if first == nil {
+			first = err
+		}
+	}
+	s.restoreUnsent(parts, unsent)
+	if failure != nil {
+		s.markFailed(failure)
+	}
+	// connections go back to the pool before any caller hears of the results
+	s.releaseIdle()
+	var applyErr error
+	for k, p := range parts {
+		err := partErrs[k]
+		if err == nil && applyErr != nil && p.o != nil && p.o.txEnd == commitTx {
+			// the COMMIT travelled in the same pipeline: it cannot be taken back, but the caller
+			// is not told it succeeded as if nothing had failed
+			p.o.fail(fmt.Errorf("gosqla: the transaction was committed, but an earlier request of the same pipeline failed after the server ran it: %w", applyErr))
+		}
+		if err == nil && p.apply != nil {
+			if err = p.apply(s, p.rs); err != nil {
+				// the server ran the statement: the transaction must not commit what the caller
+				// was told failed
+				s.markFailed(err)
+				if first == nil {
+					first = err
+				}
+				if applyErr == nil {
+					applyErr = err
+				}
+			}
+		}
+		if err != nil && p.o != nil {
+			p.o.fail(err)
+		}
+	}
+	return first
+}
+
+// markFailed puts the session in pending-rollback state when a transaction is open. Called locked.
+func (s *Session) markFailed(err error) {
+	for _, b := range s.bounds {
+		if b.inTx || b.conn != nil {
+			s.failed = err
+			return
+		}
+	}
+}
+
+// releaseIdle returns the connections of engines with no open transaction. Called locked.
+func (s *Session) releaseIdle() {
+	for _, b := range s.bounds {
+		if !b.inTx && b.conn != nil {
+			_ = b.conn.Close()
+			b.conn = nil
+		}
+	}
+}
+
+// exclusive runs a request that needs the connection to itself: pending changes are flushed and
+// the transaction opened first.
+func (s *Session) exclusive(o *op) {
+	var conn *asyncengine.Conn
+	for more := true; more; {
+		parts, b, again, err := s.planExclusive(o)
+		if err != nil {
+			o.fail(err)
+			return
+		}
+		ctx, stop := sharedContext([]context.Context{o.ctx})
+		errs := s.send(ctx, parts)
+		stop()
+		c, failure := s.finishExclusive(parts, errs, b)
+		if failure != nil {
+			o.fail(failure)
+			return
+		}
+		conn, more = c, again
+	}
+	if err := o.run(o.ctx, conn); err != nil {
+		s.mu.Lock()
+		s.markFailed(err)
+		s.mu.Unlock()
+		o.fail(err)
+	}
+}
+
+func (s *Session) planExclusive(o *op) (parts []part, b *bound, more bool, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.opts.autoflush {
+		var fparts []part
+		if fparts, more, err = s.planFlush(true, nil); err != nil {
+			return nil, nil, false, err
+		}
+		more = more && len(fparts) > 0
+		for _, p := range fparts {
+			parts = s.add(parts, p)
+		}
+	}
+	b = s.boundFor(o.engine)
+	if !b.inTx {
+		parts = append(parts, part{b: b, stmts: []asyncengine.Statement{{SQL: s.opts.begin}}, tx: txBegins})
+		b.inTx = true
+	}
+	for k := range parts {
+		parts[k].by = o
+	}
+	return parts, b, more, err
+}
+
+func (s *Session) finishExclusive(parts []part, errs map[*bound]error, b *bound) (*asyncengine.Conn, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	err := s.finish(parts, errs)
+	return b.conn, err
+}
