@@ -74,7 +74,7 @@ func (s *Session) ExpungeAll() {
 	s.identity = map[identityKey]*instance{}
 	s.objects = map[any]*instance{}
 	s.byTable = nil
-	s.pending, s.deleted = nil, nil
+	s.pending, s.deleted, s.gone = nil, nil, nil
 }
 
 // IsExpired reports whether obj's fields may be stale (after Commit or Rollback): the next Get,
@@ -109,13 +109,7 @@ func (s *Session) Commit(ctx context.Context) *asyncengine.Future[struct{}] {
 	o.flush = flushAll
 	o.txEnd = commitTx
 	o.apply = func(s *Session, _ []*asyncengine.Result) error {
-		for _, in := range s.objects {
-			in.addedInTx = false
-			if s.opts.expireOnCommit && in.state == statePersistent {
-				in.expired = true
-			}
-		}
-		s.gen = 0
+		s.committed()
 		resolve(struct{}{}, nil)
 		return nil
 	}

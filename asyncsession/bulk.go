@@ -73,7 +73,10 @@ func Upsert[T any](ctx context.Context, s *Session, objs []*T, conflictCols ...s
 		g.idx = append(g.idx, i)
 	}
 	batches = append(batches, groups...)
-	o.build = func(*Session) ([]asyncengine.Statement, error) {
+	o.readsBack = true
+	gen := 0
+	o.build = func(s *Session) ([]asyncengine.Statement, error) {
+		gen = s.gen // a savepoint begun later in the same round is not this write's
 		stmts := make([]asyncengine.Statement, 0, len(batches))
 		for _, b := range batches {
 			rows := make([]reflect.Value, len(b.idx))
@@ -93,7 +96,7 @@ func Upsert[T any](ctx context.Context, s *Session, objs []*T, conflictCols ...s
 				return fmt.Errorf("gosqla: Upsert into %s returned %d rows for %d objects", m.Table, r.Len(), len(b.idx))
 			}
 			for k := range r.Len() {
-				in, err := s.mergeInto(m, r, k, objs[b.idx[k]])
+				in, err := s.mergeInto(m, r, k, objs[b.idx[k]], gen)
 				if err != nil {
 					return err
 				}
@@ -109,7 +112,7 @@ func Upsert[T any](ctx context.Context, s *Session, objs []*T, conflictCols ...s
 
 // mergeInto merges a row as the state of its key, overwriting a loaded object; when none is
 // loaded, obj becomes the session's object for the key. Called locked.
-func (s *Session) mergeInto(m *structmap.Model, r *asyncengine.Result, i int, obj any) (*instance, error) {
+func (s *Session) mergeInto(m *structmap.Model, r *asyncengine.Result, i int, obj any, gen int) (*instance, error) {
 	in := newInstance(obj, m)
 	if err := in.load(r, i); err != nil {
 		return nil, err
@@ -131,7 +134,7 @@ func (s *Session) mergeInto(m *structmap.Model, r *asyncengine.Result, i int, ob
 	}
 	in.state = statePersistent
 	in.addedInTx = true
-	in.addedAt = s.gen
+	in.addedAt = gen
 	s.register(in)
 	return in, nil
 }

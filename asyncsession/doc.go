@@ -49,7 +49,12 @@
 // READ") every read of the transaction, a whole fan-out, sees one snapshot (PostgreSQL's default,
 // READ COMMITTED, takes one per statement). BEGIN travels with the first pipeline and COMMIT with the last flush: a new session's
 // Add and Commit is one round trip (two the first time a connection meets the INSERT, which is
-// described first unless statement_cache=none), and 100 Gets issued before any Await take a handful. On SQLite
+// described first unless statement_cache=none), and 100 Gets issued before any Await take a handful.
+// One exception keeps failed writes out of the database: when the pipeline stores values the
+// server returned into a field not every value fits (a server-filled column read into a field
+// other than int64, int, string, time.Time or [16]byte, or an Upsert), COMMIT is sent in the next
+// round trip, once those values are stored, so that one that does not fit fails the transaction
+// instead of following its COMMIT. On SQLite
 // the requests of a pipeline run one after another in one call on a worker.
 //
 // Objects are plain structs: do not change one from another goroutine while a Flush or Commit
@@ -66,7 +71,10 @@
 // afterwards match ErrPendingRollback with errors.Is and the cause with errors.As. Any failure
 // inside the session's transaction — a statement, or a result that could not be read after the
 // server executed it — leaves the session pending rollback, so a write the caller was told
-// failed is never committed. A request that never reached the server (no connection within
+// failed is never committed: the request that planned the failing statement (a Flush or Commit
+// whose flush it was) gets the error, the requests after it ErrPendingRollback. Should a read
+// travelling in the same pipeline as a COMMIT fail to store its row, the Commit's error matches
+// ErrCommitted: the transaction was committed. A request that never reached the server (no connection within
 // pool_timeout; on PostgreSQL, a statement refused at prepare time before the session's
 // transaction began) changes nothing: no failed transaction, and the changes its flush carried
 // are sent by the next one. Arguments are checked before
@@ -112,19 +120,23 @@
 // A failed flush — any failed statement of the transaction — leaves the session in
 // pending-rollback state: every request but Rollback (or a savepoint's Rollback) returns
 // ErrPendingRollback. Rollback expunges the objects added in the transaction, restores deleted
-// ones and expires the rest.
+// ones — also those whose DELETE was flushed, back in the session and expired — and expires the
+// rest.
 //
 // # Expiry
 //
 // Go cannot intercept field reads, so expiry is translated: after Commit (with ExpireOnCommit,
 // the default) and after Rollback, loaded objects are marked expired — IsExpired tells — and the
 // next Get, Select or Refresh that touches one reloads it in place, keeping its pointer. Until
-// then its fields hold what they held.
+// then its fields hold what they held. A field changed on an expired object is not lost: the
+// next flush compares it with the object's last loaded or flushed state and writes it, and a
+// reload by Get or Select keeps it (Refresh discards it, as it discards any unflushed change).
 //
 // # Savepoints
 //
 // BeginNested flushes and starts a savepoint; its Commit releases it, its Rollback undoes the
-// work since (expunging objects inserted since) and clears a failure that happened inside it.
+// work since (expunging objects inserted since, restoring those deleted since) and clears a
+// failure that happened inside it. Objects inserted before it — by its own flush too — stay.
 //
 // # Makers and scopes
 //

@@ -173,6 +173,22 @@ func (in *instance) store(row reflect.Value, columns []string) {
 	in.expired = false
 }
 
+// reload stores a row in an expired object, keeping the fields changed since its last load or
+// flush: they differ from the new snapshot, so the next flush still writes them.
+func (in *instance) reload(row reflect.Value, columns []string) {
+	edits := in.changed()
+	kept := make([]reflect.Value, len(edits))
+	for k, fi := range edits {
+		f := in.v.FieldByIndex(in.model.Fields[fi].Index)
+		kept[k] = reflect.New(f.Type()).Elem()
+		kept[k].Set(f)
+	}
+	in.store(row, columns)
+	for k, fi := range edits {
+		in.v.FieldByIndex(in.model.Fields[fi].Index).Set(kept[k])
+	}
+}
+
 // load stores row i of r into the instance; on error the object is unchanged.
 func (in *instance) load(r *asyncengine.Result, i int) error {
 	row, err := scanRow(in.model, r, i)
@@ -197,8 +213,11 @@ func (s *Session) merge(m *structmap.Model, r *asyncengine.Result, i int, overwr
 func (s *Session) mergeRow(m *structmap.Model, row reflect.Value, columns []string, overwrite bool) *instance {
 	key := keyOf(m, row)
 	if in, ok := s.identity[key]; ok {
-		if in.expired || overwrite {
+		switch {
+		case overwrite:
 			in.store(row, columns)
+		case in.expired:
+			in.reload(row, columns)
 		}
 		return in
 	}

@@ -525,8 +525,9 @@ func TestNestedRunSyncInSessionRunSync(t *testing.T) {
 	require.NoError(t, err)
 }
 
-// When the COMMIT travels in the same pipeline as a request that failed after the server ran
-// it, the commit cannot be taken back: Commit says so instead of succeeding.
+// A Commit issued with a write whose returned row cannot be stored waits for that result: the
+// write the caller was told failed is not committed. A read that fails in the same pipeline as a
+// COMMIT cannot stop it: Commit's error matches ErrCommitted.
 func TestCommitInTheSamePipelineAsALateFailure(t *testing.T) {
 	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
 		ctx := ctxT(t)
@@ -540,8 +541,24 @@ func TestCommitInTheSamePipelineAsALateFailure(t *testing.T) {
 		_, err = up.Await(ctx)
 		require.ErrorContains(t, err, "out of range")
 		_, err = commit.Await(ctx)
-		require.ErrorContains(t, err, "committed")
+		require.ErrorIs(t, err, asyncsession.ErrPendingRollback)
 		require.ErrorContains(t, err, "out of range")
+		await(t, s.Rollback(ctx))
+		assert.Zero(t, count(t, e, "gauges"), "the failed Upsert is not committed")
+
+		_, err = e.Exec(ctx, "INSERT INTO gauges (id) VALUES (2)")
+		require.NoError(t, err)
+		require.NoError(t, s.Add(&Author{ID: 1, Name: "a"}))
+		release = holdSession(t, s)
+		sel := asyncsession.Select[Gauge](ctx, s, "SELECT * FROM gauges")
+		commit = s.Commit(ctx)
+		release()
+		_, err = sel.Await(ctx)
+		require.ErrorContains(t, err, "out of range")
+		_, err = commit.Await(ctx)
+		require.ErrorIs(t, err, asyncsession.ErrCommitted)
+		require.ErrorContains(t, err, "out of range")
+		assert.EqualValues(t, 1, count(t, e, "authors"))
 	})
 }
 

@@ -22,6 +22,7 @@ type op struct {
 	fail      func(error)
 	txEnd     txEnd
 	rollback  bool // accepted while the session has failed
+	readsBack bool // stores rows its write returned: a COMMIT waits for its results (round.go)
 	close     bool
 }
 
