@@ -141,15 +141,20 @@ func (s *Session) mergeInto(m *structmap.Model, r *asyncengine.Result, i int, ob
 
 // InsertMany inserts objs in bulk, outside the identity map — COPY on PostgreSQL, multi-row
 // INSERTs sized to the parameter limit elsewhere — and returns the number of rows. Server-filled
-// columns (`db:",default"`) are left to the server.
+// columns (`db:",default"`) are left to the server. A nil element fails the call before anything
+// is sent.
 func InsertMany[T any](ctx context.Context, s *Session, objs []*T) *asyncengine.Future[int64] {
+	if i := slices.Index(objs, nil); i >= 0 {
+		return failed[int64](nilElement(objs[i], i))
+	}
 	return InsertSeq(ctx, s, slices.Values(objs))
 }
 
 // InsertSeq is InsertMany for a sequence, read once and as it is sent: a million rows take the
 // memory of one page of them. Each object's fields are read when it is yielded, so the sequence
 // may reuse one struct for every row (data a pointer or slice field refers to is read when its
-// page is sent, and must not change before then).
+// page is sent, and must not change before then). A nil element, found only once the rows before
+// it were sent, fails the call and leaves the session pending rollback.
 func InsertSeq[T any](ctx context.Context, s *Session, seq iter.Seq[*T]) *asyncengine.Future[int64] {
 	m, err := modelOf((*T)(nil))
 	if err != nil {

@@ -158,7 +158,9 @@
 // the caller's context ended first. Upsert runs INSERT … ON CONFLICT … DO UPDATE … RETURNING and merges the rows into the
 // identity map, overwriting loaded state. InsertMany and InsertSeq load rows in bulk outside the
 // identity map: COPY on PostgreSQL, multi-row INSERTs sized to the parameter limit on SQLite;
-// InsertSeq reads its sequence as it sends, so a million rows need the memory of one page.
+// InsertSeq reads its sequence as it sends, so a million rows need the memory of one page. A nil
+// element of InsertMany's slice is refused before anything is sent; one yielded by InsertSeq's
+// sequence aborts the rows already sent and leaves the session pending rollback.
 //
 // # Types and streaming
 //
