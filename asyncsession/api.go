@@ -281,7 +281,8 @@ func (s *Session) Refresh(ctx context.Context, obj any) *asyncengine.Future[stru
 	return f
 }
 
-// from the identity map without SQL when it is loaded and not expired, else by a query that
+// Get returns the object with primary key pk: from the identity map without SQL when it is loaded
+// and not expired, else by a query that
 // pipelines with the session's other requests. It is nil when no row has that key.
 func Get[T any](ctx context.Context, s *Session, pk any) *asyncengine.Future[*T] {
 	m, err := modelOf((*T)(nil))
@@ -308,8 +309,10 @@ func Get[T any](ctx context.Context, s *Session, pk any) *asyncengine.Future[*T]
 	})
 }
 
+// Merge copies obj's state onto the session's object of the same primary key — loading it first
 // if needed, adding a copy as new if no row has that key — and returns that object. obj itself is
-// not added.
+// not added. Every mapped field is copied except server-default (`default`) ones left at zero,
+// which keep the loaded value, as Upsert leaves them unwritten.
 func Merge[T any](ctx context.Context, s *Session, obj *T) *asyncengine.Future[*T] {
 	m, err := objectModel(obj)
 	if err != nil {
@@ -326,7 +329,23 @@ func Merge[T any](ctx context.Context, s *Session, obj *T) *asyncengine.Future[*
 			s.pending = append(s.pending, in)
 			return cp, nil
 		}
+		// like Upsert, a server-default column left at zero is not given: the loaded value stays
+		var kept []reflect.Value
+		for _, f := range m.Fields {
+			if f.Default && f.IsZero(v) {
+				cur := in.v.FieldByIndex(f.Index)
+				old := reflect.New(cur.Type()).Elem()
+				old.Set(cur)
+				kept = append(kept, old)
+			}
+		}
 		in.v.Set(v)
+		for _, f := range m.Fields {
+			if f.Default && f.IsZero(v) {
+				in.v.FieldByIndex(f.Index).Set(kept[0])
+				kept = kept[1:]
+			}
+		}
 		return in.ptr.(*T), nil
 	})
 }

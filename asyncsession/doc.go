@@ -113,9 +113,12 @@
 // elsewhere: assign a new value rather than writing through the old one.
 //
 // Select loads whole objects: a query that leaves out a mapped column, or returns a column no
-// field maps, fails with a *MappingError (read partial rows with Execute). Upsert groups its
-// objects by the columns they set — a server-filled key left at zero is inserted by the server,
-// a set one updates its row — and returns them in the order given.
+// field maps, fails with a *MappingError (read partial rows with Execute). Upsert writes every
+// mapped column except server-default (`default`) ones left at their zero value: Go cannot tell
+// a field never set from one set to zero, so a zero field without `default` overwrites its
+// column. It groups its objects by those columns — a server-filled key left at zero is inserted
+// by the server, a set one updates its row — and returns them in the order given. Merge copies
+// the same fields onto the loaded object: a `default` field left at zero keeps the loaded value.
 //
 // A failed flush — any failed statement of the transaction — leaves the session in
 // pending-rollback state: every request but Rollback (or a savepoint's Rollback) returns
