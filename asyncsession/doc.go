@@ -113,7 +113,9 @@
 // elsewhere: assign a new value rather than writing through the old one.
 //
 // Select loads whole objects: a query that leaves out a mapped column, or returns a column no
-// field maps, fails with a *MappingError (read partial rows with Execute). Upsert writes every
+// field maps, fails with a *MappingError (read partial rows with Execute). A Select (or a From
+// query) is all or nothing: when one row cannot be read, no object of the identity map is
+// changed by the others. Upsert writes every
 // mapped column except server-default (`default`) ones left at their zero value: Go cannot tell
 // a field never set from one set to zero, so a zero field without `default` overwrites its
 // column. It groups its objects by those columns — a server-filled key left at zero is inserted

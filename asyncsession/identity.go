@@ -243,17 +243,31 @@ func (s *Session) forget(in *instance) {
 	s.index(in, false)
 }
 
-// mappedResult is how a typed loader finds the identity-map objects of a result.
+// loadAll merges every row of r into the identity map and returns their objects. Every row is
+// scanned before any is merged: a row that does not fit changes no object.
 func loadAll[T any](s *Session, m *structmap.Model, r *asyncengine.Result, overwrite bool) ([]*T, error) {
+	rows, err := scanRows(m, r)
+	if err != nil {
+		return nil, err
+	}
 	out := make([]*T, 0, r.Len())
-	for i := range r.Len() {
-		in, err := s.merge(m, r, i, overwrite)
+	for _, row := range rows {
+		out = append(out, s.mergeRow(m, row, r.Columns(), overwrite).ptr.(*T))
+	}
+	return out, nil
+}
+
+// scanRows scans every row of r into fresh structs of m's type.
+func scanRows(m *structmap.Model, r *asyncengine.Result) ([]reflect.Value, error) {
+	rows := make([]reflect.Value, r.Len())
+	for i := range rows {
+		row, err := scanRow(m, r, i)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, in.ptr.(*T))
+		rows[i] = row
 	}
-	return out, nil
+	return rows, nil
 }
 
 // keyError says which model's primary key a Get was given a wrong value for.

@@ -176,3 +176,36 @@ func TestFlushReadBackFailureIsNeverCommitted(t *testing.T) {
 		assert.EqualValues(t, 1, count(t, e, "narrow"))
 	})
 }
+
+// A Select that fails on one row changes no object of the identity map.
+func TestFailedSelectRefreshesNothing(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
+		ctx := ctxT(t)
+		_, err := e.Exec(ctx, "CREATE TABLE gauges (id bigint PRIMARY KEY, v bigint)")
+		require.NoError(t, err)
+		_, err = e.Exec(ctx, "INSERT INTO gauges (id, v) VALUES (1, 5)")
+		require.NoError(t, err)
+		s := newSession(t, e)
+		g := await(t, asyncsession.Get[Gauge](ctx, s, int64(1)))
+		await(t, s.Commit(ctx)) // expires g
+		_, err = e.Exec(ctx, "UPDATE gauges SET v = 6 WHERE id = 1")
+		require.NoError(t, err)
+		_, err = e.Exec(ctx, "INSERT INTO gauges (id, v) VALUES (2, 1000)")
+		require.NoError(t, err)
+		for name, sel := range map[string]func() error{
+			"Select": func() error {
+				_, err := asyncsession.Select[Gauge](ctx, s, "SELECT * FROM gauges ORDER BY id").Await(ctx)
+				return err
+			},
+			"From": func() error {
+				_, err := asyncsession.From[Gauge](s).OrderBy("id").All(ctx).Await(ctx)
+				return err
+			},
+		} {
+			require.ErrorContains(t, sel(), "out of range", name)
+			assert.EqualValues(t, 5, g.V, "%s: the row that fitted was not stored either", name)
+			assert.True(t, s.IsExpired(g), name)
+			await(t, s.Rollback(ctx))
+		}
+	})
+}
