@@ -19,7 +19,10 @@
 // Untagged exported fields map to their snake-cased name; `db:"-"` skips one. `default` marks a
 // column the server fills when the Go value is zero (a generated key, a DEFAULT). The mapping is
 // computed once per type. CreateAll and DropAll emit the DDL for PostgreSQL and SQLite in
-// foreign-key order. An unmapped type, a struct without a primary key, an unknown tag option or a
+// foreign-key order. A `default` primary key gets a generated default when it is a single integer
+// key (an identity column; INTEGER PRIMARY KEY AUTOINCREMENT on SQLite) or a uuid on PostgreSQL
+// (gen_random_uuid()); any other `default` key (a string, a [16]byte on SQLite, part of a
+// composite key) is a *MappingError from CreateAll unless a `type=` names its column type. An unmapped type, a struct without a primary key, an unknown tag option or a
 // Go type with no SQL type is a *MappingError naming the field and what to fix.
 //
 // # Sessions and futures
