@@ -96,6 +96,13 @@
 // netip.Prefix for inet, time.Duration for interval. A value that cannot be encoded fails before
 // anything is sent.
 //
+// SQLite has no arrays, JSON or network types: there, an argument with a text form (netip.Prefix,
+// netip.Addr: MarshalText) is stored as that text, and other slices (but []byte), arrays, maps
+// and structs (but time.Time) as JSON text; reading a text column back into such a destination
+// decodes it the same way (UnmarshalText, else encoding/json), so the model CreateAll declares
+// (text columns on SQLite) is written and read alike on both databases. time.Duration is stored
+// as its nanoseconds.
+//
 // Conn.Stream and Engine.Stream yield rows as they arrive (iter.Seq2[*Row, error]) without
 // holding the result: a million rows take the memory of one. Ending the loop early discards the
 // rest and frees the connection; cancelling ctx stops the query. ScanEach maps a stream to
