@@ -199,7 +199,10 @@
 //	log_parameters=false    echo also logs argument values and server error text
 //
 // An in-memory SQLite URL defaults to poolclass=static: every connection to ":memory:" is a
-// database of its own. StaticPool hands its one connection to one checkout at a time (Go's
+// database of its own. A SQLite URL defaults to _time_format=sqlite ("2006-01-02
+// 15:04:05.999999999-07:00"), in which every time.Time — one with only a UTC offset, from
+// time.Parse or JSON, too — is read back as the same instant; set _time_format to choose another.
+// StaticPool hands its one connection to one checkout at a time (Go's
 // goroutines would otherwise race on it). poolclass=pgxpool backs the engine with a
 // *pgxpool.Pool, keeping pool_timeout, pre-ping, pool-wide invalidation, hooks and Stats on top;
 // NewFromPgxPool wraps a pool the caller already has.

@@ -254,3 +254,25 @@ func TestSameModelOnBothBackends(t *testing.T) {
 		assert.Equal(t, in, got)
 	})
 }
+
+type Stamp struct {
+	ID int64     `db:"id,pk"`
+	At time.Time `db:"at"`
+}
+
+// A time.Time carrying only a UTC offset (time.Parse of RFC 3339, JSON) is read back as the same
+// instant on both backends.
+func TestTimeWithOffsetRoundTrips(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
+		ctx := ctxT(t)
+		require.NoError(t, asyncsession.CreateAll(ctx, e, Stamp{}))
+		at, err := time.Parse(time.RFC3339, "2026-03-04T05:06:07+01:00")
+		require.NoError(t, err)
+		s := newSession(t, e)
+		require.NoError(t, s.Add(&Stamp{ID: 1, At: at}))
+		await(t, s.Commit(ctx))
+		got := await(t, asyncsession.Get[Stamp](ctx, newSession(t, e), int64(1)))
+		require.NotNil(t, got)
+		assert.True(t, got.At.Equal(at), "%v read back as %v", at, got.At)
+	})
+}
