@@ -116,8 +116,9 @@
 // # Parameters
 //
 // Arguments are positional in the dialect's style ($1 on PostgreSQL, ? on SQLite), or one Named
-// map for :name placeholders, rewritten per dialect. String literals, quoted identifiers,
-// comments, dollar-quoted bodies and ::casts are left alone. A statement whose placeholders and
+// map for :name placeholders, rewritten per dialect. String literals (escape strings E'…' with
+// their backslash escapes too), quoted identifiers, comments, dollar-quoted bodies and ::casts
+// are left alone. A statement whose placeholders and
 // arguments disagree fails before anything is sent, with an *ArgumentError naming the missing key
 // or the counts: a :name with no arguments at all, and a plain map[string]any where Named was
 // meant, name the parameter and the fix (asyncengine.Named{...}). Dialect.OneStatement refuses a

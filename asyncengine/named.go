@@ -219,6 +219,8 @@ func scanSQL(sql string, emit func(kind tokenKind, start, end int)) {
 	for i := 0; i < n; {
 		c := sql[i]
 		switch {
+		case c == '\'' && i > 0 && (sql[i-1] == 'E' || sql[i-1] == 'e') && (i == 1 || !isIdent(sql[i-2])):
+			i = skipEscaped(sql, i)
 		case c == '\'' || c == '"' || c == '`':
 			i = skipQuoted(sql, i, c)
 		case c == '-' && i+1 < n && sql[i+1] == '-':
@@ -284,6 +286,22 @@ func scanSQL(sql string, emit func(kind tokenKind, start, end int)) {
 			i++
 		}
 	}
+}
+
+// skipEscaped returns the index after a PostgreSQL escape string (E'…') whose quote is at i: a
+// backslash escapes the byte after it, and a doubled quote is a quote.
+func skipEscaped(sql string, i int) int {
+	for j := i + 1; j < len(sql); j++ {
+		switch {
+		case sql[j] == '\\':
+			j++
+		case sql[j] == '\'' && j+1 < len(sql) && sql[j+1] == '\'':
+			j++
+		case sql[j] == '\'':
+			return j + 1
+		}
+	}
+	return len(sql)
 }
 
 // skipQuoted returns the index after the quoted run starting at i; a doubled quote is an escape.

@@ -1,6 +1,7 @@
 package asyncengine_test
 
 import (
+	"github.com/gosqla/gosqla/asyncengine/enginetest"
 	"testing"
 
 	"github.com/gosqla/gosqla/asyncengine"
@@ -48,4 +49,22 @@ func TestNamedInList(t *testing.T) {
 		require.NoError(t, err)
 		assert.NotContains(t, sql, ",")
 	})
+}
+
+// A PostgreSQL escape string (E'…') ends at an unescaped quote: \' does not end it, so a :name
+// inside it is text, not a placeholder.
+func TestNamedSkipsEscapeStrings(t *testing.T) {
+	e := newEngine(t, enginetest.NewDatabase(t), "")
+	ctx := ctxT(t)
+	for _, sql := range []string{`SELECT E'it\'s :y', :v::text`, `SELECT e'a\\' || ':y', :v::text`} {
+		r, err := e.Query(ctx, sql, asyncengine.Named{"v": "x"})
+		require.NoError(t, err, sql)
+		row := r.Rows()[0]
+		assert.Contains(t, row[0], ":y", sql)
+		assert.Equal(t, "x", row[1], sql)
+	}
+	// an identifier ending in e before a quote is not an escape string
+	sql, _, err := e.Dialect().Bind(`SELECT 'a\' AS x, :v`, []any{asyncengine.Named{"v": 1}})
+	require.NoError(t, err)
+	assert.Equal(t, `SELECT 'a\' AS x, $1`, sql)
 }
