@@ -58,7 +58,12 @@
 // is database/sql's Scan rules. A value its destination cannot hold — NULL into a non-pointer, a
 // number out of the destination's range, a fraction into an integer — is a *ConvertError naming
 // the column, its database type, the Go type and what to use instead (a pointer, sql.Null[T], a
-// pgtype type); nothing is stored then. Nothing is silently zeroed or truncated. A struct that
+// pgtype type); nothing is stored then. Nothing is silently zeroed or truncated, with three
+// conversions of pgx's own that approximate by design (marked † below): an interval into
+// time.Duration counts a month as 30 days ('1 mon 2 days' reads as 768h; read pgtype.Interval
+// to keep months apart), a double into float32 is rounded to the nearest float32 (1e300 becomes
+// +Inf; read float64), and a numeric into float64 is rounded to the nearest float64 (read
+// pgtype.Numeric or string for the exact value). A struct that
 // cannot be mapped is a *MappingError. A buffered result is scanned with a type map of its own
 // after its connection went back to the pool: types registered on a pgx connection only (enums,
 // composites via pgx's RegisterType) read as text there; stream them to use the connection's map.
@@ -72,8 +77,8 @@
 //	smallint            int16, wider ints (narrower range checked)    int16
 //	integer             int32, int64, int (range checked)             int32
 //	bigint              int64 (range checked into narrower)           int64
-//	real, double        float32, float64 (no fraction into an int)    float32, float64
-//	numeric             pgtype.Numeric, string, float64, int64 when   pgtype.Numeric
+//	real, double        float32†, float64 (no fraction into an int)   float32, float64
+//	numeric             pgtype.Numeric, string, float64†, int64 when  pgtype.Numeric
 //	                    the value is whole
 //	text, varchar       string, []byte                                string
 //	bytea               []byte                                        []byte
@@ -83,7 +88,7 @@
 //	text[], int4[] …    []string, []int32, []int64, []*int32 (NULL    []any
 //	                    elements), pgtype.FlatArray[T]
 //	inet, cidr          netip.Prefix                                  netip.Prefix
-//	interval            time.Duration, pgtype.Interval                pgtype.Interval
+//	interval            time.Duration†, pgtype.Interval               pgtype.Interval
 //	timestamptz         time.Time                                     time.Time (local time zone)
 //	timestamp, date     time.Time                                     time.Time (UTC)
 //

@@ -182,7 +182,9 @@
 // `type=` tag options.
 //
 // Stream[T] runs a query in the session's transaction (after an autoflush) and yields objects as
-// the rows arrive, outside the identity map, so a large result is never held. The session serves
+// the rows arrive, outside the identity map, so a large result is never held. Like Select, it
+// refuses rows that leave out a mapped column (a *MappingError), so no object has zero fields
+// the row did not fill. The session serves
 // its other requests once the loop ends: the loop body must not wait for one of them.
 //
 // # Binds

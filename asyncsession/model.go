@@ -58,4 +58,3 @@ func wholeRows(m *structmap.Model, columns []string) error {
 	return nil
 }
 
-// Merge copies the state of obj into the session's object with the same key — loading it first
