@@ -57,4 +57,3 @@ func wholeRows(m *structmap.Model, columns []string) error {
 	}
 	return nil
 }
-
