@@ -1,6 +1,7 @@
 package asyncsession
 
 import (
+	"encoding/hex"
 	"fmt"
 	"reflect"
 	"strings"
@@ -64,6 +65,18 @@ func keyOf(m *structmap.Model, v reflect.Value) identityKey {
 	return identityKey{t: m.Type, pk: fmt.Sprintf("%#v", parts)}
 }
 
+// parseUUID reads a uuid's text form (with or without hyphens, braces or a urn:uuid: prefix).
+func parseUUID(s string) ([16]byte, error) {
+	var u [16]byte
+	s = strings.TrimPrefix(strings.Trim(s, "{}"), "urn:uuid:")
+	b, err := hex.DecodeString(strings.ReplaceAll(s, "-", ""))
+	if err != nil || len(b) != 16 {
+		return u, fmt.Errorf("%q is not a uuid", s)
+	}
+	copy(u[:], b)
+	return u, nil
+}
+
 // keyFor converts a primary-key value given by the caller into the identity key, by storing it
 // in a field of the key's own type (so 7, int64(7) and "7" for a string key all agree).
 func keyFor(m *structmap.Model, pk any) (identityKey, reflect.Value, error) {
@@ -76,9 +89,15 @@ func keyFor(m *structmap.Model, pk any) (identityKey, reflect.Value, error) {
 		return identityKey{}, v, fmt.Errorf("gosqla: %s has a primary key of %d column(s); got %d value(s)", m.Type, len(m.PK), len(vals))
 	}
 	for i, f := range m.PK {
+		if s, ok := vals[i].(string); ok && f.Type == reflect.TypeFor[[16]byte]() {
+			// a uuid key in its text form
+			if u, err := parseUUID(s); err == nil {
+				vals[i] = u
+			}
+		}
 		if err := structmap.Assign(v.FieldByIndex(f.Index).Addr().Interface(), vals[i]); err != nil {
 			return identityKey{}, v, &asyncengine.ConvertError{Column: f.Column, To: f.Type.String(), Err: err,
-				Fix: fmt.Sprintf("pass the key as a %s", f.Type)}
+				Fix: fmt.Sprintf("pass the key as %s", f.Type)}
 		}
 	}
 	return keyOf(m, v), v, nil

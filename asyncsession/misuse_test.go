@@ -577,3 +577,27 @@ func holdSession(t *testing.T, s *asyncsession.Session) (release func()) {
 		await(t, blocker)
 	}
 }
+
+type UUIDKeyed struct {
+	ID   [16]byte `db:"id,pk,type=uuid"`
+	Name string   `db:"name"`
+}
+
+// Add(nil) is ErrNilObject; a [16]byte key takes the uuid's text form; a wrong key type says
+// which type to pass.
+func TestKeyAndNilMisuses(t *testing.T) {
+	e := newEngine(t, enginetest.NewDatabase(t))
+	ctx := ctxT(t)
+	require.NoError(t, asyncsession.CreateAll(ctx, e, UUIDKeyed{}))
+	s := newSession(t, e)
+	require.ErrorIs(t, s.Add(nil), asyncsession.ErrNilObject)
+	id := [16]byte{0x12, 0x34, 0x56, 0x78, 0x12, 0x34, 0x12, 0x34, 0x12, 0x34, 0x12, 0x34, 0x56, 0x78, 0x9a, 0xbc}
+	require.NoError(t, s.Add(&UUIDKeyed{ID: id, Name: "u"}))
+	await(t, s.Commit(ctx))
+	got := await(t, asyncsession.Get[UUIDKeyed](ctx, newSession(t, e), "12345678-1234-1234-1234-123456789abc"))
+	require.NotNil(t, got)
+	assert.Equal(t, id, got.ID)
+	_, err := asyncsession.Get[Author](ctx, s, struct{}{}).Await(ctx)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "pass the key as int64")
+}
