@@ -126,7 +126,8 @@
 // are left alone. A statement whose placeholders and
 // arguments disagree fails before anything is sent, with an *ArgumentError naming the missing key
 // or the counts: a :name with no arguments at all, and a plain map[string]any where Named was
-// meant, name the parameter and the fix (asyncengine.Named{...}). Dialect.OneStatement refuses a
+// meant, name the parameter and the fix (asyncengine.Named{...}); a Named key the statement does
+// not use (often a misspelt one) is refused too, named. Dialect.OneStatement refuses a
 // string holding several statements, as the session does for every request.
 //
 // # Futures and workers

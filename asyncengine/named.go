@@ -3,6 +3,7 @@ package asyncengine
 import (
 	"fmt"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -61,6 +62,7 @@ func bindNamed(d *Dialect, sql string, named Named) (string, []any, error) {
 	index := map[string]int{}
 	last := 0
 	var missing, fix string
+	used := make(map[string]bool, len(named))
 	scanSQL(sql, func(kind tokenKind, start, end int) {
 		if kind != tokNamedParam || missing != "" {
 			return
@@ -77,6 +79,7 @@ func bindNamed(d *Dialect, sql string, named Named) (string, []any, error) {
 			missing = name
 			return
 		}
+		used[name] = true
 		b.WriteString(sql[last:start])
 		last = end
 		if start > 0 && sql[start-1] == '$' {
@@ -124,6 +127,17 @@ func bindNamed(d *Dialect, sql string, named Named) (string, []any, error) {
 	})
 	if missing != "" {
 		return "", nil, &ArgumentError{SQL: sql, Missing: missing, Fix: fix}
+	}
+	if len(used) < len(named) {
+		// a key the statement does not use is most often a misspelt one
+		var extra []string
+		for k := range named {
+			if !used[k] {
+				extra = append(extra, ":"+k)
+			}
+		}
+		slices.Sort(extra)
+		return "", nil, &ArgumentError{SQL: sql, Fix: fmt.Sprintf("the Named arguments have key(s) the statement does not use (%s): check their spelling, or remove them", strings.Join(extra, ", "))}
 	}
 	b.WriteString(sql[last:])
 	return b.String(), args, nil

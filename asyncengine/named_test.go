@@ -68,3 +68,11 @@ func TestNamedSkipsEscapeStrings(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, `SELECT 'a\' AS x, $1`, sql)
 }
+
+// A Named key the statement does not use is refused, named, before anything is sent.
+func TestNamedUnusedKeyIsRefused(t *testing.T) {
+	e := newEngine(t, enginetest.NewDatabase(t), "")
+	_, _, err := e.Dialect().Bind("SELECT :id", []any{asyncengine.Named{"id": 1, "nmae": "x"}})
+	require.ErrorIs(t, err, asyncengine.ErrInvalidArgument)
+	assert.Contains(t, err.Error(), ":nmae")
+}
