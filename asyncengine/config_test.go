@@ -99,3 +99,15 @@ func TestNewWithConfigChecksEditedFields(t *testing.T) {
 	_, err = NewWithConfig(&Config{})
 	require.ErrorIs(t, err, ErrInvalidConfig)
 }
+
+// An unknown key is named without its value, which may be a misspelt secret.
+func TestUnknownKeyErrorNamesTheKey(t *testing.T) {
+	_, err := New("postgresql://u@localhost/db?max_overflw=5")
+	require.ErrorIs(t, err, ErrInvalidConfig)
+	assert.Contains(t, err.Error(), "max_overflw")
+	assert.NotContains(t, err.Error(), `max_overflw=""`)
+	_, err = New("postgresql://u@localhost/db?passwrd=s3cret")
+	if err != nil {
+		assert.NotContains(t, err.Error(), "s3cret")
+	}
+}

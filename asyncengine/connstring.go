@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 )
@@ -182,6 +183,11 @@ func parseURL(cfg *Config, scheme, rest string) error {
 			cfg.DSN = "file:" + strings.TrimPrefix(base, "/")
 		}
 		driverParts = append(driverParts, "_pragma=busy_timeout%2810000%29", "_pragma=foreign_keys%281%29")
+		if !slices.ContainsFunc(driverParts, func(p string) bool { return strings.HasPrefix(p, "_time_format=") }) {
+			// the driver's default writes a time.Time with a bare UTC offset in a form it cannot
+			// read back; this one round-trips every time.Time
+			driverParts = append(driverParts, "_time_format=sqlite")
+		}
 		if !memory {
 			driverParts = append(driverParts, "_pragma=journal_mode%28WAL%29")
 		}

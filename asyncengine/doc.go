@@ -77,7 +77,12 @@
 // is database/sql's Scan rules. A value its destination cannot hold — NULL into a non-pointer, a
 // number out of the destination's range, a fraction into an integer — is a *ConvertError naming
 // the column, its database type, the Go type and what to use instead (a pointer, sql.Null[T], a
-// pgtype type); nothing is stored then. Nothing is silently zeroed or truncated. A struct that
+// pgtype type); nothing is stored then. Nothing is silently zeroed or truncated, with three
+// conversions of pgx's own that approximate by design (marked † below): an interval into
+// time.Duration counts a month as 30 days ('1 mon 2 days' reads as 768h; read pgtype.Interval
+// to keep months apart), a double into float32 is rounded to the nearest float32 (1e300 becomes
+// +Inf; read float64), and a numeric into float64 is rounded to the nearest float64 (read
+// pgtype.Numeric or string for the exact value). A struct that
 // cannot be mapped is a *MappingError. A buffered result is scanned with a type map of its own
 // after its connection went back to the pool: types registered on a pgx connection only (enums,
 // composites via pgx's RegisterType) read as text there; stream them to use the connection's map.
@@ -91,8 +96,8 @@
 //	smallint            int16, wider ints (narrower range checked)    int16
 //	integer             int32, int64, int (range checked)             int32
 //	bigint              int64 (range checked into narrower)           int64
-//	real, double        float32, float64 (no fraction into an int)    float32, float64
-//	numeric             pgtype.Numeric, string, float64, int64 when   pgtype.Numeric
+//	real, double        float32†, float64 (no fraction into an int)   float32, float64
+//	numeric             pgtype.Numeric, string, float64†, int64 when  pgtype.Numeric
 //	                    the value is whole
 //	text, varchar       string, []byte                                string
 //	bytea               []byte                                        []byte
@@ -102,7 +107,7 @@
 //	text[], int4[] …    []string, []int32, []int64, []*int32 (NULL    []any
 //	                    elements), pgtype.FlatArray[T]
 //	inet, cidr          netip.Prefix                                  netip.Prefix
-//	interval            time.Duration, pgtype.Interval                pgtype.Interval
+//	interval            time.Duration†, pgtype.Interval               pgtype.Interval
 //	timestamptz         time.Time                                     time.Time (local time zone)
 //	timestamp, date     time.Time                                     time.Time (UTC)
 //
@@ -114,6 +119,13 @@
 // uuid, []byte, json.RawMessage, a struct or a map for json and jsonb, slices for arrays,
 // netip.Prefix for inet, time.Duration for interval. A value that cannot be encoded fails before
 // anything is sent.
+//
+// SQLite has no arrays, JSON or network types: there, an argument with a text form (netip.Prefix,
+// netip.Addr: MarshalText) is stored as that text, and other slices (but []byte), arrays, maps
+// and structs (but time.Time) as JSON text; reading a text column back into such a destination
+// decodes it the same way (UnmarshalText, else encoding/json), so the model CreateAll declares
+// (text columns on SQLite) is written and read alike on both databases. time.Duration is stored
+// as its nanoseconds.
 //
 // Conn.Stream and Engine.Stream yield rows as they arrive (iter.Seq2[*Row, error]) without
 // holding the result: a million rows take the memory of one. Ending the loop early discards the
@@ -128,11 +140,13 @@
 // # Parameters
 //
 // Arguments are positional in the dialect's style ($1 on PostgreSQL, ? on SQLite), or one Named
-// map for :name placeholders, rewritten per dialect. String literals, quoted identifiers,
-// comments, dollar-quoted bodies and ::casts are left alone. A statement whose placeholders and
+// map for :name placeholders, rewritten per dialect. String literals (escape strings E'…' with
+// their backslash escapes too), quoted identifiers, comments, dollar-quoted bodies and ::casts
+// are left alone. A statement whose placeholders and
 // arguments disagree fails before anything is sent, with an *ArgumentError naming the missing key
 // or the counts: a :name with no arguments at all, and a plain map[string]any where Named was
-// meant, name the parameter and the fix (asyncengine.Named{...}). Dialect.OneStatement refuses a
+// meant, name the parameter and the fix (asyncengine.Named{...}); a Named key the statement does
+// not use (often a misspelt one) is refused too, named. Dialect.OneStatement refuses a
 // string holding several statements, as the session does for every request.
 //
 // # Futures and workers
@@ -218,7 +232,10 @@
 //	log_parameters=false    echo also logs argument values and server error text
 //
 // An in-memory SQLite URL defaults to poolclass=static: every connection to ":memory:" is a
-// database of its own. StaticPool hands its one connection to one checkout at a time (Go's
+// database of its own. A SQLite URL defaults to _time_format=sqlite ("2006-01-02
+// 15:04:05.999999999-07:00"), in which every time.Time — one with only a UTC offset, from
+// time.Parse or JSON, too — is read back as the same instant; set _time_format to choose another.
+// StaticPool hands its one connection to one checkout at a time (Go's
 // goroutines would otherwise race on it). poolclass=pgxpool backs the engine with a
 // *pgxpool.Pool, keeping pool_timeout, pre-ping, pool-wide invalidation, hooks and Stats on top;
 // NewFromPgxPool wraps a pool the caller already has.

@@ -62,7 +62,9 @@ type ConfigError struct {
 
 func (e *ConfigError) Error() string {
 	msg := "gosqla: invalid configuration"
-	if e.Key != "" {
+	if e.Key != "" && e.Value == "" {
+		msg += ": " + e.Key // an unknown key's value is not repeated: it may be a misspelt secret
+	} else if e.Key != "" {
 		msg += fmt.Sprintf(": %s=%q", e.Key, e.Value)
 	} else if e.Value != "" {
 		msg += fmt.Sprintf(": %q", e.Value)

@@ -3,6 +3,7 @@ package asyncengine
 import (
 	"fmt"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -61,6 +62,7 @@ func bindNamed(d *Dialect, sql string, named Named) (string, []any, error) {
 	index := map[string]int{}
 	last := 0
 	var missing, fix string
+	used := make(map[string]bool, len(named))
 	scanSQL(sql, func(kind tokenKind, start, end int) {
 		if kind != tokNamedParam || missing != "" {
 			return
@@ -77,6 +79,7 @@ func bindNamed(d *Dialect, sql string, named Named) (string, []any, error) {
 			missing = name
 			return
 		}
+		used[name] = true
 		b.WriteString(sql[last:start])
 		last = end
 		if start > 0 && sql[start-1] == '$' {
@@ -124,6 +127,17 @@ func bindNamed(d *Dialect, sql string, named Named) (string, []any, error) {
 	})
 	if missing != "" {
 		return "", nil, &ArgumentError{SQL: sql, Missing: missing, Fix: fix}
+	}
+	if len(used) < len(named) {
+		// a key the statement does not use is most often a misspelt one
+		var extra []string
+		for k := range named {
+			if !used[k] {
+				extra = append(extra, ":"+k)
+			}
+		}
+		slices.Sort(extra)
+		return "", nil, &ArgumentError{SQL: sql, Fix: fmt.Sprintf("the Named arguments have key(s) the statement does not use (%s): check their spelling, or remove them", strings.Join(extra, ", "))}
 	}
 	b.WriteString(sql[last:])
 	return b.String(), args, nil
@@ -219,6 +233,8 @@ func scanSQL(sql string, emit func(kind tokenKind, start, end int)) {
 	for i := 0; i < n; {
 		c := sql[i]
 		switch {
+		case c == '\'' && i > 0 && (sql[i-1] == 'E' || sql[i-1] == 'e') && (i == 1 || !isIdent(sql[i-2])):
+			i = skipEscaped(sql, i)
 		case c == '\'' || c == '"' || c == '`':
 			i = skipQuoted(sql, i, c)
 		case c == '-' && i+1 < n && sql[i+1] == '-':
@@ -284,6 +300,22 @@ func scanSQL(sql string, emit func(kind tokenKind, start, end int)) {
 			i++
 		}
 	}
+}
+
+// skipEscaped returns the index after a PostgreSQL escape string (E'…') whose quote is at i: a
+// backslash escapes the byte after it, and a doubled quote is a quote.
+func skipEscaped(sql string, i int) int {
+	for j := i + 1; j < len(sql); j++ {
+		switch {
+		case sql[j] == '\\':
+			j++
+		case sql[j] == '\'' && j+1 < len(sql) && sql[j+1] == '\'':
+			j++
+		case sql[j] == '\'':
+			return j + 1
+		}
+	}
+	return len(sql)
 }
 
 // skipQuoted returns the index after the quoted run starting at i; a doubled quote is an escape.

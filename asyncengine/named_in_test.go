@@ -50,3 +50,29 @@ func TestNamedInList(t *testing.T) {
 		assert.NotContains(t, sql, ",")
 	})
 }
+
+// A PostgreSQL escape string (E'…') ends at an unescaped quote: \' does not end it, so a :name
+// inside it is text, not a placeholder.
+func TestNamedSkipsEscapeStrings(t *testing.T) {
+	e := newEngine(t, enginetest.NewDatabase(t), "")
+	ctx := enginetest.Context(t)
+	for _, sql := range []string{`SELECT E'it\'s :y', :v::text`, `SELECT e'a\\' || ':y', :v::text`} {
+		r, err := e.Query(ctx, sql, asyncengine.Named{"v": "x"})
+		require.NoError(t, err, sql)
+		row := r.Rows()[0]
+		assert.Contains(t, row[0], ":y", sql)
+		assert.Equal(t, "x", row[1], sql)
+	}
+	// an identifier ending in e before a quote is not an escape string
+	sql, _, err := e.Dialect().Bind(`SELECT 'a\' AS x, :v`, []any{asyncengine.Named{"v": 1}})
+	require.NoError(t, err)
+	assert.Equal(t, `SELECT 'a\' AS x, $1`, sql)
+}
+
+// A Named key the statement does not use is refused, named, before anything is sent.
+func TestNamedUnusedKeyIsRefused(t *testing.T) {
+	e := newEngine(t, enginetest.NewDatabase(t), "")
+	_, _, err := e.Dialect().Bind("SELECT :id", []any{asyncengine.Named{"id": 1, "nmae": "x"}})
+	require.ErrorIs(t, err, asyncengine.ErrInvalidArgument)
+	assert.Contains(t, err.Error(), ":nmae")
+}

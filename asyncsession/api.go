@@ -74,7 +74,7 @@ func (s *Session) ExpungeAll() {
 	s.identity = map[identityKey]*instance{}
 	s.objects = map[any]*instance{}
 	s.byTable = nil
-	s.pending, s.deleted = nil, nil
+	s.pending, s.deleted, s.gone = nil, nil, nil
 }
 
 // IsExpired reports whether obj's fields may be stale (after Commit or Rollback): the next Get,
@@ -109,13 +109,7 @@ func (s *Session) Commit(ctx context.Context) *asyncengine.Future[struct{}] {
 	o.flush = flushAll
 	o.txEnd = commitTx
 	o.apply = func(s *Session, _ []*asyncengine.Result) error {
-		for _, in := range s.objects {
-			in.addedInTx = false
-			if s.opts.expireOnCommit && in.state == statePersistent {
-				in.expired = true
-			}
-		}
-		s.gen = 0
+		s.committed()
 		resolve(struct{}{}, nil)
 		return nil
 	}
@@ -287,7 +281,8 @@ func (s *Session) Refresh(ctx context.Context, obj any) *asyncengine.Future[stru
 	return f
 }
 
-// from the identity map without SQL when it is loaded and not expired, else by a query that
+// Get returns the object with primary key pk: from the identity map without SQL when it is loaded
+// and not expired, else by a query that
 // pipelines with the session's other requests. It is nil when no row has that key.
 func Get[T any](ctx context.Context, s *Session, pk any) *asyncengine.Future[*T] {
 	m, err := modelOf((*T)(nil))
@@ -352,9 +347,10 @@ func Select[T any](ctx context.Context, s *Session, sql string, args ...any) *as
 	return f
 }
 
-// Merge copies the state of obj into the session's object with the same key — loading it first
+// Merge copies obj's state onto the session's object of the same primary key — loading it first
 // if needed, adding a copy as new if no row has that key — and returns that object. obj itself is
-// not added.
+// not added. Every mapped field is copied except server-default (`default`) ones left at zero,
+// which keep the loaded value, as Upsert leaves them unwritten.
 func Merge[T any](ctx context.Context, s *Session, obj *T) *asyncengine.Future[*T] {
 	m, err := objectModel(obj)
 	if err != nil {
@@ -371,7 +367,23 @@ func Merge[T any](ctx context.Context, s *Session, obj *T) *asyncengine.Future[*
 			s.pending = append(s.pending, in)
 			return cp, nil
 		}
+		// like Upsert, a server-default column left at zero is not given: the loaded value stays
+		var kept []reflect.Value
+		for _, f := range m.Fields {
+			if f.Default && f.IsZero(v) {
+				cur := in.v.FieldByIndex(f.Index)
+				old := reflect.New(cur.Type()).Elem()
+				old.Set(cur)
+				kept = append(kept, old)
+			}
+		}
 		in.v.Set(v)
+		for _, f := range m.Fields {
+			if f.Default && f.IsZero(v) {
+				in.v.FieldByIndex(f.Index).Set(kept[0])
+				kept = kept[1:]
+			}
+		}
 		return in.ptr.(*T), nil
 	})
 }

@@ -73,7 +73,10 @@ func Upsert[T any](ctx context.Context, s *Session, objs []*T, conflictCols ...s
 		g.idx = append(g.idx, i)
 	}
 	batches = append(batches, groups...)
-	o.build = func(*Session) ([]asyncengine.Statement, error) {
+	o.readsBack = true
+	gen := 0
+	o.build = func(s *Session) ([]asyncengine.Statement, error) {
+		gen = s.gen // a savepoint begun later in the same round is not this write's
 		stmts := make([]asyncengine.Statement, 0, len(batches))
 		for _, b := range batches {
 			rows := make([]reflect.Value, len(b.idx))
@@ -93,7 +96,7 @@ func Upsert[T any](ctx context.Context, s *Session, objs []*T, conflictCols ...s
 				return fmt.Errorf("gosqla: Upsert into %s returned %d rows for %d objects", m.Table, r.Len(), len(b.idx))
 			}
 			for k := range r.Len() {
-				in, err := s.mergeInto(m, r, k, objs[b.idx[k]])
+				in, err := s.mergeInto(m, r, k, objs[b.idx[k]], gen)
 				if err != nil {
 					return err
 				}
@@ -109,7 +112,7 @@ func Upsert[T any](ctx context.Context, s *Session, objs []*T, conflictCols ...s
 
 // mergeInto merges a row as the state of its key, overwriting a loaded object; when none is
 // loaded, obj becomes the session's object for the key. Called locked.
-func (s *Session) mergeInto(m *structmap.Model, r *asyncengine.Result, i int, obj any) (*instance, error) {
+func (s *Session) mergeInto(m *structmap.Model, r *asyncengine.Result, i int, obj any, gen int) (*instance, error) {
 	in := newInstance(obj, m)
 	if err := in.load(r, i); err != nil {
 		return nil, err
@@ -131,22 +134,27 @@ func (s *Session) mergeInto(m *structmap.Model, r *asyncengine.Result, i int, ob
 	}
 	in.state = statePersistent
 	in.addedInTx = true
-	in.addedAt = s.gen
+	in.addedAt = gen
 	s.register(in)
 	return in, nil
 }
 
 // InsertMany inserts objs in bulk, outside the identity map — COPY on PostgreSQL, multi-row
 // INSERTs sized to the parameter limit elsewhere — and returns the number of rows. Server-filled
-// columns (`db:",default"`) are left to the server.
+// columns (`db:",default"`) are left to the server. A nil element fails the call before anything
+// is sent.
 func InsertMany[T any](ctx context.Context, s *Session, objs []*T) *asyncengine.Future[int64] {
+	if i := slices.Index(objs, nil); i >= 0 {
+		return failed[int64](nilElement(objs[i], i))
+	}
 	return InsertSeq(ctx, s, slices.Values(objs))
 }
 
 // InsertSeq is InsertMany for a sequence, read once and as it is sent: a million rows take the
 // memory of one page of them. Each object's fields are read when it is yielded, so the sequence
 // may reuse one struct for every row (data a pointer or slice field refers to is read when its
-// page is sent, and must not change before then).
+// page is sent, and must not change before then). A nil element, found only once the rows before
+// it were sent, fails the call and leaves the session pending rollback.
 func InsertSeq[T any](ctx context.Context, s *Session, seq iter.Seq[*T]) *asyncengine.Future[int64] {
 	m, err := modelOf((*T)(nil))
 	if err != nil {

@@ -19,7 +19,10 @@
 // Untagged exported fields map to their snake-cased name; `db:"-"` skips one. `default` marks a
 // column the server fills when the Go value is zero (a generated key, a DEFAULT). The mapping is
 // computed once per type. CreateAll and DropAll emit the DDL for PostgreSQL and SQLite in
-// foreign-key order. An unmapped type, a struct without a primary key, an unknown tag option or a
+// foreign-key order. A `default` primary key gets a generated default when it is a single integer
+// key (an identity column; INTEGER PRIMARY KEY AUTOINCREMENT on SQLite) or a uuid on PostgreSQL
+// (gen_random_uuid()); any other `default` key (a string, a [16]byte on SQLite, part of a
+// composite key) is a *MappingError from CreateAll unless a `type=` names its column type. An unmapped type, a struct without a primary key, an unknown tag option or a
 // Go type with no SQL type is a *MappingError naming the field and what to fix.
 //
 // # Sessions and futures
@@ -49,7 +52,12 @@
 // READ") every read of the transaction, a whole fan-out, sees one snapshot (PostgreSQL's default,
 // READ COMMITTED, takes one per statement). BEGIN travels with the first pipeline and COMMIT with the last flush: a new session's
 // Add and Commit is one round trip (two the first time a connection meets the INSERT, which is
-// described first unless statement_cache=none), and 100 Gets issued before any Await take a handful. On SQLite
+// described first unless statement_cache=none), and 100 Gets issued before any Await take a handful.
+// One exception keeps failed writes out of the database: when the pipeline stores values the
+// server returned into a field not every value fits (a server-filled column read into a field
+// other than int64, int, string, time.Time or [16]byte, or an Upsert), COMMIT is sent in the next
+// round trip, once those values are stored, so that one that does not fit fails the transaction
+// instead of following its COMMIT. On SQLite
 // the requests of a pipeline run one after another in one call on a worker.
 //
 // Objects are plain structs: do not change one from another goroutine while a Flush or Commit
@@ -66,7 +74,10 @@
 // afterwards match ErrPendingRollback with errors.Is and the cause with errors.As. Any failure
 // inside the session's transaction — a statement, or a result that could not be read after the
 // server executed it — leaves the session pending rollback, so a write the caller was told
-// failed is never committed. A request that never reached the server (no connection within
+// failed is never committed: the request that planned the failing statement (a Flush or Commit
+// whose flush it was) gets the error, the requests after it ErrPendingRollback. Should a read
+// travelling in the same pipeline as a COMMIT fail to store its row, the Commit's error matches
+// ErrCommitted: the transaction was committed. A request that never reached the server (no connection within
 // pool_timeout; on PostgreSQL, a statement refused at prepare time before the session's
 // transaction began) changes nothing: no failed transaction, and the changes its flush carried
 // are sent by the next one. Arguments are checked before
@@ -105,14 +116,20 @@
 // elsewhere: assign a new value rather than writing through the old one.
 //
 // Select loads whole objects: a query that leaves out a mapped column, or returns a column no
-// field maps, fails with a *MappingError (read partial rows with Execute). Upsert groups its
-// objects by the columns they set — a server-filled key left at zero is inserted by the server,
-// a set one updates its row — and returns them in the order given.
+// field maps, fails with a *MappingError (read partial rows with Execute). A Select (or a From
+// query) is all or nothing: when one row cannot be read, no object of the identity map is
+// changed by the others. Upsert writes every
+// mapped column except server-default (`default`) ones left at their zero value: Go cannot tell
+// a field never set from one set to zero, so a zero field without `default` overwrites its
+// column. It groups its objects by those columns — a server-filled key left at zero is inserted
+// by the server, a set one updates its row — and returns them in the order given. Merge copies
+// the same fields onto the loaded object: a `default` field left at zero keeps the loaded value.
 //
 // A failed flush — any failed statement of the transaction — leaves the session in
 // pending-rollback state: every request but Rollback (or a savepoint's Rollback) returns
 // ErrPendingRollback. Rollback expunges the objects added in the transaction, restores deleted
-// ones and expires the rest.
+// ones — also those whose DELETE was flushed, back in the session and expired — and expires the
+// rest.
 //
 // # Relationships and loading
 //
@@ -183,12 +200,15 @@
 // Go cannot intercept field reads, so expiry is translated: after Commit (with ExpireOnCommit,
 // the default) and after Rollback, loaded objects are marked expired — IsExpired tells — and the
 // next Get, Select or Refresh that touches one reloads it in place, keeping its pointer. Until
-// then its fields hold what they held.
+// then its fields hold what they held. A field changed on an expired object is not lost: the
+// next flush compares it with the object's last loaded or flushed state and writes it, and a
+// reload by Get or Select keeps it (Refresh discards it, as it discards any unflushed change).
 //
 // # Savepoints
 //
 // BeginNested flushes and starts a savepoint; its Commit releases it, its Rollback undoes the
-// work since (expunging objects inserted since) and clears a failure that happened inside it.
+// work since (expunging objects inserted since, restoring those deleted since) and clears a
+// failure that happened inside it. Objects inserted before it — by its own flush too — stay.
 //
 // # Makers and scopes
 //
@@ -210,7 +230,9 @@
 // the caller's context ended first. Upsert runs INSERT … ON CONFLICT … DO UPDATE … RETURNING and merges the rows into the
 // identity map, overwriting loaded state. InsertMany and InsertSeq load rows in bulk outside the
 // identity map: COPY on PostgreSQL, multi-row INSERTs sized to the parameter limit on SQLite;
-// InsertSeq reads its sequence as it sends, so a million rows need the memory of one page.
+// InsertSeq reads its sequence as it sends, so a million rows need the memory of one page. A nil
+// element of InsertMany's slice is refused before anything is sent; one yielded by InsertSeq's
+// sequence aborts the rows already sent and leaves the session pending rollback.
 //
 // # Types and streaming
 //
@@ -224,7 +246,9 @@
 // `type=` tag options.
 //
 // Stream[T] runs a query in the session's transaction (after an autoflush) and yields objects as
-// the rows arrive, outside the identity map, so a large result is never held. The session serves
+// the rows arrive, outside the identity map, so a large result is never held. Like Select, it
+// refuses rows that leave out a mapped column (a *MappingError), so no object has zero fields
+// the row did not fill. The session serves
 // its other requests once the loop ends: the loop body must not wait for one of them.
 //
 // # Binds

@@ -3,8 +3,10 @@ package asyncsession
 import (
 	"fmt"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/gosqla/gosqla/asyncengine"
 	"github.com/gosqla/gosqla/internal/structmap"
@@ -38,7 +40,9 @@ func (s *Session) planFlush(all bool, reads map[string]bool) (parts []part, more
 	var updates []*instance
 	if all {
 		s.candidates(reads, func(in *instance) {
-			if in.state == statePersistent && !in.expired && len(in.changed()) > 0 {
+			// an expired object is compared with its last snapshot too: a change made after
+			// Commit or Rollback is written, never dropped
+			if in.state == statePersistent && len(in.changed()) > 0 {
 				updates = append(updates, in)
 			}
 		})
@@ -57,7 +61,7 @@ func (s *Session) planFlush(all bool, reads map[string]bool) (parts []part, more
 		}
 		fp, ok := byEngine[e]
 		if !ok {
-			fp = &flushPlan{d: e.Dialect()}
+			fp = &flushPlan{d: e.Dialect(), gen: s.gen}
 			byEngine[e] = fp
 			engines = append(engines, e)
 		}
@@ -107,7 +111,7 @@ func (s *Session) planFlush(all bool, reads map[string]bool) (parts []part, more
 			return nil, false, err
 		}
 		undo := fp.undoer(s)
-		parts = append(parts, part{b: s.boundFor(e), stmts: fp.stmts, apply: fp.apply, undo: func() { undo(); w.restore() }})
+		parts = append(parts, part{b: s.boundFor(e), stmts: fp.stmts, apply: fp.apply, undo: func() { undo(); w.restore() }, readsBack: fp.readsBack})
 	}
 	return parts, more, nil
 }
@@ -203,12 +207,14 @@ func levelsOf(groups ...[]*instance) map[string]int {
 // flushPlan gathers one engine's share of a flush.
 type flushPlan struct {
 	d        *asyncengine.Dialect
+	gen      int // the savepoint generation when planned: a savepoint begun after it in the same round is not its own
 	stmts    []asyncengine.Statement
 	appliers []func(s *Session, rs []*asyncengine.Result) error // one per statement
 
 	insertGroups []*insertGroup
 	ops          []func() error // statement builders, in order
 
+	readsBack         bool        // a server-filled value is read into a field it may not fit
 	inserted, deleted []*instance // taken off the session's lists
 	restores          []func()    // snapshot values replaced by the planned UPDATEs
 }
@@ -241,6 +247,7 @@ func (fp *flushPlan) insert(in *instance) {
 			return
 		}
 	}
+	fp.readsBack = fp.readsBack || mayNotFit(in.model, cols)
 	g := &insertGroup{m: in.model, cols: cols, ins: []*instance{in}}
 	fp.insertGroups = append(fp.insertGroups, g)
 	fp.ops = append(fp.ops, func() error { fp.buildInsert(g); return nil })
@@ -256,6 +263,26 @@ func insertColumns(in *instance) []*structmap.Field {
 		cols = append(cols, f)
 	}
 	return cols
+}
+
+// mayNotFit reports a server-filled column (a mapped one the INSERT leaves out) read back into a
+// field that not every value of its column fits; int64, int, string, time.Time and [16]byte take
+// what generated keys and the usual defaults hold.
+func mayNotFit(m *structmap.Model, cols []*structmap.Field) bool {
+	if len(cols) == len(m.Fields) {
+		return false
+	}
+	for _, f := range m.Fields {
+		if !f.Default || slices.Contains(cols, f) {
+			continue
+		}
+		switch f.Type {
+		case reflect.TypeFor[int64](), reflect.TypeFor[int](), reflect.TypeFor[string](), reflect.TypeFor[time.Time](), reflect.TypeFor[[16]byte]():
+		default:
+			return true
+		}
+	}
+	return false
 }
 
 func sameFields(a, b []*structmap.Field) bool {
@@ -290,7 +317,7 @@ func (fp *flushPlan) buildInsert(g *insertGroup) {
 			in.key = keyOf(in.model, in.v)
 			in.state = statePersistent
 			in.addedInTx = true
-			in.addedAt = s.gen
+			in.addedAt = fp.gen
 			s.register(in)
 		}
 		return nil
@@ -355,6 +382,7 @@ func (fp *flushPlan) delete(in *instance) {
 		fp.stmts = append(fp.stmts, asyncengine.Statement{SQL: sql, Args: args})
 		fp.appliers = append(fp.appliers, func(s *Session, rs []*asyncengine.Result) error {
 			s.forget(in)
+			s.gone = append(s.gone, goneObject{in: in, gen: fp.gen}) // Rollback restores it
 			return nil
 		})
 		return nil

@@ -1,6 +1,7 @@
 package asyncsession
 
 import (
+	"encoding/hex"
 	"fmt"
 	"reflect"
 	"strings"
@@ -64,6 +65,18 @@ func keyOf(m *structmap.Model, v reflect.Value) identityKey {
 	return identityKey{t: m.Type, pk: fmt.Sprintf("%#v", parts)}
 }
 
+// parseUUID reads a uuid's text form (with or without hyphens, braces or a urn:uuid: prefix).
+func parseUUID(s string) ([16]byte, error) {
+	var u [16]byte
+	s = strings.TrimPrefix(strings.Trim(s, "{}"), "urn:uuid:")
+	b, err := hex.DecodeString(strings.ReplaceAll(s, "-", ""))
+	if err != nil || len(b) != 16 {
+		return u, fmt.Errorf("%q is not a uuid", s)
+	}
+	copy(u[:], b)
+	return u, nil
+}
+
 // keyFor converts a primary-key value given by the caller into the identity key, by storing it
 // in a field of the key's own type (so 7, int64(7) and "7" for a string key all agree).
 func keyFor(m *structmap.Model, pk any) (identityKey, reflect.Value, error) {
@@ -76,9 +89,15 @@ func keyFor(m *structmap.Model, pk any) (identityKey, reflect.Value, error) {
 		return identityKey{}, v, fmt.Errorf("gosqla: %s has a primary key of %d column(s); got %d value(s)", m.Type, len(m.PK), len(vals))
 	}
 	for i, f := range m.PK {
+		if s, ok := vals[i].(string); ok && f.Type == reflect.TypeFor[[16]byte]() {
+			// a uuid key in its text form
+			if u, err := parseUUID(s); err == nil {
+				vals[i] = u
+			}
+		}
 		if err := structmap.Assign(v.FieldByIndex(f.Index).Addr().Interface(), vals[i]); err != nil {
 			return identityKey{}, v, &asyncengine.ConvertError{Column: f.Column, To: f.Type.String(), Err: err,
-				Fix: fmt.Sprintf("pass the key as a %s", f.Type)}
+				Fix: fmt.Sprintf("pass the key as %s", f.Type)}
 		}
 	}
 	return keyOf(m, v), v, nil
@@ -173,6 +192,22 @@ func (in *instance) store(row reflect.Value, columns []string) {
 	in.expired = false
 }
 
+// reload stores a row in an expired object, keeping the fields changed since its last load or
+// flush: they differ from the new snapshot, so the next flush still writes them.
+func (in *instance) reload(row reflect.Value, columns []string) {
+	edits := in.changed()
+	kept := make([]reflect.Value, len(edits))
+	for k, fi := range edits {
+		f := in.v.FieldByIndex(in.model.Fields[fi].Index)
+		kept[k] = reflect.New(f.Type()).Elem()
+		kept[k].Set(f)
+	}
+	in.store(row, columns)
+	for k, fi := range edits {
+		in.v.FieldByIndex(in.model.Fields[fi].Index).Set(kept[k])
+	}
+}
+
 // load stores row i of r into the instance; on error the object is unchanged.
 func (in *instance) load(r *asyncengine.Result, i int) error {
 	row, err := scanRow(in.model, r, i)
@@ -197,8 +232,11 @@ func (s *Session) merge(m *structmap.Model, r *asyncengine.Result, i int, overwr
 func (s *Session) mergeRow(m *structmap.Model, row reflect.Value, columns []string, overwrite bool) *instance {
 	key := keyOf(m, row)
 	if in, ok := s.identity[key]; ok {
-		if in.expired || overwrite {
+		switch {
+		case overwrite:
 			in.store(row, columns)
+		case in.expired:
+			in.reload(row, columns)
 		}
 		return in
 	}
@@ -224,17 +262,31 @@ func (s *Session) forget(in *instance) {
 	s.index(in, false)
 }
 
-// mappedResult is how a typed loader finds the identity-map objects of a result.
+// loadAll merges every row of r into the identity map and returns their objects. Every row is
+// scanned before any is merged: a row that does not fit changes no object.
 func loadAll[T any](s *Session, m *structmap.Model, r *asyncengine.Result, overwrite bool) ([]*T, error) {
+	rows, err := scanRows(m, r)
+	if err != nil {
+		return nil, err
+	}
 	out := make([]*T, 0, r.Len())
-	for i := range r.Len() {
-		in, err := s.merge(m, r, i, overwrite)
+	for _, row := range rows {
+		out = append(out, s.mergeRow(m, row, r.Columns(), overwrite).ptr.(*T))
+	}
+	return out, nil
+}
+
+// scanRows scans every row of r into fresh structs of m's type.
+func scanRows(m *structmap.Model, r *asyncengine.Result) ([]reflect.Value, error) {
+	rows := make([]reflect.Value, r.Len())
+	for i := range rows {
+		row, err := scanRow(m, r, i)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, in.ptr.(*T))
+		rows[i] = row
 	}
-	return out, nil
+	return rows, nil
 }
 
 // keyError says which model's primary key a Get was given a wrong value for.

@@ -10,7 +10,7 @@ import (
 
 // objectModel returns the mapping of obj, a non-nil pointer to a mapped struct.
 func objectModel(obj any) (*structmap.Model, error) {
-	if v := reflect.ValueOf(obj); v.Kind() == reflect.Pointer && v.IsNil() {
+	if v := reflect.ValueOf(obj); obj == nil || v.Kind() == reflect.Pointer && v.IsNil() {
 		return nil, fmt.Errorf("gosqla: got a nil %T; pass a pointer to an object: %w", obj, ErrNilObject)
 	}
 	return modelOf(obj)

@@ -406,11 +406,13 @@ func (s *Session) mergeQuery(m *structmap.Model, r *asyncengine.Result, joined [
 	var out []*instance
 	seen := map[*instance]bool{}
 	var rows [][]any
+	// every row is scanned before any is merged: a row that does not fit changes no object
+	scanned, err := scanRows(m, r)
+	if err != nil {
+		return nil, err
+	}
 	for i := range r.Len() {
-		in, err := s.merge(m, r, i, false)
-		if err != nil {
-			return nil, err
-		}
+		in := s.mergeRow(m, scanned[i], r.Columns(), false)
 		if !seen[in] {
 			seen[in] = true
 			out = append(out, in)

@@ -159,3 +159,21 @@ func TestQueryRoundTrips(t *testing.T) {
 	vs := await(t, asyncsession.From[Volume](s).SkipLocked().Limit(2).All(enginetest.Context(t)))
 	assert.Len(t, vs, 2)
 }
+
+// Stream, like Select, refuses rows that leave out a mapped column instead of yielding objects
+// with zero fields.
+func TestStreamRefusesPartialRows(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
+		ctx := enginetest.Context(t)
+		s := newSession(t, e)
+		require.NoError(t, s.Add(&Author{ID: 1, Name: "a"}))
+		var got error
+		for a, err := range asyncsession.Stream[Author](ctx, s, "SELECT id FROM authors") {
+			require.Nil(t, a)
+			got = err
+		}
+		var me *asyncsession.MappingError
+		require.ErrorAs(t, got, &me)
+		assert.Contains(t, got.Error(), "name")
+	})
+}

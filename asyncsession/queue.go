@@ -22,6 +22,7 @@ type op struct {
 	fail      func(error)
 	txEnd     txEnd
 	rollback  bool // accepted while the session has failed
+	readsBack bool // stores rows its write returned: a COMMIT waits for its results (round.go)
 	close     bool
 	// again marks a request whose flush runs in stages and is planned again in the next round;
 	// staleStage that a stage failed, and the request with it

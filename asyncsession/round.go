@@ -19,6 +19,9 @@ type part struct {
 	rs     []*asyncengine.Result // filled by send
 	tx     txStep                // a BEGIN, COMMIT or ROLLBACK of the session's transaction
 	undo   func()                // puts a flush's changes back when its pipeline was never run
+	// readsBack: the part stores in objects values its writes returned (generated keys, server
+	// defaults), which may not fit: a COMMIT is sent only once they are stored
+	readsBack bool
 }
 
 // round sends as many of the batch's requests as can travel together — one pipeline per engine —
@@ -114,6 +117,11 @@ func (s *Session) plan(parts []part, o *op) (out []part, again bool, err error) 
 			return parts, true, nil
 		}
 	}
+	if o.txEnd == commitTx && readsBack(parts) {
+		// a result that cannot be stored must fail the transaction, not follow its COMMIT: the
+		// COMMIT goes in the next round, once the writes' results are stored
+		return parts, true, nil
+	}
 	var stmts []asyncengine.Statement
 	if o.build != nil {
 		var err error
@@ -133,7 +141,17 @@ func (s *Session) plan(parts []part, o *op) (out []part, again bool, err error) 
 			}
 		}
 	}
-	return s.add(parts, part{o: o, b: s.boundFor(o.engine), stmts: stmts, apply: o.apply}), false, nil
+	return s.add(parts, part{o: o, b: s.boundFor(o.engine), stmts: stmts, apply: o.apply, readsBack: o.readsBack}), false, nil
+}
+
+// readsBack reports a part of the round that stores returned values in objects.
+func readsBack(parts []part) bool {
+	for _, p := range parts {
+		if p.readsBack {
+			return true
+		}
+	}
+	return false
 }
 
 // add appends p, preceded by BEGIN when its engine has no transaction open.
@@ -212,14 +230,23 @@ func (s *Session) finish(parts []part, errs map[*bound]error) error {
 	// connections go back to the pool before any caller hears of the results
 	s.releaseIdle()
 	var applyErr error
+	var applyBy *op
 	for k, p := range parts {
 		err := partErrs[k]
-		if err == nil && applyErr != nil && p.o != nil && p.o.txEnd == commitTx {
-			// the COMMIT travelled in the same pipeline: it cannot be taken back, but the caller
-			// is not told it succeeded as if nothing had failed
-			p.o.fail(fmt.Errorf("gosqla: the transaction was committed, but an earlier request of the same pipeline failed after the server ran it: %w", applyErr))
-		}
-		if err == nil && p.apply != nil {
+		if err == nil && applyErr != nil {
+			switch {
+			case p.o != nil && p.o.txEnd == commitTx:
+				// the COMMIT travelled in the same pipeline (only reads came before it): it
+				// cannot be taken back, and the caller is told so
+				s.committed()
+				err = fmt.Errorf("%w, but a request of the same pipeline failed after the server ran it: %w", ErrCommitted, applyErr)
+			case p.by == applyBy:
+				err = applyErr
+			default:
+				// the session is pending rollback: what follows is not delivered as a success
+				err = pendingRollback(applyErr)
+			}
+		} else if err == nil && p.apply != nil {
 			if err = p.apply(s, p.rs); err != nil {
 				// the server ran the statement: the transaction must not commit what the caller
 				// was told failed
@@ -227,13 +254,15 @@ func (s *Session) finish(parts []part, errs map[*bound]error) error {
 				if first == nil {
 					first = err
 				}
-				if applyErr == nil {
-					applyErr = err
-				}
+				applyErr, applyBy = err, p.by
 			}
 		}
-		if err != nil && p.o != nil {
+		switch {
+		case err == nil:
+		case p.o != nil:
 			p.o.fail(err)
+		case p.by != nil && err == applyErr:
+			p.by.fail(err) // the request whose flush, BEGIN or autoflush it was
 		}
 		if err != nil && p.o == nil && p.by != nil && p.by.again && !p.by.staleStage {
 			// a stage of its flush failed: the request is not planned again

@@ -15,6 +15,11 @@ var ErrSessionClosed = errors.New("gosqla: session is closed")
 // (Add, Delete, Merge, Refresh, an element of Upsert or InsertMany).
 var ErrNilObject = errors.New("gosqla: nil object")
 
+// ErrCommitted is matched by the error of a Commit whose transaction was committed although a
+// request that travelled with it could not store its results (a value that did not fit its
+// field): the write is in the database, the objects of that request may not show it.
+var ErrCommitted = errors.New("gosqla: the transaction was committed")
+
 // ErrPendingRollback is the engine's: a statement of the session's transaction failed, and only
 // Rollback (or Close) is accepted until then.
 var ErrPendingRollback = asyncengine.ErrPendingRollback
@@ -42,8 +47,15 @@ type Session struct {
 	pending  []*instance          // added, in order
 	deleted  []*instance
 	bounds   []*bound
-	failed   error // set when a statement of the transaction failed
-	gen      int   // savepoint generation: objects inserted since a savepoint have addedAt >= its gen
+	failed   error        // set when a statement of the transaction failed
+	gen      int          // savepoint generation: objects inserted since a savepoint have addedAt >= its gen
+	gone     []goneObject // deleted by a flush of the open transaction
+}
+
+// goneObject is an object whose DELETE was flushed in savepoint generation gen.
+type goneObject struct {
+	in  *instance
+	gen int
 }
 
 // bound is one engine the session uses, with its connection while a transaction is open.
@@ -98,6 +110,18 @@ func (s *Session) unusable() error {
 	return s.opts.bindErr
 }
 
+// committed updates the session after its transaction committed. Called locked.
+func (s *Session) committed() {
+	for _, in := range s.objects {
+		in.addedInTx = false
+		if s.opts.expireOnCommit && in.state == statePersistent {
+			in.expired = true
+		}
+	}
+	s.gen = 0
+	s.gone = nil
+}
+
 // rolledBack updates the session after a rollback to savepoint generation gen (0: the whole
 // transaction). Called locked.
 func (s *Session) rolledBack(gen int) {
@@ -110,6 +134,22 @@ func (s *Session) rolledBack(gen int) {
 			in.expired = true
 		}
 	}
+	// deletes flushed since the savepoint are undone: their objects are loaded (expired) again,
+	// unless inserted since too, or their key was taken by an object the rollback keeps
+	kept := s.gone[:0]
+	for _, g := range s.gone {
+		in := g.in
+		switch {
+		case g.gen < gen:
+			kept = append(kept, g)
+		case in.addedInTx && in.addedAt >= gen:
+		case s.identity[in.key] == nil:
+			in.state = statePersistent
+			in.expired = true
+			s.register(in)
+		}
+	}
+	s.gone = kept
 	s.pending, s.deleted, s.failed = nil, nil, nil
 	if gen == 0 {
 		for _, in := range s.objects {

@@ -779,8 +779,9 @@ func TestPrepareFailureInsideATransaction(t *testing.T) {
 	await(t, s.Rollback(ctx))
 }
 
-// When the COMMIT travels in the same pipeline as a request that failed after the server ran
-// it, the commit cannot be taken back: Commit says so instead of succeeding.
+// A Commit issued with a write whose returned row cannot be stored waits for that result: the
+// write the caller was told failed is not committed. A read that fails in the same pipeline as a
+// COMMIT cannot stop it: Commit's error matches ErrCommitted.
 func TestCommitInTheSamePipelineAsALateFailure(t *testing.T) {
 	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
 		ctx := enginetest.Context(t)
@@ -794,8 +795,24 @@ func TestCommitInTheSamePipelineAsALateFailure(t *testing.T) {
 		_, err = up.Await(ctx)
 		require.ErrorContains(t, err, "out of range")
 		_, err = commit.Await(ctx)
-		require.ErrorContains(t, err, "committed")
+		require.ErrorIs(t, err, asyncsession.ErrPendingRollback)
 		require.ErrorContains(t, err, "out of range")
+		await(t, s.Rollback(ctx))
+		assert.Zero(t, count(t, e, "gauges"), "the failed Upsert is not committed")
+
+		_, err = e.Exec(ctx, "INSERT INTO gauges (id) VALUES (2)")
+		require.NoError(t, err)
+		require.NoError(t, s.Add(&Author{ID: 1, Name: "a"}))
+		release = holdSession(t, s)
+		sel := asyncsession.Select[Gauge](ctx, s, "SELECT * FROM gauges")
+		commit = s.Commit(ctx)
+		release()
+		_, err = sel.Await(ctx)
+		require.ErrorContains(t, err, "out of range")
+		_, err = commit.Await(ctx)
+		require.ErrorIs(t, err, asyncsession.ErrCommitted)
+		require.ErrorContains(t, err, "out of range")
+		assert.EqualValues(t, 1, count(t, e, "authors"))
 	})
 }
 
@@ -813,4 +830,28 @@ func holdSession(t *testing.T, s *asyncsession.Session) (release func()) {
 		close(done)
 		await(t, blocker)
 	}
+}
+
+type UUIDKeyed struct {
+	ID   [16]byte `db:"id,pk,type=uuid"`
+	Name string   `db:"name"`
+}
+
+// Add(nil) is ErrNilObject; a [16]byte key takes the uuid's text form; a wrong key type says
+// which type to pass.
+func TestKeyAndNilMisuses(t *testing.T) {
+	e := newEngine(t, enginetest.NewDatabase(t))
+	ctx := enginetest.Context(t)
+	require.NoError(t, asyncsession.CreateAll(ctx, e, UUIDKeyed{}))
+	s := newSession(t, e)
+	require.ErrorIs(t, s.Add(nil), asyncsession.ErrNilObject)
+	id := [16]byte{0x12, 0x34, 0x56, 0x78, 0x12, 0x34, 0x12, 0x34, 0x12, 0x34, 0x12, 0x34, 0x56, 0x78, 0x9a, 0xbc}
+	require.NoError(t, s.Add(&UUIDKeyed{ID: id, Name: "u"}))
+	await(t, s.Commit(ctx))
+	got := await(t, asyncsession.Get[UUIDKeyed](ctx, newSession(t, e), "12345678-1234-1234-1234-123456789abc"))
+	require.NotNil(t, got)
+	assert.Equal(t, id, got.ID)
+	_, err := asyncsession.Get[Author](ctx, s, struct{}{}).Await(ctx)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "pass the key as int64")
 }

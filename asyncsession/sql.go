@@ -1,6 +1,7 @@
 package asyncsession
 
 import (
+	"fmt"
 	"reflect"
 	"slices"
 	"strings"
@@ -139,6 +140,10 @@ func createTable(d *asyncengine.Dialect, m *structmap.Model) (string, error) {
 		}
 		def := d.Quote(f.Column) + " "
 		generatedKey := f.PK && singlePK && f.Default && (typ == "bigint" || typ == "integer")
+		if f.PK && f.Default && !generatedKey && typ != "uuid" && f.SQLType == "" {
+			// a key column with no default would take NULL keys (SQLite) or fail the first insert
+			return "", &MappingError{Type: m.Type.String(), Field: f.Name, Reason: fmt.Sprintf("CreateAll can give a server-generated (`default`) primary key a default only for a single integer key (or a uuid on PostgreSQL), not for %s: generate the key in Go and drop `default`, name a type that carries its own default with `type=`, or create the table yourself", typ)}
+		}
 		switch {
 		case generatedKey:
 			def += d.GeneratedKey(typ)

@@ -13,7 +13,8 @@ import (
 // objects of type T as they arrive, without holding the result: a loop over a million rows takes
 // the memory of one. Streamed objects stay outside the identity map. The session serves its other
 // requests after the loop ends, so the loop body must not wait for one of them; ending the loop
-// early discards the rest of the result. Cancelling ctx stops the query and, like any failed
+// early discards the rest of the result. Like Select, it refuses rows that leave out a mapped
+// column or return one no field maps (a *MappingError). Cancelling ctx stops the query and, like any failed
 // statement, leaves the transaction to be rolled back.
 func Stream[T any](ctx context.Context, s *Session, sql string, args ...any) iter.Seq2[*T, error] {
 	return func(yield func(*T, error) bool) {
@@ -52,7 +53,24 @@ func Stream[T any](ctx context.Context, s *Session, sql string, args ...any) ite
 			done <- failure
 			_, _ = f.Await(context.WithoutCancel(ctx))
 		}()
-		for v, err := range asyncengine.ScanEach[T](c.Stream(ctx, sql, args...)) {
+		rows := c.Stream(ctx, sql, args...)
+		whole := func(yield func(*asyncengine.Row, error) bool) {
+			// rows must carry every mapped column, as Select's do: no object with zero fields
+			first := true
+			for r, err := range rows {
+				if err == nil && first {
+					first = false
+					if err = wholeRows(m, r.Columns()); err != nil {
+						yield(nil, err)
+						return
+					}
+				}
+				if !yield(r, err) {
+					return
+				}
+			}
+		}
+		for v, err := range asyncengine.ScanEach[T](whole) {
 			if err != nil {
 				failure = err
 				yield(nil, err)

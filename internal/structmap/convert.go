@@ -2,6 +2,8 @@ package structmap
 
 import (
 	"database/sql"
+	"encoding"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -192,6 +194,25 @@ func assign(dst reflect.Value, src any) error {
 					return nil
 				}
 			}
+		}
+	}
+	if s, ok := asText(src); ok {
+		// what SQLite's arguments were encoded as (asyncengine's sqldriver): a text form, or JSON
+		tmp := reflect.New(dst.Type())
+		if u, ok := tmp.Interface().(encoding.TextUnmarshaler); ok {
+			if err := u.UnmarshalText([]byte(s)); err != nil {
+				return err
+			}
+			dst.Set(tmp.Elem())
+			return nil
+		}
+		switch dst.Kind() {
+		case reflect.Slice, reflect.Map, reflect.Struct, reflect.Array:
+			if err := json.Unmarshal([]byte(s), tmp.Interface()); err != nil {
+				return err
+			}
+			dst.Set(tmp.Elem())
+			return nil
 		}
 	}
 	if st := sv.Type(); st.Kind() == dst.Kind() && st.ConvertibleTo(dst.Type()) {

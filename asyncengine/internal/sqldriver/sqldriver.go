@@ -121,6 +121,10 @@ func (c *Conn) Query(ctx context.Context, query string, args []any) (*driver.Res
 
 // QueryRows returns the rows as database/sql reads them.
 func (c *Conn) QueryRows(ctx context.Context, query string, args []any) (driver.Rows, error) {
+	args, err := c.encode(args)
+	if err != nil {
+		return nil, err
+	}
 	rows, err := c.sc.QueryContext(ctx, query, args...)
 	if err != nil {
 		c.afterError(err)
@@ -249,6 +253,10 @@ func (b *bufferedRows) Value(i, j int) (any, error) {
 }
 
 func (c *Conn) Exec(ctx context.Context, query string, args []any) (int64, error) {
+	args, err := c.encode(args)
+	if err != nil {
+		return 0, err
+	}
 	r, err := c.sc.ExecContext(ctx, query, args...)
 	if err != nil {
 		c.afterError(err)

@@ -2,7 +2,13 @@ package sqldriver
 
 import (
 	"database/sql"
+	sqldrv "database/sql/driver"
+	"encoding"
+	"encoding/json"
+	"fmt"
+	"reflect"
 	"strings"
+	"time"
 
 	"github.com/gosqla/gosqla/asyncengine/driver"
 	_ "modernc.org/sqlite" // the embedded SQLite
@@ -20,4 +26,74 @@ func OpenSQLite(cfg driver.Config) (driver.Connector, error) {
 	target, _, _ := strings.Cut(strings.TrimPrefix(cfg.DSN, "file:"), "?")
 	target = "SQLite database " + `"` + target + `"`
 	return New(db, "sqlite", Probes{SerialConnect: true, Target: target}), nil
+}
+
+// encode turns the arguments SQLite has no type for into the text CreateAll declares for them,
+// as reading them back decodes it (structmap.Assign): a value with a text form (netip.Prefix,
+// netip.Addr) by its MarshalText, other slices, arrays, maps and structs as JSON. PostgreSQL's
+// arguments pass unchanged: pgx encodes them.
+func (c *Conn) encode(args []any) ([]any, error) {
+	if c.dialect != "sqlite" {
+		return args, nil
+	}
+	var out []any
+	for i, a := range args {
+		v, err := sqliteValue(a)
+		if err != nil {
+			return nil, fmt.Errorf("gosqla: argument %d (%T) cannot be stored in SQLite: %w", i+1, a, err)
+		}
+		if out == nil && v != a {
+			out = append(make([]any, 0, len(args)), args[:i]...)
+		}
+		if out != nil {
+			out = append(out, v)
+		}
+	}
+	if out == nil {
+		return args, nil
+	}
+	return out, nil
+}
+
+func sqliteValue(a any) (any, error) {
+	switch a.(type) {
+	case nil, sqldrv.Valuer, time.Time, []byte, string, int64, float64, bool:
+		return a, nil
+	}
+	if m, ok := a.(encoding.TextMarshaler); ok {
+		b, err := m.MarshalText()
+		return string(b), err
+	}
+	v := reflect.ValueOf(a)
+	if v.Kind() == reflect.Pointer {
+		if v.IsNil() {
+			return nil, nil
+		}
+		return sqliteValue(v.Elem().Interface())
+	}
+	switch v.Kind() {
+	case reflect.Slice:
+		if v.IsNil() {
+			return nil, nil
+		}
+		if v.Type().Elem().Kind() == reflect.Uint8 {
+			return v.Bytes(), nil
+		}
+	case reflect.Map:
+		if v.IsNil() {
+			return nil, nil
+		}
+	case reflect.Array, reflect.Struct:
+		if v.Type() == reflect.TypeFor[[16]byte]() {
+			b := v.Interface().([16]byte)
+			return b[:], nil
+		}
+	default:
+		return a, nil // database/sql converts the other kinds
+	}
+	b, err := json.Marshal(a)
+	if err != nil {
+		return nil, err
+	}
+	return string(b), nil
 }
