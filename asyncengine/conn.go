@@ -158,7 +158,7 @@ func (c *Conn) failed(ctx context.Context, err error) error {
 	}
 	c.pc = nil
 	c.countTrips(pc)
-	c.e.base.invalidated(ctx, c.e.pool, pc, err)
+	c.e.base.invalidated(ctx, pc, err)
 	c.e.pool.discard(pc)
 	if c.tx != nil {
 		c.lost = true
@@ -171,47 +171,47 @@ func (c *Conn) failed(ctx context.Context, err error) error {
 
 // Exec runs a statement that returns no rows. Arguments are positional ($1 / ?) or one Named.
 func (c *Conn) Exec(ctx context.Context, sql string, args ...any) (ExecResult, error) {
-	sql, args, err := bindArgs(c.e.dialect, sql, args)
-	if err != nil {
-		return ExecResult{}, err
-	}
-	start := c.echoStart()
-	qt := c.e.trace.query
-	if qt != nil {
-		ctx = qt.TraceQueryStart(ctx, c, TraceQueryStartData{SQL: sql, Args: c.e.traceArgs(args)})
-	}
-	n, err := guardedCall(ctx, c, driver.Statement{SQL: sql, Args: args}, execStatement)
-	c.echo(ctx, sql, args, start, err)
-	if qt != nil {
-		qt.TraceQueryEnd(ctx, c, TraceQueryEndData{RowsAffected: n, Err: err})
-	}
+	n, err := runStatement(ctx, c, sql, args, execStatement, execRows)
 	return ExecResult{rowsAffected: n}, err
 }
 
 // Query runs a statement and returns its buffered result.
 func (c *Conn) Query(ctx context.Context, sql string, args ...any) (*Result, error) {
-	sql, args, err := bindArgs(c.e.dialect, sql, args)
+	r, err := runStatement(ctx, c, sql, args, queryStatement, queryRows)
 	if err != nil {
 		return nil, err
+	}
+	return newResult(r, c.e.pg), nil
+}
+
+// runStatement is the one path of Exec and Query: bind the arguments, run the statement under
+// the connection's guard, and report it to echo and the query tracer.
+func runStatement[R any](ctx context.Context, c *Conn, sql string, args []any, call func(context.Context, driver.Conn, driver.Statement) (R, error), affected func(R) int64) (R, error) {
+	sql, args, err := bindArgs(c.e.dialect, sql, args)
+	if err != nil {
+		var zero R
+		return zero, err
 	}
 	start := c.echoStart()
 	qt := c.e.trace.query
 	if qt != nil {
 		ctx = qt.TraceQueryStart(ctx, c, TraceQueryStartData{SQL: sql, Args: c.e.traceArgs(args)})
 	}
-	r, err := guardedCall(ctx, c, driver.Statement{SQL: sql, Args: args}, queryStatement)
+	r, err := guardedCall(ctx, c, driver.Statement{SQL: sql, Args: args}, call)
 	c.echo(ctx, sql, args, start, err)
 	if qt != nil {
-		end := TraceQueryEndData{Err: err}
-		if r != nil {
-			end.RowsAffected = r.RowsAffected
-		}
-		qt.TraceQueryEnd(ctx, c, end)
+		qt.TraceQueryEnd(ctx, c, TraceQueryEndData{RowsAffected: affected(r), Err: err})
 	}
-	if err != nil {
-		return nil, err
+	return r, err
+}
+
+func execRows(n int64) int64 { return n }
+
+func queryRows(r *driver.Result) int64 {
+	if r == nil {
+		return 0
 	}
-	return newResult(r, c.e.pg), nil
+	return r.RowsAffected
 }
 
 func execStatement(ctx context.Context, dc driver.Conn, st driver.Statement) (int64, error) {
@@ -261,7 +261,7 @@ func (c *Conn) Invalidate(err error) {
 	}
 	pc := c.pc
 	c.pc = nil
-	c.e.base.invalidated(context.Background(), c.e.pool, pc, err)
+	c.e.base.invalidated(context.Background(), pc, err)
 	c.e.pool.discard(pc)
 	if c.tx != nil {
 		c.lost = true
@@ -309,7 +309,7 @@ func (c *Conn) release() {
 		e.base.notify("OnCheckin", pc.id, func() { h(pc.id) })
 	}
 	if err := c.reset(pc); err != nil {
-		e.base.invalidated(context.Background(), e.pool, pc, err)
+		e.base.invalidated(context.Background(), pc, err)
 		e.pool.discard(pc)
 		return
 	}

@@ -43,7 +43,9 @@ func NewFromPgxPool(p *pgxpool.Pool, cfg *Config) (*Engine, error) {
 
 func newPgxPool(b *poolBase, cfg *Config, connector driver.Connector) (*pgxPool, error) {
 	if cfg.PgxPool != nil {
-		return &pgxPool{poolBase: b, p: cfg.PgxPool}, nil
+		pp := &pgxPool{poolBase: b, p: cfg.PgxPool}
+		b.owner = pp
+		return pp, nil
 	}
 	pc, ok := connector.(*pgxdriver.Connector)
 	if !ok {
@@ -53,12 +55,14 @@ func newPgxPool(b *poolBase, cfg *Config, connector driver.Connector) (*pgxPool,
 	if err != nil {
 		return nil, &ConfigError{Value: cfg.String(), Err: err}
 	}
-	return &pgxPool{poolBase: b, p: p, owned: true}, nil
+	pp := &pgxPool{poolBase: b, p: p, owned: true}
+	b.owner = pp
+	return pp, nil
 }
 
 func (p *pgxPool) get(ctx context.Context) (*pconn, error) {
 	// a replacement is another connection from pgxpool; a dropped one is destroyed by it
-	return p.checkout(ctx, p, nil, source{fresh: p.acquire, drop: p.discard})
+	return p.checkout(ctx, nil, source{fresh: p.acquire, drop: p.discard})
 }
 
 // acquire takes a connection from pgxpool within pool_timeout and finds (or creates) its record.

@@ -90,6 +90,7 @@ type poolDeps struct {
 // counters and the pool-wide invalidation time.
 type poolBase struct {
 	poolDeps
+	owner pool // the pool class this base serves, set when the class is built
 	// connectBound bounds a connection attempt when the connector has no bound of its own
 	// (connect_timeout): a checkout waits at most pool_timeout, connecting included.
 	connectBound time.Duration
@@ -228,8 +229,9 @@ type source struct {
 
 // checkout turns a connection the pool handed out (nil: a free slot to connect in) into one that
 // is ready: fresh enough, alive when pre-ping is on, and accepted by OnCheckout (three tries).
-// On failure the checkout's place is given back through p.
-func (b *poolBase) checkout(ctx context.Context, p pool, pc *pconn, src source) (*pconn, error) {
+// On failure the checkout's place is given back to the owning pool.
+func (b *poolBase) checkout(ctx context.Context, pc *pconn, src source) (*pconn, error) {
+	p := b.owner
 	var lastErr error
 	for rejected := 0; rejected < 3; {
 		if pc == nil {
@@ -249,7 +251,7 @@ func (b *poolBase) checkout(ctx context.Context, p pool, pc *pconn, src source) 
 					p.discard(pc)
 					return nil, ctx.Err()
 				}
-				b.invalidated(ctx, p, pc, err)
+				b.invalidated(ctx, pc, err)
 				src.drop(pc)
 				pc = nil
 				continue
@@ -258,7 +260,7 @@ func (b *poolBase) checkout(ctx context.Context, p pool, pc *pconn, src source) 
 		if h := b.hooks.checkout; h != nil {
 			if err := CatchPanic(func() error { return h(ctx, pc) }); err != nil {
 				lastErr = fmt.Errorf("gosqla: OnCheckout rejected the connection: %w", err)
-				b.invalidated(ctx, p, pc, lastErr)
+				b.invalidated(ctx, pc, lastErr)
 				src.drop(pc)
 				pc = nil
 				rejected++
@@ -284,7 +286,7 @@ func (b *poolBase) ping(ctx context.Context, pc *pconn) error {
 // invalidated records that pc, of pool p, is being discarded because of err. A disconnect also
 // marks every connection created before now as stale, so one lost server costs one error, not
 // one per pooled connection.
-func (b *poolBase) invalidated(ctx context.Context, p pool, pc *pconn, err error) {
+func (b *poolBase) invalidated(ctx context.Context, pc *pconn, err error) {
 	b.invalidations.Add(1)
 	b.logf(ctx, "invalidate", "conn", pc.id, "error", b.errorText(err))
 	if h := b.hooks.invalidate; h != nil {
@@ -293,7 +295,7 @@ func (b *poolBase) invalidated(ctx context.Context, p pool, pc *pconn, err error
 	if b.connector.IsDisconnect(err) {
 		now := time.Now().UnixNano()
 		b.invalidTime.Store(now)
-		p.closeIdleOlder(time.Unix(0, now))
+		b.owner.closeIdleOlder(time.Unix(0, now))
 	}
 }
 

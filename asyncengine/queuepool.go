@@ -42,6 +42,7 @@ type grant struct {
 func newQueuePool(b *poolBase, cfg *Config) *queuePool {
 	p := &queuePool{poolBase: b, size: cfg.PoolSize, capacity: cfg.capacity(), keepIdle: cfg.PoolSize,
 		lifo: cfg.PoolUseLIFO}
+	b.owner = p
 	p.src = p.sourceBy(time.Time{})
 	switch cfg.PoolClass {
 	case PoolNull:
@@ -72,7 +73,7 @@ func (p *queuePool) sourceBy(deadline time.Time) source {
 
 // ready checks out pc (nil: connect in a free slot) through src.
 func (p *queuePool) ready(ctx context.Context, pc *pconn, src source) (*pconn, error) {
-	pc, err := p.checkout(ctx, p, pc, src)
+	pc, err := p.checkout(ctx, pc, src)
 	if err == nil && p.assertion && pc.stack != nil {
 		p.noteCheckout(pc.stack)
 	}

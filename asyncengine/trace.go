@@ -2,6 +2,7 @@ package asyncengine
 
 import (
 	"context"
+	"reflect"
 )
 
 // QueryTracer traces the statements run on a connection (Exec, Query, Stream), in the shape of
@@ -131,7 +132,9 @@ type tracers struct {
 }
 
 func newTracers(t QueryTracer) tracers {
-	if t == nil {
+	// a nil pointer in the interface (a tracer chosen by a condition that was false) traces
+	// nothing, as a nil interface does
+	if v := reflect.ValueOf(t); t == nil || (v.Kind() == reflect.Pointer && v.IsNil()) {
 		return tracers{}
 	}
 	ts := tracers{query: t}

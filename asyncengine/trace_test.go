@@ -218,3 +218,24 @@ func rowsOf(rows ...[]any) iter.Seq2[[]any, error] {
 		}
 	}
 }
+
+// A nil pointer of a tracer type in Config.Tracer (chosen by a condition that was false) traces
+// nothing, as a nil Tracer does, instead of crashing every statement.
+func TestNilTracerPointerTracesNothing(t *testing.T) {
+	enginetest.EachBackend(t, func(t *testing.T, url string) {
+		cfg, err := asyncengine.ParseConfig(url)
+		require.NoError(t, err)
+		var tr *recorder
+		cfg.Tracer = tr
+		e, err := asyncengine.NewWithConfig(cfg)
+		require.NoError(t, err)
+		defer e.Close()
+		ctx := enginetest.Context(t)
+		_, err = e.Exec(ctx, "SELECT 1")
+		require.NoError(t, err)
+		require.NoError(t, e.Begin(ctx, func(c *asyncengine.Conn) error {
+			_, err := c.Query(ctx, "SELECT 1")
+			return err
+		}))
+	})
+}

@@ -96,35 +96,39 @@ func (s *Session) Contains(obj any) bool {
 
 // Flush sends pending changes inside the session's transaction.
 func (s *Session) Flush(ctx context.Context) *asyncengine.Future[struct{}] {
-	o, f, resolve := newOp[struct{}](ctx)
-	o.flush = flushAll
-	o.apply = func(*Session, []*asyncengine.Result) error { resolve(struct{}{}, nil); return nil }
-	s.submit(o)
-	return f
+	return s.control(ctx, controlOp{flush: flushAll}, nil)
 }
 
 // Commit flushes and commits. With ExpireOnCommit, loaded objects are expired.
 func (s *Session) Commit(ctx context.Context) *asyncengine.Future[struct{}] {
-	o, f, resolve := newOp[struct{}](ctx)
-	o.flush = flushAll
-	o.txEnd = commitTx
-	o.apply = func(s *Session, _ []*asyncengine.Result) error {
-		s.committed()
-		resolve(struct{}{}, nil)
-		return nil
-	}
-	s.submit(o)
-	return f
+	return s.control(ctx, controlOp{flush: flushAll, txEnd: commitTx}, (*Session).committed)
 }
 
 // Rollback rolls the transaction back: objects inserted or added in it are expunged, loaded ones
 // expired, deletions undone. It also clears the pending-rollback state of a failed flush.
 func (s *Session) Rollback(ctx context.Context) *asyncengine.Future[struct{}] {
+	return s.control(ctx, controlOp{rollback: true, txEnd: rollbackTx}, rolledBackAll)
+}
+
+// controlOp is what a request that steers the session's transaction does.
+type controlOp struct {
+	flush    flushKind
+	txEnd    txEnd
+	rollback bool
+	close    bool
+}
+
+func rolledBackAll(s *Session) { s.rolledBack(0) }
+
+// control queues a Flush, Commit, Rollback or Close; done updates the session's objects once
+// the server has answered.
+func (s *Session) control(ctx context.Context, c controlOp, done func(*Session)) *asyncengine.Future[struct{}] {
 	o, f, resolve := newOp[struct{}](ctx)
-	o.rollback = true
-	o.txEnd = rollbackTx
+	o.flush, o.txEnd, o.rollback, o.close = c.flush, c.txEnd, c.rollback, c.close
 	o.apply = func(s *Session, _ []*asyncengine.Result) error {
-		s.rolledBack(0)
+		if done != nil {
+			done(s)
+		}
 		resolve(struct{}{}, nil)
 		return nil
 	}
@@ -135,14 +139,7 @@ func (s *Session) Rollback(ctx context.Context) *asyncengine.Future[struct{}] {
 // Close rolls back what was not committed, returns the connections and waits until the
 // session's goroutine has exited. Later calls fail with ErrSessionClosed.
 func (s *Session) Close() error {
-	o, f, resolve := newOp[struct{}](context.Background())
-	o.rollback, o.close, o.txEnd = true, true, rollbackTx
-	o.apply = func(s *Session, _ []*asyncengine.Result) error {
-		s.rolledBack(0)
-		resolve(struct{}{}, nil)
-		return nil
-	}
-	s.submit(o)
+	f := s.control(context.Background(), controlOp{rollback: true, txEnd: rollbackTx, close: true}, rolledBackAll)
 	_, err := f.Await(context.Background())
 	if err == ErrSessionClosed {
 		err = nil

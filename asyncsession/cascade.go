@@ -194,26 +194,25 @@ func (s *Session) cascade(all bool) (*relWork, error) {
 		if err != nil {
 			return w, err
 		}
-		// a *T changed by the application wins over the collection it was in
-		for _, r := range rels {
-			if r.many() {
-				continue
+		// a *T changed by the application wins over the collection it was in: *T first
+		for _, many := range []bool{false, true} {
+			for _, r := range rels {
+				if r.many() != many || !active(in, r) {
+					continue
+				}
+				w.keep(in, r)
+				var added []*instance
+				var err error
+				if many {
+					added, err = s.syncMany(in, r, w)
+				} else {
+					added, err = s.syncOne(in, r, w)
+				}
+				if err != nil {
+					return w, err
+				}
+				queue = append(queue, added...)
 			}
-			added, err := s.syncOne(in, r, w)
-			if err != nil {
-				return w, err
-			}
-			queue = append(queue, added...)
-		}
-		for _, r := range rels {
-			if !r.many() {
-				continue
-			}
-			added, err := s.syncMany(in, r, w)
-			if err != nil {
-				return w, err
-			}
-			queue = append(queue, added...)
 		}
 	}
 	// an object deleted during the walk (an orphan) takes no association row
@@ -256,11 +255,8 @@ func active(in *instance, r *relation) bool {
 	return !fv.IsNil() && (!r.many() || fv.Len() > 0)
 }
 
+// syncOne brings a *T relationship of an active object into the unit of work.
 func (s *Session) syncOne(in *instance, r *relation, w *relWork) ([]*instance, error) {
-	if !active(in, r) {
-		return nil, nil
-	}
-	w.keep(in, r)
 	var added []*instance
 	fv := r.field(in.v)
 	st := in.rel(r)
@@ -344,11 +340,8 @@ func (s *Session) moveMember(child *instance, r *relation, from, to any, w *relW
 	}
 }
 
+// syncMany brings a collection relationship of an active object into the unit of work.
 func (s *Session) syncMany(in *instance, r *relation, w *relWork) ([]*instance, error) {
-	if !active(in, r) {
-		return nil, nil
-	}
-	w.keep(in, r)
 	var added []*instance
 	fv := r.field(in.v)
 	st := in.rel(r)

@@ -112,8 +112,10 @@
 // does not name it: call Flush first. Flush, Commit, RunSync and savepoints compare every
 // object. A Get that misses the map flushes pending inserts and deletes only. NoAutoflush(ctx)
 // turns autoflush off for the requests made with that context, like SQLAlchemy's no_autoflush.
-// As with the snapshot, a pointer, slice or map field counts as changed when it points
-// elsewhere: assign a new value rather than writing through the old one.
+// An autoflush compares an object's own bytes only: a change made through a pointer, slice or
+// map field (*obj.Email = "x", obj.Tags[0] = "y") leaves them as they were and is sent by the
+// next Flush, Commit, RunSync or savepoint, which compare those fields by content. Before a
+// query that must see such a change, assign a new value (obj.Email = &x) or call Flush.
 //
 // Select loads whole objects: a query that leaves out a mapped column, or returns a column no
 // field maps, fails with a *MappingError (read partial rows with Execute). A Select (or a From

@@ -252,3 +252,15 @@ func TestOperation(t *testing.T) {
 		assert.Equal(t, want, [2]string{op, table}, sql)
 	}
 }
+
+// A zero Tracer traces through the global provider, as NewTracer() does, instead of crashing.
+func TestZeroTracerUsesTheGlobalProvider(t *testing.T) {
+	cfg, err := asyncengine.ParseConfig(enginetest.BackendURL(t, "sqlite"))
+	require.NoError(t, err)
+	cfg.Tracer = &gosqlaotel.Tracer{}
+	e, err := asyncengine.NewWithConfig(cfg)
+	require.NoError(t, err)
+	defer e.Close()
+	_, err = e.Exec(enginetest.Context(t), "SELECT 1")
+	require.NoError(t, err)
+}

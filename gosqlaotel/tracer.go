@@ -100,6 +100,15 @@ func NewTracer(opts ...Option) *Tracer {
 	return &Tracer{tracer: tp.Tracer(ScopeName), checkouts: o.checkouts, queryText: o.queryText}
 }
 
+// otelTracer is the tracer spans start from: a zero Tracer uses the global provider, as
+// NewTracer() does.
+func (t *Tracer) otelTracer() trace.Tracer {
+	if t.tracer == nil {
+		return otel.GetTracerProvider().Tracer(ScopeName)
+	}
+	return t.tracer
+}
+
 // server returns the attributes that name the engine's database, computed once per engine.
 func (t *Tracer) server(e *asyncengine.Engine) []attribute.KeyValue {
 	if v, ok := t.servers.Load(e); ok {
@@ -152,7 +161,7 @@ func (t *Tracer) start(ctx context.Context, e *asyncengine.Engine, name string, 
 	attrs := make([]attribute.KeyValue, 0, len(srv)+len(extra))
 	attrs = append(attrs, srv...)
 	attrs = append(attrs, extra...)
-	ctx, _ = t.tracer.Start(ctx, name, trace.WithSpanKind(kind), trace.WithAttributes(attrs...))
+	ctx, _ = t.otelTracer().Start(ctx, name, trace.WithSpanKind(kind), trace.WithAttributes(attrs...))
 	return ctx
 }
 
@@ -236,7 +245,7 @@ func (t *Tracer) template(e *asyncengine.Engine, sql string) *template {
 
 func (t *Tracer) TraceQueryStart(ctx context.Context, c *asyncengine.Conn, d asyncengine.TraceQueryStartData) context.Context {
 	tp := t.template(c.Engine(), d.SQL)
-	ctx, _ = t.tracer.Start(ctx, tp.name, tp.opts...)
+	ctx, _ = t.otelTracer().Start(ctx, tp.name, tp.opts...)
 	return ctx
 }
 
@@ -248,7 +257,7 @@ func (t *Tracer) TraceCheckoutStart(ctx context.Context, e *asyncengine.Engine, 
 	if !t.checkouts {
 		return ctx
 	}
-	ctx, _ = t.tracer.Start(ctx, "gosqla.checkout", trace.WithSpanKind(trace.SpanKindInternal))
+	ctx, _ = t.otelTracer().Start(ctx, "gosqla.checkout", trace.WithSpanKind(trace.SpanKindInternal))
 	return ctx
 }
 
