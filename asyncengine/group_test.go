@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -92,6 +93,9 @@ func TestGroupLimitReservesWorkersForOtherStages(t *testing.T) {
 	e := newEngine(t, enginetest.NewDatabase(t), "pool_size=3&max_overflow=0&workers=3")
 	ctx := enginetest.Context(t)
 	release := make(chan struct{})
+	var releaseOnce sync.Once
+	unblock := func() { releaseOnce.Do(func() { close(release) }) }
+	t.Cleanup(unblock) // runs before the engine's Close, which waits for the tasks
 	cpu, _ := asyncengine.NewGroup(ctx, e.Workers())
 	cpu.SetLimit(2)
 	var started atomic.Int64
@@ -118,7 +122,7 @@ func TestGroupLimitReservesWorkersForOtherStages(t *testing.T) {
 	}).Await(wait)
 	require.NoError(t, err, "the writer got a worker while the CPU stage was at its limit")
 	assert.EqualValues(t, 2, started.Load(), "the stage never ran more than its limit")
-	close(release)
+	unblock()
 	require.NoError(t, <-stageDone)
 	assert.EqualValues(t, 50, started.Load())
 }

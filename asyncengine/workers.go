@@ -86,9 +86,12 @@ func (w *Workers) Submit(ctx context.Context, task func()) error {
 		return err
 	}
 	w.submitted.Add(1)
-	w.ensureWorker()
+	w.ensureWorker() // a full queue needs a worker to drain it before the send can succeed
 	select {
 	case w.queue <- task:
+		// checked again with the task queued: two submits that both saw an idle worker before
+		// either was queued would otherwise leave the second waiting behind the first for good
+		w.ensureWorker()
 		return nil
 	case <-ctx.Done():
 		w.submitted.Add(-1)

@@ -87,3 +87,4 @@ func TestCancelledTaskNeverRuns(t *testing.T) {
 	require.ErrorIs(t, err, context.Canceled)
 	assert.False(t, ran)
 }
+
