@@ -87,4 +87,3 @@ func TestCancelledTaskNeverRuns(t *testing.T) {
 	require.ErrorIs(t, err, context.Canceled)
 	assert.False(t, ran)
 }
-
