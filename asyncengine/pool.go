@@ -130,7 +130,8 @@ func (b *poolBase) connect(ctx context.Context, deadline time.Time) (*pconn, err
 		defer cancel()
 	}
 	pc, err := b.open(bounded)
-	if err != nil && ctx.Err() == nil && bounded.Err() != nil {
+	// the dialer's own timer may report "i/o timeout" a moment before the context says so
+	if err != nil && ctx.Err() == nil && b.connectBound > 0 && (bounded.Err() != nil || time.Until(deadline) < 10*time.Millisecond) {
 		b.timeouts.Add(1)
 		err = fmt.Errorf("%w: no connection within pool_timeout %s, connecting included (connect_timeout bounds connection attempts instead): %w", ErrPoolTimeout, b.timeout, err)
 	}
