@@ -83,11 +83,6 @@ func (c *Conn) guarded(ctx context.Context, fn func(driver.Conn) error) error {
 	return err
 }
 
-func (c *Conn) do(ctx context.Context, fn func(driver.Conn) error) error {
-	_, err := doCall(ctx, c, fn, callFunc)
-	return err
-}
-
 func callFunc(_ context.Context, dc driver.Conn, fn func(driver.Conn) error) (struct{}, error) {
 	return struct{}{}, fn(dc)
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"iter"
 	"strings"
-	"time"
 
 	"github.com/gosqla/gosqla/asyncengine/driver"
 )
@@ -15,7 +14,7 @@ import (
 // between rows. It returns the number of rows loaded.
 func (c *Conn) CopyFrom(ctx context.Context, table string, columns []string, rows iter.Seq2[[]any, error]) (int64, error) {
 	var n int64
-	start := time.Now()
+	start := c.echoStart()
 	ct := c.e.trace.copy
 	if ct != nil {
 		ctx = ct.TraceCopyFromStart(ctx, c, TraceCopyFromStartData{Table: table, Columns: columns})
@@ -47,7 +46,9 @@ func (c *Conn) CopyFrom(ctx context.Context, table string, columns []string, row
 		}
 		return err
 	})
-	c.echo(ctx, "COPY "+table, nil, start, err)
+	if c.e.log != nil {
+		c.echo(ctx, "COPY "+table, nil, start, err)
+	}
 	if ct != nil {
 		ct.TraceCopyFromEnd(ctx, c, TraceCopyFromEndData{Rows: n, Err: err})
 	}

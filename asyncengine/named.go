@@ -166,8 +166,10 @@ func inList(before, after string, v any) (list reflect.Value, paren, ok bool) {
 	return list, paren, true
 }
 
+// isIdentByte reports a byte that can end the name before "in" (a column, a quoted or qualified
+// one), so that "... login :x" is not read as IN.
 func isIdentByte(c byte) bool {
-	return c == '_' || c == '$' || c == '.' || c == '"' || ('a' <= c && c <= 'z') || ('A' <= c && c <= 'Z') || ('0' <= c && c <= '9')
+	return isIdent(c) || c == '$' || c == '.' || c == '"'
 }
 
 // oneStatement returns an *ArgumentError when sql holds more than one statement: text other than

@@ -45,7 +45,7 @@ func (c *Conn) Pipeline(ctx context.Context, stmts []Statement) ([]*Result, erro
 	vals := make([]Result, len(drs))
 	rs := make([]*Result, len(drs))
 	for i, r := range drs {
-		vals[i] = Result{columns: r.Columns, rows: r.Rows, rowsAffected: r.RowsAffected, pg: c.e.pg}
+		vals[i] = resultOf(r, c.e.pg)
 		rs[i] = &vals[i]
 	}
 	return rs, err

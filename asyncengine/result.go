@@ -23,7 +23,13 @@ type Result struct {
 }
 
 func newResult(r *driver.Result, pg bool) *Result {
-	return &Result{columns: r.Columns, rows: r.Rows, rowsAffected: r.RowsAffected, pg: pg}
+	res := resultOf(r, pg)
+	return &res
+}
+
+// resultOf wraps a driver result; pg: the rows scan by pgx's rules.
+func resultOf(r *driver.Result, pg bool) Result {
+	return Result{columns: r.Columns, rows: r.Rows, rowsAffected: r.RowsAffected, pg: pg}
 }
 
 // Columns returns the column names.
@@ -104,9 +110,14 @@ func (r *Result) decode(keep bool) ([][]any, error) {
 func (r *Result) value(i, j int) (any, error) {
 	v, err := r.rows.Value(i, j)
 	if err != nil {
-		return nil, &ConvertError{Column: r.columns[j].Name, DBType: r.columns[j].TypeName, To: "any", Err: err}
+		return nil, valueError(r.columns[j], err)
 	}
 	return v, nil
+}
+
+// valueError reports a value of col the driver could not decode to an untyped Go value.
+func valueError(col driver.Column, err error) error {
+	return &ConvertError{Column: col.Name, DBType: col.TypeName, To: "any", Err: err}
 }
 
 // Scalar returns the first column of the first row, or ErrNoRows.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"iter"
 	"reflect"
-	"time"
 
 	"github.com/gosqla/gosqla/asyncengine/driver"
 	"github.com/gosqla/gosqla/internal/structmap"
@@ -36,7 +35,7 @@ func (r *Row) Values() ([]any, error) {
 	for j := range out {
 		v, err := r.rows.Value(j)
 		if err != nil {
-			return nil, &ConvertError{Column: r.cols[j].Name, DBType: r.cols[j].TypeName, To: "any", Err: err}
+			return nil, valueError(r.cols[j], err)
 		}
 		out[j] = v
 	}
@@ -77,13 +76,8 @@ func (c *Conn) stream(ctx context.Context, sql string, args []any, yield func(*R
 		ctx = qt.TraceQueryStart(ctx, c, TraceQueryStartData{SQL: sql, Args: c.e.traceArgs(args)})
 		defer func() { qt.TraceQueryEnd(ctx, c, TraceQueryEndData{Err: err}) }()
 	}
-	start := time.Now()
-	var rows driver.Rows
-	err = c.do(ctx, func(dc driver.Conn) error {
-		var err error
-		rows, err = dc.QueryRows(ctx, sql, args)
-		return err
-	})
+	start := c.echoStart()
+	rows, err := doCall(ctx, c, driver.Statement{SQL: sql, Args: args}, streamStatement)
 	c.echo(ctx, sql, args, start, err)
 	if err != nil {
 		return err
@@ -132,6 +126,10 @@ func (c *Conn) stream(ctx context.Context, sql string, args []any, yield func(*R
 		return nil // the caller is gone: an error of the discarded rest is not theirs to hear
 	}
 	return err
+}
+
+func streamStatement(ctx context.Context, dc driver.Conn, st driver.Statement) (driver.Rows, error) {
+	return dc.QueryRows(ctx, st.SQL, st.Args)
 }
 
 // Stream checks out a connection, streams the query's rows as Conn.Stream does, and returns the
