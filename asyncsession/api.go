@@ -21,18 +21,7 @@ func (s *Session) Add(objs ...any) error {
 			s.mu.Unlock()
 			return err
 		}
-		if in, ok := s.objects[obj]; ok {
-			if in.state == stateDeleted {
-				in.state = statePersistent
-				s.deleted = without(s.deleted, []*instance{in})
-			}
-			s.mu.Unlock()
-			continue
-		}
-		in := newInstance(obj, m)
-		in.state = statePending
-		s.objects[obj] = in
-		s.pending = append(s.pending, in)
+		s.attach(obj, m)
 		s.mu.Unlock()
 	}
 	return nil
@@ -358,10 +347,7 @@ func Merge[T any](ctx context.Context, s *Session, obj *T) *asyncengine.Future[*
 		if in == nil {
 			cp := new(T)
 			*cp = *obj
-			in = newInstance(cp, m)
-			in.state = statePending
-			s.objects[cp] = in
-			s.pending = append(s.pending, in)
+			s.attach(cp, m)
 			return cp, nil
 		}
 		// like Upsert, a server-default column left at zero is not given: the loaded value stays

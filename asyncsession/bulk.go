@@ -133,8 +133,7 @@ func (s *Session) mergeInto(m *structmap.Model, r *asyncengine.Result, i int, ob
 		s.pending = without(s.pending, []*instance{prev})
 	}
 	in.state = statePersistent
-	in.addedInTx = true
-	in.addedAt = gen
+	in.inserted(gen)
 	s.register(in)
 	return in, nil
 }

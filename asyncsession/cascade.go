@@ -226,7 +226,9 @@ func (s *Session) cascade(all bool) (*relWork, error) {
 	return w, nil
 }
 
-// attach returns the session's instance of obj, adding it as pending when it is new.
+// attach returns the session's instance of obj, adding it as pending when it is new and undeleting
+// it when it was marked deleted: Add, Merge's new copy and an object reached by a relationship all
+// enter the session here. Called locked.
 func (s *Session) attach(obj any, m *structmap.Model) (*instance, bool) {
 	if in, ok := s.objects[obj]; ok {
 		if in.state == stateDeleted {

@@ -316,8 +316,7 @@ func (fp *flushPlan) buildInsert(g *insertGroup) {
 			}
 			in.key = keyOf(in.model, in.v)
 			in.state = statePersistent
-			in.addedInTx = true
-			in.addedAt = fp.gen
+			in.inserted(fp.gen)
 			s.register(in)
 		}
 		return nil

@@ -35,23 +35,32 @@ func pkValues(m *structmap.Model, v reflect.Value) []any {
 
 // instance is what the session knows of one mapped object.
 type instance struct {
-	ptr       any           // the *T the user holds
-	v         reflect.Value // the struct itself
-	model     *structmap.Model
-	key       identityKey
-	state     state
-	snapshot  []any     // column values as last loaded or flushed
-	set       *tableSet // its table's set while registered, with its snapshot bytes (autoflush.go)
-	pos       int       // its place in set
-	expired   bool
-	addedInTx bool // inserted in the current transaction: expunged by Rollback
-	addedAt   int  // the savepoint generation it was inserted in
-	rels      map[*relation]*relState
+	ptr      any           // the *T the user holds
+	v        reflect.Value // the struct itself
+	model    *structmap.Model
+	key      identityKey
+	state    state
+	snapshot []any     // column values as last loaded or flushed
+	set      *tableSet // its table's set while registered, with its snapshot bytes (autoflush.go)
+	pos      int       // its place in set
+	expired  bool
+	// insertedIn is 1 + the savepoint generation it was inserted in while that transaction is
+	// open, 0 otherwise: a rollback to generation gen expunges it when insertedIn > gen
+	insertedIn int
+	rels       map[*relation]*relState
 }
 
 func newInstance(ptr any, m *structmap.Model) *instance {
 	return &instance{ptr: ptr, v: reflect.ValueOf(ptr).Elem(), model: m}
 }
+
+// inserted records that the object's INSERT ran in savepoint generation gen of the open
+// transaction.
+func (in *instance) inserted(gen int) { in.insertedIn = gen + 1 }
+
+// insertedSince reports an object inserted in the open transaction at or after savepoint
+// generation gen: a rollback to gen undoes its INSERT.
+func (in *instance) insertedSince(gen int) bool { return in.insertedIn > gen }
 
 // keyOf computes the identity key from the object's current primary-key fields.
 func keyOf(m *structmap.Model, v reflect.Value) identityKey {

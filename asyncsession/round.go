@@ -156,11 +156,19 @@ func readsBack(parts []part) bool {
 
 // add appends p, preceded by BEGIN when its engine has no transaction open.
 func (s *Session) add(parts []part, p part) []part {
-	if len(p.stmts) > 0 && !p.b.inTx {
-		parts = append(parts, part{b: p.b, stmts: []asyncengine.Statement{{SQL: s.opts.begin}}, tx: txBegins})
-		p.b.inTx = true
+	if len(p.stmts) > 0 {
+		parts = s.begin(parts, p.b)
 	}
 	return append(parts, p)
+}
+
+// begin appends a BEGIN of b's transaction unless one is open.
+func (s *Session) begin(parts []part, b *bound) []part {
+	if b.inTx {
+		return parts
+	}
+	b.inTx = true
+	return append(parts, part{b: b, stmts: []asyncengine.Statement{{SQL: s.opts.begin}}, tx: txBegins})
 }
 
 // execute sends the parts, one pipeline per engine, and hands each request its results.
@@ -180,9 +188,12 @@ func (s *Session) execute(ctx context.Context, stop func(), parts []part) {
 func (s *Session) finish(parts []part, errs map[*bound]error) error {
 	var failure error
 	var failedBy *op
-	unsent := map[*bound]bool{}
+	var unsent map[*bound]bool // allocated only in the rare round that has one
 	for b, err := range errs {
 		if isUnsent(err) {
+			if unsent == nil {
+				unsent = map[*bound]bool{}
+			}
 			unsent[b] = true
 		}
 	}
@@ -335,10 +346,7 @@ func (s *Session) planExclusive(o *op) (parts []part, b *bound, more bool, err e
 		}
 	}
 	b = s.boundFor(o.engine)
-	if !b.inTx {
-		parts = append(parts, part{b: b, stmts: []asyncengine.Statement{{SQL: s.opts.begin}}, tx: txBegins})
-		b.inTx = true
-	}
+	parts = s.begin(parts, b)
 	for k := range parts {
 		parts[k].by = o
 	}

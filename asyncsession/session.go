@@ -48,7 +48,7 @@ type Session struct {
 	deleted  []*instance
 	bounds   []*bound
 	failed   error        // set when a statement of the transaction failed
-	gen      int          // savepoint generation: objects inserted since a savepoint have addedAt >= its gen
+	gen      int          // savepoint generation: see instance.insertedSince
 	gone     []goneObject // deleted by a flush of the open transaction
 }
 
@@ -113,7 +113,7 @@ func (s *Session) unusable() error {
 // committed updates the session after its transaction committed. Called locked.
 func (s *Session) committed() {
 	for _, in := range s.objects {
-		in.addedInTx = false
+		in.insertedIn = 0
 		if s.opts.expireOnCommit && in.state == statePersistent {
 			in.expired = true
 		}
@@ -127,7 +127,7 @@ func (s *Session) committed() {
 func (s *Session) rolledBack(gen int) {
 	for _, in := range s.objects {
 		switch {
-		case in.state == statePending, in.addedInTx && in.addedAt >= gen:
+		case in.state == statePending, in.insertedSince(gen):
 			s.forget(in)
 		default:
 			in.state = statePersistent
@@ -142,7 +142,7 @@ func (s *Session) rolledBack(gen int) {
 		switch {
 		case g.gen < gen:
 			kept = append(kept, g)
-		case in.addedInTx && in.addedAt >= gen:
+		case in.insertedSince(gen):
 		case s.identity[in.key] == nil:
 			in.state = statePersistent
 			in.expired = true
@@ -153,7 +153,7 @@ func (s *Session) rolledBack(gen int) {
 	s.pending, s.deleted, s.failed = nil, nil, nil
 	if gen == 0 {
 		for _, in := range s.objects {
-			in.addedInTx = false
+			in.insertedIn = 0
 		}
 	}
 }
