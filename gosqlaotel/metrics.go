@@ -77,6 +77,10 @@ func (in intInstrument) register(m metric.Meter) (metric.Int64Observable, error)
 // asynchronous instruments, read when the meter's reader collects; poolName tells engines apart
 // (attribute db.client.connection.pool.name). Call the returned function to stop.
 //
+// Register an engine once per meter provider, and give each engine its own poolName: two
+// registrations reporting under the same pool name observe the same series, and a reader then
+// adds their values up (a pool counted twice).
+//
 // Instruments (OpenTelemetry's database client names where they exist):
 //
 //	db.client.connection.count            connections open, by db.client.connection.state (idle, used)
