@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/gosqla/gosqla/asyncengine/driver"
 	"github.com/jackc/pgx/v5"
@@ -76,7 +75,7 @@ func (p *PgxConn) run(ctx context.Context, sql string, args []any, fn func(ctx c
 		ctx = qt.TraceQueryStart(ctx, c, TraceQueryStartData{SQL: sql, Args: c.e.traceArgs(args)})
 	}
 	var n int64
-	start := time.Now()
+	start := c.echoStart()
 	err := c.RawPgx(ctx, func(pc *pgx.Conn) error {
 		var err error
 		n, err = fn(ctx, pc)

@@ -548,8 +548,7 @@ func (rs *ReplicaSet) usable(ctx context.Context, m *member, c *Conn, need WALPo
 	if err != nil {
 		return false, err
 	}
-	for cur := m.replayed.Load(); uint64(p) > cur && !m.replayed.CompareAndSwap(cur, uint64(p)); cur = m.replayed.Load() {
-	}
+	advanceTo(&m.replayed, p)
 	m.lagMu.Lock()
 	m.lag, m.lagAt = time.Duration(lag*float64(time.Second)), time.Now()
 	m.lagMu.Unlock()

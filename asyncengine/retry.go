@@ -136,8 +136,7 @@ func (e *Engine) Retryable(err error) bool {
 			return true
 		}
 	}
-	var lost *DisconnectError
-	return errors.As(err, &lost) || e.connector.IsDisconnect(err)
+	return e.lost(err)
 }
 
 func (p RetryPolicy) withDefaults() RetryPolicy {

@@ -66,10 +66,14 @@ func (rw *ReadYourWrites) Token() string {
 func (rw *ReadYourWrites) Position() WALPosition { return WALPosition(rw.pos.Load()) }
 
 // Observe advances the position to p if p is further.
-func (rw *ReadYourWrites) Observe(p WALPosition) {
+func (rw *ReadYourWrites) Observe(p WALPosition) { advanceTo(&rw.pos, p) }
+
+// advanceTo moves the position held in a forward to p, never back, however many goroutines
+// advance it at once.
+func advanceTo(a *atomic.Uint64, p WALPosition) {
 	for {
-		cur := rw.pos.Load()
-		if uint64(p) <= cur || rw.pos.CompareAndSwap(cur, uint64(p)) {
+		cur := a.Load()
+		if uint64(p) <= cur || a.CompareAndSwap(cur, uint64(p)) {
 			return
 		}
 	}

@@ -15,9 +15,71 @@ type metricProvider = metric.MeterProvider
 // otel.GetMeterProvider()).
 func WithMeterProvider(mp metric.MeterProvider) Option { return func(o *options) { o.mp = mp } }
 
+// stats is one collection's snapshot, read once for every instrument.
+type stats struct {
+	pool    asyncengine.PoolStats
+	workers asyncengine.WorkerStats
+}
+
+type instrumentKind int
+
+const (
+	gauge instrumentKind = iota
+	upDown
+	counter
+)
+
+// intInstrument is one integer instrument and the statistic it reports.
+type intInstrument struct {
+	kind              instrumentKind
+	name, unit, descr string
+	value             func(*stats) int64
+}
+
+// intInstruments are the integer instruments observed with the pool's attributes alone;
+// db.client.connection.count (by state) and gosqla.pool.wait_time (seconds) are registered apart.
+var intInstruments = []intInstrument{
+	{upDown, "db.client.connection.max", "{connection}", "Most connections open at once; 0 means no limit", func(s *stats) int64 { return int64(s.pool.MaxOpen) }},
+	{upDown, "db.client.connection.idle.max", "{connection}", "Idle connections kept (pool_size)", func(s *stats) int64 { return int64(s.pool.Size) }},
+	{upDown, "db.client.connection.pending_requests", "{request}", "Checkouts waiting for a connection", func(s *stats) int64 { return int64(s.pool.Waiting) }},
+	{counter, "db.client.connection.timeouts", "{timeout}", "Checkouts that gave up after pool_timeout", func(s *stats) int64 { return s.pool.Timeouts }},
+	{gauge, "gosqla.pool.overflow", "{connection}", "Connections open beyond pool_size (negative while fewer are open)", func(s *stats) int64 { return int64(s.pool.Overflow) }},
+	{counter, "gosqla.pool.waits", "{checkout}", "Checkouts that had to wait", func(s *stats) int64 { return s.pool.Waits }},
+	{counter, "gosqla.pool.connects", "{connection}", "Physical connections opened", func(s *stats) int64 { return s.pool.Connects }},
+	{counter, "gosqla.pool.connect_errors", "{error}", "Failed connection attempts", func(s *stats) int64 { return s.pool.ConnectErrors }},
+	{counter, "gosqla.pool.closes", "{connection}", "Physical connections closed", func(s *stats) int64 { return s.pool.Closes }},
+	{counter, "gosqla.pool.invalidations", "{connection}", "Connections invalidated", func(s *stats) int64 { return s.pool.Invalidations }},
+	{counter, "gosqla.pool.leaks", "{connection}", "Connections garbage-collected while checked out", func(s *stats) int64 { return s.pool.Leaks }},
+	{counter, "gosqla.pool.round_trips", "{round_trip}", "Round trips to the server on checked-out connections", func(s *stats) int64 { return s.pool.RoundTrips }},
+	{upDown, "gosqla.workers.size", "{goroutine}", "Worker goroutines at most", func(s *stats) int64 { return int64(s.workers.Size) }},
+	{upDown, "gosqla.workers.started", "{goroutine}", "Worker goroutines started", func(s *stats) int64 { return int64(s.workers.Started) }},
+	{upDown, "gosqla.workers.running", "{task}", "Tasks running on the workers", func(s *stats) int64 { return s.workers.Running }},
+	{upDown, "gosqla.workers.queued", "{task}", "Tasks waiting for a worker", func(s *stats) int64 { return int64(s.workers.Queued) }},
+	{counter, "gosqla.workers.submitted", "{task}", "Tasks submitted", func(s *stats) int64 { return s.workers.Submitted }},
+	{counter, "gosqla.workers.completed", "{task}", "Tasks completed", func(s *stats) int64 { return s.workers.Completed }},
+	{counter, "gosqla.workers.panics", "{task}", "Tasks that panicked", func(s *stats) int64 { return s.workers.Panics }},
+	{counter, "gosqla.workers.direct", "{call}", "Blocking driver calls run beside busy workers", func(s *stats) int64 { return s.workers.Direct }},
+}
+
+func (in intInstrument) register(m metric.Meter) (metric.Int64Observable, error) {
+	unit, descr := metric.WithUnit(in.unit), metric.WithDescription(in.descr)
+	switch in.kind {
+	case gauge:
+		return m.Int64ObservableGauge(in.name, unit, descr)
+	case upDown:
+		return m.Int64ObservableUpDownCounter(in.name, unit, descr)
+	default:
+		return m.Int64ObservableCounter(in.name, unit, descr)
+	}
+}
+
 // RegisterMetrics exposes e's pool and worker statistics (Engine.Stats, Workers().Stats) as
 // asynchronous instruments, read when the meter's reader collects; poolName tells engines apart
 // (attribute db.client.connection.pool.name). Call the returned function to stop.
+//
+// Register an engine once per meter provider, and give each engine its own poolName: two
+// registrations reporting under the same pool name observe the same series, and a reader then
+// adds their values up (a pool counted twice).
 //
 // Instruments (OpenTelemetry's database client names where they exist):
 //
@@ -46,52 +108,7 @@ func RegisterMetrics(e *asyncengine.Engine, poolName string, opts ...Option) (fu
 	idle := metric.WithAttributes(pool, system, attribute.String("db.client.connection.state", "idle"))
 	used := metric.WithAttributes(pool, system, attribute.String("db.client.connection.state", "used"))
 
-	var err error
-	gauge := func(name, unit, desc string) metric.Int64ObservableGauge {
-		if err != nil {
-			return nil
-		}
-		var g metric.Int64ObservableGauge
-		g, err = m.Int64ObservableGauge(name, metric.WithUnit(unit), metric.WithDescription(desc))
-		return g
-	}
-	updown := func(name, unit, desc string) metric.Int64ObservableUpDownCounter {
-		if err != nil {
-			return nil
-		}
-		var g metric.Int64ObservableUpDownCounter
-		g, err = m.Int64ObservableUpDownCounter(name, metric.WithUnit(unit), metric.WithDescription(desc))
-		return g
-	}
-	counter := func(name, unit, desc string) metric.Int64ObservableCounter {
-		if err != nil {
-			return nil
-		}
-		var c metric.Int64ObservableCounter
-		c, err = m.Int64ObservableCounter(name, metric.WithUnit(unit), metric.WithDescription(desc))
-		return c
-	}
-	count := updown("db.client.connection.count", "{connection}", "Connections open, by state")
-	maxOpen := updown("db.client.connection.max", "{connection}", "Most connections open at once; 0 means no limit")
-	idleMax := updown("db.client.connection.idle.max", "{connection}", "Idle connections kept (pool_size)")
-	pending := updown("db.client.connection.pending_requests", "{request}", "Checkouts waiting for a connection")
-	timeouts := counter("db.client.connection.timeouts", "{timeout}", "Checkouts that gave up after pool_timeout")
-	overflow := gauge("gosqla.pool.overflow", "{connection}", "Connections open beyond pool_size (negative while fewer are open)")
-	waits := counter("gosqla.pool.waits", "{checkout}", "Checkouts that had to wait")
-	connects := counter("gosqla.pool.connects", "{connection}", "Physical connections opened")
-	connectErrors := counter("gosqla.pool.connect_errors", "{error}", "Failed connection attempts")
-	closes := counter("gosqla.pool.closes", "{connection}", "Physical connections closed")
-	invalidations := counter("gosqla.pool.invalidations", "{connection}", "Connections invalidated")
-	leaks := counter("gosqla.pool.leaks", "{connection}", "Connections garbage-collected while checked out")
-	trips := counter("gosqla.pool.round_trips", "{round_trip}", "Round trips to the server on checked-out connections")
-	wSize := updown("gosqla.workers.size", "{goroutine}", "Worker goroutines at most")
-	wStarted := updown("gosqla.workers.started", "{goroutine}", "Worker goroutines started")
-	wRunning := updown("gosqla.workers.running", "{task}", "Tasks running on the workers")
-	wQueued := updown("gosqla.workers.queued", "{task}", "Tasks waiting for a worker")
-	wSubmitted := counter("gosqla.workers.submitted", "{task}", "Tasks submitted")
-	wCompleted := counter("gosqla.workers.completed", "{task}", "Tasks completed")
-	wPanics := counter("gosqla.workers.panics", "{task}", "Tasks that panicked")
-	wDirect := counter("gosqla.workers.direct", "{call}", "Blocking driver calls run beside busy workers")
+	count, err := m.Int64ObservableUpDownCounter("db.client.connection.count", metric.WithUnit("{connection}"), metric.WithDescription("Connections open, by state"))
 	if err != nil {
 		return nil, err
 	}
@@ -99,35 +116,24 @@ func RegisterMetrics(e *asyncengine.Engine, poolName string, opts ...Option) (fu
 	if err != nil {
 		return nil, err
 	}
+	observed := []metric.Observable{count, waitTime}
+	ints := make([]metric.Int64Observable, len(intInstruments))
+	for i, in := range intInstruments {
+		if ints[i], err = in.register(m); err != nil {
+			return nil, err
+		}
+		observed = append(observed, ints[i])
+	}
 	reg, err := m.RegisterCallback(func(_ context.Context, ob metric.Observer) error {
-		s := e.Stats()
-		ob.ObserveInt64(count, int64(s.CheckedIn), idle)
-		ob.ObserveInt64(count, int64(s.CheckedOut), used)
-		ob.ObserveInt64(maxOpen, int64(s.MaxOpen), common)
-		ob.ObserveInt64(idleMax, int64(s.Size), common)
-		ob.ObserveInt64(pending, int64(s.Waiting), common)
-		ob.ObserveInt64(timeouts, s.Timeouts, common)
-		ob.ObserveInt64(overflow, int64(s.Overflow), common)
-		ob.ObserveInt64(waits, s.Waits, common)
-		ob.ObserveFloat64(waitTime, s.WaitTime.Seconds(), common)
-		ob.ObserveInt64(connects, s.Connects, common)
-		ob.ObserveInt64(connectErrors, s.ConnectErrors, common)
-		ob.ObserveInt64(closes, s.Closes, common)
-		ob.ObserveInt64(invalidations, s.Invalidations, common)
-		ob.ObserveInt64(leaks, s.Leaks, common)
-		ob.ObserveInt64(trips, s.RoundTrips, common)
-		w := e.Workers().Stats()
-		ob.ObserveInt64(wSize, int64(w.Size), common)
-		ob.ObserveInt64(wStarted, int64(w.Started), common)
-		ob.ObserveInt64(wRunning, w.Running, common)
-		ob.ObserveInt64(wQueued, int64(w.Queued), common)
-		ob.ObserveInt64(wSubmitted, w.Submitted, common)
-		ob.ObserveInt64(wCompleted, w.Completed, common)
-		ob.ObserveInt64(wPanics, w.Panics, common)
-		ob.ObserveInt64(wDirect, w.Direct, common)
+		s := stats{pool: e.Stats(), workers: e.Workers().Stats()}
+		ob.ObserveInt64(count, int64(s.pool.CheckedIn), idle)
+		ob.ObserveInt64(count, int64(s.pool.CheckedOut), used)
+		ob.ObserveFloat64(waitTime, s.pool.WaitTime.Seconds(), common)
+		for i, in := range intInstruments {
+			ob.ObserveInt64(ints[i], in.value(&s), common)
+		}
 		return nil
-	}, count, maxOpen, idleMax, pending, timeouts, overflow, waits, waitTime, connects, connectErrors, closes,
-		invalidations, leaks, trips, wSize, wStarted, wRunning, wQueued, wSubmitted, wCompleted, wPanics, wDirect)
+	}, observed...)
 	if err != nil {
 		return nil, err
 	}

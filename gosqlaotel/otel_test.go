@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/gosqla/gosqla/asyncengine"
 	"github.com/gosqla/gosqla/asyncengine/enginetest"
@@ -21,12 +20,6 @@ import (
 )
 
 func TestMain(m *testing.M) { enginetest.Main(m) }
-
-func ctxT(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	t.Cleanup(cancel)
-	return ctx
-}
 
 func traced(t *testing.T, url string, opts ...gosqlaotel.Option) (*asyncengine.Engine, *tracetest.InMemoryExporter) {
 	t.Helper()
@@ -65,7 +58,7 @@ func TestSpansFollowTheConventions(t *testing.T) {
 	for name, url := range map[string]string{"postgresql": pg, "sqlite": "sqlite:///" + filepath.Join(t.TempDir(), "o.db")} {
 		t.Run(name, func(t *testing.T) {
 			e, exp := traced(t, url)
-			ctx := ctxT(t)
+			ctx := enginetest.Context(t)
 			ph := "$1"
 			if name == "sqlite" {
 				ph = "?"
@@ -153,7 +146,7 @@ func TestSpansFollowTheConventions(t *testing.T) {
 // TestConnectAndCheckoutSpans: connects are spans; checkouts only when asked.
 func TestConnectAndCheckoutSpans(t *testing.T) {
 	e, exp := traced(t, enginetest.NewDatabase(t), gosqlaotel.WithCheckoutSpans(true))
-	ctx := ctxT(t)
+	ctx := enginetest.Context(t)
 	_, err := e.Exec(ctx, "SELECT 1")
 	require.NoError(t, err)
 	assert.Equal(t, []string{"connect", "gosqla.checkout", "SELECT"}, names(exp.GetSpans()))
@@ -168,7 +161,7 @@ func TestConnectAndCheckoutSpans(t *testing.T) {
 // TestSpanShowsErrorTextWithLogParameters: log_parameters=true lets the server's message through.
 func TestSpanShowsErrorTextWithLogParameters(t *testing.T) {
 	e, exp := traced(t, enginetest.NewDatabase(t)+"&log_parameters=true")
-	_, err := e.Exec(ctxT(t), "SELECT * FROM nowhere")
+	_, err := e.Exec(enginetest.Context(t), "SELECT * FROM nowhere")
 	require.Error(t, err)
 	s := exp.GetSpans()[len(exp.GetSpans())-1]
 	assert.Contains(t, s.Status.Description, `relation "nowhere" does not exist`)
@@ -186,7 +179,7 @@ func TestMetricsReadTheStats(t *testing.T) {
 	stop, err := gosqlaotel.RegisterMetrics(e, "main", gosqlaotel.WithMeterProvider(mp))
 	require.NoError(t, err)
 
-	ctx := ctxT(t)
+	ctx := enginetest.Context(t)
 	c1, err := e.Connect(ctx)
 	require.NoError(t, err)
 	c2, err := e.Connect(ctx)

@@ -31,13 +31,6 @@ func urls(t *testing.T) map[string]string {
 	}
 }
 
-func withQuery(url, q string) string {
-	if strings.Contains(url, "?") {
-		return url + "&" + q
-	}
-	return url + "?" + q
-}
-
 func open(t *testing.T, url string) (*asyncengine.Engine, *sql.DB) {
 	t.Helper()
 	e, err := asyncengine.New(url)
@@ -48,12 +41,6 @@ func open(t *testing.T, url string) (*asyncengine.Engine, *sql.DB) {
 		require.NoError(t, e.Close())
 	})
 	return e, db
-}
-
-func ctxT(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	t.Cleanup(cancel)
-	return ctx
 }
 
 // TestViewSharesThePool: database/sql's connections are the engine's, returned after each use,
@@ -67,8 +54,8 @@ func TestViewSharesThePool(t *testing.T) {
 			if name != "sqlite" {
 				q += "&connect_timeout=10" // connecting on a loaded machine is not what this test waits for
 			}
-			e, db := open(t, withQuery(u[name], q))
-			ctx := ctxT(t)
+			e, db := open(t, enginetest.WithQuery(u[name], q))
+			ctx := enginetest.Context(t)
 			kv := "kv_" + name
 			_, err := db.ExecContext(ctx, "CREATE TABLE "+kv+" (k text PRIMARY KEY, v integer)")
 			require.NoError(t, err)
@@ -110,7 +97,7 @@ func TestViewValuesAreFaithful(t *testing.T) {
 	for _, name := range []string{"pgx", "stdlib"} {
 		t.Run(name, func(t *testing.T) {
 			_, db := open(t, urls(t)[name])
-			ctx := ctxT(t)
+			ctx := enginetest.Context(t)
 			rows, err := db.QueryContext(ctx, `SELECT 7::int4, 9000000000::int8, 2::int2, 1.5::float4, 12345678901234567890.123456789::numeric,
 				'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'::uuid, '{"b": 1, "a": [1, 2]}'::json, '\x00ff'::bytea,
 				'2024-02-29 12:34:56.789+00'::timestamptz, '{x,"y z"}'::text[], NULL::int, true, '1 day 02:00'::interval,
@@ -163,7 +150,7 @@ func TestViewTransactions(t *testing.T) {
 	u := urls(t)
 	t.Run("pgx", func(t *testing.T) {
 		e, db := open(t, u["pgx"])
-		ctx := ctxT(t)
+		ctx := enginetest.Context(t)
 		_, err := db.ExecContext(ctx, "CREATE TABLE t (x int)")
 		require.NoError(t, err)
 
@@ -197,7 +184,7 @@ func TestViewTransactions(t *testing.T) {
 	})
 	t.Run("sqlite", func(t *testing.T) {
 		_, db := open(t, u["sqlite"])
-		ctx := ctxT(t)
+		ctx := enginetest.Context(t)
 		_, err := db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 		require.ErrorIs(t, err, sqlview.ErrIsolation)
 		tx, err := db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelSerializable})
@@ -211,8 +198,8 @@ func TestViewTransactions(t *testing.T) {
 // TestViewLostConnection: a connection the server dropped is invalidated in the engine and
 // discarded by database/sql; the next call gets a fresh one.
 func TestViewLostConnection(t *testing.T) {
-	e, db := open(t, withQuery(urls(t)["pgx"], "pool_size=2"))
-	ctx := ctxT(t)
+	e, db := open(t, enginetest.WithQuery(urls(t)["pgx"], "pool_size=2"))
+	ctx := enginetest.Context(t)
 	c, err := db.Conn(ctx)
 	require.NoError(t, err)
 	var pid int
@@ -237,14 +224,14 @@ func TestViewLostConnection(t *testing.T) {
 // TestViewCancellation: a cancelled context stops a running statement.
 func TestViewCancellation(t *testing.T) {
 	e, db := open(t, urls(t)["pgx"])
-	ctx, cancel := context.WithTimeout(ctxT(t), 100*time.Millisecond)
+	ctx, cancel := context.WithTimeout(enginetest.Context(t), 100*time.Millisecond)
 	defer cancel()
 	start := time.Now()
 	_, err := db.ExecContext(ctx, "SELECT pg_sleep(10)")
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 	assert.Less(t, time.Since(start), 5*time.Second)
 	var one int
-	require.NoError(t, db.QueryRowContext(ctxT(t), "SELECT 1").Scan(&one))
+	require.NoError(t, db.QueryRowContext(enginetest.Context(t), "SELECT 1").Scan(&one))
 	assert.Equal(t, 0, e.Stats().CheckedOut)
 }
 
@@ -254,7 +241,7 @@ func TestViewPassesArgumentsToTheDriver(t *testing.T) {
 	for _, name := range []string{"pgx", "stdlib"} {
 		t.Run(name, func(t *testing.T) {
 			_, db := open(t, urls(t)[name])
-			ctx := ctxT(t)
+			ctx := enginetest.Context(t)
 			var arr, addr, num string
 			require.NoError(t, db.QueryRowContext(ctx, "SELECT $1::int4[], $2::inet, $3::numeric",
 				[]int32{1, 2, 3}, netip.MustParseAddr("10.0.0.1"), pgtype.Numeric{Int: big.NewInt(12345), Exp: -2, Valid: true}).Scan(&arr, &addr, &num))

@@ -56,13 +56,15 @@ func migrate(ctx context.Context, db *sql.DB, postgres bool) (applied int, err e
 	if _, err := db.ExecContext(ctx, "CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY)"); err != nil {
 		return 0, err
 	}
-	mark := "INSERT INTO schema_migrations (version) VALUES (?)"
+	placeholder := "?"
 	if postgres {
-		mark = "INSERT INTO schema_migrations (version) VALUES ($1)"
+		placeholder = "$1"
 	}
+	mark := "INSERT INTO schema_migrations (version) VALUES (" + placeholder + ")"
+	done := "SELECT count(*) FROM schema_migrations WHERE version = " + placeholder
 	for _, m := range migrations {
 		var n int
-		if err := db.QueryRowContext(ctx, "SELECT count(*) FROM schema_migrations WHERE version = "+strconv.Itoa(m.version)).Scan(&n); err != nil {
+		if err := db.QueryRowContext(ctx, done, m.version).Scan(&n); err != nil {
 			return applied, err
 		}
 		if n > 0 {

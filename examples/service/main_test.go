@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/gosqla/gosqla/asyncengine"
 	"github.com/gosqla/gosqla/asyncengine/enginetest"
@@ -21,12 +20,6 @@ import (
 )
 
 func TestMain(m *testing.M) { enginetest.Main(m) }
-
-func ctxT(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	t.Cleanup(cancel)
-	return ctx
-}
 
 func backends(t *testing.T) map[string]string {
 	return map[string]string{
@@ -40,7 +33,7 @@ func backends(t *testing.T) map[string]string {
 func TestMigrationsShareTheEnginePool(t *testing.T) {
 	for name, url := range backends(t) {
 		t.Run(name, func(t *testing.T) {
-			ctx := ctxT(t)
+			ctx := enginetest.Context(t)
 			e, err := asyncengine.New(url + map[bool]string{true: "&", false: "?"}[strings.Contains(url, "?")] + "pool_size=1&max_overflow=0")
 			require.NoError(t, err)
 			defer e.Close()
@@ -67,7 +60,7 @@ func TestMigrationsShareTheEnginePool(t *testing.T) {
 func TestTracedService(t *testing.T) {
 	for name, url := range backends(t) {
 		t.Run(name, func(t *testing.T) {
-			ctx := ctxT(t)
+			ctx := enginetest.Context(t)
 			exp := tracetest.NewInMemoryExporter()
 			tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
 			defer tp.Shutdown(context.Background())
