@@ -53,7 +53,8 @@ func main() {
 	var rawPath string
 	if *from != "" {
 		rawPath = *from
-		if err := newestRun(resultsDir, rawPath); err != nil {
+		// the run is checked against the runs stored beside it: -out only says where the page goes
+		if err := newestRun(filepath.Dir(rawPath), rawPath); err != nil {
 			log.Fatal(err)
 		}
 		raw, err := os.ReadFile(rawPath)
