@@ -478,7 +478,7 @@ func TestPrePingSkipsFreshConnections(t *testing.T) {
 // statement after a checkout that pinged it is comment-only, on both PostgreSQL drivers.
 func TestPrePingSendsAnEmptyStatement(t *testing.T) {
 	verifyNoLeaks(t)
-	eachPG(t, func(t *testing.T, url string) {
+	enginetest.EachBackend(t, func(t *testing.T, url string) {
 		ctx := enginetest.Context(t)
 		e := newEngine(t, url, "pool_size=1&max_overflow=0&pool_pre_ping=true")
 		observer := newEngine(t, strings.Replace(url, "postgresql+stdlib://", "postgresql://", 1), "")
@@ -506,7 +506,7 @@ func TestPrePingSendsAnEmptyStatement(t *testing.T) {
 			}
 		}
 		assert.Empty(t, sql, "the pre-ping is an empty statement, got %q", last)
-	})
+	}, "pgx", "stdlib")
 }
 
 // TestPoolAccountingUnderChurn: checkouts, invalidations, cancelled waits and Dispose at once;
