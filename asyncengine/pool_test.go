@@ -436,11 +436,10 @@ func TestLeakedConnectionIsRecovered(t *testing.T) {
 		require.NoError(t, err)
 		_ = c.Ping(enginetest.Context(t))
 	}()
-	deadline := time.Now().Add(5 * time.Second)
-	for e.Stats().Leaks == 0 && time.Now().Before(deadline) {
+	waitUntil(t, 5*time.Second, "the leaked connection's report", func() bool {
 		runtime.GC()
-		time.Sleep(10 * time.Millisecond)
-	}
+		return e.Stats().Leaks != 0
+	})
 	assert.EqualValues(t, 1, e.Stats().Leaks)
 	assert.Equal(t, 0, e.Stats().CheckedOut)
 	assert.Contains(t, log.String(), "pool_test.go", "the report shows where it was checked out")
