@@ -392,7 +392,7 @@ func TestRelationshipRoundTrips(t *testing.T) {
 // enginetestURL is a PostgreSQL database with one pooled connection, whose prepared statements
 // the round-trip counts rely on.
 func enginetestURL(t *testing.T) string {
-	return enginetest.NewDatabase(t) + "&pool_size=1&max_overflow=0"
+	return enginetest.WithQuery(enginetest.NewDatabase(t), "pool_size=1&max_overflow=0")
 }
 
 // A request that runs alone with the connection (RunSync, InsertMany) flushes the staged graph
