@@ -302,7 +302,7 @@ func TestCancelMidQuery(t *testing.T) {
 }
 
 func TestDisconnectInTransaction(t *testing.T) {
-	eachPG(t, func(t *testing.T, url string) {
+	enginetest.EachBackend(t, func(t *testing.T, url string) {
 		ctx := enginetest.Context(t)
 		e := newEngine(t, url, "")
 		c := checkout(t, e)
@@ -322,15 +322,7 @@ func TestDisconnectInTransaction(t *testing.T) {
 		assert.Equal(t, 1, r.Len())
 		c.Close()
 		assert.Equal(t, 0, e.Stats().CheckedOut)
-	})
-}
-
-// eachPG runs fn for the two PostgreSQL drivers.
-func eachPG(t *testing.T, fn func(t *testing.T, url string)) {
-	url := enginetest.NewDatabase(t)
-	for name, u := range map[string]string{"pgx": url, "stdlib": strings.Replace(url, "postgresql://", "postgresql+stdlib://", 1)} {
-		t.Run(name, func(t *testing.T) { fn(t, u) })
-	}
+	}, "pgx", "stdlib")
 }
 
 func TestPgBouncerTransactionMode(t *testing.T) {

@@ -436,11 +436,10 @@ func TestLeakedConnectionIsRecovered(t *testing.T) {
 		require.NoError(t, err)
 		_ = c.Ping(enginetest.Context(t))
 	}()
-	deadline := time.Now().Add(5 * time.Second)
-	for e.Stats().Leaks == 0 && time.Now().Before(deadline) {
+	waitUntil(t, 5*time.Second, "the leaked connection's report", func() bool {
 		runtime.GC()
-		time.Sleep(10 * time.Millisecond)
-	}
+		return e.Stats().Leaks != 0
+	})
 	assert.EqualValues(t, 1, e.Stats().Leaks)
 	assert.Equal(t, 0, e.Stats().CheckedOut)
 	assert.Contains(t, log.String(), "pool_test.go", "the report shows where it was checked out")
@@ -478,7 +477,7 @@ func TestPrePingSkipsFreshConnections(t *testing.T) {
 // statement after a checkout that pinged it is comment-only, on both PostgreSQL drivers.
 func TestPrePingSendsAnEmptyStatement(t *testing.T) {
 	verifyNoLeaks(t)
-	eachPG(t, func(t *testing.T, url string) {
+	enginetest.EachBackend(t, func(t *testing.T, url string) {
 		ctx := enginetest.Context(t)
 		e := newEngine(t, url, "pool_size=1&max_overflow=0&pool_pre_ping=true")
 		observer := newEngine(t, strings.Replace(url, "postgresql+stdlib://", "postgresql://", 1), "")
@@ -506,7 +505,7 @@ func TestPrePingSendsAnEmptyStatement(t *testing.T) {
 			}
 		}
 		assert.Empty(t, sql, "the pre-ping is an empty statement, got %q", last)
-	})
+	}, "pgx", "stdlib")
 }
 
 // TestPoolAccountingUnderChurn: checkouts, invalidations, cancelled waits and Dispose at once;

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"net/netip"
-	"strings"
 	"testing"
 	"time"
 
@@ -37,11 +36,7 @@ func (Order) TableName() string { return "orders" }
 func pgEngines(t *testing.T) map[string]*asyncengine.Engine {
 	out := map[string]*asyncengine.Engine{}
 	for _, name := range []string{"pgx", "stdlib"} {
-		u := enginetest.NewDatabase(t)
-		if name == "stdlib" {
-			u = strings.Replace(u, "postgresql://", "postgresql+stdlib://", 1)
-		}
-		e := newEngine(t, u)
+		e := newEngine(t, enginetest.BackendURL(t, name))
 		require.NoError(t, asyncsession.CreateAll(enginetest.Context(t), e, Order{}))
 		out[name] = e
 	}

@@ -1,12 +1,14 @@
 package asyncsession_test
 
 import (
+	"context"
 	"testing"
 
 	"github.com/gosqla/gosqla/asyncengine"
 	"github.com/gosqla/gosqla/asyncengine/enginetest"
 	"github.com/gosqla/gosqla/asyncsession"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sync/errgroup"
 )
 
 func TestMain(m *testing.M) {
@@ -65,4 +67,21 @@ func count(t *testing.T, e *asyncengine.Engine, table string) int64 {
 	var n int64
 	require.NoError(t, r.One(&n))
 	return n
+}
+
+// concurrentKeys runs fn on workers goroutines at once, each calling it for its own each keys in
+// turn (the i-th key of worker w is w*1000+i+1), and returns the first error.
+func concurrentKeys(ctx context.Context, workers, each int, fn func(ctx context.Context, i int, id int64) error) error {
+	g, gctx := errgroup.WithContext(ctx)
+	for w := 0; w < workers; w++ {
+		g.Go(func() error {
+			for i := 0; i < each; i++ {
+				if err := fn(gctx, i, int64(w*1000+i+1)); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	return g.Wait()
 }

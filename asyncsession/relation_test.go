@@ -266,16 +266,7 @@ func TestLazyLoadsPipelineAndSelectIn(t *testing.T) {
 
 		s2 := newSession(t, e)
 		got := await(t, asyncsession.Select[Writer](enginetest.Context(t), s2, "SELECT id, name FROM writers ORDER BY id"))
-		fs := make([]*asyncengine.Future[struct{}], len(got))
-		func() {
-			hold := holdSession(t, s2)
-			defer hold()
-			for i, w := range got {
-				fs[i] = asyncsession.Load(enginetest.Context(t), s2, w, "Books")
-			}
-		}()
-		_, err := asyncengine.All(enginetest.Context(t), fs...)
-		require.NoError(t, err)
+		loadBooksTogether(t, s2, got)
 		for _, w := range got {
 			require.Len(t, w.Books, 3)
 		}
@@ -374,16 +365,7 @@ func TestRelationshipRoundTrips(t *testing.T) {
 		s := newSession(t, e)
 		before := roundTrips(e)
 		ws := await(t, asyncsession.Select[Writer](enginetest.Context(t), s, "SELECT id, name FROM writers ORDER BY id LIMIT 100"))
-		fs := make([]*asyncengine.Future[struct{}], len(ws))
-		func() {
-			hold := holdSession(t, s)
-			defer hold()
-			for i, w := range ws {
-				fs[i] = asyncsession.Load(enginetest.Context(t), s, w, "Books")
-			}
-		}()
-		_, err := asyncengine.All(enginetest.Context(t), fs...)
-		require.NoError(t, err)
+		loadBooksTogether(t, s, ws)
 		await(t, s.Commit(enginetest.Context(t)))
 		for _, w := range ws {
 			require.Len(t, w.Books, 10)
@@ -410,7 +392,7 @@ func TestRelationshipRoundTrips(t *testing.T) {
 // enginetestURL is a PostgreSQL database with one pooled connection, whose prepared statements
 // the round-trip counts rely on.
 func enginetestURL(t *testing.T) string {
-	return enginetest.NewDatabase(t) + "&pool_size=1&max_overflow=0"
+	return enginetest.WithQuery(enginetest.NewDatabase(t), "pool_size=1&max_overflow=0")
 }
 
 // A request that runs alone with the connection (RunSync, InsertMany) flushes the staged graph
@@ -460,4 +442,20 @@ func TestUnsentFlushKeepsRelationshipChanges(t *testing.T) {
 	await(t, s.Commit(ctx))
 	assert.Equal(t, int64(1), count(t, e, "volumes"), "the orphan was deleted")
 	assert.Equal(t, int64(1), count(t, e, "volume_tags"), "the association row was written")
+}
+
+// loadBooksTogether issues a Load of every writer's books while the session is held, so that the
+// loads travel to the server together, and waits for all of them.
+func loadBooksTogether(t *testing.T, s *asyncsession.Session, ws []*Writer) {
+	t.Helper()
+	fs := make([]*asyncengine.Future[struct{}], len(ws))
+	func() {
+		hold := holdSession(t, s)
+		defer hold()
+		for i, w := range ws {
+			fs[i] = asyncsession.Load(enginetest.Context(t), s, w, "Books")
+		}
+	}()
+	_, err := asyncengine.All(enginetest.Context(t), fs...)
+	require.NoError(t, err)
 }

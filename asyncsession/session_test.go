@@ -470,34 +470,27 @@ func TestMixedConcurrentUse(t *testing.T) {
 		ctx := enginetest.Context(t)
 		s := newSession(t, e)
 		const workers, each = 8, 25
-		g, gctx := errgroup.WithContext(ctx)
-		for w := 0; w < workers; w++ {
-			g.Go(func() error {
-				for i := 0; i < each; i++ {
-					id := int64(w*1000 + i + 1)
-					if err := s.Add(&Author{ID: id, Name: "new"}); err != nil {
-						return err
-					}
-					a, err := asyncsession.Get[Author](gctx, s, id).Await(gctx)
-					if err != nil {
-						return err
-					}
-					if a == nil {
-						return errors.New("an added object is not found by its key")
-					}
-					if i%5 == 0 {
-						if _, err := s.Flush(gctx).Await(gctx); err != nil {
-							return err
-						}
-					}
-					if _, err := s.Execute(gctx, "SELECT count(*) FROM authors").Await(gctx); err != nil {
-						return err
-					}
+		require.NoError(t, concurrentKeys(ctx, workers, each, func(gctx context.Context, i int, id int64) error {
+			if err := s.Add(&Author{ID: id, Name: "new"}); err != nil {
+				return err
+			}
+			a, err := asyncsession.Get[Author](gctx, s, id).Await(gctx)
+			if err != nil {
+				return err
+			}
+			if a == nil {
+				return errors.New("an added object is not found by its key")
+			}
+			if i%5 == 0 {
+				if _, err := s.Flush(gctx).Await(gctx); err != nil {
+					return err
 				}
-				return nil
-			})
-		}
-		require.NoError(t, g.Wait())
+			}
+			if _, err := s.Execute(gctx, "SELECT count(*) FROM authors").Await(gctx); err != nil {
+				return err
+			}
+			return nil
+		}))
 		await(t, s.Commit(ctx))
 		assert.EqualValues(t, workers*each, count(t, e, "authors"))
 		all := await(t, asyncsession.Select[Author](ctx, s, "SELECT * FROM authors"))
@@ -516,33 +509,23 @@ func TestConcurrentCommits(t *testing.T) {
 		ctx := enginetest.Context(t)
 		s := newSession(t, e)
 		const workers, each = 6, 15
-		g, gctx := errgroup.WithContext(ctx)
-		for w := 0; w < workers; w++ {
-			g.Go(func() error {
-				for i := 0; i < each; i++ {
-					id := int64(w*1000 + i + 1)
-					if err := s.Add(&Author{ID: id, Name: "c"}); err != nil {
-						return err
-					}
-					if _, err := s.Commit(gctx).Await(gctx); err != nil {
-						return err
-					}
-					a, err := asyncsession.Get[Author](gctx, s, id).Await(gctx)
-					if err != nil {
-						return err
-					}
-					if a == nil || a.Name != "c" {
-						return errors.New("a committed object reads back wrong")
-					}
-					a2 := &Book{ID: id, AuthorID: id, Title: "t"}
-					if err := s.Add(a2); err != nil {
-						return err
-					}
-				}
-				return nil
-			})
-		}
-		require.NoError(t, g.Wait())
+		require.NoError(t, concurrentKeys(ctx, workers, each, func(gctx context.Context, _ int, id int64) error {
+			if err := s.Add(&Author{ID: id, Name: "c"}); err != nil {
+				return err
+			}
+			if _, err := s.Commit(gctx).Await(gctx); err != nil {
+				return err
+			}
+			a, err := asyncsession.Get[Author](gctx, s, id).Await(gctx)
+			if err != nil {
+				return err
+			}
+			if a == nil || a.Name != "c" {
+				return errors.New("a committed object reads back wrong")
+			}
+			a2 := &Book{ID: id, AuthorID: id, Title: "t"}
+			return s.Add(a2)
+		}))
 		await(t, s.Commit(ctx))
 		assert.EqualValues(t, workers*each, count(t, e, "authors"))
 		assert.EqualValues(t, workers*each, count(t, e, "books"))

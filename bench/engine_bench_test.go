@@ -11,19 +11,7 @@ import (
 func BenchmarkCheckout(b *testing.B) {
 	url := database(b)
 	ctx := context.Background()
-	b.Run("gosqla", func(b *testing.B) {
-		e := engine(b, url, "pool_size=10&max_overflow=0")
-		warm(b, 1, func(ctx context.Context) error { _, err := e.Query(ctx, "SELECT 1"); return err })
-		b.ReportAllocs()
-		b.ResetTimer()
-		for i := 0; i < b.N; i++ {
-			c, err := e.Connect(ctx)
-			if err != nil {
-				b.Fatal(err)
-			}
-			c.Close()
-		}
-	})
+	b.Run("gosqla", func(b *testing.B) { checkoutOn(b, engine(b, url, "pool_size=10&max_overflow=0"), false) })
 	b.Run("pgxpool", func(b *testing.B) {
 		p := pgxPool(b, url, 10)
 		warm(b, 1, func(ctx context.Context) error { _, err := p.Exec(ctx, "SELECT 1"); return err })
@@ -61,23 +49,7 @@ func BenchmarkPointSelect(b *testing.B) {
 			b.Fatal(errMismatch)
 		}
 	}
-	b.Run("gosqla", func(b *testing.B) {
-		e := engine(b, url, "")
-		b.ReportAllocs()
-		b.ResetTimer()
-		for i := 0; i < b.N; i++ {
-			r, err := e.Query(ctx, pointSelect, int64(i%rows+1))
-			if err != nil {
-				b.Fatal(err)
-			}
-			var name string
-			var price float64
-			if err := r.One(&name, &price); err != nil {
-				b.Fatal(err)
-			}
-			check(b, name)
-		}
-	})
+	b.Run("gosqla", func(b *testing.B) { pointSelectOn(b, engine(b, url, ""), false) })
 	b.Run("pgx_conn", func(b *testing.B) {
 		conn, err := pgx.Connect(ctx, url)
 		if err != nil {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/gosqla/gosqla/asyncengine"
+	"github.com/gosqla/gosqla/asyncengine/enginetest"
 	"github.com/gosqla/gosqla/gosqlaotel"
 	"github.com/gosqla/gosqla/sqlview"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -23,9 +24,7 @@ func (discard) Shutdown(context.Context) error                             { ret
 // processor and an exporter that drops the spans.
 func tracedEngine(b *testing.B, url, query string) *asyncengine.Engine {
 	b.Helper()
-	if query != "" {
-		url += "&" + query
-	}
+	url = enginetest.WithQuery(url, query)
 	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(discard{}))
 	b.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
 	cfg, err := asyncengine.ParseConfig(url)
@@ -54,11 +53,15 @@ func reportCPU(b *testing.B, start time.Duration) {
 	b.ReportMetric(float64((processCPU()-start).Nanoseconds())/float64(b.N), "cpu-ns/op")
 }
 
-func pointSelectOn(b *testing.B, e *asyncengine.Engine) {
+// pointSelectOn times point selects on e, reporting the process's CPU time per select too if cpu
+// is set.
+func pointSelectOn(b *testing.B, e *asyncengine.Engine, cpu bool) {
 	ctx := context.Background()
 	b.ReportAllocs()
 	b.ResetTimer()
-	defer reportCPU(b, processCPU())
+	if cpu {
+		defer reportCPU(b, processCPU())
+	}
 	for i := 0; i < b.N; i++ {
 		r, err := e.Query(ctx, pointSelect, int64(i%rows+1))
 		if err != nil {
@@ -75,12 +78,16 @@ func pointSelectOn(b *testing.B, e *asyncengine.Engine) {
 	}
 }
 
-func checkoutOn(b *testing.B, e *asyncengine.Engine) {
+// checkoutOn times checkouts and checkins of e's warm pool, reporting the process's CPU time per
+// checkout too if cpu is set.
+func checkoutOn(b *testing.B, e *asyncengine.Engine, cpu bool) {
 	ctx := context.Background()
 	warm(b, 1, func(ctx context.Context) error { _, err := e.Query(ctx, "SELECT 1"); return err })
 	b.ReportAllocs()
 	b.ResetTimer()
-	defer reportCPU(b, processCPU())
+	if cpu {
+		defer reportCPU(b, processCPU())
+	}
 	for i := 0; i < b.N; i++ {
 		c, err := e.Connect(ctx)
 		if err != nil {
@@ -94,10 +101,10 @@ func checkoutOn(b *testing.B, e *asyncengine.Engine) {
 // gosqlaotel over the SDK dropping its spans ("otel"); compare the two with benchstat.
 func BenchmarkTracing(b *testing.B) {
 	url := database(b)
-	b.Run("checkout/off", func(b *testing.B) { checkoutOn(b, engine(b, url, "pool_size=10&max_overflow=0")) })
-	b.Run("checkout/otel", func(b *testing.B) { checkoutOn(b, tracedEngine(b, url, "pool_size=10&max_overflow=0")) })
-	b.Run("point_select/off", func(b *testing.B) { pointSelectOn(b, engine(b, url, "")) })
-	b.Run("point_select/otel", func(b *testing.B) { pointSelectOn(b, tracedEngine(b, url, "")) })
+	b.Run("checkout/off", func(b *testing.B) { checkoutOn(b, engine(b, url, "pool_size=10&max_overflow=0"), true) })
+	b.Run("checkout/otel", func(b *testing.B) { checkoutOn(b, tracedEngine(b, url, "pool_size=10&max_overflow=0"), true) })
+	b.Run("point_select/off", func(b *testing.B) { pointSelectOn(b, engine(b, url, ""), true) })
+	b.Run("point_select/otel", func(b *testing.B) { pointSelectOn(b, tracedEngine(b, url, ""), true) })
 }
 
 // BenchmarkSQLView: a point select through database/sql, over the engine (sqlview) and over pgx's

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"iter"
 	"runtime"
 	"runtime/metrics"
 	"testing"
@@ -41,6 +42,23 @@ func (h *heapGrowth) report(b *testing.B) {
 	b.ReportMetric(float64(h.peak-h.base)/(1<<20), "heap-growth-MiB")
 }
 
+// readMillion reads the million rows of millionQuery from seq, sampling the heap every 50 000
+// rows, and fails the benchmark on an error, a row without its key or a row count off.
+func readMillion[T any](b *testing.B, h *heapGrowth, seq iter.Seq2[T, error], id func(T) int64) {
+	n := 0
+	for item, err := range seq {
+		if err != nil || id(item) == 0 {
+			b.Fatal(err)
+		}
+		if n++; n%50_000 == 0 {
+			h.observe()
+		}
+	}
+	if n != millionRows {
+		b.Fatal(n)
+	}
+}
+
 // BenchmarkStreamMillion reads a million rows into structs: streamed (engine and session) the heap
 // grows by a few MiB; buffered, by the size of the result.
 func BenchmarkStreamMillion(b *testing.B) {
@@ -51,18 +69,7 @@ func BenchmarkStreamMillion(b *testing.B) {
 		h := newHeapGrowth()
 		b.ResetTimer()
 		for range b.N {
-			n := 0
-			for item, err := range asyncengine.ScanEach[Item](e.Stream(ctx, millionQuery)) {
-				if err != nil || item.ID == 0 {
-					b.Fatal(err)
-				}
-				if n++; n%50_000 == 0 {
-					h.observe()
-				}
-			}
-			if n != millionRows {
-				b.Fatal(n)
-			}
+			readMillion(b, h, asyncengine.ScanEach[Item](e.Stream(ctx, millionQuery)), func(item Item) int64 { return item.ID })
 		}
 		h.report(b)
 	})
@@ -72,19 +79,8 @@ func BenchmarkStreamMillion(b *testing.B) {
 		b.ResetTimer()
 		for range b.N {
 			s := asyncsession.New(e)
-			n := 0
-			for item, err := range asyncsession.Stream[Item](ctx, s, millionQuery) {
-				if err != nil || item.ID == 0 {
-					b.Fatal(err)
-				}
-				if n++; n%50_000 == 0 {
-					h.observe()
-				}
-			}
+			readMillion(b, h, asyncsession.Stream[Item](ctx, s, millionQuery), func(item *Item) int64 { return item.ID })
 			s.Close()
-			if n != millionRows {
-				b.Fatal(n)
-			}
 		}
 		h.report(b)
 	})

@@ -53,7 +53,8 @@ func main() {
 	var rawPath string
 	if *from != "" {
 		rawPath = *from
-		if err := newestRun(resultsDir, rawPath); err != nil {
+		// the run is checked against the runs stored beside it: -out only says where the page goes
+		if err := newestRun(filepath.Dir(rawPath), rawPath); err != nil {
 			log.Fatal(err)
 		}
 		raw, err := os.ReadFile(rawPath)
@@ -308,6 +309,45 @@ func table(w io.Writer, r results, unit string, higherIsBetter bool, refName str
 	fmt.Fprintln(w)
 }
 
+// atLeast reports, per row, a target met when the row's median is at least bound times ref
+// (a throughput against a reference peer's).
+func atLeast(target func(name, variant, result string, ok bool), name string, r results, rows []row, ref, bound float64) {
+	for _, x := range rows {
+		v := r.get(x.name, x.unit)
+		target(name, x.peer, ratio(v, ref), ref > 0 && v/ref >= bound)
+	}
+}
+
+// within reports, per row, a target met when the row's median is at most bound times ref (a
+// time against a reference peer's).
+func within(target func(name, variant, result string, ok bool), name string, r results, rows []row, ref, bound float64) {
+	for _, x := range rows {
+		v := r.get(x.name, x.unit)
+		target(name, x.peer, ratio(v, ref)+" of its time", ref > 0 && v/ref <= bound)
+	}
+}
+
+// spreads writes a table of one unit's median with its min–max spread per row, under a header
+// of two columns: what the rows are, and what the unit measures.
+func spreads(w io.Writer, r results, header, unit string, rows []row) {
+	fmt.Fprintf(w, "%s\n| --- | ---: |\n", header)
+	for _, x := range rows {
+		fmt.Fprintf(w, "| %s | %s |\n", x.peer, r.spread(x.name, unit))
+	}
+	fmt.Fprintln(w)
+}
+
+// section writes a heading of the page and the paragraph below it, if any.
+func section(w io.Writer, heading string, paragraph ...string) {
+	fmt.Fprintf(w, "## %s\n\n", heading)
+	for _, l := range paragraph {
+		fmt.Fprintln(w, l)
+	}
+	if len(paragraph) > 0 {
+		fmt.Fprintln(w)
+	}
+}
+
 func verdict(ok bool) string {
 	if ok {
 		return "**met**"
@@ -343,10 +383,9 @@ the spreads show by how much.
 
 `, count, count, rawPath, ranOn(took))
 
-	fmt.Fprintln(w, "## Targets")
-	fmt.Fprintln(w)
-	fmt.Fprintln(w, "Every variant is reported against each target; a target counts as met only where the row says so.")
-	fmt.Fprintln(w)
+	section(w, "Targets",
+		"Every variant is reported against each target; a target counts as met only where the row says so.",
+	)
 	fmt.Fprintln(w, "| target | variant | result | |")
 	fmt.Fprintln(w, "| --- | --- | --- | --- |")
 	target := func(name, variant, result string, ok bool) {
@@ -356,37 +395,23 @@ the spreads show by how much.
 	ca, cpa := r.get("Checkout/gosqla", "allocs/op"), r.get("Checkout/pgxpool", "allocs/op")
 	target("checkout + checkin no slower than pgxpool", "Engine.Connect + Close", fmt.Sprintf("%.0f ns vs %.0f ns (%s)", co, cp, ratio(co, cp)), cp > 0 && co <= cp)
 	target("… and no more allocations", "Engine.Connect + Close", fmt.Sprintf("%.0f vs %.0f allocs/op", ca, cpa), ca <= cpa)
-	ps := r.get("PointSelect/gosqla", "ns/op")
 	for _, ref := range []row{{"raw pgx.Conn", "PointSelect/pgx_conn", "ns/op"}, {"pgxpool", "PointSelect/pgxpool", "ns/op"}} {
-		v := r.get(ref.name, ref.unit)
-		target("point select within 1.03× of raw pgx", "Engine.Query vs "+ref.peer, ratio(ps, v)+" of its time", v > 0 && ps/v <= 1.03)
+		within(target, "point select within 1.03× of raw pgx", r, []row{{"Engine.Query vs " + ref.peer, "PointSelect/gosqla", "ns/op"}}, r.get(ref.name, ref.unit), 1.03)
 	}
 	fanouts := []row{
 		{"session futures", "Fanout/gosqla_session_futures", "queries/s"},
 		{"sessions shared by an errgroup", "Fanout/gosqla_session", "queries/s"},
 		{"engine, one query per goroutine", "Fanout/gosqla_engine", "queries/s"},
 	}
-	fp, fb := r.get("Fanout/pgxpool", "queries/s"), r.get("Fanout/pgx_batch", "queries/s")
-	sa := r.get("SQLAlchemy", "asyncio-fanout-queries/s")
-	for _, x := range fanouts {
-		v := r.get(x.name, x.unit)
-		target("fan-out ≥ 2.5× pgxpool", x.peer, ratio(v, fp), fp > 0 && v/fp >= 2.5)
-	}
-	for _, x := range fanouts[:2] {
-		v := r.get(x.name, x.unit)
-		target("pipelined fan-out ≥ 1.0× hand-written pgx.Batch", x.peer, ratio(v, fb), fb > 0 && v/fb >= 1.0)
-	}
-	for _, x := range fanouts {
-		v := r.get(x.name, x.unit)
-		target("fan-out ≥ 10× SQLAlchemy asyncio", x.peer, ratio(v, sa), sa > 0 && v/sa >= 10)
-	}
+	atLeast(target, "fan-out ≥ 2.5× pgxpool", r, fanouts, r.get("Fanout/pgxpool", "queries/s"), 2.5)
+	atLeast(target, "pipelined fan-out ≥ 1.0× hand-written pgx.Batch", r, fanouts[:2], r.get("Fanout/pgx_batch", "queries/s"), 1.0)
+	atLeast(target, "fan-out ≥ 10× SQLAlchemy asyncio", r, fanouts, r.get("SQLAlchemy", "asyncio-fanout-queries/s"), 10)
 	tb, tp := r.get("TPCB/pgx_batch", "tps"), r.get("TPCB/pgxpool_per_statement", "tps")
 	tf := r.get("TPCB/pgxpool_beginfunc", "tps")
 	for _, x := range []row{{"session, five futures before Commit", "TPCB/gosqla_session_futures", "tps"}, {"Engine.Begin, one statement per round trip", "TPCB/gosqla_engine_begin", "tps"}} {
-		v := r.get(x.name, x.unit)
-		target("TPC-B-like ≥ 1.5× pgxpool one statement per round trip", x.peer, ratio(v, tp), tp > 0 && v/tp >= 1.5)
-		target("TPC-B-like ≥ 0.9× hand-written pgx.Batch", x.peer, ratio(v, tb), tb > 0 && v/tb >= 0.9)
-		target("TPC-B-like ≥ 1.0× pgxpool BeginFunc", x.peer, ratio(v, tf), tf > 0 && v/tf >= 1.0)
+		atLeast(target, "TPC-B-like ≥ 1.5× pgxpool one statement per round trip", r, []row{x}, tp, 1.5)
+		atLeast(target, "TPC-B-like ≥ 0.9× hand-written pgx.Batch", r, []row{x}, tb, 0.9)
+		atLeast(target, "TPC-B-like ≥ 1.0× pgxpool BeginFunc", r, []row{x}, tf, 1.0)
 	}
 	for _, x := range []struct{ peer, name, ref string }{
 		{"point select: Engine.Query vs pgx.Conn", "PointSelect/gosqla", "PointSelect/pgx_conn"},
@@ -403,11 +428,10 @@ the spreads show by how much.
 		v := r.get(x.name, "heap-growth-MiB")
 		target("a million-row read grows the heap by a few MiB (≤ 16)", x.peer, fmt.Sprintf("%.1f MiB (buffered: %.0f MiB)", v, r.get("StreamMillion/gosqla_buffered_scanall", "heap-growth-MiB")), len(r[x.name]["heap-growth-MiB"]) > 0 && v <= 16)
 	}
-	ae := r.get("Autoflush/empty", "ns/select")
-	for _, x := range []row{{"20 000 objects of the table the query reads", "Autoflush/same_table", ""}, {"20 000 objects of another table", "Autoflush/other_table", ""}} {
-		v := r.get(x.name, "ns/select")
-		target("autoflush: 300 selects with 20 000 loaded objects ≤ 3× an empty session", x.peer, ratio(v, ae)+" of its time", ae > 0 && v/ae <= 3)
-	}
+	within(target, "autoflush: 300 selects with 20 000 loaded objects ≤ 3× an empty session", r, []row{
+		{"20 000 objects of the table the query reads", "Autoflush/same_table", "ns/select"},
+		{"20 000 objects of another table", "Autoflush/other_table", "ns/select"},
+	}, r.get("Autoflush/empty", "ns/select"), 3)
 	im, cf := r.get("BulkInsert", "insertmany-rows/s"), r.get("BulkInsert", "copyfrom-rows/s")
 	target("InsertMany ≥ 0.9× pgx CopyFrom", "InsertMany (COPY)", ratio(im, cf), cf > 0 && im/cf >= 0.9)
 	st, nt := r.get("SyncFanout/gosqla_runsync", "timeouts/op"), r.get("SyncFanout/pgxpool_goroutines", "timeouts/op")
@@ -427,11 +451,10 @@ the spreads show by how much.
 	target("saving 1 000 authors × 10 books: ≤ 4 round trips, no slower than pgx RETURNING + COPY", "one Commit", fmt.Sprintf("%.0f round trips, %s of pgx's time", gct, ratio(gc, gp)), gct > 0 && gct <= 4 && gp > 0 && gc <= gp)
 	fmt.Fprintln(w)
 
-	fmt.Fprintln(w, "## TPC-B-like: pgbench's built-in transaction, scale 10, 10 clients, 10 connections")
-	fmt.Fprintln(w)
-	fmt.Fprintln(w, "Five statements between BEGIN and COMMIT (three UPDATEs, a SELECT, an INSERT), random accounts,")
-	fmt.Fprintln(w, "tellers and branches as pgbench draws them; pgbench itself runs the same script on the same server.")
-	fmt.Fprintln(w)
+	section(w, "TPC-B-like: pgbench's built-in transaction, scale 10, 10 clients, 10 connections",
+		"Five statements between BEGIN and COMMIT (three UPDATEs, a SELECT, an INSERT), random accounts,",
+		"tellers and branches as pgbench draws them; pgbench itself runs the same script on the same server.",
+	)
 	table(w, r, "tps", true, "TPCB/pgx_batch tps", []row{
 		{"gosqla session, five futures before Commit", "TPCB/gosqla_session_futures", "tps"},
 		{"gosqla Engine.Begin, one statement per round trip", "TPCB/gosqla_engine_begin", "tps"},
@@ -446,41 +469,28 @@ the spreads show by how much.
 		r.get("TPCB/gosqla_session_futures", "allocs/op"), r.get("TPCB/gosqla_engine_begin", "allocs/op"),
 		r.get("TPCB/pgxpool_per_statement", "allocs/op"), r.get("TPCB/pgxpool_beginfunc", "allocs/op"), r.get("TPCB/pgx_batch", "allocs/op"))
 
-	fmt.Fprintln(w, "## Mapped rows and streaming")
-	fmt.Fprintln(w)
-	fmt.Fprintln(w, "| peer | allocations per row: median (min–max) |\n| --- | ---: |")
-	for _, x := range []row{{"gosqla ScanAll", "MappedRows/gosqla_scanall", ""}, {"gosqla session Select", "MappedRows/gosqla_session_select", ""}, {"pgx.CollectRows(RowToStructByName)", "MappedRows/pgx_collectrows", ""}} {
-		fmt.Fprintf(w, "| %s | %s |\n", x.peer, r.spread(x.name, "allocs/row"))
-	}
-	fmt.Fprintln(w)
-	fmt.Fprintln(w, "| reading a million rows | heap growth, MiB: median (min–max) |\n| --- | ---: |")
-	for _, x := range []row{{"Engine.Stream", "StreamMillion/gosqla_engine_stream", ""}, {"session Stream", "StreamMillion/gosqla_session_stream", ""}, {"buffered Query + ScanAll", "StreamMillion/gosqla_buffered_scanall", ""}} {
-		fmt.Fprintf(w, "| %s | %s |\n", x.peer, r.spread(x.name, "heap-growth-MiB"))
-	}
-	fmt.Fprintln(w)
+	section(w, "Mapped rows and streaming")
+	spreads(w, r, "| peer | allocations per row: median (min–max) |", "allocs/row", []row{{"gosqla ScanAll", "MappedRows/gosqla_scanall", ""}, {"gosqla session Select", "MappedRows/gosqla_session_select", ""}, {"pgx.CollectRows(RowToStructByName)", "MappedRows/pgx_collectrows", ""}})
+	spreads(w, r, "| reading a million rows | heap growth, MiB: median (min–max) |", "heap-growth-MiB", []row{{"Engine.Stream", "StreamMillion/gosqla_engine_stream", ""}, {"session Stream", "StreamMillion/gosqla_session_stream", ""}, {"buffered Query + ScanAll", "StreamMillion/gosqla_buffered_scanall", ""}})
 
-	fmt.Fprintln(w, "## Autoflush: 300 one-row selects in a session holding 20 000 unmodified objects")
-	fmt.Fprintln(w)
+	section(w, "Autoflush: 300 one-row selects in a session holding 20 000 unmodified objects")
 	table(w, r, "ns/select", false, "Autoflush/empty ns/select", []row{
 		{"empty session", "Autoflush/empty", "ns/select"},
 		{"objects of the table the query reads", "Autoflush/same_table", "ns/select"},
 		{"objects of another table", "Autoflush/other_table", "ns/select"},
 	})
 
-	fmt.Fprintln(w, "## Checkout + checkin (warm pool, one goroutine)")
-	fmt.Fprintln(w)
+	section(w, "Checkout + checkin (warm pool, one goroutine)")
 	table(w, r, "ns/op", false, "Checkout/pgxpool ns/op", []row{{"gosqla Engine.Connect + Close", "Checkout/gosqla", "ns/op"}, {"pgxpool", "Checkout/pgxpool", "ns/op"}, {"database/sql Conn", "Checkout/database_sql", "ns/op"}})
 	fmt.Fprintf(w, "Allocations per checkout: gosqla %.0f, pgxpool %.0f, database/sql %.0f.\n\n", ca, cpa, r.get("Checkout/database_sql", "allocs/op"))
 
-	fmt.Fprintln(w, "## Point select (one query by primary key, one goroutine)")
-	fmt.Fprintln(w)
+	section(w, "Point select (one query by primary key, one goroutine)")
 	table(w, r, "ns/op", false, "PointSelect/pgx_conn ns/op", []row{{"gosqla Engine.Query", "PointSelect/gosqla", "ns/op"}, {"pgx.Conn", "PointSelect/pgx_conn", "ns/op"}, {"pgxpool", "PointSelect/pgxpool", "ns/op"}, {"database/sql", "PointSelect/database_sql", "ns/op"}})
 
-	fmt.Fprintln(w, "## Fan-out: 10 000 point selects, at most 64 in flight, 10 connections")
-	fmt.Fprintln(w)
-	fmt.Fprintln(w, "Every peer keeps at most 64 queries in flight: the errgroup peers through its limit, the futures")
-	fmt.Fprintln(w, "and pgx.Batch peers by sending each connection's share in windows of 64 / 10 = 6.")
-	fmt.Fprintln(w)
+	section(w, "Fan-out: 10 000 point selects, at most 64 in flight, 10 connections",
+		"Every peer keeps at most 64 queries in flight: the errgroup peers through its limit, the futures",
+		"and pgx.Batch peers by sending each connection's share in windows of 64 / 10 = 6.",
+	)
 	table(w, r, "queries/s", true, "Fanout/pgxpool queries/s", []row{
 		{"gosqla engine, one query per goroutine", "Fanout/gosqla_engine", "queries/s"},
 		{"gosqla sessions shared by the errgroup (pipelined)", "Fanout/gosqla_session", "queries/s"},
@@ -496,11 +506,10 @@ the spreads show by how much.
 	fmt.Fprintln(w, "![fan-out throughput against concurrency](benchmarks-fanout.svg)")
 	fmt.Fprintln(w)
 
-	fmt.Fprintln(w, "## Sync-style fan-out: 10 000 tasks of 3 sequential queries, 15 connections, 100 ms acquire timeout")
-	fmt.Fprintln(w)
-	fmt.Fprintln(w, "Both peers wait at most 100 ms for a connection, less than a run takes, so a waiter that is")
-	fmt.Fprintln(w, "not served in time does time out. gosqla runs with the default `worker_queue` (65 536).")
-	fmt.Fprintln(w)
+	section(w, "Sync-style fan-out: 10 000 tasks of 3 sequential queries, 15 connections, 100 ms acquire timeout",
+		"Both peers wait at most 100 ms for a connection, less than a run takes, so a waiter that is",
+		"not served in time does time out. gosqla runs with the default `worker_queue` (65 536).",
+	)
 	fmt.Fprintln(w, "| peer | tasks/s: median (min–max) | pool timeouts per run: median (min–max) | run time | peak heap growth |\n| --- | ---: | ---: | ---: | ---: |")
 	for _, x := range []row{{"gosqla RunSync (pool 5 + 10)", "SyncFanout/gosqla_runsync", ""}, {"goroutines on pgxpool (15)", "SyncFanout/pgxpool_goroutines", ""}} {
 		runTime := "–"
@@ -513,12 +522,11 @@ the spreads show by how much.
 		"the submitter waits for room beyond it): %s tasks/s, %.0f timeouts, heap grew by %.1f MiB.\n\n",
 		r.spread("RunSyncQueue", "tasks/s"), rt, rm)
 
-	fmt.Fprintln(w, "## Bulk insert: 100 000 rows")
-	fmt.Fprintln(w)
-	fmt.Fprintln(w, "Every iteration runs all three Go peers, each into a freshly created table and timed on its own,")
-	fmt.Fprintln(w, "in an order that rotates from one iteration and one run to the next: no peer inherits another's")
-	fmt.Fprintln(w, "dead rows or always goes first.")
-	fmt.Fprintln(w)
+	section(w, "Bulk insert: 100 000 rows",
+		"Every iteration runs all three Go peers, each into a freshly created table and timed on its own,",
+		"in an order that rotates from one iteration and one run to the next: no peer inherits another's",
+		"dead rows or always goes first.",
+	)
 	table(w, r, "rows/s", true, "BulkInsert copyfrom-rows/s", []row{
 		{"gosqla InsertMany (COPY)", "BulkInsert", "insertmany-rows/s"},
 		{"pgx CopyFrom", "BulkInsert", "copyfrom-rows/s"},
@@ -527,14 +535,12 @@ the spreads show by how much.
 		{"SQLAlchemy Core sync executemany", "SQLAlchemy", "core-sync-bulk-rows/s"},
 	})
 
-	fmt.Fprintln(w, "## Unit of work: flushing 1 000 modified objects")
-	fmt.Fprintln(w)
+	section(w, "Unit of work: flushing 1 000 modified objects")
 	table(w, r, "objects/s", true, "UnitOfWork/pgx_batch objects/s", []row{{"gosqla Session.Flush", "UnitOfWork/gosqla_flush", "objects/s"}, {"pgx.Batch of the same UPDATEs", "UnitOfWork/pgx_batch", "objects/s"}})
 
-	fmt.Fprintln(w, "## Relationships over a link with 5 ms per round trip")
-	fmt.Fprintln(w)
-	fmt.Fprintln(w, "Loading the books of 1 000 authors (10 each), one session and one connection per peer:")
-	fmt.Fprintln(w)
+	section(w, "Relationships over a link with 5 ms per round trip",
+		"Loading the books of 1 000 authors (10 each), one session and one connection per peer:",
+	)
 	table(w, r, "ns/op", false, "NPlusOne/pgxpool_query_per_writer ns/op", []row{
 		{"pgxpool, one query per author", "NPlusOne/pgxpool_query_per_writer", "ns/op"},
 		{"gosqla Load futures issued before Await", "NPlusOne/gosqla_lazy_futures", "ns/op"},
@@ -547,12 +553,10 @@ the spreads show by how much.
 		{"pgx RETURNING + COPY", "SaveGraph/pgx_returning_copy", "ns/op"},
 	})
 
-	fmt.Fprintln(w, "## SQLite: the fan-out on the embedded default")
-	fmt.Fprintln(w)
+	section(w, "SQLite: the fan-out on the embedded default")
 	table(w, r, "queries/s", true, "SQLiteFanout/database_sql queries/s", []row{{"gosqla engine", "SQLiteFanout/gosqla_engine", "queries/s"}, {"database/sql directly", "SQLiteFanout/database_sql", "queries/s"}})
 
-	fmt.Fprintln(w, "## Tracing and the database/sql view (paired, call by call)")
-	fmt.Fprintln(w)
+	section(w, "Tracing and the database/sql view (paired, call by call)")
 	fmt.Fprintln(w, "| comparison | ns per call | ratio (median of runs) |\n| --- | ---: | ---: |")
 	for _, x := range []struct{ label, name, a, b string }{
 		{"checkout: gosqlaotel vs no tracer", "Paired/checkout/otel_vs_off", "off", "otel"},

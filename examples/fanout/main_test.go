@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"regexp"
 	"strconv"
@@ -25,7 +24,7 @@ func checkOutput(t *testing.T, out string) {
 
 func TestRunsOnSQLite(t *testing.T) {
 	var out bytes.Buffer
-	require.NoError(t, run(context.Background(), "", &out))
+	require.NoError(t, run(enginetest.Context(t), "", &out))
 	t.Log(out.String())
 	checkOutput(t, out.String())
 	assert.Contains(t, out.String(), "round trips: not counted on SQLite")
@@ -34,7 +33,7 @@ func TestRunsOnSQLite(t *testing.T) {
 func TestRunsOnPostgreSQL(t *testing.T) {
 	var out bytes.Buffer
 	url := enginetest.NewDatabase(t)
-	require.NoError(t, run(context.Background(), url, &out))
+	require.NoError(t, run(enginetest.Context(t), url, &out))
 	t.Log(out.String())
 	checkOutput(t, out.String())
 	m := regexp.MustCompile(`round trips to PostgreSQL: (\d+) \(for (\d+) Gets\)`).FindStringSubmatch(out.String())
@@ -48,7 +47,7 @@ func TestRunsOnPostgreSQL(t *testing.T) {
 	e, err := asyncengine.New(url)
 	require.NoError(t, err)
 	defer e.Close()
-	r, err := e.Query(context.Background(), "SELECT count(*), avg(score), count(DISTINCT product_id) FROM fanout_scores")
+	r, err := e.Query(enginetest.Context(t), "SELECT count(*), avg(score), count(DISTINCT product_id) FROM fanout_scores")
 	require.NoError(t, err)
 	var n, distinct int64
 	var avg float64

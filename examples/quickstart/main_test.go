@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"testing"
 
@@ -42,14 +41,14 @@ func checkOutput(t *testing.T, out string) {
 
 func TestRunsOnSQLite(t *testing.T) {
 	var out bytes.Buffer
-	require.NoError(t, run(context.Background(), "", &out))
+	require.NoError(t, run(enginetest.Context(t), "", &out))
 	t.Log(out.String())
 	checkOutput(t, out.String())
 }
 
 func TestRunsOnPostgreSQL(t *testing.T) {
 	var out bytes.Buffer
-	require.NoError(t, run(context.Background(), enginetest.NewDatabase(t), &out))
+	require.NoError(t, run(enginetest.Context(t), enginetest.NewDatabase(t), &out))
 	t.Log(out.String())
 	checkOutput(t, out.String())
 }
