@@ -68,7 +68,10 @@ func TestFailoverMultiHost(t *testing.T) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		p := asyncengine.RetryPolicy{MaxAttempts: 1000, BaseDelay: time.Millisecond, MaxDelay: 50 * time.Millisecond}
+		var retried []string // the errors BeginRetry retried, for the log of a failure
+		defer func() { t.Logf("BeginRetry retried %d times: %q", len(retried), retried) }()
+		p := asyncengine.RetryPolicy{MaxAttempts: 1000, BaseDelay: time.Millisecond, MaxDelay: 50 * time.Millisecond,
+			OnRetry: func(_ int, err error) { retried = append(retried, err.Error()) }}
 		for n := 0; ; n++ {
 			select {
 			case <-stop:

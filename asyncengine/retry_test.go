@@ -12,6 +12,7 @@ import (
 
 	"github.com/gosqla/gosqla/asyncengine"
 	"github.com/gosqla/gosqla/asyncengine/enginetest"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/stretchr/testify/require"
 )
 
@@ -112,6 +113,54 @@ func TestBeginRetryCommitUnknown(t *testing.T) {
 	require.ErrorAs(t, err, &cu)
 	require.Equal(t, 1, attempts)
 	require.Contains(t, err.Error(), "may or may not have committed")
+}
+
+// A COMMIT that committed on the server but whose answer was cut off is reported as unknown, not
+// retried: the primary waits for a stopped synchronous standby after committing locally, and its
+// backend is terminated while it waits, so the client reads the end of the connection where the
+// answer should be. The driver calls such a loss "conn closed"; had it been retried, the second
+// attempt would have written the row again.
+func TestBeginRetryCommitCutOff(t *testing.T) {
+	t.Parallel()
+	r := enginetest.NewReplication(t, enginetest.ReplicationOptions{Standbys: 1, Synchronous: true})
+	url, _ := r.URLs(r.NewDatabase(t))
+	e := newEngine(t, url, "")
+	ctx := enginetest.Context(t)
+	_, err := e.Exec(ctx, "CREATE TABLE w (id int PRIMARY KEY)")
+	require.NoError(t, err)
+	r.Standbys[0].Stop(t)
+	t.Cleanup(func() { r.Standbys[0].Start(t) }) // so that dropping the database can commit
+
+	// the terminator ends the backend once it waits for the standby after committing locally
+	watch := newEngine(t, url, "")
+	done := make(chan error, 1)
+	go func() {
+		for {
+			res, err := watch.Exec(ctx, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE wait_event = 'SyncRep'")
+			if err != nil || res.RowsAffected() > 0 {
+				done <- err
+				return
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
+	attempts := 0
+	err = e.BeginRetry(ctx, quickRetry, func(c *asyncengine.Conn) error {
+		attempts++
+		_, err := c.Exec(ctx, "INSERT INTO w VALUES (1)")
+		return err
+	})
+	require.NoError(t, <-done)
+	require.ErrorIs(t, err, asyncengine.ErrCommitUnknown)
+	require.Equal(t, 1, attempts)
+	require.False(t, pgconn.SafeToRetry(err), "the COMMIT reached the server")
+
+	// it did commit: a read on the primary sees the row without waiting for the standby
+	res, err := watch.Query(ctx, "SELECT count(*) FROM w")
+	require.NoError(t, err)
+	var n int64
+	require.NoError(t, res.One(&n))
+	require.EqualValues(t, 1, n)
 }
 
 // A bank under SERIALIZABLE, 16 clients making 2 000 transfers between 10 accounts while

@@ -54,11 +54,13 @@ type Conn struct {
 func (c *Conn) Pgx() *pgx.Conn { return c.pc }
 
 func (c *Conn) Query(ctx context.Context, sql string, args []any) (*driver.Result, error) {
+	mark := c.written()
 	rows, err := c.pc.Query(ctx, sql, args...)
 	if err != nil {
-		return nil, err
+		return nil, c.settled(mark, err)
 	}
-	return readRows(rows)
+	r, err := readRows(rows)
+	return r, c.settled(mark, err)
 }
 
 // columns describes the result's columns, named by the connection's type map.
@@ -110,14 +112,17 @@ func readRows(rows pgx.Rows) (*driver.Result, error) {
 // QueryRows returns the rows as they arrive, scanned with the connection's own type map (so types
 // registered on the connection are known).
 func (c *Conn) QueryRows(ctx context.Context, sql string, args []any) (driver.Rows, error) {
+	mark := c.written()
 	rows, err := c.pc.Query(ctx, sql, args...)
 	if err != nil {
-		return nil, err
+		return nil, c.settled(mark, err)
 	}
-	return &liveRows{rows: rows, m: c.pc.TypeMap(), cols: columns(c.pc.TypeMap(), rows.FieldDescriptions())}, nil
+	return &liveRows{c: c, mark: mark, rows: rows, m: c.pc.TypeMap(), cols: columns(c.pc.TypeMap(), rows.FieldDescriptions())}, nil
 }
 
 type liveRows struct {
+	c    *Conn
+	mark int64
 	rows pgx.Rows
 	m    *pgtype.Map
 	cols []driver.Column
@@ -139,17 +144,18 @@ func (r *liveRows) Scan(j int, dest any) error {
 func (r *liveRows) Value(j int) (any, error) {
 	return pgtypes.Decode(r.m, r.fds[j].DataTypeOID, r.fds[j].Format, r.raw[j])
 }
-func (r *liveRows) Err() error { return r.rows.Err() }
+func (r *liveRows) Err() error { return r.c.settled(r.mark, r.rows.Err()) }
 func (r *liveRows) Close() error {
 	r.rows.Close()
-	return r.rows.Err()
+	return r.Err()
 }
 func (r *liveRows) RowsAffected() int64 { return r.rows.CommandTag().RowsAffected() }
 
 func (c *Conn) Exec(ctx context.Context, sql string, args []any) (int64, error) {
+	mark := c.written()
 	tag, err := c.pc.Exec(ctx, sql, args...)
 	if err != nil {
-		return 0, err
+		return 0, c.settled(mark, err)
 	}
 	return tag.RowsAffected(), nil
 }
@@ -158,6 +164,7 @@ func (c *Conn) Pipeline(ctx context.Context, stmts []driver.Statement) ([]*drive
 	if allTxControl(stmts) {
 		return c.simplePipeline(ctx, stmts)
 	}
+	mark := c.written()
 	var b pgx.Batch
 	for _, s := range stmts {
 		b.Queue(s.SQL, s.Args...)
@@ -185,10 +192,10 @@ func (c *Conn) Pipeline(ctx context.Context, stmts []driver.Statement) ([]*drive
 			}
 		}
 		_ = br.Close()
-		return results, c.pipelineError(stmts, i, err)
+		return results, c.pipelineError(stmts, i, c.settled(mark, err))
 	}
 	if err := br.Close(); err != nil {
-		return results, &driver.PipelineError{Index: len(stmts) - 1, Err: err}
+		return results, &driver.PipelineError{Index: len(stmts) - 1, Err: c.settled(mark, err)}
 	}
 	return results, nil
 }
@@ -265,6 +272,7 @@ func (c *Conn) simplePipeline(ctx context.Context, stmts []driver.Statement) ([]
 	for i, s := range stmts {
 		sqls[i] = s.SQL
 	}
+	mark := c.written()
 	rs, err := c.pc.PgConn().Exec(ctx, strings.Join(sqls, "; ")).ReadAll()
 	out := make([]*driver.Result, 0, len(stmts))
 	for _, r := range rs {
@@ -274,7 +282,7 @@ func (c *Conn) simplePipeline(ctx context.Context, stmts []driver.Statement) ([]
 		out = append(out, &driver.Result{RowsAffected: r.CommandTag.RowsAffected()})
 	}
 	if err != nil {
-		return out, &driver.PipelineError{Index: len(out), Err: err}
+		return out, &driver.PipelineError{Index: len(out), Err: c.settled(mark, err)}
 	}
 	return out, nil
 }
@@ -282,7 +290,9 @@ func (c *Conn) simplePipeline(ctx context.Context, stmts []driver.Statement) ([]
 func (c *Conn) CopyFrom(ctx context.Context, table string, columns []string, rows iter.Seq2[[]any, error]) (int64, error) {
 	next, stop := iter.Pull2(rows)
 	defer stop()
-	return c.pc.CopyFrom(ctx, pgx.Identifier(strings.Split(table, ".")), columns, &pullSource{next: next})
+	mark := c.written()
+	n, err := c.pc.CopyFrom(ctx, pgx.Identifier(strings.Split(table, ".")), columns, &pullSource{next: next})
+	return n, c.settled(mark, err)
 }
 
 type pullSource struct {
@@ -326,16 +336,44 @@ func (c *Conn) RoundTrips() int64 {
 	return 0
 }
 
-// countingConn counts round trips: an answer that follows a request.
+// written is how many bytes the connection has sent, for settled.
+func (c *Conn) written() int64 {
+	if cc, ok := c.pc.PgConn().Conn().(*countingConn); ok {
+		return cc.sent.Load()
+	}
+	return 0
+}
+
+// settled returns err, no longer safe to retry when bytes went to the server since mark. pgx
+// reports a request whose answer was cut off by a lost connection as "conn closed", safe to
+// retry, although the server may have run it: a COMMIT that committed must not be retried.
+func (c *Conn) settled(mark int64, err error) error {
+	if err == nil || !pgconn.SafeToRetry(err) || c.written() == mark {
+		return err
+	}
+	return &sentError{err: err}
+}
+
+// sentError is an error of a request that reached the server.
+type sentError struct{ err error }
+
+func (e *sentError) Error() string     { return e.err.Error() }
+func (e *sentError) Unwrap() error     { return e.err }
+func (e *sentError) SafeToRetry() bool { return false }
+
+// countingConn counts round trips (an answer that follows a request) and the bytes sent.
 type countingConn struct {
 	net.Conn
 	wrote atomic.Bool
 	trips atomic.Int64
+	sent  atomic.Int64
 }
 
 func (c *countingConn) Write(p []byte) (int, error) {
 	c.wrote.Store(true)
-	return c.Conn.Write(p)
+	n, err := c.Conn.Write(p)
+	c.sent.Add(int64(n))
+	return n, err
 }
 
 func (c *countingConn) Read(p []byte) (int, error) {
