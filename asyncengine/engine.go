@@ -227,7 +227,9 @@ func (c *Conn) finalize() {
 // leaked runs when a Conn is garbage-collected while checked out: its connection may be in any
 // state, so it is closed and its slot recovered.
 func (e *Engine) leaked(pc *pconn) {
-	e.base.leaks.Add(1)
+	// counted once reported and recovered, so that a reader of Stats who sees the leak also sees
+	// its slot free
+	defer e.base.leaks.Add(1)
 	logger := e.base.warn
 	if pc.stack != nil {
 		logger.Warn("gosqla: connection garbage-collected while checked out; call Conn.Close", "conn", pc.id, "checkout", string(pc.stack))
