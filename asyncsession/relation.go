@@ -73,6 +73,9 @@ func relationsOf(m *structmap.Model) ([]*relation, error) {
 		return v.([]*relation), nil
 	}
 	rels, err := resolve(m)
+	if err == nil {
+		err = unorderable(m, rels)
+	}
 	if err != nil {
 		relCache.Store(m.Type, err)
 		return nil, err
@@ -107,6 +110,84 @@ func resolve(m *structmap.Model) ([]*relation, error) {
 		out = append(out, r)
 	}
 	return out, nil
+}
+
+// dependency is a row of model on that must be inserted after a row of model of, because its
+// key column fk, which cannot hold NULL, references it.
+type dependency struct {
+	on, of *structmap.Model
+	fk     *structmap.Field
+}
+
+// dependencies are the models whose rows must go in before rows of other models, as the
+// relationships rels declare; a model's key referencing its own table is left to the row order.
+func dependencies(rels []*relation) []dependency {
+	var out []dependency
+	for _, r := range rels {
+		if r.kind == manyToMany || r.owner == r.target || nullable(r.fk) {
+			continue
+		}
+		if r.kind == manyToOne {
+			out = append(out, dependency{on: r.owner, of: r.target, fk: r.fk})
+		} else {
+			out = append(out, dependency{on: r.target, of: r.owner, fk: r.fk})
+		}
+	}
+	return out
+}
+
+// unorderable returns a *MappingError when the relationships reachable from m make a cycle of
+// models through keys that cannot hold NULL, one of them m's: no order of INSERTs satisfies it
+// (with generated keys, every row waits for another's). Cycles of rows of one model are found at
+// flush, where they happen.
+func unorderable(m *structmap.Model, rels []*relation) error {
+	deps := dependencies(rels)
+	seen := map[*structmap.Model]bool{m: true}
+	for todo := []*relation{}; ; {
+		for _, r := range rels {
+			if !seen[r.target] {
+				seen[r.target] = true
+				more, err := resolve(r.target)
+				if err == nil { // a bad tag there is reported when that model is used
+					deps = append(deps, dependencies(more)...)
+					todo = append(todo, more...)
+				}
+			}
+		}
+		if len(todo) == 0 {
+			break
+		}
+		rels, todo = todo, nil
+	}
+	// a path of dependencies from m back to m
+	var path []dependency
+	var visit func(x *structmap.Model, on map[*structmap.Model]bool) bool
+	visit = func(x *structmap.Model, on map[*structmap.Model]bool) bool {
+		for _, d := range deps {
+			if d.on != x || on[d.of] && d.of != m {
+				continue
+			}
+			path = append(path, d)
+			if d.of == m {
+				return true
+			}
+			on[d.of] = true
+			if visit(d.of, on) {
+				return true
+			}
+			path = path[:len(path)-1]
+		}
+		return false
+	}
+	if !visit(m, map[*structmap.Model]bool{m: true}) {
+		return nil
+	}
+	links := make([]string, len(path))
+	for i, d := range path {
+		links[i] = fmt.Sprintf("%s.%s → %s", d.on.Type.Name(), d.fk.Name, d.of.Type.Name())
+	}
+	return &MappingError{Type: m.Type.String(), Field: path[0].fk.Name,
+		Reason: fmt.Sprintf("the foreign keys %s form a cycle that cannot be ordered: make one of them nullable (a pointer), so that its row is inserted first and its key set after", strings.Join(links, ", "))}
 }
 
 func resolveOne(m *structmap.Model, rf *structmap.Rel) (*relation, error) {

@@ -307,6 +307,83 @@ type badCycle struct {
 
 func (badCycle) TableName() string { return "bad_cycle" }
 
+// Models whose keys, none nullable, reference each other: no order of INSERTs works.
+type cycleA struct {
+	ID  int64   `db:"id,pk,default"`
+	BID int64   `db:"b_id,fk=cycle_b.id"`
+	B   *cycleB `rel:"fk=b_id"`
+}
+
+func (cycleA) TableName() string { return "cycle_a" }
+
+type cycleB struct {
+	ID  int64   `db:"id,pk,default"`
+	AID int64   `db:"a_id,fk=cycle_a.id"`
+	A   *cycleA `rel:"fk=a_id"`
+}
+
+func (cycleB) TableName() string { return "cycle_b" }
+
+// The same through a collection: a family's members reference it, and it references its head.
+type family struct {
+	ID      int64     `db:"id,pk,default"`
+	HeadID  int64     `db:"head_id,fk=members.id"`
+	Head    *member   `rel:"fk=head_id"`
+	Members []*member `rel:"fk=family_id"`
+}
+
+func (family) TableName() string { return "families" }
+
+type member struct {
+	ID       int64 `db:"id,pk,default"`
+	FamilyID int64 `db:"family_id,fk=families.id"`
+}
+
+func (member) TableName() string { return "members" }
+
+// With the head's key nullable, the family goes in first and gets its head after.
+type household struct {
+	ID      int64       `db:"id,pk,default"`
+	HeadID  *int64      `db:"head_id,fk=residents.id"`
+	Head    *resident   `rel:"fk=head_id"`
+	Members []*resident `rel:"fk=household_id"`
+}
+
+func (household) TableName() string { return "households" }
+
+type resident struct {
+	ID          int64 `db:"id,pk,default"`
+	HouseholdID int64 `db:"household_id,fk=households.id"`
+}
+
+func (resident) TableName() string { return "residents" }
+
+// A cycle of models through keys that cannot hold NULL is a MappingError at the first use of
+// either model, before anything is sent.
+func TestRelationshipModelCycle(t *testing.T) {
+	e := newEngine(t, "sqlite://:memory:")
+	var me *asyncsession.MappingError
+	err := newSession(t, e).Add(&cycleA{})
+	require.ErrorAs(t, err, &me)
+	assert.Contains(t, err.Error(), "cycleA.BID → cycleB, cycleB.AID → cycleA form a cycle that cannot be ordered")
+	err = newSession(t, e).Add(&cycleB{})
+	require.ErrorAs(t, err, &me)
+	assert.Contains(t, err.Error(), "cycleB.AID → cycleA, cycleA.BID → cycleB")
+	err = newSession(t, e).Add(&family{})
+	require.ErrorAs(t, err, &me)
+	assert.Contains(t, err.Error(), "family.HeadID → member, member.FamilyID → family")
+
+	require.NoError(t, asyncsession.CreateAll(enginetest.Context(t), e, household{}, resident{}))
+	s := newSession(t, e)
+	head := &resident{}
+	h := &household{Head: head, Members: []*resident{head, {}}}
+	require.NoError(t, s.Add(h))
+	await(t, s.Commit(enginetest.Context(t)))
+	require.NotNil(t, h.HeadID)
+	assert.Equal(t, head.ID, *h.HeadID)
+	assert.Equal(t, h.ID, head.HouseholdID)
+}
+
 func TestRelationshipMappingErrors(t *testing.T) {
 	e := newEngine(t, "sqlite://:memory:")
 	s := newSession(t, e)
