@@ -279,7 +279,10 @@
 // CheckoutTracer, ConnectTracer, PipelineTracer (a pipeline with its statements: the session's
 // pipelined rounds), CopyFromTracer or TxTracer (Begin/BeginNested to Commit/Rollback) receives
 // those events too. The SQL is given as sent; arguments only with log_parameters=true. With no
-// tracer each event costs one nil comparison. Package gosqlaotel is a tracer for OpenTelemetry.
+// tracer each event costs one nil comparison. A tracer observes: a panic in one of its methods is
+// recovered and logged at warn level (Config.Logger, else slog.Default) with its stack, and the
+// traced call goes on — with the context it had, when a start method panicked — on whatever
+// goroutine it runs. Package gosqlaotel is a tracer for OpenTelemetry.
 //
 // # Statistics
 //

@@ -50,13 +50,14 @@ func NewWithConfig(cfg *Config) (*Engine, error) {
 	if err := cfg.Replica.refuseInEngine(); err != nil {
 		return nil, err
 	}
-	e := &Engine{cfg: cfg, dialect: dialectFor(string(cfg.Dialect)), pg: cfg.Dialect == DialectPostgreSQL, trace: newTracers(cfg.Tracer)}
+	e := &Engine{cfg: cfg, dialect: dialectFor(string(cfg.Dialect)), pg: cfg.Dialect == DialectPostgreSQL}
 	if cfg.Echo {
 		e.log = cfg.Logger
 		if e.log == nil {
 			e.log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 		}
 	}
+	e.trace = newTracers(cfg.Tracer, e.warnLog())
 	var err error
 	if e.connector, err = newConnector(cfg); err != nil {
 		return nil, err

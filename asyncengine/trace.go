@@ -2,7 +2,10 @@ package asyncengine
 
 import (
 	"context"
+	"fmt"
+	"log/slog"
 	"reflect"
+	"runtime/debug"
 )
 
 // QueryTracer traces the statements run on a connection (Exec, Query, Stream), in the shape of
@@ -12,7 +15,8 @@ import (
 // receives those events too.
 //
 // Arguments reach a tracer only with log_parameters=true: without it TraceQueryStartData.Args is
-// nil. Tracers run on the caller's goroutine, inline with the statement: keep them quick.
+// nil. Tracers run on the caller's goroutine, inline with the statement: keep them quick. A
+// panic in a tracer method is recovered and logged at warn level; the traced call goes on.
 type QueryTracer interface {
 	TraceQueryStart(ctx context.Context, c *Conn, data TraceQueryStartData) context.Context
 	TraceQueryEnd(ctx context.Context, c *Conn, data TraceQueryEndData)
@@ -131,19 +135,108 @@ type tracers struct {
 	tx       TxTracer
 }
 
-func newTracers(t QueryTracer) tracers {
+func newTracers(t QueryTracer, warn *slog.Logger) tracers {
 	// a nil pointer in the interface (a tracer chosen by a condition that was false) traces
 	// nothing, as a nil interface does
 	if v := reflect.ValueOf(t); t == nil || (v.Kind() == reflect.Pointer && v.IsNil()) {
 		return tracers{}
 	}
-	ts := tracers{query: t}
-	ts.checkout, _ = t.(CheckoutTracer)
-	ts.connect, _ = t.(ConnectTracer)
-	ts.pipeline, _ = t.(PipelineTracer)
-	ts.copy, _ = t.(CopyFromTracer)
-	ts.tx, _ = t.(TxTracer)
+	g := &guardedTracer{query: t, warn: warn}
+	ts := tracers{query: g}
+	var ok bool
+	if g.checkout, ok = t.(CheckoutTracer); ok {
+		ts.checkout = g
+	}
+	if g.connect, ok = t.(ConnectTracer); ok {
+		ts.connect = g
+	}
+	if g.pipeline, ok = t.(PipelineTracer); ok {
+		ts.pipeline = g
+	}
+	if g.copy, ok = t.(CopyFromTracer); ok {
+		ts.copy = g
+	}
+	if g.tx, ok = t.(TxTracer); ok {
+		ts.tx = g
+	}
 	return ts
+}
+
+// guardedTracer calls the configured tracer's methods, recovering a panic in one: a tracer
+// observes, as a notification hook does, so a panic in it is logged at warn level with its stack
+// and the traced call goes on (with the context it had, when a start method panicked). The
+// library's own state — a checked-out connection, an open transaction — is never left half-done
+// by a tracer, whatever goroutine it runs on.
+type guardedTracer struct {
+	query    QueryTracer
+	checkout CheckoutTracer
+	connect  ConnectTracer
+	pipeline PipelineTracer
+	copy     CopyFromTracer
+	tx       TxTracer
+	warn     *slog.Logger
+}
+
+// recovered is deferred by each method; a start method passes its result and the context it
+// was given, which the call goes on with if the tracer panicked.
+func (g *guardedTracer) recovered(method string, out *context.Context, given context.Context) {
+	v := recover()
+	if v == nil {
+		return
+	}
+	if out != nil {
+		*out = given
+	}
+	g.warn.Warn("gosqla: tracer panicked; the traced call went on", "method", method, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+}
+
+func (g *guardedTracer) TraceQueryStart(ctx context.Context, c *Conn, d TraceQueryStartData) (out context.Context) {
+	defer g.recovered("TraceQueryStart", &out, ctx)
+	return g.query.TraceQueryStart(ctx, c, d)
+}
+func (g *guardedTracer) TraceQueryEnd(ctx context.Context, c *Conn, d TraceQueryEndData) {
+	defer g.recovered("TraceQueryEnd", nil, nil)
+	g.query.TraceQueryEnd(ctx, c, d)
+}
+func (g *guardedTracer) TraceCheckoutStart(ctx context.Context, e *Engine, d TraceCheckoutStartData) (out context.Context) {
+	defer g.recovered("TraceCheckoutStart", &out, ctx)
+	return g.checkout.TraceCheckoutStart(ctx, e, d)
+}
+func (g *guardedTracer) TraceCheckoutEnd(ctx context.Context, e *Engine, d TraceCheckoutEndData) {
+	defer g.recovered("TraceCheckoutEnd", nil, nil)
+	g.checkout.TraceCheckoutEnd(ctx, e, d)
+}
+func (g *guardedTracer) TraceConnectStart(ctx context.Context, e *Engine, d TraceConnectStartData) (out context.Context) {
+	defer g.recovered("TraceConnectStart", &out, ctx)
+	return g.connect.TraceConnectStart(ctx, e, d)
+}
+func (g *guardedTracer) TraceConnectEnd(ctx context.Context, e *Engine, d TraceConnectEndData) {
+	defer g.recovered("TraceConnectEnd", nil, nil)
+	g.connect.TraceConnectEnd(ctx, e, d)
+}
+func (g *guardedTracer) TracePipelineStart(ctx context.Context, c *Conn, d TracePipelineStartData) (out context.Context) {
+	defer g.recovered("TracePipelineStart", &out, ctx)
+	return g.pipeline.TracePipelineStart(ctx, c, d)
+}
+func (g *guardedTracer) TracePipelineEnd(ctx context.Context, c *Conn, d TracePipelineEndData) {
+	defer g.recovered("TracePipelineEnd", nil, nil)
+	g.pipeline.TracePipelineEnd(ctx, c, d)
+}
+func (g *guardedTracer) TraceCopyFromStart(ctx context.Context, c *Conn, d TraceCopyFromStartData) (out context.Context) {
+	defer g.recovered("TraceCopyFromStart", &out, ctx)
+	return g.copy.TraceCopyFromStart(ctx, c, d)
+}
+func (g *guardedTracer) TraceCopyFromEnd(ctx context.Context, c *Conn, d TraceCopyFromEndData) {
+	defer g.recovered("TraceCopyFromEnd", nil, nil)
+	g.copy.TraceCopyFromEnd(ctx, c, d)
+}
+func (g *guardedTracer) TraceTxStart(ctx context.Context, c *Conn, d TraceTxStartData) (out context.Context) {
+	defer g.recovered("TraceTxStart", &out, ctx)
+	return g.tx.TraceTxStart(ctx, c, d)
+}
+func (g *guardedTracer) TraceTxEnd(ctx context.Context, c *Conn, d TraceTxEndData) {
+	defer g.recovered("TraceTxEnd", nil, nil)
+	g.tx.TraceTxEnd(ctx, c, d)
 }
 
 // traceArgs are a statement's arguments as a tracer may see them.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"iter"
+	"log/slog"
 	"sync"
 	"testing"
 
@@ -21,12 +22,16 @@ type recorder struct {
 	mu     sync.Mutex
 	events []string
 	t      *testing.T
+	panics bool // every event panics once written down
 }
 
 func (r *recorder) add(format string, args ...any) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.events = append(r.events, fmt.Sprintf(format, args...))
+	if r.panics {
+		panic("tracer bug: " + r.events[len(r.events)-1])
+	}
 }
 
 func (r *recorder) take() []string {
@@ -42,7 +47,9 @@ func (r *recorder) start(ctx context.Context, kind string) context.Context {
 }
 
 func (r *recorder) end(ctx context.Context, kind string) {
-	assert.Equal(r.t, kind, ctx.Value(traceKey{}), "the end gets the start's context")
+	if !r.panics { // a start that panicked returned no context
+		assert.Equal(r.t, kind, ctx.Value(traceKey{}), "the end gets the start's context")
+	}
 }
 
 func errText(err error) string {
@@ -106,10 +113,15 @@ func (r *recorder) TraceTxEnd(ctx context.Context, c *asyncengine.Conn, d asynce
 }
 
 func tracedEngine(t *testing.T, url, query string) (*asyncengine.Engine, *recorder) {
+	return tracedEngineTo(t, url, query, &recorder{t: t}, nil)
+}
+
+// tracedEngineTo is tracedEngine with the given recorder and logger (nil: the default).
+func tracedEngineTo(t *testing.T, url, query string, rec *recorder, logger *slog.Logger) (*asyncengine.Engine, *recorder) {
 	cfg, err := asyncengine.ParseConfig(enginetest.WithQuery(url, query))
 	require.NoError(t, err)
-	rec := &recorder{t: t}
 	cfg.Tracer = rec
+	cfg.Logger = logger
 	e, err := asyncengine.NewWithConfig(cfg)
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, e.Close()) })
@@ -217,6 +229,57 @@ func rowsOf(rows ...[]any) iter.Seq2[[]any, error] {
 			}
 		}
 	}
+}
+
+// A tracer that panics in every event, on every kind of call: the panics are logged at warn
+// level with their stacks, every call succeeds, and no connection or transaction is left behind.
+func TestPanickingTracerIsContained(t *testing.T) {
+	enginetest.EachBackend(t, func(t *testing.T, url string) {
+		var log logBuffer
+		e, rec := tracedEngineTo(t, url, "pool_size=1&max_overflow=0", &recorder{t: t, panics: true},
+			slog.New(slog.NewTextHandler(&log, nil)))
+		ctx := enginetest.Context(t)
+		_, err := e.Exec(ctx, "CREATE TABLE tr (id integer, name text)")
+		require.NoError(t, err)
+		_, err = e.Query(ctx, "SELECT 1")
+		require.NoError(t, err)
+		for _, err := range e.Stream(ctx, "SELECT 1") {
+			require.NoError(t, err)
+		}
+		require.NoError(t, e.Begin(ctx, func(c *asyncengine.Conn) error {
+			if _, err := c.Pipeline(ctx, []asyncengine.Statement{{SQL: "SELECT 1"}, {SQL: "SELECT 2"}}); err != nil {
+				return err
+			}
+			sp, err := c.BeginNested(ctx)
+			if err != nil {
+				return err
+			}
+			if _, err := c.CopyFrom(ctx, "tr", []string{"id", "name"}, rowsOf([]any{1, "a"})); err != nil {
+				return err
+			}
+			return sp.Commit(ctx)
+		}))
+		require.Error(t, e.Begin(ctx, func(c *asyncengine.Conn) error { return fmt.Errorf("rolled back") }))
+
+		assert.Equal(t, 0, e.Stats().CheckedOut)
+		res, err := e.Query(ctx, "SELECT count(*) FROM tr")
+		require.NoError(t, err)
+		var n int64
+		require.NoError(t, res.One(&n))
+		assert.EqualValues(t, 1, n, "the transaction committed")
+		ev := rec.take()
+		for _, want := range []string{"connect end ok", "checkout end ok conn>0=true", "pipeline end 2 results ok",
+			"copy end 1 rows ok", `tx end "" commit=true ok`, `tx end "" commit=false ok`} {
+			assert.Contains(t, ev, want)
+		}
+		for _, method := range []string{"TraceCheckoutStart", "TraceCheckoutEnd", "TraceConnectStart", "TraceConnectEnd",
+			"TraceQueryStart", "TraceQueryEnd", "TracePipelineStart", "TracePipelineEnd", "TraceCopyFromStart",
+			"TraceCopyFromEnd", "TraceTxStart", "TraceTxEnd"} {
+			assert.Contains(t, log.String(), "method="+method)
+		}
+		assert.Contains(t, log.String(), "tracer panicked")
+		assert.Contains(t, log.String(), "trace_test.go", "with the tracer's stack")
+	})
 }
 
 // A nil pointer of a tracer type in Config.Tracer (chosen by a condition that was false) traces
