@@ -2,6 +2,9 @@ package gosqlaotel
 
 import (
 	"context"
+	"fmt"
+	"reflect"
+	"sync"
 
 	"github.com/gosqla/gosqla/asyncengine"
 	"go.opentelemetry.io/otel"
@@ -77,9 +80,9 @@ func (in intInstrument) register(m metric.Meter) (metric.Int64Observable, error)
 // asynchronous instruments, read when the meter's reader collects; poolName tells engines apart
 // (attribute db.client.connection.pool.name). Call the returned function to stop.
 //
-// Register an engine once per meter provider, and give each engine its own poolName: two
-// registrations reporting under the same pool name observe the same series, and a reader then
-// adds their values up (a pool counted twice).
+// Give each engine its own poolName: a second registration under a pool name that is registered
+// with the same meter provider, and not yet stopped, is an error — its series would be the first
+// one's, and a reader would add their values up (a pool counted twice).
 //
 // Instruments (OpenTelemetry's database client names where they exist):
 //
@@ -95,12 +98,21 @@ func (in intInstrument) register(m metric.Meter) (metric.Int64Observable, error)
 //	gosqla.pool.round_trips               round trips to the server (native PostgreSQL driver)
 //	gosqla.workers.size, .started, .running, .queued
 //	gosqla.workers.submitted, .completed, .panics, .direct
-func RegisterMetrics(e *asyncengine.Engine, poolName string, opts ...Option) (func() error, error) {
+func RegisterMetrics(e *asyncengine.Engine, poolName string, opts ...Option) (stop func() error, err error) {
 	o := build(opts)
 	mp := o.mp
 	if mp == nil {
 		mp = otel.GetMeterProvider()
 	}
+	release, err := claimPoolName(mp, poolName)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			release()
+		}
+	}()
 	m := mp.Meter(ScopeName)
 	pool := attribute.String("db.client.connection.pool.name", poolName)
 	system := attribute.String("db.system.name", string(e.Config().Dialect))
@@ -137,5 +149,41 @@ func RegisterMetrics(e *asyncengine.Engine, poolName string, opts ...Option) (fu
 	if err != nil {
 		return nil, err
 	}
-	return reg.Unregister, nil
+	var once sync.Once
+	return func() error {
+		err := reg.Unregister()
+		once.Do(release)
+		return err
+	}, nil
+}
+
+// registered holds the pool names registered with each meter provider.
+var registered = struct {
+	sync.Mutex
+	names map[poolKey]bool
+}{names: map[poolKey]bool{}}
+
+type poolKey struct {
+	mp   any
+	name string
+}
+
+// claimPoolName reserves poolName on mp until release. A provider whose type cannot be a map key
+// is not checked.
+func claimPoolName(mp metric.MeterProvider, poolName string) (release func(), err error) {
+	if !reflect.TypeOf(mp).Comparable() {
+		return func() {}, nil
+	}
+	k := poolKey{mp: mp, name: poolName}
+	registered.Lock()
+	defer registered.Unlock()
+	if registered.names[k] {
+		return nil, fmt.Errorf("gosqlaotel: pool name %q is already registered with this meter provider; give each engine its own name, or stop the first registration", poolName)
+	}
+	registered.names[k] = true
+	return func() {
+		registered.Lock()
+		delete(registered.names, k)
+		registered.Unlock()
+	}, nil
 }

@@ -218,7 +218,14 @@ func TestMetricsReadTheStats(t *testing.T) {
 	assert.EqualValues(t, -1, got["gosqla.pool.overflow"])
 	assert.EqualValues(t, e.Workers().Size(), got["gosqla.workers.size"])
 	assert.Contains(t, got, "gosqla.workers.queued")
+
+	// the same pool name twice on one provider would count the pool twice: refused until stopped
+	_, err = gosqlaotel.RegisterMetrics(e, "main", gosqlaotel.WithMeterProvider(mp))
+	require.ErrorContains(t, err, `pool name "main" is already registered`)
 	require.NoError(t, stop())
+	again, err := gosqlaotel.RegisterMetrics(e, "main", gosqlaotel.WithMeterProvider(mp))
+	require.NoError(t, err)
+	require.NoError(t, again())
 
 	s := e.Stats().DBStats()
 	assert.Equal(t, 5, s.MaxOpenConnections)
