@@ -154,7 +154,7 @@ func (s *Session) Execute(ctx context.Context, sql string, args ...any) *asyncen
 		return failed[*asyncengine.Result](err)
 	}
 	o.autoflush = flushAll
-	o.reads = readsOf(sql)
+	o.reads = readsSQL(sql, "")
 	o.build = func(*Session) ([]asyncengine.Statement, error) {
 		return []asyncengine.Statement{{SQL: sql, Args: args}}, nil
 	}
@@ -313,8 +313,7 @@ func Select[T any](ctx context.Context, s *Session, sql string, args ...any) *as
 		return failed[[]*T](err)
 	}
 	o.autoflush = flushAll
-	o.reads = readsOf(sql)
-	o.reads[tableWord(m)] = true
+	o.reads = readsSQL(sql, tableWord(m))
 	o.build = func(*Session) ([]asyncengine.Statement, error) {
 		return []asyncengine.Statement{{SQL: sql, Args: args}}, nil
 	}

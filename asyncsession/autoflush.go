@@ -25,9 +25,27 @@ import (
 //     for every loaded object of a table made it ~20× slower), a full flush (Flush, Commit,
 //     RunSync, savepoints) compares them by content.
 
-// readsOf returns the lower-cased words of a statement: a superset of the tables it names.
-func readsOf(sql string) map[string]bool {
-	words := map[string]bool{}
+// reads is what a request reads, for its autoflush: the tables named by a word of its statement,
+// and one table it reads whatever the statement says. The zero value stands for every table.
+type reads struct {
+	sql   string
+	table string
+	some  bool // false: every table
+}
+
+// readsSQL is a statement's reads, with the table of the model it loads ("" for none).
+func readsSQL(sql, table string) reads { return reads{sql: sql, table: table, some: true} }
+
+// readsTable is a request that reads one table.
+func readsTable(table string) reads { return reads{table: table, some: true} }
+
+// names reports whether the request may read table (a lower-cased word, see tableWord): every
+// word of the statement is taken as a possible table name, so nothing named is missed.
+func (r reads) names(table string) bool {
+	if !r.some || r.table == table {
+		return true
+	}
+	sql := r.sql
 	start := -1
 	for i := 0; i <= len(sql); i++ {
 		if i < len(sql) && isWordByte(sql[i]) {
@@ -36,12 +54,12 @@ func readsOf(sql string) map[string]bool {
 			}
 			continue
 		}
-		if start >= 0 {
-			words[strings.ToLower(sql[start:i])] = true
-			start = -1
+		if start >= 0 && strings.EqualFold(sql[start:i], table) {
+			return true
 		}
+		start = -1
 	}
-	return words
+	return false
 }
 
 func isWordByte(c byte) bool {
@@ -58,10 +76,10 @@ func tableWord(m *structmap.Model) string {
 }
 
 // candidates calls visit with the loaded objects an autoflush must compare field by field: those
-// of the tables in reads (every table when reads is nil) whose bytes differ from their snapshot's.
+// of the tables r names (every table for the zero reads) whose bytes differ from their snapshot's.
 // Called locked.
-func (s *Session) candidates(reads map[string]bool, visit func(*instance)) {
-	if reads == nil {
+func (s *Session) candidates(r reads, visit func(*instance)) {
+	if !r.some {
 		for _, in := range s.objects {
 			if !in.unchanged() {
 				visit(in)
@@ -70,7 +88,7 @@ func (s *Session) candidates(reads map[string]bool, visit func(*instance)) {
 		return
 	}
 	for table, set := range s.byTable {
-		if reads[table] {
+		if r.names(table) {
 			set.changed(visit)
 		}
 	}

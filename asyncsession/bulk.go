@@ -41,7 +41,7 @@ func Upsert[T any](ctx context.Context, s *Session, objs []*T, conflictCols ...s
 	o, f, resolve := newOp[[]*T](ctx)
 	o.engine = s.engineFor(m)
 	o.autoflush = flushAll
-	o.reads = map[string]bool{tableWord(m): true}
+	o.reads = readsTable(tableWord(m))
 	d := o.engine.Dialect()
 	// objects are grouped by the columns they set: a server-filled column left at zero is not
 	// written, so an object without a generated key is inserted while one with it updates its row

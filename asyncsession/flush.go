@@ -15,13 +15,13 @@ import (
 // planFlush turns the session's changes into statements, one part per engine: INSERTs parents
 // first (by the foreign-key graph), UPDATEs of the changed columns only, DELETEs children first.
 // all=false plans pending inserts and deletes only, without scanning loaded objects for changes;
-// reads, when not nil, limits the scan to the objects of the tables a statement names.
+// r, unless zero, limits the scan to the objects of the tables a statement names.
 // Called locked.
 //
 // An object whose parent's key the server generates waits for a later stage: more reports that
 // the flush has another stage once this one's results are applied.
-func (s *Session) planFlush(all bool, reads map[string]bool) (parts []part, more bool, err error) {
-	w, err := s.cascade(all && reads == nil)
+func (s *Session) planFlush(all bool, r reads) (parts []part, more bool, err error) {
+	w, err := s.cascade(all && !r.some)
 	if err != nil {
 		w.restore()
 		return nil, false, err
@@ -39,7 +39,7 @@ func (s *Session) planFlush(all bool, reads map[string]bool) (parts []part, more
 	deletes := s.deleted
 	var updates []*instance
 	if all {
-		s.candidates(reads, func(in *instance) {
+		s.candidates(r, func(in *instance) {
 			// an expired object is compared with its last snapshot too: a change made after
 			// Commit or Rollback is written, never dropped
 			if in.state == statePersistent && len(in.changed()) > 0 {

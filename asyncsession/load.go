@@ -71,7 +71,7 @@ func loadRelation(ctx context.Context, s *Session, objs []any, name string) *asy
 	o, f, resolve := newOp[struct{}](ctx)
 	o.engine = s.engineFor(r.target)
 	o.autoflush = flushAll
-	o.reads = map[string]bool{tableWord(r.target): true}
+	o.reads = readsTable(tableWord(r.target))
 	var l *relLoad
 	o.build = func(s *Session) ([]asyncengine.Statement, error) {
 		var err error

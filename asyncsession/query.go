@@ -328,8 +328,7 @@ func run[T, R any](ctx context.Context, q *Query[T], limit int, done func([]*T) 
 	o, f, resolve := newOp[R](ctx)
 	o.engine = s.engineFor(m)
 	o.autoflush = flushAll
-	o.reads = readsOf(sql)
-	o.reads[tableWord(m)] = true
+	o.reads = readsSQL(sql, tableWord(m))
 	rels, _ := relationsOf(m)
 	var joined, selectin []*relation
 	for _, r := range rels {
@@ -541,8 +540,7 @@ func scalarQuery[T, R any](ctx context.Context, q *Query[T], kind selectKind, co
 	o, f, resolve := newOp[R](ctx)
 	o.engine = q.s.engineFor(q.m)
 	o.autoflush = flushAll
-	o.reads = readsOf(sql)
-	o.reads[tableWord(q.m)] = true
+	o.reads = readsSQL(sql, tableWord(q.m))
 	o.build = func(*Session) ([]asyncengine.Statement, error) {
 		return []asyncengine.Statement{{SQL: sql, Args: args}}, nil
 	}

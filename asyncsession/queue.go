@@ -13,9 +13,9 @@ import (
 type op struct {
 	ctx       context.Context
 	engine    *asyncengine.Engine
-	autoflush flushKind       // flushes when the session autoflushes
-	reads     map[string]bool // the words of its statement: an autoflush compares only their tables' objects
-	flush     flushKind       // flushes always (Flush, Commit)
+	autoflush flushKind // flushes when the session autoflushes
+	reads     reads     // what its statement reads: an autoflush compares only those tables' objects
+	flush     flushKind // flushes always (Flush, Commit)
 	build     func(s *Session) ([]asyncengine.Statement, error)
 	apply     func(s *Session, rs []*asyncengine.Result) error
 	run       func(ctx context.Context, c *asyncengine.Conn) error

@@ -102,11 +102,11 @@ func (s *Session) plan(parts []part, o *op) (out []part, again bool, err error) 
 		}
 	}()
 	if kind := o.flushKind(s); kind != noFlush {
-		reads := o.reads
+		r := o.reads
 		if o.flush != noFlush {
-			reads = nil // Flush and Commit compare every object
+			r = reads{} // Flush and Commit compare every object
 		}
-		fparts, more, err := s.planFlush(kind == flushAll, reads)
+		fparts, more, err := s.planFlush(kind == flushAll, r)
 		if err != nil {
 			return parts, false, err
 		}
@@ -337,7 +337,7 @@ func (s *Session) planExclusive(o *op) (parts []part, b *bound, more bool, err e
 	defer s.mu.Unlock()
 	if s.opts.autoflush {
 		var fparts []part
-		if fparts, more, err = s.planFlush(true, nil); err != nil {
+		if fparts, more, err = s.planFlush(true, reads{}); err != nil {
 			return nil, nil, false, err
 		}
 		more = more && len(fparts) > 0
