@@ -145,7 +145,6 @@ func (s *Session) Close() error {
 
 // Execute runs a statement in the session's transaction (after an autoflush) and returns its result.
 func (s *Session) Execute(ctx context.Context, sql string, args ...any) *asyncengine.Future[*asyncengine.Result] {
-	o, f, resolve := newOp[*asyncengine.Result](ctx)
 	if err := s.opts.engine.Dialect().OneStatement(sql); err != nil {
 		return failed[*asyncengine.Result](err)
 	}
@@ -153,15 +152,9 @@ func (s *Session) Execute(ctx context.Context, sql string, args ...any) *asyncen
 	if err != nil {
 		return failed[*asyncengine.Result](err)
 	}
-	o.autoflush = flushAll
-	o.reads = readsSQL(sql, "")
-	o.build = func(*Session) ([]asyncengine.Statement, error) {
-		return []asyncengine.Statement{{SQL: sql, Args: args}}, nil
-	}
-	o.apply = func(_ *Session, rs []*asyncengine.Result) error {
-		resolve(rs[0], nil)
-		return nil
-	}
+	f, resolve := asyncengine.NewPromise[*asyncengine.Result]()
+	o := &op{ctx: ctx, autoflush: flushAll, reads: readsSQL(sql, ""), result: resolve}
+	o.stmt[0] = asyncengine.Statement{SQL: sql, Args: args}
 	s.submit(o)
 	return f
 }

@@ -105,6 +105,14 @@ type relWork struct {
 	saved map[*instance]map[*relation]*relState
 }
 
+// wait records that in waits for a parent's generated key, to fill fk.
+func (w *relWork) wait(in *instance, fk *structmap.Field) {
+	if w.waits == nil {
+		w.waits = map[*instance][]*structmap.Field{}
+	}
+	w.waits[in] = append(w.waits[in], fk)
+}
+
 // keep saves the state of relationship r of in before the flush changes it.
 func (w *relWork) keep(in *instance, r *relation) {
 	if w.saved == nil {
@@ -161,7 +169,7 @@ func pkValue(in *instance) any { return in.model.PK[0].Value(in.v) }
 // fields were reassigned, appended to or shortened since they were last synced: a collection
 // element replaced in place is seen by the next Flush or Commit.
 func (s *Session) cascade(all bool) (*relWork, error) {
-	w := &relWork{waits: map[*instance][]*structmap.Field{}}
+	w := &relWork{}
 	// an object added by the cascade is visited too
 	var queue []*instance
 	for _, in := range s.pending {
@@ -290,7 +298,7 @@ func (s *Session) syncOne(in *instance, r *relation, w *relWork) ([]*instance, e
 	switch r.kind {
 	case manyToOne:
 		if !hasKey(other) {
-			w.waits[in] = append(w.waits[in], r.fk)
+			w.wait(in, r.fk)
 		} else if err := setFK(in, r.fk, pkValue(other)); err != nil {
 			return nil, err
 		}
@@ -299,7 +307,7 @@ func (s *Session) syncOne(in *instance, r *relation, w *relWork) ([]*instance, e
 		}
 	case oneToOne:
 		if !hasKey(in) {
-			w.waits[other] = append(w.waits[other], r.fk)
+			w.wait(other, r.fk)
 		} else if err := setFK(other, r.fk, pkValue(in)); err != nil {
 			return nil, err
 		}
@@ -378,7 +386,7 @@ func (s *Session) syncMany(in *instance, r *relation, w *relWork) ([]*instance, 
 			child.remember(b)
 		}
 		if !hasKey(in) {
-			w.waits[child] = append(w.waits[child], r.fk)
+			w.wait(child, r.fk)
 		} else if err := setFK(child, r.fk, pkValue(in)); err != nil {
 			return nil, err
 		}

@@ -18,6 +18,10 @@ type op struct {
 	flush     flushKind // flushes always (Flush, Commit)
 	build     func(s *Session) ([]asyncengine.Statement, error)
 	apply     func(s *Session, rs []*asyncengine.Result) error
+	// a request of one statement and one result (Execute) carries them here instead of build,
+	// apply and fail: stmt is sent when build is nil, result receives its result or error
+	stmt      [1]asyncengine.Statement
+	result    func(*asyncengine.Result, error)
 	run       func(ctx context.Context, c *asyncengine.Conn) error
 	fail      func(error)
 	txEnd     txEnd
@@ -60,12 +64,12 @@ func (s *Session) submit(o *op) {
 	s.mu.Lock()
 	if err := s.unusable(); err != nil && !o.close {
 		s.mu.Unlock()
-		o.fail(err)
+		o.reject(err)
 		return
 	}
 	if s.closed {
 		s.mu.Unlock()
-		o.fail(ErrSessionClosed)
+		o.reject(ErrSessionClosed)
 		return
 	}
 	if o.close {
@@ -112,6 +116,15 @@ func (s *Session) drain() {
 func newOp[T any](ctx context.Context) (*op, *asyncengine.Future[T], func(T, error)) {
 	f, resolve := asyncengine.NewPromise[T]()
 	return &op{ctx: ctx, fail: func(err error) { var zero T; resolve(zero, err) }}, f, resolve
+}
+
+// reject fails the request with err.
+func (o *op) reject(err error) {
+	if o.fail == nil {
+		o.result(nil, err)
+		return
+	}
+	o.fail(err)
 }
 
 func failed[T any](err error) *asyncengine.Future[T] {

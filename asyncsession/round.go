@@ -53,11 +53,11 @@ func (s *Session) gather(batch []*op) (parts []part, ctxs []context.Context, i i
 	for ; i < len(batch); i++ {
 		o := batch[i]
 		if err := o.ctx.Err(); err != nil {
-			o.fail(err)
+			o.reject(err)
 			continue
 		}
 		if s.failed != nil && !o.rollback {
-			o.fail(pendingRollback(s.failed))
+			o.reject(pendingRollback(s.failed))
 			continue
 		}
 		if o.rollback && len(parts) > 0 {
@@ -72,7 +72,7 @@ func (s *Session) gather(batch []*op) (parts []part, ctxs []context.Context, i i
 		var err error
 		var again bool
 		if parts, again, err = s.plan(parts, o); err != nil {
-			o.fail(err)
+			o.reject(err)
 			continue
 		}
 		ctxs = append(ctxs, o.ctx)
@@ -123,20 +123,23 @@ func (s *Session) plan(parts []part, o *op) (out []part, again bool, err error) 
 		return parts, true, nil
 	}
 	var stmts []asyncengine.Statement
-	if o.build != nil {
+	switch {
+	case o.build != nil:
 		var err error
 		if stmts, err = o.build(s); err != nil {
 			return parts, false, err
 		}
+	case o.stmt[0].SQL != "":
+		stmts = o.stmt[:]
 	}
 	if o.txEnd != keepTx {
-		end := commitSQL
+		end := commitStmts
 		if o.txEnd == rollbackTx {
-			end = rollbackSQL
+			end = rollbackStmts
 		}
 		for _, b := range s.bounds {
 			if b.inTx {
-				parts = append(parts, part{b: b, stmts: []asyncengine.Statement{{SQL: end}}, tx: txEnds})
+				parts = append(parts, part{b: b, stmts: end, tx: txEnds})
 				b.inTx = false
 			}
 		}
@@ -168,7 +171,7 @@ func (s *Session) begin(parts []part, b *bound) []part {
 		return parts
 	}
 	b.inTx = true
-	return append(parts, part{b: b, stmts: []asyncengine.Statement{{SQL: s.opts.begin}}, tx: txBegins})
+	return append(parts, part{b: b, stmts: s.beginStmts, tx: txBegins})
 }
 
 // execute sends the parts, one pipeline per engine, and hands each request its results.
@@ -257,6 +260,8 @@ func (s *Session) finish(parts []part, errs map[*bound]error) error {
 				// the session is pending rollback: what follows is not delivered as a success
 				err = pendingRollback(applyErr)
 			}
+		} else if err == nil && p.o != nil && p.o.result != nil {
+			p.o.result(p.rs[0], nil)
 		} else if err == nil && p.apply != nil {
 			if err = p.apply(s, p.rs); err != nil {
 				// the server ran the statement: the transaction must not commit what the caller
@@ -271,14 +276,14 @@ func (s *Session) finish(parts []part, errs map[*bound]error) error {
 		switch {
 		case err == nil:
 		case p.o != nil:
-			p.o.fail(err)
+			p.o.reject(err)
 		case p.by != nil && err == applyErr:
-			p.by.fail(err) // the request whose flush, BEGIN or autoflush it was
+			p.by.reject(err) // the request whose flush, BEGIN or autoflush it was
 		}
 		if err != nil && p.o == nil && p.by != nil && p.by.again && !p.by.staleStage {
 			// a stage of its flush failed: the request is not planned again
 			p.by.staleStage = true
-			p.by.fail(err)
+			p.by.reject(err)
 		}
 	}
 	return first
@@ -311,7 +316,7 @@ func (s *Session) exclusive(o *op) {
 	for more := true; more; {
 		parts, b, again, err := s.planExclusive(o)
 		if err != nil {
-			o.fail(err)
+			o.reject(err)
 			return
 		}
 		ctx, stop := sharedContext([]context.Context{o.ctx})
@@ -319,7 +324,7 @@ func (s *Session) exclusive(o *op) {
 		stop()
 		c, failure := s.finishExclusive(parts, errs, b)
 		if failure != nil {
-			o.fail(failure)
+			o.reject(failure)
 			return
 		}
 		conn, more = c, again
@@ -328,7 +333,7 @@ func (s *Session) exclusive(o *op) {
 		s.mu.Lock()
 		s.markFailed(err)
 		s.mu.Unlock()
-		o.fail(err)
+		o.reject(err)
 	}
 }
 

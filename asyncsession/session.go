@@ -50,6 +50,8 @@ type Session struct {
 	failed   error        // set when a statement of the transaction failed
 	gen      int          // savepoint generation: see instance.insertedSince
 	gone     []goneObject // deleted by a flush of the open transaction
+	// beginStmts opens a transaction (the options' BEGIN), shared by every round
+	beginStmts []asyncengine.Statement
 }
 
 // goneObject is an object whose DELETE was flushed in savepoint generation gen.
@@ -75,7 +77,8 @@ func New(e *asyncengine.Engine, opts ...Option) *Session {
 }
 
 func newSession(o options) *Session {
-	s := &Session{opts: o, identity: map[identityKey]*instance{}, objects: map[any]*instance{}}
+	s := &Session{opts: o, identity: map[identityKey]*instance{}, objects: map[any]*instance{},
+		beginStmts: []asyncengine.Statement{{SQL: o.begin}}}
 	s.idle = sync.NewCond(&s.mu)
 	return s
 }

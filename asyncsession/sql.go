@@ -237,6 +237,13 @@ const (
 	rollbackSQL = "ROLLBACK"
 )
 
+// commitStmts and rollbackStmts end a transaction; every round shares them (a pipeline copies
+// its parts' statements and never writes to them).
+var (
+	commitStmts   = []asyncengine.Statement{{SQL: commitSQL}}
+	rollbackStmts = []asyncengine.Statement{{SQL: rollbackSQL}}
+)
+
 func savepointSQL(name string) string  { return "SAVEPOINT " + name }
 func releaseSQL(name string) string    { return "RELEASE SAVEPOINT " + name }
 func rollbackToSQL(name string) string { return "ROLLBACK TO SAVEPOINT " + name }

@@ -105,7 +105,7 @@ func (s *Session) safeRound(batch []*op) (rest []*op) {
 		s.failed = err
 	}
 	for _, o := range batch {
-		o.fail(err)
+		o.reject(err)
 	}
 	return nil
 }
