@@ -85,7 +85,7 @@ var (
 
 // pgtypeColumns are pgx's nullable types, by the SQL type each declares (PostgreSQL, SQLite).
 var pgtypeColumns = map[reflect.Type][2]string{
-	reflect.TypeFor[pgtype.Numeric]():     {"numeric", "numeric"},
+	reflect.TypeFor[pgtype.Numeric]():     {"numeric", "text"}, // exact: SQLite's numeric affinity rounds to a double
 	reflect.TypeFor[pgtype.UUID]():        {"uuid", "blob"},
 	reflect.TypeFor[pgtype.Interval]():    {"interval", "text"},
 	reflect.TypeFor[pgtype.Timestamptz](): {"timestamptz", "timestamp"},

@@ -98,8 +98,10 @@
 // The session holds one object per primary key. Get of a loaded key returns the same pointer
 // without SQL; rows of Select and Execute-free loaders are merged into the map, returning the
 // loaded object for a known key. At flush, INSERTs go parents first by the foreign-key graph,
-// whatever order the objects were added in (rows of one table in multi-row INSERT … RETURNING,
-// which brings generated keys and server defaults back); UPDATEs set only the columns that changed
+// whatever order the objects were added in (rows of one table in multi-row INSERT … RETURNING
+// the key and the columns the INSERT leaves to the server: generated keys and server defaults; a
+// column it sent is not read back, so what a trigger stores there shows when the object
+// reloads); UPDATEs set only the columns that changed
 // since load, by comparing a snapshot, and nothing is sent for unchanged objects; DELETEs go
 // children first.
 //

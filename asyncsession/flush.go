@@ -303,7 +303,7 @@ func (fp *flushPlan) buildInsert(g *insertGroup) {
 		rows[i] = in.v
 	}
 	sql, args := valuesSQL(fp.d, g.m, g.cols, rows)
-	fp.stmts = append(fp.stmts, asyncengine.Statement{SQL: sql + returning(fp.d, g.m), Args: args})
+	fp.stmts = append(fp.stmts, asyncengine.Statement{SQL: sql + returningBut(fp.d, g.m, g.cols), Args: args})
 	ins := g.ins
 	fp.appliers = append(fp.appliers, func(s *Session, rs []*asyncengine.Result) error {
 		r := rs[0]

@@ -42,9 +42,19 @@ func selectByPK(d *asyncengine.Dialect, m *structmap.Model) string {
 // Get returns the object of type T with primary key pk (a value, or a []any for a composite key):
 
 func returning(d *asyncengine.Dialect, m *structmap.Model) string {
-	names := make([]string, len(m.Fields))
-	for i, f := range m.Fields {
-		names[i] = d.Quote(f.Column)
+	return returningBut(d, m, nil)
+}
+
+// returningBut is the RETURNING clause of an INSERT that sends the columns sent: the primary key
+// and the columns the server fills. A value the object sent is not read back — a trigger storing
+// what its field cannot hold would otherwise fail the flush after the row was written; the
+// object shows the stored value once it expires and reloads.
+func returningBut(d *asyncengine.Dialect, m *structmap.Model, sent []*structmap.Field) string {
+	names := make([]string, 0, len(m.Fields))
+	for _, f := range m.Fields {
+		if f.PK || !slices.Contains(sent, f) {
+			names = append(names, d.Quote(f.Column))
+		}
 	}
 	return " RETURNING " + strings.Join(names, ", ")
 }

@@ -68,7 +68,7 @@ var (
 // error dest is unchanged.
 func Assign(dest any, src any) error {
 	if sc, ok := dest.(sql.Scanner); ok {
-		return sc.Scan(src)
+		return scanInto(sc, src)
 	}
 	dv := reflect.ValueOf(dest)
 	if dv.Kind() != reflect.Pointer || dv.IsNil() {
@@ -80,7 +80,7 @@ func Assign(dest any, src any) error {
 func assign(dst reflect.Value, src any) error {
 	if reflect.PointerTo(dst.Type()).Implements(scannerType) {
 		v := reflect.New(dst.Type())
-		if err := v.Interface().(sql.Scanner).Scan(src); err != nil {
+		if err := scanInto(v.Interface().(sql.Scanner), src); err != nil {
 			return err
 		}
 		dst.Set(v.Elem())
@@ -183,6 +183,15 @@ func assign(dst reflect.Value, src any) error {
 		}
 		dst.SetFloat(f)
 		return nil
+	case reflect.Array:
+		// a fixed-size byte array (a uuid's [16]byte) is stored as a blob of its bytes
+		if b, ok := src.([]byte); ok && dst.Type().Elem().Kind() == reflect.Uint8 {
+			if len(b) != dst.Len() {
+				return fmt.Errorf("a %d-byte value does not fit %s", len(b), dst.Type())
+			}
+			reflect.Copy(dst, reflect.ValueOf(b))
+			return nil
+		}
 	case reflect.Struct:
 		if dst.Type() != timeType {
 			break
@@ -220,6 +229,21 @@ func assign(dst reflect.Value, src any) error {
 		return nil
 	}
 	return fmt.Errorf("unsupported conversion from %T", src)
+}
+
+// scanInto is sc.Scan(src), given src's text form when the scanner takes text only (a decimal or
+// uuid type reading SQLite's number or blob).
+func scanInto(sc sql.Scanner, src any) error {
+	err := sc.Scan(src)
+	if err == nil {
+		return nil
+	}
+	if _, isText := src.(string); !isText {
+		if s, ok := asText(src); ok && sc.Scan(s) == nil {
+			return nil
+		}
+	}
+	return err
 }
 
 func asText(src any) (string, bool) {
