@@ -420,6 +420,10 @@ func TestMappingErrors(t *testing.T) {
 	}
 	require.ErrorAs(t, asyncsession.CreateAll(enginetest.Context(t), e, weird{}), &me)
 	assert.Contains(t, me.Error(), "no SQL type")
+	me = nil
+	require.ErrorAs(t, s.Add(&weird{ID: 1}), &me, "at the model's first use, before anything is sent")
+	assert.Equal(t, "C", me.Field)
+	assert.Contains(t, me.Error(), "no SQL type for Go type chan int")
 }
 
 func TestNoGoroutineOutlivesTheSession(t *testing.T) {
