@@ -222,6 +222,11 @@ func TestSQLErrorsAndArguments(t *testing.T) {
 		_, err = e.Query(ctx, "SELECT :a", asyncengine.Named{"b": 1})
 		require.ErrorIs(t, err, asyncengine.ErrInvalidArgument)
 		assert.Contains(t, err.Error(), `"a"`)
+		// a value no driver encodes is refused, with no panic
+		_, err = e.Exec(ctx, "SELECT :f", asyncengine.Named{"f": func() {}})
+		require.Error(t, err)
+		var pe *asyncengine.PanicError
+		assert.False(t, errors.As(err, &pe), "not a panic: %v", err)
 		st := e.Stats()
 		assert.Equal(t, 0, st.CheckedOut)
 		r, err := e.Query(ctx, "SELECT 1")

@@ -42,7 +42,8 @@ func (c *Conn) encode(args []any) ([]any, error) {
 		if err != nil {
 			return nil, fmt.Errorf("gosqla: argument %d (%T) cannot be stored in SQLite: %w", i+1, a, err)
 		}
-		if out == nil && v != a {
+		// compared by kind first: == on an interface holding a func or a map panics
+		if out == nil && !same(v, a) {
 			out = append(make([]any, 0, len(args)), args[:i]...)
 		}
 		if out != nil {
@@ -53,6 +54,15 @@ func (c *Conn) encode(args []any) ([]any, error) {
 		return args, nil
 	}
 	return out, nil
+}
+
+// same reports whether sqliteValue returned its argument unchanged.
+func same(v, a any) bool {
+	if v == nil || a == nil {
+		return v == nil && a == nil
+	}
+	tv, ta := reflect.TypeOf(v), reflect.TypeOf(a)
+	return tv == ta && tv.Comparable() && v == a
 }
 
 func sqliteValue(a any) (any, error) {
