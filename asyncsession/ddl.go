@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"reflect"
+	"slices"
 	"sort"
 
 	"github.com/gosqla/gosqla/asyncengine"
@@ -11,22 +12,30 @@ import (
 )
 
 // CreateAll creates the tables of models (struct values or pointers) that do not exist yet, parents
-// before children, in one transaction.
+// before children, in one transaction. Tables whose foreign keys form a cycle are created first and
+// the key that closes the cycle added after (on PostgreSQL; SQLite takes a reference to a table it
+// has not seen yet).
 func CreateAll(ctx context.Context, e *asyncengine.Engine, models ...any) error {
 	ms, err := ordered(models)
 	if err != nil {
 		return err
 	}
 	stmts := make([]string, 0, len(ms))
+	var keys []string // foreign keys to tables created later (a cycle), added once all exist
+	created := map[string]bool{}
 	for _, m := range ms {
-		stmt, err := createTable(e.Dialect(), m)
+		created[m.Table] = true
+		stmt, later, err := createTable(e.Dialect(), m, func(table string) bool {
+			return !created[table] && slices.ContainsFunc(ms, func(o *structmap.Model) bool { return o.Table == table })
+		})
 		if err != nil {
 			return err
 		}
 		stmts = append(stmts, stmt)
 		stmts = append(stmts, createIndexes(e.Dialect(), m)...)
+		keys = append(keys, later...)
 	}
-	return runDDL(ctx, e, stmts)
+	return runDDL(ctx, e, append(stmts, keys...))
 }
 
 // DropAll drops the tables of models that exist, children before parents.

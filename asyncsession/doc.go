@@ -168,9 +168,10 @@
 // first — saving authors with their books is two round trips (BEGIN with the authors' INSERT …
 // RETURNING, then the books with COMMIT), self-referential rows one stage per level. Rows whose
 // keys form a cycle go in with one nullable key NULL and get it by an UPDATE in the next stage. A
-// cycle with no nullable key is a *MappingError: between models (A's key references B, B's
-// references A) at the first use of either, naming the keys; between rows of one model (x's
-// parent is y, y's is x) at the flush that meets it. Removing a child from a loaded collection sets
+// cycle with no nullable key is a *MappingError: between models whose relationships declare the
+// keys (A's key references B, B's references A) at the first use of either, naming the keys;
+// between rows of one model (x's parent is y, y's is x) at the flush that meets it. A key tagged
+// fk= with no relationship over it is the database's to enforce. Removing a child from a loaded collection sets
 // its key NULL (a non-nullable key is a *MappingError asking for a pointer or delete-orphan), or
 // deletes it with cascade=delete-orphan. Deleting a parent deletes its loaded children with
 // cascade=delete (those never loaded with one DELETE by key), removes its association rows, and

@@ -137,8 +137,11 @@ func createIndexes(d *asyncengine.Dialect, m *structmap.Model) []string {
 	return out
 }
 
-func createTable(d *asyncengine.Dialect, m *structmap.Model) (string, error) {
-	var defs []string
+// createTable is m's CREATE TABLE. On PostgreSQL a foreign key to a table that later reports is
+// created after m (tables whose keys form a cycle) is left out of it and returned as a statement
+// that adds it once that table exists, and does nothing when the key is already there.
+func createTable(d *asyncengine.Dialect, m *structmap.Model, later func(table string) bool) (string, []string, error) {
+	var defs, keys []string
 	singlePK := len(m.PK) == 1
 	for _, f := range m.Fields {
 		typ, nullable, err := d.ColumnType(f.Type)
@@ -146,13 +149,13 @@ func createTable(d *asyncengine.Dialect, m *structmap.Model) (string, error) {
 			typ, err = f.SQLType, nil
 		}
 		if err != nil {
-			return "", &MappingError{Type: m.Type.String(), Field: f.Name, Reason: err.Error() + "; or name the type with a `type=` tag option"}
+			return "", nil, &MappingError{Type: m.Type.String(), Field: f.Name, Reason: err.Error() + "; or name the type with a `type=` tag option"}
 		}
 		def := d.Quote(f.Column) + " "
 		generatedKey := f.PK && singlePK && f.Default && (typ == "bigint" || typ == "integer")
 		if f.PK && f.Default && !generatedKey && typ != "uuid" && f.SQLType == "" {
 			// a key column with no default would take NULL keys (SQLite) or fail the first insert
-			return "", &MappingError{Type: m.Type.String(), Field: f.Name, Reason: fmt.Sprintf("CreateAll can give a server-generated (`default`) primary key a default only for a single integer key (or a uuid on PostgreSQL), not for %s: generate the key in Go and drop `default`, name a type that carries its own default with `type=`, or create the table yourself", typ)}
+			return "", nil, &MappingError{Type: m.Type.String(), Field: f.Name, Reason: fmt.Sprintf("CreateAll can give a server-generated (`default`) primary key a default only for a single integer key (or a uuid on PostgreSQL), not for %s: generate the key in Go and drop `default`, name a type that carries its own default with `type=`, or create the table yourself", typ)}
 		}
 		switch {
 		case generatedKey:
@@ -173,7 +176,14 @@ func createTable(d *asyncengine.Dialect, m *structmap.Model) (string, error) {
 		}
 		if f.FK != "" {
 			dot := strings.LastIndex(f.FK, ".")
-			def += " REFERENCES " + d.Quote(f.FK[:dot]) + " (" + d.Quote(f.FK[dot+1:]) + ")"
+			refs := " REFERENCES " + d.Quote(f.FK[:dot]) + " (" + d.Quote(f.FK[dot+1:]) + ")"
+			if d.Name() == "postgresql" && later(f.FK[:dot]) {
+				keys = append(keys, "DO $$ BEGIN ALTER TABLE "+d.Quote(m.Table)+" ADD CONSTRAINT "+
+					d.Quote(m.Table+"_"+f.Column+"_fkey")+" FOREIGN KEY ("+d.Quote(f.Column)+")"+refs+
+					"; EXCEPTION WHEN duplicate_object THEN NULL; END $$")
+			} else {
+				def += refs
+			}
 		}
 		defs = append(defs, def)
 	}
@@ -184,7 +194,7 @@ func createTable(d *asyncengine.Dialect, m *structmap.Model) (string, error) {
 		}
 		defs = append(defs, "PRIMARY KEY ("+strings.Join(cols, ", ")+")")
 	}
-	return "CREATE TABLE IF NOT EXISTS " + d.Quote(m.Table) + " (\n  " + strings.Join(defs, ",\n  ") + "\n)", nil
+	return "CREATE TABLE IF NOT EXISTS " + d.Quote(m.Table) + " (\n  " + strings.Join(defs, ",\n  ") + "\n)", keys, nil
 }
 
 // zeroDefault is the server default of a column marked `default` that is not a generated key.
