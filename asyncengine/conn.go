@@ -24,9 +24,13 @@ type Conn struct {
 	finalizer bool   // a finalizer recovers the connection if the Conn leaks
 	inUse     atomic.Bool
 	closed    bool
-	tx        *Tx   // innermost open transaction
-	lost      bool  // the connection was lost inside a transaction
-	trips     int64 // the driver's round-trip count at checkout
+	tx        *Tx  // innermost open transaction
+	lost      bool // the connection was lost inside a transaction
+	// aborted is the error of a statement that failed inside the open transaction: until a
+	// Rollback (of it or of a savepoint around the failure) every call returns ErrPendingRollback,
+	// on every driver — PostgreSQL aborts such a transaction, SQLite would commit the rest of it
+	aborted error
+	trips   int64 // the driver's round-trip count at checkout
 	// the transaction of Engine.Begin, which never hands it out: the Conn is its only allocation
 	ownTx Tx
 }
@@ -105,6 +109,8 @@ func doCall[A, R any](ctx context.Context, c *Conn, a A, fn func(context.Context
 		return r, ErrConnClosed
 	case c.lost:
 		return r, ErrPendingRollback
+	case c.aborted != nil:
+		return r, fmt.Errorf("%w (a statement of the transaction failed: %v)", ErrPendingRollback, c.aborted)
 	}
 	if c.pc == nil {
 		pc, err := c.e.pool.get(ctx)
@@ -143,6 +149,9 @@ func callOnWorker[A, R any](ctx context.Context, e *Engine, dc driver.Conn, a A,
 
 // failed handles a driver error: a connection that is gone is invalidated and its slot freed.
 func (c *Conn) failed(ctx context.Context, err error) error {
+	if c.tx != nil && reachedServer(err) {
+		c.aborted = err
+	}
 	pc := c.pc
 	disconnect := c.e.connector.IsDisconnect(err)
 	// a panic may have left the connection in the middle of the protocol: it is not reused
@@ -291,7 +300,7 @@ func (c *Conn) release() {
 		tx.traceTxEnd(false, ErrTxDone)
 		tx.done = true
 	}
-	c.tx = nil
+	c.tx, c.aborted = nil, nil
 	pc := c.pc
 	c.pc = nil
 	if pc == nil {

@@ -62,7 +62,12 @@
 // Engine.Exec and Engine.Query check a connection out for one statement. Engine.Connect checks one
 // out for longer; Conn.Close returns it. Engine.Begin runs a function in a transaction that
 // commits on nil and rolls back on an error or a panic (returned as *PanicError). Conn.Begin and
-// Conn.BeginNested (SAVEPOINT) give a *Tx to commit or roll back.
+// Conn.BeginNested (SAVEPOINT) give a *Tx to commit or roll back. A statement that fails inside a
+// transaction leaves it pending rollback on every driver, as PostgreSQL does: each later call
+// returns ErrPendingRollback naming the failure, and Commit rolls back and returns it — also on
+// SQLite, which would otherwise commit the rest. Rolling back a savepoint around the failure goes
+// on with the transaction; a call refused before anything was sent (an *ArgumentError) changes
+// nothing.
 //
 // A Conn, like every Go driver connection, is for one goroutine at a time. Two goroutines using
 // one Conn at once are detected: the second call returns ErrConcurrentUse, the first is not

@@ -235,6 +235,56 @@ func TestSQLErrorsAndArguments(t *testing.T) {
 	})
 }
 
+// A statement that fails inside a transaction leaves it pending rollback on every driver: later
+// calls return ErrPendingRollback, Commit rolls back, and nothing before the failure is committed
+// (SQLite would otherwise commit it). Rolling back a savepoint around the failure goes on; a call
+// refused before anything was sent changes nothing.
+func TestFailedStatementLeavesTransactionPendingRollback(t *testing.T) {
+	enginetest.EachBackend(t, func(t *testing.T, url string) {
+		ctx := enginetest.Context(t)
+		e := newEngine(t, url, "")
+		_, err := e.Exec(ctx, "CREATE TABLE pr (id integer PRIMARY KEY)")
+		require.NoError(t, err)
+		count := func() int64 {
+			r, err := e.Query(ctx, "SELECT count(*) FROM pr")
+			require.NoError(t, err)
+			var n int64
+			require.NoError(t, r.One(&n))
+			return n
+		}
+		insert := "INSERT INTO pr VALUES (:id)"
+
+		err = e.Begin(ctx, func(c *asyncengine.Conn) error {
+			_, err := c.Exec(ctx, insert, asyncengine.Named{"id": 1})
+			require.NoError(t, err)
+			_, err = c.Exec(ctx, insert, asyncengine.Named{"id": 1})
+			require.Error(t, err, "a duplicate key")
+			_, err = c.Exec(ctx, insert, asyncengine.Named{"id": 2})
+			require.ErrorIs(t, err, asyncengine.ErrPendingRollback)
+			return nil // the failure swallowed
+		})
+		require.ErrorIs(t, err, asyncengine.ErrPendingRollback)
+		assert.EqualValues(t, 0, count(), "nothing of the failed transaction is committed")
+
+		require.NoError(t, e.Begin(ctx, func(c *asyncengine.Conn) error {
+			_, err := c.Exec(ctx, insert, asyncengine.Named{"id": 1})
+			require.NoError(t, err)
+			_, err = c.Exec(ctx, insert) // refused before it is sent
+			require.ErrorIs(t, err, asyncengine.ErrInvalidArgument)
+			sp, err := c.BeginNested(ctx)
+			require.NoError(t, err)
+			_, err = c.Exec(ctx, insert, asyncengine.Named{"id": 1})
+			require.Error(t, err)
+			require.ErrorIs(t, sp.Commit(ctx), asyncengine.ErrPendingRollback)
+			require.NoError(t, sp.Rollback(ctx))
+			_, err = c.Exec(ctx, insert, asyncengine.Named{"id": 2})
+			return err
+		}))
+		assert.EqualValues(t, 2, count(), "the savepoint's rollback undid the failure")
+		assert.Equal(t, 0, e.Stats().CheckedOut)
+	})
+}
+
 func TestRunSyncAndWorkers(t *testing.T) {
 	enginetest.EachBackend(t, func(t *testing.T, url string) {
 		ctx := enginetest.Context(t)

@@ -145,6 +145,20 @@ func CatchPanic(fn func() error) (err error) {
 
 func panicError(r any) error { return &PanicError{Value: r, Stack: debug.Stack()} }
 
+// reachedServer reports whether a failed driver call may have run something on the server: not a
+// request refused before it was sent (an argument that could not be encoded, a connection
+// already closed), which leaves an open transaction as it was.
+func reachedServer(err error) bool {
+	var unsent interface{ SafeToRetry() bool }
+	var pipe *driver.PipelineError
+	switch {
+	case errors.As(err, &unsent) && unsent.SafeToRetry(),
+		errors.As(err, &pipe) && pipe.NotExecuted:
+		return false
+	}
+	return true
+}
+
 // catchDriverPanic is CatchPanic for a driver call, without a closure per call.
 func catchDriverPanic[A, R any](ctx context.Context, dc driver.Conn, a A, fn func(context.Context, driver.Conn, A) (R, error)) (r R, err error) {
 	defer func() {

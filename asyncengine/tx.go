@@ -98,6 +98,19 @@ func (t *Tx) Commit(ctx context.Context) error {
 	if t.c.lost {
 		return ErrPendingRollback
 	}
+	if failure := t.c.aborted; failure != nil {
+		if t.savepoint != "" {
+			return fmt.Errorf("%w: a statement in the savepoint failed (%v); roll it back", ErrPendingRollback, failure)
+		}
+		t.c.aborted = nil
+		_, err := t.c.Exec(ctx, "ROLLBACK")
+		if err == nil {
+			err = fmt.Errorf("%w: a statement in it failed (%v), so it was rolled back", ErrPendingRollback, failure)
+		}
+		t.traceTxEnd(false, err)
+		t.end()
+		return err
+	}
 	if t.savepoint != "" {
 		if _, err := t.c.Exec(ctx, "RELEASE SAVEPOINT "+t.savepoint); err != nil {
 			return err
@@ -135,7 +148,7 @@ func (t *Tx) Rollback(ctx context.Context) error {
 	}
 	c := t.c
 	if c.lost {
-		c.lost = false
+		c.lost, c.aborted = false, nil
 		for x := t; x != nil; x = x.parent {
 			x.traceTxEnd(false, nil)
 			x.done = true
@@ -143,6 +156,7 @@ func (t *Tx) Rollback(ctx context.Context) error {
 		c.tx = nil
 		return nil
 	}
+	c.aborted = nil // the rollback undoes the failed statement
 	var err error
 	if t.savepoint != "" {
 		err = c.rollbackTo(ctx, t.savepoint)
@@ -166,4 +180,7 @@ func (c *Conn) rollbackTo(ctx context.Context, sp string) error {
 func (t *Tx) end() {
 	t.done = true
 	t.c.tx = t.parent
+	if t.parent == nil {
+		t.c.aborted = nil
+	}
 }
