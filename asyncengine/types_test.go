@@ -238,6 +238,22 @@ func TestScanRowStoresNothingOnError(t *testing.T) {
 		assert.True(t, ce.Null)
 		assert.Equal(t, []any{int64(-1), "keep", "keep"}, []any{a, b, c})
 		assert.Contains(t, err.Error(), "sql.Null")
+
+		// the fix names the column's type as SQL spells it and a Go type that holds it
+		r, err = e.Query(enginetest.Context(t), "SELECT CAST(100000 AS bigint), CAST(2.5 AS numeric)")
+		require.NoError(t, err)
+		var small int16
+		var whole int64
+		err = r.One(&small, &whole)
+		require.ErrorAs(t, err, &ce)
+		assert.Contains(t, ce.Fix, "int64")
+		if e.Dialect().Name() == "postgresql" {
+			assert.Contains(t, ce.Fix, "every bigint value")
+		}
+		err = r.One(&whole, &whole)
+		require.ErrorAs(t, err, &ce)
+		assert.Contains(t, ce.Fix, "string")
+		assert.NotContains(t, ce.Fix, "wider integer")
 	})
 }
 

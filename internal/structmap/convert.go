@@ -48,10 +48,48 @@ func FixFor(to reflect.Type, dbType string, null bool, pg bool) string {
 		return fmt.Sprintf("the value is NULL: scan into *%s, sql.Null[%s] or a pgtype type", to, to)
 	case null:
 		return fmt.Sprintf("the value is NULL: scan into *%s or sql.Null[%s]", to, to)
-	case pg:
-		return fmt.Sprintf("scan into a Go type that holds every %s value (a wider integer, string, a pgtype type or any; the package documentation lists them)", dbType)
 	}
-	return "scan into a Go type that holds every value of the column (a wider integer, float64, string, or any)"
+	column := "every value of the column"
+	if pg {
+		column = "every " + sqlName(dbType) + " value"
+	}
+	switch to.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		switch sqlName(dbType) {
+		case "numeric", "real", "double precision", "REAL", "NUMERIC":
+			if pg {
+				return fmt.Sprintf("scan into a type that holds %s: pgtype.Numeric or string (exact), float64 (rounded)", column)
+			}
+			return fmt.Sprintf("scan into a type that holds %s: float64 or string", column)
+		}
+		return fmt.Sprintf("scan into a type that holds %s: int64, a pointer to it, or string", column)
+	case reflect.Float32, reflect.Float64:
+		return fmt.Sprintf("scan into a type that holds %s: float64, string, or (numeric) pgtype.Numeric", column)
+	}
+	if pg {
+		return fmt.Sprintf("scan into a type that holds %s: string, a pgtype type or any (the package documentation lists the types)", column)
+	}
+	return fmt.Sprintf("scan into a type that holds %s: string, []byte or any", column)
+}
+
+// sqlName spells PostgreSQL's internal type names as SQL does: int8 is bigint, not Go's int8.
+func sqlName(dbType string) string {
+	switch dbType {
+	case "int8":
+		return "bigint"
+	case "int4":
+		return "integer"
+	case "int2":
+		return "smallint"
+	case "float8":
+		return "double precision"
+	case "float4":
+		return "real"
+	case "bool":
+		return "boolean"
+	}
+	return dbType
 }
 
 var (
