@@ -181,11 +181,23 @@ func (c *Conn) Exec(ctx context.Context, sql string, args ...any) (ExecResult, e
 
 // Query runs a statement and returns its buffered result.
 func (c *Conn) Query(ctx context.Context, sql string, args ...any) (*Result, error) {
+	if err := c.oneQuery(sql); err != nil {
+		return nil, err
+	}
 	r, err := runStatement(ctx, c, sql, args, queryStatement, queryRows)
 	if err != nil {
 		return nil, err
 	}
 	return newResult(r, c.e.pg), nil
+}
+
+// oneQuery refuses a query of several statements on SQLite, whose driver would return the last
+// one's rows and drop the others; PostgreSQL's extended protocol refuses it itself.
+func (c *Conn) oneQuery(sql string) error {
+	if c.e.pg {
+		return nil
+	}
+	return oneStatement(sql)
 }
 
 // runStatement is the one path of Exec and Query: bind the arguments, run the statement under

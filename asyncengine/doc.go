@@ -82,12 +82,14 @@
 // is database/sql's Scan rules. A value its destination cannot hold — NULL into a non-pointer, a
 // number out of the destination's range, a fraction into an integer — is a *ConvertError naming
 // the column, its database type, the Go type and what to use instead (a pointer, sql.Null[T], a
-// pgtype type); nothing is stored then. Nothing is silently zeroed or truncated, with three
-// conversions of pgx's own that approximate by design (marked † below): an interval into
+// pgtype type); nothing is stored then. Nothing is silently zeroed or truncated, with the
+// conversions into floats that approximate by design (marked † below): an interval into
 // time.Duration counts a month as 30 days ('1 mon 2 days' reads as 768h; read pgtype.Interval
 // to keep months apart), a double into float32 is rounded to the nearest float32 (1e300 becomes
-// +Inf; read float64), and a numeric into float64 is rounded to the nearest float64 (read
-// pgtype.Numeric or string for the exact value). A struct that
+// +Inf; read float64), a numeric into float64 is rounded to the nearest float64 (read
+// pgtype.Numeric or string for the exact value), and an integer into a float rounds beyond its
+// exact range (2^24 for float32, 2^53 for float64: 16777217 reads as 16777216 into float32), on
+// SQLite as on PostgreSQL. A struct that
 // cannot be mapped is a *MappingError. A buffered result is scanned with a type map of its own
 // after its connection went back to the pool: types registered on a pgx connection only (enums,
 // composites via pgx's RegisterType) read as text there; stream them to use the connection's map.

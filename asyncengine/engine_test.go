@@ -222,6 +222,15 @@ func TestSQLErrorsAndArguments(t *testing.T) {
 		_, err = e.Query(ctx, "SELECT :a", asyncengine.Named{"b": 1})
 		require.ErrorIs(t, err, asyncengine.ErrInvalidArgument)
 		assert.Contains(t, err.Error(), `"a"`)
+		// a query is one statement: SQLite's driver would drop all but the last one's rows
+		_, err = e.Query(ctx, "SELECT 1 AS a; SELECT 2 AS b")
+		require.Error(t, err)
+		streamed := 0
+		for _, err := range e.Stream(ctx, "SELECT 1 AS a; SELECT 2 AS b") {
+			require.Error(t, err)
+			streamed++
+		}
+		require.Equal(t, 1, streamed, "the stream yields its error")
 		// a value no driver encodes is refused, with no panic
 		_, err = e.Exec(ctx, "SELECT :f", asyncengine.Named{"f": func() {}})
 		require.Error(t, err)

@@ -68,6 +68,9 @@ func (c *Conn) Stream(ctx context.Context, sql string, args ...any) iter.Seq2[*R
 }
 
 func (c *Conn) stream(ctx context.Context, sql string, args []any, yield func(*Row, error) bool) (err error) {
+	if err := c.oneQuery(sql); err != nil {
+		return err
+	}
 	sql, args, err = bindArgs(c.e.dialect, sql, args)
 	if err != nil {
 		return err
