@@ -83,7 +83,7 @@
 // number out of the destination's range, a fraction into an integer — is a *ConvertError naming
 // the column, its database type, the Go type and what to use instead (a pointer, sql.Null[T], a
 // pgtype type); nothing is stored then. Nothing is silently zeroed or truncated, with the
-// conversions into floats that approximate by design (marked † below): an interval into
+// conversions that approximate by design (marked † below): an interval into
 // time.Duration counts a month as 30 days ('1 mon 2 days' reads as 768h; read pgtype.Interval
 // to keep months apart), a double into float32 is rounded to the nearest float32 (1e300 becomes
 // +Inf; read float64), a numeric into float64 is rounded to the nearest float64 (read
