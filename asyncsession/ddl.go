@@ -73,6 +73,10 @@ func ordered(models []any) ([]*structmap.Model, error) {
 		if len(m.PK) == 0 {
 			return nil, &MappingError{Type: m.Type.String(), Reason: "no primary key; tag one field `db:\"id,pk\"`"}
 		}
+		// a model the session would refuse is refused before its table exists
+		if _, err := relationsOf(m); err != nil {
+			return nil, err
+		}
 		ms = append(ms, m)
 	}
 	var ins []*instance

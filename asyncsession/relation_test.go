@@ -410,6 +410,8 @@ func TestRelationshipMappingErrors(t *testing.T) {
 	s = newSession(t, e)
 	err = s.Add(&badFK{ID: 1})
 	require.ErrorAs(t, err, &me)
+	me = nil
+	require.ErrorAs(t, asyncsession.CreateAll(enginetest.Context(t), e, badFK{}), &me, "and by CreateAll")
 	assert.Contains(t, err.Error(), "fk=title must be a column of asyncsession_test.Volume tagged fk=bad_fk.id")
 
 	w := &Writer{}
