@@ -30,7 +30,9 @@ type Conn struct {
 	// Rollback (of it or of a savepoint around the failure) every call returns ErrPendingRollback,
 	// on every driver — PostgreSQL aborts such a transaction, SQLite would commit the rest of it
 	aborted error
-	trips   int64 // the driver's round-trip count at checkout
+	// beginning is the trace context of a transaction whose BEGIN (or SAVEPOINT) is running
+	beginning context.Context
+	trips     int64 // the driver's round-trip count at checkout
 	// the transaction of Engine.Begin, which never hands it out: the Conn is its only allocation
 	ownTx Tx
 }

@@ -30,7 +30,10 @@ func (c *Conn) begin(ctx context.Context, tx *Tx) error {
 		return fmt.Errorf("gosqla: a transaction is already open on this connection; use BeginNested for a savepoint")
 	}
 	tctx := c.traceTxStart(ctx, "")
-	if _, err := c.Exec(ctx, "BEGIN"); err != nil {
+	c.beginning = tctx
+	_, err := c.Exec(ctx, "BEGIN")
+	c.beginning = nil
+	if err != nil {
 		c.traceTxFailed(tctx, "", err)
 		return err
 	}
@@ -52,12 +55,30 @@ func (c *Conn) BeginNested(ctx context.Context) (*Tx, error) {
 	}
 	name := fmt.Sprintf("gosqla_sp_%d", depth)
 	tctx := c.traceTxStart(ctx, name)
-	if _, err := c.Exec(ctx, "SAVEPOINT "+name); err != nil {
+	c.beginning = tctx
+	_, err := c.Exec(ctx, "SAVEPOINT "+name)
+	c.beginning = nil
+	if err != nil {
 		c.traceTxFailed(tctx, name, err)
 		return nil, err
 	}
 	c.tx = &Tx{c: c, parent: c.tx, savepoint: name, traceCtx: tctx}
 	return c.tx, nil
+}
+
+// TxTraceContext is the context the TxTracer returned for the innermost transaction or savepoint
+// open on c (the one being opened, while its BEGIN or SAVEPOINT runs), nil when none is traced:
+// a tracer makes the statements it sees children of the transaction's span through it.
+func (c *Conn) TxTraceContext() context.Context {
+	if c.beginning != nil {
+		return c.beginning
+	}
+	for t := c.tx; t != nil; t = t.parent {
+		if t.traceCtx != nil {
+			return t.traceCtx
+		}
+	}
+	return nil
 }
 
 // Conn returns the transaction's connection.

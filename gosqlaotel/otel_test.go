@@ -139,6 +139,46 @@ func TestSpansFollowTheConventions(t *testing.T) {
 			assert.Contains(t, got, "COPY users")
 			assert.Equal(t, "transaction", got[len(got)-1])
 			assert.Equal(t, true, attrs(spans[len(spans)-1])["gosqla.tx.commit"])
+			exp.Reset()
+
+			// what runs in a transaction is a child of its span, a savepoint's of the savepoint's;
+			// a span the caller starts inside the transaction keeps its own children
+			outer, root := sdktrace.NewTracerProvider().Tracer("test").Start(ctx, "request")
+			var ownSpan string
+			require.NoError(t, e.Begin(outer, func(c *asyncengine.Conn) error {
+				if _, err := c.Exec(outer, "UPDATE users SET name = 'e'"); err != nil {
+					return err
+				}
+				sp, err := c.BeginNested(outer)
+				if err != nil {
+					return err
+				}
+				if _, err := c.Query(outer, "SELECT count(*) FROM users"); err != nil {
+					return err
+				}
+				if err := sp.Commit(outer); err != nil {
+					return err
+				}
+				mine, own := sdktrace.NewTracerProvider().Tracer("test").Start(outer, "mine")
+				defer own.End()
+				ownSpan = own.SpanContext().SpanID().String()
+				_, err = c.Exec(mine, "DELETE FROM users WHERE id = 0")
+				return err
+			}))
+			root.End()
+			byName := map[string]tracetest.SpanStub{}
+			for _, s := range exp.GetSpans() {
+				byName[s.Name] = s
+			}
+			txSpan, spSpan := byName["transaction"], byName["savepoint"]
+			assert.Equal(t, root.SpanContext().SpanID(), txSpan.Parent.SpanID(), "the transaction is the request's")
+			for _, child := range []string{"BEGIN", "UPDATE users", "savepoint", "COMMIT"} {
+				assert.Equal(t, txSpan.SpanContext.SpanID(), byName[child].Parent.SpanID(), "%s is the transaction's", child)
+			}
+			for _, child := range []string{"SAVEPOINT", "SELECT users", "RELEASE"} {
+				assert.Equal(t, spSpan.SpanContext.SpanID(), byName[child].Parent.SpanID(), "%s is the savepoint's", child)
+			}
+			assert.Equal(t, ownSpan, byName["DELETE users"].Parent.SpanID().String(), "the caller's own span keeps its child")
 		})
 	}
 }

@@ -19,8 +19,12 @@
 // where there was one. COPY (CopyFrom) is a span "COPY table"; a transaction is a span
 // "transaction" from BEGIN to COMMIT or ROLLBACK (gosqla.tx.commit says which) when the
 // transaction is Conn.Begin's (a session's BEGIN and COMMIT travel inside its pipelines, so they
-// show as events of its BATCH spans); opening a physical connection is a span "connect". Checkouts are spans ("gosqla.checkout") only with
-// WithCheckoutSpans(true): they are frequent and usually take well under a microsecond.
+// show as events of its BATCH spans). What runs in the transaction — BEGIN, its statements,
+// pipelines, COPY, a "savepoint" span with its own, COMMIT — is a child of its span when the
+// context it is given is the one the transaction began with; a span the caller starts inside
+// keeps its own children. Opening a physical connection is a span "connect". Checkouts are spans
+// ("gosqla.checkout") only with WithCheckoutSpans(true): they are frequent and usually take well
+// under a microsecond.
 package gosqlaotel
 
 import (
@@ -245,7 +249,7 @@ func (t *Tracer) template(e *asyncengine.Engine, sql string) *template {
 
 func (t *Tracer) TraceQueryStart(ctx context.Context, c *asyncengine.Conn, d asyncengine.TraceQueryStartData) context.Context {
 	tp := t.template(c.Engine(), d.SQL)
-	ctx, _ = t.otelTracer().Start(ctx, tp.name, tp.opts...)
+	ctx, _ = t.otelTracer().Start(inTx(ctx, c), tp.name, tp.opts...)
 	return ctx
 }
 
@@ -289,7 +293,7 @@ func (t *Tracer) TracePipelineStart(ctx context.Context, c *asyncengine.Conn, d 
 		// one statement is one operation, named as such
 		return t.TraceQueryStart(ctx, c, asyncengine.TraceQueryStartData{SQL: d.Statements[0].SQL})
 	}
-	ctx = t.start(ctx, c.Engine(), "BATCH", trace.SpanKindClient,
+	ctx = t.start(inTx(ctx, c), c.Engine(), "BATCH", trace.SpanKindClient,
 		attribute.String("db.operation.name", "BATCH"), attribute.Int("db.operation.batch.size", len(d.Statements)))
 	span := trace.SpanFromContext(ctx)
 	for i, st := range d.Statements {
@@ -308,7 +312,7 @@ func (t *Tracer) TracePipelineEnd(ctx context.Context, c *asyncengine.Conn, d as
 }
 
 func (t *Tracer) TraceCopyFromStart(ctx context.Context, c *asyncengine.Conn, d asyncengine.TraceCopyFromStartData) context.Context {
-	return t.start(ctx, c.Engine(), spanName("COPY", d.Table), trace.SpanKindClient,
+	return t.start(inTx(ctx, c), c.Engine(), spanName("COPY", d.Table), trace.SpanKindClient,
 		attribute.String("db.operation.name", "COPY"), attribute.String("db.collection.name", d.Table))
 }
 
@@ -321,7 +325,28 @@ func (t *Tracer) TraceTxStart(ctx context.Context, c *asyncengine.Conn, d asynce
 	if d.Savepoint != "" {
 		name = "savepoint"
 	}
-	return t.start(ctx, c.Engine(), name, trace.SpanKindClient)
+	parent := trace.SpanContextFromContext(ctx)
+	ctx = t.start(inTx(ctx, c), c.Engine(), name, trace.SpanKindClient)
+	return context.WithValue(ctx, txParentKey{}, parent)
+}
+
+// txParentKey holds, in a transaction span's context, the span the transaction began under.
+type txParentKey struct{}
+
+// inTx makes what runs in an open transaction (a statement, a pipeline, COPY, a savepoint) a child
+// of the transaction's span, when the caller's context still carries the span the transaction
+// began under — the usual case, one context used around and inside Begin. A context carrying a
+// span of the caller's own, started inside the transaction, keeps it.
+func inTx(ctx context.Context, c *asyncengine.Conn) context.Context {
+	txCtx := c.TxTraceContext()
+	if txCtx == nil {
+		return ctx
+	}
+	parent, ok := txCtx.Value(txParentKey{}).(trace.SpanContext)
+	if !ok || !parent.Equal(trace.SpanContextFromContext(ctx)) {
+		return ctx
+	}
+	return trace.ContextWithSpan(ctx, trace.SpanFromContext(txCtx))
 }
 
 func (t *Tracer) TraceTxEnd(ctx context.Context, c *asyncengine.Conn, d asyncengine.TraceTxEndData) {
