@@ -151,6 +151,12 @@ func callOnWorker[A, R any](ctx context.Context, e *Engine, dc driver.Conn, a A,
 
 // failed handles a driver error: a connection that is gone is invalidated and its slot freed.
 func (c *Conn) failed(ctx context.Context, err error) error {
+	var enc *driver.EncodeError
+	var pipe *driver.PipelineError
+	if errors.As(err, &enc) && !errors.As(err, &pipe) {
+		return &ArgumentError{Fix: "an argument cannot be encoded for the server: " + enc.Err.Error() +
+			"; pass a type the driver encodes (see the package documentation's type table) or one implementing driver.Valuer", Err: err}
+	}
 	if c.tx != nil && reachedServer(err) {
 		c.aborted = err
 	}

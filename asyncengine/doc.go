@@ -125,7 +125,8 @@
 // Conn.CopyFrom and the session: a string or float64 for numeric, a string or [16]byte for
 // uuid, []byte, json.RawMessage, a struct or a map for json and jsonb, slices for arrays,
 // netip.Prefix for inet, time.Duration for interval. A value that cannot be encoded fails before
-// anything is sent.
+// anything runs, with an *ArgumentError (ErrInvalidArgument) that wraps the driver's error; an
+// open transaction goes on.
 //
 // SQLite has no arrays, JSON or network types: there, an argument with a text form (netip.Prefix,
 // netip.Addr: MarshalText) is stored as that text, and other slices (but []byte), arrays, maps

@@ -233,9 +233,12 @@ func TestSQLErrorsAndArguments(t *testing.T) {
 		require.Equal(t, 1, streamed, "the stream yields its error")
 		// a value no driver encodes is refused, with no panic
 		_, err = e.Exec(ctx, "SELECT :f", asyncengine.Named{"f": func() {}})
-		require.Error(t, err)
+		require.ErrorIs(t, err, asyncengine.ErrInvalidArgument)
 		var pe *asyncengine.PanicError
 		assert.False(t, errors.As(err, &pe), "not a panic: %v", err)
+		var ae *asyncengine.ArgumentError
+		require.ErrorAs(t, err, &ae)
+		require.Error(t, ae.Err, "the driver's error stays reachable")
 		st := e.Stats()
 		assert.Equal(t, 0, st.CheckedOut)
 		r, err := e.Query(ctx, "SELECT 1")
@@ -279,6 +282,8 @@ func TestFailedStatementLeavesTransactionPendingRollback(t *testing.T) {
 			_, err := c.Exec(ctx, insert, asyncengine.Named{"id": 1})
 			require.NoError(t, err)
 			_, err = c.Exec(ctx, insert) // refused before it is sent
+			require.ErrorIs(t, err, asyncengine.ErrInvalidArgument)
+			_, err = c.Exec(ctx, insert, asyncengine.Named{"id": make(chan int)}) // refused by the driver, unsent
 			require.ErrorIs(t, err, asyncengine.ErrInvalidArgument)
 			sp, err := c.BeginNested(ctx)
 			require.NoError(t, err)

@@ -81,14 +81,16 @@ func (e *ConfigError) Error() string {
 func (e *ConfigError) Is(target error) bool { return target == ErrInvalidConfig }
 func (e *ConfigError) Unwrap() error        { return e.Err }
 
-// ArgumentError reports statement arguments that do not match the statement's placeholders. It is
-// returned before anything is sent.
+// ArgumentError reports statement arguments that do not match the statement's placeholders, or an
+// argument the driver cannot encode. It is returned before anything runs: an open transaction
+// goes on.
 type ArgumentError struct {
 	SQL     string
 	Missing string // a named parameter with no value
 	Want    int    // placeholders in the statement
 	Got     int    // arguments given
 	Fix     string // what to change, when the arguments have the wrong shape
+	Err     error  // the driver's error, for an argument it could not encode
 }
 
 func (e *ArgumentError) Error() string {
@@ -105,6 +107,7 @@ func (e *ArgumentError) Error() string {
 }
 
 func (e *ArgumentError) Is(target error) bool { return target == ErrInvalidArgument }
+func (e *ArgumentError) Unwrap() error        { return e.Err }
 
 // DisconnectError reports that the connection was lost (or the server is shutting down). The
 // connection was invalidated — it will not be reused — and every pooled connection older than it

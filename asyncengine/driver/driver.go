@@ -113,6 +113,14 @@ type Pipeliner interface {
 	Pipeline(ctx context.Context, stmts []Statement) ([]*Result, error)
 }
 
+// EncodeError is a driver's error for an argument it cannot encode for the server (a channel, a
+// value of a type with no encoding), returned before the statement runs: the connection and its
+// transaction are as they were.
+type EncodeError struct{ Err error }
+
+func (e *EncodeError) Error() string { return e.Err.Error() }
+func (e *EncodeError) Unwrap() error { return e.Err }
+
 // PipelineError reports which statement of a pipeline failed.
 type PipelineError struct {
 	Index int

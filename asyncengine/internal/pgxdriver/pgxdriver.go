@@ -348,7 +348,14 @@ func (c *Conn) written() int64 {
 // reports a request whose answer was cut off by a lost connection as "conn closed", safe to
 // retry, although the server may have run it: a COMMIT that committed must not be retried.
 func (c *Conn) settled(mark int64, err error) error {
-	if err == nil || !pgconn.SafeToRetry(err) || c.written() == mark {
+	switch {
+	case err == nil:
+		return nil
+	case strings.Contains(err.Error(), "failed to encode args["):
+		// pgx's text for an argument it has no encoding for; it runs nothing (a statement it
+		// prepared first stays prepared)
+		return &driver.EncodeError{Err: err}
+	case !pgconn.SafeToRetry(err) || c.written() == mark:
 		return err
 	}
 	return &sentError{err: err}

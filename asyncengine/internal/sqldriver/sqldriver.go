@@ -123,12 +123,12 @@ func (c *Conn) Query(ctx context.Context, query string, args []any) (*driver.Res
 func (c *Conn) QueryRows(ctx context.Context, query string, args []any) (driver.Rows, error) {
 	args, err := c.encode(args)
 	if err != nil {
-		return nil, err
+		return nil, &driver.EncodeError{Err: err}
 	}
 	rows, err := c.sc.QueryContext(ctx, query, args...)
 	if err != nil {
 		c.afterError(err)
-		return nil, err
+		return nil, unencodable(err)
 	}
 	conv, err := c.converter(rows)
 	if err != nil {
@@ -255,12 +255,12 @@ func (b *bufferedRows) Value(i, j int) (any, error) {
 func (c *Conn) Exec(ctx context.Context, query string, args []any) (int64, error) {
 	args, err := c.encode(args)
 	if err != nil {
-		return 0, err
+		return 0, &driver.EncodeError{Err: err}
 	}
 	r, err := c.sc.ExecContext(ctx, query, args...)
 	if err != nil {
 		c.afterError(err)
-		return 0, err
+		return 0, unencodable(err)
 	}
 	c.track(query)
 	n, err := r.RowsAffected()
@@ -292,6 +292,15 @@ func (c *Conn) track(query string) {
 
 // afterError asks the driver whether the connection survived: database/sql itself only finds out
 // on the next use, too late for the pool.
+// unencodable marks the error for an argument the driver cannot take (database/sql's "sql:
+// converting argument …", pgx's "failed to encode args[…]"), returned before anything runs.
+func unencodable(err error) error {
+	if msg := err.Error(); strings.HasPrefix(msg, "sql: converting argument") || strings.Contains(msg, "failed to encode args[") {
+		return &driver.EncodeError{Err: err}
+	}
+	return err
+}
+
 func (c *Conn) afterError(err error) {
 	if errors.Is(err, sqldrv.ErrBadConn) || errors.Is(err, sql.ErrConnDone) {
 		c.closed = true
