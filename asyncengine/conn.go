@@ -112,7 +112,7 @@ func doCall[A, R any](ctx context.Context, c *Conn, a A, fn func(context.Context
 	case c.lost:
 		return r, ErrPendingRollback
 	case c.aborted != nil:
-		return r, fmt.Errorf("%w (a statement of the transaction failed: %v)", ErrPendingRollback, c.aborted)
+		return r, fmt.Errorf("%w (a statement of the transaction failed: %w)", ErrPendingRollback, c.aborted)
 	}
 	if c.pc == nil {
 		pc, err := c.e.pool.get(ctx)

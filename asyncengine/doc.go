@@ -67,7 +67,9 @@
 // returns ErrPendingRollback naming the failure, and Commit rolls back and returns it — also on
 // SQLite, which would otherwise commit the rest. Rolling back a savepoint around the failure goes
 // on with the transaction; a call refused before anything was sent (an *ArgumentError) changes
-// nothing.
+// nothing. A connection lost after COMMIT was sent leaves the outcome unknown: Tx.Commit and
+// Engine.Begin return a *CommitUnknownError (ErrCommitUnknown, wrapping the *DisconnectError), never
+// a plain disconnect a caller could take for "not committed".
 //
 // A Conn, like every Go driver connection, is for one goroutine at a time. Two goroutines using
 // one Conn at once are detected: the second call returns ErrConcurrentUse, the first is not

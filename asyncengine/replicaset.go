@@ -269,7 +269,8 @@ func (m *member) stats(role string, now int64) MemberStats {
 		Failures: m.failures.Load(), Healthy: m.downUntil.Load() <= now, Replayed: WALPosition(m.replayed.Load())}
 }
 
-// Connect checks out a connection to the primary.
+// Connect checks out a connection to the primary. Writes made on it do not advance a
+// ReadYourWrites by themselves: call ObserveWrites after them.
 func (rs *ReplicaSet) Connect(ctx context.Context) (*Conn, error) {
 	c, err := rs.primary.e.Connect(ctx)
 	if err != nil {
@@ -354,7 +355,9 @@ func ReadOnlySQL(sql string) bool { return !writeSQL.MatchString(sql) }
 // Query runs a query: a read on a replica (or on the primary when ctx asks for it, the statement
 // writes or locks, no replica is healthy, or none has caught up with ctx's ReadYourWrites within
 // read_your_writes_wait, or every replica lags more than max_replica_lag). A read that finds its
-// replica gone is tried again elsewhere.
+// replica gone is tried again on another replica; under replica_fallback=error, once none is
+// healthy, it fails with ErrNoReplica. A statement that writes (INSERT … RETURNING) advances a
+// ReadYourWrites in ctx, as Exec does.
 func (rs *ReplicaSet) Query(ctx context.Context, sql string, args ...any) (*Result, error) {
 	if primary, _ := ctx.Value(primaryKey{}).(bool); primary || !ReadOnlySQL(sql) {
 		c, err := rs.Connect(ctx)
@@ -363,7 +366,12 @@ func (rs *ReplicaSet) Query(ctx context.Context, sql string, args ...any) (*Resu
 		}
 		defer c.Close()
 		rs.primary.reads.Add(1)
-		return c.Query(ctx, sql, args...)
+		res, err := c.Query(ctx, sql, args...)
+		if err == nil && !ReadOnlySQL(sql) {
+			// a write (INSERT … RETURNING, a CTE that updates): later reads must see it
+			err = rs.observe(ctx, c)
+		}
+		return res, err
 	}
 	for {
 		c, m, err := rs.readConn(ctx)
@@ -403,7 +411,8 @@ func (rs *ReplicaSet) ReadEngine(ctx context.Context) (*Engine, error) {
 }
 
 // ObserveWrites advances ctx's ReadYourWrites past every commit made on the primary so far: call
-// it after writing through something other than the set, such as a session on rs.Primary().
+// it after writing through something other than the set's Exec, Query and Begin — a Conn from
+// Connect, a session on rs.Primary().
 func (rs *ReplicaSet) ObserveWrites(ctx context.Context) error { return rs.observe(ctx, nil) }
 
 // lost reports whether err means the server is gone or unreachable.
@@ -453,7 +462,8 @@ func (rs *ReplicaSet) readConn(ctx context.Context) (*Conn, *member, error) {
 				m.takeOut(rs.s.RetryAfter)
 			}
 		}
-		if len(healthy) == 0 && rs.s.Fallback == FallbackError {
+		if rs.s.Fallback == FallbackError && len(rs.candidates()) == 0 {
+			// none healthy, also when this pass took the last ones out
 			return nil, nil, fmt.Errorf("%w: all %d are out after failures (replica_fallback=error)", ErrNoReplica, len(rs.replicas))
 		}
 		// only a read waiting for its own writes waits; a lagging or missing replica sends it on

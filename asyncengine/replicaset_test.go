@@ -199,6 +199,19 @@ func TestReadYourWrites(t *testing.T) {
 	r.Standbys[0].PauseReplay(t)
 	r.Standbys[1].PauseReplay(t)
 	stale, onReplicas := rounds(20)
+	// a write sent through Query (UPDATE … RETURNING) advances the token as Exec does
+	rwq, err := asyncengine.NewReadYourWrites("")
+	require.NoError(t, err)
+	qctx := asyncengine.WithReadYourWrites(ctx, rwq)
+	wroteRes, err := rs.Query(qctx, "UPDATE counter SET n = n + 1 RETURNING n")
+	require.NoError(t, err)
+	require.NotEmpty(t, rwq.Token())
+	readRes, err := rs.Query(qctx, "SELECT n FROM counter")
+	require.NoError(t, err)
+	var wrote, read int
+	require.NoError(t, wroteRes.One(&wrote))
+	require.NoError(t, readRes.One(&read))
+	require.Equal(t, wrote, read, "the read sees the write Query made")
 	// writes made around the set (a session on the primary) are observed after they commit, and
 	// ReadEngine then picks the primary while the replicas have not replayed them
 	rw, err := asyncengine.NewReadYourWrites("")
@@ -296,8 +309,12 @@ func TestReplicaSetFailingReplica(t *testing.T) {
 	for fallback, want := range map[string]error{"primary": nil, "error": asyncengine.ErrNoReplica} {
 		rs, err := asyncengine.NewReplicaSet(enginetest.WithQuery(r.Primary.URL(db), "replicas="+dead+"&replica_fallback="+fallback))
 		require.NoError(t, err)
-		_, err = rs.Query(ctx, "SELECT 1") // takes the replica out, then falls back
-		require.NoError(t, err)
+		_, err = rs.Query(ctx, "SELECT 1") // takes the replica out, then falls back or fails
+		if want == nil {
+			require.NoError(t, err)
+		} else {
+			require.ErrorIs(t, err, want, "the read that took the last replica out does not reach the primary")
+		}
 		res, err := rs.Query(ctx, "SELECT inet_server_port()")
 		if want == nil {
 			require.NoError(t, err)

@@ -85,9 +85,13 @@ func (e *Engine) BeginRetry(ctx context.Context, p RetryPolicy, fn func(*Conn) e
 // lost connection or a cancelled context after COMMIT was sent leaves the outcome unknown and
 // comes back as a *CommitUnknownError.
 func (e *Engine) ClassifyCommitError(err error) error {
+	if errors.Is(err, ErrCommitUnknown) {
+		return err // classified already (Tx.Commit)
+	}
 	var coded interface{ SQLState() string }
-	if errors.Is(err, ErrPendingRollback) || errors.As(err, &coded) && !e.connector.IsDisconnect(err) {
-		return err
+	if errors.Is(err, ErrPendingRollback) || errors.Is(err, ErrConcurrentUse) || errors.Is(err, ErrConnClosed) ||
+		errors.As(err, &coded) && !e.connector.IsDisconnect(err) {
+		return err // the server's answer, or a call refused before COMMIT was sent
 	}
 	var unsent interface{ SafeToRetry() bool }
 	if errors.As(err, &unsent) && unsent.SafeToRetry() {

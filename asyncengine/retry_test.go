@@ -61,6 +61,25 @@ func TestBeginRetryClasses(t *testing.T) {
 		require.EqualValues(t, 1, count(tc.name), tc.name)
 	}
 
+	// a serialization failure the function swallowed still fails the attempt at Commit, with the
+	// failure as its cause, and is retried
+	var swallowed []error
+	p := quickRetry
+	p.OnRetry = func(n int, err error) { swallowed = append(swallowed, err) }
+	attempt := 0
+	require.NoError(t, e.BeginRetry(ctx, p, func(c *asyncengine.Conn) error {
+		attempt++
+		if attempt == 1 {
+			_, _ = c.Exec(ctx, `DO $$ BEGIN RAISE EXCEPTION 'conflict' USING ERRCODE = '40001'; END $$`)
+			return nil
+		}
+		_, err := c.Exec(ctx, "INSERT INTO done VALUES ('swallowed')")
+		return err
+	}))
+	require.Len(t, swallowed, 1)
+	require.ErrorIs(t, swallowed[0], asyncengine.ErrPendingRollback)
+	require.EqualValues(t, 1, count("swallowed"))
+
 	// the application's own error, and a server error that is not transient: one attempt
 	attempts := 0
 	err = e.BeginRetry(ctx, quickRetry, func(c *asyncengine.Conn) error {
@@ -133,34 +152,51 @@ func TestBeginRetryCommitCutOff(t *testing.T) {
 
 	// the terminator ends the backend once it waits for the standby after committing locally
 	watch := newEngine(t, url, "")
-	done := make(chan error, 1)
-	go func() {
-		for {
-			res, err := watch.Exec(ctx, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE wait_event = 'SyncRep'")
-			if err != nil || res.RowsAffected() > 0 {
-				done <- err
-				return
+	cutOff := func(commit func() error) error {
+		done := make(chan error, 1)
+		go func() {
+			for {
+				res, err := watch.Exec(ctx, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE wait_event = 'SyncRep'")
+				if err != nil || res.RowsAffected() > 0 {
+					done <- err
+					return
+				}
+				time.Sleep(5 * time.Millisecond)
 			}
-			time.Sleep(5 * time.Millisecond)
-		}
-	}()
-	attempts := 0
-	err = e.BeginRetry(ctx, quickRetry, func(c *asyncengine.Conn) error {
-		attempts++
-		_, err := c.Exec(ctx, "INSERT INTO w VALUES (1)")
+		}()
+		err := commit()
+		require.NoError(t, <-done)
 		return err
+	}
+	attempts := 0
+	err = cutOff(func() error {
+		return e.BeginRetry(ctx, quickRetry, func(c *asyncengine.Conn) error {
+			attempts++
+			_, err := c.Exec(ctx, "INSERT INTO w VALUES (1)")
+			return err
+		})
 	})
-	require.NoError(t, <-done)
 	require.ErrorIs(t, err, asyncengine.ErrCommitUnknown)
 	require.Equal(t, 1, attempts)
 	require.False(t, pgconn.SafeToRetry(err), "the COMMIT reached the server")
 
-	// it did commit: a read on the primary sees the row without waiting for the standby
+	// a plain Begin says the same: its caller must not take the error for "not committed"
+	err = cutOff(func() error {
+		return e.Begin(ctx, func(c *asyncengine.Conn) error {
+			_, err := c.Exec(ctx, "INSERT INTO w VALUES (2)")
+			return err
+		})
+	})
+	require.ErrorIs(t, err, asyncengine.ErrCommitUnknown)
+	var de *asyncengine.DisconnectError
+	require.ErrorAs(t, err, &de, "and the lost connection stays reachable")
+
+	// both did commit: a read on the primary sees the rows without waiting for the standby
 	res, err := watch.Query(ctx, "SELECT count(*) FROM w")
 	require.NoError(t, err)
 	var n int64
 	require.NoError(t, res.One(&n))
-	require.EqualValues(t, 1, n)
+	require.EqualValues(t, 2, n)
 }
 
 // A bank under SERIALIZABLE, 16 clients making 2 000 transfers between 10 accounts while

@@ -111,7 +111,8 @@ func (t *Tx) Query(ctx context.Context, sql string, args ...any) (*Result, error
 }
 
 // Commit commits the transaction, or releases the savepoint. A transaction the server aborted
-// (a statement failed) is rolled back and ErrPendingRollback returned.
+// (a statement failed) is rolled back and ErrPendingRollback returned. A connection lost after
+// COMMIT was sent is a *CommitUnknownError (ErrCommitUnknown): the transaction may have committed.
 func (t *Tx) Commit(ctx context.Context) error {
 	if err := t.check(); err != nil {
 		return err
@@ -121,12 +122,12 @@ func (t *Tx) Commit(ctx context.Context) error {
 	}
 	if failure := t.c.aborted; failure != nil {
 		if t.savepoint != "" {
-			return fmt.Errorf("%w: a statement in the savepoint failed (%v); roll it back", ErrPendingRollback, failure)
+			return fmt.Errorf("%w: a statement in the savepoint failed (%w); roll it back", ErrPendingRollback, failure)
 		}
 		t.c.aborted = nil
 		_, err := t.c.Exec(ctx, "ROLLBACK")
 		if err == nil {
-			err = fmt.Errorf("%w: a statement in it failed (%v), so it was rolled back", ErrPendingRollback, failure)
+			err = fmt.Errorf("%w: a statement in it failed (%w), so it was rolled back", ErrPendingRollback, failure)
 		}
 		t.traceTxEnd(false, err)
 		t.end()
@@ -156,6 +157,10 @@ func (t *Tx) Commit(ctx context.Context) error {
 		return err
 	}
 	_, err := t.c.Exec(ctx, "COMMIT")
+	if err != nil {
+		// a connection lost once COMMIT was sent leaves the outcome unknown: say so
+		err = t.c.e.ClassifyCommitError(err)
+	}
 	t.traceTxEnd(true, err)
 	t.end()
 	return err
