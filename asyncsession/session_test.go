@@ -198,11 +198,17 @@ func TestPipelinedGets(t *testing.T) {
 		await(t, s.Commit(ctx))
 		s.ExpungeAll()
 
+		pg := e.Dialect().Name() == "postgresql"
 		before := e.Stats().RoundTrips
 		futures := make([]*asyncengine.Future[*Author], 100)
-		for i := range futures {
-			futures[i] = asyncsession.Get[Author](ctx, s, i+1)
-		}
+		func() {
+			// the Gets queue while the session is busy: how they are grouped does not depend on
+			// how fast its goroutine runs
+			defer holdSession(t, s)()
+			for i := range futures {
+				futures[i] = asyncsession.Get[Author](ctx, s, i+1)
+			}
+		}()
 		got, err := asyncengine.All(ctx, futures...)
 		require.NoError(t, err)
 		for i, a := range got {
@@ -210,7 +216,7 @@ func TestPipelinedGets(t *testing.T) {
 			assert.EqualValues(t, i+1, a.ID)
 		}
 		require.NoError(t, s.Close())
-		if e.Dialect().Name() == "postgresql" {
+		if pg {
 			trips := e.Stats().RoundTrips - before
 			t.Logf("100 Gets issued before any Await: %d round trips", trips)
 			assert.LessOrEqual(t, trips, int64(6), "the Gets travel as a handful of pipelines, not 100 round trips")
