@@ -62,21 +62,10 @@ func (e *RetryError) Unwrap() error { return e.Err }
 // BeginRetry is Begin retried under policy p. fn may run several times, each time on a fresh
 // transaction (and perhaps a fresh connection), so it must have no effect outside the database
 // that a second run would repeat.
+// A COMMIT whose outcome is unknown comes back from Begin as a *CommitUnknownError (Tx.Commit
+// classifies it), which is never retried.
 func (e *Engine) BeginRetry(ctx context.Context, p RetryPolicy, fn func(*Conn) error) error {
-	return e.Retry(ctx, p, func(ctx context.Context) error {
-		committing := false
-		err := e.Begin(ctx, func(c *Conn) error {
-			if err := fn(c); err != nil {
-				return err
-			}
-			committing = true
-			return nil
-		})
-		if err != nil && committing {
-			return e.ClassifyCommitError(err)
-		}
-		return err
-	})
+	return e.Retry(ctx, p, func(ctx context.Context) error { return e.Begin(ctx, fn) })
 }
 
 // ClassifyCommitError classifies an error returned by COMMIT (for wrappers that commit
@@ -85,16 +74,12 @@ func (e *Engine) BeginRetry(ctx context.Context, p RetryPolicy, fn func(*Conn) e
 // lost connection or a cancelled context after COMMIT was sent leaves the outcome unknown and
 // comes back as a *CommitUnknownError.
 func (e *Engine) ClassifyCommitError(err error) error {
-	if errors.Is(err, ErrCommitUnknown) {
-		return err // classified already (Tx.Commit)
-	}
 	var coded interface{ SQLState() string }
 	if errors.Is(err, ErrPendingRollback) || errors.Is(err, ErrConcurrentUse) || errors.Is(err, ErrConnClosed) ||
 		errors.As(err, &coded) && !e.connector.IsDisconnect(err) {
 		return err // the server's answer, or a call refused before COMMIT was sent
 	}
-	var unsent interface{ SafeToRetry() bool }
-	if errors.As(err, &unsent) && unsent.SafeToRetry() {
+	if !reachedServer(err) {
 		return err // COMMIT never left the client
 	}
 	return &CommitUnknownError{Err: err}

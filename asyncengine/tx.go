@@ -120,18 +120,8 @@ func (t *Tx) Commit(ctx context.Context) error {
 	if t.c.lost {
 		return ErrPendingRollback
 	}
-	if failure := t.c.aborted; failure != nil {
-		if t.savepoint != "" {
-			return fmt.Errorf("%w: a statement in the savepoint failed (%w); roll it back", ErrPendingRollback, failure)
-		}
-		t.c.aborted = nil
-		_, err := t.c.Exec(ctx, "ROLLBACK")
-		if err == nil {
-			err = fmt.Errorf("%w: a statement in it failed (%w), so it was rolled back", ErrPendingRollback, failure)
-		}
-		t.traceTxEnd(false, err)
-		t.end()
-		return err
+	if failure := t.c.aborted; failure != nil && t.savepoint != "" {
+		return fmt.Errorf("%w: a statement in the savepoint failed (%w); roll it back", ErrPendingRollback, failure)
 	}
 	if t.savepoint != "" {
 		if _, err := t.c.Exec(ctx, "RELEASE SAVEPOINT "+t.savepoint); err != nil {
@@ -141,16 +131,16 @@ func (t *Tx) Commit(ctx context.Context) error {
 		t.end()
 		return nil
 	}
-	aborted := false
-	if dc := t.c.driverConn(); dc != nil {
-		if f, ok := dc.(interface{ TxFailed() bool }); ok {
-			aborted = f.TxFailed()
-		}
-	}
-	if aborted {
+	// the failure the Conn saw, or the server's word for one it did not (a COMMIT of an aborted
+	// transaction would answer ROLLBACK with no error)
+	if failure := t.c.aborted; failure != nil || t.serverAborted() {
+		t.c.aborted = nil
 		_, err := t.c.Exec(ctx, "ROLLBACK")
 		if err == nil {
 			err = fmt.Errorf("%w: a statement in it failed, so it was rolled back", ErrPendingRollback)
+			if failure != nil {
+				err = fmt.Errorf("%w: a statement in it failed (%w), so it was rolled back", ErrPendingRollback, failure)
+			}
 		}
 		t.traceTxEnd(false, err)
 		t.end()
@@ -164,6 +154,12 @@ func (t *Tx) Commit(ctx context.Context) error {
 	t.traceTxEnd(true, err)
 	t.end()
 	return err
+}
+
+// serverAborted reports a transaction the server aborted, as the driver tells it.
+func (t *Tx) serverAborted() bool {
+	f, ok := t.c.driverConn().(interface{ TxFailed() bool })
+	return ok && f.TxFailed()
 }
 
 // Rollback rolls the transaction back, or rolls back to the savepoint and releases it. After a
