@@ -266,7 +266,7 @@ func (rs *ReplicaSet) Stats() []MemberStats {
 
 func (m *member) stats(role string, now int64) MemberStats {
 	return MemberStats{Role: role, Server: m.e.cfg.String(), Pool: m.e.Stats(), Reads: m.reads.Load(),
-		Failures: m.failures.Load(), Healthy: m.downUntil.Load() <= now, Replayed: WALPosition(m.replayed.Load())}
+		Failures: m.failures.Load(), Healthy: m.up(now), Replayed: WALPosition(m.replayed.Load())}
 }
 
 // Connect checks out a connection to the primary. Writes made on it do not advance a
@@ -359,7 +359,8 @@ func ReadOnlySQL(sql string) bool { return !writeSQL.MatchString(sql) }
 // healthy, it fails with ErrNoReplica. A statement that writes (INSERT … RETURNING) advances a
 // ReadYourWrites in ctx, as Exec does.
 func (rs *ReplicaSet) Query(ctx context.Context, sql string, args ...any) (*Result, error) {
-	if primary, _ := ctx.Value(primaryKey{}).(bool); primary || !ReadOnlySQL(sql) {
+	asked, _ := ctx.Value(primaryKey{}).(bool)
+	if writes := !ReadOnlySQL(sql); asked || writes {
 		c, err := rs.Connect(ctx)
 		if err != nil {
 			return nil, err
@@ -367,7 +368,7 @@ func (rs *ReplicaSet) Query(ctx context.Context, sql string, args ...any) (*Resu
 		defer c.Close()
 		rs.primary.reads.Add(1)
 		res, err := c.Query(ctx, sql, args...)
-		if err == nil && !ReadOnlySQL(sql) {
+		if err == nil && writes {
 			// a write (INSERT … RETURNING, a CTE that updates): later reads must see it
 			err = rs.observe(ctx, c)
 		}
@@ -462,7 +463,7 @@ func (rs *ReplicaSet) readConn(ctx context.Context) (*Conn, *member, error) {
 				m.takeOut(rs.s.RetryAfter)
 			}
 		}
-		if rs.s.Fallback == FallbackError && len(rs.candidates()) == 0 {
+		if rs.s.Fallback == FallbackError && !rs.anyHealthy() {
 			// none healthy, also when this pass took the last ones out
 			return nil, nil, fmt.Errorf("%w: all %d are out after failures (replica_fallback=error)", ErrNoReplica, len(rs.replicas))
 		}
@@ -486,12 +487,13 @@ func (rs *ReplicaSet) readConn(ctx context.Context) (*Conn, *member, error) {
 	return c, rs.primary, nil
 }
 
-// candidates are the healthy replicas in the order the routing policy tries them.
+// candidates are the healthy replicas in the order the routing policy tries them. Each call
+// moves round robin on by one.
 func (rs *ReplicaSet) candidates() []*member {
 	now := time.Now().UnixNano()
 	var out []*member
 	for _, m := range rs.replicas {
-		if m.downUntil.Load() <= now {
+		if m.up(now) {
 			out = append(out, m)
 		}
 	}
@@ -511,6 +513,20 @@ func (rs *ReplicaSet) candidates() []*member {
 	}
 	return out
 }
+
+// anyHealthy reports whether a replica is in routing now (without moving round robin on).
+func (rs *ReplicaSet) anyHealthy() bool {
+	now := time.Now().UnixNano()
+	for _, m := range rs.replicas {
+		if m.up(now) {
+			return true
+		}
+	}
+	return false
+}
+
+// up reports whether m is not taken out at time now (unix nanoseconds).
+func (m *member) up(now int64) bool { return m.downUntil.Load() <= now }
 
 func (m *member) busy() int {
 	s := m.e.Stats()
