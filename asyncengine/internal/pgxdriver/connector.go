@@ -91,7 +91,8 @@ func OpenStdlib(cfg driver.Config) (driver.Connector, error) {
 		return nil, err
 	}
 	return sqldriver.New(stdlib.OpenDB(*pcfg.ConnConfig), "postgresql", sqldriver.Probes{
-		IsDisconnect: IsDisconnect,
+		IsDisconnect:  IsDisconnect,
+		IsUnencodable: unencodable,
 		IsClosed: func(dc any) bool {
 			c, ok := dc.(interface{ Conn() *pgx.Conn })
 			return ok && c.Conn().IsClosed()

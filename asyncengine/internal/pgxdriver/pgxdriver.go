@@ -351,15 +351,17 @@ func (c *Conn) settled(mark int64, err error) error {
 	switch {
 	case err == nil:
 		return nil
-	case strings.Contains(err.Error(), "failed to encode args["):
-		// pgx's text for an argument it has no encoding for; it runs nothing (a statement it
-		// prepared first stays prepared)
+	case unencodable(err):
 		return &driver.EncodeError{Err: err}
 	case !pgconn.SafeToRetry(err) || c.written() == mark:
 		return err
 	}
 	return &sentError{err: err}
 }
+
+// unencodable recognizes pgx's error for an argument it has no encoding for (it has no type of
+// its own). pgx runs nothing then; a statement it prepared first stays prepared.
+func unencodable(err error) bool { return strings.Contains(err.Error(), "failed to encode args[") }
 
 // sentError is an error of a request that reached the server.
 type sentError struct{ err error }

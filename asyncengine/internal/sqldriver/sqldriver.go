@@ -21,13 +21,14 @@ import (
 // Connector opens connections through a *sql.DB that keeps no idle connections of its own: the
 // engine's pool owns them, and a *sql.Conn pins one physical connection until it is closed.
 type Connector struct {
-	db           *sql.DB
-	dialect      string
-	isDisconnect func(error) bool
-	isClosed     func(driverConn any) bool
-	connectMu    *sync.Mutex // set when connects must not overlap
-	timeout      time.Duration
-	target       string
+	db            *sql.DB
+	dialect       string
+	isDisconnect  func(error) bool
+	isUnencodable func(error) bool
+	isClosed      func(driverConn any) bool
+	connectMu     *sync.Mutex // set when connects must not overlap
+	timeout       time.Duration
+	target        string
 }
 
 // Probes tell a driver's lost connections apart; either may be nil.
@@ -36,6 +37,9 @@ type Probes struct {
 	IsDisconnect func(error) bool
 	// IsClosed inspects a driver connection (for drivers without driver.Validator).
 	IsClosed func(driverConn any) bool
+	// IsUnencodable recognizes the driver's error for an argument it cannot encode, returned
+	// before anything runs (database/sql's own "converting argument" error is known already).
+	IsUnencodable func(error) bool
 	// SerialConnect opens one connection at a time: SQLite's connection pragmas (journal_mode=WAL
 	// above all) take locks that overlapping opens of a new database file can fail to get.
 	SerialConnect bool
@@ -50,7 +54,7 @@ func New(db *sql.DB, dialect string, p Probes) *Connector {
 	db.SetMaxIdleConns(0)
 	db.SetMaxOpenConns(0)
 	c := &Connector{db: db, dialect: dialect, isDisconnect: p.IsDisconnect, isClosed: p.IsClosed,
-		timeout: p.ConnectTimeout, target: p.Target}
+		isUnencodable: p.IsUnencodable, timeout: p.ConnectTimeout, target: p.Target}
 	if p.SerialConnect {
 		c.connectMu = new(sync.Mutex)
 	}
@@ -85,7 +89,7 @@ func (c *Connector) Connect(ctx context.Context) (driver.Conn, error) {
 		}
 		return nil, err
 	}
-	return &Conn{sc: sc, dialect: c.dialect, isClosed: c.isClosed}, nil
+	return &Conn{sc: sc, dialect: c.dialect, isClosed: c.isClosed, isUnencodable: c.isUnencodable}, nil
 }
 
 // Conn is one pinned database/sql connection.
@@ -93,8 +97,10 @@ type Conn struct {
 	sc       *sql.Conn
 	dialect  string
 	isClosed func(any) bool
-	inTx     bool
-	closed   bool
+	// isUnencodable: see Probes
+	isUnencodable func(error) bool
+	inTx          bool
+	closed        bool
 }
 
 func (c *Conn) Query(ctx context.Context, query string, args []any) (*driver.Result, error) {
@@ -128,7 +134,7 @@ func (c *Conn) QueryRows(ctx context.Context, query string, args []any) (driver.
 	rows, err := c.sc.QueryContext(ctx, query, args...)
 	if err != nil {
 		c.afterError(err)
-		return nil, unencodable(err)
+		return nil, c.unencodable(err)
 	}
 	conv, err := c.converter(rows)
 	if err != nil {
@@ -260,7 +266,7 @@ func (c *Conn) Exec(ctx context.Context, query string, args []any) (int64, error
 	r, err := c.sc.ExecContext(ctx, query, args...)
 	if err != nil {
 		c.afterError(err)
-		return 0, unencodable(err)
+		return 0, c.unencodable(err)
 	}
 	c.track(query)
 	n, err := r.RowsAffected()
@@ -293,9 +299,9 @@ func (c *Conn) track(query string) {
 // afterError asks the driver whether the connection survived: database/sql itself only finds out
 // on the next use, too late for the pool.
 // unencodable marks the error for an argument the driver cannot take (database/sql's "sql:
-// converting argument …", pgx's "failed to encode args[…]"), returned before anything runs.
-func unencodable(err error) error {
-	if msg := err.Error(); strings.HasPrefix(msg, "sql: converting argument") || strings.Contains(msg, "failed to encode args[") {
+// converting argument …", or what Probes.IsUnencodable recognizes), returned before anything runs.
+func (c *Conn) unencodable(err error) error {
+	if strings.HasPrefix(err.Error(), "sql: converting argument") || c.isUnencodable != nil && c.isUnencodable(err) {
 		return &driver.EncodeError{Err: err}
 	}
 	return err
