@@ -30,26 +30,32 @@ func modelOf(obj any) (*structmap.Model, error) {
 	if len(m.PK) == 0 {
 		return nil, &MappingError{Type: m.Type.String(), Reason: "no primary key; tag one field `db:\"id,pk\"`"}
 	}
-	if err := unstorable(m); err != nil {
-		return nil, err
-	}
-	// relationships are checked at the model's first use, before anything is sent
-	if _, err := relationsOf(m); err != nil {
+	if err := checkModel(m); err != nil {
 		return nil, err
 	}
 	return m, nil
 }
 
-var unstorableCache sync.Map // reflect.Type → error (nil: every field can be stored)
+var modelChecks sync.Map // reflect.Type → error (nil: the model can be used)
+
+// checkModel runs, once per type, the checks of a model's first use, before anything is sent: its
+// fields can be stored, its relationships resolve.
+func checkModel(m *structmap.Model) error {
+	if v, ok := modelChecks.Load(m.Type); ok {
+		err, _ := v.(error)
+		return err
+	}
+	err := unstorable(m)
+	if err == nil {
+		_, err = relationsOf(m)
+	}
+	modelChecks.Store(m.Type, err)
+	return err
+}
 
 // unstorable returns a *MappingError for a field whose Go type no database stores (a channel, a
 // function): found at the model's first use, not when a statement carrying it fails.
 func unstorable(m *structmap.Model) error {
-	if v, ok := unstorableCache.Load(m.Type); ok {
-		err, _ := v.(error)
-		return err
-	}
-	var err error
 	for _, f := range m.Fields {
 		t := f.Type
 		for t.Kind() == reflect.Pointer {
@@ -57,15 +63,11 @@ func unstorable(m *structmap.Model) error {
 		}
 		switch t.Kind() {
 		case reflect.Chan, reflect.Func, reflect.UnsafePointer, reflect.Complex64, reflect.Complex128:
-			err = &MappingError{Type: m.Type.String(), Field: f.Name,
+			return &MappingError{Type: m.Type.String(), Field: f.Name,
 				Reason: fmt.Sprintf("no SQL type for Go type %s; map a basic type, time.Time, []byte, a slice, map or struct (JSON), or a type implementing driver.Valuer and sql.Scanner, or tag the field `db:\"-\"`", f.Type)}
 		}
-		if err != nil {
-			break
-		}
 	}
-	unstorableCache.Store(m.Type, err)
-	return err
+	return nil
 }
 
 // wholeRows checks that a result's columns are exactly the model's: a row missing a column
