@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 
@@ -143,21 +144,16 @@ func dependencies(rels []*relation) []dependency {
 func unorderable(m *structmap.Model, rels []*relation) error {
 	deps := dependencies(rels)
 	seen := map[*structmap.Model]bool{m: true}
-	for todo := []*relation{}; ; {
-		for _, r := range rels {
-			if !seen[r.target] {
-				seen[r.target] = true
-				more, err := resolve(r.target)
-				if err == nil { // a bad tag there is reported when that model is used
-					deps = append(deps, dependencies(more)...)
-					todo = append(todo, more...)
-				}
-			}
+	for queue := slices.Clone(rels); len(queue) > 0; queue = queue[1:] {
+		target := queue[0].target
+		if seen[target] {
+			continue
 		}
-		if len(todo) == 0 {
-			break
+		seen[target] = true
+		if more, err := resolve(target); err == nil { // a bad tag there is reported when that model is used
+			deps = append(deps, dependencies(more)...)
+			queue = append(queue, more...)
 		}
-		rels, todo = todo, nil
 	}
 	// a path of dependencies from m back to m
 	var path []dependency
