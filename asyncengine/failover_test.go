@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -41,6 +42,7 @@ func TestFailoverMultiHost(t *testing.T) {
 	const writers = 4
 	stop := make(chan struct{})
 	acked := make([][]int, writers)
+	var ackCount atomic.Int64 // acknowledged writes so far, for the main goroutine to wait on
 	var wg sync.WaitGroup
 	for w := 0; w < writers; w++ {
 		wg.Add(1)
@@ -55,6 +57,7 @@ func TestFailoverMultiHost(t *testing.T) {
 				id := n*writers + w
 				if _, err := e.Exec(ctx, "INSERT INTO w VALUES ($1, $2)", id, w); err == nil {
 					acked[w] = append(acked[w], id)
+					ackCount.Add(1)
 				} else {
 					time.Sleep(5 * time.Millisecond)
 				}
@@ -92,7 +95,7 @@ func TestFailoverMultiHost(t *testing.T) {
 		}
 	}()
 	waitUntil(t, 30*time.Second, "the condition", func() bool { return e.Stats().CheckedOut > 0 })
-	time.Sleep(200 * time.Millisecond) // let some writes be acknowledged on the first primary
+	waitUntil(t, 30*time.Second, "writes acknowledged by the first primary", func() bool { return ackCount.Load() >= 20 })
 
 	stopped := time.Now()
 	r.Primary.Stop(t)
@@ -107,7 +110,8 @@ func TestFailoverMultiHost(t *testing.T) {
 		require.Less(t, time.Since(promoted), 30*time.Second, "writes did not resume")
 		time.Sleep(5 * time.Millisecond)
 	}
-	time.Sleep(100 * time.Millisecond) // some writes on the new primary too
+	onNew := ackCount.Load()
+	waitUntil(t, 30*time.Second, "writes acknowledged by the new primary", func() bool { return ackCount.Load() >= onNew+20 })
 	close(stop)
 	wg.Wait()
 	t.Logf("writes resumed %v after the promotion (%v after the primary began to stop)", resumed, promoted.Add(resumed).Sub(stopped))
