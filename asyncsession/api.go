@@ -2,10 +2,12 @@ package asyncsession
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"reflect"
 
 	"github.com/gosqla/gosqla/asyncengine"
+	"github.com/gosqla/gosqla/internal/structmap"
 )
 
 // Add puts new objects (pointers to mapped structs) in the session; they are inserted at the next
@@ -16,12 +18,20 @@ func (s *Session) Add(objs ...any) error {
 		if err != nil {
 			return err
 		}
+		var shard string
+		if s.sharded(m) && !s.Contains(obj) {
+			if shard, err = s.objectShard(obj, m); err != nil {
+				return err
+			}
+		}
 		s.mu.Lock()
 		if err := s.unusable(); err != nil {
 			s.mu.Unlock()
 			return err
 		}
-		s.attach(obj, m)
+		if in, isNew := s.attach(obj, m); isNew {
+			in.shard = shard
+		}
 		s.mu.Unlock()
 	}
 	return nil
@@ -152,8 +162,16 @@ func (s *Session) Execute(ctx context.Context, sql string, args ...any) *asyncen
 	if err != nil {
 		return failed[*asyncengine.Result](err)
 	}
+	var e *asyncengine.Engine
+	if s.opts.shards != nil {
+		t, err := s.oneTarget(ctx, nil, "Execute", sql, args)
+		if err != nil {
+			return failed[*asyncengine.Result](err)
+		}
+		e = t.e
+	}
 	f, resolve := asyncengine.NewPromise[*asyncengine.Result]()
-	o := &op{ctx: ctx, autoflush: flushAll, reads: readsSQL(sql, ""), result: resolve}
+	o := &op{ctx: ctx, engine: e, autoflush: flushAll, reads: readsSQL(sql, ""), result: resolve}
 	o.stmt[0] = asyncengine.Statement{SQL: sql, Args: args}
 	s.submit(o)
 	return f
@@ -168,6 +186,9 @@ type Savepoint struct {
 
 // BeginNested flushes and starts a savepoint in the session's transaction (on its default engine).
 func (s *Session) BeginNested(ctx context.Context) *asyncengine.Future[*Savepoint] {
+	if s.opts.shards != nil {
+		return failed[*Savepoint](errors.New("gosqla: BeginNested on a sharded session: a savepoint on one shard cannot undo the work of the others"))
+	}
 	o, f, resolve := newOp[*Savepoint](ctx)
 	o.flush = flushAll
 	var sp *Savepoint
@@ -214,11 +235,16 @@ func (sp *Savepoint) Rollback(ctx context.Context) *asyncengine.Future[struct{}]
 // inside its transaction, after flushing. Its writes are visible to the session's later requests.
 // fn must not Close the connection; the session returns it.
 func (s *Session) RunSync(ctx context.Context, fn func(context.Context, *asyncengine.Conn) error) *asyncengine.Future[struct{}] {
+	t, err := s.oneTarget(ctx, nil, "RunSync", "", nil)
+	if err != nil {
+		return failed[struct{}](err)
+	}
 	o, f, resolve := newOp[struct{}](ctx)
+	o.engine = t.e
 	o.run = func(ctx context.Context, c *asyncengine.Conn) error {
 		// the connection is the session's again only once fn has returned: wait for that even
 		// when ctx ends first (fn sees ctx end too)
-		_, err := asyncengine.Go(ctx, s.opts.engine.Workers(), func(ctx context.Context) (struct{}, error) {
+		_, err := asyncengine.Go(ctx, t.e.Workers(), func(ctx context.Context) (struct{}, error) {
 			return struct{}{}, fn(asyncengine.WithConn(ctx, c), c)
 		}).Await(context.WithoutCancel(ctx))
 		if err == nil {
@@ -238,6 +264,11 @@ func (s *Session) Refresh(ctx context.Context, obj any) *asyncengine.Future[stru
 		return failed[struct{}](err)
 	}
 	o.engine = s.engineFor(m)
+	s.mu.Lock()
+	if in, ok := s.objects[obj]; ok {
+		o.engine = s.engineOf(in)
+	}
+	s.mu.Unlock()
 	o.build = func(s *Session) ([]asyncengine.Statement, error) {
 		in, ok := s.objects[obj]
 		if !ok || in.state == statePending {
@@ -290,23 +321,50 @@ func Get[T any](ctx context.Context, s *Session, pk any) *asyncengine.Future[*T]
 
 // Select runs a query (after an autoflush) and returns its rows as objects of type T, merged
 // into the identity map: a row whose key is loaded returns the loaded object (refreshed if
-// expired). Arguments are positional or one asyncengine.Named.
+// expired). Arguments are positional or one asyncengine.Named. In a sharded session it runs on
+// every shard the chooser's Query names at once, and returns their rows in the order of the
+// shards.
 func Select[T any](ctx context.Context, s *Session, sql string, args ...any) *asyncengine.Future[[]*T] {
 	m, err := modelOf((*T)(nil))
 	if err != nil {
 		return failed[[]*T](err)
 	}
-	o, f, resolve := newOp[[]*T](ctx)
-	o.engine = s.engineFor(m)
-	if err := o.engine.Dialect().OneStatement(sql); err != nil {
+	d := s.engineFor(m).Dialect()
+	if err := d.OneStatement(sql); err != nil {
 		return failed[[]*T](err)
 	}
-	sql, args, err = o.engine.Dialect().Bind(sql, args)
+	sql, args, err = d.Bind(sql, args)
 	if err != nil {
 		return failed[[]*T](err)
 	}
-	o.autoflush = flushAll
-	o.reads = readsSQL(sql, tableWord(m))
+	ts, err := s.targets(ctx, m, queryChooser(m, sql, args))
+	if err != nil {
+		return failed[[]*T](err)
+	}
+	if len(ts) == 1 {
+		f, resolve := asyncengine.NewPromise[[]*T]()
+		s.submit(selectOp(ctx, m, sql, args, ts[0], func(out []*T) { resolve(out, nil) }, func(err error) { resolve(nil, err) }))
+		return f
+	}
+	g, f := gather(len(ts), func(parts [][]*T) ([]*T, error) {
+		var out []*T
+		for _, p := range parts {
+			out = append(out, p...)
+		}
+		return out, nil
+	})
+	ops := make([]*op, len(ts))
+	for i, t := range ts {
+		ops[i] = selectOp(ctx, m, sql, args, t, func(out []*T) { g.done(i, out, nil) }, func(err error) { g.done(i, nil, err) })
+	}
+	s.submit(ops...)
+	return f
+}
+
+// selectOp is the request of a Select on shard t; done receives its objects, fail the request's
+// error.
+func selectOp[T any](ctx context.Context, m *structmap.Model, sql string, args []any, t shardTarget, done func([]*T), fail func(error)) *op {
+	o := &op{ctx: ctx, engine: t.e, autoflush: flushAll, reads: readsSQL(sql, tableWord(m)), fail: fail}
 	o.build = func(*Session) ([]asyncengine.Statement, error) {
 		return []asyncengine.Statement{{SQL: sql, Args: args}}, nil
 	}
@@ -314,15 +372,14 @@ func Select[T any](ctx context.Context, s *Session, sql string, args ...any) *as
 		if err := wholeRows(m, rs[0].Columns()); err != nil {
 			return err
 		}
-		out, err := loadAll[T](s, m, rs[0], false)
+		out, err := loadAll[T](s, m, rs[0], false, t.name)
 		if err != nil {
 			return err
 		}
-		resolve(out, nil)
+		done(out)
 		return nil
 	}
-	s.submit(o)
-	return f
+	return o
 }
 
 // Merge copies obj's state onto the session's object of the same primary key — loading it first
@@ -339,7 +396,12 @@ func Merge[T any](ctx context.Context, s *Session, obj *T) *asyncengine.Future[*
 		if in == nil {
 			cp := new(T)
 			*cp = *obj
-			s.attach(cp, m)
+			shard, err := s.objectShard(cp, m)
+			if err != nil {
+				return nil, err
+			}
+			in, _ := s.attach(cp, m)
+			in.shard = shard
 			return cp, nil
 		}
 		// like Upsert, a server-default column left at zero is not given: the loaded value stays

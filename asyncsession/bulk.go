@@ -38,8 +38,12 @@ func Upsert[T any](ctx context.Context, s *Session, objs []*T, conflictCols ...s
 			return failed[[]*T](&MappingError{Type: m.Type.String(), Reason: fmt.Sprintf("conflict column %q is not mapped", c)})
 		}
 	}
+	t, err := s.oneTarget(ctx, m, "Upsert", "", nil)
+	if err != nil {
+		return failed[[]*T](err)
+	}
 	o, f, resolve := newOp[[]*T](ctx)
-	o.engine = s.engineFor(m)
+	o.engine = t.e
 	o.autoflush = flushAll
 	o.reads = readsTable(tableWord(m))
 	d := o.engine.Dialect()
@@ -96,7 +100,7 @@ func Upsert[T any](ctx context.Context, s *Session, objs []*T, conflictCols ...s
 				return fmt.Errorf("gosqla: Upsert into %s returned %d rows for %d objects", m.Table, r.Len(), len(b.idx))
 			}
 			for k := range r.Len() {
-				in, err := s.mergeInto(m, r, k, objs[b.idx[k]], gen)
+				in, err := s.mergeInto(m, r, k, objs[b.idx[k]], gen, t.name)
 				if err != nil {
 					return err
 				}
@@ -112,12 +116,13 @@ func Upsert[T any](ctx context.Context, s *Session, objs []*T, conflictCols ...s
 
 // mergeInto merges a row as the state of its key, overwriting a loaded object; when none is
 // loaded, obj becomes the session's object for the key. Called locked.
-func (s *Session) mergeInto(m *structmap.Model, r *asyncengine.Result, i int, obj any, gen int) (*instance, error) {
+func (s *Session) mergeInto(m *structmap.Model, r *asyncengine.Result, i int, obj any, gen int, shard string) (*instance, error) {
 	in := newInstance(obj, m)
 	if err := in.load(r, i); err != nil {
 		return nil, err
 	}
-	in.key = keyOf(m, in.v)
+	in.shard = shard
+	in.rekey()
 	if loaded, ok := s.identity[in.key]; ok {
 		if loaded.ptr != obj {
 			if err := loaded.load(r, i); err != nil {
@@ -165,8 +170,12 @@ func InsertSeq[T any](ctx context.Context, s *Session, seq iter.Seq[*T]) *asynce
 			cols = append(cols, f)
 		}
 	}
+	t, err := s.oneTarget(ctx, m, "InsertMany", "", nil)
+	if err != nil {
+		return failed[int64](err)
+	}
 	o, f, resolve := newOp[int64](ctx)
-	o.engine = s.engineFor(m)
+	o.engine = t.e
 	names := make([]string, len(cols))
 	for i, f := range cols {
 		names[i] = f.Column

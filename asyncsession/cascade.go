@@ -252,6 +252,21 @@ func (s *Session) attach(obj any, m *structmap.Model) (*instance, bool) {
 	return in, true
 }
 
+// attachAlong attaches obj, reached from in by relationship r: a new object goes to in's shard,
+// and a known one must be on it. Called locked.
+func (s *Session) attachAlong(in *instance, obj any, r *relation) (*instance, bool, error) {
+	other, isNew := s.attach(obj, r.target)
+	if in.shard == "" || !s.sharded(r.target) {
+		return other, isNew, nil
+	}
+	if isNew {
+		other.shard = in.shard
+	} else if other.shard != in.shard {
+		return other, isNew, fmt.Errorf("gosqla: %s.%s joins an object of shard %q to one of shard %q: a relationship cannot cross shards", in.model.Type, r.name, in.shard, other.shard)
+	}
+	return other, isNew, nil
+}
+
 // active reports whether relationship r of in carries the application's intent: it was loaded,
 // the object is new, or the field was set.
 func active(in *instance, r *relation) bool {
@@ -290,7 +305,10 @@ func (s *Session) syncOne(in *instance, r *relation, w *relWork) ([]*instance, e
 		st.ref, st.loaded = nil, true
 		return nil, nil
 	}
-	other, isNew := s.attach(cur, r.target)
+	other, isNew, err := s.attachAlong(in, cur, r)
+	if err != nil {
+		return nil, err
+	}
 	if isNew {
 		added = append(added, other)
 	}
@@ -363,7 +381,10 @@ func (s *Session) syncMany(in *instance, r *relation, w *relWork) ([]*instance, 
 			return nil, fmt.Errorf("gosqla: %s.%s holds a nil element at %d: %w", in.model.Type, r.name, i, ErrNilObject)
 		}
 		now[cur] = true
-		child, isNew := s.attach(cur, r.target)
+		child, isNew, err := s.attachAlong(in, cur, r)
+		if err != nil {
+			return nil, err
+		}
 		if isNew {
 			added = append(added, child)
 		}
@@ -428,7 +449,7 @@ func (s *Session) syncMany(in *instance, r *relation, w *relWork) ([]*instance, 
 // syncAssociation plans the association rows added to and removed from a many-to-many
 // collection. A pair whose keys are not known yet waits for the next stage of the flush.
 func (s *Session) syncAssociation(in *instance, r *relation, st *relState, now map[any]bool, w *relWork) error {
-	e := s.engineFor(in.model)
+	e := s.engineOf(in)
 	d := e.Dialect()
 	was := make(map[any]bool, len(st.members))
 	for _, m := range st.members {
@@ -483,7 +504,7 @@ func (s *Session) cascadeDelete(in *instance, w *relWork) error {
 	if err != nil {
 		return err
 	}
-	e := s.engineFor(in.model)
+	e := s.engineOf(in)
 	d := e.Dialect()
 	for _, r := range rels {
 		switch r.kind {
@@ -507,7 +528,8 @@ func (s *Session) cascadeDelete(in *instance, w *relWork) error {
 			}
 		}
 		if r.cascadeDelete && !loaded {
-			w.before = append(w.before, flushStmt{s.engineFor(r.target), asyncengine.Statement{SQL: deleteByFK(s.engineFor(r.target).Dialect(), r), Args: []any{pkValue(in)}}, nil})
+			te := s.relTarget(r, in.shard).e
+			w.before = append(w.before, flushStmt{te, asyncengine.Statement{SQL: deleteByFK(te.Dialect(), r), Args: []any{pkValue(in)}}, nil})
 			continue
 		}
 		for _, c := range children {

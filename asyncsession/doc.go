@@ -261,6 +261,20 @@
 // # Binds
 //
 // Bind routes a mapped type to another engine, groundwork for replicas and split databases. Each
-// engine gets its own connection and transaction in the session; Commit commits them one after
-// another (not a two-phase commit). Execute, RunSync and savepoints use the session's own engine.
+// engine gets its own connection and transaction in the session; Commit commits them at once
+// (not a two-phase commit: one may commit while another fails). Execute, RunSync and savepoints
+// use the session's own engine.
+//
+// # Shards
+//
+// NewSharded makes a session over the engines of an asyncengine.ShardSet. A ShardChooser names
+// the shard of each new object (Object), the shards that may hold a key (Key, for Get and Merge)
+// and those a query runs on (Query, for Select); OnShard(ctx, names...) overrides them for one
+// call. Objects reached by a relationship follow their owner's shard, and relationships load
+// from it. The identity map knows objects by shard and key. A request on several shards runs on
+// all of them at once, one pipeline each: a Get takes the first shard in the chooser's order that
+// holds the row, a Select joins the shards' rows in shard order. Calls that run on one shard
+// (Execute, the query builder, RunSync, Stream, Upsert, InsertMany, InsertSeq) need one shard
+// chosen, else they fail with ErrOneShard; BeginNested is refused. Each shard has its own
+// transaction and there is no atomicity across shards.
 package asyncsession

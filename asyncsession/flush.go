@@ -52,13 +52,7 @@ func (s *Session) planFlush(all bool, r reads) (parts []part, more bool, err err
 	}
 	byEngine := map[*asyncengine.Engine]*flushPlan{}
 	var engines []*asyncengine.Engine
-	planFor := func(m *structmap.Model, on ...*asyncengine.Engine) *flushPlan {
-		var e *asyncengine.Engine
-		if m != nil {
-			e = s.engineFor(m)
-		} else {
-			e = on[0]
-		}
+	planFor := func(e *asyncengine.Engine) *flushPlan {
 		fp, ok := byEngine[e]
 		if !ok {
 			fp = &flushPlan{d: e.Dialect(), gen: s.gen}
@@ -85,19 +79,19 @@ func (s *Session) planFlush(all bool, r reads) (parts []part, more bool, err err
 	sortByLevel(deletes, true)
 
 	for _, in := range inserts {
-		fp := planFor(in.model)
+		fp := planFor(s.engineOf(in))
 		fp.inserted = append(fp.inserted, in)
 		fp.insert(in)
 	}
 	for _, in := range updates {
-		planFor(in.model).update(in)
+		planFor(s.engineOf(in)).update(in)
 	}
 	for _, x := range append(w.after, w.before...) {
-		fp := planFor(nil, x.e)
+		fp := planFor(x.e)
 		fp.ops = append(fp.ops, func() error { fp.raw(x.stmt); return nil })
 	}
 	for _, in := range deletes {
-		fp := planFor(in.model)
+		fp := planFor(s.engineOf(in))
 		fp.deleted = append(fp.deleted, in)
 		fp.delete(in)
 	}
@@ -314,7 +308,7 @@ func (fp *flushPlan) buildInsert(g *insertGroup) {
 			if err := in.load(r, i); err != nil {
 				return err
 			}
-			in.key = keyOf(in.model, in.v)
+			in.rekey()
 			in.state = statePersistent
 			in.inserted(fp.gen)
 			s.register(in)
@@ -345,7 +339,7 @@ func (fp *flushPlan) update(in *instance) {
 		fp.appliers = append(fp.appliers, func(s *Session, rs []*asyncengine.Result) error {
 			if len(changed) > 0 {
 				old := in.key
-				in.key = keyOf(in.model, in.v)
+				in.rekey()
 				if old != in.key {
 					delete(s.identity, old)
 					s.identity[in.key] = in

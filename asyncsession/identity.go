@@ -18,10 +18,12 @@ const (
 	stateDeleted                 // marked for deletion, not yet flushed
 )
 
-// identityKey identifies one row: the mapped type and its primary key.
+// identityKey identifies one row: the mapped type, its primary key, and in a sharded session its
+// shard.
 type identityKey struct {
-	t  reflect.Type
-	pk any // the key's Go value (one column), or a string of all of them
+	t     reflect.Type
+	pk    any // the key's Go value (one column), or a string of all of them
+	shard string
 }
 
 // pkValues returns the primary-key values of struct v, as statement arguments.
@@ -48,6 +50,7 @@ type instance struct {
 	// open, 0 otherwise: a rollback to generation gen expunges it when insertedIn > gen
 	insertedIn int
 	rels       map[*relation]*relState
+	shard      string // the shard holding its row, in a sharded session
 }
 
 func newInstance(ptr any, m *structmap.Model) *instance {
@@ -61,6 +64,12 @@ func (in *instance) inserted(gen int) { in.insertedIn = gen + 1 }
 // insertedSince reports an object inserted in the open transaction at or after savepoint
 // generation gen: a rollback to gen undoes its INSERT.
 func (in *instance) insertedSince(gen int) bool { return in.insertedIn > gen }
+
+// rekey takes the identity key from the object's current primary-key fields.
+func (in *instance) rekey() {
+	in.key = keyOf(in.model, in.v)
+	in.key.shard = in.shard
+}
 
 // keyOf computes the identity key from the object's current primary-key fields.
 func keyOf(m *structmap.Model, v reflect.Value) identityKey {
@@ -229,17 +238,18 @@ func (in *instance) load(r *asyncengine.Result, i int) error {
 
 // merge returns the identity-map object for row i of r: the loaded one, refreshed when expired or
 // when overwrite is set, or a new one registered in the map.
-func (s *Session) merge(m *structmap.Model, r *asyncengine.Result, i int, overwrite bool) (*instance, error) {
+func (s *Session) merge(m *structmap.Model, r *asyncengine.Result, i int, overwrite bool, shard string) (*instance, error) {
 	row, err := scanRow(m, r, i)
 	if err != nil {
 		return nil, err
 	}
-	return s.mergeRow(m, row, r.Columns(), overwrite), nil
+	return s.mergeRow(m, row, r.Columns(), overwrite, shard), nil
 }
 
-// mergeRow is merge for a row already scanned from columns.
-func (s *Session) mergeRow(m *structmap.Model, row reflect.Value, columns []string, overwrite bool) *instance {
+// mergeRow is merge for a row of shard already scanned from columns.
+func (s *Session) mergeRow(m *structmap.Model, row reflect.Value, columns []string, overwrite bool, shard string) *instance {
 	key := keyOf(m, row)
+	key.shard = shard
 	if in, ok := s.identity[key]; ok {
 		switch {
 		case overwrite:
@@ -252,6 +262,7 @@ func (s *Session) mergeRow(m *structmap.Model, row reflect.Value, columns []stri
 	in := newInstance(row.Addr().Interface(), m)
 	in.takeSnapshot()
 	in.key = key
+	in.shard = shard
 	in.state = statePersistent
 	s.register(in)
 	return in
@@ -273,14 +284,14 @@ func (s *Session) forget(in *instance) {
 
 // loadAll merges every row of r into the identity map and returns their objects. Every row is
 // scanned before any is merged: a row that does not fit changes no object.
-func loadAll[T any](s *Session, m *structmap.Model, r *asyncengine.Result, overwrite bool) ([]*T, error) {
+func loadAll[T any](s *Session, m *structmap.Model, r *asyncengine.Result, overwrite bool, shard string) ([]*T, error) {
 	rows, err := scanRows(m, r)
 	if err != nil {
 		return nil, err
 	}
 	out := make([]*T, 0, r.Len())
 	for _, row := range rows {
-		out = append(out, s.mergeRow(m, row, r.Columns(), overwrite).ptr.(*T))
+		out = append(out, s.mergeRow(m, row, r.Columns(), overwrite, shard).ptr.(*T))
 	}
 	return out, nil
 }

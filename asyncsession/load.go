@@ -68,38 +68,91 @@ func loadRelation(ctx context.Context, s *Session, objs []any, name string) *asy
 	if err != nil {
 		return failed[struct{}](err)
 	}
-	o, f, resolve := newOp[struct{}](ctx)
-	o.engine = s.engineFor(r.target)
-	o.autoflush = flushAll
-	o.reads = readsTable(tableWord(r.target))
+	shards, groups := s.byShard(objs)
+	if len(groups) == 1 {
+		f, resolve := asyncengine.NewPromise[struct{}]()
+		s.submit(loadOp(ctx, r, groups[0], s.relTarget(r, shards[0]), func() { resolve(struct{}{}, nil) }, func(err error) { resolve(struct{}{}, err) }))
+		return f
+	}
+	// a relationship stays on its owner's shard: each shard's owners load there, all at once
+	g, f := gather(len(groups), func([]struct{}) (struct{}, error) { return struct{}{}, nil })
+	ops := make([]*op, len(groups))
+	for i, group := range groups {
+		ops[i] = loadOp(ctx, r, group, s.relTarget(r, shards[i]), func() { g.done(i, struct{}{}, nil) }, func(err error) { g.done(i, struct{}{}, err) })
+	}
+	s.submit(ops...)
+	return f
+}
+
+// byShard groups objs by the shard of their session objects, in order of first appearance; an
+// unsharded session has one group.
+func (s *Session) byShard(objs []any) (shards []string, groups [][]any) {
+	if s.opts.shards == nil {
+		return []string{""}, [][]any{objs}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	at := map[string]int{}
+	for _, obj := range objs {
+		var shard string
+		if in, ok := s.objects[obj]; ok {
+			shard = in.shard
+		}
+		k, ok := at[shard]
+		if !ok {
+			k = len(groups)
+			at[shard] = k
+			shards = append(shards, shard)
+			groups = append(groups, nil)
+		}
+		groups[k] = append(groups[k], obj)
+	}
+	return shards, groups
+}
+
+// relTarget is where relationship r of an owner on shard loads: the same shard, or the engine of
+// an unsharded target model.
+func (s *Session) relTarget(r *relation, shard string) shardTarget {
+	if shard == "" || !s.sharded(r.target) {
+		return shardTarget{e: s.engineFor(r.target)}
+	}
+	e, _ := s.opts.shards.set.Shard(shard)
+	return shardTarget{name: shard, e: e}
+}
+
+// loadOp is the request that loads r for owners objs from t; done is called once loaded, fail
+// with the request's error.
+func loadOp(ctx context.Context, r *relation, objs []any, t shardTarget, done func(), fail func(error)) *op {
+	o := &op{ctx: ctx, engine: t.e, autoflush: flushAll, reads: readsTable(tableWord(r.target)), fail: fail}
 	var l *relLoad
 	o.build = func(s *Session) ([]asyncengine.Statement, error) {
 		var err error
-		l, err = s.planLoad(r, objs, o.engine.Dialect())
+		l, err = s.planLoad(r, objs, t)
 		return l.stmts, err
 	}
 	o.apply = func(s *Session, rs []*asyncengine.Result) error {
 		if err := s.applyLoad(l, rs); err != nil {
 			return err
 		}
-		resolve(struct{}{}, nil)
+		done()
 		return nil
 	}
-	s.submit(o)
-	return f
+	return o
 }
 
 // relLoad is one load of a relationship for a set of owners.
 type relLoad struct {
 	r      *relation
+	shard  string // where the owners and the loaded rows live
 	owners []*instance
 	stmts  []asyncengine.Statement
 }
 
 // planLoad picks the owners whose relationship is not loaded and builds their queries. Called
 // locked.
-func (s *Session) planLoad(r *relation, objs []any, d *asyncengine.Dialect) (*relLoad, error) {
-	l := &relLoad{r: r}
+func (s *Session) planLoad(r *relation, objs []any, t shardTarget) (*relLoad, error) {
+	l := &relLoad{r: r, shard: t.name}
+	d := t.e.Dialect()
 	seen := map[any]bool{}
 	var keys []any
 	for i, obj := range objs {
@@ -117,7 +170,7 @@ func (s *Session) planLoad(r *relation, objs []any, d *asyncengine.Dialect) (*re
 				continue
 			}
 			key = deref(key)
-			if t, ok := s.identity[identityKey{t: r.target.Type, pk: key}]; ok && !t.expired {
+			if t, ok := s.identity[identityKey{t: r.target.Type, pk: key, shard: t.name}]; ok && !t.expired {
 				in.setLoaded(r, reflect.ValueOf(t.ptr))
 				continue
 			}
@@ -149,7 +202,7 @@ func (s *Session) applyLoad(l *relLoad, rs []*asyncengine.Result) error {
 	byKey := map[any][]*instance{}
 	for _, res := range rs {
 		for i := range res.Len() {
-			t, err := s.merge(r.target, res, i, false)
+			t, err := s.merge(r.target, res, i, false, l.shard)
 			if err != nil {
 				return err
 			}

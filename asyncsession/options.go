@@ -17,7 +17,8 @@ type options struct {
 	autoflush      bool
 	binds          map[reflect.Type]*asyncengine.Engine
 	bindErr        error
-	begin          string // the statement that opens a transaction
+	begin          string    // the statement that opens a transaction
+	shards         *sharding // set in a sharded session (shard.go)
 }
 
 func defaultOptions(e *asyncengine.Engine) options {
@@ -31,6 +32,9 @@ func defaultOptions(e *asyncengine.Engine) options {
 // with an error naming the allowed ones.
 func Isolation(level string) Option {
 	return func(o *options) {
+		if o.engine == nil {
+			return // the session is unusable already
+		}
 		begin, err := o.engine.Dialect().Begin(level)
 		if err != nil {
 			o.bindErr = err
@@ -53,7 +57,7 @@ func AutoFlush(on bool) Option { return func(o *options) { o.autoflush = on } }
 
 // Bind routes the mapped type of model (a struct value or pointer) to engine e; types without a
 // bind use the session's engine. Each engine gets its own connection and transaction; Commit
-// commits them one after another (not a two-phase commit).
+// commits them at once (not a two-phase commit: one may commit while another fails).
 func Bind(model any, e *asyncengine.Engine) Option {
 	return func(o *options) {
 		m, err := structmap.Of(reflect.TypeOf(model))
@@ -70,8 +74,9 @@ func Bind(model any, e *asyncengine.Engine) Option {
 
 // Maker makes sessions with shared options, like SQLAlchemy's sessionmaker.
 type Maker struct {
-	e    *asyncengine.Engine
-	opts []Option
+	e      *asyncengine.Engine
+	shards *sharding // a Maker of sharded sessions
+	opts   []Option
 }
 
 // NewMaker returns a Maker of sessions on e.
@@ -79,7 +84,11 @@ func NewMaker(e *asyncengine.Engine, opts ...Option) *Maker { return &Maker{e: e
 
 // New returns a session; opts add to the Maker's.
 func (m *Maker) New(opts ...Option) *Session {
-	return New(m.e, append(append([]Option(nil), m.opts...), opts...)...)
+	all := append(append([]Option(nil), m.opts...), opts...)
+	if m.shards != nil {
+		return NewSharded(m.shards.set, m.shards.chooser, all...)
+	}
+	return New(m.e, all...)
 }
 
 // Begin runs fn with a new session and commits it when fn returns nil; an error or a panic (returned

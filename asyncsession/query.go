@@ -325,8 +325,12 @@ func run[T, R any](ctx context.Context, q *Query[T], limit int, done func([]*T) 
 		return failed[R](err)
 	}
 	s, m := q.s, q.m
+	t, err := s.oneTarget(ctx, m, "a query of the builder", sql, args)
+	if err != nil {
+		return failed[R](err)
+	}
 	o, f, resolve := newOp[R](ctx)
-	o.engine = s.engineFor(m)
+	o.engine = t.e
 	o.autoflush = flushAll
 	o.reads = readsSQL(sql, tableWord(m))
 	rels, _ := relationsOf(m)
@@ -343,7 +347,7 @@ func run[T, R any](ctx context.Context, q *Query[T], limit int, done func([]*T) 
 		return []asyncengine.Statement{{SQL: sql, Args: args}}, nil
 	}
 	o.apply = func(s *Session, rs []*asyncengine.Result) error {
-		out, err := s.mergeQuery(m, rs[0], joined)
+		out, err := s.mergeQuery(m, rs[0], joined, t.name)
 		if err != nil {
 			return err
 		}
@@ -362,14 +366,6 @@ func run[T, R any](ctx context.Context, q *Query[T], limit int, done func([]*T) 
 		left := len(selectin)
 		var failure error
 		for _, r := range selectin {
-			lo, _, _ := newOp[struct{}](ctx)
-			lo.engine = s.engineFor(r.target)
-			var l *relLoad
-			lo.build = func(s *Session) ([]asyncengine.Statement, error) {
-				var err error
-				l, err = s.planLoad(r, all, lo.engine.Dialect())
-				return l.stmts, err
-			}
 			finish := func(err error) {
 				if err != nil && failure == nil {
 					failure = err
@@ -383,15 +379,7 @@ func run[T, R any](ctx context.Context, q *Query[T], limit int, done func([]*T) 
 					resolve(done(objs))
 				}
 			}
-			lo.fail = finish
-			lo.apply = func(s *Session, rs []*asyncengine.Result) error {
-				if err := s.applyLoad(l, rs); err != nil {
-					return err // the request fails with it: fail is finish
-				}
-				finish(nil)
-				return nil
-			}
-			s.queue = append(s.queue, lo)
+			s.queue = append(s.queue, loadOp(ctx, r, all, s.relTarget(r, t.name), func() { finish(nil) }, finish))
 		}
 		return nil
 	}
@@ -401,7 +389,7 @@ func run[T, R any](ctx context.Context, q *Query[T], limit int, done func([]*T) 
 
 // mergeQuery merges a query's rows into the identity map, once per object in the order of their
 // first row, with the relationships loaded Joined. Called locked.
-func (s *Session) mergeQuery(m *structmap.Model, r *asyncengine.Result, joined []*relation) ([]*instance, error) {
+func (s *Session) mergeQuery(m *structmap.Model, r *asyncengine.Result, joined []*relation, shard string) ([]*instance, error) {
 	var out []*instance
 	seen := map[*instance]bool{}
 	var rows [][]any
@@ -411,7 +399,7 @@ func (s *Session) mergeQuery(m *structmap.Model, r *asyncengine.Result, joined [
 		return nil, err
 	}
 	for i := range r.Len() {
-		in := s.mergeRow(m, scanned[i], r.Columns(), false)
+		in := s.mergeRow(m, scanned[i], r.Columns(), false, shard)
 		if !seen[in] {
 			seen[in] = true
 			out = append(out, in)
@@ -444,7 +432,7 @@ func (s *Session) mergeQuery(m *structmap.Model, r *asyncengine.Result, joined [
 			for k, f := range rel.target.Fields {
 				cols[k] = f.Column
 			}
-			t := s.mergeRow(rel.target, row, cols, false)
+			t := s.mergeRow(rel.target, row, cols, false, s.relTarget(rel, shard).name)
 			in.setLoaded(rel, reflect.ValueOf(t.ptr))
 		}
 	}
@@ -537,8 +525,12 @@ func scalarQuery[T, R any](ctx context.Context, q *Query[T], kind selectKind, co
 	if err != nil {
 		return failed[R](err)
 	}
+	t, err := q.s.oneTarget(ctx, q.m, "a query of the builder", sql, args)
+	if err != nil {
+		return failed[R](err)
+	}
 	o, f, resolve := newOp[R](ctx)
-	o.engine = q.s.engineFor(q.m)
+	o.engine = t.e
 	o.autoflush = flushAll
 	o.reads = readsSQL(sql, tableWord(q.m))
 	o.build = func(*Session) ([]asyncengine.Statement, error) {

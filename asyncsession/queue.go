@@ -56,26 +56,31 @@ const (
 	rollbackTx
 )
 
-// submit queues o and makes sure a drainer serves the queue.
-func (s *Session) submit(o *op) {
-	if o.engine == nil {
-		o.engine = s.opts.engine
-	}
+// submit queues ops, together, and makes sure a drainer serves the queue: the requests of one
+// call on several shards are served in one round.
+func (s *Session) submit(ops ...*op) {
 	s.mu.Lock()
-	if err := s.unusable(); err != nil && !o.close {
-		s.mu.Unlock()
-		o.reject(err)
-		return
+	for _, o := range ops {
+		if o.engine == nil {
+			o.engine = s.opts.engine
+		}
+		err := s.unusable()
+		switch {
+		case s.closed:
+			err = ErrSessionClosed
+		case o.close:
+			err = nil
+			s.closed = true
+		}
+		if err != nil {
+			s.mu.Unlock()
+			for _, o := range ops {
+				o.reject(err)
+			}
+			return
+		}
 	}
-	if s.closed {
-		s.mu.Unlock()
-		o.reject(ErrSessionClosed)
-		return
-	}
-	if o.close {
-		s.closed = true
-	}
-	s.queue = append(s.queue, o)
+	s.queue = append(s.queue, ops...)
 	if !s.draining {
 		s.draining = true
 		go s.drain()

@@ -8,11 +8,14 @@ import (
 )
 
 // send runs each engine's statements as one pipeline (one round trip on PostgreSQL; one worker
-// call running them in order on a blocking driver).
+// call running them in order on a blocking driver). The pipelines of several engines (shards,
+// binds) run at once.
 func (s *Session) send(ctx context.Context, parts []part) map[*bound]error {
 	type pipeline struct {
 		b     *bound
 		stmts []asyncengine.Statement
+		rs    []*asyncengine.Result
+		err   error
 	}
 	var pipes []pipeline // one per engine, in order of first use: rarely more than one
 	at := func(b *bound) *pipeline {
@@ -30,21 +33,42 @@ func (s *Session) send(ctx context.Context, parts []part) map[*bound]error {
 		p.offset = len(pl.stmts)
 		pl.stmts = append(pl.stmts, p.stmts...)
 	}
+	run := func(pl *pipeline) {
+		if len(pl.stmts) > 0 {
+			pl.rs, pl.err = s.pipeline(ctx, pl.b, pl.stmts)
+		}
+	}
+	if len(pipes) == 1 {
+		run(&pipes[0])
+	} else {
+		// a panic is raised again here, on the drainer, whose round recovers it for every engine
+		panics := make([]error, len(pipes))
+		var wg sync.WaitGroup
+		for i := range pipes {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				panics[i] = asyncengine.CatchPanic(func() error { run(&pipes[i]); return nil })
+			}()
+		}
+		wg.Wait()
+		for _, p := range panics {
+			if p != nil {
+				panic(p)
+			}
+		}
+	}
 	var errs map[*bound]error
 	for _, pl := range pipes {
-		if len(pl.stmts) == 0 {
-			continue
-		}
-		rs, err := s.pipeline(ctx, pl.b, pl.stmts)
-		if err != nil {
+		if pl.err != nil {
 			if errs == nil {
 				errs = map[*bound]error{}
 			}
-			errs[pl.b] = err
+			errs[pl.b] = pl.err
 		}
 		for k := range parts {
-			if p := &parts[k]; p.b == pl.b && len(p.stmts) > 0 && p.offset+len(p.stmts) <= len(rs) {
-				p.rs = rs[p.offset : p.offset+len(p.stmts)]
+			if p := &parts[k]; p.b == pl.b && len(p.stmts) > 0 && p.offset+len(p.stmts) <= len(pl.rs) {
+				p.rs = pl.rs[p.offset : p.offset+len(p.stmts)]
 			}
 		}
 	}

@@ -23,8 +23,13 @@ func Stream[T any](ctx context.Context, s *Session, sql string, args ...any) ite
 			yield(nil, err)
 			return
 		}
+		t, err := s.oneTarget(ctx, m, "Stream", sql, args)
+		if err != nil {
+			yield(nil, err)
+			return
+		}
 		o, f, resolve := newOp[struct{}](ctx)
-		o.engine = s.engineFor(m)
+		o.engine = t.e
 		conns := make(chan *asyncengine.Conn)
 		done := make(chan error, 1)
 		o.run = func(ctx context.Context, c *asyncengine.Conn) error {

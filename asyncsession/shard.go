@@ -1,0 +1,254 @@
+package asyncsession
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"sync"
+
+	"github.com/gosqla/gosqla/asyncengine"
+	"github.com/gosqla/gosqla/internal/structmap"
+)
+
+// ErrOneShard is matched by the error of a call that runs on one shard (Execute, the query
+// builder, RunSync, Stream, Upsert, InsertMany, InsertSeq) when its context names no single shard
+// and the ShardChooser's Query does not choose exactly one.
+var ErrOneShard = errors.New("gosqla: the call runs on one shard")
+
+// ShardChooser tells a sharded session where rows live, as SQLAlchemy's horizontal sharding's
+// three choosers do. Only Object is required. Every name it returns must be one of the ShardSet's:
+// another is an *asyncengine.UnknownShardError, and nothing is read or written elsewhere.
+type ShardChooser struct {
+	// Object names the shard of a new object given to Add (or to Merge when no shard holds its
+	// key). An object reached from it by a relationship goes to the same shard: a relationship
+	// never crosses shards, as a foreign key does not cross databases.
+	Object func(obj any) (string, error)
+	// Key names the shards that may hold the row of model (a struct type) whose primary key is pk,
+	// in the order Get searches them: the first that has the row wins. Nil, or no names: every
+	// shard.
+	Key func(model reflect.Type, pk any) ([]string, error)
+	// Query names the shards a Select (or query builder) on model runs on; sql and args are the
+	// statement as sent. Nil, or no names: every shard.
+	Query func(model reflect.Type, sql string, args []any) ([]string, error)
+}
+
+// sharding is a session's shards and how it chooses among them.
+type sharding struct {
+	set     *asyncengine.ShardSet
+	chooser ShardChooser
+}
+
+// shardTarget is a shard a request runs on: "" and the model's engine in an unsharded session.
+type shardTarget struct {
+	name string
+	e    *asyncengine.Engine
+}
+
+// NewSharded returns a session over the shards of set (SQLAlchemy's horizontal sharding): new
+// objects go to the shard chooser.Object names, Get asks chooser.Key, Select chooser.Query, and a
+// request on several shards runs on all of them at once, one pipeline each. Objects are known by
+// shard and key: the same key on two shards is two objects. Each shard has its own transaction;
+// Commit commits them at once, and there is no atomicity across shards: one may commit while
+// another fails. Models given to Bind stay on their engine, unsharded.
+//
+// A call that can run on one shard only (Execute, the query builder, RunSync, Stream, Upsert,
+// InsertMany, InsertSeq) runs where its context's OnShard says, or where chooser.Query names
+// exactly one shard; else it fails with ErrOneShard. BeginNested is refused: a savepoint on one
+// shard cannot undo the others' work.
+func NewSharded(set *asyncengine.ShardSet, chooser ShardChooser, opts ...Option) *Session {
+	return newSession(shardedOptions(set, chooser, opts))
+}
+
+// NewShardedMaker returns a Maker of sharded sessions (see NewSharded).
+func NewShardedMaker(set *asyncengine.ShardSet, chooser ShardChooser, opts ...Option) *Maker {
+	return &Maker{shards: &sharding{set: set, chooser: chooser}, opts: opts}
+}
+
+func shardedOptions(set *asyncengine.ShardSet, chooser ShardChooser, opts []Option) options {
+	var o options
+	switch {
+	case set == nil:
+		o = defaultOptions(nil)
+		o.bindErr = &asyncengine.ConfigError{Key: "shards", Err: errors.New("a nil ShardSet")}
+		return o
+	case chooser.Object == nil:
+		o = defaultOptions(nil)
+		o.bindErr = &asyncengine.ConfigError{Key: "shards", Err: errors.New("the ShardChooser has no Object function: new objects would have no shard")}
+		return o
+	}
+	names := set.Names()
+	first, _ := set.Shard(names[0])
+	o = defaultOptions(first)
+	for _, name := range names[1:] {
+		if e, _ := set.Shard(name); e.Dialect().Name() != first.Dialect().Name() {
+			o.bindErr = &asyncengine.ConfigError{Key: "shards", Value: name,
+				Err: fmt.Errorf("shard %q is %s and shard %q %s: a sharded session needs one dialect", names[0], first.Dialect().Name(), name, e.Dialect().Name())}
+		}
+	}
+	o.shards = &sharding{set: set, chooser: chooser}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return o
+}
+
+type onShardKey struct{}
+
+// OnShard returns a context whose requests on a sharded session run on the named shards, whatever
+// the ShardChooser says: a Get searches them in order, a Select runs on each, and a call that runs
+// on one shard needs exactly one name. Sessions that are not sharded ignore it.
+func OnShard(ctx context.Context, shards ...string) context.Context {
+	return context.WithValue(ctx, onShardKey{}, shards)
+}
+
+// ShardOf returns the shard of obj, an object of the session: where it was loaded from, or where
+// it is to be inserted. ok is false for an object the session does not hold, or one that is not
+// sharded (a session without shards, a model given to Bind).
+func (s *Session) ShardOf(obj any) (shard string, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	in, held := s.objects[obj]
+	if !held || in.shard == "" {
+		return "", false
+	}
+	return in.shard, true
+}
+
+// sharded reports whether objects of m have a shard in this session.
+func (s *Session) sharded(m *structmap.Model) bool {
+	if s.opts.shards == nil {
+		return false
+	}
+	_, bound := s.opts.binds[m.Type]
+	return !bound
+}
+
+// targets are the shards a request on model m runs on: those OnShard names in ctx, else those
+// choose names (all when it names none). An unsharded model has one target, its engine; m is nil
+// for a statement of no model.
+func (s *Session) targets(ctx context.Context, m *structmap.Model, choose func(c *ShardChooser) ([]string, error)) ([]shardTarget, error) {
+	switch {
+	case m == nil && s.opts.shards == nil:
+		return []shardTarget{{e: s.opts.engine}}, nil
+	case m != nil && !s.sharded(m):
+		return []shardTarget{{e: s.engineFor(m)}}, nil
+	}
+	set := s.opts.shards.set
+	names, _ := ctx.Value(onShardKey{}).([]string)
+	if names == nil && choose != nil {
+		var err error
+		if err = asyncengine.CatchPanic(func() error {
+			names, err = choose(&s.opts.shards.chooser)
+			return err
+		}); err != nil {
+			return nil, fmt.Errorf("gosqla: the shard chooser: %w", err)
+		}
+	}
+	if len(names) == 0 {
+		names = set.Names()
+	}
+	out := make([]shardTarget, len(names))
+	for i, name := range names {
+		e, err := set.Shard(name)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = shardTarget{name: name, e: e}
+	}
+	return out, nil
+}
+
+// queryChooser asks the chooser's Query for the shards of a statement on m (nil: no model).
+func queryChooser(m *structmap.Model, sql string, args []any) func(c *ShardChooser) ([]string, error) {
+	return func(c *ShardChooser) ([]string, error) {
+		if c.Query == nil {
+			return nil, nil
+		}
+		var t reflect.Type
+		if m != nil {
+			t = m.Type
+		}
+		return c.Query(t, sql, args)
+	}
+}
+
+// oneTarget is the shard a call that runs on one shard uses (what names the call in the error).
+func (s *Session) oneTarget(ctx context.Context, m *structmap.Model, what, sql string, args []any) (shardTarget, error) {
+	ts, err := s.targets(ctx, m, queryChooser(m, sql, args))
+	if err != nil {
+		return shardTarget{}, err
+	}
+	if len(ts) != 1 {
+		names := make([]string, len(ts))
+		for i, t := range ts {
+			names[i] = t.name
+		}
+		return shardTarget{}, fmt.Errorf("%w: %s would run on shards %v; name one with asyncsession.OnShard(ctx, name)", ErrOneShard, what, names)
+	}
+	return ts[0], nil
+}
+
+// engineOf is the engine that holds in's row: its shard's, or its model's.
+func (s *Session) engineOf(in *instance) *asyncengine.Engine {
+	if in.shard != "" {
+		e, _ := s.opts.shards.set.Shard(in.shard)
+		return e
+	}
+	return s.engineFor(in.model)
+}
+
+// objectShard asks the chooser for the shard of a new object.
+func (s *Session) objectShard(obj any, m *structmap.Model) (string, error) {
+	if !s.sharded(m) {
+		return "", nil
+	}
+	var name string
+	err := asyncengine.CatchPanic(func() error {
+		var err error
+		name, err = s.opts.shards.chooser.Object(obj)
+		return err
+	})
+	if err != nil {
+		return "", fmt.Errorf("gosqla: the shard chooser for a new %s: %w", m.Type, err)
+	}
+	if _, err := s.opts.shards.set.Shard(name); err != nil {
+		return "", err
+	}
+	return name, nil
+}
+
+// gathered completes one future with the results of one request per shard, once every one has
+// answered: the first failure, or join of the results in shard order.
+type gathered[V, R any] struct {
+	mu      sync.Mutex
+	results []V
+	left    int
+	failed  bool
+	join    func([]V) (R, error)
+	resolve func(R, error)
+}
+
+func gather[V, R any](n int, join func([]V) (R, error)) (*gathered[V, R], *asyncengine.Future[R]) {
+	f, resolve := asyncengine.NewPromise[R]()
+	return &gathered[V, R]{results: make([]V, n), left: n, join: join, resolve: resolve}, f
+}
+
+// done records shard i's answer.
+func (g *gathered[V, R]) done(i int, v V, err error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.failed {
+		return
+	}
+	if err != nil {
+		g.failed = true
+		var zero R
+		g.resolve(zero, err)
+		return
+	}
+	g.results[i] = v
+	if g.left--; g.left == 0 {
+		g.resolve(g.join(g.results))
+	}
+}

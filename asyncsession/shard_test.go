@@ -1,0 +1,247 @@
+package asyncsession_test
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gosqla/gosqla/asyncengine"
+	"github.com/gosqla/gosqla/asyncengine/enginetest"
+	"github.com/gosqla/gosqla/asyncsession"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// shardSet makes two shards, "east" and "west", each a database of its own with the relationship
+// schema, on backend.
+func shardSet(t *testing.T, backend string) (*asyncengine.ShardSet, map[string]*asyncengine.Engine) {
+	t.Helper()
+	engines := map[string]*asyncengine.Engine{}
+	for _, name := range []string{"east", "west"} {
+		e, err := asyncengine.New(enginetest.BackendURL(t, backend))
+		require.NoError(t, err)
+		relSchema(t, e)
+		engines[name] = e
+	}
+	set, err := asyncengine.NewShardSet(engines)
+	require.NoError(t, err)
+	t.Cleanup(func() { set.Close() })
+	return set, engines
+}
+
+// byName puts writers whose name starts before "N" on east, the others on west.
+var byName = asyncsession.ShardChooser{
+	Object: func(obj any) (string, error) {
+		w, ok := obj.(*Writer)
+		if !ok {
+			return "", fmt.Errorf("no shard rule for %T", obj)
+		}
+		if strings.ToUpper(w.Name) < "N" {
+			return "east", nil
+		}
+		return "west", nil
+	},
+}
+
+func names(ws []*Writer) []string {
+	out := make([]string, len(ws))
+	for i, w := range ws {
+		out[i] = w.Name
+	}
+	return out
+}
+
+func TestShardedSession(t *testing.T) {
+	for _, backend := range []string{"pgx", "sqlite"} {
+		t.Run(backend, func(t *testing.T) {
+			t.Parallel()
+			ctx := enginetest.Context(t)
+			set, engines := shardSet(t, backend)
+			s := asyncsession.NewSharded(set, byName)
+			defer s.Close()
+
+			// new objects go where the chooser says, their children along
+			ann := &Writer{Name: "Ann", Books: []*Volume{{Title: "A1"}, {Title: "A2"}}}
+			zed := &Writer{Name: "Zed", Books: []*Volume{{Title: "Z1"}}}
+			require.NoError(t, s.Add(ann, zed))
+			await(t, s.Commit(ctx))
+			for shard, want := range map[string][2]int64{"east": {1, 2}, "west": {1, 1}} {
+				assert.Equal(t, want[0], count(t, engines[shard], "writers"), shard)
+				assert.Equal(t, want[1], count(t, engines[shard], "volumes"), shard)
+			}
+			// each shard generated key 1: the two writers are two objects, known by shard
+			require.Equal(t, ann.ID, zed.ID)
+			shard, ok := s.ShardOf(ann.Books[0])
+			require.True(t, ok)
+			require.Equal(t, "east", shard)
+
+			s2 := asyncsession.NewSharded(set, byName)
+			defer s2.Close()
+			// without a Key chooser a Get searches every shard, in order: east holds key 1 first
+			w := await(t, asyncsession.Get[Writer](ctx, s2, ann.ID))
+			require.Equal(t, "Ann", w.Name)
+			w = await(t, asyncsession.Get[Writer](asyncsession.OnShard(ctx, "west"), s2, zed.ID))
+			require.Equal(t, "Zed", w.Name)
+			require.Nil(t, await(t, asyncsession.Get[Writer](ctx, s2, int64(99))))
+
+			// a Select runs on every shard and joins their rows in shard order
+			all := await(t, asyncsession.Select[Writer](ctx, s2, "SELECT * FROM writers ORDER BY name"))
+			require.Equal(t, []string{"Ann", "Zed"}, names(all))
+			require.Same(t, w, all[1], "the identity map knows Zed by shard and key")
+			// a relationship loads from its owner's shard
+			await(t, asyncsession.LoadAll(ctx, s2, all, "Books"))
+			require.Len(t, all[0].Books, 2)
+			require.Equal(t, "Z1", all[1].Books[0].Title)
+
+			// changes and deletes go to the object's shard
+			all[1].Name = "Zoe"
+			require.NoError(t, s2.Delete(all[0].Books[0]))
+			all[0].Books = all[0].Books[1:]
+			await(t, s2.Commit(ctx))
+			r, err := engines["west"].Query(ctx, "SELECT name FROM writers")
+			require.NoError(t, err)
+			var name string
+			require.NoError(t, r.One(&name))
+			require.Equal(t, "Zoe", name)
+			assert.Equal(t, int64(1), count(t, engines["east"], "volumes"))
+			assert.Equal(t, int64(1), count(t, engines["west"], "volumes"))
+
+			// a Key chooser narrows a Get; a Query chooser a Select
+			keyed := byName
+			keyed.Key = func(model reflect.Type, pk any) ([]string, error) {
+				require.Equal(t, reflect.TypeFor[Writer](), model)
+				return []string{"west"}, nil
+			}
+			keyed.Query = func(model reflect.Type, sql string, args []any) ([]string, error) {
+				return []string{"east"}, nil
+			}
+			s3 := asyncsession.NewSharded(set, keyed)
+			defer s3.Close()
+			require.Equal(t, "Zoe", await(t, asyncsession.Get[Writer](ctx, s3, int64(1))).Name)
+			require.Equal(t, []string{"Ann"}, names(await(t, asyncsession.Select[Writer](ctx, s3, "SELECT * FROM writers"))))
+			// with one shard chosen, calls that run on one shard run there
+			res := await(t, s3.Execute(ctx, "SELECT count(*) FROM volumes"))
+			var n int64
+			require.NoError(t, res.One(&n))
+			require.Equal(t, int64(1), n)
+			got := await(t, asyncsession.From[Writer](s3).All(ctx))
+			require.Equal(t, []string{"Ann"}, names(got))
+		})
+	}
+}
+
+// Misuse of a sharded session is an error that says what to change, and nothing is written.
+func TestShardedSessionMisuse(t *testing.T) {
+	t.Parallel()
+	ctx := enginetest.Context(t)
+	set, engines := shardSet(t, "pgx")
+
+	bad := asyncsession.ShardChooser{Object: func(any) (string, error) { return "north", nil }}
+	s := asyncsession.NewSharded(set, bad)
+	defer s.Close()
+	err := s.Add(&Writer{Name: "Ann"})
+	require.ErrorIs(t, err, asyncengine.ErrUnknownShard)
+	require.ErrorContains(t, err, `"north" (the set holds: east, west)`)
+	require.False(t, s.Contains(&Writer{}))
+
+	panicky := asyncsession.ShardChooser{Object: func(any) (string, error) { panic("chooser bug") }}
+	s = asyncsession.NewSharded(set, panicky)
+	defer s.Close()
+	var pe *asyncengine.PanicError
+	require.ErrorAs(t, s.Add(&Writer{Name: "Ann"}), &pe)
+
+	s = asyncsession.NewSharded(set, asyncsession.ShardChooser{})
+	defer s.Close()
+	_, err = asyncsession.Get[Writer](ctx, s, 1).Await(ctx)
+	require.ErrorIs(t, err, asyncengine.ErrInvalidConfig)
+	require.ErrorContains(t, err, "no Object function")
+
+	s = asyncsession.NewSharded(set, byName)
+	defer s.Close()
+	// calls that run on one shard need one
+	_, err = s.Execute(ctx, "SELECT 1").Await(ctx)
+	require.ErrorIs(t, err, asyncsession.ErrOneShard)
+	require.ErrorContains(t, err, "OnShard")
+	_, err = asyncsession.From[Writer](s).All(ctx).Await(ctx)
+	require.ErrorIs(t, err, asyncsession.ErrOneShard)
+	_, err = asyncsession.InsertMany(ctx, s, []*Writer{{Name: "x"}}).Await(ctx)
+	require.ErrorIs(t, err, asyncsession.ErrOneShard)
+	_, err = s.BeginNested(ctx).Await(ctx)
+	require.ErrorContains(t, err, "sharded session")
+	_, err = asyncsession.Get[Writer](asyncsession.OnShard(ctx, "south"), s, 1).Await(ctx)
+	require.ErrorIs(t, err, asyncengine.ErrUnknownShard)
+	n, err := asyncsession.InsertMany(asyncsession.OnShard(ctx, "west"), s, []*Writer{{Name: "Bo"}}).Await(ctx)
+	require.NoError(t, err)
+	require.Equal(t, int64(1), n)
+
+	// a relationship cannot join objects of two shards
+	ann := &Writer{Name: "Ann"}
+	zed := &Writer{Name: "Zed"}
+	require.NoError(t, s.Add(ann, zed))
+	await(t, s.Commit(ctx))
+	zed.Books = []*Volume{{Title: "Z"}}
+	ann.Books = zed.Books
+	_, err = s.Commit(ctx).Await(ctx)
+	require.ErrorContains(t, err, "cannot cross shards")
+	_, err = s.Rollback(ctx).Await(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, int64(0), count(t, engines["east"], "volumes"))
+	assert.Equal(t, int64(0), count(t, engines["west"], "volumes"))
+	assert.Equal(t, int64(2), count(t, engines["west"], "writers"), "Bo and Zed")
+}
+
+// A request on several shards runs on all of them at once: both shards' statements are seen
+// waiting on a lock at the same time, which a shard-after-shard send never shows.
+func TestShardedSessionRunsShardsAtOnce(t *testing.T) {
+	t.Parallel()
+	ctx := enginetest.Context(t)
+	set, engines := shardSet(t, "pgx")
+	var dbs []string
+	for _, name := range []string{"east", "west"} {
+		_, err := engines[name].Exec(ctx, "INSERT INTO writers (name) VALUES ('w')")
+		require.NoError(t, err)
+		r, err := engines[name].Query(ctx, "SELECT current_database()")
+		require.NoError(t, err)
+		var db string
+		require.NoError(t, r.One(&db))
+		dbs = append(dbs, db)
+	}
+	// another transaction on each shard holds the row the session's query locks
+	var holders []*asyncengine.Tx
+	for _, name := range []string{"east", "west"} {
+		c, err := engines[name].Connect(ctx)
+		require.NoError(t, err)
+		defer c.Close()
+		tx, err := c.Begin(ctx)
+		require.NoError(t, err)
+		defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+		_, err = tx.Exec(ctx, "SELECT * FROM writers FOR UPDATE")
+		require.NoError(t, err)
+		holders = append(holders, tx)
+	}
+	s := asyncsession.NewSharded(set, byName)
+	defer s.Close()
+	f := asyncsession.Select[Writer](ctx, s, "SELECT * FROM writers FOR UPDATE")
+
+	waiting := func() int64 {
+		r, err := engines["east"].Query(ctx, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = ANY($1)", dbs)
+		require.NoError(t, err)
+		var n int64
+		require.NoError(t, r.One(&n))
+		return n
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for waiting() < 2 {
+		require.True(t, time.Now().Before(deadline), "the shards' statements never waited at the same time")
+		time.Sleep(10 * time.Millisecond)
+	}
+	for _, tx := range holders {
+		require.NoError(t, tx.Rollback(ctx))
+	}
+	got, err := f.Await(ctx)
+	require.NoError(t, err)
+	require.Len(t, got, 2)
+}
