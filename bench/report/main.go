@@ -449,6 +449,8 @@ the spreads show by how much.
 	target("books of 1 000 authors, lazy futures: ≤ 3 round trips, ≥ 5× one query per author (5 ms link)", "Load futures", fmt.Sprintf("%.0f round trips (with the authors' query and the rollback), %s", nlt, ratio(np, nl)), nlt > 0 && nlt-1 <= 3 && nl > 0 && np/nl >= 5)
 	target("… selectin: ≤ 2 queries, ≥ 5× one query per author", "LoadAll / builder", fmt.Sprintf("%.0f round trips (2 queries and the rollback), %s", nst, ratio(np, ns)), nst > 0 && nst-1 <= 2 && ns > 0 && np/ns >= 5)
 	target("saving 1 000 authors × 10 books: ≤ 4 round trips, no slower than pgx RETURNING + COPY", "one Commit", fmt.Sprintf("%.0f round trips, %s of pgx's time", gct, ratio(gc, gp)), gct > 0 && gct <= 4 && gp > 0 && gc <= gp)
+	s1, s2 := r.get("ShardedFanout/one_shard", "ns/op"), r.get("ShardedFanout/two_shards", "ns/op")
+	target("10 000 Gets over 2 shards ≥ 1.6× one shard alone (5 ms link)", "sharded session, pipelines at once", ratio(s1, s2), s2 > 0 && s1/s2 >= 1.6)
 	fmt.Fprintln(w)
 
 	section(w, "TPC-B-like: pgbench's built-in transaction, scale 10, 10 clients, 10 connections",
@@ -551,6 +553,12 @@ the spreads show by how much.
 	table(w, r, "ns/op", false, "SaveGraph/pgx_returning_copy ns/op", []row{
 		{"gosqla Add + Commit", "SaveGraph/gosqla_commit", "ns/op"},
 		{"pgx RETURNING + COPY", "SaveGraph/pgx_returning_copy", "ns/op"},
+	})
+	fmt.Fprintln(w, "10 000 Gets on a sharded session, issued before any Await, one connection per shard:")
+	fmt.Fprintln(w)
+	table(w, r, "ns/op", false, "ShardedFanout/one_shard ns/op", []row{
+		{"every row on one shard", "ShardedFanout/one_shard", "ns/op"},
+		{"rows split over two shards, both pipelines at once", "ShardedFanout/two_shards", "ns/op"},
 	})
 
 	section(w, "SQLite: the fan-out on the embedded default")
