@@ -83,7 +83,7 @@ func newSession(o options) *Session {
 	return s
 }
 
-// Engine returns the session's default engine.
+// Engine returns the session's default engine (in a sharded session, the first shard's by name).
 func (s *Session) Engine() *asyncengine.Engine { return s.opts.engine }
 
 func (s *Session) boundFor(e *asyncengine.Engine) *bound {

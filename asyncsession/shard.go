@@ -28,8 +28,9 @@ type ShardChooser struct {
 	// in the order Get searches them: the first that has the row wins. Nil, or no names: every
 	// shard.
 	Key func(model reflect.Type, pk any) ([]string, error)
-	// Query names the shards a Select (or query builder) on model runs on; sql and args are the
-	// statement as sent. Nil, or no names: every shard.
+	// Query names the shards a Select on model runs on, and the one shard of a call that runs on
+	// one (model is nil for Execute and RunSync); sql and args are the statement as sent, empty
+	// for RunSync, Upsert, InsertMany and InsertSeq. Nil, or no names: every shard.
 	Query func(model reflect.Type, sql string, args []any) ([]string, error)
 }
 
