@@ -43,6 +43,9 @@ func NewShardSet(shards map[string]*Engine) (*ShardSet, error) {
 		if e == nil {
 			return nil, &ConfigError{Key: "shards", Value: name, Err: fmt.Errorf("a nil engine")}
 		}
+		if name == "" {
+			return nil, &ConfigError{Key: "shards", Err: fmt.Errorf("a shard without a name")}
+		}
 		s.names = append(s.names, name)
 		s.engines[name] = e
 	}

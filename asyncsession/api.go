@@ -155,6 +155,9 @@ func (s *Session) Close() error {
 
 // Execute runs a statement in the session's transaction (after an autoflush) and returns its result.
 func (s *Session) Execute(ctx context.Context, sql string, args ...any) *asyncengine.Future[*asyncengine.Result] {
+	if err := s.opts.bindErr; err != nil {
+		return failed[*asyncengine.Result](err)
+	}
 	if err := s.opts.engine.Dialect().OneStatement(sql); err != nil {
 		return failed[*asyncengine.Result](err)
 	}
@@ -329,6 +332,9 @@ func Select[T any](ctx context.Context, s *Session, sql string, args ...any) *as
 	if err != nil {
 		return failed[[]*T](err)
 	}
+	if err := s.opts.bindErr; err != nil {
+		return failed[[]*T](err) // before the statement is read by a dialect that may be wrong
+	}
 	d := s.engineFor(m).Dialect()
 	if err := d.OneStatement(sql); err != nil {
 		return failed[[]*T](err)
@@ -346,7 +352,7 @@ func Select[T any](ctx context.Context, s *Session, sql string, args ...any) *as
 		s.submit(selectOp(ctx, m, sql, args, ts[0], func(out []*T) { resolve(out, nil) }, func(err error) { resolve(nil, err) }))
 		return f
 	}
-	g, f := gather(len(ts), func(parts [][]*T) ([]*T, error) {
+	g, f := gather(shardNames(ts), func(parts [][]*T) ([]*T, error) {
 		var out []*T
 		for _, p := range parts {
 			out = append(out, p...)

@@ -262,7 +262,7 @@ func (s *Session) attachAlong(in *instance, obj any, r *relation) (*instance, bo
 	if isNew {
 		other.shard = in.shard
 	} else if other.shard != in.shard {
-		return other, isNew, fmt.Errorf("gosqla: %s.%s joins an object of shard %q to one of shard %q: a relationship cannot cross shards", in.model.Type, r.name, in.shard, other.shard)
+		return other, isNew, fmt.Errorf("%w: %s.%s joins an object of shard %q to one of shard %q", ErrCrossShard, in.model.Type, r.name, in.shard, other.shard)
 	}
 	return other, isNew, nil
 }

@@ -44,7 +44,7 @@ func fetch[T any](ctx context.Context, s *Session, m *structmap.Model, key ident
 		return fetchOne(ctx, s, m, key, args, ts[0], finish)
 	}
 	// the answers are joined on the drainer, under the session's lock, by the last one's apply
-	g, f := gather(len(ts), func(found []*instance) (T, error) {
+	g, f := gather(shardNames(ts), func(found []*instance) (T, error) {
 		for _, in := range found {
 			if in != nil {
 				return finish(s, in)

@@ -75,7 +75,7 @@ func loadRelation(ctx context.Context, s *Session, objs []any, name string) *asy
 		return f
 	}
 	// a relationship stays on its owner's shard: each shard's owners load there, all at once
-	g, f := gather(len(groups), func([]struct{}) (struct{}, error) { return struct{}{}, nil })
+	g, f := gather(shards, func([]struct{}) (struct{}, error) { return struct{}{}, nil })
 	ops := make([]*op, len(groups))
 	for i, group := range groups {
 		ops[i] = loadOp(ctx, r, group, s.relTarget(r, shards[i]), func() { g.done(i, struct{}{}, nil) }, func(err error) { g.done(i, struct{}{}, err) })

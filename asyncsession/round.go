@@ -10,15 +10,16 @@ import (
 
 // part is one request's share of a round: its statements for one engine.
 type part struct {
-	o      *op // nil for an autoflush, a BEGIN or an engine's COMMIT
-	by     *op // the request that planned it: its own error is not reported as an earlier failure
-	b      *bound
-	stmts  []asyncengine.Statement
-	apply  func(s *Session, rs []*asyncengine.Result) error
-	offset int                   // where its statements start in the engine's pipeline
-	rs     []*asyncengine.Result // filled by send
-	tx     txStep                // a BEGIN, COMMIT or ROLLBACK of the session's transaction
-	undo   func()                // puts a flush's changes back when its pipeline was never run
+	o       *op // nil for an autoflush, a BEGIN or an engine's COMMIT
+	by      *op // the request that planned it: its own error is not reported as an earlier failure
+	b       *bound
+	stmts   []asyncengine.Statement
+	apply   func(s *Session, rs []*asyncengine.Result) error
+	offset  int                   // where its statements start in the engine's pipeline
+	rs      []*asyncengine.Result // filled by send
+	tx      txStep                // a BEGIN, COMMIT or ROLLBACK of the session's transaction
+	commits bool                  // a COMMIT
+	undo    func()                // puts a flush's changes back when its pipeline was never run
 	// readsBack: the part stores in objects values its writes returned (generated keys, server
 	// defaults), which may not fit: a COMMIT is sent only once they are stored
 	readsBack bool
@@ -138,10 +139,14 @@ func (s *Session) plan(parts []part, o *op) (out []part, again bool, err error) 
 			end = rollbackStmts
 		}
 		for _, b := range s.bounds {
-			if b.inTx {
-				parts = append(parts, part{b: b, stmts: end, tx: txEnds})
-				b.inTx = false
+			if !b.inTx {
+				continue
 			}
+			b.inTx = false
+			if b.lost && o.txEnd == rollbackTx {
+				continue // the transaction went with its connection: there is nothing to roll back
+			}
+			parts = append(parts, part{b: b, stmts: end, tx: txEnds, commits: o.txEnd == commitTx})
 		}
 	}
 	return s.add(parts, part{o: o, b: s.boundFor(o.engine), stmts: stmts, apply: o.apply, readsBack: o.readsBack}), false, nil
@@ -170,7 +175,7 @@ func (s *Session) begin(parts []part, b *bound) []part {
 	if b.inTx {
 		return parts
 	}
-	b.inTx = true
+	b.inTx, b.lost = true, false
 	return append(parts, part{b: b, stmts: s.beginStmts, tx: txBegins})
 }
 
@@ -193,6 +198,9 @@ func (s *Session) finish(parts []part, errs map[*bound]error) error {
 	var failedBy *op
 	var unsent map[*bound]bool // allocated only in the rare round that has one
 	for b, err := range errs {
+		if _, ok := errors.AsType[*asyncengine.DisconnectError](err); ok && b.inTx {
+			b.lost = true
+		}
 		if isUnsent(err) {
 			if unsent == nil {
 				unsent = map[*bound]bool{}
@@ -238,6 +246,17 @@ func (s *Session) finish(parts []part, errs map[*bound]error) error {
 		}
 	}
 	s.restoreUnsent(parts, unsent)
+	if partial := s.partialCommit(parts, errs, failure); partial != nil {
+		for k := range partErrs {
+			if partErrs[k] == failure {
+				partErrs[k] = partial
+			}
+		}
+		if first == failure {
+			first = partial
+		}
+		failure = partial
+	}
 	if failure != nil {
 		s.markFailed(failure)
 	}

@@ -52,6 +52,9 @@ type Session struct {
 	gone     []goneObject // deleted by a flush of the open transaction
 	// beginStmts opens a transaction (the options' BEGIN), shared by every round
 	beginStmts []asyncengine.Statement
+	// committedOn holds the engines whose COMMIT succeeded in a commit that failed on another:
+	// the next rollback keeps their objects as committed
+	committedOn map[*asyncengine.Engine]bool
 }
 
 // goneObject is an object whose DELETE was flushed in savepoint generation gen.
@@ -65,6 +68,9 @@ type bound struct {
 	e    *asyncengine.Engine
 	conn *asyncengine.Conn
 	inTx bool
+	// lost: its connection was lost in the open transaction, which went with it: a rollback
+	// has nothing to send there
+	lost bool
 }
 
 // New returns a session on e.
@@ -128,9 +134,20 @@ func (s *Session) committed() {
 // rolledBack updates the session after a rollback to savepoint generation gen (0: the whole
 // transaction). Called locked.
 func (s *Session) rolledBack(gen int) {
+	committedOn := s.committedOn
+	if gen == 0 {
+		s.committedOn = nil
+	}
 	for _, in := range s.objects {
 		switch {
-		case in.state == statePending, in.insertedSince(gen):
+		case in.state == statePending:
+			s.forget(in)
+		case committedOn[s.engineOf(in)]:
+			in.insertedIn = 0
+			if s.opts.expireOnCommit && in.state == statePersistent {
+				in.expired = true
+			}
+		case in.insertedSince(gen):
 			s.forget(in)
 		default:
 			in.state = statePersistent
@@ -145,7 +162,7 @@ func (s *Session) rolledBack(gen int) {
 		switch {
 		case g.gen < gen:
 			kept = append(kept, g)
-		case in.insertedSince(gen):
+		case in.insertedSince(gen), committedOn[s.engineOf(in)]:
 		case s.identity[in.key] == nil:
 			in.state = statePersistent
 			in.expired = true

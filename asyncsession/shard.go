@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
+	"strings"
 	"sync"
 
 	"github.com/gosqla/gosqla/asyncengine"
@@ -16,21 +18,28 @@ import (
 // and the ShardChooser's Query does not choose exactly one.
 var ErrOneShard = errors.New("gosqla: the call runs on one shard")
 
+// ErrCrossShard is matched by the error of a flush that would join objects of two shards by a
+// relationship.
+var ErrCrossShard = errors.New("gosqla: a relationship cannot cross shards")
+
 // ShardChooser tells a sharded session where rows live, as SQLAlchemy's horizontal sharding's
 // three choosers do. Only Object is required. Every name it returns must be one of the ShardSet's:
 // another is an *asyncengine.UnknownShardError, and nothing is read or written elsewhere.
 type ShardChooser struct {
-	// Object names the shard of a new object given to Add (or to Merge when no shard holds its
-	// key). An object reached from it by a relationship goes to the same shard: a relationship
-	// never crosses shards, as a foreign key does not cross databases.
+	// Object names the shard of a new object, when it is given to Add (or to Merge when no shard
+	// holds its key): a field changed later does not move it. An object reached from it by a
+	// relationship goes to the same shard: a relationship never crosses shards, as a foreign key
+	// does not cross databases. A session that adds no objects needs no Object.
 	Object func(obj any) (string, error)
 	// Key names the shards that may hold the row of model (a struct type) whose primary key is pk,
 	// in the order Get searches them: the first that has the row wins. Nil, or no names: every
-	// shard.
+	// shard, in the order of their names. Merge finds the object it copies onto the same way.
 	Key func(model reflect.Type, pk any) ([]string, error)
 	// Query names the shards a Select on model runs on, and the one shard of a call that runs on
 	// one (model is nil for Execute and RunSync); sql and args are the statement as sent, empty
-	// for RunSync, Upsert, InsertMany and InsertSeq. Nil, or no names: every shard.
+	// for RunSync, Upsert, InsertMany and InsertSeq (name the shard with OnShard for those), and
+	// named arguments are already positional. Nil, or no names: every shard, in the order of
+	// their names.
 	Query func(model reflect.Type, sql string, args []any) ([]string, error)
 }
 
@@ -46,7 +55,8 @@ type shardTarget struct {
 	e    *asyncengine.Engine
 }
 
-// NewSharded returns a session over the shards of set (SQLAlchemy's horizontal sharding): new
+// NewSharded returns a session over the shards of set (all of one dialect: the session fails
+// every call otherwise) (SQLAlchemy's horizontal sharding): new
 // objects go to the shard chooser.Object names, Get asks chooser.Key, Select chooser.Query, and a
 // request on several shards runs on all of them at once, one pipeline each. Objects are known by
 // shard and key: the same key on two shards is two objects. Each shard has its own transaction;
@@ -72,10 +82,6 @@ func shardedOptions(set *asyncengine.ShardSet, chooser ShardChooser, opts []Opti
 	case set == nil:
 		o = defaultOptions(nil)
 		o.bindErr = &asyncengine.ConfigError{Key: "shards", Err: errors.New("a nil ShardSet")}
-		return o
-	case chooser.Object == nil:
-		o = defaultOptions(nil)
-		o.bindErr = &asyncengine.ConfigError{Key: "shards", Err: errors.New("the ShardChooser has no Object function: new objects would have no shard")}
 		return o
 	}
 	names := set.Names()
@@ -181,11 +187,7 @@ func (s *Session) oneTarget(ctx context.Context, m *structmap.Model, what, sql s
 		return shardTarget{}, err
 	}
 	if len(ts) != 1 {
-		names := make([]string, len(ts))
-		for i, t := range ts {
-			names[i] = t.name
-		}
-		return shardTarget{}, fmt.Errorf("%w: %s would run on shards %v; name one with asyncsession.OnShard(ctx, name)", ErrOneShard, what, names)
+		return shardTarget{}, fmt.Errorf("%w: %s would run on shards %v; name one with asyncsession.OnShard(ctx, name)", ErrOneShard, what, shardNames(ts))
 	}
 	return ts[0], nil
 }
@@ -204,6 +206,9 @@ func (s *Session) objectShard(obj any, m *structmap.Model) (string, error) {
 	if !s.sharded(m) {
 		return "", nil
 	}
+	if s.opts.shards.chooser.Object == nil {
+		return "", &asyncengine.ConfigError{Key: "shards", Err: fmt.Errorf("the ShardChooser has no Object function: a new %s has no shard", m.Type)}
+	}
 	var name string
 	err := asyncengine.CatchPanic(func() error {
 		var err error
@@ -220,8 +225,9 @@ func (s *Session) objectShard(obj any, m *structmap.Model) (string, error) {
 }
 
 // gathered completes one future with the results of one request per shard, once every one has
-// answered: the first failure, or join of the results in shard order.
+// answered: the first failure (naming its shard), or join of the results in shard order.
 type gathered[V, R any] struct {
+	names   []string
 	mu      sync.Mutex
 	results []V
 	left    int
@@ -230,9 +236,18 @@ type gathered[V, R any] struct {
 	resolve func(R, error)
 }
 
-func gather[V, R any](n int, join func([]V) (R, error)) (*gathered[V, R], *asyncengine.Future[R]) {
+func gather[V, R any](names []string, join func([]V) (R, error)) (*gathered[V, R], *asyncengine.Future[R]) {
 	f, resolve := asyncengine.NewPromise[R]()
-	return &gathered[V, R]{results: make([]V, n), left: n, join: join, resolve: resolve}, f
+	return &gathered[V, R]{names: names, results: make([]V, len(names)), left: len(names), join: join, resolve: resolve}, f
+}
+
+// shardNames are the names of ts.
+func shardNames(ts []shardTarget) []string {
+	names := make([]string, len(ts))
+	for i, t := range ts {
+		names[i] = t.name
+	}
+	return names
 }
 
 // done records shard i's answer.
@@ -245,11 +260,85 @@ func (g *gathered[V, R]) done(i int, v V, err error) {
 	if err != nil {
 		g.failed = true
 		var zero R
-		g.resolve(zero, err)
+		g.resolve(zero, fmt.Errorf("shard %q: %w", g.names[i], err))
 		return
 	}
 	g.results[i] = v
 	if g.left--; g.left == 0 {
 		g.resolve(g.join(g.results))
 	}
+}
+
+// ErrPartialCommit is matched by the error of a Commit over several engines (shards, binds)
+// that committed on some and failed on others: a *PartialCommitError says which.
+var ErrPartialCommit = errors.New("gosqla: the commit succeeded on some engines only")
+
+// PartialCommitError reports a Commit that committed on the engines named in Committed and
+// failed on those in Failed (by shard name in a sharded session). The session stays pending
+// rollback; its Rollback keeps the objects of the committed engines as committed and rolls back
+// the others'.
+type PartialCommitError struct {
+	Committed []string
+	Failed    map[string]error
+}
+
+func (e *PartialCommitError) Error() string {
+	var failed []string
+	for name, err := range e.Failed {
+		failed = append(failed, fmt.Sprintf("%s: %v", name, err))
+	}
+	slices.Sort(failed)
+	return fmt.Sprintf("gosqla: the commit succeeded on %s and failed on %s", strings.Join(e.Committed, ", "), strings.Join(failed, "; "))
+}
+
+func (e *PartialCommitError) Is(target error) bool { return target == ErrPartialCommit }
+
+// Unwrap returns the failures, so that errors.As finds a driver's error among them.
+func (e *PartialCommitError) Unwrap() []error {
+	var errs []error
+	for _, err := range e.Failed {
+		errs = append(errs, err)
+	}
+	return errs
+}
+
+// partialCommit returns the error of a round whose COMMITs succeeded on some engines and failed
+// on others, after recording which committed; nil when all did the same. Called locked.
+func (s *Session) partialCommit(parts []part, errs map[*bound]error, failure error) error {
+	if failure == nil || len(s.bounds) < 2 {
+		return nil
+	}
+	pe := &PartialCommitError{Failed: map[string]error{}}
+	var committed map[*asyncengine.Engine]bool
+	for _, p := range parts {
+		if !p.commits {
+			continue
+		}
+		if err := errs[p.b]; err != nil {
+			pe.Failed[s.engineName(p.b.e)] = err
+			continue
+		}
+		if committed == nil {
+			committed = map[*asyncengine.Engine]bool{}
+		}
+		committed[p.b.e] = true
+		pe.Committed = append(pe.Committed, s.engineName(p.b.e))
+	}
+	if len(pe.Committed) == 0 || len(pe.Failed) == 0 {
+		return nil
+	}
+	s.committedOn = committed
+	return pe
+}
+
+// engineName names e in errors: its shard, or its URL without the password.
+func (s *Session) engineName(e *asyncengine.Engine) string {
+	if s.opts.shards != nil {
+		for _, name := range s.opts.shards.set.Names() {
+			if se, _ := s.opts.shards.set.Shard(name); se == e {
+				return name
+			}
+		}
+	}
+	return e.Config().String()
 }

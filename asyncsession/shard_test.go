@@ -153,9 +153,12 @@ func TestShardedSessionMisuse(t *testing.T) {
 	var pe *asyncengine.PanicError
 	require.ErrorAs(t, s.Add(&Writer{Name: "Ann"}), &pe)
 
-	s = asyncsession.NewSharded(set, asyncsession.ShardChooser{})
+	s = asyncsession.NewSharded(set, asyncsession.ShardChooser{}) // reads only
 	defer s.Close()
-	_, err = asyncsession.Get[Writer](ctx, s, 1).Await(ctx)
+	w, err := asyncsession.Get[Writer](ctx, s, 1).Await(ctx)
+	require.NoError(t, err)
+	require.Nil(t, w)
+	err = s.Add(&Writer{Name: "Ann"})
 	require.ErrorIs(t, err, asyncengine.ErrInvalidConfig)
 	require.ErrorContains(t, err, "no Object function")
 
@@ -185,7 +188,7 @@ func TestShardedSessionMisuse(t *testing.T) {
 	zed.Books = []*Volume{{Title: "Z"}}
 	ann.Books = zed.Books
 	_, err = s.Commit(ctx).Await(ctx)
-	require.ErrorContains(t, err, "cannot cross shards")
+	require.ErrorIs(t, err, asyncsession.ErrCrossShard)
 	_, err = s.Rollback(ctx).Await(ctx)
 	require.NoError(t, err)
 	assert.Equal(t, int64(0), count(t, engines["east"], "volumes"))
@@ -244,4 +247,58 @@ func TestShardedSessionRunsShardsAtOnce(t *testing.T) {
 	got, err := f.Await(ctx)
 	require.NoError(t, err)
 	require.Len(t, got, 2)
+}
+
+// A commit that succeeds on one shard and fails on another says which, and the rollback that
+// follows keeps the committed shard's objects; a shard whose connection was lost rolls back
+// without reconnecting.
+func TestShardedSessionPartialCommitAndLostShard(t *testing.T) {
+	t.Parallel()
+	ctx := enginetest.Context(t)
+	set, engines := shardSet(t, "pgx")
+	_, err := engines["west"].Exec(ctx, `CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'refused at commit'; END $$`)
+	require.NoError(t, err)
+	_, err = engines["west"].Exec(ctx, `CREATE CONSTRAINT TRIGGER refuse AFTER INSERT ON writers DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION refuse()`)
+	require.NoError(t, err)
+
+	s := asyncsession.NewSharded(set, byName)
+	defer s.Close()
+	ann, zed := &Writer{Name: "Ann"}, &Writer{Name: "Zed"}
+	require.NoError(t, s.Add(ann, zed))
+	_, err = s.Commit(ctx).Await(ctx)
+	require.ErrorIs(t, err, asyncsession.ErrPartialCommit)
+	var pe *asyncsession.PartialCommitError
+	require.ErrorAs(t, err, &pe)
+	require.Equal(t, []string{"east"}, pe.Committed)
+	require.Contains(t, pe.Failed, "west")
+	require.ErrorContains(t, err, "refused at commit")
+	_, err = s.Execute(asyncsession.OnShard(ctx, "east"), "SELECT 1").Await(ctx)
+	require.ErrorIs(t, err, asyncsession.ErrPendingRollback, "the session needs a Rollback")
+	await(t, s.Rollback(ctx))
+	require.True(t, s.Contains(ann), "committed on east: kept")
+	require.False(t, s.Contains(zed), "rolled back on west: expunged")
+	require.Equal(t, int64(1), count(t, engines["east"], "writers"))
+	require.Equal(t, int64(0), count(t, engines["west"], "writers"))
+	require.Same(t, ann, await(t, asyncsession.Get[Writer](asyncsession.OnShard(ctx, "east"), s, ann.ID)))
+
+	// west's connection dies inside the transaction, and west accepts no new connection
+	await(t, asyncsession.Select[Writer](ctx, s, "SELECT * FROM writers"))
+	r, err := engines["west"].Query(ctx, "SELECT current_database()")
+	require.NoError(t, err)
+	var west string
+	require.NoError(t, r.One(&west))
+	_, err = engines["east"].Exec(ctx, fmt.Sprintf("ALTER DATABASE %q ALLOW_CONNECTIONS false", west))
+	require.NoError(t, err)
+	defer func() {
+		_, err := engines["east"].Exec(context.WithoutCancel(ctx), fmt.Sprintf("ALTER DATABASE %q ALLOW_CONNECTIONS true", west))
+		require.NoError(t, err)
+	}()
+	_, err = engines["east"].Exec(ctx, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", west)
+	require.NoError(t, err)
+	_, err = asyncsession.Select[Writer](ctx, s, "SELECT * FROM writers").Await(ctx)
+	var de *asyncengine.DisconnectError
+	require.ErrorAs(t, err, &de)
+	await(t, s.Rollback(ctx)) // nothing is sent to west, whose transaction is gone
+	got := await(t, asyncsession.Select[Writer](asyncsession.OnShard(ctx, "east"), s, "SELECT * FROM writers"))
+	require.Equal(t, []string{"Ann"}, names(got))
 }
