@@ -302,3 +302,52 @@ func TestNilTracerPointerTracesNothing(t *testing.T) {
 		}))
 	})
 }
+
+// switched is a recorder whose checkout tracing is an option; panics makes TracesCheckouts panic.
+type switched struct {
+	*recorder
+	checkouts, panics bool
+}
+
+func (s switched) TracesCheckouts() bool {
+	if s.panics {
+		panic("tracer bug: TracesCheckouts")
+	}
+	return s.checkouts
+}
+
+// TestCheckoutTraceSwitch: a tracer that turns checkout tracing off is not called for
+// checkouts, and still is for everything else; one that turns it on, or panics when asked, is.
+func TestCheckoutTraceSwitch(t *testing.T) {
+	url := enginetest.BackendURL(t, "pgx")
+	for _, tc := range []struct {
+		name              string
+		checkouts, panics bool
+		want              []string
+	}{
+		{"off", false, false, []string{"connect start", "connect end ok", "query start SELECT 1 args=[]", "query end ok"}},
+		{"on", true, false, []string{"checkout start", "connect start", "connect end ok", "checkout end ok conn>0=true",
+			"query start SELECT 1 args=[]", "query end ok"}},
+		{"panics", false, true, []string{"checkout start", "connect start", "connect end ok", "checkout end ok conn>0=true",
+			"query start SELECT 1 args=[]", "query end ok"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := &recorder{t: t}
+			var log logBuffer
+			cfg, err := asyncengine.ParseConfig(url)
+			require.NoError(t, err)
+			cfg.Tracer = switched{rec, tc.checkouts, tc.panics}
+			cfg.Logger = slog.New(slog.NewTextHandler(&log, nil))
+			e, err := asyncengine.NewWithConfig(cfg)
+			require.NoError(t, err)
+			defer e.Close()
+			ctx := enginetest.Context(t)
+			_, err = e.Query(ctx, "SELECT 1")
+			require.NoError(t, err)
+			assert.Equal(t, tc.want, rec.take())
+			if tc.panics {
+				assert.Contains(t, log.String(), "TracesCheckouts", "the panic is logged")
+			}
+		})
+	}
+}

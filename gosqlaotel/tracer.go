@@ -24,7 +24,8 @@
 // context it is given is the one the transaction began with; a span the caller starts inside
 // keeps its own children. Opening a physical connection is a span "connect". Checkouts are spans
 // ("gosqla.checkout") only with WithCheckoutSpans(true): they are frequent and usually take well
-// under a microsecond.
+// under a microsecond. Without it the engine does not call the tracer for checkouts at all
+// (asyncengine.CheckoutTraceSwitch), so a checkout costs what it does untraced.
 package gosqlaotel
 
 import (
@@ -92,6 +93,7 @@ var _ interface {
 	asyncengine.PipelineTracer
 	asyncengine.CopyFromTracer
 	asyncengine.TxTracer
+	asyncengine.CheckoutTraceSwitch
 } = (*Tracer)(nil)
 
 // NewTracer returns a tracer for Config.Tracer.
@@ -256,6 +258,10 @@ func (t *Tracer) TraceQueryStart(ctx context.Context, c *asyncengine.Conn, d asy
 func (t *Tracer) TraceQueryEnd(ctx context.Context, c *asyncengine.Conn, d asyncengine.TraceQueryEndData) {
 	end(ctx, c.Engine(), d.Err)
 }
+
+// TracesCheckouts reports whether checkouts are spans (WithCheckoutSpans): when they are not, the
+// engine does not call the tracer for checkouts at all.
+func (t *Tracer) TracesCheckouts() bool { return t.checkouts }
 
 func (t *Tracer) TraceCheckoutStart(ctx context.Context, e *asyncengine.Engine, _ asyncengine.TraceCheckoutStartData) context.Context {
 	if !t.checkouts {
