@@ -351,3 +351,28 @@ func TestCheckoutTraceSwitch(t *testing.T) {
 		})
 	}
 }
+
+// TestUntracedEngineCallAllocatesNoConn: without a tracer, Engine.Exec and Engine.Query keep
+// their checkout's Conn on the stack (a tracer may keep the Conn it is handed, so with one it is
+// on the heap): a call on the engine allocates what the same call on a checked-out Conn does.
+func TestUntracedEngineCallAllocatesNoConn(t *testing.T) {
+	if testing.CoverMode() != "" {
+		t.Skip("coverage instrumentation changes allocations")
+	}
+	e, err := asyncengine.New(enginetest.WithQuery(enginetest.BackendURL(t, "pgx"), "pool_size=1&max_overflow=0"))
+	require.NoError(t, err)
+	defer e.Close()
+	ctx := enginetest.Context(t)
+	_, err = e.Exec(ctx, "SELECT 1")
+	require.NoError(t, err)
+
+	engineExec := testing.AllocsPerRun(200, func() { _, _ = e.Exec(ctx, "SELECT 1") })
+	engineQuery := testing.AllocsPerRun(200, func() { _, _ = e.Query(ctx, "SELECT 1") })
+	c, err := e.Connect(ctx)
+	require.NoError(t, err)
+	defer c.Close()
+	connExec := testing.AllocsPerRun(200, func() { _, _ = c.Exec(ctx, "SELECT 1") })
+	connQuery := testing.AllocsPerRun(200, func() { _, _ = c.Query(ctx, "SELECT 1") })
+	assert.LessOrEqual(t, engineExec, connExec, "Engine.Exec allocates no Conn")
+	assert.LessOrEqual(t, engineQuery, connQuery, "Engine.Query allocates no Conn")
+}
