@@ -228,10 +228,12 @@ type templateKey struct {
 	sql string
 }
 
-// template is what every span of one statement on one engine starts with.
+// template is what every span of one statement on one engine starts with, and the attributes of
+// its event in a pipeline's span.
 type template struct {
-	name string
-	opts []trace.SpanStartOption
+	name  string
+	opts  []trace.SpanStartOption
+	event []attribute.KeyValue
 }
 
 func (t *Tracer) template(e *asyncengine.Engine, sql string) *template {
@@ -239,8 +241,10 @@ func (t *Tracer) template(e *asyncengine.Engine, sql string) *template {
 	if v, ok := t.templates.Load(key); ok {
 		return v.(*template)
 	}
-	op, table, attrs := t.statement(sql, append([]attribute.KeyValue(nil), t.server(e)...))
-	tp := &template{name: spanName(op, table), opts: []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(attrs...)}}
+	srv := t.server(e)
+	op, table, attrs := t.statement(sql, append(make([]attribute.KeyValue, 0, len(srv)+3), srv...))
+	tp := &template{name: spanName(op, table), opts: []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(attrs...)},
+		event: attrs[len(srv):len(attrs):len(attrs)]}
 	if t.cached.Load() < maxTemplates {
 		if _, loaded := t.templates.LoadOrStore(key, tp); !loaded {
 			t.cached.Add(1)
@@ -302,8 +306,10 @@ func (t *Tracer) TracePipelineStart(ctx context.Context, c *asyncengine.Conn, d 
 	ctx = t.start(inTx(ctx, c), c.Engine(), "BATCH", trace.SpanKindClient,
 		attribute.String("db.operation.name", "BATCH"), attribute.Int("db.operation.batch.size", len(d.Statements)))
 	span := trace.SpanFromContext(ctx)
+	// one buffer for every event: the span copies an event's attributes
+	var attrs []attribute.KeyValue
 	for i, st := range d.Statements {
-		_, _, attrs := t.statement(st.SQL, []attribute.KeyValue{attribute.Int("gosqla.statement.index", i)})
+		attrs = append(append(attrs[:0], attribute.Int("gosqla.statement.index", i)), t.template(c.Engine(), st.SQL).event...)
 		span.AddEvent("db.query", trace.WithAttributes(attrs...))
 	}
 	return ctx
