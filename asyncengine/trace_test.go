@@ -118,14 +118,19 @@ func tracedEngine(t *testing.T, url, query string) (*asyncengine.Engine, *record
 
 // tracedEngineTo is tracedEngine with the given recorder and logger (nil: the default).
 func tracedEngineTo(t *testing.T, url, query string, rec *recorder, logger *slog.Logger) (*asyncengine.Engine, *recorder) {
-	cfg, err := asyncengine.ParseConfig(enginetest.WithQuery(url, query))
+	return engineTracedBy(t, enginetest.WithQuery(url, query), rec, logger), rec
+}
+
+// engineTracedBy is an engine on url with the given tracer and logger (nil: the default).
+func engineTracedBy(t *testing.T, url string, tracer asyncengine.QueryTracer, logger *slog.Logger) *asyncengine.Engine {
+	cfg, err := asyncengine.ParseConfig(url)
 	require.NoError(t, err)
-	cfg.Tracer = rec
+	cfg.Tracer = tracer
 	cfg.Logger = logger
 	e, err := asyncengine.NewWithConfig(cfg)
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, e.Close()) })
-	return e, rec
+	return e
 }
 
 // TestTracerSeesEveryEvent: checkout, connect, statements, pipelines with their statement
@@ -334,15 +339,9 @@ func TestCheckoutTraceSwitch(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			rec := &recorder{t: t}
 			var log logBuffer
-			cfg, err := asyncengine.ParseConfig(url)
-			require.NoError(t, err)
-			cfg.Tracer = switched{rec, tc.checkouts, tc.panics}
-			cfg.Logger = slog.New(slog.NewTextHandler(&log, nil))
-			e, err := asyncengine.NewWithConfig(cfg)
-			require.NoError(t, err)
-			defer e.Close()
+			e := engineTracedBy(t, url, switched{rec, tc.checkouts, tc.panics}, slog.New(slog.NewTextHandler(&log, nil)))
 			ctx := enginetest.Context(t)
-			_, err = e.Query(ctx, "SELECT 1")
+			_, err := e.Query(ctx, "SELECT 1")
 			require.NoError(t, err)
 			assert.Equal(t, tc.want, rec.take())
 			if tc.panics {
