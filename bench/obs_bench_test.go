@@ -282,11 +282,11 @@ func selectOneSQL(db *sql.DB) func(i int) error {
 
 // BenchmarkPaired: the overhead ratios of this package's targets, measured call by call —
 // gosqlaotel over the SDK against no tracer (checkout, point select), and the sqlview *sql.DB
-// against database/sql over pgx's own driver (point select). The SDK's own floor is measured the
-// same way: the statement's span started and ended directly on the SDK around an untraced
-// select, with the same batch processor ("sdk": against no tracer and against gosqlaotel) and
-// with the synchronous processor, which hands each span to the exporter on the caller's
-// goroutine ("sdk_sync").
+// against database/sql over the driver's own database/sql adapter (point select). The SDK's own
+// floor is measured the same way: the statement's span started and ended directly on the SDK
+// around an untraced select, with the same batch processor ("sdk": against no tracer and against
+// gosqlaotel) and with the synchronous processor, which hands each span to the exporter on the
+// caller's goroutine ("sdk_sync").
 func BenchmarkPaired(b *testing.B) {
 	url := database(b)
 	b.Run("checkout/otel_vs_off", func(b *testing.B) {
