@@ -199,6 +199,18 @@ func (c *Conn) Query(ctx context.Context, sql string, args ...any) (*Result, err
 	return newResult(r, c.e.pg), nil
 }
 
+// queryUntraced is Query for an engine without a query tracer (see runUntraced).
+func (c *Conn) queryUntraced(ctx context.Context, sql string, args []any) (*Result, error) {
+	if err := c.oneQuery(sql); err != nil {
+		return nil, err
+	}
+	r, err := runUntraced(ctx, c, sql, args, queryStatement)
+	if err != nil {
+		return nil, err
+	}
+	return newResult(r, c.e.pg), nil
+}
+
 // oneQuery refuses a query of several statements on SQLite, whose driver would return the last
 // one's rows and drop the others; PostgreSQL's extended protocol refuses it itself.
 func (c *Conn) oneQuery(sql string) error {
@@ -211,21 +223,35 @@ func (c *Conn) oneQuery(sql string) error {
 // runStatement is the one path of Exec and Query: bind the arguments, run the statement under
 // the connection's guard, and report it to echo and the query tracer.
 func runStatement[R any](ctx context.Context, c *Conn, sql string, args []any, call func(context.Context, driver.Conn, driver.Statement) (R, error), affected func(R) int64) (R, error) {
+	qt := c.e.trace.query
+	if qt == nil {
+		return runUntraced(ctx, c, sql, args, call)
+	}
 	sql, args, err := bindArgs(c.e.dialect, sql, args)
 	if err != nil {
 		var zero R
 		return zero, err
 	}
 	start := c.echoStart()
-	qt := c.e.trace.query
-	if qt != nil {
-		ctx = qt.TraceQueryStart(ctx, c, TraceQueryStartData{SQL: sql, Args: c.e.traceArgs(args)})
-	}
+	ctx = qt.TraceQueryStart(ctx, c, TraceQueryStartData{SQL: sql, Args: c.e.traceArgs(args)})
 	r, err := guardedCall(ctx, c, driver.Statement{SQL: sql, Args: args}, call)
 	c.echo(ctx, sql, args, start, err)
-	if qt != nil {
-		qt.TraceQueryEnd(ctx, c, TraceQueryEndData{RowsAffected: affected(r), Err: err})
+	qt.TraceQueryEnd(ctx, c, TraceQueryEndData{RowsAffected: affected(r), Err: err})
+	return r, err
+}
+
+// runUntraced is runStatement without a tracer. It hands c to nothing that may keep it (a tracer
+// may), so that the Conn of Engine.Exec and Engine.Query stays on their stack when the engine
+// has no query tracer: tracing costs no allocation when it is off.
+func runUntraced[R any](ctx context.Context, c *Conn, sql string, args []any, call func(context.Context, driver.Conn, driver.Statement) (R, error)) (R, error) {
+	sql, args, err := bindArgs(c.e.dialect, sql, args)
+	if err != nil {
+		var zero R
+		return zero, err
 	}
+	start := c.echoStart()
+	r, err := guardedCall(ctx, c, driver.Statement{SQL: sql, Args: args}, call)
+	c.echo(ctx, sql, args, start, err)
 	return r, err
 }
 

@@ -288,11 +288,12 @@
 // statement runs under, TraceQueryEnd receives it with the outcome. A tracer that also implements
 // CheckoutTracer, ConnectTracer, PipelineTracer (a pipeline with its statements: the session's
 // pipelined rounds), CopyFromTracer or TxTracer (Begin/BeginNested to Commit/Rollback) receives
-// those events too. The SQL is given as sent; arguments only with log_parameters=true. With no
-// tracer each event costs one nil comparison. A tracer observes: a panic in one of its methods is
-// recovered and logged at warn level (Config.Logger, else slog.Default) with its stack, and the
-// traced call goes on — with the context it had, when a start method panicked — on whatever
-// goroutine it runs. Package gosqlaotel is a tracer for OpenTelemetry.
+// those events too (checkouts not when it implements CheckoutTraceSwitch and turns them off). The
+// SQL is given as sent; arguments only with log_parameters=true. With no tracer, and for an event
+// the tracer does not take, each event costs one nil comparison. A tracer observes: a panic in
+// one of its methods is recovered and logged at warn level (Config.Logger, else slog.Default)
+// with its stack, and the traced call goes on — with the context it had, when a start method
+// panicked — on whatever goroutine it runs. Package gosqlaotel is a tracer for OpenTelemetry.
 //
 // # Statistics
 //

@@ -269,22 +269,41 @@ func (e *Engine) Begin(ctx context.Context, fn func(*Conn) error) (err error) {
 
 // Exec runs a statement on a pooled connection.
 func (e *Engine) Exec(ctx context.Context, sql string, args ...any) (ExecResult, error) {
+	if e.trace.query != nil {
+		// the tracer is handed the Conn and may keep it: it lives on the heap
+		c := new(Conn)
+		if err := e.checkoutTo(ctx, c); err != nil {
+			return ExecResult{}, err
+		}
+		defer c.release()
+		return c.Exec(ctx, sql, args...)
+	}
 	var c Conn
 	if err := e.checkoutTo(ctx, &c); err != nil {
 		return ExecResult{}, err
 	}
 	defer c.release()
-	return c.Exec(ctx, sql, args...)
+	n, err := runUntraced(ctx, &c, sql, args, execStatement)
+	return ExecResult{rowsAffected: n}, err
 }
 
 // Query runs a query on a pooled connection and returns its buffered result.
 func (e *Engine) Query(ctx context.Context, sql string, args ...any) (*Result, error) {
+	if e.trace.query != nil {
+		// the tracer is handed the Conn and may keep it: it lives on the heap
+		c := new(Conn)
+		if err := e.checkoutTo(ctx, c); err != nil {
+			return nil, err
+		}
+		defer c.release()
+		return c.Query(ctx, sql, args...)
+	}
 	var c Conn
 	if err := e.checkoutTo(ctx, &c); err != nil {
 		return nil, err
 	}
 	defer c.release()
-	return c.Query(ctx, sql, args...)
+	return c.queryUntraced(ctx, sql, args)
 }
 
 // Dispose closes the idle connections and lets the checked-out ones close when they come back;

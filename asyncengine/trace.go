@@ -41,6 +41,15 @@ type CheckoutTracer interface {
 	TraceCheckoutEnd(ctx context.Context, e *Engine, data TraceCheckoutEndData)
 }
 
+// CheckoutTraceSwitch is implemented by a tracer whose checkout tracing is an option (checkouts
+// are the most frequent event and usually take well under a microsecond, so an adapter may
+// trace them only when asked). When TracesCheckouts reports false as the engine is created, the
+// engine never calls the tracer's CheckoutTracer methods: a checkout then costs what it costs
+// without a tracer.
+type CheckoutTraceSwitch interface {
+	TracesCheckouts() bool
+}
+
 // TraceCheckoutStartData is a checkout about to ask the pool.
 type TraceCheckoutStartData struct{}
 
@@ -144,7 +153,7 @@ func newTracers(t QueryTracer, warn *slog.Logger) tracers {
 	g := &guardedTracer{query: t, warn: warn}
 	ts := tracers{query: g}
 	var ok bool
-	if g.checkout, ok = t.(CheckoutTracer); ok {
+	if g.checkout, ok = t.(CheckoutTracer); ok && g.tracesCheckouts(t) {
 		ts.checkout = g
 	}
 	if g.connect, ok = t.(ConnectTracer); ok {
@@ -160,6 +169,18 @@ func newTracers(t QueryTracer, warn *slog.Logger) tracers {
 		ts.tx = g
 	}
 	return ts
+}
+
+// tracesCheckouts is false for a CheckoutTraceSwitch that turns checkout tracing off; one that
+// panics is asked nothing more and traces checkouts.
+func (g *guardedTracer) tracesCheckouts(t QueryTracer) (on bool) {
+	sw, ok := t.(CheckoutTraceSwitch)
+	if !ok {
+		return true
+	}
+	on = true
+	defer g.recovered("TracesCheckouts", nil, nil)
+	return sw.TracesCheckouts()
 }
 
 // guardedTracer calls the configured tracer's methods, recovering a panic in one: a tracer

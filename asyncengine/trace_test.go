@@ -118,14 +118,19 @@ func tracedEngine(t *testing.T, url, query string) (*asyncengine.Engine, *record
 
 // tracedEngineTo is tracedEngine with the given recorder and logger (nil: the default).
 func tracedEngineTo(t *testing.T, url, query string, rec *recorder, logger *slog.Logger) (*asyncengine.Engine, *recorder) {
-	cfg, err := asyncengine.ParseConfig(enginetest.WithQuery(url, query))
+	return engineTracedBy(t, enginetest.WithQuery(url, query), rec, logger), rec
+}
+
+// engineTracedBy is an engine on url with the given tracer and logger (nil: the default).
+func engineTracedBy(t *testing.T, url string, tracer asyncengine.QueryTracer, logger *slog.Logger) *asyncengine.Engine {
+	cfg, err := asyncengine.ParseConfig(url)
 	require.NoError(t, err)
-	cfg.Tracer = rec
+	cfg.Tracer = tracer
 	cfg.Logger = logger
 	e, err := asyncengine.NewWithConfig(cfg)
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, e.Close()) })
-	return e, rec
+	return e
 }
 
 // TestTracerSeesEveryEvent: checkout, connect, statements, pipelines with their statement
@@ -301,4 +306,72 @@ func TestNilTracerPointerTracesNothing(t *testing.T) {
 			return err
 		}))
 	})
+}
+
+// switched is a recorder whose checkout tracing is an option; panics makes TracesCheckouts panic.
+type switched struct {
+	*recorder
+	checkouts, panics bool
+}
+
+func (s switched) TracesCheckouts() bool {
+	if s.panics {
+		panic("tracer bug: TracesCheckouts")
+	}
+	return s.checkouts
+}
+
+// TestCheckoutTraceSwitch: a tracer that turns checkout tracing off is not called for
+// checkouts, and still is for everything else; one that turns it on, or panics when asked, is.
+func TestCheckoutTraceSwitch(t *testing.T) {
+	url := enginetest.BackendURL(t, "pgx")
+	for _, tc := range []struct {
+		name              string
+		checkouts, panics bool
+		want              []string
+	}{
+		{"off", false, false, []string{"connect start", "connect end ok", "query start SELECT 1 args=[]", "query end ok"}},
+		{"on", true, false, []string{"checkout start", "connect start", "connect end ok", "checkout end ok conn>0=true",
+			"query start SELECT 1 args=[]", "query end ok"}},
+		{"panics", false, true, []string{"checkout start", "connect start", "connect end ok", "checkout end ok conn>0=true",
+			"query start SELECT 1 args=[]", "query end ok"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := &recorder{t: t}
+			var log logBuffer
+			e := engineTracedBy(t, url, switched{rec, tc.checkouts, tc.panics}, slog.New(slog.NewTextHandler(&log, nil)))
+			ctx := enginetest.Context(t)
+			_, err := e.Query(ctx, "SELECT 1")
+			require.NoError(t, err)
+			assert.Equal(t, tc.want, rec.take())
+			if tc.panics {
+				assert.Contains(t, log.String(), "TracesCheckouts", "the panic is logged")
+			}
+		})
+	}
+}
+
+// TestUntracedEngineCallAllocatesNoConn: without a tracer, Engine.Exec and Engine.Query keep
+// their checkout's Conn on the stack (a tracer may keep the Conn it is handed, so with one it is
+// on the heap): a call on the engine allocates what the same call on a checked-out Conn does.
+func TestUntracedEngineCallAllocatesNoConn(t *testing.T) {
+	if testing.CoverMode() != "" {
+		t.Skip("coverage instrumentation changes allocations")
+	}
+	e, err := asyncengine.New(enginetest.WithQuery(enginetest.BackendURL(t, "pgx"), "pool_size=1&max_overflow=0"))
+	require.NoError(t, err)
+	defer e.Close()
+	ctx := enginetest.Context(t)
+	_, err = e.Exec(ctx, "SELECT 1")
+	require.NoError(t, err)
+
+	engineExec := testing.AllocsPerRun(200, func() { _, _ = e.Exec(ctx, "SELECT 1") })
+	engineQuery := testing.AllocsPerRun(200, func() { _, _ = e.Query(ctx, "SELECT 1") })
+	c, err := e.Connect(ctx)
+	require.NoError(t, err)
+	defer c.Close()
+	connExec := testing.AllocsPerRun(200, func() { _, _ = c.Exec(ctx, "SELECT 1") })
+	connQuery := testing.AllocsPerRun(200, func() { _, _ = c.Query(ctx, "SELECT 1") })
+	assert.LessOrEqual(t, engineExec, connExec, "Engine.Exec allocates no Conn")
+	assert.LessOrEqual(t, engineQuery, connQuery, "Engine.Query allocates no Conn")
 }

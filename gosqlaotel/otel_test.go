@@ -196,6 +196,11 @@ func TestConnectAndCheckoutSpans(t *testing.T) {
 	_, err = e2.Exec(ctx, "SELECT 1")
 	require.NoError(t, err)
 	assert.Equal(t, []string{"connect", "SELECT"}, names(exp2.GetSpans()))
+
+	// without checkout spans the engine is told not to call the tracer for checkouts
+	assert.False(t, gosqlaotel.NewTracer().TracesCheckouts())
+	assert.False(t, (&gosqlaotel.Tracer{}).TracesCheckouts())
+	assert.True(t, gosqlaotel.NewTracer(gosqlaotel.WithCheckoutSpans(true)).TracesCheckouts())
 }
 
 // TestSpanShowsErrorTextWithLogParameters: log_parameters=true lets the server's message through.

@@ -24,7 +24,8 @@
 // context it is given is the one the transaction began with; a span the caller starts inside
 // keeps its own children. Opening a physical connection is a span "connect". Checkouts are spans
 // ("gosqla.checkout") only with WithCheckoutSpans(true): they are frequent and usually take well
-// under a microsecond.
+// under a microsecond. Without it the engine does not call the tracer for checkouts at all
+// (asyncengine.CheckoutTraceSwitch), so a checkout costs what it does untraced.
 package gosqlaotel
 
 import (
@@ -92,6 +93,7 @@ var _ interface {
 	asyncengine.PipelineTracer
 	asyncengine.CopyFromTracer
 	asyncengine.TxTracer
+	asyncengine.CheckoutTraceSwitch
 } = (*Tracer)(nil)
 
 // NewTracer returns a tracer for Config.Tracer.
@@ -226,10 +228,12 @@ type templateKey struct {
 	sql string
 }
 
-// template is what every span of one statement on one engine starts with.
+// template is what every span of one statement on one engine starts with, and the attributes of
+// its event in a pipeline's span.
 type template struct {
-	name string
-	opts []trace.SpanStartOption
+	name  string
+	opts  []trace.SpanStartOption
+	event []attribute.KeyValue
 }
 
 func (t *Tracer) template(e *asyncengine.Engine, sql string) *template {
@@ -237,8 +241,10 @@ func (t *Tracer) template(e *asyncengine.Engine, sql string) *template {
 	if v, ok := t.templates.Load(key); ok {
 		return v.(*template)
 	}
-	op, table, attrs := t.statement(sql, append([]attribute.KeyValue(nil), t.server(e)...))
-	tp := &template{name: spanName(op, table), opts: []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(attrs...)}}
+	srv := t.server(e)
+	op, table, attrs := t.statement(sql, append(make([]attribute.KeyValue, 0, len(srv)+3), srv...))
+	tp := &template{name: spanName(op, table), opts: []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(attrs...)},
+		event: attrs[len(srv):len(attrs):len(attrs)]}
 	if t.cached.Load() < maxTemplates {
 		if _, loaded := t.templates.LoadOrStore(key, tp); !loaded {
 			t.cached.Add(1)
@@ -256,6 +262,10 @@ func (t *Tracer) TraceQueryStart(ctx context.Context, c *asyncengine.Conn, d asy
 func (t *Tracer) TraceQueryEnd(ctx context.Context, c *asyncengine.Conn, d asyncengine.TraceQueryEndData) {
 	end(ctx, c.Engine(), d.Err)
 }
+
+// TracesCheckouts reports whether checkouts are spans (WithCheckoutSpans): when they are not, the
+// engine does not call the tracer for checkouts at all.
+func (t *Tracer) TracesCheckouts() bool { return t.checkouts }
 
 func (t *Tracer) TraceCheckoutStart(ctx context.Context, e *asyncengine.Engine, _ asyncengine.TraceCheckoutStartData) context.Context {
 	if !t.checkouts {
@@ -296,8 +306,10 @@ func (t *Tracer) TracePipelineStart(ctx context.Context, c *asyncengine.Conn, d 
 	ctx = t.start(inTx(ctx, c), c.Engine(), "BATCH", trace.SpanKindClient,
 		attribute.String("db.operation.name", "BATCH"), attribute.Int("db.operation.batch.size", len(d.Statements)))
 	span := trace.SpanFromContext(ctx)
+	// one buffer for every event: the span copies an event's attributes
+	var attrs []attribute.KeyValue
 	for i, st := range d.Statements {
-		_, _, attrs := t.statement(st.SQL, []attribute.KeyValue{attribute.Int("gosqla.statement.index", i)})
+		attrs = append(append(attrs[:0], attribute.Int("gosqla.statement.index", i)), t.template(c.Engine(), st.SQL).event...)
 		span.AddEvent("db.query", trace.WithAttributes(attrs...))
 	}
 	return ctx

@@ -569,11 +569,15 @@ the spreads show by how much.
 	for _, x := range []struct{ label, name, a, b string }{
 		{"checkout: gosqlaotel vs no tracer", "Paired/checkout/otel_vs_off", "off", "otel"},
 		{"point select: gosqlaotel vs no tracer", "Paired/point_select/otel_vs_off", "off", "otel"},
+		{"point select: the same span directly on the SDK, batch processor, vs no tracer (the SDK's floor)", "Paired/point_select/sdk_vs_off", "off", "sdk"},
+		{"point select: the same span directly on the SDK, synchronous processor, vs no tracer", "Paired/point_select/sdk_sync_vs_off", "off", "sdk_sync"},
+		{"point select: gosqlaotel vs the same span directly on the SDK", "Paired/point_select/otel_vs_sdk", "sdk", "otel"},
 		{"point select: sqlview vs database/sql over pgx", "Paired/point_select/sqlview_vs_pgx_stdlib", "pgx_stdlib", "sqlview"},
 	} {
 		fmt.Fprintf(w, "| %s | %s vs %s | %.3f× |\n", x.label, human(r.get(x.name, "ns/"+x.b)), human(r.get(x.name, "ns/"+x.a)), r.get(x.name, x.b+"/"+x.a))
 	}
-	fmt.Fprintf(w, "\nOne statement span through gosqlaotel and the SDK, without a database: %s ns (batch processor).\n\n", human(r.get("TracerCost/batch", "ns/op")))
+	fmt.Fprintf(w, "\nOne statement span through gosqlaotel and the SDK, without a database: %s ns (batch processor); the same span started directly on the SDK: %s ns.\n\n",
+		human(r.get("TracerCost/batch", "ns/op")), human(r.get("TracerCost/sdk_batch", "ns/op")))
 	notes(w)
 }
 
