@@ -304,11 +304,13 @@
 //
 // # Interop: pgx and database/sql
 //
-// Conn.Pgx and Tx.Pgx return a PgxConn whose Exec, Query and QueryRow have pgx's signatures
-// (pgconn.CommandTag, pgx.Rows, pgx.Row): it satisfies the DBTX interface sqlc generates for
-// pgx/v5, so generated queries, pgx.CollectRows and scany's pgxscan run on gosqla connections and
-// transactions. Query reads the whole result before returning, so the connection is free again
-// at once. It needs the native PostgreSQL driver; other engines get ErrNotPgx. Conn.RawPgx
+// Conn.Pgx and Tx.Pgx return a PgxConn whose Exec, Query, QueryRow, CopyFrom and SendBatch have
+// pgx's signatures (pgconn.CommandTag, pgx.Rows, pgx.Row, pgx.BatchResults): it satisfies the
+// DBTX interface sqlc generates for pgx/v5, :copyfrom and :batch queries included, so generated
+// queries, pgx.CollectRows and scany's pgxscan run on gosqla connections and transactions. Query
+// and SendBatch read their whole results before returning, so the connection is free again at
+// once; a batch's queued callbacks run when its results are closed, and a batch that would
+// begin a transaction is refused. It needs the native PostgreSQL driver; other engines get ErrNotPgx. Conn.RawPgx
 // hands a function the *pgx.Conn itself, under the connection's guard. Package sqlview opens a
 // *sql.DB whose connections are checked out of the engine.
 //

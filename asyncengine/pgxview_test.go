@@ -118,3 +118,74 @@ func TestPgxViewNeedsNativeDriver(t *testing.T) {
 		})
 	}
 }
+
+// sqlc's :copyfrom and :batch queries: CopyFrom and SendBatch on the view, on a connection and in
+// a transaction, traced as COPY and as a pipeline; a failing query of a batch is reported at its
+// place, and a batch that would begin a transaction is refused.
+func TestPgxViewCopyFromAndSendBatch(t *testing.T) {
+	e, rec := tracedEngine(t, enginetest.BackendURL(t, "pgx"), "")
+	ctx := enginetest.Context(t)
+	_, err := e.Exec(ctx, "CREATE TABLE authors (id bigserial PRIMARY KEY, name text NOT NULL, bio text)")
+	require.NoError(t, err)
+	c, err := e.Connect(ctx)
+	require.NoError(t, err)
+	defer c.Close()
+	rec.take()
+
+	var view asyncengine.DBTX = c.Pgx()
+	n, err := view.CopyFrom(ctx, pgx.Identifier{"authors"}, []string{"name", "bio"}, pgx.CopyFromRows([][]any{{"Ann", "a"}, {"Bo", nil}}))
+	require.NoError(t, err)
+	require.Equal(t, int64(2), n)
+	assert.Equal(t, []string{"copy start \"authors\" [name bio]", "copy end 2 rows ok"}, rec.take())
+
+	b := &pgx.Batch{}
+	b.Queue("INSERT INTO authors (name) VALUES ($1)", "Cy")
+	b.Queue("SELECT name FROM authors ORDER BY id")
+	b.Queue("SELECT count(*) FROM authors WHERE bio IS NULL")
+	var viaCallback int64
+	b.Queue("SELECT max(id) FROM authors").QueryRow(func(row pgx.Row) error { return row.Scan(&viaCallback) })
+	br := view.SendBatch(ctx, b)
+	tag, err := br.Exec()
+	require.NoError(t, err)
+	require.Equal(t, int64(1), tag.RowsAffected())
+	rows, err := br.Query()
+	require.NoError(t, err)
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	require.NoError(t, err)
+	require.Equal(t, []string{"Ann", "Bo", "Cy"}, names)
+	var nulls int64
+	require.NoError(t, br.QueryRow().Scan(&nulls))
+	require.Equal(t, int64(2), nulls)
+	require.Nil(t, br.Tx())
+	require.NoError(t, br.Close())
+	require.Equal(t, int64(3), viaCallback, "Close ran the callback of the result not read")
+	assert.Equal(t, []string{"pipeline start 4 statements, 0 args", "pipeline end 4 results ok"}, rec.take())
+
+	// in a transaction; the second query fails and is reported at its place
+	tx, err := c.Begin(ctx)
+	require.NoError(t, err)
+	b = &pgx.Batch{}
+	b.Queue("INSERT INTO authors (name) VALUES ('Di')")
+	b.Queue("SELECT 1/0")
+	b.Queue("SELECT 1")
+	br = tx.Pgx().SendBatch(ctx, b)
+	_, err = br.Exec()
+	require.NoError(t, err)
+	_, err = br.Exec()
+	var pgErr *pgconn.PgError
+	require.ErrorAs(t, err, &pgErr)
+	require.Equal(t, "22012", pgErr.Code)
+	require.Error(t, br.Close())
+	rec.take()
+	require.NoError(t, tx.Rollback(ctx))
+	var count int64
+	require.NoError(t, c.Pgx().QueryRow(ctx, "SELECT count(*) FROM authors").Scan(&count))
+	require.Equal(t, int64(3), count, "the transaction's insert was rolled back")
+	_, err = tx.Pgx().SendBatch(ctx, &pgx.Batch{}).Exec()
+	require.ErrorIs(t, err, asyncengine.ErrTxDone)
+
+	b = &pgx.Batch{}
+	b.BeginTx(pgx.TxOptions{})
+	b.Queue("SELECT 1")
+	require.ErrorContains(t, c.Pgx().SendBatch(ctx, b).Close(), "begins a transaction")
+}

@@ -1,0 +1,205 @@
+package asyncengine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// CopyFrom loads rows in bulk with COPY, as pgx.Conn.CopyFrom does (sqlc's :copyfrom), traced
+// and echoed like Conn.CopyFrom.
+func (p *PgxConn) CopyFrom(ctx context.Context, tableName pgx.Identifier, columnNames []string, rowSrc pgx.CopyFromSource) (int64, error) {
+	if err := p.check(); err != nil {
+		return 0, err
+	}
+	c := p.c
+	table := tableName.Sanitize()
+	start := c.echoStart()
+	ct := c.e.trace.copy
+	if ct != nil {
+		ctx = ct.TraceCopyFromStart(ctx, c, TraceCopyFromStartData{Table: table, Columns: columnNames})
+	}
+	var n int64
+	err := c.RawPgx(ctx, func(pc *pgx.Conn) error {
+		var err error
+		n, err = pc.CopyFrom(ctx, tableName, columnNames, rowSrc)
+		return err
+	})
+	if c.e.log != nil {
+		c.echo(ctx, "COPY "+table, nil, start, err)
+	}
+	if ct != nil {
+		ct.TraceCopyFromEnd(ctx, c, TraceCopyFromEndData{Rows: n, Err: err})
+	}
+	return n, err
+}
+
+// SendBatch sends the queued queries as one pipeline, as pgx.Conn.SendBatch does (sqlc's :batch
+// queries), traced as a pipeline. Every result is read before SendBatch returns, so the
+// connection is free again at once; the results are handed out in order by the returned
+// BatchResults, and Close runs the callbacks queued with QueuedQuery.Exec, Query or QueryRow for
+// the results not read yet.
+func (p *PgxConn) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
+	if err := p.check(); err != nil {
+		return &batchResults{err: err}
+	}
+	c := p.c
+	if len(b.QueuedQueries) > 0 && beginsTx(b.QueuedQueries[0].SQL) {
+		return &batchResults{err: fmt.Errorf("gosqla: a batch that begins a transaction (Batch.BeginTx or a queued BEGIN) would leave it open on a pooled connection; send the batch on a transaction's view instead (Conn.Begin, then Tx.Pgx)")}
+	}
+	// the callbacks are run here, on these results, not by the driver: it is sent a copy
+	// without them
+	sent := &pgx.Batch{}
+	stmts := make([]Statement, len(b.QueuedQueries))
+	for i, q := range b.QueuedQueries {
+		stmts[i] = Statement{SQL: q.SQL, Args: q.Arguments}
+		sent.Queue(q.SQL, q.Arguments...)
+	}
+	start := c.echoStart()
+	pt := c.e.trace.pipeline
+	if pt != nil {
+		ctx = c.tracePipelineStart(ctx, stmts)
+	}
+	out := &batchResults{queued: b.QueuedQueries}
+	err := c.RawPgx(ctx, func(pc *pgx.Conn) error {
+		br := pc.SendBatch(ctx, sent)
+		for range b.QueuedQueries {
+			rows, err := br.Query()
+			if err != nil {
+				out.results = append(out.results, &bufferedRows{err: err})
+				continue
+			}
+			out.results = append(out.results, readAll(rows, pc.TypeMap()))
+		}
+		return br.Close()
+	})
+	var failed error
+	for i, r := range out.results {
+		if r.err != nil {
+			failed = &PipelineError{Index: i, Err: r.err}
+			break
+		}
+	}
+	if err != nil && failed == nil {
+		failed = err
+	}
+	if err != nil && len(out.results) < len(b.QueuedQueries) {
+		out.err = err // the connection failed before every result was read
+	}
+	if c.e.log != nil {
+		for _, st := range stmts {
+			c.echo(ctx, st.SQL, st.Args, start, nil)
+		}
+		if failed != nil {
+			c.echo(ctx, "(batch failed)", nil, start, failed)
+		}
+	}
+	if pt != nil {
+		done := 0
+		for _, r := range out.results {
+			if r.err != nil {
+				break
+			}
+			done++
+		}
+		pt.TracePipelineEnd(ctx, c, TracePipelineEndData{Results: done, Err: failed})
+	}
+	return out
+}
+
+// beginsTx reports a statement that opens a transaction.
+func beginsTx(sql string) bool {
+	word := strings.ToLower(strings.TrimSpace(sql))
+	return strings.HasPrefix(word, "begin") || strings.HasPrefix(word, "start transaction")
+}
+
+// batchResults hands out a batch's results, read in full, in order.
+type batchResults struct {
+	queued  []*pgx.QueuedQuery
+	results []*bufferedRows
+	err     error // the batch as a whole failed
+	next    int
+	closed  bool
+}
+
+var errBatchClosed = errors.New("gosqla: batch already closed")
+
+// take returns the next result.
+func (r *batchResults) take() (*bufferedRows, error) {
+	if r.closed {
+		return nil, errBatchClosed
+	}
+	if r.next >= len(r.results) {
+		if r.err != nil {
+			return nil, r.err
+		}
+		return nil, fmt.Errorf("gosqla: no result left: the batch had %d queries", len(r.queued))
+	}
+	res := r.results[r.next]
+	r.next++
+	return res, res.err
+}
+
+// Exec returns the next query's command tag.
+func (r *batchResults) Exec() (pgconn.CommandTag, error) {
+	res, err := r.take()
+	if err != nil {
+		return pgconn.CommandTag{}, err
+	}
+	return res.tag, nil
+}
+
+// Query returns the next query's rows.
+func (r *batchResults) Query() (pgx.Rows, error) {
+	res, err := r.take()
+	if err != nil {
+		if res == nil {
+			res = &bufferedRows{}
+		}
+		res.err = err
+		return res, err
+	}
+	return res, nil
+}
+
+// Tx returns nil: a batch on the view never begins a transaction (see SendBatch).
+func (r *batchResults) Tx() pgx.Tx { return nil }
+
+// QueryRow returns the next query's first row.
+func (r *batchResults) QueryRow() pgx.Row {
+	res, err := r.take()
+	if err != nil {
+		return errRow{err}
+	}
+	return rowOf{res}
+}
+
+// Close runs the queued callbacks of the results not read yet, and returns the first error.
+func (r *batchResults) Close() error {
+	if r.closed {
+		return r.err
+	}
+	var first error
+	for r.next < len(r.queued) && r.err == nil {
+		q := r.queued[r.next]
+		var err error
+		if q.Fn != nil {
+			err = q.Fn(r)
+		} else {
+			_, err = r.Exec()
+		}
+		if err != nil && first == nil {
+			first = err
+		}
+	}
+	r.closed = true
+	if first == nil {
+		first = r.err
+	}
+	r.err = first
+	return first
+}
