@@ -75,7 +75,8 @@
 // one Conn at once are detected: the second call returns ErrConcurrentUse, the first is not
 // disturbed, and the protocol stream is never corrupted.
 //
-// Results are read in full (Engine.Query, Conn.Query) or streamed (Engine.Stream, Conn.Stream).
+// Results are read in full (Engine.Query, Conn.Query) or streamed (Engine.Stream, Conn.Stream,
+// or Conn.Cursor for code that pulls one row at a time and closes the cursor itself).
 // A buffered Result keeps each value as the driver read it and scans it on demand straight into
 // the destination with the driver's own type system: Result.One and Result.ScanRow (into
 // pointers), ScanAll / ScanOne into structs by their `db` tags, Row.Scan and ScanEach for a

@@ -17,6 +17,15 @@ type Row struct {
 	pg    bool
 }
 
+// ColumnTypes returns the database's type names of the columns (lower case: "int8", "jsonb").
+func (r *Row) ColumnTypes() []string {
+	out := make([]string, len(r.cols))
+	for i, c := range r.cols {
+		out[i] = c.TypeName
+	}
+	return out
+}
+
 // Columns returns the column names.
 func (r *Row) Columns() []string {
 	if r.names == nil {
@@ -56,79 +65,22 @@ func (r *Row) scanCell(_, j int, d any) error {
 // Cancelling ctx stops the query. An error ends the sequence as its last element.
 func (c *Conn) Stream(ctx context.Context, sql string, args ...any) iter.Seq2[*Row, error] {
 	return func(yield func(*Row, error) bool) {
-		if !c.inUse.CompareAndSwap(false, true) {
-			yield(nil, ErrConcurrentUse)
+		cu, err := c.Cursor(ctx, sql, args...)
+		if err != nil {
+			yield(nil, err)
 			return
 		}
-		defer c.inUse.Store(false)
-		if err := c.stream(ctx, sql, args, yield); err != nil {
+		// the rows are closed also when the loop body panics
+		defer cu.Close()
+		for cu.Next() {
+			if !yield(cu.row, nil) {
+				return
+			}
+		}
+		if err := cu.Close(); err != nil {
 			yield(nil, err)
 		}
 	}
-}
-
-func (c *Conn) stream(ctx context.Context, sql string, args []any, yield func(*Row, error) bool) (err error) {
-	if err := c.oneQuery(sql); err != nil {
-		return err
-	}
-	sql, args, err = bindArgs(c.e.dialect, sql, args)
-	if err != nil {
-		return err
-	}
-	if qt := c.e.trace.query; qt != nil {
-		ctx = qt.TraceQueryStart(ctx, c, TraceQueryStartData{SQL: sql, Args: c.e.traceArgs(args)})
-		defer func() { qt.TraceQueryEnd(ctx, c, TraceQueryEndData{Err: err}) }()
-	}
-	start := c.echoStart()
-	rows, err := doCall(ctx, c, driver.Statement{SQL: sql, Args: args}, streamStatement)
-	c.echo(ctx, sql, args, start, err)
-	if err != nil {
-		return err
-	}
-	// the driver connection stays busy until the rows are closed, also when the loop body panics
-	pc := c.pc
-	pc.busy.Store(true)
-	open := true
-	closeRows := func() error {
-		open = false
-		err := c.e.call(rows.Close)
-		pc.busy.Store(false)
-		return err
-	}
-	defer func() {
-		if open {
-			if err := closeRows(); err != nil {
-				_ = c.failed(ctx, err)
-			}
-		}
-	}()
-	row := &Row{rows: rows, cols: rows.Columns(), pg: c.e.pg}
-	var more bool
-	next := func() error { more = rows.Next(); return nil }
-	stopped := false
-	for {
-		if ctx.Err() != nil {
-			break // the driver reports the cancellation when the rows close
-		}
-		if err := c.e.call(next); err != nil || !more {
-			break
-		}
-		if !yield(row, nil) {
-			stopped = true
-			break
-		}
-	}
-	err = closeRows()
-	if err == nil {
-		err = ctx.Err()
-	}
-	if err != nil {
-		err = c.failed(ctx, err)
-	}
-	if stopped {
-		return nil // the caller is gone: an error of the discarded rest is not theirs to hear
-	}
-	return err
 }
 
 func streamStatement(ctx context.Context, dc driver.Conn, st driver.Statement) (driver.Rows, error) {

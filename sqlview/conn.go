@@ -86,11 +86,11 @@ func (c *conn) QueryContext(ctx context.Context, query string, named []driver.Na
 	if err != nil {
 		return nil, err
 	}
-	r, err := c.c.Query(ctx, query, a...)
+	cu, err := c.c.Cursor(ctx, query, a...)
 	if err != nil {
 		return nil, c.failed(err)
 	}
-	return newRows(r, c.pg), nil
+	return newRows(cu, c), nil
 }
 
 func (c *conn) Ping(ctx context.Context) error {

@@ -12,12 +12,12 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 )
 
-// rows hands a result the engine read in full to database/sql, one row at a time.
+// rows hands a query's rows to database/sql one at a time, as they arrive: a large result takes
+// the memory of one row.
 type rows struct {
-	r     *asyncengine.Result
-	pg    bool
-	i     int
-	vals  [][]any     // the rows as the engine's driver decoded them, on first Next
+	cu    *asyncengine.Cursor
+	c     *conn
+	cols  []string
 	scan  []any       // ScanRow destinations of the json, jsonb and xml columns (their raw text), nil elsewhere
 	bytes [][]byte    // where the raw columns land
 	types []string    // the database's type names
@@ -29,9 +29,9 @@ var (
 	_ driver.RowsColumnTypeDatabaseTypeName = (*rows)(nil)
 )
 
-func newRows(r *asyncengine.Result, pg bool) *rows {
-	rs := &rows{r: r, pg: pg, types: r.ColumnTypes()}
-	if pg {
+func newRows(cu *asyncengine.Cursor, c *conn) *rows {
+	rs := &rows{cu: cu, c: c, cols: cu.Columns(), types: cu.ColumnTypes()}
+	if c.pg {
 		for j, t := range rs.types {
 			switch t {
 			case "json", "jsonb", "xml":
@@ -46,43 +46,43 @@ func newRows(r *asyncengine.Result, pg bool) *rows {
 	return rs
 }
 
-func (r *rows) Columns() []string { return r.r.Columns() }
-func (r *rows) Close() error      { return nil }
+func (r *rows) Columns() []string { return r.cols }
+
+// Close discards the rows not read and frees the connection.
+func (r *rows) Close() error { return r.c.failed(r.cu.Close()) }
 
 // ColumnTypeDatabaseTypeName is the database's type name in upper case, as database/sql drivers
 // report it.
 func (r *rows) ColumnTypeDatabaseTypeName(j int) string { return strings.ToUpper(r.types[j]) }
 
 func (r *rows) Next(dest []driver.Value) error {
-	if r.i >= r.r.Len() {
+	if !r.cu.Next() {
+		if err := r.cu.Err(); err != nil {
+			return r.c.failed(err)
+		}
 		return io.EOF
 	}
-	if r.vals == nil {
-		r.vals = r.r.Rows()
-	}
-	i := r.i
-	r.i++
+	row := r.cu.Row()
 	if r.scan != nil {
 		// json, jsonb and xml as the server sent them, not decoded and encoded again
-		if err := r.r.ScanRow(i, r.scan...); err != nil {
+		if err := row.Scan(r.scan...); err != nil {
 			return err
 		}
+	}
+	vals, err := row.Values()
+	if err != nil {
+		return err
 	}
 	for j := range dest {
 		if r.scan != nil && r.scan[j] != nil {
 			if b := r.bytes[j]; b != nil {
-				dest[j] = b
+				dest[j] = append([]byte(nil), b...)
 			} else {
 				dest[j] = nil
 			}
 			continue
 		}
-		v := r.vals[i][j]
-		if err, ok := v.(*asyncengine.ConvertError); ok {
-			return err
-		}
-		var err error
-		if dest[j], err = r.driverValue(v, j); err != nil {
+		if dest[j], err = r.driverValue(vals[j], j); err != nil {
 			return err
 		}
 	}
@@ -113,7 +113,7 @@ func (r *rows) driverValue(v any, j int) (driver.Value, error) {
 	case float32:
 		return float64(x), nil
 	}
-	if r.pg {
+	if r.c.pg {
 		return r.pgText(v, j)
 	}
 	if vr, ok := v.(driver.Valuer); ok {
@@ -123,7 +123,7 @@ func (r *rows) driverValue(v any, j int) (driver.Value, error) {
 		b, err := tm.MarshalText()
 		return string(b), err
 	}
-	return nil, fmt.Errorf("gosqla sqlview: column %q: a %T has no database/sql value", r.r.Columns()[j], v)
+	return nil, fmt.Errorf("gosqla sqlview: column %q: a %T has no database/sql value", r.cols[j], v)
 }
 
 // pgText encodes v in PostgreSQL's text form for its column's type.
@@ -136,11 +136,11 @@ func (r *rows) pgText(v any, j int) (driver.Value, error) {
 		if vr, ok := v.(driver.Valuer); ok {
 			return vr.Value()
 		}
-		return nil, fmt.Errorf("gosqla sqlview: column %q: type %s has no database/sql value; read it through the engine", r.r.Columns()[j], r.types[j])
+		return nil, fmt.Errorf("gosqla sqlview: column %q: type %s has no database/sql value; read it through the engine", r.cols[j], r.types[j])
 	}
 	b, err := r.tm.Encode(typ.OID, pgtype.TextFormatCode, v, nil)
 	if err != nil {
-		return nil, fmt.Errorf("gosqla sqlview: column %q of type %s: %w", r.r.Columns()[j], r.types[j], err)
+		return nil, fmt.Errorf("gosqla sqlview: column %q of type %s: %w", r.cols[j], r.types[j], err)
 	}
 	if b == nil {
 		return nil, nil

@@ -20,8 +20,10 @@
 // does for gosqla's own calls. Named arguments (sql.Named) are refused: write positional
 // placeholders ($1 on PostgreSQL, ? on SQLite).
 //
-// Rows are read in full by the engine (database/sql's Rows.Next then costs no round trip) and
-// handed to database/sql as its driver values, as pgx's own database/sql driver does: integers as
+// Rows stream: database/sql's Rows.Next reads the next row as it arrives (through
+// Conn.Cursor), so a large result takes the memory of one row, and the connection is busy until
+// the rows are closed (as with every PostgreSQL driver, a second query on the same connection
+// while rows are open is refused). Values are handed to database/sql as its driver values, as pgx's own database/sql driver does: integers as
 // int64, floating point as float64, bool, []byte for bytea and the raw text of json, jsonb and
 // xml, time.Time for dates and timestamps, and PostgreSQL's text form as a string for every other
 // type (numeric, uuid, inet, intervals, arrays, ranges), which pgtype's sql.Scanner types and

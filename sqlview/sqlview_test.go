@@ -260,3 +260,38 @@ func TestViewPassesArgumentsToTheDriver(t *testing.T) {
 		})
 	}
 }
+
+// Rows stream: a result read in part and closed frees its connection, and a failure after the
+// first rows reaches rows.Err.
+func TestRowsStream(t *testing.T) {
+	t.Parallel()
+	for name, url := range urls(t) {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			_, db := open(t, url)
+			ctx := enginetest.Context(t)
+			series := "WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < 100000) SELECT n FROM s"
+			rows, err := db.QueryContext(ctx, series)
+			require.NoError(t, err)
+			for i := 0; i < 3; i++ {
+				require.True(t, rows.Next())
+				var n int64
+				require.NoError(t, rows.Scan(&n))
+				require.Equal(t, int64(i+1), n)
+			}
+			require.NoError(t, rows.Close())
+			var one int
+			require.NoError(t, db.QueryRowContext(ctx, "SELECT 1").Scan(&one))
+
+			if name == "sqlite" {
+				return // SQLite's division by zero is NULL
+			}
+			rows, err = db.QueryContext(ctx, "WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < 5) SELECT 10 / (3 - n) FROM s")
+			require.NoError(t, err)
+			for rows.Next() {
+			}
+			require.ErrorContains(t, rows.Err(), "division by zero")
+			require.NoError(t, db.QueryRowContext(ctx, "SELECT 1").Scan(&one))
+		})
+	}
+}

@@ -1,0 +1,64 @@
+package asyncengine_test
+
+import (
+	"testing"
+
+	"github.com/gosqla/gosqla/asyncengine"
+	"github.com/gosqla/gosqla/asyncengine/enginetest"
+	"github.com/stretchr/testify/require"
+)
+
+// A cursor pulls rows one at a time: its columns are known before the first row (also for an
+// empty result), an early Close frees the connection, the query's own error comes from Cursor
+// and a failure mid-result from Err.
+func TestCursor(t *testing.T) {
+	enginetest.EachBackend(t, func(t *testing.T, url string) {
+		e := newEngine(t, url, "pool_size=1")
+		ctx := enginetest.Context(t)
+		c, err := e.Connect(ctx)
+		require.NoError(t, err)
+		defer c.Close()
+		series := "WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < 100) SELECT n, 'x' AS label FROM s"
+
+		cu, err := c.Cursor(ctx, series+" WHERE n > 1000")
+		require.NoError(t, err)
+		require.Equal(t, []string{"n", "label"}, cu.Columns())
+		require.Len(t, cu.ColumnTypes(), 2)
+		require.False(t, cu.Next())
+		require.NoError(t, cu.Err())
+		require.NoError(t, cu.Close())
+
+		cu, err = c.Cursor(ctx, series)
+		require.NoError(t, err)
+		var sum int64
+		for i := 0; i < 10 && cu.Next(); i++ {
+			var n int64
+			var label string
+			require.NoError(t, cu.Row().Scan(&n, &label))
+			sum += n
+		}
+		// the connection is busy until the cursor is closed
+		_, err = c.Exec(ctx, "SELECT 1")
+		require.ErrorIs(t, err, asyncengine.ErrConcurrentUse)
+		require.NoError(t, cu.Close())
+		require.False(t, cu.Next())
+		require.Equal(t, int64(55), sum)
+		_, err = c.Exec(ctx, "SELECT 1")
+		require.NoError(t, err, "the connection is free after Close")
+
+		_, err = c.Cursor(ctx, "SELECT * FROM no_such_table")
+		require.Error(t, err)
+
+		cu, err = c.Cursor(ctx, "WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < 5) SELECT 10 / (3 - n) FROM s")
+		if err == nil {
+			for cu.Next() {
+			}
+			err = cu.Err()
+			require.Equal(t, err, cu.Close())
+		}
+		if url[:6] == "sqlite" {
+			return // SQLite's division by zero is NULL
+		}
+		require.Error(t, err, "division by zero")
+	})
+}
