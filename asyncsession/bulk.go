@@ -28,6 +28,9 @@ func Upsert[T any](ctx context.Context, s *Session, objs []*T, conflictCols ...s
 			return failed[[]*T](fmt.Errorf("gosqla: Upsert: element %d is a nil %T: %w", i, obj, ErrNilObject))
 		}
 	}
+	if ctx, err = objectsShard(ctx, s, objs); err != nil {
+		return failed[[]*T](err)
+	}
 	if len(conflictCols) == 0 {
 		for _, f := range m.PK {
 			conflictCols = append(conflictCols, f.Column)
@@ -150,6 +153,10 @@ func (s *Session) mergeInto(m *structmap.Model, r *asyncengine.Result, i int, ob
 func InsertMany[T any](ctx context.Context, s *Session, objs []*T) *asyncengine.Future[int64] {
 	if i := slices.Index(objs, nil); i >= 0 {
 		return failed[int64](nilElement(objs[i], i))
+	}
+	ctx, err := objectsShard(ctx, s, objs)
+	if err != nil {
+		return failed[int64](err)
 	}
 	return InsertSeq(ctx, s, slices.Values(objs))
 }

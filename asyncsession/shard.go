@@ -64,8 +64,9 @@ type shardTarget struct {
 // another fails. Models given to Bind stay on their engine, unsharded.
 //
 // A call that can run on one shard only (Execute, the query builder, RunSync, Stream, Upsert,
-// InsertMany, InsertSeq) runs where its context's OnShard says, or where chooser.Query names
-// exactly one shard; else it fails with ErrOneShard. BeginNested is refused: a savepoint on one
+// InsertMany, InsertSeq) runs where its context's OnShard says, for Upsert and InsertMany where
+// chooser.Object names one shard for every object, or where chooser.Query names exactly one
+// shard; else it fails with ErrOneShard. BeginNested is refused: a savepoint on one
 // shard cannot undo the others' work.
 func NewSharded(set *asyncengine.ShardSet, chooser ShardChooser, opts ...Option) *Session {
 	return newSession(shardedOptions(set, chooser, opts))
@@ -190,6 +191,32 @@ func (s *Session) oneTarget(ctx context.Context, m *structmap.Model, what, sql s
 		return shardTarget{}, fmt.Errorf("%w: %s would run on shards %v; name one with asyncsession.OnShard(ctx, name)", ErrOneShard, what, shardNames(ts))
 	}
 	return ts[0], nil
+}
+
+// objectsShard routes a bulk call on objs (Upsert, InsertMany) in a sharded session whose ctx
+// names no shard: to the one shard the chooser's Object names for all of them.
+func objectsShard[T any](ctx context.Context, s *Session, objs []*T) (context.Context, error) {
+	if len(objs) == 0 || s.opts.shards == nil || s.opts.shards.chooser.Object == nil || ctx.Value(onShardKey{}) != nil {
+		return ctx, nil
+	}
+	m, err := modelOf((*T)(nil))
+	if err != nil || !s.sharded(m) {
+		return ctx, err
+	}
+	var names []string
+	for _, obj := range objs {
+		name, err := s.objectShard(obj, m)
+		if err != nil {
+			return ctx, err
+		}
+		if !slices.Contains(names, name) {
+			names = append(names, name)
+		}
+	}
+	if len(names) > 1 {
+		return ctx, fmt.Errorf("%w: the objects belong to shards %v; make one call per shard", ErrOneShard, names)
+	}
+	return OnShard(ctx, names[0]), nil
 }
 
 // engineOf is the engine that holds in's row: its shard's, or its model's.

@@ -170,13 +170,17 @@ func TestShardedSessionMisuse(t *testing.T) {
 	require.ErrorContains(t, err, "OnShard")
 	_, err = asyncsession.From[Writer](s).All(ctx).Await(ctx)
 	require.ErrorIs(t, err, asyncsession.ErrOneShard)
-	_, err = asyncsession.InsertMany(ctx, s, []*Writer{{Name: "x"}}).Await(ctx)
-	require.ErrorIs(t, err, asyncsession.ErrOneShard)
+	_, err = asyncsession.InsertMany(ctx, s, []*Writer{{Name: "Al"}, {Name: "Xu"}}).Await(ctx)
+	require.ErrorIs(t, err, asyncsession.ErrOneShard, "the objects name two shards")
+	require.ErrorContains(t, err, "[east west]")
 	_, err = s.BeginNested(ctx).Await(ctx)
 	require.ErrorContains(t, err, "sharded session")
 	_, err = asyncsession.Get[Writer](asyncsession.OnShard(ctx, "south"), s, 1).Await(ctx)
 	require.ErrorIs(t, err, asyncengine.ErrUnknownShard)
 	n, err := asyncsession.InsertMany(asyncsession.OnShard(ctx, "west"), s, []*Writer{{Name: "Bo"}}).Await(ctx)
+	require.NoError(t, err)
+	require.Equal(t, int64(1), n)
+	n, err = asyncsession.InsertMany(ctx, s, []*Writer{{Name: "Xu"}}).Await(ctx) // Object names west
 	require.NoError(t, err)
 	require.Equal(t, int64(1), n)
 
@@ -193,7 +197,7 @@ func TestShardedSessionMisuse(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, int64(0), count(t, engines["east"], "volumes"))
 	assert.Equal(t, int64(0), count(t, engines["west"], "volumes"))
-	assert.Equal(t, int64(2), count(t, engines["west"], "writers"), "Bo and Zed")
+	assert.Equal(t, int64(3), count(t, engines["west"], "writers"), "Bo, Xu and Zed")
 }
 
 // A request on several shards runs on all of them at once: both shards' statements are seen
