@@ -317,7 +317,7 @@ func (rs *ReplicaSet) BeginRetry(ctx context.Context, p RetryPolicy, fn func(*Co
 // observe advances the context's ReadYourWrites to the primary's WAL insert position, which lies
 // past every commit made so far (flushed or not).
 func (rs *ReplicaSet) observe(ctx context.Context, c *Conn) error {
-	rw := readYourWritesFrom(ctx)
+	rw := ReadYourWritesFrom(ctx)
 	if rw == nil {
 		return nil
 	}
@@ -413,7 +413,7 @@ func (rs *ReplicaSet) ReadEngine(ctx context.Context) (*Engine, error) {
 
 // ObserveWrites advances ctx's ReadYourWrites past every commit made on the primary so far: call
 // it after writing through something other than the set's Exec, Query and Begin — a Conn from
-// Connect, a session on rs.Primary().
+// Connect. A session's Commit with ctx advances it by itself.
 func (rs *ReplicaSet) ObserveWrites(ctx context.Context) error { return rs.observe(ctx, nil) }
 
 // lost reports whether err means the server is gone or unreachable.
@@ -433,7 +433,7 @@ func (rs *ReplicaSet) readConn(ctx context.Context) (*Conn, *member, error) {
 		return nil, nil, bad
 	}
 	var need WALPosition
-	if rw := readYourWritesFrom(ctx); rw != nil {
+	if rw := ReadYourWritesFrom(ctx); rw != nil {
 		need = rw.Position()
 	}
 	deadline := time.Now().Add(rs.s.ReadYourWritesWait)

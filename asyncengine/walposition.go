@@ -87,7 +87,8 @@ func WithReadYourWrites(ctx context.Context, rw *ReadYourWrites) context.Context
 	return context.WithValue(ctx, rywKey{}, rw)
 }
 
-func readYourWritesFrom(ctx context.Context) *ReadYourWrites {
+// ReadYourWritesFrom returns the ReadYourWrites ctx carries, or nil.
+func ReadYourWritesFrom(ctx context.Context) *ReadYourWrites {
 	rw, _ := ctx.Value(rywKey{}).(*ReadYourWrites)
 	return rw
 }

@@ -265,6 +265,14 @@
 // (not a two-phase commit: one may commit while another fails). Execute, RunSync and savepoints
 // use the session's own engine.
 //
+// # Replicas
+//
+// A session works on one engine. On a ReplicaSet, writing sessions use rs.Primary(); a Commit
+// whose context carries an asyncengine.ReadYourWrites advances it to the WAL position the commit
+// reached, read in the commit's own pipeline, so the next read with that context (through the
+// set, or a session on rs.ReadEngine(ctx)) sees the session's writes. A read-only session on a
+// replica's engine commits as usual and leaves the ReadYourWrites as it was.
+//
 // # Shards
 //
 // NewSharded makes a session over the engines of an asyncengine.ShardSet. A ShardChooser names

@@ -146,10 +146,28 @@ func (s *Session) plan(parts []part, o *op) (out []part, again bool, err error) 
 			if b.lost && o.txEnd == rollbackTx {
 				continue // the transaction went with its connection: there is nothing to roll back
 			}
-			parts = append(parts, part{b: b, stmts: end, tx: txEnds, commits: o.txEnd == commitTx})
+			p := part{b: b, stmts: end, tx: txEnds, commits: o.txEnd == commitTx}
+			if rw := asyncengine.ReadYourWritesFrom(o.ctx); p.commits && rw != nil && b.e.Dialect().Name() == "postgresql" {
+				p.stmts, p.apply = commitObserveStmts, observeCommit(rw)
+			}
+			parts = append(parts, p)
 		}
 	}
 	return s.add(parts, part{o: o, b: s.boundFor(o.engine), stmts: stmts, apply: o.apply, readsBack: o.readsBack}), false, nil
+}
+
+// observeCommit advances rw to the WAL position a COMMIT reached, read in its pipeline.
+func observeCommit(rw *asyncengine.ReadYourWrites) func(*Session, []*asyncengine.Result) error {
+	return func(_ *Session, rs []*asyncengine.Result) error {
+		var text *string
+		if err := rs[1].One(&text); err != nil || text == nil {
+			return nil // the commit stands; a standby has no position of its own
+		}
+		if p, err := asyncengine.ParseWALPosition(*text); err == nil {
+			rw.Observe(p)
+		}
+		return nil
+	}
 }
 
 // readsBack reports a part of the round that stores returned values in objects.

@@ -262,6 +262,10 @@ const (
 var (
 	commitStmts   = []asyncengine.Statement{{SQL: commitSQL}}
 	rollbackStmts = []asyncengine.Statement{{SQL: rollbackSQL}}
+	// commitObserveStmts commits and reads the WAL position the commit reached, for a
+	// ReadYourWrites; a standby (a session reading from a replica) answers NULL
+	commitObserveStmts = []asyncengine.Statement{{SQL: commitSQL},
+		{SQL: "SELECT CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_insert_lsn()::text END"}}
 )
 
 func savepointSQL(name string) string  { return "SAVEPOINT " + name }
