@@ -31,6 +31,12 @@ func (s *Session) planFlush(all bool, r reads) (parts []part, more bool, err err
 		w.restore()
 		return nil, false, err
 	}
+	if lookups := s.typeLookups(inserts, later); len(lookups) > 0 {
+		// the batch inserts wait for their tables' column types: this stage reads them, the
+		// next one plans the flush again (the relationships' work is redone then)
+		w.restore()
+		return s.lookupParts(lookups), true, nil
+	}
 	more = len(later) > 0 || w.more
 	for in := range w.waits {
 		// a row inserted ahead of its parent in a cycle: the next stage sets its key
@@ -61,7 +67,7 @@ func (s *Session) planFlush(all bool, r reads) (parts []part, more bool, err err
 		}
 		fp, ok := byEngine[e]
 		if !ok {
-			fp = &flushPlan{d: e.Dialect(), gen: s.gen}
+			fp = &flushPlan{e: e, d: e.Dialect(), gen: s.gen}
 			byEngine[e] = fp
 			engines = append(engines, e)
 		}
@@ -111,7 +117,7 @@ func (s *Session) planFlush(all bool, r reads) (parts []part, more bool, err err
 			return nil, false, err
 		}
 		undo := fp.undoer(s)
-		parts = append(parts, part{b: s.boundFor(e), stmts: fp.stmts, apply: fp.apply, undo: func() { undo(); w.restore() }, readsBack: fp.readsBack})
+		parts = append(parts, part{b: s.boundFor(e), stmts: fp.stmts, apply: fp.apply, undo: func() { undo(); w.restore() }, readsBack: fp.readsBack, failed: fp.failed})
 	}
 	return parts, more, nil
 }
@@ -206,6 +212,7 @@ func levelsOf(groups ...[]*instance) map[string]int {
 
 // flushPlan gathers one engine's share of a flush.
 type flushPlan struct {
+	e        *asyncengine.Engine
 	d        *asyncengine.Dialect
 	gen      int // the savepoint generation when planned: a savepoint begun after it in the same round is not its own
 	stmts    []asyncengine.Statement
@@ -215,6 +222,7 @@ type flushPlan struct {
 	ops          []func() error // statement builders, in order
 
 	readsBack         bool        // a server-filled value is read into a field it may not fit
+	batched           []string    // the tables it inserts batches into, by the column types read for them
 	inserted, deleted []*instance // taken off the session's lists
 	restores          []func()    // snapshot values replaced by the planned UPDATEs
 }
@@ -302,7 +310,13 @@ func (fp *flushPlan) buildInsert(g *insertGroup) {
 	for i, in := range g.ins {
 		rows[i] = in.v
 	}
-	sql, args := valuesSQL(fp.d, g.m, g.cols, rows)
+	var sql string
+	var args []any
+	if types, ok := fp.batchTypes(g); ok {
+		sql, args = unnestSQL(fp.d, g.m, g.cols, types, rows)
+	} else {
+		sql, args = valuesSQL(fp.d, g.m, g.cols, rows)
+	}
 	fp.stmts = append(fp.stmts, asyncengine.Statement{SQL: sql + returningBut(fp.d, g.m, g.cols), Args: args})
 	ins := g.ins
 	fp.appliers = append(fp.appliers, func(s *Session, rs []*asyncengine.Result) error {
@@ -321,6 +335,29 @@ func (fp *flushPlan) buildInsert(g *insertGroup) {
 		}
 		return nil
 	})
+}
+
+// batchTypes returns the column types g's rows travel as when they go as one array per column
+// (unnest.go): a batch of two or more rows on PostgreSQL, of a table whose types are known.
+func (fp *flushPlan) batchTypes(g *insertGroup) ([]columnType, bool) {
+	if len(g.ins) < 2 || !typedParams(fp.e) {
+		return nil, false
+	}
+	table := fp.d.Quote(g.m.Table)
+	types, ok := typesFor(fp.e, table)
+	if !ok {
+		return nil, false
+	}
+	fp.batched = append(fp.batched, table)
+	return unnestable(types, g.cols)
+}
+
+// failed forgets the column types of the tables the plan inserted batches into, after one of its
+// statements failed: the table may have changed since they were read.
+func (fp *flushPlan) failed() {
+	for _, t := range fp.batched {
+		forgetTypes(fp.e, t)
+	}
 }
 
 func (fp *flushPlan) update(in *instance) {
