@@ -267,8 +267,10 @@ func textRows(t *testing.T, e *asyncengine.Engine, table string) []string {
 // a multi-row VALUES, as it always was.
 func TestBatchInsertValuesElsewhere(t *testing.T) {
 	for name, url := range map[string]func(t *testing.T) string{
-		"sqlite":   func(t *testing.T) string { return "sqlite:///" + t.TempDir() + "/b.db" },
-		"pgx_none": func(t *testing.T) string { return enginetest.WithQuery(enginetest.NewDatabase(t), "statement_cache=none") },
+		"sqlite": func(t *testing.T) string { return "sqlite:///" + t.TempDir() + "/b.db" },
+		"pgx_none": func(t *testing.T) string {
+			return enginetest.WithQuery(enginetest.NewDatabase(t), "statement_cache=none")
+		},
 	} {
 		t.Run(name, func(t *testing.T) {
 			e, log := echoEngine(t, url(t))
