@@ -95,6 +95,7 @@ type relWork struct {
 	// waits holds the pending objects that must wait for a parent's generated key, with the
 	// foreign keys they wait to fill
 	waits map[*instance][]*structmap.Field
+	fks   []*structmap.Field // the array the lists in waits start in
 	// more reports association rows left for a later stage
 	more bool
 	// before are statements that precede the flush's DELETEs (children of deleted parents that
@@ -110,7 +111,17 @@ func (w *relWork) wait(in *instance, fk *structmap.Field) {
 	if w.waits == nil {
 		w.waits = map[*instance][]*structmap.Field{}
 	}
-	w.waits[in] = append(w.waits[in], fk)
+	fks, ok := w.waits[in]
+	if !ok {
+		// most objects wait for one key: their lists are cut from one shared array
+		if len(w.fks) == cap(w.fks) {
+			w.fks = make([]*structmap.Field, 0, 256)
+		}
+		w.fks = append(w.fks, fk)
+		w.waits[in] = w.fks[len(w.fks)-1 : len(w.fks) : len(w.fks)]
+		return
+	}
+	w.waits[in] = append(fks, fk)
 }
 
 // keep saves the state of relationship r of in before the flush changes it.
@@ -355,14 +366,26 @@ func (s *Session) syncMany(in *instance, r *relation, w *relWork) ([]*instance, 
 	var added []*instance
 	fv := r.field(in.v)
 	st := in.rel(r)
-	now := make(map[any]bool, fv.Len())
+	// the members now, to find those removed since the last sync (and association rows)
+	var now map[any]bool
+	if len(st.members) > 0 || r.kind == manyToMany {
+		now = make(map[any]bool, fv.Len())
+	}
 	b := r.backref()
+	// the parent's key, read once for all its children
+	var key any
+	keyKnown := hasKey(in)
+	if keyKnown && r.kind != manyToMany {
+		key = pkValue(in)
+	}
 	for i := range fv.Len() {
 		cur := fv.Index(i).Interface()
 		if fv.Index(i).IsNil() {
 			return nil, fmt.Errorf("gosqla: %s.%s holds a nil element at %d: %w", in.model.Type, r.name, i, ErrNilObject)
 		}
-		now[cur] = true
+		if now != nil {
+			now[cur] = true
+		}
 		child, isNew := s.attach(cur, r.target)
 		if isNew {
 			added = append(added, child)
@@ -385,9 +408,9 @@ func (s *Session) syncMany(in *instance, r *relation, w *relWork) ([]*instance, 
 			w.keep(child, b)
 			child.remember(b)
 		}
-		if !hasKey(in) {
+		if !keyKnown {
 			w.wait(child, r.fk)
-		} else if err := setFK(child, r.fk, pkValue(in)); err != nil {
+		} else if err := setFK(child, r.fk, key); err != nil {
 			return nil, err
 		}
 	}
@@ -541,8 +564,8 @@ func setFK(in *instance, f *structmap.Field, v any) error {
 		return nil
 	}
 	if fv.Kind() != reflect.Pointer && reflect.TypeOf(v) == fv.Type() {
-		if fv.Interface() != v {
-			fv.Set(reflect.ValueOf(v))
+		if nv := reflect.ValueOf(v); !fv.Comparable() || !fv.Equal(nv) {
+			fv.Set(nv)
 		}
 		return nil
 	}

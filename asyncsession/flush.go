@@ -246,15 +246,14 @@ type insertGroup struct {
 }
 
 func (fp *flushPlan) insert(in *instance) {
-	cols := insertColumns(in)
-	n := len(fp.insertGroups)
-	if n > 0 {
+	if n := len(fp.insertGroups); n > 0 {
 		g := fp.insertGroups[n-1]
-		if g.m == in.model && sameFields(g.cols, cols) && (len(g.ins)+1)*len(cols) <= fp.d.MaxParams {
+		if g.m == in.model && insertsColumns(in, g.cols) && (len(g.ins)+1)*len(g.cols) <= fp.d.MaxParams {
 			g.ins = append(g.ins, in)
 			return
 		}
 	}
+	cols := insertColumns(in)
 	fp.readsBack = fp.readsBack || mayNotFit(in.model, cols)
 	g := &insertGroup{m: in.model, cols: cols, ins: []*instance{in}}
 	fp.insertGroups = append(fp.insertGroups, g)
@@ -271,6 +270,21 @@ func insertColumns(in *instance) []*structmap.Field {
 		cols = append(cols, f)
 	}
 	return cols
+}
+
+// insertsColumns reports whether cols are in's insertColumns.
+func insertsColumns(in *instance, cols []*structmap.Field) bool {
+	k := 0
+	for _, f := range in.model.Fields {
+		if f.Default && f.IsZero(in.v) {
+			continue
+		}
+		if k == len(cols) || cols[k] != f {
+			return false
+		}
+		k++
+	}
+	return k == len(cols)
 }
 
 // mayNotFit reports a server-filled column (a mapped one the INSERT leaves out) read back into a
@@ -324,10 +338,16 @@ func (fp *flushPlan) buildInsert(g *insertGroup) {
 		if r.Len() != len(ins) {
 			return fmt.Errorf("gosqla: INSERT into %s returned %d rows for %d objects", g.m.Table, r.Len(), len(ins))
 		}
+		if len(s.identity) == 0 && len(ins) > 8 {
+			s.identity = make(map[identityKey]*instance, len(ins))
+		}
+		sc := newRowScanner(g.m, r)
 		for i, in := range ins {
-			if err := in.load(r, i); err != nil {
+			row, err := sc.scan(i)
+			if err != nil {
 				return err
 			}
+			in.store(row, r.Columns())
 			in.key = keyOf(in.model, in.v)
 			in.state = statePersistent
 			in.inserted(fp.gen)

@@ -175,18 +175,41 @@ func scanRow(m *structmap.Model, r *asyncengine.Result, i int) (reflect.Value, e
 // scanFields scans row i of r into a fresh struct of m's type, each column into the field that
 // fieldOf names (none: the column is skipped).
 func scanFields(m *structmap.Model, r *asyncengine.Result, i int, fieldOf func(column string) *structmap.Field) (reflect.Value, error) {
-	tmp := reflect.New(m.Type).Elem()
+	return newFieldScanner(m, r, fieldOf).scan(i)
+}
+
+// rowScanner scans rows of one result into one struct of a model's type, reused from row to row:
+// for rows whose fields are copied out before the next is scanned.
+type rowScanner struct {
+	tmp  reflect.Value
+	dest []any
+	r    *asyncengine.Result
+}
+
+func newRowScanner(m *structmap.Model, r *asyncengine.Result) *rowScanner {
+	return newFieldScanner(m, r, m.Column)
+}
+
+func newFieldScanner(m *structmap.Model, r *asyncengine.Result, fieldOf func(column string) *structmap.Field) *rowScanner {
+	sc := &rowScanner{tmp: reflect.New(m.Type).Elem(), r: r}
 	cols := r.Columns()
-	dest := make([]any, len(cols))
+	sc.dest = make([]any, len(cols))
 	for j, c := range cols {
 		if f := fieldOf(c); f != nil {
-			dest[j] = tmp.FieldByIndex(f.Index).Addr().Interface()
+			sc.dest[j] = sc.tmp.FieldByIndex(f.Index).Addr().Interface()
 		}
 	}
-	if err := r.ScanRow(i, dest...); err != nil {
+	return sc
+}
+
+// scan reads row i into the scanner's struct, zeroed first, and returns it: the previous row's
+// slices and maps (now its object's) are not scanned into again.
+func (sc *rowScanner) scan(i int) (reflect.Value, error) {
+	sc.tmp.SetZero()
+	if err := sc.r.ScanRow(i, sc.dest...); err != nil {
 		return reflect.Value{}, err
 	}
-	return tmp, nil
+	return sc.tmp, nil
 }
 
 // store copies the mapped fields of row (scanned from columns) into the instance and takes a
