@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
+	"sync/atomic"
 
 	"github.com/gosqla/gosqla/asyncengine"
 	"github.com/gosqla/gosqla/internal/structmap"
@@ -92,10 +93,11 @@ func (in *instance) remember(r *relation) {
 
 // relWork is what relationships add to one flush.
 type relWork struct {
-	// waits holds the pending objects that must wait for a parent's generated key, with the
-	// foreign keys they wait to fill
-	waits map[*instance][]*structmap.Field
-	fks   []*structmap.Field // the array the lists in waits start in
+	// waiting holds the pending objects that must wait for a parent's generated key; each keeps
+	// the foreign keys it waits to fill (instance.waitFor), valid while its waitIn is id
+	waiting []*instance
+	id      uint64
+	fks     []*structmap.Field // the array short waitFor lists are cut from
 	// more reports association rows left for a later stage
 	more bool
 	// before are statements that precede the flush's DELETEs (children of deleted parents that
@@ -106,22 +108,36 @@ type relWork struct {
 	saved map[*instance]map[*relation]*relState
 }
 
+// relWorks numbers the relWorks, so that an object's waitFor is known to be this flush's.
+var relWorks atomic.Uint64
+
+func newRelWork() *relWork { return &relWork{id: relWorks.Add(1)} }
+
 // wait records that in waits for a parent's generated key, to fill fk.
 func (w *relWork) wait(in *instance, fk *structmap.Field) {
-	if w.waits == nil {
-		w.waits = map[*instance][]*structmap.Field{}
-	}
-	fks, ok := w.waits[in]
-	if !ok {
-		// most objects wait for one key: their lists are cut from one shared array
-		if len(w.fks) == cap(w.fks) {
-			w.fks = make([]*structmap.Field, 0, 256)
+	if in.waitIn != w.id {
+		in.waitIn = w.id
+		in.waitFor = in.waitFor[:0]
+		w.waiting = append(w.waiting, in)
+		if cap(in.waitFor) == 0 {
+			// most objects wait for one key: their lists are cut from one shared array
+			if len(w.fks) == cap(w.fks) {
+				w.fks = make([]*structmap.Field, 0, 256)
+			}
+			w.fks = append(w.fks, fk)
+			in.waitFor = w.fks[len(w.fks)-1 : len(w.fks) : len(w.fks)]
+			return
 		}
-		w.fks = append(w.fks, fk)
-		w.waits[in] = w.fks[len(w.fks)-1 : len(w.fks) : len(w.fks)]
-		return
 	}
-	w.waits[in] = append(fks, fk)
+	in.waitFor = append(in.waitFor, fk)
+}
+
+// waits returns the foreign keys in waits to fill (nil: none).
+func (w *relWork) waits(in *instance) []*structmap.Field {
+	if in.waitIn != w.id {
+		return nil
+	}
+	return in.waitFor
 }
 
 // keep saves the state of relationship r of in before the flush changes it.
@@ -180,7 +196,7 @@ func pkValue(in *instance) any { return in.model.PK[0].Value(in.v) }
 // fields were reassigned, appended to or shortened since they were last synced: a collection
 // element replaced in place is seen by the next Flush or Commit.
 func (s *Session) cascade(all bool) (*relWork, error) {
-	w := &relWork{}
+	w := newRelWork()
 	// an object added by the cascade is visited too
 	var queue []*instance
 	for _, in := range s.pending {

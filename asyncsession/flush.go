@@ -38,7 +38,7 @@ func (s *Session) planFlush(all bool, r reads) (parts []part, more bool, err err
 		return s.lookupParts(lookups), true, nil
 	}
 	more = len(later) > 0 || w.more
-	for in := range w.waits {
+	for _, in := range w.waiting {
 		// a row inserted ahead of its parent in a cycle: the next stage sets its key
 		more = more || in.state != statePending
 	}
@@ -127,7 +127,7 @@ func (s *Session) planFlush(all bool, r reads) (parts []part, more bool, err err
 // NULL goes first; the next stage sets its key with an UPDATE.
 func stage(pending []*instance, w *relWork) (now, later []*instance, err error) {
 	for _, in := range pending {
-		if w.waits[in] != nil {
+		if w.waits(in) != nil {
 			later = append(later, in)
 		} else {
 			now = append(now, in)
@@ -138,7 +138,7 @@ func stage(pending []*instance, w *relWork) (now, later []*instance, err error) 
 	}
 	for i, in := range later {
 		ok := true
-		for _, f := range w.waits[in] {
+		for _, f := range w.waits(in) {
 			ok = ok && nullable(f)
 		}
 		if ok {
@@ -146,7 +146,7 @@ func stage(pending []*instance, w *relWork) (now, later []*instance, err error) 
 		}
 	}
 	in := later[0]
-	return nil, nil, &MappingError{Type: in.model.Type.String(), Field: w.waits[in][0].Name,
+	return nil, nil, &MappingError{Type: in.model.Type.String(), Field: w.waits(in)[0].Name,
 		Reason: "the objects' foreign keys form a cycle that cannot be ordered: make one of the keys in the cycle nullable (a pointer), so that its row is inserted first and its key set after"}
 }
 

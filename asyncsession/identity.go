@@ -48,6 +48,10 @@ type instance struct {
 	// open, 0 otherwise: a rollback to generation gen expunges it when insertedIn > gen
 	insertedIn int
 	rels       map[*relation]*relState
+	// waitFor are the foreign keys it waits to fill with parents' generated keys, in the flush
+	// whose relWork's id is waitIn (cascade.go)
+	waitFor []*structmap.Field
+	waitIn  uint64
 }
 
 func newInstance(ptr any, m *structmap.Model) *instance {

@@ -129,15 +129,27 @@ type batchInsert struct {
 // need before they can be planned: one statement per table of which at least two rows are to be
 // inserted and whose column types are not known yet.
 func (s *Session) typeLookups(groups ...[]*instance) []batchInsert {
-	var counts map[*structmap.Model]int
+	type count struct {
+		m *structmap.Model
+		n int
+	}
+	var counts []count // few models: a list, searched from the last one counted
 	var out []batchInsert
 	for _, g := range groups {
 		for _, in := range g {
-			if counts == nil {
-				counts = map[*structmap.Model]int{}
+			k := len(counts) - 1
+			for k >= 0 && counts[k].m != in.model {
+				k--
 			}
-			counts[in.model]++
-			if counts[in.model] != 2 {
+			if k < 0 {
+				counts = append(counts, count{m: in.model})
+				k = len(counts) - 1
+			} else if k != len(counts)-1 {
+				counts[k], counts[len(counts)-1] = counts[len(counts)-1], counts[k]
+				k = len(counts) - 1
+			}
+			counts[k].n++
+			if counts[k].n != 2 {
 				continue
 			}
 			e := s.engineFor(in.model)
