@@ -15,7 +15,10 @@ type relState struct {
 	loaded  bool
 	ref     any   // a *T relationship's object as last loaded or flushed
 	members []any // a collection as last loaded or flushed
-	header  [2]uintptr
+	// insts are the members' instances when the last sync recorded them (syncMany), a cache
+	// checked against instance.attached before use
+	insts  []*instance
+	header [2]uintptr
 }
 
 // header is what a cheap look at a relationship field sees change: its pointer, and a
@@ -77,6 +80,7 @@ func (in *instance) remember(r *relation) {
 	st.loaded = true
 	fv := r.field(in.v)
 	st.header = header(fv)
+	st.insts = nil
 	if r.many() {
 		// a fresh slice: a flush's undo keeps the old one
 		st.members = make([]any, 0, fv.Len())
@@ -274,6 +278,7 @@ func (s *Session) attach(obj any, m *structmap.Model) (*instance, bool) {
 	}
 	in := newInstance(obj, m)
 	in.state = statePending
+	in.attached = true
 	s.objects[obj] = in
 	s.pending = append(s.pending, in)
 	return in, true
@@ -382,9 +387,20 @@ func (s *Session) syncMany(in *instance, r *relation, w *relWork) ([]*instance, 
 	var added []*instance
 	fv := r.field(in.v)
 	st := in.rel(r)
-	// the members now, to find those removed since the last sync (and association rows)
+	// same: the collection holds what it held at the last sync, in order (the usual case once
+	// synced): no member was removed, and the children's instances are those recorded then
+	same := r.kind != manyToMany && len(st.members) == fv.Len()
+	for i := 0; same && i < len(st.members); i++ {
+		same = st.members[i] == fv.Index(i).Interface()
+	}
+	known := same && len(st.insts) == len(st.members)
+	children := st.insts
+	if !known {
+		children = make([]*instance, 0, fv.Len())
+	}
+	// otherwise the members now, to find those removed since the last sync (and association rows)
 	var now map[any]bool
-	if len(st.members) > 0 || r.kind == manyToMany {
+	if !same && (len(st.members) > 0 || r.kind == manyToMany) {
 		now = make(map[any]bool, fv.Len())
 	}
 	b := r.backref()
@@ -402,9 +418,20 @@ func (s *Session) syncMany(in *instance, r *relation, w *relWork) ([]*instance, 
 		if now != nil {
 			now[cur] = true
 		}
-		child, isNew := s.attach(cur, r.target)
-		if isNew {
-			added = append(added, child)
+		var child *instance
+		if known && children[i].attached && children[i].state != stateDeleted {
+			child = children[i]
+		} else {
+			var isNew bool
+			child, isNew = s.attach(cur, r.target)
+			if isNew {
+				added = append(added, child)
+			}
+			if known {
+				children[i] = child
+			} else {
+				children = append(children, child)
+			}
 		}
 		if r.kind == manyToMany {
 			continue
@@ -434,6 +461,9 @@ func (s *Session) syncMany(in *instance, r *relation, w *relWork) ([]*instance, 
 		return added, s.syncAssociation(in, r, st, now, w)
 	}
 	for _, old := range st.members {
+		if same {
+			break // nothing was removed
+		}
 		if now[old] {
 			continue
 		}
@@ -461,6 +491,7 @@ func (s *Session) syncMany(in *instance, r *relation, w *relWork) ([]*instance, 
 		}
 	}
 	in.remember(r)
+	st.insts = children
 	return added, nil
 }
 

@@ -52,6 +52,8 @@ type instance struct {
 	// whose relWork's id is waitIn (cascade.go)
 	waitFor []*structmap.Field
 	waitIn  uint64
+	// attached: it is the session's instance of ptr (in objects); forget and ExpungeAll clear it
+	attached bool
 }
 
 func newInstance(ptr any, m *structmap.Model) *instance {
@@ -287,6 +289,7 @@ func (s *Session) mergeRow(m *structmap.Model, row reflect.Value, columns []stri
 func (s *Session) register(in *instance) {
 	s.identity[in.key] = in
 	s.objects[in.ptr] = in
+	in.attached = true
 	s.index(in, true)
 }
 
@@ -295,6 +298,7 @@ func (s *Session) forget(in *instance) {
 		delete(s.identity, in.key)
 	}
 	delete(s.objects, in.ptr)
+	in.attached = false
 	s.index(in, false)
 }
 
