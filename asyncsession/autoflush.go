@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -204,21 +205,40 @@ func (s *Session) index(in *instance, add bool) {
 	if in.set != nil {
 		return
 	}
-	word := tableWord(in.model)
-	t := s.byTable[word]
-	if t == nil {
-		if s.byTable == nil {
-			s.byTable = map[string]*tableSet{}
-		}
-		t = &tableSet{size: in.model.Type.Size()}
-		s.byTable[word] = t
-	}
+	t := s.tableSetOf(in.model)
 	in.set, in.pos = t, len(t.ins)
 	t.ins = append(t.ins, in)
 	t.ptrs = append(t.ptrs, in.v.Addr().UnsafePointer())
 	t.ok = append(t.ok, false)
 	t.raws = append(t.raws, make([]byte, t.size)...)
 	in.takeRaw()
+}
+
+// tableSetOf returns m's table set, created empty the first time. Called locked.
+func (s *Session) tableSetOf(m *structmap.Model) *tableSet {
+	word := tableWord(m)
+	t := s.byTable[word]
+	if t == nil {
+		if s.byTable == nil {
+			s.byTable = map[string]*tableSet{}
+		}
+		t = &tableSet{size: m.Type.Size()}
+		s.byTable[word] = t
+	}
+	return t
+}
+
+// reserve makes room for n more objects of m in the identity map (when it is empty) and in m's
+// table set, before a batch of them is registered. Called locked.
+func (s *Session) reserve(m *structmap.Model, n int) {
+	if len(s.identity) == 0 && n > 8 {
+		s.identity = make(map[identityKey]*instance, n)
+	}
+	t := s.tableSetOf(m)
+	t.ins = slices.Grow(t.ins, n)
+	t.ptrs = slices.Grow(t.ptrs, n)
+	t.ok = slices.Grow(t.ok, n)
+	t.raws = slices.Grow(t.raws, n*int(t.size))
 }
 
 // memory is the struct's own bytes, at most as many as its table's set compares.

@@ -338,9 +338,7 @@ func (fp *flushPlan) buildInsert(g *insertGroup) {
 		if r.Len() != len(ins) {
 			return fmt.Errorf("gosqla: INSERT into %s returned %d rows for %d objects", g.m.Table, r.Len(), len(ins))
 		}
-		if len(s.identity) == 0 && len(ins) > 8 {
-			s.identity = make(map[identityKey]*instance, len(ins))
-		}
+		s.reserve(g.m, len(ins))
 		sc := newRowScanner(g.m, r)
 		for i, in := range ins {
 			row, err := sc.scan(i)

@@ -288,8 +288,10 @@ func (s *Session) mergeRow(m *structmap.Model, row reflect.Value, columns []stri
 
 func (s *Session) register(in *instance) {
 	s.identity[in.key] = in
-	s.objects[in.ptr] = in
-	in.attached = true
+	if !in.attached { // an attached instance is in objects already
+		s.objects[in.ptr] = in
+		in.attached = true
+	}
 	s.index(in, true)
 }
 
@@ -297,7 +299,9 @@ func (s *Session) forget(in *instance) {
 	if s.identity[in.key] == in {
 		delete(s.identity, in.key)
 	}
-	delete(s.objects, in.ptr)
+	if s.objects[in.ptr] == in {
+		delete(s.objects, in.ptr)
+	}
 	in.attached = false
 	s.index(in, false)
 }
