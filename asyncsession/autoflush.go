@@ -81,9 +81,12 @@ func tableWord(m *structmap.Model) string {
 // Called locked.
 func (s *Session) candidates(r reads, visit func(*instance)) {
 	if !r.some {
-		for _, in := range s.objects {
-			if !in.unchanged() {
-				visit(in)
+		// every registered object is in its table's set; the others (pending) are not loaded
+		for _, set := range s.byTable {
+			for _, in := range set.ins {
+				if !in.unchanged() {
+					visit(in)
+				}
 			}
 		}
 		return
