@@ -292,3 +292,38 @@ func TestBatchInsertValuesElsewhere(t *testing.T) {
 		})
 	}
 }
+
+type Feeling struct {
+	ID   int64  `db:"id,pk,default"`
+	Mood string `db:"mood"`
+}
+
+func (Feeling) TableName() string { return "feelings" }
+
+// The column types a batch is sent as are read again after a batch insert into the table
+// failed: a column whose type changed under a running engine fails one batch, not the next.
+func TestBatchInsertTypesReadAgain(t *testing.T) {
+	e := newEngine(t, enginetestURL(t))
+	ctx := enginetest.Context(t)
+	_, err := e.Exec(ctx, "CREATE TABLE feelings (id bigserial PRIMARY KEY, mood text NOT NULL)")
+	require.NoError(t, err)
+	batch := func() error {
+		s := newSession(t, e)
+		require.NoError(t, s.Add(&Feeling{Mood: "happy"}, &Feeling{Mood: "sad"}))
+		_, err := s.Commit(ctx).Await(ctx)
+		return err
+	}
+	require.NoError(t, batch())
+	for _, ddl := range []string{
+		"CREATE TYPE feeling AS ENUM ('happy', 'sad')",
+		"ALTER TABLE feelings ALTER mood TYPE feeling USING mood::feeling",
+	} {
+		_, err := e.Exec(ctx, ddl)
+		require.NoError(t, err)
+	}
+	err = batch()
+	require.Error(t, err, "the types read before the change send the moods as text")
+	assert.Contains(t, err.Error(), "type feeling")
+	require.NoError(t, batch(), "the types are read again")
+	assert.EqualValues(t, 4, count(t, e, "feelings"))
+}
