@@ -264,40 +264,19 @@ func stringKinded(t reflect.Type) bool {
 // unnestSQL writes the INSERT of rows as one array per column, and its arguments.
 func unnestSQL(d *asyncengine.Dialect, m *structmap.Model, cols []*structmap.Field, types []columnType, rows []reflect.Value) (string, []any) {
 	var b strings.Builder
-	b.WriteString("INSERT INTO ")
-	b.WriteString(d.Quote(m.Table))
-	b.WriteString(" (")
-	for i, f := range cols {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString(d.Quote(f.Column))
-	}
-	b.WriteString(") SELECT ")
+	insertInto(&b, d, m, cols)
+	selected := make([]string, len(types))
+	arrays := make([]string, len(types))
+	names := make([]string, len(types))
 	for i, ct := range types {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString("u.c" + strconv.Itoa(i+1))
+		names[i] = "c" + strconv.Itoa(i+1)
+		selected[i] = "u." + names[i]
 		if ct.cast != "" {
-			b.WriteString("::" + ct.cast)
+			selected[i] += "::" + ct.cast
 		}
+		arrays[i] = d.Placeholder(i+1) + "::" + ct.array
 	}
-	b.WriteString(" FROM unnest(")
-	for i, ct := range types {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString(d.Placeholder(i+1) + "::" + ct.array)
-	}
-	b.WriteString(") AS u(")
-	for i := range types {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString("c" + strconv.Itoa(i+1))
-	}
-	b.WriteString(")")
+	b.WriteString(") SELECT " + strings.Join(selected, ", ") + " FROM unnest(" + strings.Join(arrays, ", ") + ") AS u(" + strings.Join(names, ", ") + ")")
 	args := make([]any, len(cols))
 	for i, f := range cols {
 		args[i] = column(f, rows)
