@@ -95,6 +95,12 @@ func (in *instance) remember(r *relation) {
 	}
 }
 
+// relKey names one relationship of one object.
+type relKey struct {
+	in *instance
+	r  *relation
+}
+
 // relWork is what relationships add to one flush.
 type relWork struct {
 	// waiting holds the pending objects that must wait for a parent's generated key; each keeps
@@ -109,7 +115,7 @@ type relWork struct {
 	before, after []flushStmt
 	// saved holds the relationship states the flush changed, as they were (nil: none), to be put
 	// back when its pipeline is never sent
-	saved map[*instance]map[*relation]*relState
+	saved map[relKey]*relState
 }
 
 // relWorks numbers the relWorks, so that an object's waitFor is known to be this flush's.
@@ -146,34 +152,28 @@ func (w *relWork) waits(in *instance) []*structmap.Field {
 
 // keep saves the state of relationship r of in before the flush changes it.
 func (w *relWork) keep(in *instance, r *relation) {
-	if w.saved == nil {
-		w.saved = map[*instance]map[*relation]*relState{}
-	}
-	m := w.saved[in]
-	if m == nil {
-		m = map[*relation]*relState{}
-		w.saved[in] = m
-	}
-	if _, ok := m[r]; ok {
+	k := relKey{in, r}
+	if _, ok := w.saved[k]; ok {
 		return
+	}
+	if w.saved == nil {
+		w.saved = map[relKey]*relState{}
 	}
 	var old *relState
 	if st := in.rels[r]; st != nil {
 		c := *st
 		old = &c
 	}
-	m[r] = old
+	w.saved[k] = old
 }
 
 // restore puts the saved relationship states back.
 func (w *relWork) restore() {
-	for in, m := range w.saved {
-		for r, old := range m {
-			if old == nil {
-				delete(in.rels, r)
-			} else {
-				in.rels[r] = old
-			}
+	for k, old := range w.saved {
+		if old == nil {
+			delete(k.in.rels, k.r)
+		} else {
+			k.in.rels[k.r] = old
 		}
 	}
 }

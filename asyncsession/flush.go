@@ -126,6 +126,10 @@ func (s *Session) planFlush(all bool, r reads) (parts []part, more bool, err err
 // generated key. When every one waits on another (a cycle), one whose waiting keys can hold
 // NULL goes first; the next stage sets its key with an UPDATE.
 func stage(pending []*instance, w *relWork) (now, later []*instance, err error) {
+	if len(w.waiting) > 0 {
+		later = make([]*instance, 0, min(len(w.waiting), len(pending)))
+	}
+	now = make([]*instance, 0, len(pending)-cap(later))
 	for _, in := range pending {
 		if w.waits(in) != nil {
 			later = append(later, in)

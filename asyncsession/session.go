@@ -115,10 +115,13 @@ func (s *Session) unusable() error {
 
 // committed updates the session after its transaction committed. Called locked.
 func (s *Session) committed() {
-	for _, in := range s.objects {
-		in.insertedIn = 0
-		if s.opts.expireOnCommit && in.state == statePersistent {
-			in.expired = true
+	// the registered objects are in their tables' sets; a pending one was not inserted
+	for _, set := range s.byTable {
+		for _, in := range set.ins {
+			in.insertedIn = 0
+			if s.opts.expireOnCommit && in.state == statePersistent {
+				in.expired = true
+			}
 		}
 	}
 	s.gen = 0
