@@ -223,6 +223,7 @@ func (s *Session) cascade(all bool) (*relWork, error) {
 			return w, err
 		}
 	}
+	s.roomForChildren(queue)
 	for len(queue) > 0 {
 		in := queue[0]
 		queue = queue[1:]
@@ -265,6 +266,48 @@ func (s *Session) cascade(all bool) (*relWork, error) {
 	return w, nil
 }
 
+// roomForChildren grows the objects map once for the collections of the new objects about to be
+// walked, rather than by doubling as their children are attached one by one: a graph added in
+// bulk. Called locked.
+func (s *Session) roomForChildren(queue []*instance) {
+	n := 0
+	for _, in := range queue {
+		if in.state != statePending {
+			continue
+		}
+		rels, err := relationsOf(in.model)
+		if err != nil {
+			return // the walk reports it
+		}
+		for _, r := range rels {
+			if r.many() {
+				n += r.field(in.v).Len()
+			}
+		}
+	}
+	if n < 1024 || n < len(s.objects) {
+		return
+	}
+	grown := make(map[any]*instance, len(s.objects)+n)
+	for k, v := range s.objects {
+		grown[k] = v
+	}
+	s.objects = grown
+}
+
+// newInstance is a new instance of obj, cut from a block the session allocates for many (a graph
+// attaches thousands at once). Called locked.
+func (s *Session) newInstance(obj any, m *structmap.Model) *instance {
+	if len(s.block) == 0 {
+		s.block = make([]instance, min(max(2*s.blockSize, 8), 256))
+		s.blockSize = len(s.block)
+	}
+	in := &s.block[0]
+	s.block = s.block[1:]
+	*in = instance{ptr: obj, v: reflect.ValueOf(obj).Elem(), model: m}
+	return in
+}
+
 // attach returns the session's instance of obj, adding it as pending when it is new and undeleting
 // it when it was marked deleted: Add, Merge's new copy and an object reached by a relationship all
 // enter the session here. Called locked.
@@ -276,7 +319,7 @@ func (s *Session) attach(obj any, m *structmap.Model) (*instance, bool) {
 		}
 		return in, false
 	}
-	in := newInstance(obj, m)
+	in := s.newInstance(obj, m)
 	in.state = statePending
 	in.attached = true
 	s.objects[obj] = in

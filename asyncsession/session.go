@@ -42,14 +42,17 @@ type Session struct {
 
 	// state below is guarded by mu
 	identity map[identityKey]*instance
-	objects  map[any]*instance    // by the *T the user holds
-	byTable  map[string]*tableSet // registered objects by table word (autoflush.go)
-	pending  []*instance          // added, in order
-	deleted  []*instance
-	bounds   []*bound
-	failed   error        // set when a statement of the transaction failed
-	gen      int          // savepoint generation: see instance.insertedSince
-	gone     []goneObject // deleted by a flush of the open transaction
+	objects  map[any]*instance // by the *T the user holds
+	// block holds instances not handed out yet (newInstance); blockSize is its last size
+	block     []instance
+	blockSize int
+	byTable   map[string]*tableSet // registered objects by table word (autoflush.go)
+	pending   []*instance          // added, in order
+	deleted   []*instance
+	bounds    []*bound
+	failed    error        // set when a statement of the transaction failed
+	gen       int          // savepoint generation: see instance.insertedSince
+	gone      []goneObject // deleted by a flush of the open transaction
 	// beginStmts opens a transaction (the options' BEGIN), shared by every round
 	beginStmts []asyncengine.Statement
 }
