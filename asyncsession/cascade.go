@@ -251,7 +251,11 @@ func (s *Session) cascade(all bool) (*relWork, error) {
 				if err != nil {
 					return w, err
 				}
-				queue = append(queue, added...)
+				for _, a := range added {
+					if len(a.model.Rels) > 0 { // one without relationships has nothing to walk
+						queue = append(queue, a)
+					}
+				}
 			}
 		}
 	}
