@@ -344,13 +344,28 @@ func (fp *flushPlan) buildInsert(g *insertGroup) {
 		}
 		s.reserve(g.m, len(ins))
 		sc := newRowScanner(g.m, r)
+		// the new objects' snapshots are cut from one array, and a single-column key whose
+		// snapshot holds its value as keyOf would serves as the identity key as it is
+		nf := len(g.m.Fields)
+		snaps := make([]any, len(ins)*nf)
+		pk := -1
+		if len(g.m.PK) == 1 && plainKey(g.m.PK[0].Type) {
+			pk = fieldIndex(g.m, g.m.PK[0])
+		}
 		for i, in := range ins {
 			row, err := sc.scan(i)
 			if err != nil {
 				return err
 			}
+			if in.snapshot == nil {
+				in.snapshot = snaps[i*nf : (i+1)*nf : (i+1)*nf]
+			}
 			in.store(row, r.Columns())
-			in.key = keyOf(in.model, in.v)
+			if pk >= 0 {
+				in.key = identityKey{t: in.model.Type, pk: in.snapshot[pk]}
+			} else {
+				in.key = keyOf(in.model, in.v)
+			}
 			in.state = statePersistent
 			in.inserted(fp.gen)
 			s.register(in)
@@ -414,6 +429,16 @@ func (fp *flushPlan) update(in *instance) {
 		})
 		return nil
 	})
+}
+
+// plainKey reports a key type whose snapshot is its value (snapshotOf copies what a pointer,
+// slice or map refers to).
+func plainKey(t reflect.Type) bool {
+	switch t.Kind() {
+	case reflect.Pointer, reflect.Slice, reflect.Map, reflect.Interface:
+		return false
+	}
+	return true
 }
 
 // loadedPK is the primary key as last loaded or flushed: a changed key still finds its row.
