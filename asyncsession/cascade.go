@@ -297,6 +297,7 @@ func (s *Session) roomForChildren(queue []*instance) {
 		grown[k] = v
 	}
 	s.objects = grown
+	s.pending = slices.Grow(s.pending, n)
 }
 
 // newInstance is a new instance of obj, cut from a block the session allocates for many (a graph

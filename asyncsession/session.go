@@ -118,15 +118,12 @@ func (s *Session) unusable() error {
 
 // committed updates the session after its transaction committed. Called locked.
 func (s *Session) committed() {
-	// the registered objects are in their tables' sets; a pending one was not inserted
-	for _, set := range s.byTable {
-		for _, in := range set.ins {
-			in.insertedIn = 0
-			if s.opts.expireOnCommit && in.state == statePersistent {
-				in.expired = true
-			}
+	s.eachObject(func(in *instance) {
+		in.insertedIn = 0
+		if s.opts.expireOnCommit && in.state == statePersistent {
+			in.expired = true
 		}
-	}
+	})
 	s.gen = 0
 	s.gone = nil
 }
@@ -134,7 +131,7 @@ func (s *Session) committed() {
 // rolledBack updates the session after a rollback to savepoint generation gen (0: the whole
 // transaction). Called locked.
 func (s *Session) rolledBack(gen int) {
-	for _, in := range s.objects {
+	s.eachObject(func(in *instance) {
 		switch {
 		case in.state == statePending, in.insertedSince(gen):
 			s.forget(in)
@@ -142,7 +139,7 @@ func (s *Session) rolledBack(gen int) {
 			in.state = statePersistent
 			in.expired = true
 		}
-	}
+	})
 	// deletes flushed since the savepoint are undone: their objects are loaded (expired) again,
 	// unless inserted since too, or their key was taken by an object the rollback keeps
 	kept := s.gone[:0]
@@ -161,8 +158,30 @@ func (s *Session) rolledBack(gen int) {
 	s.gone = kept
 	s.pending, s.deleted, s.failed = nil, nil, nil
 	if gen == 0 {
+		s.eachObject(func(in *instance) { in.insertedIn = 0 })
+	}
+}
+
+// eachObject calls fn with every object of the session, which may forget it. When every object
+// is registered (none pending), it walks the tables' sets, in memory order, rather than the
+// objects map. Called locked.
+func (s *Session) eachObject(fn func(*instance)) {
+	n := 0
+	for _, set := range s.byTable {
+		n += len(set.ins)
+	}
+	if n != len(s.objects) {
 		for _, in := range s.objects {
-			in.insertedIn = 0
+			fn(in)
+		}
+		return
+	}
+	for _, set := range s.byTable {
+		// from the end: forgetting an object moves the set's last one into its place
+		for i := len(set.ins) - 1; i >= 0; i-- {
+			if i < len(set.ins) {
+				fn(set.ins[i])
+			}
 		}
 	}
 }
