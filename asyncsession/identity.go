@@ -10,7 +10,7 @@ import (
 	"github.com/gosqla/gosqla/internal/structmap"
 )
 
-type state int
+type state uint8
 
 const (
 	statePending    state = iota // added, not yet inserted
@@ -39,11 +39,9 @@ type instance struct {
 	v        reflect.Value // the struct itself
 	model    *structmap.Model
 	key      identityKey
-	state    state
 	snapshot []any     // column values as last loaded or flushed
 	set      *tableSet // its table's set while registered, with its snapshot bytes (autoflush.go)
 	pos      int       // its place in set
-	expired  bool
 	// insertedIn is 1 + the savepoint generation it was inserted in while that transaction is
 	// open, 0 otherwise: a rollback to generation gen expunges it when insertedIn > gen
 	insertedIn int
@@ -52,6 +50,8 @@ type instance struct {
 	// whose relWork's id is waitIn (cascade.go)
 	waitFor []*structmap.Field
 	waitIn  uint64
+	state   state
+	expired bool
 	// attached: it is the session's instance of ptr (in objects); forget and ExpungeAll clear it
 	attached bool
 }
