@@ -445,6 +445,9 @@ func (s *Session) syncMany(in *instance, r *relation, w *relWork) ([]*instance, 
 	children := st.insts
 	if !known {
 		children = make([]*instance, 0, fv.Len())
+		if len(st.members) == 0 {
+			added = make([]*instance, 0, fv.Len()) // never synced: its members are usually new
+		}
 	}
 	// otherwise the members now, to find those removed since the last sync (and association rows)
 	var now map[any]bool
