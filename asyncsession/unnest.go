@@ -22,9 +22,11 @@ import (
 // catalog), so that every element is encoded by the driver exactly as the same value sent alone
 // into that column is:
 //
-//   - a Go string (or *string) travels as text, as it does alone, and is cast to the column's
-//     type by that type's input function; so does any string-kinded value headed for a type the
-//     database defines (an enum, a domain), which the driver sends as text alone too;
+//   - a string travels as text, as it does alone, and the column's type reads it (the array
+//     element is cast to it: its input function); so does every string-kinded value (a named
+//     string type, a pointer to either), which alone the driver sends as text to a type the
+//     database defines (an enum, a domain) and converts itself for a built-in one, agreeing with
+//     the type's input function on every value both accept;
 //   - any other value travels in an array of the column's type (without its modifier: the
 //     INSERT applies varchar(n), numeric(p,s) and the like as it does to a single value);
 //   - a column the arrays cannot carry faithfully keeps the multi-row VALUES: array-typed columns
