@@ -231,11 +231,15 @@ func (s *Session) tableSetOf(m *structmap.Model) *tableSet {
 	return t
 }
 
-// reserve makes room for n more objects of m in the identity map (when it is empty) and in m's
-// table set, before a batch of them is registered. Called locked.
+// reserve makes room for n more objects of m in the identity map (grown once when it holds fewer
+// than n) and in m's table set, before a batch of them is registered. Called locked.
 func (s *Session) reserve(m *structmap.Model, n int) {
-	if len(s.identity) == 0 && n > 8 {
-		s.identity = make(map[identityKey]*instance, n)
+	if n > 8 && len(s.identity) < n {
+		grown := make(map[identityKey]*instance, len(s.identity)+n)
+		for k, v := range s.identity {
+			grown[k] = v
+		}
+		s.identity = grown
 	}
 	t := s.tableSetOf(m)
 	t.ins = slices.Grow(t.ins, n)
