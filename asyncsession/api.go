@@ -70,6 +70,9 @@ func (s *Session) Expunge(obj any) {
 func (s *Session) ExpungeAll() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	for _, in := range s.objects {
+		in.attached = false
+	}
 	s.identity = map[identityKey]*instance{}
 	s.objects = map[any]*instance{}
 	s.byTable = nil

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -80,9 +81,12 @@ func tableWord(m *structmap.Model) string {
 // Called locked.
 func (s *Session) candidates(r reads, visit func(*instance)) {
 	if !r.some {
-		for _, in := range s.objects {
-			if !in.unchanged() {
-				visit(in)
+		// every registered object is in its table's set; the others (pending) are not loaded
+		for _, set := range s.byTable {
+			for _, in := range set.ins {
+				if !in.unchanged() {
+					visit(in)
+				}
 			}
 		}
 		return
@@ -204,21 +208,44 @@ func (s *Session) index(in *instance, add bool) {
 	if in.set != nil {
 		return
 	}
-	word := tableWord(in.model)
-	t := s.byTable[word]
-	if t == nil {
-		if s.byTable == nil {
-			s.byTable = map[string]*tableSet{}
-		}
-		t = &tableSet{size: in.model.Type.Size()}
-		s.byTable[word] = t
-	}
+	t := s.tableSetOf(in.model)
 	in.set, in.pos = t, len(t.ins)
 	t.ins = append(t.ins, in)
 	t.ptrs = append(t.ptrs, in.v.Addr().UnsafePointer())
 	t.ok = append(t.ok, false)
 	t.raws = append(t.raws, make([]byte, t.size)...)
 	in.takeRaw()
+}
+
+// tableSetOf returns m's table set, created empty the first time. Called locked.
+func (s *Session) tableSetOf(m *structmap.Model) *tableSet {
+	word := tableWord(m)
+	t := s.byTable[word]
+	if t == nil {
+		if s.byTable == nil {
+			s.byTable = map[string]*tableSet{}
+		}
+		t = &tableSet{size: m.Type.Size()}
+		s.byTable[word] = t
+	}
+	return t
+}
+
+// reserve makes room for n more objects of m in the identity map (grown once when it holds fewer
+// than n) and in m's table set, before a batch of them is registered. Called locked.
+func (s *Session) reserve(m *structmap.Model, n int) {
+	if n > 8 && len(s.identity) < n {
+		grown := make(map[identityKey]*instance, len(s.identity)+n)
+		for k, v := range s.identity {
+			grown[k] = v
+		}
+		s.identity = grown
+	}
+	t := s.tableSetOf(m)
+	t.ins = slices.Grow(t.ins, n)
+	t.ptrs = slices.Grow(t.ptrs, n)
+	t.ok = slices.Grow(t.ok, n)
+	t.raws = slices.Grow(t.raws, n*int(t.size))
 }
 
 // memory is the struct's own bytes, at most as many as its table's set compares.

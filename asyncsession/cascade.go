@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
+	"sync/atomic"
 
 	"github.com/gosqla/gosqla/asyncengine"
 	"github.com/gosqla/gosqla/internal/structmap"
@@ -14,7 +15,10 @@ type relState struct {
 	loaded  bool
 	ref     any   // a *T relationship's object as last loaded or flushed
 	members []any // a collection as last loaded or flushed
-	header  [2]uintptr
+	// insts are the members' instances when the last sync recorded them (syncMany), a cache
+	// checked against instance.attached before use
+	insts  []*instance
+	header [2]uintptr
 }
 
 // header is what a cheap look at a relationship field sees change: its pointer, and a
@@ -76,6 +80,7 @@ func (in *instance) remember(r *relation) {
 	st.loaded = true
 	fv := r.field(in.v)
 	st.header = header(fv)
+	st.insts = nil
 	if r.many() {
 		// a fresh slice: a flush's undo keeps the old one
 		st.members = make([]any, 0, fv.Len())
@@ -90,11 +95,19 @@ func (in *instance) remember(r *relation) {
 	}
 }
 
+// relKey names one relationship of one object.
+type relKey struct {
+	in *instance
+	r  *relation
+}
+
 // relWork is what relationships add to one flush.
 type relWork struct {
-	// waits holds the pending objects that must wait for a parent's generated key, with the
-	// foreign keys they wait to fill
-	waits map[*instance][]*structmap.Field
+	// waiting holds the pending objects that must wait for a parent's generated key; each keeps
+	// the foreign keys it waits to fill (instance.waitFor), valid while its waitIn is id
+	waiting []*instance
+	id      uint64
+	fks     []*structmap.Field // the array short waitFor lists are cut from
 	// more reports association rows left for a later stage
 	more bool
 	// before are statements that precede the flush's DELETEs (children of deleted parents that
@@ -102,47 +115,65 @@ type relWork struct {
 	before, after []flushStmt
 	// saved holds the relationship states the flush changed, as they were (nil: none), to be put
 	// back when its pipeline is never sent
-	saved map[*instance]map[*relation]*relState
+	saved map[relKey]*relState
 }
+
+// relWorks numbers the relWorks, so that an object's waitFor is known to be this flush's.
+var relWorks atomic.Uint64
+
+func newRelWork() *relWork { return &relWork{id: relWorks.Add(1)} }
 
 // wait records that in waits for a parent's generated key, to fill fk.
 func (w *relWork) wait(in *instance, fk *structmap.Field) {
-	if w.waits == nil {
-		w.waits = map[*instance][]*structmap.Field{}
+	if in.waitIn != w.id {
+		in.waitIn = w.id
+		in.waitFor = in.waitFor[:0]
+		w.waiting = append(w.waiting, in)
+		if cap(in.waitFor) == 0 {
+			// most objects wait for one key: their lists are cut from one shared array
+			if len(w.fks) == cap(w.fks) {
+				w.fks = make([]*structmap.Field, 0, 256)
+			}
+			w.fks = append(w.fks, fk)
+			in.waitFor = w.fks[len(w.fks)-1 : len(w.fks) : len(w.fks)]
+			return
+		}
 	}
-	w.waits[in] = append(w.waits[in], fk)
+	in.waitFor = append(in.waitFor, fk)
+}
+
+// waits returns the foreign keys in waits to fill (nil: none).
+func (w *relWork) waits(in *instance) []*structmap.Field {
+	if in.waitIn != w.id {
+		return nil
+	}
+	return in.waitFor
 }
 
 // keep saves the state of relationship r of in before the flush changes it.
 func (w *relWork) keep(in *instance, r *relation) {
-	if w.saved == nil {
-		w.saved = map[*instance]map[*relation]*relState{}
-	}
-	m := w.saved[in]
-	if m == nil {
-		m = map[*relation]*relState{}
-		w.saved[in] = m
-	}
-	if _, ok := m[r]; ok {
+	k := relKey{in, r}
+	if _, ok := w.saved[k]; ok {
 		return
+	}
+	if w.saved == nil {
+		w.saved = map[relKey]*relState{}
 	}
 	var old *relState
 	if st := in.rels[r]; st != nil {
 		c := *st
 		old = &c
 	}
-	m[r] = old
+	w.saved[k] = old
 }
 
 // restore puts the saved relationship states back.
 func (w *relWork) restore() {
-	for in, m := range w.saved {
-		for r, old := range m {
-			if old == nil {
-				delete(in.rels, r)
-			} else {
-				in.rels[r] = old
-			}
+	for k, old := range w.saved {
+		if old == nil {
+			delete(k.in.rels, k.r)
+		} else {
+			k.in.rels[k.r] = old
 		}
 	}
 }
@@ -169,7 +200,7 @@ func pkValue(in *instance) any { return in.model.PK[0].Value(in.v) }
 // fields were reassigned, appended to or shortened since they were last synced: a collection
 // element replaced in place is seen by the next Flush or Commit.
 func (s *Session) cascade(all bool) (*relWork, error) {
-	w := &relWork{}
+	w := newRelWork()
 	// an object added by the cascade is visited too
 	var queue []*instance
 	for _, in := range s.pending {
@@ -192,6 +223,7 @@ func (s *Session) cascade(all bool) (*relWork, error) {
 			return w, err
 		}
 	}
+	s.roomForChildren(queue)
 	for len(queue) > 0 {
 		in := queue[0]
 		queue = queue[1:]
@@ -219,7 +251,11 @@ func (s *Session) cascade(all bool) (*relWork, error) {
 				if err != nil {
 					return w, err
 				}
-				queue = append(queue, added...)
+				for _, a := range added {
+					if len(a.model.Rels) > 0 { // one without relationships has nothing to walk
+						queue = append(queue, a)
+					}
+				}
 			}
 		}
 	}
@@ -234,6 +270,49 @@ func (s *Session) cascade(all bool) (*relWork, error) {
 	return w, nil
 }
 
+// roomForChildren grows the objects map once for the collections of the new objects about to be
+// walked, rather than by doubling as their children are attached one by one: a graph added in
+// bulk. Called locked.
+func (s *Session) roomForChildren(queue []*instance) {
+	n := 0
+	for _, in := range queue {
+		if in.state != statePending {
+			continue
+		}
+		rels, err := relationsOf(in.model)
+		if err != nil {
+			return // the walk reports it
+		}
+		for _, r := range rels {
+			if r.many() {
+				n += r.field(in.v).Len()
+			}
+		}
+	}
+	if n < 1024 || n < len(s.objects) {
+		return
+	}
+	grown := make(map[any]*instance, len(s.objects)+n)
+	for k, v := range s.objects {
+		grown[k] = v
+	}
+	s.objects = grown
+	s.pending = slices.Grow(s.pending, n)
+}
+
+// newInstance is a new instance of obj, cut from a block the session allocates for many (a graph
+// attaches thousands at once). Called locked.
+func (s *Session) newInstance(obj any, m *structmap.Model) *instance {
+	if len(s.block) == 0 {
+		s.block = make([]instance, min(max(2*s.blockSize, 8), 256))
+		s.blockSize = len(s.block)
+	}
+	in := &s.block[0]
+	s.block = s.block[1:]
+	*in = instance{ptr: obj, v: reflect.ValueOf(obj).Elem(), model: m}
+	return in
+}
+
 // attach returns the session's instance of obj, adding it as pending when it is new and undeleting
 // it when it was marked deleted: Add, Merge's new copy and an object reached by a relationship all
 // enter the session here. Called locked.
@@ -245,8 +324,9 @@ func (s *Session) attach(obj any, m *structmap.Model) (*instance, bool) {
 		}
 		return in, false
 	}
-	in := newInstance(obj, m)
+	in := s.newInstance(obj, m)
 	in.state = statePending
+	in.attached = true
 	s.objects[obj] = in
 	s.pending = append(s.pending, in)
 	return in, true
@@ -373,20 +453,57 @@ func (s *Session) syncMany(in *instance, r *relation, w *relWork) ([]*instance, 
 	var added []*instance
 	fv := r.field(in.v)
 	st := in.rel(r)
-	now := make(map[any]bool, fv.Len())
+	// same: the collection holds what it held at the last sync, in order (the usual case once
+	// synced): no member was removed, and the children's instances are those recorded then
+	same := r.kind != manyToMany && len(st.members) == fv.Len()
+	for i := 0; same && i < len(st.members); i++ {
+		same = st.members[i] == fv.Index(i).Interface()
+	}
+	known := same && len(st.insts) == len(st.members)
+	children := st.insts
+	if !known {
+		children = make([]*instance, 0, fv.Len())
+		if len(st.members) == 0 {
+			added = make([]*instance, 0, fv.Len()) // never synced: its members are usually new
+		}
+	}
+	// otherwise the members now, to find those removed since the last sync (and association rows)
+	var now map[any]bool
+	if !same && (len(st.members) > 0 || r.kind == manyToMany) {
+		now = make(map[any]bool, fv.Len())
+	}
 	b := r.backref()
+	// the parent's key, read once for all its children
+	var key any
+	keyKnown := hasKey(in)
+	if keyKnown && r.kind != manyToMany {
+		key = pkValue(in)
+	}
 	for i := range fv.Len() {
 		cur := fv.Index(i).Interface()
 		if fv.Index(i).IsNil() {
 			return nil, fmt.Errorf("gosqla: %s.%s holds a nil element at %d: %w", in.model.Type, r.name, i, ErrNilObject)
 		}
-		now[cur] = true
-		child, isNew, err := s.attachAlong(in, cur, r)
-		if err != nil {
-			return nil, err
+		if now != nil {
+			now[cur] = true
 		}
-		if isNew {
-			added = append(added, child)
+		var child *instance
+		if known && children[i].attached && children[i].state != stateDeleted {
+			child = children[i]
+		} else {
+			var isNew bool
+			var err error
+			if child, isNew, err = s.attachAlong(in, cur, r); err != nil {
+				return nil, err
+			}
+			if isNew {
+				added = append(added, child)
+			}
+			if known {
+				children[i] = child
+			} else {
+				children = append(children, child)
+			}
 		}
 		if r.kind == manyToMany {
 			continue
@@ -406,9 +523,9 @@ func (s *Session) syncMany(in *instance, r *relation, w *relWork) ([]*instance, 
 			w.keep(child, b)
 			child.remember(b)
 		}
-		if !hasKey(in) {
+		if !keyKnown {
 			w.wait(child, r.fk)
-		} else if err := setFK(child, r.fk, pkValue(in)); err != nil {
+		} else if err := setFK(child, r.fk, key); err != nil {
 			return nil, err
 		}
 	}
@@ -416,6 +533,9 @@ func (s *Session) syncMany(in *instance, r *relation, w *relWork) ([]*instance, 
 		return added, s.syncAssociation(in, r, st, now, w)
 	}
 	for _, old := range st.members {
+		if same {
+			break // nothing was removed
+		}
 		if now[old] {
 			continue
 		}
@@ -443,6 +563,7 @@ func (s *Session) syncMany(in *instance, r *relation, w *relWork) ([]*instance, 
 		}
 	}
 	in.remember(r)
+	st.insts = children
 	return added, nil
 }
 
@@ -563,8 +684,8 @@ func setFK(in *instance, f *structmap.Field, v any) error {
 		return nil
 	}
 	if fv.Kind() != reflect.Pointer && reflect.TypeOf(v) == fv.Type() {
-		if fv.Interface() != v {
-			fv.Set(reflect.ValueOf(v))
+		if nv := reflect.ValueOf(v); !fv.Comparable() || !fv.Equal(nv) {
+			fv.Set(nv)
 		}
 		return nil
 	}

@@ -98,12 +98,24 @@
 // The session holds one object per primary key. Get of a loaded key returns the same pointer
 // without SQL; rows of Select and Execute-free loaders are merged into the map, returning the
 // loaded object for a known key. At flush, INSERTs go parents first by the foreign-key graph,
-// whatever order the objects were added in (rows of one table in multi-row INSERT … RETURNING
-// the key and the columns the INSERT leaves to the server: generated keys and server defaults; a
-// column it sent is not read back, so what a trigger stores there shows when the object
-// reloads); UPDATEs set only the columns that changed
+// whatever order the objects were added in (rows of one table in one INSERT … RETURNING the key
+// and the columns the INSERT leaves to the server: generated keys and server defaults; a column
+// it sent is not read back, so what a trigger stores there shows when the object reloads);
+// UPDATEs set only the columns that changed
 // since load, by comparing a snapshot, and nothing is sent for unchanged objects; DELETEs go
 // children first.
+//
+// On PostgreSQL the rows of such an INSERT travel as one array per column (INSERT … SELECT FROM
+// unnest($1::bigint[], $2::text[], …)): one statement, prepared once, for any number of rows, and
+// two parameters for the server to plan instead of one per value. The arrays take the table's own
+// column types, read from the catalog once per engine and table (the first batch into a table
+// costs one round trip more), so that every value is stored as it would be alone: strings travel
+// as text and are read by the column's type, other values are encoded by the driver for the
+// column's type. Array and composite columns, non-string values for a type the database defines,
+// interface-typed fields, SQLite and statement_cache=none or simple keep the multi-row VALUES.
+// The returned rows are matched to the objects in order, as with VALUES. A batch insert that
+// fails makes the next one read its table's types again: a column whose type changes under a
+// running engine can fail one batch, not more.
 //
 // Autoflush runs before Execute, Select and Upsert. Go cannot observe a field write, so a
 // modified object is found by comparing it with its snapshot; to keep that cheap in a large

@@ -31,8 +31,14 @@ func (s *Session) planFlush(all bool, r reads) (parts []part, more bool, err err
 		w.restore()
 		return nil, false, err
 	}
+	if lookups := s.typeLookups(inserts, later); len(lookups) > 0 {
+		// the batch inserts wait for their tables' column types: this stage reads them, the
+		// next one plans the flush again (the relationships' work is redone then)
+		w.restore()
+		return s.lookupParts(lookups), true, nil
+	}
 	more = len(later) > 0 || w.more
-	for in := range w.waits {
+	for _, in := range w.waiting {
 		// a row inserted ahead of its parent in a cycle: the next stage sets its key
 		more = more || in.state != statePending
 	}
@@ -55,7 +61,7 @@ func (s *Session) planFlush(all bool, r reads) (parts []part, more bool, err err
 	planFor := func(e *asyncengine.Engine) *flushPlan {
 		fp, ok := byEngine[e]
 		if !ok {
-			fp = &flushPlan{d: e.Dialect(), gen: s.gen}
+			fp = &flushPlan{e: e, d: e.Dialect(), gen: s.gen}
 			byEngine[e] = fp
 			engines = append(engines, e)
 		}
@@ -105,7 +111,7 @@ func (s *Session) planFlush(all bool, r reads) (parts []part, more bool, err err
 			return nil, false, err
 		}
 		undo := fp.undoer(s)
-		parts = append(parts, part{b: s.boundFor(e), stmts: fp.stmts, apply: fp.apply, undo: func() { undo(); w.restore() }, readsBack: fp.readsBack})
+		parts = append(parts, part{b: s.boundFor(e), stmts: fp.stmts, apply: fp.apply, undo: func() { undo(); w.restore() }, readsBack: fp.readsBack, failed: fp.failed})
 	}
 	return parts, more, nil
 }
@@ -114,8 +120,12 @@ func (s *Session) planFlush(all bool, r reads) (parts []part, more bool, err err
 // generated key. When every one waits on another (a cycle), one whose waiting keys can hold
 // NULL goes first; the next stage sets its key with an UPDATE.
 func stage(pending []*instance, w *relWork) (now, later []*instance, err error) {
+	if len(w.waiting) > 0 {
+		later = make([]*instance, 0, min(len(w.waiting), len(pending)))
+	}
+	now = make([]*instance, 0, len(pending)-cap(later))
 	for _, in := range pending {
-		if w.waits[in] != nil {
+		if w.waits(in) != nil {
 			later = append(later, in)
 		} else {
 			now = append(now, in)
@@ -126,7 +136,7 @@ func stage(pending []*instance, w *relWork) (now, later []*instance, err error) 
 	}
 	for i, in := range later {
 		ok := true
-		for _, f := range w.waits[in] {
+		for _, f := range w.waits(in) {
 			ok = ok && nullable(f)
 		}
 		if ok {
@@ -134,7 +144,7 @@ func stage(pending []*instance, w *relWork) (now, later []*instance, err error) 
 		}
 	}
 	in := later[0]
-	return nil, nil, &MappingError{Type: in.model.Type.String(), Field: w.waits[in][0].Name,
+	return nil, nil, &MappingError{Type: in.model.Type.String(), Field: w.waits(in)[0].Name,
 		Reason: "the objects' foreign keys form a cycle that cannot be ordered: make one of the keys in the cycle nullable (a pointer), so that its row is inserted first and its key set after"}
 }
 
@@ -200,6 +210,7 @@ func levelsOf(groups ...[]*instance) map[string]int {
 
 // flushPlan gathers one engine's share of a flush.
 type flushPlan struct {
+	e        *asyncengine.Engine
 	d        *asyncengine.Dialect
 	gen      int // the savepoint generation when planned: a savepoint begun after it in the same round is not its own
 	stmts    []asyncengine.Statement
@@ -209,6 +220,7 @@ type flushPlan struct {
 	ops          []func() error // statement builders, in order
 
 	readsBack         bool        // a server-filled value is read into a field it may not fit
+	batched           []string    // the tables it inserts batches into, by the column types read for them
 	inserted, deleted []*instance // taken off the session's lists
 	restores          []func()    // snapshot values replaced by the planned UPDATEs
 }
@@ -232,15 +244,14 @@ type insertGroup struct {
 }
 
 func (fp *flushPlan) insert(in *instance) {
-	cols := insertColumns(in)
-	n := len(fp.insertGroups)
-	if n > 0 {
+	if n := len(fp.insertGroups); n > 0 {
 		g := fp.insertGroups[n-1]
-		if g.m == in.model && sameFields(g.cols, cols) && (len(g.ins)+1)*len(cols) <= fp.d.MaxParams {
+		if g.m == in.model && insertsColumns(in, g.cols) && (len(g.ins)+1)*len(g.cols) <= fp.d.MaxParams {
 			g.ins = append(g.ins, in)
 			return
 		}
 	}
+	cols := insertColumns(in)
 	fp.readsBack = fp.readsBack || mayNotFit(in.model, cols)
 	g := &insertGroup{m: in.model, cols: cols, ins: []*instance{in}}
 	fp.insertGroups = append(fp.insertGroups, g)
@@ -257,6 +268,21 @@ func insertColumns(in *instance) []*structmap.Field {
 		cols = append(cols, f)
 	}
 	return cols
+}
+
+// insertsColumns reports whether cols are in's insertColumns.
+func insertsColumns(in *instance, cols []*structmap.Field) bool {
+	k := 0
+	for _, f := range in.model.Fields {
+		if f.Default && f.IsZero(in.v) {
+			continue
+		}
+		if k == len(cols) || cols[k] != f {
+			return false
+		}
+		k++
+	}
+	return k == len(cols)
 }
 
 // mayNotFit reports a server-filled column (a mapped one the INSERT leaves out) read back into a
@@ -296,7 +322,13 @@ func (fp *flushPlan) buildInsert(g *insertGroup) {
 	for i, in := range g.ins {
 		rows[i] = in.v
 	}
-	sql, args := valuesSQL(fp.d, g.m, g.cols, rows)
+	var sql string
+	var args []any
+	if types, ok := fp.batchTypes(g); ok {
+		sql, args = unnestSQL(fp.d, g.m, g.cols, types, rows)
+	} else {
+		sql, args = valuesSQL(fp.d, g.m, g.cols, rows)
+	}
 	fp.stmts = append(fp.stmts, asyncengine.Statement{SQL: sql + returningBut(fp.d, g.m, g.cols), Args: args})
 	ins := g.ins
 	fp.appliers = append(fp.appliers, func(s *Session, rs []*asyncengine.Result) error {
@@ -304,17 +336,59 @@ func (fp *flushPlan) buildInsert(g *insertGroup) {
 		if r.Len() != len(ins) {
 			return fmt.Errorf("gosqla: INSERT into %s returned %d rows for %d objects", g.m.Table, r.Len(), len(ins))
 		}
+		s.reserve(g.m, len(ins))
+		sc := newRowScanner(g.m, r)
+		// the new objects' snapshots are cut from one array, and a single-column key whose
+		// snapshot holds its value as keyOf would serves as the identity key as it is
+		nf := len(g.m.Fields)
+		snaps := make([]any, len(ins)*nf)
+		pk := -1
+		if len(g.m.PK) == 1 && plainKey(g.m.PK[0].Type) {
+			pk = fieldIndex(g.m, g.m.PK[0])
+		}
 		for i, in := range ins {
-			if err := in.load(r, i); err != nil {
+			row, err := sc.scan(i)
+			if err != nil {
 				return err
 			}
-			in.rekey()
+			if in.snapshot == nil {
+				in.snapshot = snaps[i*nf : (i+1)*nf : (i+1)*nf]
+			}
+			in.store(row, r.Columns())
+			if pk >= 0 {
+				in.key = identityKey{t: in.model.Type, pk: in.snapshot[pk], shard: in.shard}
+			} else {
+				in.rekey()
+			}
 			in.state = statePersistent
 			in.inserted(fp.gen)
 			s.register(in)
 		}
 		return nil
 	})
+}
+
+// batchTypes returns the column types g's rows travel as when they go as one array per column
+// (unnest.go): a batch of two or more rows on PostgreSQL, of a table whose types are known.
+func (fp *flushPlan) batchTypes(g *insertGroup) ([]columnType, bool) {
+	if len(g.ins) < 2 || !typedParams(fp.e) {
+		return nil, false
+	}
+	table := fp.d.Quote(g.m.Table)
+	types, ok := typesFor(fp.e, table)
+	if !ok {
+		return nil, false
+	}
+	fp.batched = append(fp.batched, table)
+	return unnestable(types, g.cols)
+}
+
+// failed forgets the column types of the tables the plan inserted batches into, after one of its
+// statements failed: the table may have changed since they were read.
+func (fp *flushPlan) failed() {
+	for _, t := range fp.batched {
+		forgetTypes(fp.e, t)
+	}
 }
 
 func (fp *flushPlan) update(in *instance) {
@@ -349,6 +423,16 @@ func (fp *flushPlan) update(in *instance) {
 		})
 		return nil
 	})
+}
+
+// plainKey reports a key type whose snapshot is its value (snapshotOf copies what a pointer,
+// slice or map refers to).
+func plainKey(t reflect.Type) bool {
+	switch t.Kind() {
+	case reflect.Pointer, reflect.Slice, reflect.Map, reflect.Interface:
+		return false
+	}
+	return true
 }
 
 // loadedPK is the primary key as last loaded or flushed: a changed key still finds its row.

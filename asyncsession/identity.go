@@ -10,7 +10,7 @@ import (
 	"github.com/gosqla/gosqla/internal/structmap"
 )
 
-type state int
+type state uint8
 
 const (
 	statePending    state = iota // added, not yet inserted
@@ -41,16 +41,22 @@ type instance struct {
 	v        reflect.Value // the struct itself
 	model    *structmap.Model
 	key      identityKey
-	state    state
 	snapshot []any     // column values as last loaded or flushed
 	set      *tableSet // its table's set while registered, with its snapshot bytes (autoflush.go)
 	pos      int       // its place in set
-	expired  bool
 	// insertedIn is 1 + the savepoint generation it was inserted in while that transaction is
 	// open, 0 otherwise: a rollback to generation gen expunges it when insertedIn > gen
 	insertedIn int
 	rels       map[*relation]*relState
-	shard      string // the shard holding its row, in a sharded session
+	// waitFor are the foreign keys it waits to fill with parents' generated keys, in the flush
+	// whose relWork's id is waitIn (cascade.go)
+	waitFor []*structmap.Field
+	waitIn  uint64
+	state   state
+	expired bool
+	// attached: it is the session's instance of ptr (in objects); forget and ExpungeAll clear it
+	attached bool
+	shard    string // the shard holding its row, in a sharded session
 }
 
 func newInstance(ptr any, m *structmap.Model) *instance {
@@ -184,18 +190,41 @@ func scanRow(m *structmap.Model, r *asyncengine.Result, i int) (reflect.Value, e
 // scanFields scans row i of r into a fresh struct of m's type, each column into the field that
 // fieldOf names (none: the column is skipped).
 func scanFields(m *structmap.Model, r *asyncengine.Result, i int, fieldOf func(column string) *structmap.Field) (reflect.Value, error) {
-	tmp := reflect.New(m.Type).Elem()
+	return newFieldScanner(m, r, fieldOf).scan(i)
+}
+
+// rowScanner scans rows of one result into one struct of a model's type, reused from row to row:
+// for rows whose fields are copied out before the next is scanned.
+type rowScanner struct {
+	tmp  reflect.Value
+	dest []any
+	r    *asyncengine.Result
+}
+
+func newRowScanner(m *structmap.Model, r *asyncengine.Result) *rowScanner {
+	return newFieldScanner(m, r, m.Column)
+}
+
+func newFieldScanner(m *structmap.Model, r *asyncengine.Result, fieldOf func(column string) *structmap.Field) *rowScanner {
+	sc := &rowScanner{tmp: reflect.New(m.Type).Elem(), r: r}
 	cols := r.Columns()
-	dest := make([]any, len(cols))
+	sc.dest = make([]any, len(cols))
 	for j, c := range cols {
 		if f := fieldOf(c); f != nil {
-			dest[j] = tmp.FieldByIndex(f.Index).Addr().Interface()
+			sc.dest[j] = sc.tmp.FieldByIndex(f.Index).Addr().Interface()
 		}
 	}
-	if err := r.ScanRow(i, dest...); err != nil {
+	return sc
+}
+
+// scan reads row i into the scanner's struct, zeroed first, and returns it: the previous row's
+// slices and maps (now its object's) are not scanned into again.
+func (sc *rowScanner) scan(i int) (reflect.Value, error) {
+	sc.tmp.SetZero()
+	if err := sc.r.ScanRow(i, sc.dest...); err != nil {
 		return reflect.Value{}, err
 	}
-	return tmp, nil
+	return sc.tmp, nil
 }
 
 // store copies the mapped fields of row (scanned from columns) into the instance and takes a
@@ -270,7 +299,13 @@ func (s *Session) mergeRow(m *structmap.Model, row reflect.Value, columns []stri
 
 func (s *Session) register(in *instance) {
 	s.identity[in.key] = in
-	s.objects[in.ptr] = in
+	if !in.attached { // an attached instance is in objects already
+		if prev := s.objects[in.ptr]; prev != nil {
+			prev.attached = false // replaced (a pending object upserted directly)
+		}
+		s.objects[in.ptr] = in
+		in.attached = true
+	}
 	s.index(in, true)
 }
 
@@ -278,7 +313,10 @@ func (s *Session) forget(in *instance) {
 	if s.identity[in.key] == in {
 		delete(s.identity, in.key)
 	}
-	delete(s.objects, in.ptr)
+	if s.objects[in.ptr] == in {
+		delete(s.objects, in.ptr)
+	}
+	in.attached = false
 	s.index(in, false)
 }
 

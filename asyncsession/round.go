@@ -23,6 +23,7 @@ type part struct {
 	// readsBack: the part stores in objects values its writes returned (generated keys, server
 	// defaults), which may not fit: a COMMIT is sent only once they are stored
 	readsBack bool
+	failed    func() // told that the part's statements did not all run
 }
 
 // round sends as many of the batch's requests as can travel together — one pipeline per engine —
@@ -259,6 +260,9 @@ func (s *Session) finish(parts []part, errs map[*bound]error) error {
 			}
 		}
 		partErrs[k] = err
+		if err != nil && p.failed != nil {
+			p.failed()
+		}
 		if first == nil {
 			first = err
 		}

@@ -42,14 +42,17 @@ type Session struct {
 
 	// state below is guarded by mu
 	identity map[identityKey]*instance
-	objects  map[any]*instance    // by the *T the user holds
-	byTable  map[string]*tableSet // registered objects by table word (autoflush.go)
-	pending  []*instance          // added, in order
-	deleted  []*instance
-	bounds   []*bound
-	failed   error        // set when a statement of the transaction failed
-	gen      int          // savepoint generation: see instance.insertedSince
-	gone     []goneObject // deleted by a flush of the open transaction
+	objects  map[any]*instance // by the *T the user holds
+	// block holds instances not handed out yet (newInstance); blockSize is its last size
+	block     []instance
+	blockSize int
+	byTable   map[string]*tableSet // registered objects by table word (autoflush.go)
+	pending   []*instance          // added, in order
+	deleted   []*instance
+	bounds    []*bound
+	failed    error        // set when a statement of the transaction failed
+	gen       int          // savepoint generation: see instance.insertedSince
+	gone      []goneObject // deleted by a flush of the open transaction
 	// beginStmts opens a transaction (the options' BEGIN), shared by every round
 	beginStmts []asyncengine.Statement
 	// committedOn holds the engines whose COMMIT succeeded in a commit that failed on another:
@@ -121,12 +124,12 @@ func (s *Session) unusable() error {
 
 // committed updates the session after its transaction committed. Called locked.
 func (s *Session) committed() {
-	for _, in := range s.objects {
+	s.eachObject(func(in *instance) {
 		in.insertedIn = 0
 		if s.opts.expireOnCommit && in.state == statePersistent {
 			in.expired = true
 		}
-	}
+	})
 	s.gen = 0
 	s.gone = nil
 }
@@ -138,7 +141,7 @@ func (s *Session) rolledBack(gen int) {
 	if gen == 0 {
 		s.committedOn = nil
 	}
-	for _, in := range s.objects {
+	s.eachObject(func(in *instance) {
 		switch {
 		case in.state == statePending:
 			s.forget(in)
@@ -153,7 +156,7 @@ func (s *Session) rolledBack(gen int) {
 			in.state = statePersistent
 			in.expired = true
 		}
-	}
+	})
 	// deletes flushed since the savepoint are undone: their objects are loaded (expired) again,
 	// unless inserted since too, or their key was taken by an object the rollback keeps
 	kept := s.gone[:0]
@@ -172,8 +175,30 @@ func (s *Session) rolledBack(gen int) {
 	s.gone = kept
 	s.pending, s.deleted, s.failed = nil, nil, nil
 	if gen == 0 {
+		s.eachObject(func(in *instance) { in.insertedIn = 0 })
+	}
+}
+
+// eachObject calls fn with every object of the session, which may forget it. When every object
+// is registered (none pending), it walks the tables' sets, in memory order, rather than the
+// objects map. Called locked.
+func (s *Session) eachObject(fn func(*instance)) {
+	n := 0
+	for _, set := range s.byTable {
+		n += len(set.ins)
+	}
+	if n != len(s.objects) {
 		for _, in := range s.objects {
-			in.insertedIn = 0
+			fn(in)
+		}
+		return
+	}
+	for _, set := range s.byTable {
+		// from the end: forgetting an object moves the set's last one into its place
+		for i := len(set.ins) - 1; i >= 0; i-- {
+			if i < len(set.ins) {
+				fn(set.ins[i])
+			}
 		}
 	}
 }

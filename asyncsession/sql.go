@@ -59,9 +59,8 @@ func returningBut(d *asyncengine.Dialect, m *structmap.Model, sent []*structmap.
 	return " RETURNING " + strings.Join(names, ", ")
 }
 
-// valuesSQL writes "INSERT INTO t (cols) VALUES (…), (…)" for rows, and its arguments.
-func valuesSQL(d *asyncengine.Dialect, m *structmap.Model, cols []*structmap.Field, rows []reflect.Value) (string, []any) {
-	var b strings.Builder
+// insertInto writes "INSERT INTO t (cols".
+func insertInto(b *strings.Builder, d *asyncengine.Dialect, m *structmap.Model, cols []*structmap.Field) {
 	b.WriteString("INSERT INTO ")
 	b.WriteString(d.Quote(m.Table))
 	b.WriteString(" (")
@@ -71,6 +70,12 @@ func valuesSQL(d *asyncengine.Dialect, m *structmap.Model, cols []*structmap.Fie
 		}
 		b.WriteString(d.Quote(f.Column))
 	}
+}
+
+// valuesSQL writes "INSERT INTO t (cols) VALUES (…), (…)" for rows, and its arguments.
+func valuesSQL(d *asyncengine.Dialect, m *structmap.Model, cols []*structmap.Field, rows []reflect.Value) (string, []any) {
+	var b strings.Builder
+	insertInto(&b, d, m, cols)
 	if len(cols) == 0 {
 		b.WriteString(") DEFAULT VALUES")
 		return strings.Replace(b.String(), " ()", "", 1), nil

@@ -1,0 +1,318 @@
+package asyncsession
+
+import (
+	"reflect"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"weak"
+
+	"github.com/gosqla/gosqla/asyncengine"
+	"github.com/gosqla/gosqla/internal/structmap"
+)
+
+// On PostgreSQL a flush inserts a batch of rows of one model as
+//
+//	INSERT INTO t (a, b) SELECT u.c1, u.c2 FROM unnest($1::bigint[], $2::text[]) AS u(c1, c2) RETURNING …
+//
+// with one array parameter per column: the statement is the same for any number of rows, so it
+// is prepared once per connection, and the server plans two parameters instead of one per value.
+// Each array is typed as the table's own column (read once per engine and table from the
+// catalog), so that every element is encoded by the driver exactly as the same value sent alone
+// into that column is:
+//
+//   - a string travels as text, as it does alone, and the column's type reads it (the array
+//     element is cast to it: its input function); so does every string-kinded value (a named
+//     string type, a pointer to either), which alone the driver sends as text to a type the
+//     database defines (an enum, a domain) and converts itself for a built-in one, agreeing with
+//     the type's input function on every value both accept;
+//   - any other value travels in an array of the column's type (without its modifier: the
+//     INSERT applies varchar(n), numeric(p,s) and the like as it does to a single value);
+//   - a column the arrays cannot carry faithfully keeps the multi-row VALUES: array-typed columns
+//     (unnest would flatten them), composite types, other values for types the database defines,
+//     and interface-typed fields (whose values may differ in type from row to row).
+//
+// The returned rows are matched to the objects by position, as those of a multi-row VALUES
+// are: PostgreSQL's INSERT returns its rows in the order the SELECT produced them, and unnest
+// produces the arrays' elements in order. A count that differs (a trigger that skipped a row)
+// fails the flush.
+
+// columnType is what the catalog says of one column: the SQL type of the array a batch sends
+// for it, and the type its text elements are cast to ("": none).
+type columnType struct {
+	array string
+	cast  string // for text elements: the column's type, to which they are cast
+	none  bool   // the column cannot travel in an array: the batch uses VALUES
+	user  bool   // a type the database defines (OID past the built-in ones)
+}
+
+// tableTypes are the column types of one table, by column name. A table the catalog does not
+// know has none: its batches use VALUES (and fail as a single INSERT would).
+type tableTypes map[string]columnType
+
+type typesKey struct {
+	e     weak.Pointer[asyncengine.Engine]
+	table string
+}
+
+// columnTypes caches tableTypes per engine and table; an entry goes when a batch insert into its
+// table fails (the table may have changed) and is read again by the next batch.
+var columnTypes sync.Map // typesKey → tableTypes
+
+// catalogSQL reads the column types of one table, named as the INSERT names it. to_regclass
+// answers NULL for a table that does not exist, without failing the transaction. The types are
+// formatted without their modifier (format_type with -1 spells bpchar and "bit" so that they do
+// not mean char(1) and bit(1)).
+const catalogSQL = `SELECT a.attname::text, a.atttypid::int8, format_type(a.atttypid, -1), ` +
+	`coalesce(format_type(nullif(t.typarray, 0), -1), ''), t.typcategory::text, t.typtype::text ` +
+	`FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid ` +
+	`WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped`
+
+// firstUserOID is the first OID of objects a database defines (PostgreSQL's FirstNormalObjectId).
+const firstUserOID = 16384
+
+func typesFor(e *asyncengine.Engine, table string) (tableTypes, bool) {
+	t, ok := columnTypes.Load(typesKey{weak.Make(e), table})
+	if !ok {
+		return nil, false
+	}
+	return t.(tableTypes), true
+}
+
+func forgetTypes(e *asyncengine.Engine, table string) {
+	columnTypes.Delete(typesKey{weak.Make(e), table})
+}
+
+// storeTypes reads the catalog's answer for table. The entry leaves the cache with its engine.
+func storeTypes(e *asyncengine.Engine, table string, r *asyncengine.Result) error {
+	types := make(tableTypes, r.Len())
+	for i := range r.Len() {
+		var name, typ, array, category, kind string
+		var oid int64
+		if err := r.ScanRow(i, &name, &oid, &typ, &array, &category, &kind); err != nil {
+			return err
+		}
+		types[name] = columnType{
+			array: array,
+			cast:  typ,
+			none:  array == "" || category == "A" || kind == "c" || kind == "p",
+			user:  oid >= firstUserOID,
+		}
+	}
+	w := weak.Make(e)
+	columnTypes.Store(typesKey{w, table}, types)
+	if _, loaded := typedEngines.LoadOrStore(w, struct{}{}); !loaded {
+		runtime.AddCleanup(e, forgetEngine, w)
+	}
+	return nil
+}
+
+// typedEngines holds the engines with entries in columnTypes, which leave with their engine.
+var typedEngines sync.Map // weak.Pointer[asyncengine.Engine] → struct{}
+
+func forgetEngine(w weak.Pointer[asyncengine.Engine]) {
+	columnTypes.Range(func(k, _ any) bool {
+		if k.(typesKey).e == w {
+			columnTypes.Delete(k)
+		}
+		return true
+	})
+	typedEngines.Delete(w)
+}
+
+// batchInsert is one model's rows that a flush inserts together on one engine.
+type batchInsert struct {
+	e     *asyncengine.Engine
+	table string
+}
+
+// typeLookups returns, for the PostgreSQL engines of a flush, the catalog reads its batch inserts
+// need before they can be planned: one statement per table of which at least two rows are to be
+// inserted and whose column types are not known yet.
+func (s *Session) typeLookups(groups ...[]*instance) []batchInsert {
+	type count struct {
+		m *structmap.Model
+		n int
+	}
+	var counts []count // few models: a list, searched from the last one counted
+	var out []batchInsert
+	for _, g := range groups {
+		for _, in := range g {
+			k := len(counts) - 1
+			for k >= 0 && counts[k].m != in.model {
+				k--
+			}
+			if k < 0 {
+				counts = append(counts, count{m: in.model})
+				k = len(counts) - 1
+			} else if k != len(counts)-1 {
+				counts[k], counts[len(counts)-1] = counts[len(counts)-1], counts[k]
+				k = len(counts) - 1
+			}
+			counts[k].n++
+			if counts[k].n != 2 {
+				continue
+			}
+			e := s.engineFor(in.model)
+			if !typedParams(e) {
+				continue
+			}
+			table := e.Dialect().Quote(in.model.Table)
+			if _, ok := typesFor(e, table); !ok && !containsBatch(out, e, table) {
+				out = append(out, batchInsert{e, table})
+			}
+		}
+	}
+	return out
+}
+
+func containsBatch(list []batchInsert, e *asyncengine.Engine, table string) bool {
+	for _, b := range list {
+		if b.e == e && b.table == table {
+			return true
+		}
+	}
+	return false
+}
+
+// lookupParts are the parts of a flush stage that only reads column types, one per engine: the
+// flush plans its changes in the next stage, once they are known.
+func (s *Session) lookupParts(lookups []batchInsert) []part {
+	var parts []part
+	for len(lookups) > 0 {
+		e := lookups[0].e
+		var tables []string
+		rest := lookups[:0:0]
+		for _, l := range lookups {
+			if l.e == e {
+				tables = append(tables, l.table)
+			} else {
+				rest = append(rest, l)
+			}
+		}
+		lookups = rest
+		stmts := make([]asyncengine.Statement, len(tables))
+		for i, t := range tables {
+			stmts[i] = asyncengine.Statement{SQL: catalogSQL, Args: []any{t}}
+		}
+		parts = append(parts, part{b: s.boundFor(e), stmts: stmts, apply: func(_ *Session, rs []*asyncengine.Result) error {
+			for i, t := range tables {
+				if err := storeTypes(e, t, rs[i]); err != nil {
+					return err
+				}
+			}
+			return nil
+		}})
+	}
+	return parts
+}
+
+// typedParams reports an engine whose statements' parameters take the types the server gives
+// them (PostgreSQL with statements prepared or described): the arrays are encoded as arrays of
+// the columns' types. Without a description (statement_cache=none or simple) the driver guesses a
+// parameter's type from its Go type; batches keep the multi-row VALUES there.
+func typedParams(e *asyncengine.Engine) bool {
+	if e.Dialect().Name() != "postgresql" {
+		return false
+	}
+	switch e.Config().StatementCache {
+	case asyncengine.CachePrepare, asyncengine.CacheDescribe, asyncengine.CacheDescribeExec, "":
+		return true
+	}
+	return false
+}
+
+// unnestable reports whether every column of a batch can travel as an array, and the types to
+// send them as.
+func unnestable(types tableTypes, cols []*structmap.Field) ([]columnType, bool) {
+	if len(cols) == 0 {
+		return nil, false
+	}
+	out := make([]columnType, len(cols))
+	for i, f := range cols {
+		ct, ok := types[f.Column]
+		if !ok || ct.none || f.Type.Kind() == reflect.Interface {
+			return nil, false
+		}
+		switch {
+		case stringKinded(f.Type):
+			ct.array = "text[]"
+			if ct.cast == "text" {
+				ct.cast = ""
+			}
+		case ct.user:
+			return nil, false
+		default:
+			ct.cast = ""
+		}
+		out[i] = ct
+	}
+	return out, true
+}
+
+var (
+	stringType = reflect.TypeFor[string]()
+	int64Type  = reflect.TypeFor[int64]()
+)
+
+func stringKinded(t reflect.Type) bool {
+	if t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	return t.Kind() == reflect.String
+}
+
+// unnestSQL writes the INSERT of rows as one array per column, and its arguments.
+func unnestSQL(d *asyncengine.Dialect, m *structmap.Model, cols []*structmap.Field, types []columnType, rows []reflect.Value) (string, []any) {
+	var b strings.Builder
+	insertInto(&b, d, m, cols)
+	selected := make([]string, len(types))
+	arrays := make([]string, len(types))
+	names := make([]string, len(types))
+	for i, ct := range types {
+		names[i] = "c" + strconv.Itoa(i+1)
+		selected[i] = "u." + names[i]
+		if ct.cast != "" {
+			selected[i] += "::" + ct.cast
+		}
+		arrays[i] = d.Placeholder(i+1) + "::" + ct.array
+	}
+	b.WriteString(") SELECT " + strings.Join(selected, ", ") + " FROM unnest(" + strings.Join(arrays, ", ") + ") AS u(" + strings.Join(names, ", ") + ")")
+	args := make([]any, len(cols))
+	for i, f := range cols {
+		args[i] = column(f, rows)
+	}
+	return b.String(), args
+}
+
+// column gathers field f of every row into one slice: a slice of the field's type, so that the
+// driver plans the elements' encoding once, or, for a pointer, the values Field.Value gives (nil
+// for a nil pointer, as a single INSERT sends it).
+func column(f *structmap.Field, rows []reflect.Value) any {
+	switch {
+	case f.Type == int64Type:
+		out := make([]int64, len(rows))
+		for i, v := range rows {
+			out[i] = v.FieldByIndex(f.Index).Int()
+		}
+		return out
+	case f.Type == stringType:
+		out := make([]string, len(rows))
+		for i, v := range rows {
+			out[i] = v.FieldByIndex(f.Index).String()
+		}
+		return out
+	case f.Type.Kind() == reflect.Pointer:
+		out := make([]any, len(rows))
+		for i, v := range rows {
+			out[i] = f.Value(v)
+		}
+		return out
+	}
+	out := reflect.MakeSlice(reflect.SliceOf(f.Type), len(rows), len(rows))
+	for i, v := range rows {
+		out.Index(i).Set(v.FieldByIndex(f.Index))
+	}
+	return out.Interface()
+}
