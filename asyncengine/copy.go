@@ -4,6 +4,7 @@ import (
 	"context"
 	"iter"
 	"strings"
+	"time"
 
 	"github.com/gosqla/gosqla/asyncengine/driver"
 )
@@ -46,13 +47,18 @@ func (c *Conn) CopyFrom(ctx context.Context, table string, columns []string, row
 		}
 		return err
 	})
+	c.copyDone(ctx, ct, table, start, n, err)
+	return n, err
+}
+
+// copyDone echoes and traces the end of a bulk load.
+func (c *Conn) copyDone(ctx context.Context, ct CopyFromTracer, table string, start time.Time, n int64, err error) {
 	if c.e.log != nil {
 		c.echo(ctx, "COPY "+table, nil, start, err)
 	}
 	if ct != nil {
 		ct.TraceCopyFromEnd(ctx, c, TraceCopyFromEndData{Rows: n, Err: err})
 	}
-	return n, err
 }
 
 // insertPages loads rows as INSERTs of as many rows as the parameter limit allows (at most 1000).

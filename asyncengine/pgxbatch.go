@@ -29,12 +29,7 @@ func (p *PgxConn) CopyFrom(ctx context.Context, tableName pgx.Identifier, column
 		n, err = pc.CopyFrom(ctx, tableName, columnNames, rowSrc)
 		return err
 	})
-	if c.e.log != nil {
-		c.echo(ctx, "COPY "+table, nil, start, err)
-	}
-	if ct != nil {
-		ct.TraceCopyFromEnd(ctx, c, TraceCopyFromEndData{Rows: n, Err: err})
-	}
+	c.copyDone(ctx, ct, table, start, n, err)
 	return n, err
 }
 
