@@ -73,7 +73,7 @@ func (c *Conn) Stream(ctx context.Context, sql string, args ...any) iter.Seq2[*R
 		// the rows are closed also when the loop body panics
 		defer cu.Close()
 		for cu.Next() {
-			if !yield(cu.row, nil) {
+			if !yield(&cu.row, nil) {
 				return
 			}
 		}
