@@ -37,7 +37,7 @@ func (p *PgxConn) CopyFrom(ctx context.Context, tableName pgx.Identifier, column
 // queries), traced as a pipeline. Every result is read before SendBatch returns, so the
 // connection is free again at once; the results are handed out in order by the returned
 // BatchResults, and Close runs the callbacks queued with QueuedQuery.Exec, Query or QueryRow for
-// the results not read yet.
+// the results not read yet and returns the batch's first error, as pgx's Close does.
 func (p *PgxConn) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
 	if err := p.check(); err != nil {
 		return &batchResults{err: err}
@@ -153,22 +153,25 @@ func (r *batchResults) QueryRow() pgx.Row {
 	return rowOf{res}
 }
 
-// Close runs the queued callbacks of the results not read yet, and returns the first error.
+// Close runs the queued callbacks of the results not read yet, and returns the batch's first
+// error as pgx's Close does: that of a result read before it, of a callback, of a result read
+// by it, or of the batch as a whole. Like pgx's, it runs no callback after the first error.
 func (r *batchResults) Close() error {
 	if r.closed {
 		return r.err
 	}
 	var first error
-	for r.next < len(r.queued) && r.err == nil {
-		q := r.queued[r.next]
-		var err error
-		if q.Fn != nil {
-			err = q.Fn(r)
-		} else {
-			_, err = r.Exec()
+	for _, res := range r.results[:r.next] {
+		if res.err != nil {
+			first = res.err
+			break
 		}
-		if err != nil && first == nil {
-			first = err
+	}
+	for first == nil && r.next < len(r.queued) && r.err == nil {
+		if fn := r.queued[r.next].Fn; fn != nil {
+			first = fn(r)
+		} else {
+			_, first = r.Exec()
 		}
 	}
 	r.closed = true
