@@ -40,17 +40,24 @@ func (q queries) deleteAuthors(ctx context.Context) (pgconn.CommandTag, error) {
 	return q.db.Exec(ctx, "DELETE FROM authors")
 }
 
-// TestPgxViewRunsSqlcCode: code written against pgx's DBTX runs on a gosqla connection and
-// transaction, with pgx's types and errors.
-func TestPgxViewRunsSqlcCode(t *testing.T) {
-	e, rec := tracedEngine(t, enginetest.BackendURL(t, "pgx"), "")
+// authorsConn is a connection of a traced engine on url (the native driver's), on a database
+// with an empty authors table.
+func authorsConn(t *testing.T, url string) (*asyncengine.Conn, *recorder) {
+	e, rec := tracedEngine(t, url, "")
 	ctx := enginetest.Context(t)
 	_, err := e.Exec(ctx, "CREATE TABLE authors (id bigserial PRIMARY KEY, name text NOT NULL, bio text)")
 	require.NoError(t, err)
-
 	c, err := e.Connect(ctx)
 	require.NoError(t, err)
-	defer c.Close()
+	t.Cleanup(func() { _ = c.Close() })
+	return c, rec
+}
+
+// TestPgxViewRunsSqlcCode: code written against pgx's DBTX runs on a gosqla connection and
+// transaction, with pgx's types and errors.
+func TestPgxViewRunsSqlcCode(t *testing.T) {
+	c, rec := authorsConn(t, enginetest.BackendURL(t, "pgx"))
+	ctx := enginetest.Context(t)
 	q := queries{c.Pgx()}
 	bio := "wrote things"
 	a, err := q.createAuthor(ctx, "Ann", &bio)
@@ -123,13 +130,8 @@ func TestPgxViewNeedsNativeDriver(t *testing.T) {
 // a transaction, traced as COPY and as a pipeline; a failing query of a batch is reported at its
 // place, and a batch that would begin a transaction is refused.
 func TestPgxViewCopyFromAndSendBatch(t *testing.T) {
-	e, rec := tracedEngine(t, enginetest.BackendURL(t, "pgx"), "")
+	c, rec := authorsConn(t, enginetest.BackendURL(t, "pgx"))
 	ctx := enginetest.Context(t)
-	_, err := e.Exec(ctx, "CREATE TABLE authors (id bigserial PRIMARY KEY, name text NOT NULL, bio text)")
-	require.NoError(t, err)
-	c, err := e.Connect(ctx)
-	require.NoError(t, err)
-	defer c.Close()
 	rec.take()
 
 	var view asyncengine.DBTX = c.Pgx()
