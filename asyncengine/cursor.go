@@ -9,16 +9,15 @@ import (
 // Cursor reads a query's rows one at a time as they arrive, without holding the result, for
 // code that pulls rows instead of ranging over Stream (a database/sql driver, a loop with
 // several exits). The connection serves nothing else until Close, which must be called; Next
-// returning false closes it too.
+// returning false closes it too. Cancelling the context given to Conn.Cursor stops the query:
+// Next returns false and Err the context's error.
 type Cursor struct {
 	c       *Conn
 	ctx     context.Context
 	rows    driver.Rows
-	pc      *pconn
-	row     *Row
+	row     Row
 	more    bool
-	advance func() error // reads the next row, on a worker for a blocking driver
-	traced  bool
+	advance func() error // reads the next row on a worker (blocking drivers), made on first use
 	err     error
 	done    bool
 }
@@ -59,12 +58,8 @@ func (c *Conn) openCursor(ctx context.Context, sql string, args []any) (*Cursor,
 		return nil, err
 	}
 	// the driver connection stays busy until the rows are closed
-	pc := c.pc
-	pc.busy.Store(true)
-	cu := &Cursor{c: c, ctx: ctx, rows: rows, pc: pc, traced: qt != nil,
-		row: &Row{rows: rows, cols: rows.Columns(), pg: c.e.pg}}
-	cu.advance = func() error { cu.more = rows.Next(); return nil }
-	return cu, nil
+	c.pc.busy.Store(true)
+	return &Cursor{c: c, ctx: ctx, rows: rows, row: Row{rows: rows, cols: rows.Columns(), pg: c.e.pg}}, nil
 }
 
 // Columns returns the column names.
@@ -79,18 +74,53 @@ func (cu *Cursor) Next() bool {
 	if cu.done {
 		return false
 	}
+	var failure error
 	if cu.ctx.Err() == nil {
-		if err := cu.c.e.call(cu.advance); err == nil && cu.more {
+		if failure = cu.step(); failure == nil && cu.more {
 			return true
 		}
 	}
 	// the end, a cancelled context (the driver reports it when the rows close), or a failure
-	cu.finish(false)
+	cu.finish(false, failure)
 	return false
 }
 
+// step reads the next row into cu.more; its error is a panic of the driver's.
+func (cu *Cursor) step() error {
+	e := cu.c.e
+	if !e.connector.Blocking() {
+		var err error
+		cu.more, err = catchDriverPanic(cu.ctx, nil, cu.rows, nextRow)
+		return err
+	}
+	if cu.advance == nil {
+		cu.advance = func() error { cu.more = cu.rows.Next(); return nil }
+	}
+	return e.callOnWorker(cu.advance)
+}
+
+// closeRows closes the rows, on a worker for a blocking driver; its error may be a panic of the
+// driver's.
+func (cu *Cursor) closeRows() error {
+	if e := cu.c.e; e.connector.Blocking() {
+		return e.callOnWorker(cu.rows.Close)
+	}
+	_, err := catchDriverPanic(cu.ctx, nil, cu.rows, closeRows)
+	return err
+}
+
+// nextRow and closeRows are plain functions, so that a call on a non-blocking driver allocates
+// nothing for them.
+func nextRow(_ context.Context, _ driver.Conn, rows driver.Rows) (bool, error) {
+	return rows.Next(), nil
+}
+
+func closeRows(_ context.Context, _ driver.Conn, rows driver.Rows) (struct{}, error) {
+	return struct{}{}, rows.Close()
+}
+
 // Row is the current row, valid until the next call of Next or Close.
-func (cu *Cursor) Row() *Row { return cu.row }
+func (cu *Cursor) Row() *Row { return &cu.row }
 
 // Err is the error that ended the rows, if any.
 func (cu *Cursor) Err() error { return cu.err }
@@ -99,18 +129,23 @@ func (cu *Cursor) Err() error { return cu.err }
 // of the discarded rest.
 func (cu *Cursor) Close() error {
 	if !cu.done {
-		cu.finish(true)
+		cu.finish(true, nil)
 	}
 	return cu.err
 }
 
 // finish closes the rows; stopped means the caller gave up on the rest, whose error is not
-// theirs to hear (a lost connection is still invalidated).
-func (cu *Cursor) finish(stopped bool) {
+// theirs to hear (a lost connection is still invalidated). failure is a panic of the driver's
+// while reading a row: it left the connection mid-protocol, so it is the error handled (the
+// connection is invalidated), whatever closing the rows says.
+func (cu *Cursor) finish(stopped bool, failure error) {
 	cu.done = true
 	c := cu.c
-	err := c.e.call(cu.rows.Close)
-	cu.pc.busy.Store(false)
+	err := cu.closeRows()
+	c.pc.busy.Store(false)
+	if failure != nil {
+		err = failure
+	}
 	if err == nil {
 		err = cu.ctx.Err()
 	}
@@ -121,8 +156,8 @@ func (cu *Cursor) finish(stopped bool) {
 		err = nil
 	}
 	cu.err = err
-	if cu.traced {
-		c.e.trace.query.TraceQueryEnd(cu.ctx, c, TraceQueryEndData{Err: err})
+	if qt := c.e.trace.query; qt != nil {
+		qt.TraceQueryEnd(cu.ctx, c, TraceQueryEndData{Err: err})
 	}
 	c.inUse.Store(false)
 }

@@ -1,10 +1,12 @@
 package asyncengine_test
 
 import (
+	"context"
 	"testing"
 
 	"github.com/gosqla/gosqla/asyncengine"
 	"github.com/gosqla/gosqla/asyncengine/enginetest"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
@@ -60,5 +62,49 @@ func TestCursor(t *testing.T) {
 			return // SQLite's division by zero is NULL
 		}
 		require.Error(t, err, "division by zero")
+	})
+}
+
+// A cursor whose context is cancelled mid-rows stops: Next returns false, Err is the context's
+// error, and the Conn serves its next statement (on a fresh connection if the driver dropped
+// the one it had). A panicking loop body over Conn.Stream leaves the Conn usable too.
+func TestCursorCancelledAndPanickingBody(t *testing.T) {
+	enginetest.EachBackend(t, func(t *testing.T, url string) {
+		e := newEngine(t, url, "pool_size=1")
+		ctx := enginetest.Context(t)
+		c, err := e.Connect(ctx)
+		require.NoError(t, err)
+		defer c.Close()
+		series := "WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < 100000) SELECT n FROM s"
+
+		cctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		cu, err := c.Cursor(cctx, series)
+		require.NoError(t, err)
+		n := 0
+		for cu.Next() {
+			if n++; n == 5 {
+				cancel()
+			}
+		}
+		require.Equal(t, 5, n, "no row after the cancellation")
+		require.ErrorIs(t, cu.Err(), context.Canceled)
+		require.ErrorIs(t, cu.Close(), context.Canceled)
+		var one int64
+		r, err := c.Query(ctx, "SELECT 1")
+		require.NoError(t, err, "the Conn serves the next statement")
+		require.NoError(t, r.One(&one))
+
+		func() {
+			defer func() { assert.Equal(t, "boom", recover()) }()
+			for range c.Stream(ctx, series) {
+				panic("boom")
+			}
+		}()
+		r, err = c.Query(ctx, "SELECT 2")
+		require.NoError(t, err, "the Conn serves the next statement after a panicking loop body")
+		require.NoError(t, r.One(&one))
+		require.Equal(t, int64(2), one)
+		require.Equal(t, 1, e.Stats().CheckedOut)
 	})
 }

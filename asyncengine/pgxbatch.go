@@ -37,7 +37,7 @@ func (p *PgxConn) CopyFrom(ctx context.Context, tableName pgx.Identifier, column
 // queries), traced as a pipeline. Every result is read before SendBatch returns, so the
 // connection is free again at once; the results are handed out in order by the returned
 // BatchResults, and Close runs the callbacks queued with QueuedQuery.Exec, Query or QueryRow for
-// the results not read yet.
+// the results not read yet and returns the batch's first error, as pgx's Close does.
 func (p *PgxConn) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
 	if err := p.check(); err != nil {
 		return &batchResults{err: err}
@@ -46,22 +46,21 @@ func (p *PgxConn) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults 
 	if len(b.QueuedQueries) > 0 && beginsTx(b.QueuedQueries[0].SQL) {
 		return &batchResults{err: fmt.Errorf("gosqla: a batch that begins a transaction (Batch.BeginTx or a queued BEGIN) would leave it open on a pooled connection; send the batch on a transaction's view instead (Conn.Begin, then Tx.Pgx)")}
 	}
-	// the callbacks are run here, on these results, not by the driver: it is sent a copy
-	// without them
-	sent := &pgx.Batch{}
-	stmts := make([]Statement, len(b.QueuedQueries))
-	for i, q := range b.QueuedQueries {
-		stmts[i] = Statement{SQL: q.SQL, Args: q.Arguments}
-		sent.Queue(q.SQL, q.Arguments...)
+	// what echo and the tracer are shown, when either is on
+	var stmts []Statement
+	if c.e.log != nil || c.e.trace.pipeline != nil {
+		stmts = make([]Statement, len(b.QueuedQueries))
+		for i, q := range b.QueuedQueries {
+			stmts[i] = Statement{SQL: q.SQL, Args: q.Arguments}
+		}
 	}
 	start := c.echoStart()
-	pt := c.e.trace.pipeline
-	if pt != nil {
-		ctx = c.tracePipelineStart(ctx, stmts)
-	}
+	ctx = c.tracePipelineStart(ctx, stmts)
+	// every result is read here, so the driver runs none of the queued callbacks (it runs those
+	// of unread results): the returned BatchResults runs them, on these results
 	out := &batchResults{queued: b.QueuedQueries}
 	err := c.RawPgx(ctx, func(pc *pgx.Conn) error {
-		br := pc.SendBatch(ctx, sent)
+		br := pc.SendBatch(ctx, b)
 		for range b.QueuedQueries {
 			rows, err := br.Query()
 			if err != nil {
@@ -72,37 +71,18 @@ func (p *PgxConn) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults 
 		}
 		return br.Close()
 	})
-	var failed error
-	for i, r := range out.results {
-		if r.err != nil {
-			failed = &PipelineError{Index: i, Err: r.err}
-			break
-		}
+	done := 0 // the results before the first failed one
+	for done < len(out.results) && out.results[done].err == nil {
+		done++
 	}
-	if err != nil && failed == nil {
-		failed = err
+	failed := err
+	if done < len(out.results) {
+		failed = &PipelineError{Index: done, Err: out.results[done].err}
 	}
 	if err != nil && len(out.results) < len(b.QueuedQueries) {
 		out.err = err // the connection failed before every result was read
 	}
-	if c.e.log != nil {
-		for _, st := range stmts {
-			c.echo(ctx, st.SQL, st.Args, start, nil)
-		}
-		if failed != nil {
-			c.echo(ctx, "(batch failed)", nil, start, failed)
-		}
-	}
-	if pt != nil {
-		done := 0
-		for _, r := range out.results {
-			if r.err != nil {
-				break
-			}
-			done++
-		}
-		pt.TracePipelineEnd(ctx, c, TracePipelineEndData{Results: done, Err: failed})
-	}
+	c.pipelineDone(ctx, stmts, start, done, failed, "(batch failed)")
 	return out
 }
 
@@ -173,22 +153,25 @@ func (r *batchResults) QueryRow() pgx.Row {
 	return rowOf{res}
 }
 
-// Close runs the queued callbacks of the results not read yet, and returns the first error.
+// Close runs the queued callbacks of the results not read yet, and returns the batch's first
+// error as pgx's Close does: that of a result read before it, of a callback, of a result read
+// by it, or of the batch as a whole. Like pgx's, it runs no callback after the first error.
 func (r *batchResults) Close() error {
 	if r.closed {
 		return r.err
 	}
 	var first error
-	for r.next < len(r.queued) && r.err == nil {
-		q := r.queued[r.next]
-		var err error
-		if q.Fn != nil {
-			err = q.Fn(r)
-		} else {
-			_, err = r.Exec()
+	for _, res := range r.results[:r.next] {
+		if res.err != nil {
+			first = res.err
+			break
 		}
-		if err != nil && first == nil {
-			first = err
+	}
+	for first == nil && r.next < len(r.queued) && r.err == nil {
+		if fn := r.queued[r.next].Fn; fn != nil {
+			first = fn(r)
+		} else {
+			_, first = r.Exec()
 		}
 	}
 	r.closed = true

@@ -2,6 +2,7 @@ package asyncengine_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 
 	"github.com/gosqla/gosqla/asyncengine"
@@ -40,17 +41,24 @@ func (q queries) deleteAuthors(ctx context.Context) (pgconn.CommandTag, error) {
 	return q.db.Exec(ctx, "DELETE FROM authors")
 }
 
-// TestPgxViewRunsSqlcCode: code written against pgx's DBTX runs on a gosqla connection and
-// transaction, with pgx's types and errors.
-func TestPgxViewRunsSqlcCode(t *testing.T) {
-	e, rec := tracedEngine(t, enginetest.BackendURL(t, "pgx"), "")
+// authorsConn is a connection of a traced engine on url (the native driver's), on a database
+// with an empty authors table.
+func authorsConn(t *testing.T, url string) (*asyncengine.Conn, *recorder) {
+	e, rec := tracedEngine(t, url, "")
 	ctx := enginetest.Context(t)
 	_, err := e.Exec(ctx, "CREATE TABLE authors (id bigserial PRIMARY KEY, name text NOT NULL, bio text)")
 	require.NoError(t, err)
-
 	c, err := e.Connect(ctx)
 	require.NoError(t, err)
-	defer c.Close()
+	t.Cleanup(func() { _ = c.Close() })
+	return c, rec
+}
+
+// TestPgxViewRunsSqlcCode: code written against pgx's DBTX runs on a gosqla connection and
+// transaction, with pgx's types and errors.
+func TestPgxViewRunsSqlcCode(t *testing.T) {
+	c, rec := authorsConn(t, enginetest.BackendURL(t, "pgx"))
+	ctx := enginetest.Context(t)
 	q := queries{c.Pgx()}
 	bio := "wrote things"
 	a, err := q.createAuthor(ctx, "Ann", &bio)
@@ -123,13 +131,8 @@ func TestPgxViewNeedsNativeDriver(t *testing.T) {
 // a transaction, traced as COPY and as a pipeline; a failing query of a batch is reported at its
 // place, and a batch that would begin a transaction is refused.
 func TestPgxViewCopyFromAndSendBatch(t *testing.T) {
-	e, rec := tracedEngine(t, enginetest.BackendURL(t, "pgx"), "")
+	c, rec := authorsConn(t, enginetest.BackendURL(t, "pgx"))
 	ctx := enginetest.Context(t)
-	_, err := e.Exec(ctx, "CREATE TABLE authors (id bigserial PRIMARY KEY, name text NOT NULL, bio text)")
-	require.NoError(t, err)
-	c, err := e.Connect(ctx)
-	require.NoError(t, err)
-	defer c.Close()
 	rec.take()
 
 	var view asyncengine.DBTX = c.Pgx()
@@ -188,4 +191,76 @@ func TestPgxViewCopyFromAndSendBatch(t *testing.T) {
 	b.BeginTx(pgx.TxOptions{})
 	b.Queue("SELECT 1")
 	require.ErrorContains(t, c.Pgx().SendBatch(ctx, b).Close(), "begins a transaction")
+}
+
+// failingSource yields rows rows and then fails.
+type failingSource struct {
+	rows int
+	err  error
+}
+
+func (s *failingSource) Next() bool             { s.rows--; return s.rows >= 0 }
+func (s *failingSource) Values() ([]any, error) { return []any{"x", nil}, nil }
+func (s *failingSource) Err() error {
+	if s.rows < 0 {
+		return s.err
+	}
+	return nil
+}
+
+// A CopyFrom on the view whose source fails loads nothing, returns the server's answer to the
+// failed COPY (which names the source's error) and is traced with it; the connection goes on, and in a transaction the failure asks for a rollback.
+func TestPgxViewCopyFromFailingSource(t *testing.T) {
+	c, rec := authorsConn(t, enginetest.BackendURL(t, "pgx"))
+	ctx := enginetest.Context(t)
+	rec.take()
+	boom := errors.New("source broke")
+	_, err := c.Pgx().CopyFrom(ctx, pgx.Identifier{"authors"}, []string{"name", "bio"}, &failingSource{rows: 3, err: boom})
+	var pgErr *pgconn.PgError
+	require.ErrorAs(t, err, &pgErr, "the server's answer to the failed COPY, as on a pgx connection")
+	require.ErrorContains(t, err, "source broke")
+	trace := rec.take()
+	require.Len(t, trace, 2)
+	assert.Equal(t, "copy start \"authors\" [name bio]", trace[0])
+	assert.Equal(t, "copy end 0 rows error", trace[1])
+	var count int64
+	require.NoError(t, c.Pgx().QueryRow(ctx, "SELECT count(*) FROM authors").Scan(&count), "the connection goes on")
+	assert.Zero(t, count, "nothing was loaded")
+
+	tx, err := c.Begin(ctx)
+	require.NoError(t, err)
+	_, err = tx.Pgx().CopyFrom(ctx, pgx.Identifier{"authors"}, []string{"name", "bio"}, &failingSource{rows: 3, err: boom})
+	require.ErrorContains(t, err, "source broke")
+	_, err = tx.Exec(ctx, "SELECT 1")
+	require.ErrorIs(t, err, asyncengine.ErrPendingRollback)
+	require.NoError(t, tx.Rollback(ctx))
+	require.NoError(t, c.Pgx().QueryRow(ctx, "SELECT count(*) FROM authors").Scan(&count))
+	assert.Zero(t, count)
+}
+
+// A batch sent on a connection the server dropped fails at its first query, every result says
+// so, the connection is invalidated, and the Conn's next call runs on a fresh one.
+func TestPgxViewSendBatchLostConnection(t *testing.T) {
+	url := enginetest.BackendURL(t, "pgx")
+	c, rec := authorsConn(t, url)
+	ctx := enginetest.Context(t)
+	before := c.ID()
+	enginetest.Shared(t).TerminateBackends(t, url)
+	rec.take()
+
+	b := &pgx.Batch{}
+	b.Queue("INSERT INTO authors (name) VALUES ('Ann')")
+	b.Queue("SELECT 1")
+	br := c.Pgx().SendBatch(ctx, b)
+	_, err := br.Exec()
+	require.Error(t, err)
+	trace := rec.take()
+	require.Len(t, trace, 2)
+	assert.Equal(t, "pipeline start 2 statements, 0 args", trace[0])
+	assert.Equal(t, "pipeline end 0 results error", trace[1])
+	assert.GreaterOrEqual(t, c.Engine().Stats().Invalidations, int64(1))
+
+	var one int
+	require.NoError(t, c.Pgx().QueryRow(ctx, "SELECT 1").Scan(&one), "the Conn reconnects")
+	assert.NotEqual(t, before, c.ID())
 }

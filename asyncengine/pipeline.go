@@ -3,6 +3,7 @@ package asyncengine
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/gosqla/gosqla/asyncengine/driver"
 )
@@ -22,25 +23,12 @@ type PipelineError = driver.PipelineError
 // returned.
 func (c *Conn) Pipeline(ctx context.Context, stmts []Statement) ([]*Result, error) {
 	start := c.echoStart()
-	pt := c.e.trace.pipeline
-	if pt != nil {
-		ctx = c.tracePipelineStart(ctx, stmts)
-	}
+	ctx = c.tracePipelineStart(ctx, stmts)
 	drs, err := guardedCall(ctx, c, stmts, runStatements)
 	if err != nil {
 		err = pipelineFailure(err)
 	}
-	if c.e.log != nil {
-		for _, st := range stmts {
-			c.echo(ctx, st.SQL, st.Args, start, nil)
-		}
-		if err != nil {
-			c.echo(ctx, "(pipeline failed)", nil, start, err)
-		}
-	}
-	if pt != nil {
-		pt.TracePipelineEnd(ctx, c, TracePipelineEndData{Results: len(drs), Err: err})
-	}
+	c.pipelineDone(ctx, stmts, start, len(drs), err, "(pipeline failed)")
 	// one allocation for every result of the pipeline
 	vals := make([]Result, len(drs))
 	rs := make([]*Result, len(drs))
@@ -49,6 +37,22 @@ func (c *Conn) Pipeline(ctx context.Context, stmts []Statement) ([]*Result, erro
 		rs[i] = &vals[i]
 	}
 	return rs, err
+}
+
+// pipelineDone echoes a pipeline's statements (and failed, the echo's name for its failure) and
+// ends its trace: results statements succeeded, err is the failure.
+func (c *Conn) pipelineDone(ctx context.Context, stmts []Statement, start time.Time, results int, err error, failed string) {
+	if c.e.log != nil {
+		for _, st := range stmts {
+			c.echo(ctx, st.SQL, st.Args, start, nil)
+		}
+		if err != nil {
+			c.echo(ctx, failed, nil, start, err)
+		}
+	}
+	if pt := c.e.trace.pipeline; pt != nil {
+		pt.TracePipelineEnd(ctx, c, TracePipelineEndData{Results: results, Err: err})
+	}
 }
 
 // pipelineFailure keeps the statement index outermost, and the disconnect with the statement's

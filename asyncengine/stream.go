@@ -42,13 +42,23 @@ func (r *Row) Scan(dest ...any) error { return scanRow(r, 0, len(r.cols), dest) 
 func (r *Row) Values() ([]any, error) {
 	out := make([]any, len(r.cols))
 	for j := range out {
-		v, err := r.rows.Value(j)
+		v, err := r.Value(j)
 		if err != nil {
-			return nil, valueError(r.cols[j], err)
+			return nil, err
 		}
 		out[j] = v
 	}
 	return out, nil
+}
+
+// Value returns column j (from 0) as its untyped Go value, as Values does, decoding that column
+// alone.
+func (r *Row) Value(j int) (any, error) {
+	v, err := r.rows.Value(j)
+	if err != nil {
+		return nil, valueError(r.cols[j], err)
+	}
+	return v, nil
 }
 
 func (r *Row) scanCell(_, j int, d any) error {
@@ -73,7 +83,7 @@ func (c *Conn) Stream(ctx context.Context, sql string, args ...any) iter.Seq2[*R
 		// the rows are closed also when the loop body panics
 		defer cu.Close()
 		for cu.Next() {
-			if !yield(cu.row, nil) {
+			if !yield(&cu.row, nil) {
 				return
 			}
 		}

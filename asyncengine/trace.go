@@ -269,8 +269,11 @@ func (e *Engine) traceArgs(args []any) []any {
 }
 
 // tracePipelineStart hands the pipeline's statements to the tracer, without their arguments
-// unless log_parameters=true.
+// unless log_parameters=true; it returns ctx as it is when no PipelineTracer is set.
 func (c *Conn) tracePipelineStart(ctx context.Context, stmts []Statement) context.Context {
+	if c.e.trace.pipeline == nil {
+		return ctx
+	}
 	shown := stmts
 	if !c.e.cfg.LogParameters {
 		shown = make([]Statement, len(stmts))

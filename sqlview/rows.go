@@ -64,25 +64,27 @@ func (r *rows) Next(dest []driver.Value) error {
 	}
 	row := r.cu.Row()
 	if r.scan != nil {
-		// json, jsonb and xml as the server sent them, not decoded and encoded again
+		// json, jsonb and xml as the server sent them, not decoded and encoded again; the scan
+		// copies them out of the driver's buffer, so each row's are its own
 		if err := row.Scan(r.scan...); err != nil {
 			return err
 		}
 	}
-	vals, err := row.Values()
-	if err != nil {
-		return err
-	}
 	for j := range dest {
 		if r.scan != nil && r.scan[j] != nil {
 			if b := r.bytes[j]; b != nil {
-				dest[j] = append([]byte(nil), b...)
+				dest[j] = b
 			} else {
 				dest[j] = nil
 			}
 			continue
 		}
-		if dest[j], err = r.driverValue(vals[j], j); err != nil {
+		// the other columns one by one: nothing decoded that is not handed over
+		v, err := row.Value(j)
+		if err != nil {
+			return err
+		}
+		if dest[j], err = r.driverValue(v, j); err != nil {
 			return err
 		}
 	}

@@ -36,7 +36,8 @@
 // transactions); on SQLite only the default and serializable levels, read-write, are accepted.
 // A lost connection invalidates the engine connection; database/sql hears driver.ErrBadConn (and
 // retries on another connection) only when the statement was certainly not sent, otherwise the
-// error itself, and the connection is then discarded (driver.Validator).
+// error itself, and the connection is then discarded (driver.Validator). A connection lost while
+// rows stream ends them with that error (Rows.Err), never ErrBadConn: the query ran.
 package sqlview
 
 import (

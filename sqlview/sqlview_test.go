@@ -3,6 +3,7 @@ package sqlview_test
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"math/big"
 	"net/netip"
@@ -292,6 +293,44 @@ func TestRowsStream(t *testing.T) {
 			}
 			require.ErrorContains(t, rows.Err(), "division by zero")
 			require.NoError(t, db.QueryRowContext(ctx, "SELECT 1").Scan(&one))
+		})
+	}
+}
+
+// TestRowsLostConnection: a connection the server drops while rows stream ends them with the
+// disconnect, not driver.ErrBadConn (the query ran: database/sql must not run it again), and
+// database/sql discards the connection: the next query runs on a fresh one.
+func TestRowsLostConnection(t *testing.T) {
+	for _, name := range []string{"pgx", "stdlib"} {
+		t.Run(name, func(t *testing.T) {
+			url := urls(t)[name]
+			e, db := open(t, url)
+			ctx := enginetest.Context(t)
+			// generate_series in the select list streams: the server is still sending when the
+			// backend is terminated
+			rows, err := db.QueryContext(ctx, "SELECT generate_series(1, 5000000) AS n")
+			require.NoError(t, err)
+			for i := 0; i < 3; i++ {
+				require.True(t, rows.Next())
+			}
+			enginetest.Shared(t).TerminateBackends(t, url)
+			n := 3
+			for rows.Next() {
+				n++
+			}
+			err = rows.Err()
+			require.Error(t, err)
+			assert.Less(t, n, 5000000)
+			assert.False(t, errors.Is(err, driver.ErrBadConn), "not retried: %v", err)
+			var de *asyncengine.DisconnectError
+			assert.ErrorAs(t, err, &de)
+			require.NoError(t, rows.Close())
+			assert.GreaterOrEqual(t, e.Stats().Invalidations, int64(1))
+
+			var one int
+			require.NoError(t, db.QueryRowContext(ctx, "SELECT 1").Scan(&one), "the next query runs on a fresh connection")
+			assert.Equal(t, 1, one)
+			assert.Equal(t, 0, e.Stats().CheckedOut)
 		})
 	}
 }

@@ -134,4 +134,4 @@ func (c *Connector) Connect(ctx context.Context) (driver.Conn, error) {
 }
 
 // Wrap adapts an open pgx connection.
-func Wrap(pc *pgx.Conn) *Conn { return &Conn{pc: pc} }
+func Wrap(pc *pgx.Conn) *Conn { return &Conn{pc: pc, cc: counter(pc.PgConn().Conn())} }

@@ -48,6 +48,9 @@ func IsDisconnect(err error) bool {
 // Conn is one pgx connection.
 type Conn struct {
 	pc *pgx.Conn
+	// cc counts what the socket carries (round trips, bytes sent); nil for a connection that
+	// Open's connector did not dial (a pgxpool's)
+	cc *countingConn
 }
 
 // Pgx returns the underlying connection.
@@ -330,18 +333,33 @@ func (c *Conn) Close() error {
 
 // RoundTrips counts the times the connection read from the server after writing to it.
 func (c *Conn) RoundTrips() int64 {
-	if cc, ok := c.pc.PgConn().Conn().(*countingConn); ok {
-		return cc.trips.Load()
+	if c.cc == nil {
+		return 0
 	}
-	return 0
+	return c.cc.trips.Load()
 }
 
 // written is how many bytes the connection has sent, for settled.
 func (c *Conn) written() int64 {
-	if cc, ok := c.pc.PgConn().Conn().(*countingConn); ok {
-		return cc.sent.Load()
+	if c.cc == nil {
+		return 0
 	}
-	return 0
+	return c.cc.sent.Load()
+}
+
+// counter finds the countingConn Open's dialer put under nc, also beneath TLS (whose
+// connection gives the socket it runs on through NetConn); nil when there is none.
+func counter(nc net.Conn) *countingConn {
+	for {
+		switch c := nc.(type) {
+		case *countingConn:
+			return c
+		case interface{ NetConn() net.Conn }:
+			nc = c.NetConn()
+		default:
+			return nil
+		}
+	}
 }
 
 // settled returns err, no longer safe to retry when bytes went to the server since mark. pgx

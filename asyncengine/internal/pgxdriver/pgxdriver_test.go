@@ -2,6 +2,7 @@ package pgxdriver
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -43,5 +44,24 @@ func TestIsDisconnectClassification(t *testing.T) {
 		if got := IsDisconnect(tc.err); got != tc.want {
 			t.Errorf("IsDisconnect(%v) = %v, want %v", tc.err, got, tc.want)
 		}
+	}
+}
+
+// The socket's counter is found beneath TLS too, so that bytes sent over an encrypted connection
+// still make an error after them unsafe to retry (sslmode=prefer, the default, encrypts whenever
+// the server can).
+func TestCounterIsFoundBeneathTLS(t *testing.T) {
+	client, server := net.Pipe()
+	defer client.Close()
+	defer server.Close()
+	cc := &countingConn{Conn: client}
+	if counter(cc) != cc {
+		t.Fatal("the plain socket's counter is not found")
+	}
+	if counter(tls.Client(cc, &tls.Config{InsecureSkipVerify: true})) != cc {
+		t.Fatal("the counter beneath TLS is not found")
+	}
+	if counter(client) != nil {
+		t.Fatal("a socket without a counter has one")
 	}
 }
