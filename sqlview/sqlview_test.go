@@ -334,3 +334,19 @@ func TestRowsLostConnection(t *testing.T) {
 		})
 	}
 }
+
+// json and jsonb reach database/sql as the text the server holds, also where a number in it is
+// beyond what a Go number holds.
+func TestViewJSONIsRawText(t *testing.T) {
+	t.Parallel()
+	for _, name := range []string{"pgx", "stdlib"} {
+		t.Run(name, func(t *testing.T) {
+			_, db := open(t, urls(t)[name])
+			ctx := enginetest.Context(t)
+			var js, jsb string
+			require.NoError(t, db.QueryRowContext(ctx, `SELECT '{"x":1e400}'::json, '{"x": 1e400}'::jsonb`).Scan(&js, &jsb))
+			assert.Equal(t, `{"x":1e400}`, js)
+			assert.Contains(t, jsb, `"x": 1`)
+		})
+	}
+}
