@@ -109,6 +109,28 @@ func (cu *Cursor) closeRows() error {
 	return err
 }
 
+// drainBeforeCancel is how many rows a cursor closed early reads before it asks the server to
+// stop the statement: the rest of a short result costs less to read than a cancel request.
+const drainBeforeCancel = 64
+
+// abandon makes closing a cursor before its end cheap: the rows left of a short result are read,
+// and a longer one is cancelled on the server when the driver can do so without aborting a
+// transaction (else Close reads the rest). Its error is a panic of the driver's.
+func (cu *Cursor) abandon() error {
+	for range drainBeforeCancel {
+		if cu.ctx.Err() != nil {
+			return nil
+		}
+		if err := cu.step(); err != nil || !cu.more {
+			return err
+		}
+	}
+	if rc, ok := cu.rows.(driver.RowsCanceler); ok {
+		rc.Cancel(cu.ctx)
+	}
+	return nil
+}
+
 // nextRow and closeRows are plain functions, so that a call on a non-blocking driver allocates
 // nothing for them.
 func nextRow(_ context.Context, _ driver.Conn, rows driver.Rows) (bool, error) {
@@ -125,8 +147,11 @@ func (cu *Cursor) Row() *Row { return &cu.row }
 // Err is the error that ended the rows, if any.
 func (cu *Cursor) Err() error { return cu.err }
 
-// Close discards the rows not read and frees the connection. It returns the rows' error, not one
-// of the discarded rest.
+// Close discards the rows not read and frees the connection: outside a transaction, on
+// PostgreSQL's native driver, a result with more than a few dozen rows left is cancelled on the
+// server instead of read to its end; inside a transaction (where a cancel would abort it) and on
+// other drivers the rest is read and discarded. It returns the rows' error, not one of the
+// discarded rest.
 func (cu *Cursor) Close() error {
 	if !cu.done {
 		cu.finish(true, nil)
@@ -141,6 +166,9 @@ func (cu *Cursor) Close() error {
 func (cu *Cursor) finish(stopped bool, failure error) {
 	cu.done = true
 	c := cu.c
+	if stopped && failure == nil {
+		failure = cu.abandon()
+	}
 	err := cu.closeRows()
 	c.pc.busy.Store(false)
 	if failure != nil {

@@ -108,3 +108,42 @@ func TestCursorCancelledAndPanickingBody(t *testing.T) {
 		require.Equal(t, 1, e.Stats().CheckedOut)
 	})
 }
+
+// Leaving a long result early does not read the rest: outside a transaction the server is asked
+// to stop the statement (a result that would take hours ends at once) and the connection serves
+// the next call; inside one the rest is read, so the transaction goes on.
+func TestCursorClosedEarly(t *testing.T) {
+	t.Parallel()
+	e := newEngine(t, enginetest.BackendURL(t, "pgx"), "pool_size=1")
+	ctx := enginetest.Context(t)
+	endless := "SELECT generate_series(1, 1000000000000)" // in the select list: rows come as made
+	n := 0
+	for row, err := range e.Stream(ctx, endless) {
+		require.NoError(t, err)
+		require.NotNil(t, row)
+		if n++; n == 10 {
+			break // would read for hours without the cancel; the test's context ends first
+		}
+	}
+	c, err := e.Connect(ctx)
+	require.NoError(t, err)
+	defer c.Close()
+	cu, err := c.Cursor(ctx, endless)
+	require.NoError(t, err)
+	require.True(t, cu.Next())
+	require.NoError(t, cu.Close())
+	var one int
+	res, err := c.Query(ctx, "SELECT 1")
+	require.NoError(t, err)
+	require.NoError(t, res.One(&one))
+
+	tx, err := c.Begin(ctx)
+	require.NoError(t, err)
+	cu, err = tx.Conn().Cursor(ctx, "SELECT x FROM generate_series(1, 100000) x")
+	require.NoError(t, err)
+	require.True(t, cu.Next())
+	require.NoError(t, cu.Close())
+	_, err = tx.Exec(ctx, "SELECT 1")
+	require.NoError(t, err, "the transaction was not cancelled")
+	require.NoError(t, tx.Commit(ctx))
+}

@@ -140,8 +140,10 @@
 //
 // Conn.Stream and Engine.Stream yield rows as they arrive (iter.Seq2[*Row, error]) without
 // holding the result: a million rows take the memory of one. Ending the loop early discards the
-// rest and frees the connection; cancelling ctx stops the query. ScanEach maps a stream to
-// structs.
+// rest and frees the connection: outside a transaction, on PostgreSQL's native driver, a result
+// with more than a few dozen rows left is cancelled on the server instead of read to its end;
+// inside a transaction (where a cancel would abort it) and on other drivers the rest is read and
+// discarded. Cancelling ctx stops the query. ScanEach maps a stream to structs.
 //
 // Conn.Pipeline sends several statements in one round trip (one worker call on a blocking
 // driver) and reports a failing statement's index through a *PipelineError; Conn.CopyFrom loads

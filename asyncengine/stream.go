@@ -71,7 +71,8 @@ func (r *Row) scanCell(_, j int, d any) error {
 
 // Stream runs a query and yields its rows as they arrive, without holding the result: a loop over
 // a million rows takes the memory of one. The connection serves nothing else until the loop ends;
-// ending it early (break, return) discards the rest of the result and frees the connection.
+// ending it early (break, return) discards the rest of the result and frees the connection (see
+// Cursor.Close for what that costs).
 // Cancelling ctx stops the query. An error ends the sequence as its last element.
 func (c *Conn) Stream(ctx context.Context, sql string, args ...any) iter.Seq2[*Row, error] {
 	return func(yield func(*Row, error) bool) {

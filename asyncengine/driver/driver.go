@@ -80,6 +80,14 @@ type Rows interface {
 	RowsAffected() int64
 }
 
+// RowsCanceler is implemented by rows whose statement the driver can stop on the server, so
+// that closing them early need not read the rest of a large result. Cancel asks the server to
+// stop the statement only where that cannot abort a transaction (the statement runs on its own),
+// and reports whether it asked; Close then discards what was already sent.
+type RowsCanceler interface {
+	Cancel(ctx context.Context) bool
+}
+
 // Statement is one SQL statement with its positional arguments, already in the driver's placeholder
 // style.
 type Statement struct {

@@ -154,6 +154,17 @@ func (r *liveRows) Close() error {
 }
 func (r *liveRows) RowsAffected() int64 { return r.rows.CommandTag().RowsAffected() }
 
+// Cancel asks the server to stop the statement when it runs outside a transaction block, where
+// a cancelled statement takes nothing else with it. The server ignores a cancel that arrives once
+// the statement is done and the connection idle.
+func (r *liveRows) Cancel(ctx context.Context) bool {
+	pg := r.c.pc.PgConn()
+	if pg.TxStatus() != 'I' {
+		return false
+	}
+	return pg.CancelRequest(ctx) == nil
+}
+
 func (c *Conn) Exec(ctx context.Context, sql string, args []any) (int64, error) {
 	mark := c.written()
 	tag, err := c.pc.Exec(ctx, sql, args...)
