@@ -18,8 +18,9 @@ type op struct {
 	flush     flushKind // flushes always (Flush, Commit)
 	build     func(s *Session) ([]asyncengine.Statement, error)
 	apply     func(s *Session, rs []*asyncengine.Result) error
-	// a request of one statement and one result (Execute) carries them here instead of build,
-	// apply and fail: stmt is sent when build is nil, result receives its result or error
+	// a request of one statement (Execute, Get) holds it in stmt, which is sent when build is
+	// nil (build may return it); one of one result too (Execute) has result instead of apply
+	// and fail, which receives its result or error
 	stmt      [1]asyncengine.Statement
 	result    func(*asyncengine.Result, error)
 	run       func(ctx context.Context, c *asyncengine.Conn) error
