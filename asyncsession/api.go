@@ -401,14 +401,25 @@ func Merge[T any](ctx context.Context, s *Session, obj *T) *asyncengine.Future[*
 		return failed[*T](err)
 	}
 	v := reflect.ValueOf(obj).Elem()
+	// the copy added when no row has the key; in a sharded session its shard is asked for now,
+	// since the chooser is not called under the session's lock, and used only then
+	var cp *T
+	var shard string
+	var shardErr error
+	if s.sharded(m) {
+		cp = new(T)
+		*cp = *obj
+		shard, shardErr = s.objectShard(cp, m)
+	}
 	return fetch(ctx, s, m, keyOf(m, v), pkValues(m, v), func(s *Session, in *instance) (*T, error) {
 		if in == nil {
-			cp := new(T)
-			*cp = *obj
-			shard, err := s.objectShard(cp, m)
-			if err != nil {
-				return nil, err
+			if shardErr != nil {
+				return nil, shardErr
 			}
+			if cp == nil {
+				cp = new(T)
+			}
+			*cp = *obj
 			in, _ := s.attach(cp, m)
 			in.shard = shard
 			return cp, nil

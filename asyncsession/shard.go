@@ -24,10 +24,12 @@ var ErrCrossShard = errors.New("gosqla: a relationship cannot cross shards")
 
 // ShardChooser tells a sharded session where rows live, as SQLAlchemy's horizontal sharding's
 // three choosers do. Only Object is required. Every name it returns must be one of the ShardSet's:
-// another is an *asyncengine.UnknownShardError, and nothing is read or written elsewhere.
+// another is an *asyncengine.UnknownShardError, and nothing is read or written elsewhere. The
+// session never holds its lock while it calls a chooser, so a chooser may call the session (to
+// ask ShardOf an object's parent, say).
 type ShardChooser struct {
 	// Object names the shard of a new object, when it is given to Add (or to Merge when no shard
-	// holds its key): a field changed later does not move it. An object reached from it by a
+	// holds its key; Merge asks before it looks): a field changed later does not move it. An object reached from it by a
 	// relationship goes to the same shard: a relationship never crosses shards, as a foreign key
 	// does not cross databases. A session that adds no objects needs no Object.
 	Object func(obj any) (string, error)
