@@ -388,3 +388,27 @@ func TestShardedSessionMixedDialects(t *testing.T) {
 	_, err = s.Execute(asyncsession.OnShard(ctx, "a"), "SELECT 1").Await(ctx)
 	require.ErrorIs(t, err, asyncengine.ErrInvalidConfig)
 }
+
+// A batch of new rows travels as arrays on whichever shard it goes to, with the column types
+// read on that shard.
+func TestShardedSessionBatchInsertsAsArrays(t *testing.T) {
+	t.Parallel()
+	ctx := enginetest.Context(t)
+	engines := map[string]*asyncengine.Engine{}
+	logs := map[string]func() string{}
+	for _, name := range []string{"east", "west"} {
+		e, log := echoEngine(t, enginetest.BackendURL(t, "pgx"))
+		relSchema(t, e)
+		engines[name], logs[name] = e, log
+	}
+	set, err := asyncengine.NewShardSet(engines)
+	require.NoError(t, err)
+	s := asyncsession.NewSharded(set, byName)
+	defer s.Close()
+	logs["west"]()
+	require.NoError(t, s.Add(&Writer{Name: "Xu"}, &Writer{Name: "Yu"}, &Writer{Name: "Zed"}))
+	await(t, s.Commit(ctx))
+	assert.Contains(t, logs["west"](), "unnest(", "the batch on west travels as arrays")
+	assert.Equal(t, int64(3), count(t, engines["west"], "writers"))
+	assert.Equal(t, int64(0), count(t, engines["east"], "writers"))
+}

@@ -121,30 +121,31 @@ func forgetEngine(w weak.Pointer[asyncengine.Engine]) {
 	typedEngines.Delete(w)
 }
 
-// batchInsert is one model's rows that a flush inserts together on one engine.
+// batchInsert is a table a flush inserts a batch of rows into on one engine.
 type batchInsert struct {
 	e     *asyncengine.Engine
 	table string
 }
 
 // typeLookups returns, for the PostgreSQL engines of a flush, the catalog reads its batch inserts
-// need before they can be planned: one statement per table of which at least two rows are to be
-// inserted and whose column types are not known yet.
+// need before they can be planned: one statement per engine and table of which at least two rows
+// are to be inserted there and whose column types are not known yet.
 func (s *Session) typeLookups(groups ...[]*instance) []batchInsert {
 	type count struct {
-		m *structmap.Model
-		n int
+		m     *structmap.Model
+		shard string
+		n     int
 	}
-	var counts []count // few models: a list, searched from the last one counted
+	var counts []count // few models and shards: a list, searched from the last one counted
 	var out []batchInsert
 	for _, g := range groups {
 		for _, in := range g {
 			k := len(counts) - 1
-			for k >= 0 && counts[k].m != in.model {
+			for k >= 0 && (counts[k].m != in.model || counts[k].shard != in.shard) {
 				k--
 			}
 			if k < 0 {
-				counts = append(counts, count{m: in.model})
+				counts = append(counts, count{m: in.model, shard: in.shard})
 				k = len(counts) - 1
 			} else if k != len(counts)-1 {
 				counts[k], counts[len(counts)-1] = counts[len(counts)-1], counts[k]
@@ -154,7 +155,7 @@ func (s *Session) typeLookups(groups ...[]*instance) []batchInsert {
 			if counts[k].n != 2 {
 				continue
 			}
-			e := s.engineFor(in.model)
+			e := s.engineOf(in)
 			if !typedParams(e) {
 				continue
 			}
