@@ -293,27 +293,24 @@ func unnestSQL(d *asyncengine.Dialect, m *structmap.Model, cols []*structmap.Fie
 func column(f *structmap.Field, rows []reflect.Value) any {
 	switch {
 	case f.Type == int64Type:
-		out := make([]int64, len(rows))
-		for i, v := range rows {
-			out[i] = v.FieldByIndex(f.Index).Int()
-		}
-		return out
+		return each(rows, func(v reflect.Value) int64 { return v.FieldByIndex(f.Index).Int() })
 	case f.Type == stringType:
-		out := make([]string, len(rows))
-		for i, v := range rows {
-			out[i] = v.FieldByIndex(f.Index).String()
-		}
-		return out
+		return each(rows, func(v reflect.Value) string { return v.FieldByIndex(f.Index).String() })
 	case f.Type.Kind() == reflect.Pointer:
-		out := make([]any, len(rows))
-		for i, v := range rows {
-			out[i] = f.Value(v)
-		}
-		return out
+		return each(rows, f.Value)
 	}
 	out := reflect.MakeSlice(reflect.SliceOf(f.Type), len(rows), len(rows))
 	for i, v := range rows {
 		out.Index(i).Set(v.FieldByIndex(f.Index))
 	}
 	return out.Interface()
+}
+
+// each is get of every row.
+func each[E any](rows []reflect.Value, get func(reflect.Value) E) []E {
+	out := make([]E, len(rows))
+	for i, v := range rows {
+		out[i] = get(v)
+	}
+	return out
 }
