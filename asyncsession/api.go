@@ -178,7 +178,7 @@ func (s *Session) Execute(ctx context.Context, sql string, args ...any) *asyncen
 	}
 	f, resolve := asyncengine.NewPromise[*asyncengine.Result]()
 	o := &op{ctx: ctx, engine: e, autoflush: flushAll, reads: readsSQL(sql, ""), result: resolve}
-	o.stmt[0] = asyncengine.Statement{SQL: sql, Args: args}
+	o.statement(asyncengine.Statement{SQL: sql, Args: args})
 	s.submit(o)
 	return f
 }

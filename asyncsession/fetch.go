@@ -76,12 +76,12 @@ func fetchLoaded[T any](s *Session, key identityKey, ts []shardTarget, finish fu
 func fetchOp[T any](ctx context.Context, m *structmap.Model, key identityKey, args []any, t shardTarget, finish func(*Session, *instance) (T, error), resolve func(T, error)) *op {
 	key.shard = t.name
 	o := &op{ctx: ctx, engine: t.e, autoflush: flushInserts, fail: func(err error) { var zero T; resolve(zero, err) }}
-	o.stmt[0] = asyncengine.Statement{SQL: selectByPK(t.e.Dialect(), m), Args: args}
+	o.statement(asyncengine.Statement{SQL: selectByPK(t.e.Dialect(), m), Args: args})
 	o.build = func(s *Session) ([]asyncengine.Statement, error) {
 		if in, ok := s.identity[key]; ok && !in.expired {
 			return nil, nil // loaded by a request ahead of this one
 		}
-		return o.stmt[:], nil
+		return o.stmts, nil
 	}
 	o.apply = func(s *Session, rs []*asyncengine.Result) error {
 		var in *instance
