@@ -134,16 +134,10 @@ func (s *Session) sharded(m *structmap.Model) bool {
 	return !bound
 }
 
-// targets are the shards a request on model m runs on: those OnShard names in ctx, else those
-// choose names (all when it names none). An unsharded model has one target, its engine; m is nil
-// for a statement of no model.
+// targets are the shards a request on model m, which the session shards, runs on (m is nil for
+// a statement of no model in a sharded session): those OnShard names in ctx, else those choose
+// names (all when it names none).
 func (s *Session) targets(ctx context.Context, m *structmap.Model, choose func(c *ShardChooser) ([]string, error)) ([]shardTarget, error) {
-	switch {
-	case m == nil && s.opts.shards == nil:
-		return []shardTarget{{e: s.opts.engine}}, nil
-	case m != nil && !s.sharded(m):
-		return []shardTarget{{e: s.engineFor(m)}}, nil
-	}
 	set := s.opts.shards.set
 	names, _ := ctx.Value(onShardKey{}).([]string)
 	if names == nil && choose != nil {
@@ -184,7 +178,15 @@ func queryChooser(m *structmap.Model, sql string, args []any) func(c *ShardChoos
 }
 
 // oneTarget is the shard a call that runs on one shard uses (what names the call in the error).
+// An unsharded model's target is its engine; a statement of no model in an unsharded session
+// runs on the session's engine.
 func (s *Session) oneTarget(ctx context.Context, m *structmap.Model, what, sql string, args []any) (shardTarget, error) {
+	switch {
+	case m == nil && s.opts.shards == nil:
+		return shardTarget{e: s.opts.engine}, nil
+	case m != nil && !s.sharded(m):
+		return shardTarget{e: s.engineFor(m)}, nil
+	}
 	ts, err := s.targets(ctx, m, queryChooser(m, sql, args))
 	if err != nil {
 		return shardTarget{}, err
