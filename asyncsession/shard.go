@@ -80,16 +80,14 @@ func NewShardedMaker(set *asyncengine.ShardSet, chooser ShardChooser, opts ...Op
 }
 
 func shardedOptions(set *asyncengine.ShardSet, chooser ShardChooser, opts []Option) options {
-	var o options
-	switch {
-	case set == nil:
-		o = defaultOptions(nil)
+	if set == nil {
+		o := defaultOptions(nil)
 		o.bindErr = &asyncengine.ConfigError{Key: "shards", Err: errors.New("a nil ShardSet")}
 		return o
 	}
 	names := set.Names()
 	first, _ := set.Shard(names[0])
-	o = defaultOptions(first)
+	o := defaultOptions(first)
 	for _, name := range names[1:] {
 		if e, _ := set.Shard(name); e.Dialect().Name() != first.Dialect().Name() {
 			o.bindErr = &asyncengine.ConfigError{Key: "shards", Value: name,
