@@ -168,17 +168,13 @@ func (s *Session) Execute(ctx context.Context, sql string, args ...any) *asyncen
 	if err != nil {
 		return failed[*asyncengine.Result](err)
 	}
-	var e *asyncengine.Engine
-	if s.opts.shards != nil {
-		t, err := s.oneTarget(ctx, nil, "Execute", sql, args)
-		if err != nil {
-			return failed[*asyncengine.Result](err)
-		}
-		e = t.e
+	t, err := s.oneTarget(ctx, nil, "Execute", sql, args)
+	if err != nil {
+		return failed[*asyncengine.Result](err)
 	}
 	f, resolve := asyncengine.NewPromise[*asyncengine.Result]()
-	o := &op{ctx: ctx, engine: e, autoflush: flushAll, reads: readsSQL(sql, ""), result: resolve}
-	o.stmt[0] = asyncengine.Statement{SQL: sql, Args: args}
+	o := &op{ctx: ctx, engine: t.e, autoflush: flushAll, reads: readsSQL(sql, ""), result: resolve}
+	o.statement(asyncengine.Statement{SQL: sql, Args: args})
 	s.submit(o)
 	return f
 }
@@ -338,7 +334,8 @@ func Select[T any](ctx context.Context, s *Session, sql string, args ...any) *as
 	if err := s.opts.bindErr; err != nil {
 		return failed[[]*T](err) // before the statement is read by a dialect that may be wrong
 	}
-	d := s.engineFor(m).Dialect()
+	e := s.engineFor(m)
+	d := e.Dialect()
 	if err := d.OneStatement(sql); err != nil {
 		return failed[[]*T](err)
 	}
@@ -346,13 +343,15 @@ func Select[T any](ctx context.Context, s *Session, sql string, args ...any) *as
 	if err != nil {
 		return failed[[]*T](err)
 	}
-	ts, err := s.targets(ctx, m, queryChooser(m, sql, args))
-	if err != nil {
-		return failed[[]*T](err)
+	ts := []shardTarget{{e: e}}
+	if s.sharded(m) {
+		if ts, err = s.targets(ctx, m, queryChooser(m, sql, args)); err != nil {
+			return failed[[]*T](err)
+		}
 	}
 	if len(ts) == 1 {
 		f, resolve := asyncengine.NewPromise[[]*T]()
-		s.submit(selectOp(ctx, m, sql, args, ts[0], func(out []*T) { resolve(out, nil) }, func(err error) { resolve(nil, err) }))
+		s.submit(selectOp(ctx, m, sql, args, ts[0], resolve))
 		return f
 	}
 	g, f := gather(shardNames(ts), func(parts [][]*T) ([]*T, error) {
@@ -364,19 +363,16 @@ func Select[T any](ctx context.Context, s *Session, sql string, args ...any) *as
 	})
 	ops := make([]*op, len(ts))
 	for i, t := range ts {
-		ops[i] = selectOp(ctx, m, sql, args, t, func(out []*T) { g.done(i, out, nil) }, func(err error) { g.done(i, nil, err) })
+		ops[i] = selectOp(ctx, m, sql, args, t, func(out []*T, err error) { g.done(i, out, err) })
 	}
 	s.submit(ops...)
 	return f
 }
 
-// selectOp is the request of a Select on shard t; done receives its objects, fail the request's
-// error.
-func selectOp[T any](ctx context.Context, m *structmap.Model, sql string, args []any, t shardTarget, done func([]*T), fail func(error)) *op {
-	o := &op{ctx: ctx, engine: t.e, autoflush: flushAll, reads: readsSQL(sql, tableWord(m)), fail: fail}
-	o.build = func(*Session) ([]asyncengine.Statement, error) {
-		return []asyncengine.Statement{{SQL: sql, Args: args}}, nil
-	}
+// selectOp is the request of a Select on shard t; resolve receives its objects or its error.
+func selectOp[T any](ctx context.Context, m *structmap.Model, sql string, args []any, t shardTarget, resolve func([]*T, error)) *op {
+	o := &op{ctx: ctx, engine: t.e, autoflush: flushAll, reads: readsSQL(sql, tableWord(m)), fail: func(err error) { resolve(nil, err) }}
+	o.statement(asyncengine.Statement{SQL: sql, Args: args})
 	o.apply = func(s *Session, rs []*asyncengine.Result) error {
 		if err := wholeRows(m, rs[0].Columns()); err != nil {
 			return err
@@ -385,7 +381,7 @@ func selectOp[T any](ctx context.Context, m *structmap.Model, sql string, args [
 		if err != nil {
 			return err
 		}
-		done(out)
+		resolve(out, nil)
 		return nil
 	}
 	return o
@@ -401,14 +397,25 @@ func Merge[T any](ctx context.Context, s *Session, obj *T) *asyncengine.Future[*
 		return failed[*T](err)
 	}
 	v := reflect.ValueOf(obj).Elem()
+	// the copy added when no row has the key; in a sharded session its shard is asked for now,
+	// since the chooser is not called under the session's lock, and used only then
+	var cp *T
+	var shard string
+	var shardErr error
+	if s.sharded(m) {
+		cp = new(T)
+		*cp = *obj
+		shard, shardErr = s.objectShard(cp, m)
+	}
 	return fetch(ctx, s, m, keyOf(m, v), pkValues(m, v), func(s *Session, in *instance) (*T, error) {
 		if in == nil {
-			cp := new(T)
-			*cp = *obj
-			shard, err := s.objectShard(cp, m)
-			if err != nil {
-				return nil, err
+			if shardErr != nil {
+				return nil, shardErr
 			}
+			if cp == nil {
+				cp = new(T)
+			}
+			*cp = *obj
 			in, _ := s.attach(cp, m)
 			in.shard = shard
 			return cp, nil

@@ -137,8 +137,9 @@ func (s *Session) mergeInto(m *structmap.Model, r *asyncengine.Result, i int, ob
 		}
 		return loaded, nil
 	}
-	if prev, ok := s.objects[obj]; ok { // a pending object upserted directly
+	if prev, ok := s.objects[obj]; ok { // a pending object upserted directly: in replaces it
 		s.pending = without(s.pending, []*instance{prev})
+		prev.attached = false
 	}
 	in.state = statePersistent
 	in.inserted(gen)

@@ -227,7 +227,7 @@ func (s *Session) cascade(all bool) (*relWork, error) {
 	for len(queue) > 0 {
 		in := queue[0]
 		queue = queue[1:]
-		if in.state == stateDeleted || s.objects[in.ptr] != in {
+		if in.state == stateDeleted || !in.attached {
 			continue
 		}
 		rels, err := relationsOf(in.model)
@@ -262,7 +262,7 @@ func (s *Session) cascade(all bool) (*relWork, error) {
 	// an object deleted during the walk (an orphan) takes no association row
 	kept := w.after[:0]
 	for _, x := range w.after {
-		if !slices.ContainsFunc(x.of, func(in *instance) bool { return in.state == stateDeleted || s.objects[in.ptr] != in }) {
+		if !slices.ContainsFunc(x.of, func(in *instance) bool { return in.state == stateDeleted || !in.attached }) {
 			kept = append(kept, x)
 		}
 	}

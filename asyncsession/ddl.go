@@ -66,15 +66,9 @@ func runDDL(ctx context.Context, e *asyncengine.Engine, stmts []string) error {
 func ordered(models []any) ([]*structmap.Model, error) {
 	var ms []*structmap.Model
 	for _, x := range models {
-		m, err := structmap.Of(reflect.TypeOf(x))
-		if err != nil {
-			return nil, err
-		}
-		if len(m.PK) == 0 {
-			return nil, &MappingError{Type: m.Type.String(), Reason: "no primary key; tag one field `db:\"id,pk\"`"}
-		}
 		// a model the session would refuse is refused before its table exists
-		if _, err := relationsOf(m); err != nil {
+		m, err := usableModel(reflect.TypeOf(x))
+		if err != nil {
 			return nil, err
 		}
 		ms = append(ms, m)

@@ -300,9 +300,6 @@ func (s *Session) mergeRow(m *structmap.Model, row reflect.Value, columns []stri
 func (s *Session) register(in *instance) {
 	s.identity[in.key] = in
 	if !in.attached { // an attached instance is in objects already
-		if prev := s.objects[in.ptr]; prev != nil {
-			prev.attached = false // replaced (a pending object upserted directly)
-		}
 		s.objects[in.ptr] = in
 		in.attached = true
 	}

@@ -23,6 +23,12 @@ func modelOf(obj any) (*structmap.Model, error) {
 	if t == nil || t.Kind() != reflect.Pointer || t.Elem().Kind() != reflect.Struct {
 		return nil, &MappingError{Type: fmt.Sprintf("%T", obj), Reason: "pass a pointer to a mapped struct"}
 	}
+	return usableModel(t)
+}
+
+// usableModel returns the mapping of t (a struct type, or a pointer to one) when the session can
+// use it: it has a primary key and passes checkModel.
+func usableModel(t reflect.Type) (*structmap.Model, error) {
 	m, err := structmap.Of(t)
 	if err != nil {
 		return nil, err

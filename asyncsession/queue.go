@@ -18,9 +18,11 @@ type op struct {
 	flush     flushKind // flushes always (Flush, Commit)
 	build     func(s *Session) ([]asyncengine.Statement, error)
 	apply     func(s *Session, rs []*asyncengine.Result) error
-	// a request of one statement and one result (Execute) carries them here instead of build,
-	// apply and fail: stmt is sent when build is nil, result receives its result or error
-	stmt      [1]asyncengine.Statement
+	// stmts are sent when build is nil (build may return them); a request of one statement
+	// keeps it in one (see statement). A request of one result (Execute) has result, which
+	// receives its result or error, instead of apply and fail
+	stmts     []asyncengine.Statement
+	one       [1]asyncengine.Statement
 	result    func(*asyncengine.Result, error)
 	run       func(ctx context.Context, c *asyncengine.Conn) error
 	fail      func(error)
@@ -121,6 +123,12 @@ func (s *Session) drain() {
 func newOp[T any](ctx context.Context) (*op, *asyncengine.Future[T], func(T, error)) {
 	f, resolve := asyncengine.NewPromise[T]()
 	return &op{ctx: ctx, fail: func(err error) { var zero T; resolve(zero, err) }}, f, resolve
+}
+
+// statement makes st the request's one statement, held in the request itself.
+func (o *op) statement(st asyncengine.Statement) {
+	o.one[0] = st
+	o.stmts = o.one[:]
 }
 
 // reject fails the request with err.

@@ -124,15 +124,12 @@ func (s *Session) plan(parts []part, o *op) (out []part, again bool, err error) 
 		// COMMIT goes in the next round, once the writes' results are stored
 		return parts, true, nil
 	}
-	var stmts []asyncengine.Statement
-	switch {
-	case o.build != nil:
+	stmts := o.stmts
+	if o.build != nil {
 		var err error
 		if stmts, err = o.build(s); err != nil {
 			return parts, false, err
 		}
-	case o.stmt[0].SQL != "":
-		stmts = o.stmt[:]
 	}
 	if o.txEnd != keepTx {
 		end := commitStmts

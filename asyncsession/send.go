@@ -7,56 +7,36 @@ import (
 	"github.com/gosqla/gosqla/asyncengine"
 )
 
+// pipe is one engine's share of a round: its statements, sent as one pipeline, and their
+// results.
+type pipe struct {
+	b     *bound
+	stmts []asyncengine.Statement
+	rs    []*asyncengine.Result
+	err   error
+}
+
 // send runs each engine's statements as one pipeline (one round trip on PostgreSQL; one worker
 // call running them in order on a blocking driver). The pipelines of several engines (shards,
 // binds) run at once.
 func (s *Session) send(ctx context.Context, parts []part) map[*bound]error {
-	type pipeline struct {
-		b     *bound
-		stmts []asyncengine.Statement
-		rs    []*asyncengine.Result
-		err   error
-	}
-	var pipes []pipeline // one per engine, in order of first use: rarely more than one
-	at := func(b *bound) *pipeline {
-		for i := range pipes {
-			if pipes[i].b == b {
-				return &pipes[i]
-			}
-		}
-		pipes = append(pipes, pipeline{b: b, stmts: make([]asyncengine.Statement, 0, len(parts)+2)})
-		return &pipes[len(pipes)-1]
-	}
+	var pipes []pipe // one per engine, in order of first use: rarely more than one
 	for k := range parts {
 		p := &parts[k]
-		pl := at(p.b)
-		p.offset = len(pl.stmts)
-		pl.stmts = append(pl.stmts, p.stmts...)
-	}
-	run := func(pl *pipeline) {
-		if len(pl.stmts) > 0 {
-			pl.rs, pl.err = s.pipeline(ctx, pl.b, pl.stmts)
+		i := 0
+		for i < len(pipes) && pipes[i].b != p.b {
+			i++
 		}
+		if i == len(pipes) {
+			pipes = append(pipes, pipe{b: p.b, stmts: make([]asyncengine.Statement, 0, len(parts)+2)})
+		}
+		p.offset = len(pipes[i].stmts)
+		pipes[i].stmts = append(pipes[i].stmts, p.stmts...)
 	}
 	if len(pipes) == 1 {
-		run(&pipes[0])
+		s.sendOne(ctx, &pipes[0])
 	} else {
-		// a panic is raised again here, on the drainer, whose round recovers it for every engine
-		panics := make([]error, len(pipes))
-		var wg sync.WaitGroup
-		for i := range pipes {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				panics[i] = asyncengine.CatchPanic(func() error { run(&pipes[i]); return nil })
-			}()
-		}
-		wg.Wait()
-		for _, p := range panics {
-			if p != nil {
-				panic(p)
-			}
-		}
+		s.sendAll(ctx, pipes)
 	}
 	var errs map[*bound]error
 	for _, pl := range pipes {
@@ -73,6 +53,33 @@ func (s *Session) send(ctx context.Context, parts []part) map[*bound]error {
 		}
 	}
 	return errs
+}
+
+// sendOne sends pl's statements, if it has any.
+func (s *Session) sendOne(ctx context.Context, pl *pipe) {
+	if len(pl.stmts) > 0 {
+		pl.rs, pl.err = s.pipeline(ctx, pl.b, pl.stmts)
+	}
+}
+
+// sendAll sends the pipelines at once. A panic is raised again here, on the drainer, whose round
+// recovers it for every engine.
+func (s *Session) sendAll(ctx context.Context, pipes []pipe) {
+	panics := make([]error, len(pipes))
+	var wg sync.WaitGroup
+	for i := range pipes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			panics[i] = asyncengine.CatchPanic(func() error { s.sendOne(ctx, &pipes[i]); return nil })
+		}()
+	}
+	wg.Wait()
+	for _, p := range panics {
+		if p != nil {
+			panic(p)
+		}
+	}
 }
 
 func (s *Session) pipeline(ctx context.Context, b *bound, stmts []asyncengine.Statement) ([]*asyncengine.Result, error) {
@@ -124,7 +131,8 @@ func distinct(ctxs []context.Context) []context.Context {
 	for _, c := range ctxs {
 		if c.Done() == nil {
 			// a request that never gives up keeps the pipeline going, whatever the others do
-			return []context.Context{c}
+			ctxs[0] = c
+			return ctxs[:1]
 		}
 	}
 	out := ctxs[:0]

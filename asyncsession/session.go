@@ -124,32 +124,34 @@ func (s *Session) unusable() error {
 
 // committed updates the session after its transaction committed. Called locked.
 func (s *Session) committed() {
-	s.eachObject(func(in *instance) {
-		in.insertedIn = 0
-		if s.opts.expireOnCommit && in.state == statePersistent {
-			in.expired = true
-		}
-	})
+	s.eachObject(s.committedObject)
 	s.gen = 0
 	s.gone = nil
+}
+
+// committedObject updates an object after its transaction committed. Called locked.
+func (s *Session) committedObject(in *instance) {
+	in.insertedIn = 0
+	if s.opts.expireOnCommit && in.state == statePersistent {
+		in.expired = true
+	}
 }
 
 // rolledBack updates the session after a rollback to savepoint generation gen (0: the whole
 // transaction). Called locked.
 func (s *Session) rolledBack(gen int) {
+	// objects of the engines a partly failed commit committed on (none after most commits)
 	committedOn := s.committedOn
 	if gen == 0 {
 		s.committedOn = nil
 	}
+	committed := func(in *instance) bool { return committedOn != nil && committedOn[s.engineOf(in)] }
 	s.eachObject(func(in *instance) {
 		switch {
 		case in.state == statePending:
 			s.forget(in)
-		case committedOn[s.engineOf(in)]:
-			in.insertedIn = 0
-			if s.opts.expireOnCommit && in.state == statePersistent {
-				in.expired = true
-			}
+		case committed(in):
+			s.committedObject(in)
 		case in.insertedSince(gen):
 			s.forget(in)
 		default:
@@ -165,7 +167,7 @@ func (s *Session) rolledBack(gen int) {
 		switch {
 		case g.gen < gen:
 			kept = append(kept, g)
-		case in.insertedSince(gen), committedOn[s.engineOf(in)]:
+		case in.insertedSince(gen), committed(in):
 		case s.identity[in.key] == nil:
 			in.state = statePersistent
 			in.expired = true

@@ -24,10 +24,12 @@ var ErrCrossShard = errors.New("gosqla: a relationship cannot cross shards")
 
 // ShardChooser tells a sharded session where rows live, as SQLAlchemy's horizontal sharding's
 // three choosers do. Only Object is required. Every name it returns must be one of the ShardSet's:
-// another is an *asyncengine.UnknownShardError, and nothing is read or written elsewhere.
+// another is an *asyncengine.UnknownShardError, and nothing is read or written elsewhere. The
+// session never holds its lock while it calls a chooser, so a chooser may call the session (to
+// ask ShardOf an object's parent, say).
 type ShardChooser struct {
 	// Object names the shard of a new object, when it is given to Add (or to Merge when no shard
-	// holds its key): a field changed later does not move it. An object reached from it by a
+	// holds its key; Merge asks before it looks): a field changed later does not move it. An object reached from it by a
 	// relationship goes to the same shard: a relationship never crosses shards, as a foreign key
 	// does not cross databases. A session that adds no objects needs no Object.
 	Object func(obj any) (string, error)
@@ -78,16 +80,14 @@ func NewShardedMaker(set *asyncengine.ShardSet, chooser ShardChooser, opts ...Op
 }
 
 func shardedOptions(set *asyncengine.ShardSet, chooser ShardChooser, opts []Option) options {
-	var o options
-	switch {
-	case set == nil:
-		o = defaultOptions(nil)
+	if set == nil {
+		o := defaultOptions(nil)
 		o.bindErr = &asyncengine.ConfigError{Key: "shards", Err: errors.New("a nil ShardSet")}
 		return o
 	}
 	names := set.Names()
 	first, _ := set.Shard(names[0])
-	o = defaultOptions(first)
+	o := defaultOptions(first)
 	for _, name := range names[1:] {
 		if e, _ := set.Shard(name); e.Dialect().Name() != first.Dialect().Name() {
 			o.bindErr = &asyncengine.ConfigError{Key: "shards", Value: name,
@@ -132,16 +132,10 @@ func (s *Session) sharded(m *structmap.Model) bool {
 	return !bound
 }
 
-// targets are the shards a request on model m runs on: those OnShard names in ctx, else those
-// choose names (all when it names none). An unsharded model has one target, its engine; m is nil
-// for a statement of no model.
+// targets are the shards a request on model m, which the session shards, runs on (m is nil for
+// a statement of no model in a sharded session): those OnShard names in ctx, else those choose
+// names (all when it names none).
 func (s *Session) targets(ctx context.Context, m *structmap.Model, choose func(c *ShardChooser) ([]string, error)) ([]shardTarget, error) {
-	switch {
-	case m == nil && s.opts.shards == nil:
-		return []shardTarget{{e: s.opts.engine}}, nil
-	case m != nil && !s.sharded(m):
-		return []shardTarget{{e: s.engineFor(m)}}, nil
-	}
 	set := s.opts.shards.set
 	names, _ := ctx.Value(onShardKey{}).([]string)
 	if names == nil && choose != nil {
@@ -182,7 +176,15 @@ func queryChooser(m *structmap.Model, sql string, args []any) func(c *ShardChoos
 }
 
 // oneTarget is the shard a call that runs on one shard uses (what names the call in the error).
+// An unsharded model's target is its engine; a statement of no model in an unsharded session
+// runs on the session's engine.
 func (s *Session) oneTarget(ctx context.Context, m *structmap.Model, what, sql string, args []any) (shardTarget, error) {
+	switch {
+	case m == nil && s.opts.shards == nil:
+		return shardTarget{e: s.opts.engine}, nil
+	case m != nil && !s.sharded(m):
+		return shardTarget{e: s.engineFor(m)}, nil
+	}
 	ts, err := s.targets(ctx, m, queryChooser(m, sql, args))
 	if err != nil {
 		return shardTarget{}, err

@@ -306,3 +306,109 @@ func TestShardedSessionPartialCommitAndLostShard(t *testing.T) {
 	got := await(t, asyncsession.Select[Writer](asyncsession.OnShard(ctx, "east"), s, "SELECT * FROM writers"))
 	require.Equal(t, []string{"Ann"}, names(got))
 }
+
+// Merge, Upsert, Refresh and RunSync follow the shards, and a Maker makes sharded sessions. The
+// chooser may call the session: it is never called under the session's lock.
+func TestShardedSessionMergeUpsertMaker(t *testing.T) {
+	t.Parallel()
+	ctx := enginetest.Context(t)
+	set, engines := shardSet(t, "pgx")
+	var s *asyncsession.Session
+	var asked int
+	chooser := byName
+	chooser.Object = func(obj any) (string, error) {
+		asked++
+		s.Contains(obj) // takes the session's lock
+		return byName.Object(obj)
+	}
+	maker := asyncsession.NewShardedMaker(set, chooser)
+	s = maker.New()
+	defer s.Close()
+
+	// no shard holds key 7: Merge adds a copy, on the shard the chooser names
+	yu := &Writer{ID: 7, Name: "Yu"}
+	merged := await(t, asyncsession.Merge(ctx, s, yu))
+	require.NotSame(t, yu, merged)
+	require.Positive(t, asked)
+	shard, ok := s.ShardOf(merged)
+	require.True(t, ok)
+	require.Equal(t, "west", shard)
+	// Upsert goes where the chooser puts every object
+	up := await(t, asyncsession.Upsert(ctx, s, []*Writer{{ID: 8, Name: "Al"}}))
+	shard, _ = s.ShardOf(up[0])
+	require.Equal(t, "east", shard)
+	await(t, s.Commit(ctx))
+	assert.Equal(t, int64(1), count(t, engines["west"], "writers"))
+	assert.Equal(t, int64(1), count(t, engines["east"], "writers"))
+
+	// Merge onto a row a shard holds copies onto the loaded object
+	merged = await(t, asyncsession.Merge(ctx, s, &Writer{ID: 7, Name: "Yuki"}))
+	shard, _ = s.ShardOf(merged)
+	require.Equal(t, "west", shard)
+	await(t, s.Commit(ctx))
+	// Refresh reads the object's own shard; RunSync runs on the shard OnShard names
+	_, err := engines["west"].Exec(ctx, "UPDATE writers SET name = 'Yoko' WHERE id = 7")
+	require.NoError(t, err)
+	await(t, s.Refresh(ctx, merged))
+	require.Equal(t, "Yoko", merged.Name)
+	var db string
+	await(t, s.RunSync(asyncsession.OnShard(ctx, "east"), func(ctx context.Context, c *asyncengine.Conn) error {
+		r, err := c.Query(ctx, "SELECT name FROM writers")
+		if err != nil {
+			return err
+		}
+		return r.One(&db)
+	}))
+	require.Equal(t, "Al", db)
+
+	// Maker.Begin commits on the shards
+	require.NoError(t, maker.Begin(ctx, func(s *asyncsession.Session) error {
+		return s.Add(&Writer{Name: "Bea"}, &Writer{Name: "Zia"})
+	}))
+	assert.Equal(t, int64(2), count(t, engines["west"], "writers"))
+	assert.Equal(t, int64(2), count(t, engines["east"], "writers"))
+}
+
+// A sharded session needs every shard of one dialect: otherwise every call fails, saying which.
+func TestShardedSessionMixedDialects(t *testing.T) {
+	t.Parallel()
+	ctx := enginetest.Context(t)
+	pg, err := asyncengine.New(enginetest.BackendURL(t, "pgx"))
+	require.NoError(t, err)
+	lite, err := asyncengine.New(enginetest.BackendURL(t, "sqlite"))
+	require.NoError(t, err)
+	set, err := asyncengine.NewShardSet(map[string]*asyncengine.Engine{"a": pg, "b": lite})
+	require.NoError(t, err)
+	defer set.Close()
+	s := asyncsession.NewSharded(set, byName)
+	defer s.Close()
+	_, err = asyncsession.Select[Writer](ctx, s, "SELECT * FROM writers").Await(ctx)
+	require.ErrorIs(t, err, asyncengine.ErrInvalidConfig)
+	require.ErrorContains(t, err, "one dialect")
+	_, err = s.Execute(asyncsession.OnShard(ctx, "a"), "SELECT 1").Await(ctx)
+	require.ErrorIs(t, err, asyncengine.ErrInvalidConfig)
+}
+
+// A batch of new rows travels as arrays on whichever shard it goes to, with the column types
+// read on that shard.
+func TestShardedSessionBatchInsertsAsArrays(t *testing.T) {
+	t.Parallel()
+	ctx := enginetest.Context(t)
+	engines := map[string]*asyncengine.Engine{}
+	logs := map[string]func() string{}
+	for _, name := range []string{"east", "west"} {
+		e, log := echoEngine(t, enginetest.BackendURL(t, "pgx"))
+		relSchema(t, e)
+		engines[name], logs[name] = e, log
+	}
+	set, err := asyncengine.NewShardSet(engines)
+	require.NoError(t, err)
+	s := asyncsession.NewSharded(set, byName)
+	defer s.Close()
+	logs["west"]()
+	require.NoError(t, s.Add(&Writer{Name: "Xu"}, &Writer{Name: "Yu"}, &Writer{Name: "Zed"}))
+	await(t, s.Commit(ctx))
+	assert.Contains(t, logs["west"](), "unnest(", "the batch on west travels as arrays")
+	assert.Equal(t, int64(3), count(t, engines["west"], "writers"))
+	assert.Equal(t, int64(0), count(t, engines["east"], "writers"))
+}

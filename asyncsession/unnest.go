@@ -121,30 +121,31 @@ func forgetEngine(w weak.Pointer[asyncengine.Engine]) {
 	typedEngines.Delete(w)
 }
 
-// batchInsert is one model's rows that a flush inserts together on one engine.
+// batchInsert is a table a flush inserts a batch of rows into on one engine.
 type batchInsert struct {
 	e     *asyncengine.Engine
 	table string
 }
 
 // typeLookups returns, for the PostgreSQL engines of a flush, the catalog reads its batch inserts
-// need before they can be planned: one statement per table of which at least two rows are to be
-// inserted and whose column types are not known yet.
+// need before they can be planned: one statement per engine and table of which at least two rows
+// are to be inserted there and whose column types are not known yet.
 func (s *Session) typeLookups(groups ...[]*instance) []batchInsert {
 	type count struct {
-		m *structmap.Model
-		n int
+		m     *structmap.Model
+		shard string
+		n     int
 	}
-	var counts []count // few models: a list, searched from the last one counted
+	var counts []count // few models and shards: a list, searched from the last one counted
 	var out []batchInsert
 	for _, g := range groups {
 		for _, in := range g {
 			k := len(counts) - 1
-			for k >= 0 && counts[k].m != in.model {
+			for k >= 0 && (counts[k].m != in.model || counts[k].shard != in.shard) {
 				k--
 			}
 			if k < 0 {
-				counts = append(counts, count{m: in.model})
+				counts = append(counts, count{m: in.model, shard: in.shard})
 				k = len(counts) - 1
 			} else if k != len(counts)-1 {
 				counts[k], counts[len(counts)-1] = counts[len(counts)-1], counts[k]
@@ -154,7 +155,7 @@ func (s *Session) typeLookups(groups ...[]*instance) []batchInsert {
 			if counts[k].n != 2 {
 				continue
 			}
-			e := s.engineFor(in.model)
+			e := s.engineOf(in)
 			if !typedParams(e) {
 				continue
 			}
@@ -292,27 +293,24 @@ func unnestSQL(d *asyncengine.Dialect, m *structmap.Model, cols []*structmap.Fie
 func column(f *structmap.Field, rows []reflect.Value) any {
 	switch {
 	case f.Type == int64Type:
-		out := make([]int64, len(rows))
-		for i, v := range rows {
-			out[i] = v.FieldByIndex(f.Index).Int()
-		}
-		return out
+		return each(rows, func(v reflect.Value) int64 { return v.FieldByIndex(f.Index).Int() })
 	case f.Type == stringType:
-		out := make([]string, len(rows))
-		for i, v := range rows {
-			out[i] = v.FieldByIndex(f.Index).String()
-		}
-		return out
+		return each(rows, func(v reflect.Value) string { return v.FieldByIndex(f.Index).String() })
 	case f.Type.Kind() == reflect.Pointer:
-		out := make([]any, len(rows))
-		for i, v := range rows {
-			out[i] = f.Value(v)
-		}
-		return out
+		return each(rows, f.Value)
 	}
 	out := reflect.MakeSlice(reflect.SliceOf(f.Type), len(rows), len(rows))
 	for i, v := range rows {
 		out.Index(i).Set(v.FieldByIndex(f.Index))
 	}
 	return out.Interface()
+}
+
+// each is get of every row.
+func each[E any](rows []reflect.Value, get func(reflect.Value) E) []E {
+	out := make([]E, len(rows))
+	for i, v := range rows {
+		out[i] = get(v)
+	}
+	return out
 }
