@@ -174,6 +174,9 @@ func (c *Conn) Exec(ctx context.Context, sql string, args []any) (int64, error) 
 	return tag.RowsAffected(), nil
 }
 
+// emptyResult is a statement whose result has no columns and no rows.
+const emptyResult = "SELECT WHERE false"
+
 func (c *Conn) Pipeline(ctx context.Context, stmts []driver.Statement) ([]*driver.Result, error) {
 	if allTxControl(stmts) {
 		return c.simplePipeline(ctx, stmts)
@@ -181,6 +184,11 @@ func (c *Conn) Pipeline(ctx context.Context, stmts []driver.Statement) ([]*drive
 	mark := c.written()
 	var b pgx.Batch
 	for _, s := range stmts {
+		if strings.TrimSpace(s.SQL) == "" {
+			// an empty statement has an empty result, as Query gives it; a batch cannot describe
+			// an empty text, so a statement with the same (empty) result stands in for it
+			s.SQL = emptyResult
+		}
 		b.Queue(s.SQL, s.Args...)
 	}
 	br := c.pc.SendBatch(ctx, &b)
