@@ -660,3 +660,47 @@ func TestBatchInsertTypesReadAgain(t *testing.T) {
 	require.NoError(t, batch(), "the types are read again")
 	assert.EqualValues(t, 4, count(t, e, "feelings"))
 }
+
+type Moment struct {
+	ID int64     `db:"id,pk,default"`
+	At time.Time `db:"at"`
+}
+
+func (Moment) TableName() string { return "moments" }
+
+// A column whose type changes under a running engine (timestamp to timestamptz, which would take
+// the old typing's values silently shifted by the session's zone) fails the next batch with
+// ErrTableChanged and writes nothing of it; the batch after the rollback writes the right instants.
+func TestBatchInsertTableChanged(t *testing.T) {
+	e := newEngine(t, enginetestURL(t))
+	ctx := enginetest.Context(t)
+	_, err := e.Exec(ctx, "CREATE TABLE moments (id bigserial PRIMARY KEY, at timestamp NOT NULL)")
+	require.NoError(t, err)
+	kolkata := time.FixedZone("IST", 5*3600+1800)
+	at := time.Date(2020, 6, 1, 12, 0, 0, 0, kolkata)
+	s := newSession(t, e)
+	batch := func() error {
+		require.NoError(t, s.Add(&Moment{At: at}, &Moment{At: at}))
+		_, err := s.Commit(ctx).Await(ctx)
+		return err
+	}
+	require.NoError(t, batch())
+	_, err = e.Exec(ctx, "ALTER TABLE moments ALTER at TYPE timestamptz USING at AT TIME ZONE 'UTC'")
+	require.NoError(t, err)
+	_, err = e.Exec(ctx, "DELETE FROM moments")
+	require.NoError(t, err)
+
+	err = batch()
+	require.ErrorIs(t, err, asyncsession.ErrTableChanged)
+	await(t, s.Rollback(ctx))
+	assert.EqualValues(t, 0, count(t, e, "moments"), "nothing of the batch was written")
+	require.NoError(t, batch(), "the types are read again")
+	r, err := e.Query(ctx, "SELECT at FROM moments")
+	require.NoError(t, err)
+	require.Equal(t, 2, r.Len())
+	for i := range r.Len() {
+		var got time.Time
+		require.NoError(t, r.ScanRow(i, &got))
+		assert.True(t, got.Equal(at), "stored %v, want the instant %v", got, at)
+	}
+}

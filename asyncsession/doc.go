@@ -113,9 +113,14 @@
 // as text and are read by the column's type, other values are encoded by the driver for the
 // column's type. Array and composite columns, non-string values for a type the database defines,
 // interface-typed fields, SQLite and statement_cache=none or simple keep the multi-row VALUES.
-// The returned rows are matched to the objects in order, as with VALUES. A batch insert that
-// fails makes the next one read its table's types again: a column whose type changes under a
-// running engine can fail one batch, not more.
+// The returned rows are matched to the objects in order, as with VALUES. Each batch checks, as
+// it runs, that the table's column types are still those read: after an ALTER TABLE … TYPE it
+// writes nothing and fails with ErrTableChanged (the transaction is then rolled back), and a
+// batch that fails makes the next one read the table's types again, so such a change fails one
+// batch, not more, and never stores a value typed for the old column. Statements prepared before
+// such a migration (the multi-row VALUES and every other prepared statement) keep the parameter
+// types they were prepared with, as prepared statements do: after changing a column's type under
+// a running program, start its connections afresh (Engine.Dispose).
 //
 // Autoflush runs before Execute, Select and Upsert. Go cannot observe a field write, so a
 // modified object is found by comparing it with its snapshot; to keep that cheap in a large

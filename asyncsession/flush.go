@@ -327,8 +327,9 @@ func (fp *flushPlan) buildInsert(g *insertGroup) {
 	}
 	var sql string
 	var args []any
-	if types, ok := fp.batchTypes(g); ok {
-		sql, args = unnestSQL(fp.d, g.m, g.cols, types, rows)
+	types, signature, guarded := fp.batchTypes(g)
+	if guarded {
+		sql, args = unnestSQL(fp.d, g.m, g.cols, types, signature, rows)
 	} else {
 		sql, args = valuesSQL(fp.d, g.m, g.cols, rows)
 	}
@@ -336,6 +337,11 @@ func (fp *flushPlan) buildInsert(g *insertGroup) {
 	ins := g.ins
 	fp.appliers = append(fp.appliers, func(s *Session, rs []*asyncengine.Result) error {
 		r := rs[0]
+		if guarded && r.Len() == 0 {
+			table := fp.d.Quote(g.m.Table)
+			forgetTypes(fp.e, table)
+			return fmt.Errorf("%w: the column types of %s changed since the engine read them (ALTER TABLE); nothing of the batch was written, and the next flush reads them again: roll back and save again", ErrTableChanged, table)
+		}
 		if r.Len() != len(ins) {
 			return fmt.Errorf("gosqla: INSERT into %s returned %d rows for %d objects", g.m.Table, r.Len(), len(ins))
 		}
@@ -373,17 +379,18 @@ func (fp *flushPlan) buildInsert(g *insertGroup) {
 
 // batchTypes returns the column types g's rows travel as when they go as one array per column
 // (unnest.go): a batch of two or more rows on PostgreSQL, of a table whose types are known.
-func (fp *flushPlan) batchTypes(g *insertGroup) ([]columnType, bool) {
+func (fp *flushPlan) batchTypes(g *insertGroup) ([]columnType, string, bool) {
 	if len(g.ins) < 2 || !typedParams(fp.e) {
-		return nil, false
+		return nil, "", false
 	}
 	table := fp.d.Quote(g.m.Table)
 	types, ok := typesFor(fp.e, table)
 	if !ok {
-		return nil, false
+		return nil, "", false
 	}
 	fp.batched = append(fp.batched, table)
-	return unnestable(types, g.cols)
+	cols, ok := unnestable(types, g.cols)
+	return cols, types.signature, ok
 }
 
 // failed forgets the column types of the tables the plan inserted batches into, after one of its

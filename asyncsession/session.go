@@ -20,6 +20,10 @@ var ErrNilObject = errors.New("gosqla: nil object")
 // field): the write is in the database, the objects of that request may not show it.
 var ErrCommitted = errors.New("gosqla: the transaction was committed")
 
+// ErrTableChanged is matched by the error of a flush whose batch INSERT found its table's column
+// types changed since the engine read them: nothing of the batch was written.
+var ErrTableChanged = errors.New("gosqla: the table changed")
+
 // ErrPendingRollback is the engine's: a statement of the session's transaction failed, and only
 // Rollback (or Close) is accepted until then.
 var ErrPendingRollback = asyncengine.ErrPendingRollback

@@ -1,6 +1,7 @@
 package asyncsession
 
 import (
+	"fmt"
 	"reflect"
 	"runtime"
 	"strconv"
@@ -48,8 +49,12 @@ type columnType struct {
 }
 
 // tableTypes are the column types of one table, by column name. A table the catalog does not
-// know has none: its batches use VALUES (and fail as a single INSERT would).
-type tableTypes map[string]columnType
+// know has none: its batches use VALUES (and fail as a single INSERT would). signature lists the
+// type OIDs of all its columns in order, as typesGuard reads them when the INSERT runs.
+type tableTypes struct {
+	cols      map[string]columnType
+	signature string
+}
 
 type typesKey struct {
 	e     weak.Pointer[asyncengine.Engine]
@@ -67,7 +72,14 @@ var columnTypes sync.Map // typesKey → tableTypes
 const catalogSQL = `SELECT a.attname::text, a.atttypid::int8, format_type(a.atttypid, -1), ` +
 	`coalesce(format_type(nullif(t.typarray, 0), -1), ''), t.typcategory::text, t.typtype::text ` +
 	`FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid ` +
-	`WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped`
+	`WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum`
+
+// typesGuard is the condition of a batch INSERT that the table's column types are still those
+// read (signature, $n; the table, $n+1): after an ALTER TABLE … TYPE the INSERT writes nothing,
+// instead of sending values typed for the old columns, which the new ones could take silently
+// changed (a timestamp read as a timestamptz in the session's zone).
+const typesGuard = ` WHERE %s = (SELECT string_agg(a.atttypid::text, ',' ORDER BY a.attnum) ` +
+	`FROM pg_attribute a WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped)`
 
 // firstUserOID is the first OID of objects a database defines (PostgreSQL's FirstNormalObjectId).
 const firstUserOID = 16384
@@ -75,7 +87,7 @@ const firstUserOID = 16384
 func typesFor(e *asyncengine.Engine, table string) (tableTypes, bool) {
 	t, ok := columnTypes.Load(typesKey{weak.Make(e), table})
 	if !ok {
-		return nil, false
+		return tableTypes{}, false
 	}
 	return t.(tableTypes), true
 }
@@ -86,20 +98,23 @@ func forgetTypes(e *asyncengine.Engine, table string) {
 
 // storeTypes reads the catalog's answer for table. The entry leaves the cache with its engine.
 func storeTypes(e *asyncengine.Engine, table string, r *asyncengine.Result) error {
-	types := make(tableTypes, r.Len())
+	types := tableTypes{cols: make(map[string]columnType, r.Len())}
+	oids := make([]string, r.Len())
 	for i := range r.Len() {
 		var name, typ, array, category, kind string
 		var oid int64
 		if err := r.ScanRow(i, &name, &oid, &typ, &array, &category, &kind); err != nil {
 			return err
 		}
-		types[name] = columnType{
+		oids[i] = strconv.FormatInt(oid, 10)
+		types.cols[name] = columnType{
 			array: array,
 			cast:  typ,
 			none:  array == "" || category == "A" || kind == "c" || kind == "p",
 			user:  oid >= firstUserOID,
 		}
 	}
+	types.signature = strings.Join(oids, ",")
 	w := weak.Make(e)
 	columnTypes.Store(typesKey{w, table}, types)
 	if _, loaded := typedEngines.LoadOrStore(w, struct{}{}); !loaded {
@@ -232,7 +247,7 @@ func unnestable(types tableTypes, cols []*structmap.Field) ([]columnType, bool) 
 	}
 	out := make([]columnType, len(cols))
 	for i, f := range cols {
-		ct, ok := types[f.Column]
+		ct, ok := types.cols[f.Column]
 		if !ok || ct.none || f.Type.Kind() == reflect.Interface {
 			return nil, false
 		}
@@ -264,8 +279,9 @@ func stringKinded(t reflect.Type) bool {
 	return t.Kind() == reflect.String
 }
 
-// unnestSQL writes the INSERT of rows as one array per column, and its arguments.
-func unnestSQL(d *asyncengine.Dialect, m *structmap.Model, cols []*structmap.Field, types []columnType, rows []reflect.Value) (string, []any) {
+// unnestSQL writes the INSERT of rows as one array per column, guarded by the table's type
+// signature, and its arguments.
+func unnestSQL(d *asyncengine.Dialect, m *structmap.Model, cols []*structmap.Field, types []columnType, signature string, rows []reflect.Value) (string, []any) {
 	var b strings.Builder
 	insertInto(&b, d, m, cols)
 	selected := make([]string, len(types))
@@ -280,11 +296,12 @@ func unnestSQL(d *asyncengine.Dialect, m *structmap.Model, cols []*structmap.Fie
 		arrays[i] = d.Placeholder(i+1) + "::" + ct.array
 	}
 	b.WriteString(") SELECT " + strings.Join(selected, ", ") + " FROM unnest(" + strings.Join(arrays, ", ") + ") AS u(" + strings.Join(names, ", ") + ")")
-	args := make([]any, len(cols))
+	fmt.Fprintf(&b, typesGuard, d.Placeholder(len(cols)+1)+"::text", d.Placeholder(len(cols)+2)+"::text")
+	args := make([]any, len(cols), len(cols)+2)
 	for i, f := range cols {
 		args[i] = column(f, rows)
 	}
-	return b.String(), args
+	return b.String(), append(args, signature, d.Quote(m.Table))
 }
 
 // column gathers field f of every row into one slice: a slice of the field's type, so that the
