@@ -23,6 +23,7 @@ type Conn struct {
 	hookOnly  bool   // handed to a pool hook: not checked out, Close does nothing
 	finalizer bool   // a finalizer recovers the connection if the Conn leaks
 	inUse     atomic.Bool
+	cursor    atomic.Pointer[Cursor] // the open cursor (or stream) holding inUse
 	closed    bool
 	tx        *Tx  // innermost open transaction
 	lost      bool // the connection was lost inside a transaction
@@ -35,6 +36,15 @@ type Conn struct {
 	trips     int64 // the driver's round-trip count at checkout
 	// the transaction of Engine.Begin, which never hands it out: the Conn is its only allocation
 	ownTx Tx
+}
+
+// busy is the error of a call made while the Conn is in use: by rows still open, or by another
+// goroutine.
+func (c *Conn) busy() error {
+	if c.cursor.Load() != nil {
+		return fmt.Errorf("%w (here: the rows of a Cursor or Stream are still open on this connection; close the cursor or leave the loop first)", ErrConcurrentUse)
+	}
+	return ErrConcurrentUse
 }
 
 func roundTrips(pc *pconn) int64 {
@@ -99,7 +109,7 @@ func callFunc(_ context.Context, dc driver.Conn, fn func(driver.Conn) error) (st
 func guardedCall[A, R any](ctx context.Context, c *Conn, a A, fn func(context.Context, driver.Conn, A) (R, error)) (R, error) {
 	if !c.inUse.CompareAndSwap(false, true) {
 		var zero R
-		return zero, ErrConcurrentUse
+		return zero, c.busy()
 	}
 	defer c.inUse.Store(false)
 	return doCall(ctx, c, a, fn)
@@ -325,7 +335,16 @@ func (c *Conn) Close() error {
 		return nil
 	}
 	if !c.inUse.CompareAndSwap(false, true) {
-		return ErrConcurrentUse
+		cu := c.cursor.Load()
+		if cu == nil {
+			return ErrConcurrentUse
+		}
+		// rows left open: closing the connection discards them (a deferred Close must not leak
+		// the connection because a loop or cursor was not closed first)
+		cu.Close()
+		if !c.inUse.CompareAndSwap(false, true) {
+			return ErrConcurrentUse
+		}
 	}
 	defer c.inUse.Store(false)
 	if c.closed {

@@ -9,7 +9,8 @@ import (
 // Cursor reads a query's rows one at a time as they arrive, without holding the result, for
 // code that pulls rows instead of ranging over Stream (a database/sql driver, a loop with
 // several exits). The connection serves nothing else until Close, which must be called; Next
-// returning false closes it too. Cancelling the context given to Conn.Cursor stops the query:
+// returning false closes it too, and so does closing the Conn. A call on the Conn while the rows
+// are open fails with ErrConcurrentUse, saying the rows are open. Cancelling the context given to Conn.Cursor stops the query:
 // Next returns false and Err the context's error.
 type Cursor struct {
 	c       *Conn
@@ -26,7 +27,7 @@ type Cursor struct {
 // arguments, a lost connection) is returned here, with no cursor.
 func (c *Conn) Cursor(ctx context.Context, sql string, args ...any) (*Cursor, error) {
 	if !c.inUse.CompareAndSwap(false, true) {
-		return nil, ErrConcurrentUse
+		return nil, c.busy()
 	}
 	cu, err := c.openCursor(ctx, sql, args)
 	if err != nil {
@@ -59,7 +60,9 @@ func (c *Conn) openCursor(ctx context.Context, sql string, args []any) (*Cursor,
 	}
 	// the driver connection stays busy until the rows are closed
 	c.pc.busy.Store(true)
-	return &Cursor{c: c, ctx: ctx, rows: rows, row: Row{rows: rows, cols: rows.Columns(), pg: c.e.pg}}, nil
+	cu := &Cursor{c: c, ctx: ctx, rows: rows, row: Row{rows: rows, cols: rows.Columns(), pg: c.e.pg}}
+	c.cursor.Store(cu)
+	return cu, nil
 }
 
 // Columns returns the column names.
@@ -187,5 +190,6 @@ func (cu *Cursor) finish(stopped bool, failure error) {
 	if qt := c.e.trace.query; qt != nil {
 		qt.TraceQueryEnd(cu.ctx, c, TraceQueryEndData{Err: err})
 	}
+	c.cursor.Store(nil)
 	c.inUse.Store(false)
 }

@@ -147,3 +147,29 @@ func TestCursorClosedEarly(t *testing.T) {
 	require.NoError(t, err, "the transaction was not cancelled")
 	require.NoError(t, tx.Commit(ctx))
 }
+
+// A call made while a cursor's rows are open says so, and closing the Conn closes the cursor
+// first, so a deferred Close returns the connection to the pool.
+func TestCursorLeftOpen(t *testing.T) {
+	enginetest.EachBackend(t, func(t *testing.T, url string) {
+		e := newEngine(t, url, "pool_size=1")
+		ctx := enginetest.Context(t)
+		c, err := e.Connect(ctx)
+		require.NoError(t, err)
+		cu, err := c.Cursor(ctx, "SELECT 1 UNION ALL SELECT 2")
+		require.NoError(t, err)
+		require.True(t, cu.Next())
+		_, err = c.Exec(ctx, "SELECT 1")
+		require.ErrorIs(t, err, asyncengine.ErrConcurrentUse)
+		require.ErrorContains(t, err, "still open")
+		_, err = c.Cursor(ctx, "SELECT 1")
+		require.ErrorIs(t, err, asyncengine.ErrConcurrentUse)
+		require.NoError(t, c.Close())
+		require.False(t, cu.Next())
+		require.Zero(t, e.Stats().CheckedOut, "the connection went back to the pool")
+		var one int
+		res, err := e.Query(ctx, "SELECT 1")
+		require.NoError(t, err)
+		require.NoError(t, res.One(&one))
+	})
+}
