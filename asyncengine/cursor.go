@@ -10,8 +10,8 @@ import (
 // code that pulls rows instead of ranging over Stream (a database/sql driver, a loop with
 // several exits). The connection serves nothing else until Close, which must be called; Next
 // returning false closes it too, and so does closing the Conn. A call on the Conn while the rows
-// are open fails with ErrConcurrentUse, saying the rows are open. Cancelling the context given to Conn.Cursor stops the query:
-// Next returns false and Err the context's error.
+// are open fails with ErrConcurrentUse, saying the rows are open. Cancelling the context given to
+// Conn.Cursor stops the query: Next returns false and Err the context's error.
 type Cursor struct {
 	c       *Conn
 	ctx     context.Context
