@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -13,7 +12,7 @@ import (
 // CopyFrom loads rows in bulk with COPY, as pgx.Conn.CopyFrom does (sqlc's :copyfrom), traced
 // and echoed like Conn.CopyFrom.
 func (p *PgxConn) CopyFrom(ctx context.Context, tableName pgx.Identifier, columnNames []string, rowSrc pgx.CopyFromSource) (int64, error) {
-	if err := p.check(); err != nil {
+	if err := p.check(""); err != nil {
 		return 0, err
 	}
 	c := p.c
@@ -39,10 +38,15 @@ func (p *PgxConn) CopyFrom(ctx context.Context, tableName pgx.Identifier, column
 // BatchResults, and Close runs the callbacks queued with QueuedQuery.Exec, Query or QueryRow for
 // the results not read yet and returns the batch's first error, as pgx's Close does.
 func (p *PgxConn) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
-	if err := p.check(); err != nil {
+	if err := p.check(""); err != nil {
 		return &batchResults{err: err}
 	}
 	c := p.c
+	for _, q := range b.QueuedQueries {
+		if err := c.refuseTxControl(q.SQL); err != nil {
+			return &batchResults{err: err}
+		}
+	}
 	if len(b.QueuedQueries) > 0 && beginsTx(b.QueuedQueries[0].SQL) {
 		return &batchResults{err: fmt.Errorf("gosqla: a batch that begins a transaction (Batch.BeginTx or a queued BEGIN) would leave it open on a pooled connection; send the batch on a transaction's view instead (Conn.Begin, then Tx.Pgx)")}
 	}
@@ -84,12 +88,6 @@ func (p *PgxConn) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults 
 	}
 	c.pipelineDone(ctx, stmts, start, done, failed, "(batch failed)")
 	return out
-}
-
-// beginsTx reports a statement that opens a transaction.
-func beginsTx(sql string) bool {
-	word := strings.ToLower(strings.TrimSpace(sql))
-	return strings.HasPrefix(word, "begin") || strings.HasPrefix(word, "start transaction")
 }
 
 // batchResults hands out a batch's results, read in full, in order.

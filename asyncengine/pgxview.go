@@ -59,16 +59,16 @@ func (c *Conn) RawPgx(ctx context.Context, fn func(*pgx.Conn) error) error {
 	})
 }
 
-func (p *PgxConn) check() error {
+func (p *PgxConn) check(sql string) error {
 	if p.tx != nil && p.tx.done {
 		return ErrTxDone
 	}
-	return nil
+	return p.c.refuseTxControl(sql)
 }
 
 // run runs fn on the pgx connection, traced and echoed as a statement.
 func (p *PgxConn) run(ctx context.Context, sql string, args []any, fn func(ctx context.Context, pc *pgx.Conn) (int64, error)) error {
-	if err := p.check(); err != nil {
+	if err := p.check(sql); err != nil {
 		return err
 	}
 	c := p.c

@@ -22,6 +22,13 @@ type PipelineError = driver.PipelineError
 // index is reported through a *PipelineError, and the results of the statements before it are
 // returned.
 func (c *Conn) Pipeline(ctx context.Context, stmts []Statement) ([]*Result, error) {
+	if c.tx != nil {
+		for _, st := range stmts {
+			if err := c.refuseTxControl(st.SQL); err != nil {
+				return nil, err
+			}
+		}
+	}
 	start := c.echoStart()
 	ctx = c.tracePipelineStart(ctx, stmts)
 	drs, err := guardedCall(ctx, c, stmts, runStatements)

@@ -31,7 +31,7 @@ func (c *Conn) begin(ctx context.Context, tx *Tx) error {
 	}
 	tctx := c.traceTxStart(ctx, "")
 	c.beginning = tctx
-	_, err := c.Exec(ctx, "BEGIN")
+	err := c.control(ctx, "BEGIN")
 	c.beginning = nil
 	if err != nil {
 		c.traceTxFailed(tctx, "", err)
@@ -56,7 +56,7 @@ func (c *Conn) BeginNested(ctx context.Context) (*Tx, error) {
 	name := fmt.Sprintf("gosqla_sp_%d", depth)
 	tctx := c.traceTxStart(ctx, name)
 	c.beginning = tctx
-	_, err := c.Exec(ctx, "SAVEPOINT "+name)
+	err := c.control(ctx, "SAVEPOINT "+name)
 	c.beginning = nil
 	if err != nil {
 		c.traceTxFailed(tctx, name, err)
@@ -124,7 +124,7 @@ func (t *Tx) Commit(ctx context.Context) error {
 		return fmt.Errorf("%w: a statement in the savepoint failed (%w); roll it back", ErrPendingRollback, failure)
 	}
 	if t.savepoint != "" {
-		if _, err := t.c.Exec(ctx, "RELEASE SAVEPOINT "+t.savepoint); err != nil {
+		if err := t.c.control(ctx, "RELEASE SAVEPOINT "+t.savepoint); err != nil {
 			return err
 		}
 		t.traceTxEnd(true, nil)
@@ -135,7 +135,7 @@ func (t *Tx) Commit(ctx context.Context) error {
 	// transaction would answer ROLLBACK with no error)
 	if failure := t.c.aborted; failure != nil || t.serverAborted() {
 		t.c.aborted = nil
-		_, err := t.c.Exec(ctx, "ROLLBACK")
+		err := t.c.control(ctx, "ROLLBACK")
 		if err == nil {
 			err = fmt.Errorf("%w: a statement in it failed, so it was rolled back", ErrPendingRollback)
 			if failure != nil {
@@ -146,7 +146,7 @@ func (t *Tx) Commit(ctx context.Context) error {
 		t.end()
 		return err
 	}
-	_, err := t.c.Exec(ctx, "COMMIT")
+	err := t.c.control(ctx, "COMMIT")
 	if err != nil {
 		// a connection lost once COMMIT was sent leaves the outcome unknown: say so
 		err = t.c.e.ClassifyCommitError(err)
@@ -183,7 +183,7 @@ func (t *Tx) Rollback(ctx context.Context) error {
 	if t.savepoint != "" {
 		err = c.rollbackTo(ctx, t.savepoint)
 	} else {
-		_, err = c.Exec(ctx, "ROLLBACK")
+		err = c.control(ctx, "ROLLBACK")
 	}
 	t.traceTxEnd(false, err)
 	t.end()
@@ -192,10 +192,10 @@ func (t *Tx) Rollback(ctx context.Context) error {
 
 // rollbackTo undoes the work since the savepoint and removes it.
 func (c *Conn) rollbackTo(ctx context.Context, sp string) error {
-	if _, err := c.Exec(ctx, "ROLLBACK TO SAVEPOINT "+sp); err != nil {
+	if err := c.control(ctx, "ROLLBACK TO SAVEPOINT "+sp); err != nil {
 		return err
 	}
-	_, err := c.Exec(ctx, "RELEASE SAVEPOINT "+sp)
+	err := c.control(ctx, "RELEASE SAVEPOINT "+sp)
 	return err
 }
 
