@@ -62,7 +62,9 @@
 // Engine.Exec and Engine.Query check a connection out for one statement. Engine.Connect checks one
 // out for longer; Conn.Close returns it. Engine.Begin runs a function in a transaction that
 // commits on nil and rolls back on an error or a panic (returned as *PanicError). Conn.Begin and
-// Conn.BeginNested (SAVEPOINT) give a *Tx to commit or roll back. A statement that fails inside a
+// Conn.BeginNested (SAVEPOINT) give a *Tx to commit or roll back; while one is open, a statement
+// that would begin or end the transaction behind it (COMMIT, ROLLBACK, BEGIN…, sent through Exec,
+// Query, Pipeline or the pgx view) is an *ArgumentError, not sent. A statement that fails inside a
 // transaction leaves it pending rollback on every driver, as PostgreSQL does: each later call
 // returns ErrPendingRollback naming the failure, and Commit rolls back and returns it — also on
 // SQLite, which would otherwise commit the rest. Rolling back a savepoint around the failure goes
