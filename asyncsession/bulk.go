@@ -178,7 +178,7 @@ func InsertSeq[T any](ctx context.Context, s *Session, seq iter.Seq[*T]) *asynce
 			cols = append(cols, f)
 		}
 	}
-	t, err := s.oneTarget(ctx, m, "InsertMany", "", nil)
+	t, err := s.oneTarget(ctx, m, "InsertMany or InsertSeq", "", nil)
 	if err != nil {
 		return failed[int64](err)
 	}

@@ -48,6 +48,7 @@ type ShardChooser struct {
 // sharding is a session's shards and how it chooses among them.
 type sharding struct {
 	set     *asyncengine.ShardSet
+	names   []string // set.Names(), read once
 	chooser ShardChooser
 }
 
@@ -94,7 +95,7 @@ func shardedOptions(set *asyncengine.ShardSet, chooser ShardChooser, opts []Opti
 				Err: fmt.Errorf("shard %q is %s and shard %q %s: a sharded session needs one dialect", names[0], first.Dialect().Name(), name, e.Dialect().Name())}
 		}
 	}
-	o.shards = &sharding{set: set, chooser: chooser}
+	o.shards = &sharding{set: set, names: names, chooser: chooser}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -148,7 +149,7 @@ func (s *Session) targets(ctx context.Context, m *structmap.Model, choose func(c
 		}
 	}
 	if len(names) == 0 {
-		names = set.Names()
+		names = s.opts.shards.names
 	}
 	out := make([]shardTarget, len(names))
 	for i, name := range names {
@@ -363,7 +364,7 @@ func (s *Session) partialCommit(parts []part, errs map[*bound]error, failure err
 // engineName names e in errors: its shard, or its URL without the password.
 func (s *Session) engineName(e *asyncengine.Engine) string {
 	if s.opts.shards != nil {
-		for _, name := range s.opts.shards.set.Names() {
+		for _, name := range s.opts.shards.names {
 			if se, _ := s.opts.shards.set.Shard(name); se == e {
 				return name
 			}

@@ -412,3 +412,28 @@ func TestShardedSessionBatchInsertsAsArrays(t *testing.T) {
 	assert.Equal(t, int64(3), count(t, engines["west"], "writers"))
 	assert.Equal(t, int64(0), count(t, engines["east"], "writers"))
 }
+
+// A sharded Stream asks the Query chooser with the statement as sent (named arguments made
+// positional), and streams from the shard it names.
+func TestShardedStream(t *testing.T) {
+	t.Parallel()
+	ctx := enginetest.Context(t)
+	set, engines := shardSet(t, "pgx")
+	_, err := engines["west"].Exec(ctx, "INSERT INTO writers (name) VALUES ('Zed'), ('Zoe')")
+	require.NoError(t, err)
+	var seen string
+	chooser := byName
+	chooser.Query = func(_ reflect.Type, sql string, args []any) ([]string, error) {
+		seen = sql
+		return []string{"west"}, nil
+	}
+	s := asyncsession.NewSharded(set, chooser)
+	defer s.Close()
+	var got []string
+	for w, err := range asyncsession.Stream[Writer](ctx, s, "SELECT * FROM writers WHERE name LIKE :p ORDER BY name", asyncengine.Named{"p": "Z%"}) {
+		require.NoError(t, err)
+		got = append(got, w.Name)
+	}
+	require.Equal(t, []string{"Zed", "Zoe"}, got)
+	require.Contains(t, seen, "$1")
+}

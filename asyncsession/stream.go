@@ -23,6 +23,12 @@ func Stream[T any](ctx context.Context, s *Session, sql string, args ...any) ite
 			yield(nil, err)
 			return
 		}
+		// the chooser sees the statement as sent: named arguments made positional
+		sql, args, err := s.engineFor(m).Dialect().Bind(sql, args)
+		if err != nil {
+			yield(nil, err)
+			return
+		}
 		t, err := s.oneTarget(ctx, m, "Stream", sql, args)
 		if err != nil {
 			yield(nil, err)
