@@ -15,11 +15,7 @@ import (
 // and a failure mid-result from Err.
 func TestCursor(t *testing.T) {
 	enginetest.EachBackend(t, func(t *testing.T, url string) {
-		e := newEngine(t, url, "pool_size=1")
-		ctx := enginetest.Context(t)
-		c, err := e.Connect(ctx)
-		require.NoError(t, err)
-		defer c.Close()
+		_, ctx, c := cursorConn(t, url)
 		series := "WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < 100) SELECT n, 'x' AS label FROM s"
 
 		cu, err := c.Cursor(ctx, series+" WHERE n > 1000")
@@ -70,11 +66,7 @@ func TestCursor(t *testing.T) {
 // the one it had). A panicking loop body over Conn.Stream leaves the Conn usable too.
 func TestCursorCancelledAndPanickingBody(t *testing.T) {
 	enginetest.EachBackend(t, func(t *testing.T, url string) {
-		e := newEngine(t, url, "pool_size=1")
-		ctx := enginetest.Context(t)
-		c, err := e.Connect(ctx)
-		require.NoError(t, err)
-		defer c.Close()
+		e, ctx, c := cursorConn(t, url)
 		series := "WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < 100000) SELECT n FROM s"
 
 		cctx, cancel := context.WithCancel(ctx)
@@ -172,4 +164,16 @@ func TestCursorLeftOpen(t *testing.T) {
 		require.NoError(t, err)
 		require.NoError(t, res.One(&one))
 	})
+}
+
+// cursorConn is an engine of one connection on url, the test's context, and a Conn checked out
+// for the test.
+func cursorConn(t *testing.T, url string) (*asyncengine.Engine, context.Context, *asyncengine.Conn) {
+	t.Helper()
+	e := newEngine(t, url, "pool_size=1")
+	ctx := enginetest.Context(t)
+	c, err := e.Connect(ctx)
+	require.NoError(t, err)
+	t.Cleanup(func() { c.Close() })
+	return e, ctx, c
 }
