@@ -359,8 +359,7 @@ func ReadOnlySQL(sql string) bool { return !writeSQL.MatchString(sql) }
 // healthy, it fails with ErrNoReplica. A statement that writes (INSERT … RETURNING) advances a
 // ReadYourWrites in ctx, as Exec does.
 func (rs *ReplicaSet) Query(ctx context.Context, sql string, args ...any) (*Result, error) {
-	asked, _ := ctx.Value(primaryKey{}).(bool)
-	if writes := !ReadOnlySQL(sql); asked || writes {
+	if writes := !ReadOnlySQL(sql); PrimaryRequested(ctx) || writes {
 		c, err := rs.Connect(ctx)
 		if err != nil {
 			return nil, err
@@ -415,6 +414,20 @@ func (rs *ReplicaSet) ReadEngine(ctx context.Context) (*Engine, error) {
 // it after writing through something other than the set's Exec, Query and Begin — a Conn from
 // Connect. A session's Commit with ctx advances it by itself.
 func (rs *ReplicaSet) ObserveWrites(ctx context.Context) error { return rs.observe(ctx, nil) }
+
+// ReportFailure tells the set that a read its code ran on e — an engine ReadEngine returned —
+// failed with err. When err means the server is gone or unreachable and e is a replica, the
+// replica is taken out of routing for replica_retry, as a failed read of the set's own is, and
+// ReportFailure returns true.
+func (rs *ReplicaSet) ReportFailure(e *Engine, err error) bool {
+	for _, m := range rs.replicas {
+		if m.e == e && err != nil && e.lost(err) {
+			m.takeOut(rs.s.RetryAfter)
+			return true
+		}
+	}
+	return false
+}
 
 // lost reports whether err means the server is gone or unreachable.
 func (e *Engine) lost(err error) bool {

@@ -100,3 +100,9 @@ type primaryKey struct{}
 func WithPrimary(ctx context.Context) context.Context {
 	return context.WithValue(ctx, primaryKey{}, true)
 }
+
+// PrimaryRequested reports whether ctx comes from WithPrimary.
+func PrimaryRequested(ctx context.Context) bool {
+	asked, _ := ctx.Value(primaryKey{}).(bool)
+	return asked
+}

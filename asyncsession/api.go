@@ -173,7 +173,7 @@ func (s *Session) Execute(ctx context.Context, sql string, args ...any) *asyncen
 		return failed[*asyncengine.Result](err)
 	}
 	f, resolve := asyncengine.NewPromise[*asyncengine.Result]()
-	o := &op{ctx: ctx, engine: t.e, autoflush: flushAll, reads: readsSQL(sql, ""), result: resolve}
+	o := &op{ctx: ctx, engine: t.e, autoflush: flushAll, reads: readsSQL(sql, ""), result: resolve, replicaOK: true}
 	o.statement(asyncengine.Statement{SQL: sql, Args: args})
 	s.submit(o)
 	return f
@@ -266,6 +266,7 @@ func (s *Session) Refresh(ctx context.Context, obj any) *asyncengine.Future[stru
 		return failed[struct{}](err)
 	}
 	o.engine = s.engineFor(m)
+	o.replicaOK = true
 	s.mu.Lock()
 	if in, ok := s.objects[obj]; ok {
 		o.engine = s.engineOf(in)
@@ -371,7 +372,7 @@ func Select[T any](ctx context.Context, s *Session, sql string, args ...any) *as
 
 // selectOp is the request of a Select on shard t; resolve receives its objects or its error.
 func selectOp[T any](ctx context.Context, m *structmap.Model, sql string, args []any, t shardTarget, resolve func([]*T, error)) *op {
-	o := &op{ctx: ctx, engine: t.e, autoflush: flushAll, reads: readsSQL(sql, tableWord(m)), fail: func(err error) { resolve(nil, err) }}
+	o := &op{ctx: ctx, engine: t.e, autoflush: flushAll, reads: readsSQL(sql, tableWord(m)), fail: func(err error) { resolve(nil, err) }, replicaOK: true}
 	o.statement(asyncengine.Statement{SQL: sql, Args: args})
 	o.apply = func(s *Session, rs []*asyncengine.Result) error {
 		if err := wholeRows(m, rs[0].Columns()); err != nil {

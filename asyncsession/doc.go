@@ -286,11 +286,32 @@
 //
 // # Replicas
 //
-// A session works on one engine. On a ReplicaSet, writing sessions use rs.Primary(); a Commit
-// whose context carries an asyncengine.ReadYourWrites advances it to the WAL position the commit
-// reached, read in the commit's own pipeline, so the next read with that context (through the
-// set, or a session on rs.ReadEngine(ctx)) sees the session's writes. A read-only session on a
-// replica's engine commits as usual and leaves the ReadYourWrites as it was.
+// New(rs.Primary(), Replicas(rs)) makes a session that routes each call over a ReplicaSet, as
+// the set's own Query does:
+//
+//   - Reads — Get, Select, Load and LoadAll, Refresh, the query builder's terminals, an Execute
+//     whose statement neither writes nor locks rows — go to one replica while the session's
+//     transaction has written nothing. The session keeps that replica until it commits or rolls
+//     back (its reads move only forward in time), and runs them outside any transaction: each
+//     statement reads its own snapshot, and Isolation does not apply to them.
+//   - A write (a flush, its autoflush included), a locking read (FOR UPDATE, FOR SHARE), a read
+//     whose context comes from asyncengine.WithPrimary, RunSync, Stream and BeginNested go to the
+//     primary, and open the session's transaction there: every call after them goes to the
+//     primary, which holds the session's uncommitted writes, until Commit or Rollback.
+//   - Read-your-writes: each Commit records the WAL position it reached (in its own pipeline, no
+//     extra round trip), and the session's next reads go to a replica that has replayed it —
+//     waiting up to read_your_writes_wait, else to the primary. A read whose context carries an
+//     asyncengine.ReadYourWrites waits for that position too, and a Commit with such a context
+//     advances it, so that a service can hand the token to its next request.
+//   - Failures: a read that fails on a replica fails alone — the session's transaction on the
+//     primary is untouched, and reads pipelined after it are sent again. When the replica is gone
+//     (a lost connection), the set takes it out of routing for replica_retry and the read is sent
+//     once more, to another replica or by the set's fallback. Under replica_fallback=error with no
+//     replica healthy, reads fail with asyncengine.ErrNoReplica.
+//
+// Without Replicas a session works on its one engine: a read-only session can run on
+// rs.ReadEngine(ctx), and a writing session on rs.Primary() whose Commit carries a
+// ReadYourWrites in its context advances it all the same.
 //
 // # Shards
 //

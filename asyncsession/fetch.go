@@ -75,7 +75,7 @@ func fetchLoaded[T any](s *Session, key identityKey, ts []shardTarget, finish fu
 // its object (nil: no such row), or the request's error.
 func fetchOp[T any](ctx context.Context, m *structmap.Model, key identityKey, args []any, t shardTarget, finish func(*Session, *instance) (T, error), resolve func(T, error)) *op {
 	key.shard = t.name
-	o := &op{ctx: ctx, engine: t.e, autoflush: flushInserts, fail: func(err error) { var zero T; resolve(zero, err) }}
+	o := &op{ctx: ctx, engine: t.e, autoflush: flushInserts, fail: func(err error) { var zero T; resolve(zero, err) }, replicaOK: true}
 	o.statement(asyncengine.Statement{SQL: selectByPK(t.e.Dialect(), m), Args: args})
 	o.build = func(s *Session) ([]asyncengine.Statement, error) {
 		if in, ok := s.identity[key]; ok && !in.expired {

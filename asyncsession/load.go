@@ -123,7 +123,7 @@ func (s *Session) relTarget(r *relation, shard string) shardTarget {
 // loadOp is the request that loads r for owners objs from t; done is called once loaded, fail
 // with the request's error.
 func loadOp(ctx context.Context, r *relation, objs []any, t shardTarget, done func(), fail func(error)) *op {
-	o := &op{ctx: ctx, engine: t.e, autoflush: flushAll, reads: readsTable(tableWord(r.target)), fail: fail}
+	o := &op{ctx: ctx, engine: t.e, autoflush: flushAll, reads: readsTable(tableWord(r.target)), fail: fail, replicaOK: true}
 	var l *relLoad
 	o.build = func(s *Session) ([]asyncengine.Statement, error) {
 		var err error

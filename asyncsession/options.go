@@ -2,6 +2,7 @@ package asyncsession
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"reflect"
@@ -19,6 +20,7 @@ type options struct {
 	bindErr        error
 	begin          string    // the statement that opens a transaction
 	shards         *sharding // set in a sharded session (shard.go)
+	replicas       *asyncengine.ReplicaSet
 }
 
 func defaultOptions(e *asyncengine.Engine) options {
@@ -69,6 +71,29 @@ func Bind(model any, e *asyncengine.Engine) Option {
 			o.binds = map[reflect.Type]*asyncengine.Engine{}
 		}
 		o.binds[m.Type] = e
+	}
+}
+
+// Replicas sends the session's reads to the replicas of rs while its transaction has written
+// nothing (see "Read replicas" in the package documentation). The session's engine must be
+// rs.Primary(): asyncsession.New(rs.Primary(), asyncsession.Replicas(rs)). A sharded session
+// refuses it.
+func Replicas(rs *asyncengine.ReplicaSet) Option {
+	return func(o *options) {
+		var why string
+		switch {
+		case rs == nil:
+			why = "a nil ReplicaSet"
+		case o.shards != nil:
+			why = "a sharded session cannot route reads to replicas"
+		case o.engine != rs.Primary():
+			why = "the session's engine is not the set's primary: asyncsession.New(rs.Primary(), asyncsession.Replicas(rs))"
+		}
+		if why != "" {
+			o.bindErr = &asyncengine.ConfigError{Key: "replicas", Err: errors.New(why)}
+			return
+		}
+		o.replicas = rs
 	}
 }
 

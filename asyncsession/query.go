@@ -333,6 +333,7 @@ func run[T, R any](ctx context.Context, q *Query[T], limit int, done func([]*T) 
 	o.engine = t.e
 	o.autoflush = flushAll
 	o.reads = readsSQL(sql, tableWord(m))
+	o.replicaOK = true
 	rels, _ := relationsOf(m)
 	var joined, selectin []*relation
 	for _, r := range rels {
@@ -533,6 +534,7 @@ func scalarQuery[T, R any](ctx context.Context, q *Query[T], kind selectKind, co
 	o.engine = t.e
 	o.autoflush = flushAll
 	o.reads = readsSQL(sql, tableWord(q.m))
+	o.replicaOK = true
 	o.build = func(*Session) ([]asyncengine.Statement, error) {
 		return []asyncengine.Statement{{SQL: sql, Args: args}}, nil
 	}

@@ -29,7 +29,11 @@ type op struct {
 	txEnd     txEnd
 	rollback  bool // accepted while the session has failed
 	readsBack bool // stores rows its write returned: a COMMIT waits for its results (round.go)
-	close     bool
+	// replicaOK: a request that only reads, sent to a replica in a session with Replicas when
+	// its statements neither write nor lock (replica.go); retried: sent once more after its
+	// replica failed
+	replicaOK, retried bool
+	close              bool
 	// again marks a request whose flush runs in stages and is planned again in the next round;
 	// staleStage that a stage failed, and the request with it
 	again, staleStage bool

@@ -29,6 +29,9 @@ type part struct {
 // round sends as many of the batch's requests as can travel together — one pipeline per engine —
 // and returns the requests left for the next round.
 func (s *Session) round(batch []*op) []*op {
+	if batch = s.chooseReplica(batch); len(batch) == 0 {
+		return nil
+	}
 	parts, ctxs, i, exclusive := s.gather(batch)
 	if exclusive {
 		s.exclusive(batch[i])
@@ -36,14 +39,20 @@ func (s *Session) round(batch []*op) []*op {
 	}
 	ctx, stop := sharedContext(ctxs)
 	s.execute(ctx, stop, parts)
+	rest := batch[i:]
 	if i < len(batch) && batch[i].again {
 		o := batch[i]
 		o.again = false
 		if o.staleStage {
-			return batch[i+1:] // its stage failed: it has its error
+			rest = batch[i+1:] // its stage failed: it has its error
 		}
 	}
-	return batch[i:]
+	if s.opts.replicas != nil {
+		s.mu.Lock()
+		rest = s.takeRetry(rest)
+		s.mu.Unlock()
+	}
+	return rest
 }
 
 // gather plans the requests of one round; exclusive reports that batch[i] must run alone now.
@@ -145,24 +154,39 @@ func (s *Session) plan(parts []part, o *op) (out []part, again bool, err error) 
 				continue // the transaction went with its connection: there is nothing to roll back
 			}
 			p := part{b: b, stmts: end, tx: txEnds, commits: o.txEnd == commitTx}
-			if rw := asyncengine.ReadYourWritesFrom(o.ctx); p.commits && rw != nil && b.e.Dialect().Name() == "postgresql" {
-				p.stmts, p.apply = commitObserveStmts, observeCommit(rw)
+			if rws := s.commitObservers(o.ctx, b); p.commits && len(rws) > 0 && b.e.Dialect().Name() == "postgresql" {
+				p.stmts, p.apply = commitObserveStmts, observeCommit(rws)
 			}
 			parts = append(parts, p)
 		}
 	}
-	return s.add(parts, part{o: o, b: s.boundFor(o.engine), stmts: stmts, apply: o.apply, readsBack: o.readsBack}), false, nil
+	return s.add(parts, part{o: o, b: s.boundOf(o, stmts), stmts: stmts, apply: o.apply, readsBack: o.readsBack}), false, nil
 }
 
-// observeCommit advances rw to the WAL position a COMMIT reached, read in its pipeline.
-func observeCommit(rw *asyncengine.ReadYourWrites) func(*Session, []*asyncengine.Result) error {
+// commitObservers are the ReadYourWrites a COMMIT on b advances: ctx's, and in a session with
+// Replicas the session's own, when b is its primary. Called locked.
+func (s *Session) commitObservers(ctx context.Context, b *bound) []*asyncengine.ReadYourWrites {
+	var rws []*asyncengine.ReadYourWrites
+	if rw := asyncengine.ReadYourWritesFrom(ctx); rw != nil {
+		rws = append(rws, rw)
+	}
+	if s.opts.replicas != nil && b.e == s.opts.engine {
+		rws = append(rws, s.replicaNeed())
+	}
+	return rws
+}
+
+// observeCommit advances rws to the WAL position a COMMIT reached, read in its pipeline.
+func observeCommit(rws []*asyncengine.ReadYourWrites) func(*Session, []*asyncengine.Result) error {
 	return func(_ *Session, rs []*asyncengine.Result) error {
 		var text *string
 		if err := rs[1].One(&text); err != nil || text == nil {
 			return nil // the commit stands; a standby has no position of its own
 		}
 		if p, err := asyncengine.ParseWALPosition(*text); err == nil {
-			rw.Observe(p)
+			for _, rw := range rws {
+				rw.Observe(p)
+			}
 		}
 		return nil
 	}
@@ -180,7 +204,7 @@ func readsBack(parts []part) bool {
 
 // add appends p, preceded by BEGIN when its engine has no transaction open.
 func (s *Session) add(parts []part, p part) []part {
-	if len(p.stmts) > 0 {
+	if len(p.stmts) > 0 && !p.b.reads {
 		parts = s.begin(parts, p.b)
 	}
 	return append(parts, p)
@@ -228,6 +252,15 @@ func (s *Session) finish(parts []part, errs map[*bound]error) error {
 	var first error
 	for k, p := range parts {
 		err := errs[p.b]
+		if p.b.reads {
+			// a read on a replica, outside the session's transaction: its error is its own
+			err = s.replicaPartErr(&parts[k], err)
+			partErrs[k] = err
+			if first == nil && err != errRetried {
+				first = err
+			}
+			continue
+		}
 		switch {
 		case unsent[p.b]:
 			err = unsentError(err, parts, k)
@@ -285,6 +318,9 @@ func (s *Session) finish(parts []part, errs map[*bound]error) error {
 	var applyBy *op
 	for k, p := range parts {
 		err := partErrs[k]
+		if err == errRetried {
+			continue
+		}
 		if err == nil && applyErr != nil {
 			switch {
 			case p.o != nil && p.o.txEnd == commitTx:
@@ -339,6 +375,7 @@ func (s *Session) markFailed(err error) {
 
 // releaseIdle returns the connections of engines with no open transaction. Called locked.
 func (s *Session) releaseIdle() {
+	s.releaseReplicas()
 	for _, b := range s.bounds {
 		if !b.inTx && b.conn != nil {
 			_ = b.conn.Close()

@@ -61,7 +61,8 @@ type Session struct {
 	beginStmts []asyncengine.Statement
 	// committedOn holds the engines whose COMMIT succeeded in a commit that failed on another:
 	// the next rollback keeps their objects as committed
-	committedOn map[*asyncengine.Engine]bool
+	committedOn  map[*asyncengine.Engine]bool
+	replicaState // reads routed to replicas (replica.go)
 }
 
 // goneObject is an object whose DELETE was flushed in savepoint generation gen.
@@ -75,6 +76,9 @@ type bound struct {
 	e    *asyncengine.Engine
 	conn *asyncengine.Conn
 	inTx bool
+	// reads: a replica's, whose reads run outside any transaction and whose failures leave the
+	// session's transaction as it was
+	reads bool
 	// lost: its connection was lost in the open transaction, which went with it: a rollback
 	// has nothing to send there
 	lost bool
@@ -131,6 +135,7 @@ func (s *Session) committed() {
 	s.eachObject(s.committedObject)
 	s.gen = 0
 	s.gone = nil
+	s.replica = nil // the next reads choose again, for the position this commit reached
 }
 
 // committedObject updates an object after its transaction committed. Called locked.
@@ -148,6 +153,7 @@ func (s *Session) rolledBack(gen int) {
 	committedOn := s.committedOn
 	if gen == 0 {
 		s.committedOn = nil
+		s.replica = nil
 	}
 	committed := func(in *instance) bool { return committedOn != nil && committedOn[s.engineOf(in)] }
 	s.eachObject(func(in *instance) {

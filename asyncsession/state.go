@@ -92,7 +92,7 @@ func (s *Session) safeRound(batch []*op) (rest []*op) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	lost := false
-	for _, b := range s.bounds {
+	for _, b := range append(s.bounds, s.readBounds...) {
 		if b.conn != nil {
 			b.conn.Invalidate(err)
 			_ = b.conn.Close()
