@@ -1,6 +1,7 @@
 package asyncengine_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sync"
@@ -38,32 +39,9 @@ func TestFailoverMultiHost(t *testing.T) {
 	_, err := e.Exec(ctx, "CREATE TABLE w (id int PRIMARY KEY, writer int NOT NULL)")
 	require.NoError(t, err)
 
-	// four writers until told to stop, each recording the ids the server acknowledged
 	const writers = 4
-	stop := make(chan struct{})
-	acked := make([][]int, writers)
-	var ackCount atomic.Int64 // acknowledged writes so far, for the main goroutine to wait on
-	var wg sync.WaitGroup
-	for w := 0; w < writers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for n := 0; ; n++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				id := n*writers + w
-				if _, err := e.Exec(ctx, "INSERT INTO w VALUES ($1, $2)", id, w); err == nil {
-					acked[w] = append(acked[w], id)
-					ackCount.Add(1)
-				} else {
-					time.Sleep(5 * time.Millisecond)
-				}
-			}
-		}()
-	}
+	w := startWriters(ctx, e, writers)
+	acked, ackCount, wg, stop := w.acked, &w.count, &w.wg, w.stop
 	// a fifth writer uses BeginRetry: the failover costs it no error, except a COMMIT whose outcome
 	// it cannot know
 	var retryAcked []int
@@ -101,15 +79,7 @@ func TestFailoverMultiHost(t *testing.T) {
 	r.Primary.Stop(t)
 	r.Standbys[0].Promote(t)
 	promoted := time.Now()
-	var resumed time.Duration
-	for {
-		if _, err := e.Exec(ctx, "INSERT INTO w VALUES (-1, -1) ON CONFLICT DO NOTHING"); err == nil {
-			resumed = time.Since(promoted)
-			break
-		}
-		require.Less(t, time.Since(promoted), 30*time.Second, "writes did not resume")
-		time.Sleep(5 * time.Millisecond)
-	}
+	resumed := writeAgain(t, ctx, e, promoted)
 	onNew := ackCount.Load()
 	waitUntil(t, 30*time.Second, "writes acknowledged by the new primary", func() bool { return ackCount.Load() >= onNew+20 })
 	close(stop)
@@ -118,26 +88,11 @@ func TestFailoverMultiHost(t *testing.T) {
 	require.Less(t, resumed, 5*time.Second)
 
 	// every acknowledged write is on the new primary, which is what the engine now talks to
-	res, err := e.Query(ctx, "SELECT pg_is_in_recovery(), inet_server_port()")
-	require.NoError(t, err)
-	var standby bool
-	var port int32
-	require.NoError(t, res.One(&standby, &port))
-	require.False(t, standby)
-	require.Equal(t, int32(r.Standbys[0].Port()), port)
-	total := 0
-	for w := 0; w < writers; w++ {
-		total += len(acked[w])
-		res, err := e.Query(ctx, "SELECT count(*) FROM w WHERE id = ANY($1)", acked[w])
-		require.NoError(t, err)
-		n, err := res.Scalar()
-		require.NoError(t, err)
-		require.EqualValues(t, len(acked[w]), n, "writer %d: every acknowledged write survived the failover", w)
-	}
-	require.NotZero(t, total)
+	requirePrimary(t, ctx, e, r.Standbys[0])
+	total := requireAcked(t, ctx, e, acked)
 	require.Empty(t, retryErrs, "BeginRetry rode out the failover")
 	require.NotEmpty(t, retryAcked)
-	res, err = e.Query(ctx, "SELECT count(*) FROM w WHERE id = ANY($1)", retryAcked)
+	res, err := e.Query(ctx, "SELECT count(*) FROM w WHERE id = ANY($1)", retryAcked)
 	require.NoError(t, err)
 	var n int64
 	require.NoError(t, res.One(&n))
@@ -193,4 +148,109 @@ func TestTargetSessionAttrsUnknown(t *testing.T) {
 	require.Contains(t, err.Error(), "target_session_attrs")
 	require.Contains(t, err.Error(), "writable")
 	require.Contains(t, err.Error(), "prefer-standby")
+}
+
+// writers insert rows (id, writer) until stop is closed, each recording the ids the server
+// acknowledged.
+type writers struct {
+	acked [][]int
+	count atomic.Int64 // acknowledged writes so far, for the test to wait on
+	wg    sync.WaitGroup
+	stop  chan struct{}
+}
+
+func startWriters(ctx context.Context, e *asyncengine.Engine, n int) *writers {
+	w := &writers{acked: make([][]int, n), stop: make(chan struct{})}
+	for i := range n {
+		w.wg.Add(1)
+		go func() {
+			defer w.wg.Done()
+			for k := 0; ; k++ {
+				select {
+				case <-w.stop:
+					return
+				default:
+				}
+				id := k*n + i
+				if _, err := e.Exec(ctx, "INSERT INTO w VALUES ($1, $2)", id, i); err == nil {
+					w.acked[i] = append(w.acked[i], id)
+					w.count.Add(1)
+				} else {
+					time.Sleep(5 * time.Millisecond)
+				}
+			}
+		}()
+	}
+	return w
+}
+
+// requirePrimary checks that e talks to c, a primary.
+func requirePrimary(t *testing.T, ctx context.Context, e *asyncengine.Engine, c *enginetest.Cluster) {
+	t.Helper()
+	res, err := e.Query(ctx, "SELECT pg_is_in_recovery(), inet_server_port()")
+	require.NoError(t, err)
+	var standby bool
+	var port int32
+	require.NoError(t, res.One(&standby, &port))
+	require.False(t, standby)
+	require.Equal(t, int32(c.Port()), port)
+}
+
+// writeAgain waits until a write succeeds, and returns how long after since it did.
+func writeAgain(t *testing.T, ctx context.Context, e *asyncengine.Engine, since time.Time) time.Duration {
+	t.Helper()
+	for {
+		if _, err := e.Exec(ctx, "INSERT INTO w VALUES (-1, -1) ON CONFLICT DO NOTHING"); err == nil {
+			return time.Since(since)
+		}
+		require.Less(t, time.Since(since), 30*time.Second, "writes did not resume")
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// requireAcked checks that every write the writers acknowledged is in the table e sees.
+func requireAcked(t *testing.T, ctx context.Context, e *asyncengine.Engine, acked [][]int) int {
+	t.Helper()
+	total := 0
+	for w, ids := range acked {
+		total += len(ids)
+		res, err := e.Query(ctx, "SELECT count(*) FROM w WHERE id = ANY($1)", ids)
+		require.NoError(t, err)
+		n, err := res.Scalar()
+		require.NoError(t, err)
+		require.EqualValues(t, len(ids), n, "writer %d: every acknowledged write survived the failover", w)
+	}
+	require.NotZero(t, total)
+	return total
+}
+
+// A PgBouncer in front of a failover pair: the HA manager promotes the standby and points
+// PgBouncer at it. The engine's connections to PgBouncer see one error per call in flight at the
+// switch, and writes resume through the same PgBouncer without the application changing
+// anything; with synchronous replication no acknowledged write is lost.
+func TestFailoverThroughPgBouncer(t *testing.T) {
+	t.Parallel()
+	r := enginetest.NewReplication(t, enginetest.ReplicationOptions{Standbys: 1, Synchronous: true})
+	db := r.NewDatabase(t)
+	e := newEngine(t, r.Primary.PgBouncer(t, r.Primary.URL(db)), "statement_cache=describe&connect_timeout=2&pool_size=4&max_overflow=0&pool_timeout=10")
+	ctx := enginetest.Context(t)
+	_, err := e.Exec(ctx, "CREATE TABLE w (id int PRIMARY KEY, writer int NOT NULL)")
+	require.NoError(t, err)
+
+	w := startWriters(ctx, e, 4)
+	waitUntil(t, 30*time.Second, "writes acknowledged by the first primary", func() bool { return w.count.Load() >= 20 })
+	r.Primary.Stop(t)
+	r.Standbys[0].Promote(t)
+	r.Primary.MoveBouncer(t, r.Standbys[0])
+	moved := time.Now()
+	resumed := writeAgain(t, ctx, e, moved)
+	onNew := w.count.Load()
+	waitUntil(t, 30*time.Second, "writes acknowledged by the new primary", func() bool { return w.count.Load() >= onNew+20 })
+	close(w.stop)
+	w.wg.Wait()
+	t.Logf("writes resumed %v after PgBouncer was moved to the new primary", resumed)
+	require.Less(t, resumed, 5*time.Second)
+
+	requirePrimary(t, ctx, e, r.Standbys[0])
+	t.Logf("%d acknowledged writes, all on the new primary", requireAcked(t, ctx, e, w.acked))
 }

@@ -1,6 +1,7 @@
 package enginetest
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/url"
@@ -12,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // Bouncer is a real PgBouncer in transaction pooling mode in front of a cluster.
@@ -19,6 +22,9 @@ type Bouncer struct {
 	port   int
 	proc   *exec.Cmd
 	exited chan struct{}
+	// ini is pgbouncer.ini with %d for the server's port; dir holds it
+	ini, dir string
+	cred     *syscall.Credential
 }
 
 // PgBouncer puts a PgBouncer (pool_mode=transaction) in front of the cluster, once per cluster,
@@ -113,30 +119,27 @@ func (c *Cluster) startBouncer(bin string) (*Bouncer, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	ini := fmt.Sprintf(`[databases]
+	// server_login_retry: after a failed login to the server, PgBouncer waits this long before
+	// trying again (15 s by default); a failover test moves it to the new primary at once
+	ini := `[databases]
 * = host=127.0.0.1 port=%d
 [pgbouncer]
 listen_addr = 127.0.0.1
-listen_port = %d
 unix_socket_dir =
 auth_type = trust
-auth_file = %s
 pool_mode = transaction
 max_client_conn = 2000
 default_pool_size = 20
 ignore_startup_parameters = extra_float_digits,options
-logfile = %s
 admin_users = postgres
-%s`, c.port, port, filepath.Join(dir, "users.txt"), filepath.Join(dir, "pgbouncer.log"), versionSettings(major, minor))
-	files := map[string]string{"pgbouncer.ini": ini, "users.txt": `"postgres" ""` + "\n"}
-	for name, body := range files {
-		path := filepath.Join(dir, name)
-		if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
-			return nil, err
-		}
-		if c.cred != nil {
-			_ = os.Chown(path, int(c.cred.Uid), int(c.cred.Gid))
-		}
+server_login_retry = 1
+` + fmt.Sprintf("listen_port = %d\nauth_file = %s\nlogfile = %s\n%s", port, filepath.Join(dir, "users.txt"), filepath.Join(dir, "pgbouncer.log"), versionSettings(major, minor))
+	b := &Bouncer{port: port, exited: make(chan struct{}), ini: ini, dir: dir, cred: c.cred}
+	if err := b.write("users.txt", `"postgres" ""`+"\n"); err != nil {
+		return nil, err
+	}
+	if err := b.write("pgbouncer.ini", fmt.Sprintf(ini, c.port)); err != nil {
+		return nil, err
 	}
 	if c.cred != nil {
 		_ = os.Chown(dir, int(c.cred.Uid), int(c.cred.Gid))
@@ -148,7 +151,7 @@ admin_users = postgres
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("enginetest: starting pgbouncer: %w", err)
 	}
-	b := &Bouncer{port: port, proc: cmd, exited: make(chan struct{})}
+	b.proc = cmd
 	// the process is waited for by the goroutine below, which ends when it exits; stop waits for that
 	go func() { _ = cmd.Wait(); close(b.exited) }()
 	deadline := time.Now().Add(10 * time.Second)
@@ -169,6 +172,49 @@ admin_users = postgres
 			b.stop()
 			return nil, fmt.Errorf("enginetest: pgbouncer did not listen within 10s")
 		}
+	}
+}
+
+// write writes a file of the bouncer's directory, owned by the server's user.
+func (b *Bouncer) write(name, body string) error {
+	path := filepath.Join(b.dir, name)
+	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+		return err
+	}
+	if b.cred != nil {
+		_ = os.Chown(path, int(b.cred.Uid), int(b.cred.Gid))
+	}
+	return nil
+}
+
+// MoveBouncer points the cluster's PgBouncer at another server, as an HA manager does after a
+// failover: it rewrites the configuration and has PgBouncer reload it (RELOAD on its admin
+// console, which returns once the new configuration is in force). Connections of clients stay
+// open; server connections to the old server are closed as they are released.
+func (c *Cluster) MoveBouncer(t testing.TB, to *Cluster) {
+	t.Helper()
+	c.mu.Lock()
+	b := c.bouncer
+	c.mu.Unlock()
+	if b == nil {
+		t.Fatal("enginetest: MoveBouncer before PgBouncer")
+	}
+	if err := b.write("pgbouncer.ini", fmt.Sprintf(b.ini, to.port)); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cfg, err := pgx.ParseConfig(fmt.Sprintf("postgresql://postgres@127.0.0.1:%d/pgbouncer?sslmode=disable&default_query_exec_mode=simple_protocol", b.port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		t.Fatalf("enginetest: PgBouncer's admin console: %v", err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(ctx, "RELOAD"); err != nil {
+		t.Fatalf("enginetest: PgBouncer RELOAD: %v", err)
 	}
 }
 
