@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -118,4 +119,35 @@ func TestUnknownDriverIsAConfigError(t *testing.T) {
 	var ce *asyncengine.ConfigError
 	require.True(t, errors.As(err, &ce), "%v", err)
 	assert.True(t, strings.Contains(err.Error(), "sqlserver"))
+}
+
+// A server that refuses connections is ErrServerUnavailable, the driver's error kept; a login the
+// server refuses is not.
+func TestServerUnavailable(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	dead := ln.Addr().String()
+	require.NoError(t, ln.Close())
+	good := enginetest.NewDatabase(t)
+	for _, scheme := range []string{"postgresql", "postgresql+pgx", "postgresql+stdlib"} {
+		t.Run(scheme, func(t *testing.T) {
+			e := newEngine(t, scheme+"://u@"+dead+"/db?sslmode=disable", "connect_timeout=2")
+			_, err := e.Connect(enginetest.Context(t))
+			require.ErrorIs(t, err, asyncengine.ErrServerUnavailable)
+			var su *asyncengine.ServerUnavailableError
+			require.ErrorAs(t, err, &su)
+			require.ErrorIs(t, err, syscall.ECONNREFUSED, "the driver's error stays reachable")
+			require.True(t, e.Retryable(err))
+
+			e = newEngine(t, strings.Replace(good, "postgresql://", scheme+"://", 1), "")
+			c, err := e.Connect(enginetest.Context(t))
+			require.NoError(t, err)
+			require.NoError(t, c.Close())
+		})
+	}
+	e := newEngine(t, enginetest.WithQuery(strings.Replace(good, "/"+enginetest.DatabaseName(good), "/no_such_database", 1), ""), "")
+	_, err = e.Connect(enginetest.Context(t))
+	require.Error(t, err)
+	require.NotErrorIs(t, err, asyncengine.ErrServerUnavailable, "a refused login is the server's answer")
 }

@@ -268,7 +268,11 @@
 // connection. The caller gets a *DisconnectError. Outside a transaction the Conn reconnects
 // on its next use; inside one every call returns ErrPendingRollback until Rollback. A protocol
 // violation the server reports at ERROR severity (08P01, e.g. a NUL byte in the SQL) is the
-// request's error: the server goes on, and nothing is invalidated. A panic inside a driver call
+// request's error: the server goes on, and nothing is invalidated (PgBouncer, which sends no
+// unlocalized severity, is read by its severity: its FATAL 08P01 errors end the connection). A
+// checkout that cannot open a connection because the server is unreachable, starting, shutting
+// down or not accepting connections fails with a *ServerUnavailableError, matched by
+// ErrServerUnavailable, the driver's error inside; a refused login is not one. A panic inside a driver call
 // (a COPY source, Conn.Do's function) comes back as a *PanicError and discards that connection,
 // whose protocol state is unknown.
 //

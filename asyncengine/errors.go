@@ -109,6 +109,24 @@ func (e *ArgumentError) Error() string {
 func (e *ArgumentError) Is(target error) bool { return target == ErrInvalidArgument }
 func (e *ArgumentError) Unwrap() error        { return e.Err }
 
+// ErrServerUnavailable is matched by the error of a checkout that could not open a connection
+// because the server is down, restarting, shutting down, or not accepting connections (in a
+// failover, say): a *ServerUnavailableError. Worth retrying later; a refused login (a wrong
+// password, an unknown database) is not such an error.
+var ErrServerUnavailable = errors.New("gosqla: server unavailable")
+
+// ServerUnavailableError reports a connection that could not be opened because the server is
+// unreachable or not accepting connections. The driver's error is Err.
+type ServerUnavailableError struct {
+	Err error
+}
+
+func (e *ServerUnavailableError) Error() string {
+	return fmt.Sprintf("gosqla: server unavailable, no connection could be opened: %v", e.Err)
+}
+func (e *ServerUnavailableError) Is(target error) bool { return target == ErrServerUnavailable }
+func (e *ServerUnavailableError) Unwrap() error        { return e.Err }
+
 // DisconnectError reports that the connection was lost (or the server is shutting down). The
 // connection was invalidated — it will not be reused — and every pooled connection older than it
 // was marked stale.

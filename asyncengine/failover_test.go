@@ -90,6 +90,7 @@ func TestFailoverMultiHost(t *testing.T) {
 	// every acknowledged write is on the new primary, which is what the engine now talks to
 	requirePrimary(t, ctx, e, r.Standbys[0])
 	total := requireAcked(t, ctx, e, acked)
+	requireTyped(t, w.errs)
 	require.Empty(t, retryErrs, "BeginRetry rode out the failover")
 	require.NotEmpty(t, retryAcked)
 	res, err := e.Query(ctx, "SELECT count(*) FROM w WHERE id = ANY($1)", retryAcked)
@@ -154,13 +155,14 @@ func TestTargetSessionAttrsUnknown(t *testing.T) {
 // acknowledged.
 type writers struct {
 	acked [][]int
+	errs  [][]error    // the failed writes' errors
 	count atomic.Int64 // acknowledged writes so far, for the test to wait on
 	wg    sync.WaitGroup
 	stop  chan struct{}
 }
 
 func startWriters(ctx context.Context, e *asyncengine.Engine, n int) *writers {
-	w := &writers{acked: make([][]int, n), stop: make(chan struct{})}
+	w := &writers{acked: make([][]int, n), errs: make([][]error, n), stop: make(chan struct{})}
 	for i := range n {
 		w.wg.Add(1)
 		go func() {
@@ -176,6 +178,7 @@ func startWriters(ctx context.Context, e *asyncengine.Engine, n int) *writers {
 					w.acked[i] = append(w.acked[i], id)
 					w.count.Add(1)
 				} else {
+					w.errs[i] = append(w.errs[i], err)
 					time.Sleep(5 * time.Millisecond)
 				}
 			}
@@ -194,6 +197,26 @@ func requirePrimary(t *testing.T, ctx context.Context, e *asyncengine.Engine, c 
 	require.NoError(t, res.One(&standby, &port))
 	require.False(t, standby)
 	require.Equal(t, int32(c.Port()), port)
+}
+
+// requireTyped checks that every error the writers saw says what happened: the connection was
+// lost, or no server could be reached.
+func requireTyped(t *testing.T, errs [][]error) {
+	t.Helper()
+	n := 0
+	for _, es := range errs {
+		for _, err := range es {
+			n++
+			var lost *asyncengine.DisconnectError
+			if !errors.As(err, &lost) && !errors.Is(err, asyncengine.ErrServerUnavailable) {
+				t.Errorf("a failed write's error is neither a lost connection nor an unavailable server: %v", err)
+				for e := err; e != nil; e = errors.Unwrap(e) {
+					t.Logf("  %T", e)
+				}
+			}
+		}
+	}
+	t.Logf("%d failed writes, each a lost connection or an unavailable server", n)
 }
 
 // writeAgain waits until a write succeeds, and returns how long after since it did.
@@ -253,4 +276,5 @@ func TestFailoverThroughPgBouncer(t *testing.T) {
 
 	requirePrimary(t, ctx, e, r.Standbys[0])
 	t.Logf("%d acknowledged writes, all on the new primary", requireAcked(t, ctx, e, w.acked))
+	requireTyped(t, w.errs)
 }

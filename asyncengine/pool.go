@@ -162,6 +162,9 @@ func (b *poolBase) openConn(ctx context.Context) (*pconn, error) {
 	if err != nil {
 		b.connectErrors.Add(1)
 		b.logf(ctx, "connect failed", "error", b.errorText(err))
+		if ctx.Err() == nil && b.connector.IsDisconnect(err) {
+			err = &ServerUnavailableError{Err: err}
+		}
 		return nil, err
 	}
 	b.connects.Add(1)

@@ -27,7 +27,11 @@ func IsDisconnect(err error) bool {
 	}
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
-		if pgErr.Code == "08P01" && pgErr.SeverityUnlocalized != "FATAL" {
+		severity := pgErr.SeverityUnlocalized
+		if severity == "" {
+			severity = pgErr.Severity // PgBouncer sends only this one, never localized
+		}
+		if pgErr.Code == "08P01" && severity != "FATAL" {
 			// the server refused a malformed request (a NUL byte in the SQL, for one) and goes on:
 			// the request's error, not a lost connection; a FATAL one ends the session
 			return false

@@ -23,6 +23,7 @@ func TestIsDisconnectClassification(t *testing.T) {
 		{&pgconn.PgError{Code: "08006"}, true},
 		{&pgconn.PgError{Code: "08P01", SeverityUnlocalized: "FATAL"}, true},
 		{&pgconn.PgError{Code: "08P01", SeverityUnlocalized: "ERROR"}, false}, // a refused request; the session goes on
+		{&pgconn.PgError{Code: "08P01", Severity: "FATAL"}, true},             // PgBouncer: "server login has been failing"
 		{&pgconn.PgError{Code: "57P01"}, true},                                // admin_shutdown: pg_terminate_backend
 		{&pgconn.PgError{Code: "57P02"}, true},                                // crash_shutdown
 		{&pgconn.PgError{Code: "57P03"}, true},                                // cannot_connect_now
