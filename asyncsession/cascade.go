@@ -516,8 +516,14 @@ func (s *Session) syncMany(in *instance, r *relation, w *relWork) ([]*instance, 
 			if !ref.IsNil() {
 				cur = ref.Interface()
 			}
-			if bst != nil && bst.loaded && cur != bst.ref && cur != in.ptr {
-				continue
+			if cur != nil && cur != in.ptr {
+				if bst != nil && bst.loaded && cur != bst.ref {
+					continue
+				}
+				if bst == nil || !bst.loaded {
+					return nil, fmt.Errorf("%w: a %s in %s.%s has %s set to another %s; set both to the same parent",
+						ErrConflictingParent, child.model.Type, in.model.Type, r.name, b.name, in.model.Type)
+				}
 			}
 			ref.Set(reflect.ValueOf(in.ptr))
 			w.keep(child, b)

@@ -182,7 +182,9 @@
 // At flush, objects reachable from added ones are added (save-update cascade); a child receives
 // its parent's key, generated or not; a book appended to author.Books and a book whose Author is
 // set mean the same thing, and the loaded collections and back-references follow (a many-to-one
-// the application reassigned wins over the collection the object was in). A child whose parent's
+// the application reassigned wins over the collection the object was in; an object in one
+// parent's collection whose many-to-one, never synced by the session, names another parent is
+// ErrConflictingParent at flush, nothing written). A child whose parent's
 // key the server generates waits for it: the flush runs in stages, one round trip each, parents
 // first — saving authors with their books is two round trips (BEGIN with the authors' INSERT …
 // RETURNING, then the books with COMMIT), self-referential rows one stage per level. Rows whose

@@ -15,6 +15,12 @@ import (
 // for that object: its field is not read as empty.
 var ErrNotLoaded = errors.New("gosqla: relationship not loaded")
 
+// ErrConflictingParent is matched by the error of a flush that finds an object in a parent's
+// collection while its own many-to-one field points at another parent, with nothing to say which
+// of the two the program meant (the object's many-to-one was never synced by the session):
+// set both to the same parent.
+var ErrConflictingParent = errors.New("gosqla: the collection and the many-to-one name different parents")
+
 type relKind int
 
 const (

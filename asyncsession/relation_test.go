@@ -143,6 +143,16 @@ func TestBackReferencesAgree(t *testing.T) {
 		var n int64
 		require.NoError(t, r.One(&n))
 		assert.Equal(t, int64(2), n)
+
+		// a new book in a's collection whose own many-to-one names b: nothing says which is meant
+		v3 := &Volume{Title: "three", Writer: b}
+		a.Books = append(a.Books, v3)
+		_, err = s.Flush(enginetest.Context(t)).Await(enginetest.Context(t))
+		require.ErrorIs(t, err, asyncsession.ErrConflictingParent)
+		require.ErrorContains(t, err, "Volume in asyncsession_test.Writer.Books has Writer set to another")
+		v3.Writer = a
+		await(t, s.Commit(enginetest.Context(t)))
+		assert.Equal(t, a.ID, v3.WriterID)
 	})
 }
 
