@@ -135,10 +135,15 @@ type MemberStats struct {
 	Role     string // "primary" or "replica"
 	Server   string // connection string, passwords hidden
 	Pool     PoolStats
-	Reads    int64 // reads routed to it (for the primary: reads that fell back or were marked)
+	// Reads routed to it (for the primary: reads that fell back or were marked); a ReadEngine
+	// call, and so a session with Replicas choosing its replica, counts one
+	Reads    int64
 	Failures int64 // times it was taken out of routing
 	Healthy  bool
-	Replayed WALPosition // furthest replay position seen (replicas)
+	// Replayed is the furthest replay position the set's checks saw (replicas): 0/0 until a read
+	// checked it, which a read does when it waits for a ReadYourWrites position or when
+	// max_replica_lag's last measure is older than 100 ms
+	Replayed WALPosition
 }
 
 // NewReplicaSet opens a replica set from a URL naming the primary and, with replicas=, its
