@@ -132,9 +132,9 @@ type member struct {
 
 // MemberStats describes one member of a ReplicaSet.
 type MemberStats struct {
-	Role     string // "primary" or "replica"
-	Server   string // connection string, passwords hidden
-	Pool     PoolStats
+	Role   string // "primary" or "replica"
+	Server string // connection string, passwords hidden
+	Pool   PoolStats
 	// Reads routed to it (for the primary: reads that fell back or were marked); a ReadEngine
 	// call, and so a session with Replicas choosing its replica, counts one
 	Reads    int64
