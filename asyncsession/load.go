@@ -12,13 +12,18 @@ import (
 // field, and returns a future: loads issued together — for many objects — travel as one
 // pipeline, so loading the books of a thousand authors one by one costs one round trip, not a
 // thousand. A relationship already loaded is not loaded again.
+//
+// name may be a path of relationships joined by dots, "Books.Tags": the books load, then the tags
+// of every book obj holds, loaded now or before, with one more query for all of them; a path of
+// d steps takes d round trips.
 func Load(ctx context.Context, s *Session, obj any, name string) *asyncengine.Future[struct{}] {
 	return loadRelation(ctx, s, []any{obj}, name)
 }
 
 // LoadAll loads relationship name of every object of objs with one query (selectin):
 // = ANY($1) on PostgreSQL, an IN list on SQLite (several lists when the keys exceed its
-// parameter limit).
+// parameter limit). name may be a path, "Books.Tags", as for Load: one query per step, for the
+// objects of that step of every object of objs, each object once.
 func LoadAll[T any](ctx context.Context, s *Session, objs []*T, name string) *asyncengine.Future[struct{}] {
 	all := make([]any, len(objs))
 	for i, o := range objs {
@@ -64,34 +69,28 @@ func loadRelation(ctx context.Context, s *Session, objs []any, name string) *asy
 	if err != nil {
 		return failed[struct{}](err)
 	}
-	r, err := relationOf(m, name)
+	path, err := relationPath(m, name)
 	if err != nil {
 		return failed[struct{}](err)
 	}
-	shards, groups := s.byShard(objs)
-	if len(groups) == 1 {
-		f, resolve := asyncengine.NewPromise[struct{}]()
-		s.submit(loadOp(ctx, r, groups[0], s.relTarget(r, shards[0]), func() { resolve(struct{}{}, nil) }, func(err error) { resolve(struct{}{}, err) }))
-		return f
-	}
+	// every step loads selectin: its objects are in the session already, not in a query to join
+	steps := resolveSteps(addPath(nil, path, SelectIn), false)
+	f, resolve := asyncengine.NewPromise[struct{}]()
+	pl := &pathLoad{ctx: ctx, done: func(err error) { resolve(struct{}{}, err) }}
+	s.mu.Lock()
+	ops := s.follow(pl, steps, objs)
+	s.mu.Unlock()
 	// a relationship stays on its owner's shard: each shard's owners load there, all at once
-	g, f := gather(shards, func([]struct{}) (struct{}, error) { return struct{}{}, nil })
-	ops := make([]*op, len(groups))
-	for i, group := range groups {
-		ops[i] = loadOp(ctx, r, group, s.relTarget(r, shards[i]), func() { g.done(i, struct{}{}, nil) }, func(err error) { g.done(i, struct{}{}, err) })
-	}
 	s.submit(ops...)
 	return f
 }
 
 // byShard groups objs by the shard of their session objects, in order of first appearance; an
-// unsharded session has one group.
+// unsharded session has one group. Called locked.
 func (s *Session) byShard(objs []any) (shards []string, groups [][]any) {
 	if s.opts.shards == nil {
 		return []string{""}, [][]any{objs}
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	at := map[string]int{}
 	for _, obj := range objs {
 		var shard string

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"iter"
 	"reflect"
+	"slices"
 	"strings"
 
 	"github.com/gosqla/gosqla/asyncengine"
@@ -35,7 +36,7 @@ type Query[T any] struct {
 	limit  int
 	offset int
 	lock   string
-	loads  map[*relation]Strategy
+	loads  []*loadStep // the paths given to Load
 }
 
 // From starts a query of the objects of type T in session s.
@@ -139,21 +140,26 @@ func (q *Query[T]) ForUpdate() *Query[T] { q.lock = " FOR UPDATE"; return q }
 func (q *Query[T]) SkipLocked() *Query[T] { q.lock = " FOR UPDATE SKIP LOCKED"; return q }
 
 // Load overrides how relationship rel is loaded with the objects: SelectIn, Joined or Lazy.
+//
+// rel may be a path of relationships joined by dots, "Books.Tags": how is the last step's
+// strategy, and every step before it loads — as a Load of its own path says, else as its
+// default, SelectIn when that is Lazy. A Joined step joins the query's own statement when the
+// step above it is in it too (T itself, or a Joined step); below a SelectIn step it loads
+// SelectIn, with the next query. Each SelectIn step below T's relationships is one more query,
+// for the objects of that step of all the query's objects, sent once the step above has loaded.
 func (q *Query[T]) Load(rel string, how Strategy) *Query[T] {
 	if q.m == nil {
 		return q
 	}
-	r, err := relationOf(q.m, rel)
+	path, err := relationPath(q.m, rel)
 	if err != nil {
 		return q.fail(err)
 	}
-	if how == Joined && r.many() {
-		return q.mapping("Load(%q, Joined): a collection is loaded with SelectIn; Joined loads a *T relationship", rel)
+	if last := path[len(path)-1]; how == Joined && last.many() {
+		return q.fail(&MappingError{Type: last.owner.Type.String(), Field: last.name,
+			Reason: fmt.Sprintf("Load(%q, Joined): a collection is loaded with SelectIn; Joined loads a *T relationship", rel)})
 	}
-	if q.loads == nil {
-		q.loads = map[*relation]Strategy{}
-	}
-	q.loads[r] = how
+	q.loads = addPath(q.loads, path, how)
 	return q
 }
 
@@ -177,11 +183,7 @@ func (q *Query[T]) column(name string) (string, bool) {
 		return "", false
 	}
 	if q.m.Column(name) == nil {
-		cols := make([]string, len(q.m.Fields))
-		for i, f := range q.m.Fields {
-			cols[i] = f.Column
-		}
-		q.mapping("no column %q (columns: %s)", name, strings.Join(cols, ", "))
+		q.mapping("no column %q (columns: %s)", name, strings.Join(columnsOf(q.m), ", "))
 		return "", false
 	}
 	return d.Quote(q.m.Table) + "." + d.Quote(name), true
@@ -189,12 +191,18 @@ func (q *Query[T]) column(name string) (string, bool) {
 
 func (q *Query[T]) dialect() *asyncengine.Dialect { return q.s.engineFor(q.m).Dialect() }
 
-// strategy is how r is loaded with this query's objects.
-func (q *Query[T]) strategy(r *relation) Strategy {
-	if how, ok := q.loads[r]; ok {
-		return how
+// steps are the relationships that load with the query's objects: each of T's by the strategy
+// Load gave it or its default, and below them the paths given to Load.
+func (q *Query[T]) steps() []*loadStep {
+	rels, _ := relationsOf(q.m)
+	steps := make([]*loadStep, len(rels))
+	for i, r := range rels {
+		steps[i] = &loadStep{r: r}
+		if k := slices.IndexFunc(q.loads, func(st *loadStep) bool { return st.r == r }); k >= 0 {
+			steps[i] = q.loads[k]
+		}
 	}
-	return r.strategy
+	return resolveSteps(steps, true)
 }
 
 // SQL returns the statement and its arguments, as they are sent.
@@ -232,7 +240,7 @@ func (q *Query[T]) build(kind selectKind, limit int, scalar ...string) (string, 
 	}
 	var b strings.Builder
 	b.WriteString("SELECT ")
-	var joined []*relation
+	var joined []joinedStep
 	switch {
 	case len(scalar) > 0:
 		b.WriteString(scalar[0])
@@ -247,14 +255,10 @@ func (q *Query[T]) build(kind selectKind, limit int, scalar ...string) (string, 
 			}
 			b.WriteString(d.Quote(q.m.Table) + "." + d.Quote(f.Column))
 		}
-		rels, _ := relationsOf(q.m)
-		for _, r := range rels {
-			if q.strategy(r) != Joined {
-				continue
-			}
-			joined = append(joined, r)
-			for _, f := range r.target.Fields {
-				b.WriteString(", " + d.Quote(eagerAlias(r)) + "." + d.Quote(f.Column) + " AS " + d.Quote(eagerAlias(r)+"__"+f.Column))
+		joined = joinedSteps(q.steps())
+		for _, j := range joined {
+			for _, f := range j.r.target.Fields {
+				b.WriteString(", " + d.Quote(j.alias) + "." + d.Quote(f.Column) + " AS " + d.Quote(j.alias+"__"+f.Column))
 			}
 		}
 	}
@@ -263,9 +267,13 @@ func (q *Query[T]) build(kind selectKind, limit int, scalar ...string) (string, 
 		b.WriteString(" JOIN ")
 		joinOn(&b, d, r, q.m.Table, joinAlias(r))
 	}
-	for _, r := range joined {
+	for _, j := range joined {
+		from := q.m.Table
+		if j.parent >= 0 {
+			from = joined[j.parent].alias
+		}
 		b.WriteString(" LEFT OUTER JOIN ")
-		joinOn(&b, d, r, q.m.Table, eagerAlias(r))
+		joinOn(&b, d, j.r, from, j.alias)
 	}
 	if len(q.where) > 0 {
 		b.WriteString(" WHERE " + strings.Join(q.where, " AND "))
@@ -294,9 +302,38 @@ func (q *Query[T]) build(kind selectKind, limit int, scalar ...string) (string, 
 	return d.Bind(sql, []any{q.named})
 }
 
-// joinAlias names a table joined with Join; eagerAlias one joined to load a relationship.
-func joinAlias(r *relation) string  { return structmap.SnakeCase(r.name) }
-func eagerAlias(r *relation) string { return "gosqla_" + structmap.SnakeCase(r.name) }
+// joinAlias names a table joined with Join.
+func joinAlias(r *relation) string { return structmap.SnakeCase(r.name) }
+
+// joinedStep is a step loaded by the query's own statement, with a LEFT OUTER JOIN: alias names
+// its table, parent is the index of the joined step it hangs from (-1: the query's model).
+type joinedStep struct {
+	*loadStep
+	alias  string
+	parent int
+}
+
+// joinedSteps lists the Joined steps of steps and of the Joined steps below them, each before
+// those below it: the order of their columns in the statement.
+func joinedSteps(steps []*loadStep) []joinedStep {
+	var out []joinedStep
+	var walk func(steps []*loadStep, parent int, prefix string)
+	walk = func(steps []*loadStep, parent int, prefix string) {
+		for _, st := range steps {
+			if st.how != Joined {
+				continue
+			}
+			alias := prefix + "__" + structmap.SnakeCase(st.r.name)
+			if parent < 0 {
+				alias = "gosqla_" + structmap.SnakeCase(st.r.name)
+			}
+			out = append(out, joinedStep{loadStep: st, alias: alias, parent: parent})
+			walk(st.next, len(out)-1, alias)
+		}
+	}
+	walk(steps, -1, "")
+	return out
+}
 
 // joinOn writes "table AS alias ON …" for relationship r of the table from; a many-to-many
 // joins its association table first, as alias_link.
@@ -334,16 +371,8 @@ func run[T, R any](ctx context.Context, q *Query[T], limit int, done func([]*T) 
 	o.autoflush = flushAll
 	o.reads = readsSQL(sql, tableWord(m))
 	o.replicaOK = true
-	rels, _ := relationsOf(m)
-	var joined, selectin []*relation
-	for _, r := range rels {
-		switch q.strategy(r) {
-		case Joined:
-			joined = append(joined, r)
-		case SelectIn:
-			selectin = append(selectin, r)
-		}
-	}
+	steps := q.steps()
+	joined := joinedSteps(steps)
 	o.build = func(*Session) ([]asyncengine.Statement, error) {
 		return []asyncengine.Statement{{SQL: sql, Args: args}}, nil
 	}
@@ -357,31 +386,21 @@ func run[T, R any](ctx context.Context, q *Query[T], limit int, done func([]*T) 
 		for i, in := range out {
 			objs[i], all[i] = in.ptr.(*T), in.ptr
 		}
-		if len(selectin) == 0 || len(objs) == 0 {
-			v, err := done(objs)
-			resolve(v, err)
-			return nil
-		}
-		// the relationships load with a query each, all queued ahead of later requests: they
-		// travel together, in the next round trip
-		left := len(selectin)
-		var failure error
-		for _, r := range selectin {
-			finish := func(err error) {
-				if err != nil && failure == nil {
-					failure = err
-				}
-				if left--; left == 0 {
-					if failure != nil {
-						var zero R
-						resolve(zero, failure)
-						return
-					}
-					resolve(done(objs))
-				}
+		pl := &pathLoad{ctx: ctx, done: func(err error) {
+			if err != nil {
+				var zero R
+				resolve(zero, err)
+				return
 			}
-			s.queue = append(s.queue, loadOp(ctx, r, all, s.relTarget(r, t.name), func() { finish(nil) }, finish))
+			resolve(done(objs))
+		}}
+		// the relationships load with a query each, all queued ahead of later requests: they
+		// travel together, in the next round trip, and the steps below them in the rounds after
+		ops := s.follow(pl, steps, all)
+		if len(ops) == 0 {
+			pl.done(nil)
 		}
+		s.queue = append(s.queue, ops...)
 		return nil
 	}
 	s.submit(o)
@@ -390,14 +409,22 @@ func run[T, R any](ctx context.Context, q *Query[T], limit int, done func([]*T) 
 
 // mergeQuery merges a query's rows into the identity map, once per object in the order of their
 // first row, with the relationships loaded Joined. Called locked.
-func (s *Session) mergeQuery(m *structmap.Model, r *asyncengine.Result, joined []*relation, shard string) ([]*instance, error) {
-	var out []*instance
-	seen := map[*instance]bool{}
-	var rows [][]any
+func (s *Session) mergeQuery(m *structmap.Model, r *asyncengine.Result, joined []joinedStep, shard string) ([]*instance, error) {
 	// every row is scanned before any is merged: a row that does not fit changes no object
 	scanned, err := scanRows(m, r)
 	if err != nil {
 		return nil, err
+	}
+	sub, err := scanJoined(m, r, joined)
+	if err != nil {
+		return nil, err
+	}
+	var out []*instance
+	seen := map[*instance]bool{}
+	owners := make([]*instance, len(joined)) // the objects of the row being merged, by step
+	cols := make([][]string, len(joined))
+	for k, j := range joined {
+		cols[k] = columnsOf(j.r.target)
 	}
 	for i := range r.Len() {
 		in := s.mergeRow(m, scanned[i], r.Columns(), false, shard)
@@ -405,39 +432,65 @@ func (s *Session) mergeQuery(m *structmap.Model, r *asyncengine.Result, joined [
 			seen[in] = true
 			out = append(out, in)
 		}
-		for _, rel := range joined {
-			prefix := eagerAlias(rel) + "__"
-			if rows == nil {
-				rows = r.Rows()
+		for k, j := range joined {
+			owner := in
+			if j.parent >= 0 {
+				owner = owners[j.parent]
 			}
-			pk := -1
-			for j, c := range r.Columns() {
-				if c == prefix+rel.target.PK[0].Column {
-					pk = j
-				}
+			owners[k] = nil
+			switch {
+			case owner == nil: // below a relationship the row has not
+			case !sub[i][k].IsValid():
+				owner.setLoaded(j.r, reflect.Zero(j.r.field(owner.v).Type()))
+			default:
+				t := s.mergeRow(j.r.target, sub[i][k], cols[k], false, s.relTarget(j.r, owner.shard).name)
+				owner.setLoaded(j.r, reflect.ValueOf(t.ptr))
+				owners[k] = t
 			}
-			if pk < 0 || rows[i][pk] == nil {
-				in.setLoaded(rel, reflect.Zero(rel.field(in.v).Type()))
-				continue
-			}
-			row, err := scanFields(rel.target, r, i, func(c string) *structmap.Field {
-				if name, ok := strings.CutPrefix(c, prefix); ok {
-					return rel.target.Column(name)
-				}
-				return nil
-			})
-			if err != nil {
-				return nil, err
-			}
-			cols := make([]string, len(rel.target.Fields))
-			for k, f := range rel.target.Fields {
-				cols[k] = f.Column
-			}
-			t := s.mergeRow(rel.target, row, cols, false, s.relTarget(rel, shard).name)
-			in.setLoaded(rel, reflect.ValueOf(t.ptr))
 		}
 	}
 	return out, nil
+}
+
+// scanJoined scans the objects of the joined steps of every row of r, which has the columns of m
+// and then those of each step's model, in order: sub[i][k] is step k's object in row i (not
+// valid where the row has none).
+func scanJoined(m *structmap.Model, r *asyncengine.Result, joined []joinedStep) (sub [][]reflect.Value, err error) {
+	if len(joined) == 0 {
+		return nil, nil
+	}
+	rows := r.Rows()
+	sub = make([][]reflect.Value, len(rows))
+	dest := make([]any, len(r.Columns()))
+	for i := range rows {
+		sub[i] = make([]reflect.Value, len(joined))
+		at := len(m.Fields)
+		for k, j := range joined {
+			target := j.r.target
+			if rows[i][at+slices.Index(target.Fields, target.PK[0])] != nil {
+				v := reflect.New(target.Type).Elem()
+				clear(dest)
+				for n, f := range target.Fields {
+					dest[at+n] = v.FieldByIndex(f.Index).Addr().Interface()
+				}
+				if err := r.ScanRow(i, dest...); err != nil {
+					return nil, err
+				}
+				sub[i][k] = v
+			}
+			at += len(target.Fields)
+		}
+	}
+	return sub, nil
+}
+
+// columnsOf are m's column names, in the order of its fields.
+func columnsOf(m *structmap.Model) []string {
+	cols := make([]string, len(m.Fields))
+	for i, f := range m.Fields {
+		cols[i] = f.Column
+	}
+	return cols
 }
 
 // All returns the objects the query selects, merged into the identity map.

@@ -93,6 +93,11 @@ func relationsOf(m *structmap.Model) ([]*relation, error) {
 
 // relationOf finds the relationship called name (the Go field name) on m.
 func relationOf(m *structmap.Model, name string) (*relation, error) {
+	return relationIn(m, name, name)
+}
+
+// relationIn is relationOf for a step of a relationship path, which its error names.
+func relationIn(m *structmap.Model, name, path string) (*relation, error) {
 	rels, err := relationsOf(m)
 	if err != nil {
 		return nil, err
@@ -104,7 +109,11 @@ func relationOf(m *structmap.Model, name string) (*relation, error) {
 		}
 		names[i] = r.name
 	}
-	return nil, &MappingError{Type: m.Type.String(), Reason: fmt.Sprintf("no relationship %q; tag a field `rel:\"…\"` (relationships: %s)", name, strings.Join(names, ", "))}
+	in := ""
+	if path != name {
+		in = fmt.Sprintf(" (in path %q)", path)
+	}
+	return nil, &MappingError{Type: m.Type.String(), Reason: fmt.Sprintf("no relationship %q%s; tag a field `rel:\"…\"` (relationships: %s)", name, in, strings.Join(names, ", "))}
 }
 
 func resolve(m *structmap.Model) ([]*relation, error) {
