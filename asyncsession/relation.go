@@ -109,11 +109,14 @@ func relationIn(m *structmap.Model, name, path string) (*relation, error) {
 		}
 		names[i] = r.name
 	}
-	in := ""
+	in, has := "", strings.Join(names, ", ")
 	if path != name {
 		in = fmt.Sprintf(" (in path %q)", path)
 	}
-	return nil, &MappingError{Type: m.Type.String(), Reason: fmt.Sprintf("no relationship %q%s; tag a field `rel:\"…\"` (relationships: %s)", name, in, strings.Join(names, ", "))}
+	if has == "" {
+		has = "none"
+	}
+	return nil, &MappingError{Type: m.Type.String(), Reason: fmt.Sprintf("no relationship %q%s; tag a field `rel:\"…\"` (relationships: %s)", name, in, has)}
 }
 
 func resolve(m *structmap.Model) ([]*relation, error) {
