@@ -206,6 +206,16 @@
 // list on SQLite). A loaded relationship is not loaded again; objects stay loaded after an
 // expiry, their relationships as they were.
 //
+// The name may be a path of relationships joined by dots: LoadAll(ctx, s, authors, "Books.Tags")
+// loads the authors' books, then the tags of all those books with one more query — one query per
+// step for all the objects of the step above, each of them once: a tag of many books is one
+// object, and its key is sent once by a step below it. A step loaded already is not loaded
+// again, and the steps below it still load for its objects. A step needs the keys the step above
+// it loaded: a path of d steps takes d round trips, whatever the number of objects; Load futures
+// for many objects issued together send each step as one pipeline. A step naming no relationship
+// of its model, or an empty step ("Books..Tags"), is a *MappingError naming the model and the
+// step, returned before anything is sent.
+//
 // # Queries
 //
 // From[T](s) builds a SELECT of whole objects: Where("title LIKE :p", asyncengine.Named{…}) takes
@@ -222,6 +232,18 @@
 // together right after the main one; Joined (for a *T) loads it in the same query with a LEFT
 // OUTER JOIN, each key merged once into the identity map; Lazy leaves it to Load. Query.Load
 // overrides the default per query. Get and Select with hand-written SQL load no relationship.
+//
+// Query.Load takes paths too: From[Author](s).Load("Books.Tags", SelectIn) loads each author's
+// books, then every book's tags. The strategy given is the last step's; a step before it loads as
+// a Load of its own path says, else by its default, and SelectIn when that is Lazy, since the path
+// goes through it. The defaults apply to T's relationships only: below them, only the paths given
+// load. A Joined step joins the query's own statement when the step above it is there too (T, or
+// a Joined step): From[Book](s).Load("Author", Joined).Load("Author.Bio", Joined) is one statement
+// with two LEFT OUTER JOINs, the second joined to the first. Below a SelectIn step, Joined loads SelectIn,
+// with the next query, as a selectin query joins nothing. The SelectIn steps of one level travel
+// together, each level one round trip after the one above: From[Author](s).Load("Books.Tags",
+// SelectIn) takes three (authors, books, tags), for any number of authors. Joined on a collection
+// at any step is a *MappingError, as is an unknown or empty step.
 //
 // # Expiry
 //

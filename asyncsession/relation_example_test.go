@@ -95,6 +95,20 @@ func Example_relationships() {
 	n, _ := asyncsession.From[Novel](s).Count(ctx).Await(ctx)
 	titles, _ := asyncsession.Scalars[string](ctx, asyncsession.From[Novel](s).Filter("novelist_id", []int64{1, 2}).OrderBy("title DESC").Limit(2), "title").Await(ctx)
 	fmt.Println(n, titles)
+
+	// Paths: the novelists, their books, then every book's labels — a query per level, each
+	// label one object however many books it is on.
+	s.Close()
+	s = asyncsession.New(e)
+	defer s.Close()
+	shelves, err := asyncsession.From[Novelist](s).Load("Books.Labels", asyncsession.SelectIn).OrderBy("name").All(ctx).Await(ctx)
+	if err != nil {
+		panic(err)
+	}
+	for _, b := range shelves[0].Books {
+		fmt.Println(b.Title, len(b.Labels), b.Labels[0].Name)
+	}
+	fmt.Println("one classic:", shelves[0].Books[0].Labels[0] == shelves[0].Books[1].Labels[0])
 	// Output:
 	// keys handed down: true
 	// Le Guin 2
@@ -104,4 +118,7 @@ func Example_relationships() {
 	// A Wizard of Earthsea by Le Guin
 	// The Dispossessed by Le Guin
 	// 3 [The Dispossessed Solaris]
+	// A Wizard of Earthsea 1 classic
+	// The Dispossessed 2 classic
+	// one classic: true
 }
