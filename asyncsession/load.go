@@ -81,7 +81,7 @@ func loadRelation(ctx context.Context, s *Session, objs []any, name string) *asy
 	ops := s.follow(pl, steps, objs)
 	s.mu.Unlock()
 	// a relationship stays on its owner's shard: each shard's owners load there, all at once
-	s.submit(ops...)
+	s.submit(pl.start(ops)...)
 	return f
 }
 

@@ -117,6 +117,14 @@ func (pl *pathLoad) answered(once *bool, err error) {
 	}
 }
 
+// start returns ops, the requests of the first steps, and calls done now when there are none.
+func (pl *pathLoad) start(ops []*op) []*op {
+	if len(ops) == 0 {
+		pl.done(nil)
+	}
+	return ops
+}
+
 func (pl *pathLoad) failed() bool {
 	pl.mu.Lock()
 	defer pl.mu.Unlock()
