@@ -33,7 +33,8 @@ func relationPath(m *structmap.Model, path string) ([]*relation, error) {
 		return []*relation{r}, nil
 	}
 	if slices.Contains(names, "") {
-		return nil, &MappingError{Type: m.Type.String(), Reason: fmt.Sprintf("relationship path %q has an empty step; join relationship names with single dots, as in \"Books.Tags\"", path)}
+		return nil, &MappingError{Type: m.Type.String(),
+			Reason: fmt.Sprintf("relationship path %q has an empty step; join relationship names with single dots, as in \"Books.Tags\"", path)}
 	}
 	rels := make([]*relation, 0, len(names))
 	for _, name := range names {
