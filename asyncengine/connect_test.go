@@ -12,6 +12,7 @@ import (
 
 	"github.com/gosqla/gosqla/asyncengine"
 	"github.com/gosqla/gosqla/asyncengine/enginetest"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -150,4 +151,15 @@ func TestServerUnavailable(t *testing.T) {
 	_, err = e.Connect(enginetest.Context(t))
 	require.Error(t, err)
 	require.NotErrorIs(t, err, asyncengine.ErrServerUnavailable, "a refused login is the server's answer")
+
+	// a connection the server ended because it cannot serve one now
+	for err, want := range map[*pgconn.PgError]bool{
+		{Code: "57P03", Message: "the database system is shutting down"}:                                true,
+		{Code: "08P01", Message: "server login has been failing, try again later (server_login_retry)"}: true,
+		{Code: "57P01", Message: "terminating connection due to administrator command"}:                 false,
+		{Code: "08P01", Message: "invalid message format"}:                                              false,
+	} {
+		lost := &asyncengine.DisconnectError{Err: err}
+		require.Equal(t, want, errors.Is(lost, asyncengine.ErrServerUnavailable), err.Message)
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"strings"
 
 	"github.com/gosqla/gosqla/asyncengine/driver"
 
@@ -111,8 +112,9 @@ func (e *ArgumentError) Unwrap() error        { return e.Err }
 
 // ErrServerUnavailable is matched by the error of a checkout that could not open a connection
 // because the server is down, restarting, shutting down, or not accepting connections (in a
-// failover, say): a *ServerUnavailableError. Worth retrying later; a refused login (a wrong
-// password, an unknown database) is not such an error.
+// failover, say): a *ServerUnavailableError; and by a *DisconnectError whose connection the
+// server ended for such a reason (a PgBouncer that cannot log in to its server). Worth retrying
+// later; a refused login (a wrong password, an unknown database) is not such an error.
 var ErrServerUnavailable = errors.New("gosqla: server unavailable")
 
 // ServerUnavailableError reports a connection that could not be opened because the server is
@@ -139,6 +141,21 @@ func (e *DisconnectError) Error() string {
 	return fmt.Sprintf("gosqla: connection %d lost and invalidated: %v", e.ConnID, e.Err)
 }
 func (e *DisconnectError) Unwrap() error { return e.Err }
+
+// Is matches ErrServerUnavailable when the server ended the connection because it cannot serve
+// one now: starting up or shutting down (57P03), or a PgBouncer whose logins to the server fail.
+func (e *DisconnectError) Is(target error) bool {
+	if target != ErrServerUnavailable {
+		return false
+	}
+	var coded interface{ SQLState() string }
+	if !errors.As(e.Err, &coded) {
+		return false
+	}
+	msg := e.Err.Error()
+	return coded.SQLState() == "57P03" ||
+		coded.SQLState() == "08P01" && (strings.Contains(msg, "server login has been failing") || strings.Contains(msg, "cannot connect to server"))
+}
 
 // PoolTimeoutError is returned when no connection became free within pool_timeout. Its text is
 // the one SQLAlchemy users know, so that it can be searched.

@@ -319,8 +319,8 @@ func (rs *ReplicaSet) BeginRetry(ctx context.Context, p RetryPolicy, fn func(*Co
 	return rs.observe(ctx, nil)
 }
 
-// observe advances the context's ReadYourWrites to the primary's WAL insert position, which lies
-// past every commit made so far (flushed or not).
+// observe advances the context's ReadYourWrites to the primary's CommitPositionSQL, which lies
+// past every commit acknowledged so far.
 func (rs *ReplicaSet) observe(ctx context.Context, c *Conn) error {
 	rw := ReadYourWritesFrom(ctx)
 	if rw == nil {
@@ -329,9 +329,9 @@ func (rs *ReplicaSet) observe(ctx context.Context, c *Conn) error {
 	var res *Result
 	var err error
 	if c != nil {
-		res, err = c.Query(ctx, "SELECT pg_current_wal_insert_lsn()::text")
+		res, err = c.Query(ctx, "SELECT "+CommitPositionSQL+"::text")
 	} else {
-		res, err = rs.primary.e.Query(ctx, "SELECT pg_current_wal_insert_lsn()::text")
+		res, err = rs.primary.e.Query(ctx, "SELECT "+CommitPositionSQL+"::text")
 	}
 	var text string
 	if err == nil {

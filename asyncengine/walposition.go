@@ -79,6 +79,14 @@ func advanceTo(a *atomic.Uint64, p WALPosition) {
 	}
 }
 
+// CommitPositionSQL is the expression of the WAL position a ReadYourWrites records after a
+// commit on the primary: the flush position, which a COMMIT has reached when it returns under
+// synchronous_commit on, local or remote_* and which standbys receive at once; under
+// synchronous_commit=off, the insert position, which they receive at the next WAL flush. (The
+// insert position in general lies past records written after the commit, which standbys
+// receive only at the WAL writer's next flush, up to wal_writer_delay later.)
+const CommitPositionSQL = `(CASE WHEN current_setting('synchronous_commit') = 'off' THEN pg_current_wal_insert_lsn() ELSE pg_current_wal_flush_lsn() END)`
+
 type rywKey struct{}
 
 // WithReadYourWrites returns a context whose reads through a ReplicaSet see the writes rw

@@ -317,16 +317,23 @@
 //     whose statement neither writes nor locks rows — go to one replica while the session's
 //     transaction has written nothing. The session keeps that replica until it commits or rolls
 //     back (its reads move only forward in time), and runs them outside any transaction: each
-//     statement reads its own snapshot, and Isolation does not apply to them.
+//     statement reads its own snapshot. A session whose Isolation is REPEATABLE READ or
+//     SERIALIZABLE keeps every read in its transaction on the primary, where the server checks
+//     its writes against its reads. At READ COMMITTED a value read to compute a write may be
+//     older than the primary's: read it with WithPrimary, or lock it (ForUpdate), in the
+//     transaction.
 //   - A write (a flush, its autoflush included), a locking read (FOR UPDATE, FOR SHARE), a read
 //     whose context comes from asyncengine.WithPrimary, RunSync, Stream and BeginNested go to the
 //     primary, and open the session's transaction there: every call after them goes to the
 //     primary, which holds the session's uncommitted writes, until Commit or Rollback.
 //   - Read-your-writes: each Commit records the WAL position it reached (in its own pipeline, no
-//     extra round trip), and the session's next reads go to a replica that has replayed it —
-//     waiting up to read_your_writes_wait, else to the primary. A read whose context carries an
+//     extra round trip), and the session's reads after it — also those queued before the
+//     Commit's future is awaited — go to a replica that has replayed it, waiting up to
+//     read_your_writes_wait, else to the primary, outside the transaction as on a replica, and
+//     the next reads ask the set again. A read whose context carries an
 //     asyncengine.ReadYourWrites waits for that position too, and a Commit with such a context
-//     advances it, so that a service can hand the token to its next request.
+//     advances it; Session.ReadYourWrites is the session's own record, whose Token a service
+//     hands to the client's next request.
 //   - Failures: a read that fails on a replica fails alone — the session's transaction on the
 //     primary is untouched, and reads pipelined after it are sent again. When the replica is gone
 //     (a lost connection), the set takes it out of routing for replica_retry and the read is sent

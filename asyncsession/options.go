@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"reflect"
+	"strings"
 	"time"
 
 	"github.com/gosqla/gosqla/asyncengine"
@@ -21,6 +22,9 @@ type options struct {
 	begin          string    // the statement that opens a transaction
 	shards         *sharding // set in a sharded session (shard.go)
 	replicas       *asyncengine.ReplicaSet
+	// snapshot: the transactions' isolation is above READ COMMITTED, so that their reads must be
+	// theirs (a session with Replicas keeps them on the primary)
+	snapshot bool
 }
 
 func defaultOptions(e *asyncengine.Engine) options {
@@ -43,6 +47,7 @@ func Isolation(level string) Option {
 			return
 		}
 		o.begin = begin
+		o.snapshot = !strings.EqualFold(level, "READ COMMITTED")
 	}
 }
 
@@ -129,7 +134,7 @@ func (m *Maker) Begin(ctx context.Context, fn func(s *Session) error) (err error
 		// the caller's ctx may be what ended fn: the rollback gets a short context of its own
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rollbackTimeout)
 		defer cancel()
-		if _, rbErr := s.Rollback(rctx).Await(rctx); rbErr != nil {
+		if _, rbErr := s.Rollback(rctx).Await(rctx); rbErr != nil && !errors.Is(err, rbErr) {
 			return fmt.Errorf("%w (and rollback failed: %w)", err, rbErr)
 		}
 		return err

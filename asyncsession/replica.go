@@ -18,6 +18,8 @@ type replicaState struct {
 	// replicaFor the position it was chosen for
 	replica    *bound
 	replicaFor asyncengine.WALPosition
+	// fallback: replica is the primary's, read outside the transaction, for one round
+	fallback bool
 	// readBounds are the replicas used, each with its connection during a round
 	readBounds []*bound
 	// retry holds reads to send once more: their replica failed, or a read sent with them did
@@ -30,7 +32,7 @@ var errRetried = errors.New("gosqla: sent again")
 // onReplica reports whether o may go to a replica: a read of the session's own engine, in a
 // session with Replicas, whose context does not ask for the primary. Called locked.
 func (s *Session) onReplica(o *op) bool {
-	return o.replicaOK && s.opts.replicas != nil && o.engine == s.opts.engine && !asyncengine.PrimaryRequested(o.ctx)
+	return o.replicaOK && s.opts.replicas != nil && !s.opts.snapshot && o.engine == s.opts.engine && !asyncengine.PrimaryRequested(o.ctx)
 }
 
 // primaryInTx reports whether the session's transaction on its own engine is open. Called locked.
@@ -70,7 +72,7 @@ func (s *Session) chooseReplica(batch []*op) []*op {
 			}
 		}
 	}
-	if first == nil || (s.replica != nil && need <= s.replicaFor) {
+	if first == nil || (s.replica != nil && !s.fallback && need <= s.replicaFor) {
 		s.mu.Unlock()
 		return batch
 	}
@@ -85,7 +87,11 @@ func (s *Session) chooseReplica(batch []*op) []*op {
 	s.replica = nil
 	switch {
 	case err == nil && e != rs.Primary():
-		s.replica, s.replicaFor = s.readBound(e), need
+		s.replica, s.replicaFor, s.fallback = s.readBound(e), need, false
+	case err == nil:
+		// no replica will do now: this round's reads go to the primary, outside the session's
+		// transaction as on a replica, and the next round asks again
+		s.replica, s.fallback = s.readBound(e), true
 	case err != nil && first.ctx.Err() == nil:
 		// the set cannot serve reads: they fail, rather than go where the set says they must not
 		kept := batch[:0]
@@ -99,6 +105,16 @@ func (s *Session) chooseReplica(batch []*op) []*op {
 		return kept
 	}
 	return batch
+}
+
+// ReadYourWrites is the session's own record of its commits' WAL positions, advanced by each
+// Commit from the moment it is first asked for (in a session with Replicas, from the start): its
+// Token is what a service hands to the client's next request, whose reads through a ReplicaSet
+// (with asyncengine.WithReadYourWrites) then see this session's writes.
+func (s *Session) ReadYourWrites() *asyncengine.ReadYourWrites {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.replicaNeed()
 }
 
 // replicaNeed is the session's own ReadYourWrites. Called locked.

@@ -169,7 +169,23 @@ func TestSessionReadsFromReplicas(t *testing.T) {
 	}
 	require.EqualValues(t, 3, count(), "no stale read of the session's own write")
 	require.Equal(t, primary, servedBy(t, ctx, s))
-	await(t, s.Commit(ctx))
+	require.Zero(t, rs.Primary().Stats().CheckedOut, "reads that fell back to the primary opened no transaction there")
+
+	// a read queued right after a Commit, before it is awaited, sees it too
+	got.Books = append(got.Books, &Volume{Title: "Voyager"})
+	committed := s.Commit(ctx)
+	after := asyncsession.From[Volume](s).Count(ctx)
+	await(t, committed)
+	require.EqualValues(t, 4, await(t, after), "no stale read of the commit queued before it")
+	// the position recorded is one the standbys receive at once: flushed, not merely inserted
+	res, err := rs.Primary().Query(ctx, "SELECT pg_current_wal_flush_lsn()::text")
+	require.NoError(t, err)
+	var text string
+	require.NoError(t, res.One(&text))
+	flushed, err := asyncengine.ParseWALPosition(text)
+	require.NoError(t, err)
+	require.NotZero(t, s.ReadYourWrites().Position())
+	require.LessOrEqual(t, s.ReadYourWrites().Position(), flushed)
 
 	// with replay running again the reads go back to a replica, which has the write
 	for _, st := range r.Standbys {
@@ -178,8 +194,8 @@ func TestSessionReadsFromReplicas(t *testing.T) {
 	fresh := newSession(t, rs.Primary(), asyncsession.Replicas(rs))
 	require.True(t, standby[servedBy(t, ctx, fresh)])
 	ctx2 := asyncengine.WithReadYourWrites(ctx, sessionToken(t, rs, s))
-	require.EqualValues(t, 3, await(t, asyncsession.From[Volume](fresh).Count(ctx2)))
-	require.EqualValues(t, 3, count())
+	require.EqualValues(t, 4, await(t, asyncsession.From[Volume](fresh).Count(ctx2)))
+	require.EqualValues(t, 4, count())
 	require.True(t, standby[servedBy(t, ctx, s)], "a replica has replayed the commit: reads go there again")
 }
 
@@ -247,7 +263,7 @@ func TestSessionReplicaSpreadAndFailure(t *testing.T) {
 // Replicas needs the set's primary as the session's engine, and no shards.
 func TestSessionReplicasMisuse(t *testing.T) {
 	t.Parallel()
-	_, _, rs := replicatedDB(t, "")
+	r, _, rs := replicatedDB(t, "")
 	ctx := enginetest.Context(t)
 	for name, s := range map[string]*asyncsession.Session{
 		"not the primary": asyncsession.New(rs.Replicas()[0], asyncsession.Replicas(rs)),
@@ -259,6 +275,21 @@ func TestSessionReplicasMisuse(t *testing.T) {
 		require.Equal(t, "replicas", ce.Key, name)
 		require.NoError(t, s.Close())
 	}
+	err := asyncsession.NewMaker(rs.Replicas()[0], asyncsession.Replicas(rs)).Begin(ctx, func(s *asyncsession.Session) error {
+		_, err := asyncsession.Get[Writer](ctx, s, 1).Await(ctx)
+		return err
+	})
+	require.Equal(t, 1, strings.Count(err.Error(), "not the set's primary"), "said once: %v", err)
+
+	// a transaction that reads one snapshot reads it on the primary, where its writes are checked
+	// against its reads
+	for _, level := range []string{"REPEATABLE READ", "serializable"} {
+		s := newSession(t, rs.Primary(), asyncsession.Replicas(rs), asyncsession.Isolation(level))
+		require.Equal(t, int32(r.Primary.Port()), servedBy(t, ctx, s), level)
+	}
+	s := newSession(t, rs.Primary(), asyncsession.Replicas(rs), asyncsession.Isolation("read committed"))
+	require.NotEqual(t, int32(r.Primary.Port()), servedBy(t, ctx, s))
+
 	set, err := asyncengine.NewShardSet(map[string]*asyncengine.Engine{"a": rs.Primary()})
 	require.NoError(t, err)
 	sharded := asyncsession.NewSharded(set, asyncsession.ShardChooser{}, asyncsession.Replicas(rs))

@@ -80,6 +80,9 @@ func (s *Session) gather(batch []*op) (parts []part, ctxs []context.Context, i i
 			}
 			return nil, nil, i, true
 		}
+		if s.opts.replicas != nil && commits(parts) && s.onReplica(o) {
+			break // a replica for it is chosen for the position this COMMIT reaches
+		}
 		var err error
 		var again bool
 		if parts, again, err = s.plan(parts, o); err != nil {
@@ -170,7 +173,7 @@ func (s *Session) commitObservers(ctx context.Context, b *bound) []*asyncengine.
 	if rw := asyncengine.ReadYourWritesFrom(ctx); rw != nil {
 		rws = append(rws, rw)
 	}
-	if s.opts.replicas != nil && b.e == s.opts.engine {
+	if (s.opts.replicas != nil || s.rw != nil) && b.e == s.opts.engine {
 		rws = append(rws, s.replicaNeed())
 	}
 	return rws
@@ -190,6 +193,16 @@ func observeCommit(rws []*asyncengine.ReadYourWrites) func(*Session, []*asynceng
 		}
 		return nil
 	}
+}
+
+// commits reports a COMMIT among the parts.
+func commits(parts []part) bool {
+	for _, p := range parts {
+		if p.commits {
+			return true
+		}
+	}
+	return false
 }
 
 // readsBack reports a part of the round that stores returned values in objects.

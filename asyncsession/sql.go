@@ -270,7 +270,7 @@ var (
 	// commitObserveStmts commits and reads the WAL position the commit reached, for a
 	// ReadYourWrites; a standby (a session reading from a replica) answers NULL
 	commitObserveStmts = []asyncengine.Statement{{SQL: commitSQL},
-		{SQL: "SELECT CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_insert_lsn()::text END"}}
+		{SQL: "SELECT CASE WHEN pg_is_in_recovery() THEN NULL ELSE " + asyncengine.CommitPositionSQL + "::text END"}}
 )
 
 func savepointSQL(name string) string  { return "SAVEPOINT " + name }
