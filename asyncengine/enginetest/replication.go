@@ -35,8 +35,10 @@ type ReplicationOptions struct {
 }
 
 // replicationSettings are the primary's: the test clusters' full_page_writes=off would make a
-// base backup unusable.
-var replicationSettings = []string{"-c", "full_page_writes=on", "-c", "wal_level=replica",
+// base backup unusable, and their synchronous_commit=off would hold a commit from the standbys
+// until the WAL writer's next flush (wal_writer_delay), where PostgreSQL's default, kept here,
+// sends it as the COMMIT returns (fsync stays off: a flush costs nothing).
+var replicationSettings = []string{"-c", "full_page_writes=on", "-c", "synchronous_commit=on", "-c", "wal_level=replica",
 	"-c", "max_wal_senders=10", "-c", "wal_keep_size=256MB", "-c", "hot_standby=on",
 	"-c", "wal_retrieve_retry_interval=100ms"}
 
