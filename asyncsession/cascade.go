@@ -116,6 +116,15 @@ type relWork struct {
 	// saved holds the relationship states the flush changed, as they were (nil: none), to be put
 	// back when its pipeline is never sent
 	saved map[relKey]*relState
+	// orphans are children removed from a delete-orphan collection, deleted once the walk is
+	// over unless another parent's collection took them meanwhile
+	orphans []orphan
+}
+
+// orphan is a child removed from parent's collection r.
+type orphan struct {
+	child, parent *instance
+	r             *relation
 }
 
 // relWorks numbers the relWorks, so that an object's waitFor is known to be this flush's.
@@ -259,6 +268,9 @@ func (s *Session) cascade(all bool) (*relWork, error) {
 			}
 		}
 	}
+	if err := s.deleteOrphans(w); err != nil {
+		return w, err
+	}
 	// an object deleted during the walk (an orphan) takes no association row
 	kept := w.after[:0]
 	for _, x := range w.after {
@@ -268,6 +280,26 @@ func (s *Session) cascade(all bool) (*relWork, error) {
 	}
 	w.after = kept
 	return w, nil
+}
+
+// deleteOrphans deletes the children the walk removed from delete-orphan collections, with
+// their cascades, but for those another collection took: whose key now names another parent,
+// or waits for a new one's. Called locked.
+func (s *Session) deleteOrphans(w *relWork) error {
+	for _, o := range w.orphans {
+		c := o.child
+		if c.state == stateDeleted || c.waitIn == w.id && len(c.waitFor) > 0 {
+			continue
+		}
+		if deref(o.r.fk.Value(c.v)) != deref(pkValue(o.parent)) {
+			continue // moved: its key names its new parent
+		}
+		s.markDeleted(c)
+		if err := s.cascadeDelete(c, w); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // roomForChildren grows the objects map once for the collections of the new objects about to be
@@ -558,10 +590,7 @@ func (s *Session) syncMany(in *instance, r *relation, w *relWork) ([]*instance, 
 			child.remember(b)
 		}
 		if r.orphan {
-			s.markDeleted(child)
-			if err := s.cascadeDelete(child, w); err != nil {
-				return nil, err
-			}
+			w.orphans = append(w.orphans, orphan{child: child, parent: in, r: r})
 			continue
 		}
 		if err := setFK(child, r.fk, nil); err != nil {

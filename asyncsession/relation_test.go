@@ -560,3 +560,35 @@ func loadBooksTogether(t *testing.T, s *asyncsession.Session, ws []*Writer) {
 	_, err := asyncengine.All(enginetest.Context(t), fs...)
 	require.NoError(t, err)
 }
+
+// A child moved from one delete-orphan collection to another is moved, not deleted: its own
+// association rows stay, whichever parent the flush walks first.
+func TestOrphanMovedToAnotherParent(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
+		relSchema(t, e)
+		ctx := enginetest.Context(t)
+		s := newSession(t, e)
+		tags := []*Tag{{Name: "t1"}, {Name: "t2"}}
+		a := &Writer{Name: "a", Books: []*Volume{{Title: "moved", Tags: tags}, {Title: "kept"}}}
+		b := &Writer{Name: "b"}
+		require.NoError(t, s.Add(a, b))
+		await(t, s.Commit(ctx))
+		for _, first := range []bool{true, false} {
+			from, to := a, b
+			if !first {
+				from, to = b, a
+			}
+			v := from.Books[0]
+			from.Books = from.Books[1:]
+			to.Books = append([]*Volume{v}, to.Books...)
+			await(t, s.Commit(ctx))
+			s2 := newSession(t, e)
+			got := await(t, asyncsession.Get[Volume](ctx, s2, v.ID))
+			require.NotNil(t, got, "the moved book was deleted")
+			assert.Equal(t, to.ID, got.WriterID)
+			await(t, asyncsession.Load(ctx, s2, got, "Tags"))
+			assert.Len(t, got.Tags, 2, "its association rows stay")
+		}
+		assert.Equal(t, int64(2), count(t, e, "volumes"))
+	})
+}
