@@ -410,6 +410,9 @@ func TestNestedLoadErrors(t *testing.T) {
 		}
 		fails(query(asyncsession.From[Writer](s).Load("Books.Tags", asyncsession.Joined)), "asyncsession_test.Volume.Tags", `Load("Books.Tags", Joined)`, "collection")
 		fails(query(asyncsession.From[Writer](s).Load("Books.Writer.Books", asyncsession.Joined)), "asyncsession_test.Writer.Books")
+		fails(query(asyncsession.From[Writer](s).Load("Books", 0)), `Load("Books", 0): the strategy is Lazy, SelectIn or Joined`)
+		_, err := asyncsession.Related[[]*Tag](s, ws[0], "Books.Tags")
+		require.ErrorContains(t, err, `"Books.Tags" is a path: this call takes one relationship name`)
 		assert.Empty(t, p.levels(mark), "nothing was sent")
 		assert.Equal(t, before, roundTrips(e))
 	})

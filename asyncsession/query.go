@@ -151,6 +151,9 @@ func (q *Query[T]) Load(rel string, how Strategy) *Query[T] {
 	if q.m == nil {
 		return q
 	}
+	if how < Lazy || how > Joined {
+		return q.fail(&MappingError{Type: q.m.Type.String(), Reason: fmt.Sprintf("Load(%q, %d): the strategy is Lazy, SelectIn or Joined", rel, how)})
+	}
 	path, err := relationPath(q.m, rel)
 	if err != nil {
 		return q.fail(err)

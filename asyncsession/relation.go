@@ -116,6 +116,9 @@ func relationIn(m *structmap.Model, name, path string) (*relation, error) {
 	if has == "" {
 		has = "none"
 	}
+	if path == name && strings.Contains(name, ".") {
+		return nil, &MappingError{Type: m.Type.String(), Reason: fmt.Sprintf("%q is a path: this call takes one relationship name (relationships: %s); paths go to Load, LoadAll and Query.Load", name, has)}
+	}
 	return nil, &MappingError{Type: m.Type.String(), Reason: fmt.Sprintf("no relationship %q%s; tag a field `rel:\"…\"` (relationships: %s)", name, in, has)}
 }
 
