@@ -58,8 +58,8 @@ type Option func(*options)
 // Get, Select or Refresh that touches it reloads it from the database.
 func ExpireOnCommit(on bool) Option { return func(o *options) { o.expireOnCommit = on } }
 
-// AutoFlush flushes pending changes before Execute, Select and a Get that misses the identity
-// map (default true).
+// AutoFlush flushes pending changes before Execute, Select, the query builder's terminals, Load
+// and LoadAll, and a Get that misses the identity map (default true).
 func AutoFlush(on bool) Option { return func(o *options) { o.autoflush = on } }
 
 // Bind routes the mapped type of model (a struct value or pointer) to engine e; types without a
