@@ -153,6 +153,17 @@ func (s *Session) boundOf(o *op, stmts []asyncengine.Statement) *bound {
 	return s.replica
 }
 
+// replicaFailed reports to the set, once per round, a replica whose pipeline failed with err: a
+// lost one is taken out of routing, and the session chooses another. Called locked.
+func (s *Session) replicaFailed(b *bound, err error) {
+	if s.opts.replicas.ReportFailure(b.e, err) {
+		b.lost = true
+		if s.replica == b {
+			s.replica = nil
+		}
+	}
+}
+
 // replicaPartErr is the error of p, a part sent to a replica outside any transaction: its own
 // statement's, or, when a read sent before it in the pipeline failed, errRetried — it is sent
 // again, once. A read whose replica was lost is sent again too, and the replica reported to the
@@ -173,13 +184,8 @@ func (s *Session) replicaPartErr(p *part, err error) error {
 			err = pe.Err
 		}
 	}
-	if own && s.opts.replicas.ReportFailure(p.b.e, err) {
-		if s.replica == p.b {
-			s.replica = nil
-		}
-		own = false
-	} else if own && isUnsent(err) {
-		own = false // no connection: another try may find one
+	if own && (p.b.lost || isUnsent(err)) {
+		own = false // the replica is gone, or no connection was had: another try may find one
 	}
 	if own {
 		return err
@@ -209,5 +215,6 @@ func (s *Session) releaseReplicas() {
 			_ = b.conn.Close()
 			b.conn = nil
 		}
+		b.lost = false
 	}
 }

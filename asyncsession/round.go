@@ -61,6 +61,7 @@ func (s *Session) gather(batch []*op) (parts []part, ctxs []context.Context, i i
 	ctxs = make([]context.Context, 0, len(batch))
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	committing := false // a COMMIT is planned in this round
 	for ; i < len(batch); i++ {
 		o := batch[i]
 		if err := o.ctx.Err(); err != nil {
@@ -80,7 +81,7 @@ func (s *Session) gather(batch []*op) (parts []part, ctxs []context.Context, i i
 			}
 			return nil, nil, i, true
 		}
-		if s.opts.replicas != nil && commits(parts) && s.onReplica(o) {
+		if committing && s.onReplica(o) {
 			break // a replica for it is chosen for the position this COMMIT reaches
 		}
 		var err error
@@ -94,6 +95,7 @@ func (s *Session) gather(batch []*op) (parts []part, ctxs []context.Context, i i
 			o.again = true
 			break // its flush has another stage: o is planned again in the next round
 		}
+		committing = committing || o.txEnd == commitTx
 		if o.rollback {
 			i++
 			break
@@ -195,16 +197,6 @@ func observeCommit(rws []*asyncengine.ReadYourWrites) func(*Session, []*asynceng
 	}
 }
 
-// commits reports a COMMIT among the parts.
-func commits(parts []part) bool {
-	for _, p := range parts {
-		if p.commits {
-			return true
-		}
-	}
-	return false
-}
-
 // readsBack reports a part of the round that stores returned values in objects.
 func readsBack(parts []part) bool {
 	for _, p := range parts {
@@ -253,6 +245,9 @@ func (s *Session) finish(parts []part, errs map[*bound]error) error {
 	for b, err := range errs {
 		if _, ok := errors.AsType[*asyncengine.DisconnectError](err); ok && b.inTx {
 			b.lost = true
+		}
+		if b.reads {
+			s.replicaFailed(b, err)
 		}
 		if isUnsent(err) {
 			if unsent == nil {

@@ -80,7 +80,7 @@ type bound struct {
 	// session's transaction as it was
 	reads bool
 	// lost: its connection was lost in the open transaction, which went with it: a rollback
-	// has nothing to send there
+	// has nothing to send there (a replica's: lost in this round, and reported to the set)
 	lost bool
 }
 
