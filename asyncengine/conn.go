@@ -194,10 +194,8 @@ func (c *Conn) failed(ctx context.Context, err error) error {
 
 // Exec runs a statement that returns no rows. Arguments are positional ($1 / ?) or one Named.
 func (c *Conn) Exec(ctx context.Context, sql string, args ...any) (ExecResult, error) {
-	if c.tx != nil {
-		if err := c.refuseTxControl(sql); err != nil {
-			return ExecResult{}, err
-		}
+	if err := c.refuseTxControl(sql); err != nil {
+		return ExecResult{}, err
 	}
 	n, err := runStatement(ctx, c, sql, args, execStatement, execRows)
 	return ExecResult{rowsAffected: n}, err
@@ -214,10 +212,8 @@ func (c *Conn) Query(ctx context.Context, sql string, args ...any) (*Result, err
 	if err := c.oneQuery(sql); err != nil {
 		return nil, err
 	}
-	if c.tx != nil {
-		if err := c.refuseTxControl(sql); err != nil {
-			return nil, err
-		}
+	if err := c.refuseTxControl(sql); err != nil {
+		return nil, err
 	}
 	r, err := runStatement(ctx, c, sql, args, queryStatement, queryRows)
 	if err != nil {

@@ -41,6 +41,9 @@ func (c *Conn) openCursor(ctx context.Context, sql string, args []any) (*Cursor,
 	if err := c.oneQuery(sql); err != nil {
 		return nil, err
 	}
+	if err := c.refuseTxControl(sql); err != nil {
+		return nil, err
+	}
 	sql, args, err := bindArgs(c.e.dialect, sql, args)
 	if err != nil {
 		return nil, err

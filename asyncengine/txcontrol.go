@@ -3,18 +3,22 @@ package asyncengine
 import "strings"
 
 // txControl reports a statement that begins or ends a transaction: BEGIN, START TRANSACTION,
-// COMMIT, END, ROLLBACK (not ROLLBACK TO a savepoint), ABORT, PREPARE TRANSACTION.
+// COMMIT, END, ROLLBACK (not ROLLBACK [WORK | TRANSACTION] TO a savepoint), ABORT, PREPARE
+// TRANSACTION.
 func txControl(sql string) bool {
 	word, rest := leadingWord(sql)
-	switch word {
-	case "begin", "start", "commit", "end", "abort":
+	switch {
+	case is(word, "begin"), is(word, "start"), is(word, "commit"), is(word, "end"), is(word, "abort"):
 		return true
-	case "rollback":
+	case is(word, "rollback"):
+		next, rest := leadingWord(rest)
+		if is(next, "work") || is(next, "transaction") {
+			next, _ = leadingWord(rest)
+		}
+		return !is(next, "to")
+	case is(word, "prepare"):
 		next, _ := leadingWord(rest)
-		return next != "to"
-	case "prepare":
-		next, _ := leadingWord(rest)
-		return next == "transaction"
+		return is(next, "transaction")
 	}
 	return false
 }
@@ -22,19 +26,41 @@ func txControl(sql string) bool {
 // beginsTx reports a statement that opens a transaction.
 func beginsTx(sql string) bool {
 	word, _ := leadingWord(sql)
-	return word == "begin" || word == "start"
+	return is(word, "begin") || is(word, "start")
 }
 
-// leadingWord returns the first word of s in lower case, and what follows it.
+// is compares a keyword without regard to case, allocating nothing (it runs for every statement
+// of a transaction).
+func is(word, keyword string) bool { return strings.EqualFold(word, keyword) }
+
+// leadingWord returns the first word of s, after blanks, parentheses and comments, and what
+// follows it.
 func leadingWord(s string) (word, rest string) {
-	s = strings.TrimLeft(s, " \t\r\n(")
+	for {
+		s = strings.TrimLeft(s, " \t\r\n(")
+		switch {
+		case strings.HasPrefix(s, "--"):
+			if i := strings.IndexByte(s, '\n'); i >= 0 {
+				s = s[i+1:]
+				continue
+			}
+			return "", ""
+		case strings.HasPrefix(s, "/*"):
+			if i := strings.Index(s, "*/"); i >= 0 {
+				s = s[i+2:]
+				continue
+			}
+			return "", ""
+		}
+		break
+	}
 	end := strings.IndexFunc(s, func(r rune) bool {
 		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r == '_')
 	})
 	if end < 0 {
 		end = len(s)
 	}
-	return strings.ToLower(s[:end]), s[end:]
+	return s[:end], s[end:]
 }
 
 // refuseTxControl keeps a statement from beginning or ending the open transaction behind its

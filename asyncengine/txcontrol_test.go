@@ -25,7 +25,8 @@ func TestTxControlStatementsRefused(t *testing.T) {
 		require.NoError(t, err)
 		_, err = tx.Exec(ctx, "INSERT INTO marks VALUES (1)")
 		require.NoError(t, err)
-		for _, sql := range []string{"COMMIT", " commit;", "END", "ROLLBACK", "rollback work", "ABORT", "BEGIN", "START TRANSACTION"} {
+		for _, sql := range []string{"COMMIT", " commit;", "END", "ROLLBACK", "rollback work", "ABORT", "BEGIN", "START TRANSACTION",
+			"/* a note */ COMMIT", "-- a note\ncommit", "ROLLBACK TRANSACTION"} {
 			_, err = tx.Exec(ctx, sql)
 			require.ErrorIs(t, err, asyncengine.ErrInvalidArgument, sql)
 			require.ErrorContains(t, err, "Tx.Commit or Tx.Rollback", sql)
@@ -33,11 +34,19 @@ func TestTxControlStatementsRefused(t *testing.T) {
 			require.ErrorIs(t, err, asyncengine.ErrInvalidArgument, sql)
 			_, err = c.Pipeline(ctx, []asyncengine.Statement{{SQL: "SELECT 1"}, {SQL: sql}})
 			require.ErrorIs(t, err, asyncengine.ErrInvalidArgument, sql)
+			_, err = c.Cursor(ctx, sql)
+			require.ErrorIs(t, err, asyncengine.ErrInvalidArgument, sql)
 		}
-		_, err = tx.Exec(ctx, "SAVEPOINT s1")
-		require.NoError(t, err)
-		_, err = tx.Exec(ctx, "ROLLBACK TO SAVEPOINT s1")
-		require.NoError(t, err)
+		rollbacksTo := []string{"ROLLBACK TO SAVEPOINT s1", "ROLLBACK TRANSACTION TO s1"}
+		if url[:6] != "sqlite" {
+			rollbacksTo = append(rollbacksTo, "rollback work to savepoint s1") // SQLite has no WORK
+		}
+		for _, sql := range rollbacksTo {
+			_, err = tx.Exec(ctx, "SAVEPOINT s1")
+			require.NoError(t, err)
+			_, err = tx.Exec(ctx, sql)
+			require.NoError(t, err, sql)
+		}
 		if url[:6] != "sqlite" && url[:19] != "postgresql+stdlib:/" {
 			_, err = tx.Pgx().Exec(ctx, "COMMIT")
 			require.ErrorIs(t, err, asyncengine.ErrInvalidArgument)
