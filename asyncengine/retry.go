@@ -74,6 +74,9 @@ func (e *Engine) BeginRetry(ctx context.Context, p RetryPolicy, fn func(*Conn) e
 // lost connection or a cancelled context after COMMIT was sent leaves the outcome unknown and
 // comes back as a *CommitUnknownError.
 func (e *Engine) ClassifyCommitError(err error) error {
+	if errors.Is(err, ErrCommitUnknown) {
+		return err // classified already (Tx.Commit): a wrapper may pass it on
+	}
 	var coded interface{ SQLState() string }
 	if errors.Is(err, ErrPendingRollback) || errors.Is(err, ErrConcurrentUse) || errors.Is(err, ErrConnClosed) ||
 		errors.As(err, &coded) && !e.connector.IsDisconnect(err) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -357,4 +358,12 @@ func TestBankTransfersUnderFaults(t *testing.T) {
 	mismatched, err := r.Scalar()
 	require.NoError(t, err)
 	require.EqualValues(t, 0, mismatched, "balances agree with the ledger")
+}
+
+// ClassifyCommitError leaves an error it classified already as it is, so that a wrapper may pass
+// Tx.Commit's error through it.
+func TestClassifyCommitErrorTwice(t *testing.T) {
+	e := newEngine(t, "sqlite://", "")
+	unknown := &asyncengine.CommitUnknownError{Err: io.ErrUnexpectedEOF}
+	require.Same(t, unknown, e.ClassifyCommitError(unknown))
 }
