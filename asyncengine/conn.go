@@ -23,8 +23,8 @@ type Conn struct {
 	hookOnly  bool   // handed to a pool hook: not checked out, Close does nothing
 	finalizer bool   // a finalizer recovers the connection if the Conn leaks
 	inUse     atomic.Bool
-	rowsOpen  atomic.Bool // a cursor (or stream) holds inUse; read by a refused call
-	cursor    *Cursor     // that cursor, for Close
+	// cursor is the open cursor (or stream) holding inUse: named by a refused call, closed by Close
+	cursor atomic.Pointer[Cursor]
 	closed    bool
 	tx        *Tx  // innermost open transaction
 	lost      bool // the connection was lost inside a transaction
@@ -42,7 +42,7 @@ type Conn struct {
 // busy is the error of a call made while the Conn is in use: by rows still open, or by another
 // goroutine.
 func (c *Conn) busy() error {
-	if c.rowsOpen.Load() {
+	if c.cursor.Load() != nil {
 		return fmt.Errorf("%w (here: the rows of a Cursor or Stream are still open on this connection; close the cursor or leave the loop first)", ErrConcurrentUse)
 	}
 	return ErrConcurrentUse
@@ -348,14 +348,11 @@ func (c *Conn) Close() error {
 		return nil
 	}
 	if !c.inUse.CompareAndSwap(false, true) {
-		if !c.rowsOpen.Load() {
-			return ErrConcurrentUse
-		}
-		cu := c.cursor
 		// rows left open: closing the connection discards them (a deferred Close must not leak
-		// the connection because a loop or cursor was not closed first)
-		cu.Close()
-		if !c.inUse.CompareAndSwap(false, true) {
+		// the connection because a loop or cursor was not closed first), unless another goroutine
+		// is reading them right now
+		cu := c.cursor.Load()
+		if cu == nil || cu.Close() == ErrConcurrentUse || !c.inUse.CompareAndSwap(false, true) {
 			return ErrConcurrentUse
 		}
 	}

@@ -2,6 +2,7 @@ package asyncengine
 
 import (
 	"context"
+	"sync/atomic"
 
 	"github.com/gosqla/gosqla/asyncengine/driver"
 )
@@ -21,6 +22,9 @@ type Cursor struct {
 	advance func() error // reads the next row on a worker (blocking drivers), made on first use
 	err     error
 	done    bool
+	// busy is held by Next and Close: a Conn.Close from another goroutine does not close rows
+	// that are being read
+	busy atomic.Bool
 }
 
 // Cursor runs a query and returns a cursor on its rows. An error of the query itself (SQL,
@@ -64,8 +68,7 @@ func (c *Conn) openCursor(ctx context.Context, sql string, args []any) (*Cursor,
 	// the driver connection stays busy until the rows are closed
 	c.pc.busy.Store(true)
 	cu := &Cursor{c: c, ctx: ctx, rows: rows, row: Row{rows: rows, cols: rows.Columns(), pg: c.e.pg}}
-	c.cursor = cu
-	c.rowsOpen.Store(true)
+	c.cursor.Store(cu)
 	return cu, nil
 }
 
@@ -78,6 +81,10 @@ func (cu *Cursor) ColumnTypes() []string { return cu.row.ColumnTypes() }
 // Next advances to the next row and reports whether there is one. After false the cursor is
 // closed, and Err says whether the rows ended or failed.
 func (cu *Cursor) Next() bool {
+	if !cu.busy.CompareAndSwap(false, true) {
+		return false // being closed by another goroutine
+	}
+	defer cu.busy.Store(false)
 	if cu.done {
 		return false
 	}
@@ -154,12 +161,17 @@ func (cu *Cursor) Row() *Row { return &cu.row }
 // Err is the error that ended the rows, if any.
 func (cu *Cursor) Err() error { return cu.err }
 
-// Close discards the rows not read and frees the connection: outside a transaction, on
+// Close discards the rows not read and frees the connection (while another goroutine is in Next,
+// it returns ErrConcurrentUse and closes nothing): outside a transaction, on
 // PostgreSQL's native driver, a result with more than a few dozen rows left is cancelled on the
 // server instead of read to its end; inside a transaction (where a cancel would abort it) and on
 // other drivers the rest is read and discarded. It returns the rows' error, not one of the
 // discarded rest.
 func (cu *Cursor) Close() error {
+	if !cu.busy.CompareAndSwap(false, true) {
+		return ErrConcurrentUse // being read by another goroutine
+	}
+	defer cu.busy.Store(false)
 	if !cu.done {
 		cu.finish(true, nil)
 	}
@@ -194,7 +206,6 @@ func (cu *Cursor) finish(stopped bool, failure error) {
 	if qt := c.e.trace.query; qt != nil {
 		qt.TraceQueryEnd(cu.ctx, c, TraceQueryEndData{Err: err})
 	}
-	c.rowsOpen.Store(false)
-	c.cursor = nil
+	c.cursor.Store(nil)
 	c.inUse.Store(false)
 }
