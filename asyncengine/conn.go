@@ -25,9 +25,9 @@ type Conn struct {
 	inUse     atomic.Bool
 	// cursor is the open cursor (or stream) holding inUse: named by a refused call, closed by Close
 	cursor atomic.Pointer[Cursor]
-	closed    bool
-	tx        *Tx  // innermost open transaction
-	lost      bool // the connection was lost inside a transaction
+	closed bool
+	tx     *Tx  // innermost open transaction
+	lost   bool // the connection was lost inside a transaction
 	// aborted is the error of a statement that failed inside the open transaction: until a
 	// Rollback (of it or of a savepoint around the failure) every call returns ErrPendingRollback,
 	// on every driver — PostgreSQL aborts such a transaction, SQLite would commit the rest of it
