@@ -131,6 +131,10 @@ const drainBeforeCancel = 64
 // and a longer one is cancelled on the server when the driver can do so without aborting a
 // transaction (else Close reads the rest). Its error is a panic of the driver's.
 func (cu *Cursor) abandon() error {
+	rc, ok := cu.rows.(driver.RowsCanceler)
+	if !ok {
+		return nil // closing the rows reads the rest
+	}
 	for range drainBeforeCancel {
 		if cu.ctx.Err() != nil {
 			return nil
@@ -139,9 +143,7 @@ func (cu *Cursor) abandon() error {
 			return err
 		}
 	}
-	if rc, ok := cu.rows.(driver.RowsCanceler); ok {
-		rc.Cancel(cu.ctx)
-	}
+	rc.Cancel(cu.ctx)
 	return nil
 }
 
