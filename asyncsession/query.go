@@ -43,6 +43,9 @@ type Query[T any] struct {
 func From[T any](s *Session) *Query[T] {
 	q := &Query[T]{s: s, limit: -1, named: asyncengine.Named{}}
 	q.m, q.err = modelOf((*T)(nil))
+	if q.err == nil {
+		q.err = s.opts.bindErr // the session has no usable engine
+	}
 	return q
 }
 
@@ -168,7 +171,7 @@ func (q *Query[T]) Load(rel string, how Strategy) *Query[T] {
 
 // column resolves "column" or "Rel.column" to its SQL, recording an error when it is not mapped.
 func (q *Query[T]) column(name string) (string, bool) {
-	if q.m == nil {
+	if q.m == nil || q.err != nil {
 		return "", false
 	}
 	d := q.dialect()

@@ -181,6 +181,8 @@ func queryChooser(m *structmap.Model, sql string, args []any) func(c *ShardChoos
 // runs on the session's engine.
 func (s *Session) oneTarget(ctx context.Context, m *structmap.Model, what, sql string, args []any) (shardTarget, error) {
 	switch {
+	case s.opts.bindErr != nil:
+		return shardTarget{}, s.opts.bindErr // the session has no usable engine to name
 	case m == nil && s.opts.shards == nil:
 		return shardTarget{e: s.opts.engine}, nil
 	case m != nil && !s.sharded(m):

@@ -3,6 +3,7 @@ package asyncsession_test
 import (
 	"context"
 	"fmt"
+	"iter"
 	"reflect"
 	"strings"
 	"testing"
@@ -44,6 +45,22 @@ var byName = asyncsession.ShardChooser{
 		}
 		return "west", nil
 	},
+}
+
+// errOf is the error a future completes with.
+func errOf[T any](f *asyncengine.Future[T]) error {
+	_, err := f.Await(context.Background())
+	return err
+}
+
+// streamErr is the first error a stream yields.
+func streamErr[T any](seq iter.Seq2[T, error]) error {
+	for _, err := range seq {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func names(ws []*Writer) []string {
@@ -142,10 +159,29 @@ func TestShardedSessionMisuse(t *testing.T) {
 	bad := asyncsession.ShardChooser{Object: func(any) (string, error) { return "north", nil }}
 	s := asyncsession.NewSharded(set, bad)
 	defer s.Close()
-	err := s.Add(&Writer{Name: "Ann"})
+	ann := &Writer{Name: "Ann"}
+	err := s.Add(ann)
 	require.ErrorIs(t, err, asyncengine.ErrUnknownShard)
 	require.ErrorContains(t, err, `"north" (the set holds: east, west)`)
-	require.False(t, s.Contains(&Writer{}))
+	require.False(t, s.Contains(ann), "refused: not added")
+
+	// a session on no set fails every call with its configuration error
+	none := asyncsession.NewSharded(nil, byName)
+	defer none.Close()
+	writers := []*Writer{{Name: "Al"}}
+	for what, err := range map[string]error{
+		"Get":        errOf(asyncsession.Get[Writer](ctx, none, 1)),
+		"Select":     errOf(asyncsession.Select[Writer](ctx, none, "SELECT * FROM writers")),
+		"Execute":    errOf(none.Execute(ctx, "SELECT 1")),
+		"builder":    errOf(asyncsession.From[Writer](none).All(ctx)),
+		"Upsert":     errOf(asyncsession.Upsert(ctx, none, writers)),
+		"InsertMany": errOf(asyncsession.InsertMany(ctx, none, writers)),
+		"RunSync":    errOf(none.RunSync(ctx, func(context.Context, *asyncengine.Conn) error { return nil })),
+		"Stream":     streamErr(asyncsession.Stream[Writer](ctx, none, "SELECT * FROM writers")),
+		"Add":        none.Add(&Writer{Name: "Bo"}),
+	} {
+		require.ErrorIs(t, err, asyncengine.ErrInvalidConfig, what)
+	}
 
 	panicky := asyncsession.ShardChooser{Object: func(any) (string, error) { panic("chooser bug") }}
 	s = asyncsession.NewSharded(set, panicky)
@@ -185,7 +221,7 @@ func TestShardedSessionMisuse(t *testing.T) {
 	require.Equal(t, int64(1), n)
 
 	// a relationship cannot join objects of two shards
-	ann := &Writer{Name: "Ann"}
+	ann = &Writer{Name: "Ann"}
 	zed := &Writer{Name: "Zed"}
 	require.NoError(t, s.Add(ann, zed))
 	await(t, s.Commit(ctx))
@@ -297,7 +333,7 @@ func TestShardedSessionPartialCommitAndLostShard(t *testing.T) {
 		_, err := engines["east"].Exec(context.WithoutCancel(ctx), fmt.Sprintf("ALTER DATABASE %q ALLOW_CONNECTIONS true", west))
 		require.NoError(t, err)
 	}()
-	_, err = engines["east"].Exec(ctx, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", west)
+	_, err = engines["east"].Exec(ctx, "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE datname = $1", west)
 	require.NoError(t, err)
 	_, err = asyncsession.Select[Writer](ctx, s, "SELECT * FROM writers").Await(ctx)
 	var de *asyncengine.DisconnectError

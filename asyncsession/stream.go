@@ -23,11 +23,13 @@ func Stream[T any](ctx context.Context, s *Session, sql string, args ...any) ite
 			yield(nil, err)
 			return
 		}
-		// the chooser sees the statement as sent: named arguments made positional
-		sql, args, err := s.engineFor(m).Dialect().Bind(sql, args)
-		if err != nil {
-			yield(nil, err)
-			return
+		if s.opts.bindErr == nil && s.sharded(m) {
+			// the chooser sees the statement as sent: named arguments made positional (the
+			// connection binds it for the other sessions)
+			if sql, args, err = s.engineFor(m).Dialect().Bind(sql, args); err != nil {
+				yield(nil, err)
+				return
+			}
 		}
 		t, err := s.oneTarget(ctx, m, "Stream", sql, args)
 		if err != nil {
