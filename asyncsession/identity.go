@@ -190,7 +190,18 @@ func scanRow(m *structmap.Model, r *asyncengine.Result, i int) (reflect.Value, e
 // scanFields scans row i of r into a fresh struct of m's type, each column into the field that
 // fieldOf names (none: the column is skipped).
 func scanFields(m *structmap.Model, r *asyncengine.Result, i int, fieldOf func(column string) *structmap.Field) (reflect.Value, error) {
-	return newFieldScanner(m, r, fieldOf).scan(i)
+	// one row: the struct and its destinations are made here, without a scanner to hold them
+	tmp := reflect.New(m.Type).Elem()
+	dest := make([]any, len(r.Columns()))
+	for j, c := range r.Columns() {
+		if f := fieldOf(c); f != nil {
+			dest[j] = tmp.FieldByIndex(f.Index).Addr().Interface()
+		}
+	}
+	if err := r.ScanRow(i, dest...); err != nil {
+		return reflect.Value{}, err
+	}
+	return tmp, nil
 }
 
 // rowScanner scans rows of one result into one struct of a model's type, reused from row to row:
@@ -202,15 +213,11 @@ type rowScanner struct {
 }
 
 func newRowScanner(m *structmap.Model, r *asyncengine.Result) *rowScanner {
-	return newFieldScanner(m, r, m.Column)
-}
-
-func newFieldScanner(m *structmap.Model, r *asyncengine.Result, fieldOf func(column string) *structmap.Field) *rowScanner {
 	sc := &rowScanner{tmp: reflect.New(m.Type).Elem(), r: r}
 	cols := r.Columns()
 	sc.dest = make([]any, len(cols))
 	for j, c := range cols {
-		if f := fieldOf(c); f != nil {
+		if f := m.Column(c); f != nil {
 			sc.dest[j] = sc.tmp.FieldByIndex(f.Index).Addr().Interface()
 		}
 	}

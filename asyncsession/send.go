@@ -33,9 +33,11 @@ func (s *Session) send(ctx context.Context, parts []part) map[*bound]error {
 		p.offset = len(pipes[i].stmts)
 		pipes[i].stmts = append(pipes[i].stmts, p.stmts...)
 	}
-	if len(pipes) == 1 {
+	switch len(pipes) {
+	case 0:
+	case 1:
 		s.sendOne(ctx, &pipes[0])
-	} else {
+	default:
 		s.sendAll(ctx, pipes)
 	}
 	var errs map[*bound]error
@@ -62,18 +64,21 @@ func (s *Session) sendOne(ctx context.Context, pl *pipe) {
 	}
 }
 
-// sendAll sends the pipelines at once. A panic is raised again here, on the drainer, whose round
-// recovers it for every engine.
+// sendAll sends the pipelines at once: the first on the drainer, each other one with statements
+// on a goroutine of its own. A panic is raised again here, on the drainer, whose round recovers
+// it for every engine.
 func (s *Session) sendAll(ctx context.Context, pipes []pipe) {
 	panics := make([]error, len(pipes))
 	var wg sync.WaitGroup
-	for i := range pipes {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+	for i := 1; i < len(pipes); i++ {
+		if len(pipes[i].stmts) == 0 {
+			continue
+		}
+		wg.Go(func() {
 			panics[i] = asyncengine.CatchPanic(func() error { s.sendOne(ctx, &pipes[i]); return nil })
-		}()
+		})
 	}
+	panics[0] = asyncengine.CatchPanic(func() error { s.sendOne(ctx, &pipes[0]); return nil })
 	wg.Wait()
 	for _, p := range panics {
 		if p != nil {
