@@ -186,9 +186,6 @@ func (s *Session) rolledBack(gen int) {
 	}
 	s.gone = kept
 	s.pending, s.deleted, s.failed = nil, nil, nil
-	if gen == 0 {
-		s.eachObject(func(in *instance) { in.insertedIn = 0 })
-	}
 }
 
 // eachObject calls fn with every object of the session, which may forget it. When every object
