@@ -363,6 +363,8 @@
 // else to the primary; its Token carries the guarantee to a client's next request.
 // max_replica_lag skips replicas that are further behind. Members are checked at first use
 // (roles, database, user); a mismatch is a *ReplicaSetError for every operation from then on.
+// Code that runs its own reads on the engine ReadEngine returned reports a failed one with
+// ReportFailure, which takes a lost replica out of routing as the set's own reads do.
 //
 // Failover is pgx's: a multi-host URL with target_session_attrs (any, read-write, read-only,
 // primary, standby, prefer-standby) connects to the first host that qualifies; when the primary

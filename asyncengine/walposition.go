@@ -84,7 +84,10 @@ func advanceTo(a *atomic.Uint64, p WALPosition) {
 // synchronous_commit on, local or remote_* and which standbys receive at once; under
 // synchronous_commit=off, the insert position, which they receive at the next WAL flush. (The
 // insert position in general lies past records written after the commit, which standbys
-// receive only at the WAL writer's next flush, up to wal_writer_delay later.)
+// receive only at the WAL writer's next flush, up to wal_writer_delay later.) The setting is read
+// after the COMMIT: for a transaction that ran SET LOCAL synchronous_commit = off it is the
+// session's setting, the position recorded may lie before that transaction's commit, and a read
+// may not see its writes. Such a transaction does not get read-your-writes.
 const CommitPositionSQL = `(CASE WHEN current_setting('synchronous_commit') = 'off' THEN pg_current_wal_insert_lsn() ELSE pg_current_wal_flush_lsn() END)`
 
 type rywKey struct{}

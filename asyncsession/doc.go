@@ -122,7 +122,8 @@
 // types they were prepared with, as prepared statements do: after changing a column's type under
 // a running program, start its connections afresh (Engine.Dispose).
 //
-// Autoflush runs before Execute, Select and Upsert. Go cannot observe a field write, so a
+// Autoflush runs before Execute, Select, the query builder's terminals, Load and LoadAll, Upsert,
+// and the calls that take the connection (RunSync, Stream, InsertMany, InsertSeq). Go cannot observe a field write, so a
 // modified object is found by comparing it with its snapshot; to keep that cheap in a large
 // session, an autoflush compares only the objects of the tables its statement names (any word of
 // the statement counts, case-insensitively, so a named table is never missed), and each table

@@ -59,7 +59,8 @@ type Option func(*options)
 func ExpireOnCommit(on bool) Option { return func(o *options) { o.expireOnCommit = on } }
 
 // AutoFlush flushes pending changes before Execute, Select, the query builder's terminals, Load
-// and LoadAll, and a Get that misses the identity map (default true).
+// and LoadAll, Upsert, RunSync, Stream, InsertMany and InsertSeq, and a Get that misses the
+// identity map (default true).
 func AutoFlush(on bool) Option { return func(o *options) { o.autoflush = on } }
 
 // Bind routes the mapped type of model (a struct value or pointer) to engine e; types without a

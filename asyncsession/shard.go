@@ -35,7 +35,8 @@ type ShardChooser struct {
 	Object func(obj any) (string, error)
 	// Key names the shards that may hold the row of model (a struct type) whose primary key is pk,
 	// in the order Get searches them: the first that has the row wins. Nil, or no names: every
-	// shard, in the order of their names. Merge finds the object it copies onto the same way.
+	// shard, in the order of their names. Merge finds the object it copies onto the same way. A
+	// composite key arrives as a []any of its columns' values, in the key's order.
 	Key func(model reflect.Type, pk any) ([]string, error)
 	// Query names the shards a Select on model runs on, and the one shard of a call that runs on
 	// one (model is nil for Execute and RunSync); sql and args are the statement as sent, empty
