@@ -57,9 +57,11 @@ func columnNames(cols []driver.Column) []string {
 
 // ColumnTypes returns the database type of each column ("int4", "numeric", "_text" for text[] on
 // PostgreSQL; the declared type on SQLite), "" where the driver does not know it.
-func (r *Result) ColumnTypes() []string {
-	out := make([]string, len(r.columns))
-	for i, c := range r.columns {
+func (r *Result) ColumnTypes() []string { return columnTypes(r.columns) }
+
+func columnTypes(cols []driver.Column) []string {
+	out := make([]string, len(cols))
+	for i, c := range cols {
 		out[i] = c.TypeName
 	}
 	return out

@@ -18,13 +18,7 @@ type Row struct {
 }
 
 // ColumnTypes returns the database's type names of the columns (lower case: "int8", "jsonb").
-func (r *Row) ColumnTypes() []string {
-	out := make([]string, len(r.cols))
-	for i, c := range r.cols {
-		out[i] = c.TypeName
-	}
-	return out
-}
+func (r *Row) ColumnTypes() []string { return columnTypes(r.cols) }
 
 // Columns returns the column names.
 func (r *Row) Columns() []string {
