@@ -23,11 +23,15 @@ type Conn struct {
 	hookOnly  bool   // handed to a pool hook: not checked out, Close does nothing
 	finalizer bool   // a finalizer recovers the connection if the Conn leaks
 	inUse     atomic.Bool
-	// cursor is the open cursor (or stream) holding inUse: named by a refused call, closed by Close
-	cursor atomic.Pointer[Cursor]
-	closed bool
-	tx     *Tx  // innermost open transaction
-	lost   bool // the connection was lost inside a transaction
+	// rowsOpen: a cursor (or stream) holds inUse; cursor is that cursor, for Close, written before
+	// rowsOpen is set and left as it is when it is cleared, so that whoever sees rowsOpen reads
+	// it safely. (An atomic.Pointer would do both, but its Load makes every Conn escape to the
+	// heap, the Engine's own on-stack ones included.)
+	rowsOpen atomic.Bool
+	cursor   *Cursor
+	closed   bool
+	tx       *Tx  // innermost open transaction
+	lost     bool // the connection was lost inside a transaction
 	// aborted is the error of a statement that failed inside the open transaction: until a
 	// Rollback (of it or of a savepoint around the failure) every call returns ErrPendingRollback,
 	// on every driver — PostgreSQL aborts such a transaction, SQLite would commit the rest of it
@@ -42,7 +46,7 @@ type Conn struct {
 // busy is the error of a call made while the Conn is in use: by rows still open, or by another
 // goroutine.
 func (c *Conn) busy() error {
-	if c.cursor.Load() != nil {
+	if c.rowsOpen.Load() {
 		return fmt.Errorf("%w (here: the rows of a Cursor or Stream are still open on this connection; close the cursor or leave the loop first)", ErrConcurrentUse)
 	}
 	return ErrConcurrentUse
@@ -351,8 +355,7 @@ func (c *Conn) Close() error {
 		// rows left open: closing the connection discards them (a deferred Close must not leak
 		// the connection because a loop or cursor was not closed first), unless another goroutine
 		// is reading them right now
-		cu := c.cursor.Load()
-		if cu == nil || cu.Close() == ErrConcurrentUse || !c.inUse.CompareAndSwap(false, true) {
+		if !c.rowsOpen.Load() || c.cursor.Close() == ErrConcurrentUse || !c.inUse.CompareAndSwap(false, true) {
 			return ErrConcurrentUse
 		}
 	}

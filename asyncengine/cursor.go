@@ -68,7 +68,8 @@ func (c *Conn) openCursor(ctx context.Context, sql string, args []any) (*Cursor,
 	// the driver connection stays busy until the rows are closed
 	c.pc.busy.Store(true)
 	cu := &Cursor{c: c, ctx: ctx, rows: rows, row: Row{rows: rows, cols: rows.Columns(), pg: c.e.pg}}
-	c.cursor.Store(cu)
+	c.cursor = cu
+	c.rowsOpen.Store(true)
 	return cu, nil
 }
 
@@ -208,6 +209,6 @@ func (cu *Cursor) finish(stopped bool, failure error) {
 	if qt := c.e.trace.query; qt != nil {
 		qt.TraceQueryEnd(cu.ctx, c, TraceQueryEndData{Err: err})
 	}
-	c.cursor.Store(nil)
+	c.rowsOpen.Store(false)
 	c.inUse.Store(false)
 }
