@@ -184,7 +184,7 @@ func refersOutside(t reflect.Type, depth int) bool {
 // refsUnchanged compares the fields that can change in place with their snapshot.
 func (in *instance) refsUnchanged() bool {
 	for _, fi := range referencesOf(in.model) {
-		if !equal(in.v.FieldByIndex(in.model.Fields[fi].Index), in.snapshot[fi]) {
+		if in.fieldChanged(fi) {
 			return false
 		}
 	}

@@ -347,28 +347,16 @@ func (fp *flushPlan) buildInsert(g *insertGroup) {
 		}
 		s.reserve(g.m, len(ins))
 		sc := newRowScanner(g.m, r)
-		// the new objects' snapshots are cut from one array, and a single-column key whose
-		// snapshot holds its value as keyOf would serves as the identity key as it is
-		nf := len(g.m.Fields)
-		snaps := make([]any, len(ins)*nf)
-		pk := -1
-		if len(g.m.PK) == 1 && plainKey(g.m.PK[0].Type) {
-			pk = fieldIndex(g.m, g.m.PK[0])
-		}
+		// the new objects' snapshots are cut from one array
+		snaps := reflect.MakeSlice(reflect.SliceOf(g.m.Type), len(ins), len(ins))
+		fields := fieldsOf(g.m, r.Columns())
 		for i, in := range ins {
 			row, err := sc.scan(i)
 			if err != nil {
 				return err
 			}
-			if in.snapshot == nil {
-				in.snapshot = snaps[i*nf : (i+1)*nf : (i+1)*nf]
-			}
-			in.store(row, r.Columns())
-			if pk >= 0 {
-				in.key = identityKey{t: in.model.Type, pk: in.snapshot[pk], shard: in.shard}
-			} else {
-				in.rekey()
-			}
+			in.storeIn(row, fields, snaps.Index(i))
+			in.rekey()
 			in.state = statePersistent
 			in.inserted(fp.gen)
 			s.register(in)
@@ -407,15 +395,15 @@ func (fp *flushPlan) update(in *instance) {
 		sql, args := updateSQL(fp.d, in.model, changed, in.v, loadedPK(in))
 		// the snapshot takes the sent values now, so that a later request of the same round does
 		// not send them again; the key moves in the identity map once the row has
-		old := make([]any, len(changed))
+		old := make([]fieldSnapshot, len(changed))
 		for k, fi := range changed {
-			old[k] = in.snapshot[fi]
-			in.snapshot[fi] = snapshotOf(in.v.FieldByIndex(in.model.Fields[fi].Index))
+			old[k] = in.snapshotOfField(fi)
+			in.retakeField(fi)
 		}
 		in.takeRaw()
 		fp.restores = append(fp.restores, func() {
 			for k, fi := range changed {
-				in.snapshot[fi] = old[k]
+				in.setSnapshotOfField(fi, old[k])
 			}
 			in.forgetRaw()
 		})
@@ -435,21 +423,11 @@ func (fp *flushPlan) update(in *instance) {
 	})
 }
 
-// plainKey reports a key type whose snapshot is its value (snapshotOf copies what a pointer,
-// slice or map refers to).
-func plainKey(t reflect.Type) bool {
-	switch t.Kind() {
-	case reflect.Pointer, reflect.Slice, reflect.Map, reflect.Interface:
-		return false
-	}
-	return true
-}
-
 // loadedPK is the primary key as last loaded or flushed: a changed key still finds its row.
 func loadedPK(in *instance) []any {
 	key := make([]any, len(in.model.PK))
 	for i, f := range in.model.PK {
-		key[i] = in.snapshot[fieldIndex(in.model, f)]
+		key[i] = in.snapshotArg(fieldIndex(in.model, f))
 	}
 	return key
 }

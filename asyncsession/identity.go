@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"reflect"
 	"strings"
+	"sync"
+	"unsafe"
 
 	"github.com/gosqla/gosqla/asyncengine"
 	"github.com/gosqla/gosqla/internal/structmap"
@@ -37,13 +39,18 @@ func pkValues(m *structmap.Model, v reflect.Value) []any {
 
 // instance is what the session knows of one mapped object.
 type instance struct {
-	ptr      any           // the *T the user holds
-	v        reflect.Value // the struct itself
-	model    *structmap.Model
-	key      identityKey
-	snapshot []any     // column values as last loaded or flushed
-	set      *tableSet // its table's set while registered, with its snapshot bytes (autoflush.go)
-	pos      int       // its place in set
+	ptr   any           // the *T the user holds
+	v     reflect.Value // the struct itself
+	model *structmap.Model
+	key   identityKey
+	// snap is a copy of the struct as last loaded or flushed (nil: none taken), of the model's
+	// type so that the collector sees what it refers to; deep holds, for each slice, pointer and
+	// map field, a copy of what it referred to then (snapshotOf), so that a change made in place
+	// is seen (nil for models without such fields)
+	snap unsafe.Pointer
+	deep []any
+	set  *tableSet // its table's set while registered, with its snapshot bytes (autoflush.go)
+	pos  int       // its place in set
 	// insertedIn is 1 + the savepoint generation it was inserted in while that transaction is
 	// open, 0 otherwise: a rollback to generation gen expunges it when insertedIn > gen
 	insertedIn int
@@ -127,14 +134,121 @@ func keyFor(m *structmap.Model, pk any) (identityKey, reflect.Value, error) {
 	return keyOf(m, v), v, nil
 }
 
+// takeSnapshot records the object's fields as last loaded or flushed, in a copy of its own
+// (allocated the first time).
 func (in *instance) takeSnapshot() {
-	if in.snapshot == nil {
-		in.snapshot = make([]any, len(in.model.Fields))
+	if in.snap == nil {
+		in.snap = reflect.New(in.model.Type).UnsafePointer()
 	}
-	for i, f := range in.model.Fields {
-		in.snapshot[i] = snapshotOf(in.v.FieldByIndex(f.Index))
+	in.retake()
+}
+
+// takeSnapshotIn is takeSnapshot for an object without one, whose copy is at, an element of a
+// slice allocated for a batch of objects.
+func (in *instance) takeSnapshotIn(at reflect.Value) {
+	if in.snap == nil {
+		in.snap = at.Addr().UnsafePointer()
+	}
+	in.retake()
+}
+
+func (in *instance) retake() {
+	in.snapshotValue().Set(in.v)
+	if deep := deepFields(in.model); deep != nil {
+		if in.deep == nil {
+			in.deep = make([]any, len(in.model.Fields))
+		}
+		for _, i := range deep {
+			in.deep[i] = snapshotOf(in.v.FieldByIndex(in.model.Fields[i].Index))
+		}
 	}
 	in.takeRaw()
+}
+
+// snapshotValue is the copy of the struct as last loaded or flushed.
+func (in *instance) snapshotValue() reflect.Value {
+	return reflect.NewAt(in.model.Type, in.snap).Elem()
+}
+
+// fieldSnapshot is the value of one field as last loaded or flushed, as an update or a rollback
+// puts it back: the copy of the struct's field, and for a field that can change in place, the
+// copy of what it referred to.
+type fieldSnapshot struct {
+	v    reflect.Value
+	deep any
+}
+
+// snapshotOfField returns a copy of field i's snapshot.
+func (in *instance) snapshotOfField(i int) fieldSnapshot {
+	old := in.snapshotValue().FieldByIndex(in.model.Fields[i].Index)
+	fs := fieldSnapshot{v: reflect.New(old.Type()).Elem()}
+	fs.v.Set(old)
+	if in.deep != nil {
+		fs.deep = in.deep[i]
+	}
+	return fs
+}
+
+// setSnapshotOfField puts back field i's snapshot.
+func (in *instance) setSnapshotOfField(i int, fs fieldSnapshot) {
+	in.snapshotValue().FieldByIndex(in.model.Fields[i].Index).Set(fs.v)
+	if in.deep != nil {
+		in.deep[i] = fs.deep
+	}
+}
+
+// retakeField takes field i's current value as its snapshot.
+func (in *instance) retakeField(i int) {
+	cur := in.v.FieldByIndex(in.model.Fields[i].Index)
+	in.snapshotValue().FieldByIndex(in.model.Fields[i].Index).Set(cur)
+	if in.deep != nil && isDeep(cur.Type()) {
+		in.deep[i] = snapshotOf(cur)
+	}
+}
+
+// snapshotArg is field i's value as last loaded or flushed, as a statement argument.
+func (in *instance) snapshotArg(i int) any {
+	f := in.model.Fields[i]
+	if in.deep != nil && isDeep(f.Type) {
+		return in.deep[i]
+	}
+	return in.snapshotValue().FieldByIndex(f.Index).Interface()
+}
+
+// fieldChanged reports whether field i differs from its snapshot.
+func (in *instance) fieldChanged(i int) bool {
+	f := in.model.Fields[i]
+	cur := in.v.FieldByIndex(f.Index)
+	if in.deep != nil && isDeep(f.Type) {
+		return !reflect.DeepEqual(cur.Interface(), in.deep[i])
+	}
+	return !equal(cur, in.snapshotValue().FieldByIndex(f.Index))
+}
+
+// isDeep reports a field kind whose snapshot copies what it refers to (snapshotOf).
+func isDeep(t reflect.Type) bool {
+	switch t.Kind() {
+	case reflect.Slice, reflect.Pointer, reflect.Map:
+		return true
+	}
+	return false
+}
+
+// deepFieldsOf lists, per model, its fields that isDeep (nil: none).
+var deepFieldsOf sync.Map // reflect.Type → []int
+
+func deepFields(m *structmap.Model) []int {
+	if v, ok := deepFieldsOf.Load(m.Type); ok {
+		return v.([]int)
+	}
+	var out []int
+	for i, f := range m.Fields {
+		if isDeep(f.Type) {
+			out = append(out, i)
+		}
+	}
+	deepFieldsOf.Store(m.Type, out)
+	return out
 }
 
 // snapshotOf copies a field's value so that a change made in place (an element of a slice, a key
@@ -163,22 +277,23 @@ func snapshotOf(v reflect.Value) any {
 // changed returns the fields whose value differs from the snapshot.
 func (in *instance) changed() []int {
 	var out []int
-	for i, f := range in.model.Fields {
-		cur := in.v.FieldByIndex(f.Index)
-		if !equal(cur, in.snapshot[i]) {
+	for i := range in.model.Fields {
+		if in.fieldChanged(i) {
 			out = append(out, i)
 		}
 	}
 	return out
 }
 
-func equal(cur reflect.Value, old any) bool {
+// equal compares a field with its snapshot: with == where the type allows (a pointer or an
+// interface field compares what it refers to).
+func equal(cur, old reflect.Value) bool {
 	if cur.Comparable() {
 		if k := cur.Kind(); k != reflect.Pointer && k != reflect.Interface {
-			return cur.Interface() == old
+			return cur.Equal(old)
 		}
 	}
-	return reflect.DeepEqual(cur.Interface(), old)
+	return reflect.DeepEqual(cur.Interface(), old.Interface())
 }
 
 // scanRow scans row i of r into a fresh struct of m's type, columns by their `db` tags (columns
@@ -244,6 +359,27 @@ func (in *instance) store(row reflect.Value, columns []string) {
 	}
 	in.takeSnapshot()
 	in.expired = false
+}
+
+// storeIn is store for an object without a snapshot, whose snapshot is at (takeSnapshotIn), of
+// the fields of a row's columns (fieldsOf).
+func (in *instance) storeIn(row reflect.Value, fields []*structmap.Field, at reflect.Value) {
+	for _, f := range fields {
+		in.v.FieldByIndex(f.Index).Set(row.FieldByIndex(f.Index))
+	}
+	in.takeSnapshotIn(at)
+	in.expired = false
+}
+
+// fieldsOf returns m's fields of columns, those without one left out.
+func fieldsOf(m *structmap.Model, columns []string) []*structmap.Field {
+	out := make([]*structmap.Field, 0, len(columns))
+	for _, c := range columns {
+		if f := m.Column(c); f != nil {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 // reload stores a row in an expired object, keeping the fields changed since its last load or
