@@ -12,7 +12,11 @@ import (
 
 // relState is what the session knows of one relationship of one object.
 type relState struct {
-	loaded  bool
+	loaded bool
+	// partial: a collection of a persistent object that was never loaded, whose members are only
+	// those the application added (written by a flush); the rows the database holds besides are
+	// not among them, so it does not read as loaded (whole)
+	partial bool
 	ref     any   // a *T relationship's object as last loaded or flushed
 	members []any // a collection as last loaded or flushed
 	// insts are the members' instances when the last sync recorded them (syncMany), a cache
@@ -77,7 +81,7 @@ func (in *instance) setLoaded(r *relation, value reflect.Value) {
 // remember takes the relationship's current field as its loaded state.
 func (in *instance) remember(r *relation) {
 	st := in.rel(r)
-	st.loaded = true
+	st.loaded, st.partial = true, false
 	fv := r.field(in.v)
 	st.header = header(fv)
 	st.insts = nil
@@ -392,6 +396,19 @@ func active(in *instance, r *relation) bool {
 	return !fv.IsNil() && (!r.many() || fv.Len() > 0)
 }
 
+// whole reports whether relationship r of in holds everything it refers to, as a read of it
+// expects: it was loaded, the object is new, or a *T field was set. A collection of a persistent
+// object that was never loaded holds at most what the application added to it (relState.partial).
+func whole(in *instance, r *relation) bool {
+	if in.state == statePending {
+		return true
+	}
+	if st := in.rels[r]; st != nil && st.loaded {
+		return !st.partial
+	}
+	return !r.many() && !r.field(in.v).IsNil()
+}
+
 // syncOne brings a *T relationship of an active object into the unit of work.
 func (s *Session) syncOne(in *instance, r *relation, w *relWork) ([]*instance, error) {
 	var added []*instance
@@ -485,6 +502,7 @@ func (s *Session) syncMany(in *instance, r *relation, w *relWork) ([]*instance, 
 	var added []*instance
 	fv := r.field(in.v)
 	st := in.rel(r)
+	partial := st.partial || (!st.loaded && in.state == statePersistent)
 	// same: the collection holds what it held at the last sync, in order (the usual case once
 	// synced): no member was removed, and the children's instances are those recorded then
 	same := r.kind != manyToMany && len(st.members) == fv.Len()
@@ -568,7 +586,9 @@ func (s *Session) syncMany(in *instance, r *relation, w *relWork) ([]*instance, 
 		}
 	}
 	if r.kind == manyToMany {
-		return added, s.syncAssociation(in, r, st, now, w)
+		err := s.syncAssociation(in, r, st, now, w)
+		st.partial = partial
+		return added, err
 	}
 	for _, old := range st.members {
 		if same {
@@ -598,7 +618,7 @@ func (s *Session) syncMany(in *instance, r *relation, w *relWork) ([]*instance, 
 		}
 	}
 	in.remember(r)
-	st.insts = children
+	st.insts, st.partial = children, partial
 	return added, nil
 }
 
@@ -662,6 +682,9 @@ func (s *Session) cascadeDelete(in *instance, w *relWork) error {
 	}
 	e := s.engineOf(in)
 	d := e.Dialect()
+	// the children the session does not hold are deleted by their key after the statements of
+	// those it holds, which delete their own children first
+	var byFK []*relation
 	for _, r := range rels {
 		switch r.kind {
 		case manyToMany:
@@ -672,8 +695,9 @@ func (s *Session) cascadeDelete(in *instance, w *relWork) error {
 		}
 		var children []any
 		st := in.rels[r]
-		loaded := st != nil && st.loaded
-		if loaded {
+		known := st != nil && st.loaded // all the children, or those added (partial)
+		loaded := known && !st.partial
+		if known {
 			fv := r.field(in.v)
 			if r.many() {
 				for i := range fv.Len() {
@@ -684,9 +708,7 @@ func (s *Session) cascadeDelete(in *instance, w *relWork) error {
 			}
 		}
 		if r.cascadeDelete && !loaded {
-			te := s.relTarget(r, in.shard).e
-			w.before = append(w.before, flushStmt{te, asyncengine.Statement{SQL: deleteByFK(te.Dialect(), r), Args: []any{pkValue(in)}}, nil})
-			continue
+			byFK = append(byFK, r)
 		}
 		for _, c := range children {
 			child, ok := s.objects[c]
@@ -704,6 +726,10 @@ func (s *Session) cascadeDelete(in *instance, w *relWork) error {
 				return fmt.Errorf("gosqla: deleting a %s leaves its %s without a parent; make the key nullable or tag the relationship cascade=delete: %w", in.model.Type, r.target.Type, err)
 			}
 		}
+	}
+	for _, r := range byFK {
+		te := s.relTarget(r, in.shard).e
+		w.before = append(w.before, flushStmt{te, asyncengine.Statement{SQL: deleteByFK(te.Dialect(), r), Args: []any{pkValue(in)}}, nil})
 	}
 	return nil
 }

@@ -207,6 +207,15 @@
 // list on SQLite). A loaded relationship is not loaded again; objects stay loaded after an
 // expiry, their relationships as they were.
 //
+// A collection of a loaded object that was never loaded may still be added to (author.Books =
+// append(author.Books, book)): the flush writes what was added — the book's key, an association
+// row — and removes nothing, since the session does not know the other rows. The collection then
+// holds only what was added, so it still reads as not loaded: Related returns ErrNotLoaded, and a
+// Load reads it whole, the added objects among the rows. An object added but not flushed yet (a
+// load under NoAutoflush) stays in the collection after the loaded rows, and the next flush
+// writes it. Deleting the parent deletes the added children and, with cascade=delete, the rows
+// never loaded with one DELETE by key. Assigning a *T relationship sets it whole.
+//
 // The name may be a path of relationships joined by dots: LoadAll(ctx, s, authors, "Books.Tags")
 // loads the authors' books, then the tags of all those books with one more query — one query per
 // step for all the objects of the step above, each of them once: a tag of many books is one

@@ -51,7 +51,7 @@ func Related[T any](s *Session, obj any, name string) (T, error) {
 	if !ok {
 		return zero, fmt.Errorf("gosqla: %T is not in this session; load it first (Get or Select)", obj)
 	}
-	if !active(in, r) {
+	if !whole(in, r) {
 		return zero, fmt.Errorf("gosqla: %s.%s of the object with key %v: %w; call Load or LoadAll, or query with Query.Load", m.Type, name, pkValue(in), ErrNotLoaded)
 	}
 	v, ok := r.field(in.v).Interface().(T)
@@ -159,7 +159,7 @@ func (s *Session) planLoad(r *relation, objs []any, t shardTarget) (*relLoad, er
 		if !ok || reflect.TypeOf(obj) != reflect.PointerTo(r.owner.Type) {
 			return l, fmt.Errorf("gosqla: loading %s.%s: object %d (%T) is not a %s of this session; load it first (Get or Select)", r.owner.Type, r.name, i, obj, r.owner.Type)
 		}
-		if active(in, r) {
+		if whole(in, r) {
 			continue // loaded already, or the application's own
 		}
 		key := pkValue(in)
@@ -233,14 +233,28 @@ func (s *Session) applyLoad(l *relLoad, rs []*asyncengine.Result) error {
 		fv := r.field(in.v)
 		if r.many() {
 			out := reflect.MakeSlice(fv.Type(), 0, len(found))
+			loaded := make(map[any]bool, len(found))
 			for _, t := range found {
 				out = reflect.Append(out, reflect.ValueOf(t.ptr))
+				loaded[t.ptr] = true
 				if b != nil && b.kind == manyToOne {
 					b.field(t.v).Set(reflect.ValueOf(in.ptr))
 					t.remember(b)
 				}
 			}
-			in.setLoaded(r, out)
+			// what the application added that no flush has written yet (under NoAutoflush)
+			// stays, after the loaded rows, and the next flush writes it
+			var added []reflect.Value
+			for i := range fv.Len() {
+				if m := fv.Index(i); !m.IsNil() && !loaded[m.Interface()] {
+					added = append(added, m)
+				}
+			}
+			in.setLoaded(r, reflect.Append(out, added...))
+			if len(added) > 0 {
+				st := in.rels[r]
+				st.members, st.header = st.members[:len(found)], [2]uintptr{}
+			}
 			continue
 		}
 		switch {

@@ -592,3 +592,70 @@ func TestOrphanMovedToAnotherParent(t *testing.T) {
 		assert.Equal(t, int64(2), count(t, e, "volumes"))
 	})
 }
+
+// A collection of a loaded object that was never loaded can be added to: a flush writes what was
+// added, the rows the database holds stay, and the collection reads as not loaded until a load
+// reads it whole, keeping what was added.
+func TestAddingToUnloadedCollection(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
+		relSchema(t, e)
+		ctx := enginetest.Context(t)
+		s := newSession(t, e)
+		fantasy := &Tag{Name: "fantasy"}
+		w := &Writer{Name: "w", Books: []*Volume{{Title: "b"}, {Title: "d", Tags: []*Tag{fantasy}}}}
+		require.NoError(t, s.Add(w))
+		await(t, s.Commit(ctx))
+
+		// added and flushed: not loaded, and a load reads every row, the added object among them
+		s2 := newSession(t, e)
+		got := await(t, asyncsession.Get[Writer](ctx, s2, w.ID))
+		added := &Volume{Title: "a"}
+		got.Books = append(got.Books, added)
+		await(t, s2.Flush(ctx))
+		_, err := asyncsession.Related[[]*Volume](s2, got, "Books")
+		require.ErrorIs(t, err, asyncsession.ErrNotLoaded, "a collection only added to is not whole")
+		await(t, asyncsession.Load(ctx, s2, got, "Books"))
+		books, err := asyncsession.Related[[]*Volume](s2, got, "Books")
+		require.NoError(t, err)
+		require.Len(t, books, 3)
+		assert.Same(t, added, books[0], "ordered by title, the added object itself")
+		await(t, s2.Commit(ctx))
+		assert.Equal(t, int64(3), count(t, e, "volumes"), "the rows held stay, and the added one")
+
+		// added, not flushed, loaded under NoAutoflush: the added object stays, after the rows
+		s3 := newSession(t, e)
+		got = await(t, asyncsession.Get[Writer](ctx, s3, w.ID))
+		late := &Volume{Title: "c"}
+		got.Books = append(got.Books, late)
+		await(t, asyncsession.Load(asyncsession.NoAutoflush(ctx), s3, got, "Books"))
+		require.Len(t, got.Books, 4)
+		assert.Same(t, late, got.Books[3])
+		await(t, s3.Commit(ctx))
+		assert.NotZero(t, late.ID)
+		assert.Equal(t, got.ID, late.WriterID)
+		assert.Equal(t, int64(4), count(t, e, "volumes"))
+
+		// a many-to-many added to adds its link, keeping the others
+		s4 := newSession(t, e)
+		vol := await(t, asyncsession.Select[Volume](ctx, s4, "SELECT * FROM volumes WHERE title = 'd'"))[0]
+		vol.Tags = append(vol.Tags, &Tag{Name: "classic"})
+		await(t, s4.Commit(ctx))
+		assert.Equal(t, int64(2), count(t, e, "volume_tags"))
+		_, err = asyncsession.Related[[]*Tag](s4, vol, "Tags")
+		require.ErrorIs(t, err, asyncsession.ErrNotLoaded)
+		await(t, asyncsession.Load(ctx, s4, vol, "Tags"))
+		require.Len(t, vol.Tags, 2)
+
+		// deleting the writer after adding to its unloaded books deletes every book
+		s5 := newSession(t, e)
+		got = await(t, asyncsession.Get[Writer](ctx, s5, w.ID))
+		got.Books = append(got.Books, &Volume{Title: "e"})
+		await(t, s5.Flush(ctx))
+		_, err = s5.Execute(ctx, "DELETE FROM volume_tags").Await(ctx)
+		require.NoError(t, err)
+		require.NoError(t, s5.Delete(got))
+		await(t, s5.Commit(ctx))
+		assert.Equal(t, int64(0), count(t, e, "volumes"))
+		assert.Equal(t, int64(0), count(t, e, "writers"))
+	})
+}
