@@ -119,7 +119,7 @@ type relWork struct {
 	before, after []flushStmt
 	// saved holds the relationship states the flush changed, as they were (nil: none), to be put
 	// back when its pipeline is never sent
-	saved map[relKey]*relState
+	saved map[relKey]savedRel
 	// orphans are children removed from a delete-orphan collection, deleted once the walk is
 	// over unless another parent's collection took them meanwhile
 	orphans []orphan
@@ -163,31 +163,39 @@ func (w *relWork) waits(in *instance) []*structmap.Field {
 	return in.waitFor
 }
 
-// keep saves the state of relationship r of in before the flush changes it.
+// keep saves the state of relationship r of in, and its field, before the flush changes them.
 func (w *relWork) keep(in *instance, r *relation) {
 	k := relKey{in, r}
 	if _, ok := w.saved[k]; ok {
 		return
 	}
 	if w.saved == nil {
-		w.saved = map[relKey]*relState{}
+		w.saved = map[relKey]savedRel{}
 	}
-	var old *relState
+	var old savedRel
 	if st := in.rels[r]; st != nil {
 		c := *st
-		old = &c
+		old.st = &c
 	}
+	old.field = r.field(in.v).Interface()
 	w.saved[k] = old
 }
 
-// restore puts the saved relationship states back.
+// savedRel is a relationship as it was before a flush: its state (nil: none) and its field.
+type savedRel struct {
+	st    *relState
+	field any // a *T or a []*T: typed, nil or not
+}
+
+// restore puts the saved relationship states and fields back.
 func (w *relWork) restore() {
 	for k, old := range w.saved {
-		if old == nil {
+		if old.st == nil {
 			delete(k.in.rels, k.r)
 		} else {
-			k.in.rels[k.r] = old
+			k.in.rels[k.r] = old.st
 		}
+		k.r.field(k.in.v).Set(reflect.ValueOf(old.field))
 	}
 }
 
@@ -479,8 +487,8 @@ func (s *Session) moveMember(child *instance, r *relation, from, to any, w *relW
 					out = reflect.Append(out, fv.Index(i))
 				}
 			}
-			fv.Set(out)
 			w.keep(p, b)
+			fv.Set(out)
 			p.remember(b)
 		}
 	}
@@ -491,10 +499,26 @@ func (s *Session) moveMember(child *instance, r *relation, from, to any, w *relW
 				return
 			}
 		}
-		fv.Set(reflect.Append(fv, reflect.ValueOf(child.ptr)))
 		w.keep(p, b)
+		fv.Set(reflect.Append(fv, reflect.ValueOf(child.ptr)))
 		p.remember(b)
 	}
+}
+
+// holds reports whether collection r of parent, as the session knows it whole or as added to,
+// holds child.
+func (s *Session) holds(parent any, r *relation, child any) bool {
+	p, ok := s.objects[parent]
+	if !ok || p.state == stateDeleted || (p.state != statePending && (p.rels[r] == nil || !p.rels[r].loaded)) {
+		return false
+	}
+	fv := r.field(p.v)
+	for i := range fv.Len() {
+		if fv.Index(i).Interface() == child {
+			return true
+		}
+	}
+	return false
 }
 
 // syncMany brings a collection relationship of an active object into the unit of work.
@@ -574,9 +598,14 @@ func (s *Session) syncMany(in *instance, r *relation, w *relWork) ([]*instance, 
 					return nil, fmt.Errorf("%w: a %s in %s.%s has %s set to another %s; set both to the same parent",
 						ErrConflictingParent, child.model.Type, in.model.Type, r.name, b.name, in.model.Type)
 				}
+				// its parent so far still holds it: the child is in two collections
+				if s.holds(cur, r, child.ptr) {
+					return nil, fmt.Errorf("%w: a %s is in %s.%s of two %ss; remove it from one of them",
+						ErrConflictingParent, child.model.Type, in.model.Type, r.name, in.model.Type)
+				}
 			}
-			ref.Set(reflect.ValueOf(in.ptr))
 			w.keep(child, b)
+			ref.Set(reflect.ValueOf(in.ptr))
 			child.remember(b)
 		}
 		if !keyKnown {
@@ -605,8 +634,8 @@ func (s *Session) syncMany(in *instance, r *relation, w *relWork) ([]*instance, 
 			if ref := b.field(child.v); !ref.IsNil() && ref.Interface() != in.ptr {
 				continue // moved to another parent
 			}
-			b.field(child.v).Set(reflect.Zero(b.field(child.v).Type()))
 			w.keep(child, b)
+			b.field(child.v).Set(reflect.Zero(b.field(child.v).Type()))
 			child.remember(b)
 		}
 		if r.orphan {

@@ -185,7 +185,9 @@
 // set mean the same thing, and the loaded collections and back-references follow (a many-to-one
 // the application reassigned wins over the collection the object was in; an object in one
 // parent's collection whose many-to-one, never synced by the session, names another parent is
-// ErrConflictingParent at flush, nothing written). A child whose parent's
+// ErrConflictingParent at flush, nothing written and no field changed; so is an object in the
+// collections of two parents, when it has the many-to-one back — without one, the last
+// collection walked wins). A child whose parent's
 // key the server generates waits for it: the flush runs in stages, one round trip each, parents
 // first — saving authors with their books is two round trips (BEGIN with the authors' INSERT …
 // RETURNING, then the books with COMMIT), self-referential rows one stage per level. Rows whose

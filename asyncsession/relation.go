@@ -17,8 +17,9 @@ var ErrNotLoaded = errors.New("gosqla: relationship not loaded")
 
 // ErrConflictingParent is matched by the error of a flush that finds an object in a parent's
 // collection while its own many-to-one field points at another parent, with nothing to say which
-// of the two the program meant (the object's many-to-one was never synced by the session):
-// set both to the same parent.
+// of the two the program meant (the object's many-to-one was never synced by the session, or the
+// object is in the collections of two parents): set both to the same parent, or remove the
+// object from one collection.
 var ErrConflictingParent = errors.New("gosqla: the collection and the many-to-one name different parents")
 
 type relKind int

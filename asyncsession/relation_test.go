@@ -659,3 +659,41 @@ func TestAddingToUnloadedCollection(t *testing.T) {
 		assert.Equal(t, int64(0), count(t, e, "writers"))
 	})
 }
+
+// An object in the collections of two parents is refused at flush, in either order, whether the
+// parents are new or loaded; taken out of one, it moves.
+func TestChildInTwoCollections(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
+		relSchema(t, e)
+		ctx := enginetest.Context(t)
+		s := newSession(t, e)
+		v := &Volume{Title: "shared"}
+		a, b := &Writer{Name: "a", Books: []*Volume{v}}, &Writer{Name: "b", Books: []*Volume{v}}
+		require.NoError(t, s.Add(a, b))
+		_, err := s.Flush(ctx).Await(ctx)
+		require.ErrorIs(t, err, asyncsession.ErrConflictingParent)
+		require.ErrorContains(t, err, "is in asyncsession_test.Writer.Books of two")
+		assert.Nil(t, v.Writer, "the failed flush changed no field")
+		a.Books = nil
+		await(t, s.Commit(ctx))
+		assert.Equal(t, b.ID, v.WriterID)
+
+		// loaded: moved from b to a, then back
+		for _, names := range [][2]string{{"b", "a"}, {"a", "b"}} {
+			s2 := newSession(t, e)
+			ws := await(t, asyncsession.From[Writer](s2).Load("Books", asyncsession.SelectIn).OrderBy("name").All(ctx))
+			byName := map[string]*Writer{ws[0].Name: ws[0], ws[1].Name: ws[1]}
+			from, to := byName[names[0]], byName[names[1]]
+			require.Len(t, from.Books, 1)
+			moved := from.Books[0]
+			to.Books = append(to.Books, moved)
+			_, err = s2.Flush(ctx).Await(ctx)
+			require.ErrorIs(t, err, asyncsession.ErrConflictingParent, "still in the books of %s", names[0])
+			assert.Same(t, from, moved.Writer, "the failed flush changed no field")
+			from.Books = nil
+			await(t, s2.Commit(ctx))
+			assert.Equal(t, to.ID, moved.WriterID, "moved, not deleted as an orphan")
+			assert.Equal(t, int64(1), count(t, e, "volumes"))
+		}
+	})
+}
