@@ -207,7 +207,9 @@
 // issued together, for many objects, travel as one pipeline, so the N+1 pattern costs one round
 // trip. LoadAll(ctx, s, objs, "Books") loads all with one query (= ANY($1) on PostgreSQL, an IN
 // list on SQLite). A loaded relationship is not loaded again; objects stay loaded after an
-// expiry, their relationships as they were.
+// expiry, their relationships as they were. Reload and ReloadAll read one again (every step of a
+// path), after the autoflush, with what other transactions committed since; the objects already
+// in the session keep their state (Refresh reads an object's columns again).
 //
 // A collection of a loaded object that was never loaded may still be added to (author.Books =
 // append(author.Books, book)): the flush writes what was added — the book's key, an association

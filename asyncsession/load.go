@@ -17,7 +17,7 @@ import (
 // of every book obj holds, loaded now or before, with one more query for all of them; a path of
 // d steps takes d round trips.
 func Load(ctx context.Context, s *Session, obj any, name string) *asyncengine.Future[struct{}] {
-	return loadRelation(ctx, s, []any{obj}, name)
+	return loadRelation(ctx, s, []any{obj}, name, false)
 }
 
 // LoadAll loads relationship name of every object of objs with one query (selectin):
@@ -25,11 +25,30 @@ func Load(ctx context.Context, s *Session, obj any, name string) *asyncengine.Fu
 // parameter limit). name may be a path, "Books.Tags", as for Load: one query per step, for the
 // objects of that step of every object of objs, each object once.
 func LoadAll[T any](ctx context.Context, s *Session, objs []*T, name string) *asyncengine.Future[struct{}] {
+	return loadRelation(ctx, s, anys(objs), name, false)
+}
+
+// anys returns objs as a []any.
+func anys[T any](objs []*T) []any {
 	all := make([]any, len(objs))
 	for i, o := range objs {
 		all[i] = o
 	}
-	return loadRelation(ctx, s, all, name)
+	return all
+}
+
+// Reload reads relationship name of obj again, loaded or not, as Load does the first time: what
+// another transaction changed since shows, and a path ("Books.Tags") reads every step again.
+// Like every query it autoflushes first, so the changes made to the relationship are written
+// before it is read; under NoAutoflush they are replaced by what the database holds, except
+// objects added to a collection and not written yet, which stay after the loaded rows.
+func Reload(ctx context.Context, s *Session, obj any, name string) *asyncengine.Future[struct{}] {
+	return loadRelation(ctx, s, []any{obj}, name, true)
+}
+
+// ReloadAll is Reload for every object of objs, with one query per step as LoadAll.
+func ReloadAll[T any](ctx context.Context, s *Session, objs []*T, name string) *asyncengine.Future[struct{}] {
+	return loadRelation(ctx, s, anys(objs), name, true)
 }
 
 // Related returns relationship name of obj as its field holds it (T is the field's type, *U or
@@ -61,7 +80,7 @@ func Related[T any](s *Session, obj any, name string) (T, error) {
 	return v, nil
 }
 
-func loadRelation(ctx context.Context, s *Session, objs []any, name string) *asyncengine.Future[struct{}] {
+func loadRelation(ctx context.Context, s *Session, objs []any, name string, again bool) *asyncengine.Future[struct{}] {
 	if len(objs) == 0 {
 		return asyncengine.Ready(struct{}{}, nil)
 	}
@@ -76,7 +95,7 @@ func loadRelation(ctx context.Context, s *Session, objs []any, name string) *asy
 	// every step loads selectin: its objects are in the session already, not in a query to join
 	steps := resolveSteps(addPath(nil, path, SelectIn), false)
 	f, resolve := asyncengine.NewPromise[struct{}]()
-	pl := &pathLoad{ctx: ctx, done: func(err error) { resolve(struct{}{}, err) }}
+	pl := &pathLoad{ctx: ctx, again: again, done: func(err error) { resolve(struct{}{}, err) }}
 	s.mu.Lock()
 	ops := s.follow(pl, steps, objs)
 	s.mu.Unlock()
@@ -121,12 +140,12 @@ func (s *Session) relTarget(r *relation, shard string) shardTarget {
 
 // loadOp is the request that loads r for owners objs from t; done is called once loaded, fail
 // with the request's error.
-func loadOp(ctx context.Context, r *relation, objs []any, t shardTarget, done func(), fail func(error)) *op {
+func loadOp(ctx context.Context, r *relation, objs []any, t shardTarget, again bool, done func(), fail func(error)) *op {
 	o := &op{ctx: ctx, engine: t.e, autoflush: flushAll, reads: readsTable(tableWord(r.target)), fail: fail, replicaOK: true}
 	var l *relLoad
 	o.build = func(s *Session) ([]asyncengine.Statement, error) {
 		var err error
-		l, err = s.planLoad(r, objs, t)
+		l, err = s.planLoad(r, objs, t, again)
 		return l.stmts, err
 	}
 	o.apply = func(s *Session, rs []*asyncengine.Result) error {
@@ -147,9 +166,9 @@ type relLoad struct {
 	stmts  []asyncengine.Statement
 }
 
-// planLoad picks the owners whose relationship is not loaded and builds their queries. Called
-// locked.
-func (s *Session) planLoad(r *relation, objs []any, t shardTarget) (*relLoad, error) {
+// planLoad picks the owners whose relationship is not loaded (again: every owner with a row) and
+// builds their queries. Called locked.
+func (s *Session) planLoad(r *relation, objs []any, t shardTarget, again bool) (*relLoad, error) {
 	l := &relLoad{r: r, shard: t.name}
 	d := t.e.Dialect()
 	seen := map[any]bool{}
@@ -159,7 +178,10 @@ func (s *Session) planLoad(r *relation, objs []any, t shardTarget) (*relLoad, er
 		if !ok || reflect.TypeOf(obj) != reflect.PointerTo(r.owner.Type) {
 			return l, fmt.Errorf("gosqla: loading %s.%s: object %d (%T) is not a %s of this session; load it first (Get or Select)", r.owner.Type, r.name, i, obj, r.owner.Type)
 		}
-		if whole(in, r) {
+		if again && in.state == statePending {
+			continue // no row yet: nothing to read
+		}
+		if !again && whole(in, r) {
 			continue // loaded already, or the application's own
 		}
 		key := pkValue(in)

@@ -91,11 +91,12 @@ func resolveSteps(steps []*loadStep, joinable bool) []*loadStep {
 // query is sent once the step above it has loaded, for all of that step's objects at once.
 // done is called once, when every request has answered.
 type pathLoad struct {
-	ctx  context.Context
-	done func(error)
-	mu   sync.Mutex // a request may be refused outside the session's lock
-	left int
-	err  error
+	ctx   context.Context
+	again bool // read every step again, loaded or not (Reload)
+	done  func(error)
+	mu    sync.Mutex // a request may be refused outside the session's lock
+	left  int
+	err   error
 }
 
 // answered records a request's answer; each request's first answer counts (a panic on the
@@ -161,7 +162,7 @@ func (s *Session) stepOp(pl *pathLoad, st *loadStep, objs []any, shard string, n
 	pl.left++
 	pl.mu.Unlock()
 	var once bool
-	return loadOp(pl.ctx, st.r, objs, s.relTarget(st.r, shard), func() {
+	return loadOp(pl.ctx, st.r, objs, s.relTarget(st.r, shard), pl.again, func() {
 		if len(st.next) > 0 && !pl.failed() {
 			s.queue = append(s.queue, s.follow(pl, st.next, s.related(objs, st.r))...)
 		}

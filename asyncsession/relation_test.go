@@ -697,3 +697,55 @@ func TestChildInTwoCollections(t *testing.T) {
 		}
 	})
 }
+
+// Reload reads a loaded relationship again, each step of a path, with what other transactions
+// committed since; Load does not.
+func TestReloadRelationship(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
+		relSchema(t, e)
+		ctx := enginetest.Context(t)
+		s := newSession(t, e)
+		w := &Writer{Name: "w", Books: []*Volume{{Title: "b"}, {Title: "d", Tags: []*Tag{{Name: "x"}}}}}
+		require.NoError(t, s.Add(w))
+		await(t, s.Commit(ctx))
+
+		s2 := newSession(t, e)
+		got := await(t, asyncsession.Get[Writer](ctx, s2, w.ID))
+		await(t, asyncsession.Load(ctx, s2, got, "Books.Tags"))
+		require.Len(t, got.Books, 2)
+		first := got.Books[0]
+		await(t, s2.Commit(ctx))
+
+		// another session adds a book, and a tag to the loaded book "d"
+		s3 := newSession(t, e)
+		other := await(t, asyncsession.Get[Writer](ctx, s3, w.ID))
+		other.Books = append(other.Books, &Volume{Title: "a"})
+		d := await(t, asyncsession.Select[Volume](ctx, s3, "SELECT * FROM volumes WHERE title = 'd'"))[0]
+		d.Tags = append(d.Tags, &Tag{Name: "y"})
+		await(t, s3.Commit(ctx))
+
+		before := roundTrips(e)
+		await(t, asyncsession.Load(ctx, s2, got, "Books"))
+		assert.Len(t, got.Books, 2, "Load keeps a loaded relationship")
+		assert.Equal(t, before, roundTrips(e), "without a query")
+		await(t, asyncsession.Reload(ctx, s2, got, "Books.Tags"))
+		require.Len(t, got.Books, 3)
+		assert.Equal(t, "a", got.Books[0].Title)
+		assert.Same(t, first, got.Books[1], "the loaded object itself")
+		require.Len(t, got.Books[2].Tags, 2, "each step read again")
+		assert.Equal(t, "y", got.Books[2].Tags[1].Name)
+
+		// unflushed changes are written first, then read back
+		got.Books = got.Books[:2]
+		await(t, asyncsession.Reload(ctx, s2, got, "Books"))
+		assert.Len(t, got.Books, 2, "the removed book was deleted as an orphan, then the rest read")
+		await(t, s2.Commit(ctx))
+		assert.Equal(t, int64(2), count(t, e, "volumes"))
+
+		// a new object has no rows to read
+		fresh := &Writer{Name: "new", Books: []*Volume{{Title: "n"}}}
+		require.NoError(t, s2.Add(fresh))
+		await(t, asyncsession.ReloadAll(asyncsession.NoAutoflush(ctx), s2, []*Writer{fresh}, "Books"))
+		assert.Len(t, fresh.Books, 1)
+	})
+}
