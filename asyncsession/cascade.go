@@ -123,6 +123,8 @@ type relWork struct {
 	// orphans are children removed from a delete-orphan collection, deleted once the walk is
 	// over unless another parent's collection took them meanwhile
 	orphans []orphan
+	// fkWrites are the foreign keys the walk changed, put back with the relationships
+	fkWrites []fkWrite
 }
 
 // orphan is a child removed from parent's collection r.
@@ -187,8 +189,17 @@ type savedRel struct {
 	field any // a *T or a []*T: typed, nil or not
 }
 
-// restore puts the saved relationship states and fields back.
+// restore puts the saved relationship states and fields back, and the foreign keys written.
 func (w *relWork) restore() {
+	for i := len(w.fkWrites) - 1; i >= 0; i-- {
+		x := w.fkWrites[i]
+		fv := x.in.v.FieldByIndex(x.f.Index)
+		if x.old == nil {
+			fv.SetZero()
+		} else {
+			fv.Set(reflect.ValueOf(x.old).Convert(fv.Type()))
+		}
+	}
 	for k, old := range w.saved {
 		if old.st == nil {
 			delete(k.in.rels, k.r)
@@ -428,13 +439,13 @@ func (s *Session) syncOne(in *instance, r *relation, w *relWork) ([]*instance, e
 	}
 	if cur == nil {
 		if st.ref != nil && r.kind == manyToOne {
-			if err := setFK(in, r.fk, nil); err != nil {
+			if err := w.setFK(in, r.fk, nil); err != nil {
 				return nil, err
 			}
 		}
 		if st.ref != nil && r.kind == oneToOne {
 			if old, ok := s.objects[st.ref]; ok && old.state != stateDeleted {
-				if err := setFK(old, r.fk, nil); err != nil {
+				if err := w.setFK(old, r.fk, nil); err != nil {
 					return nil, err
 				}
 			}
@@ -454,7 +465,7 @@ func (s *Session) syncOne(in *instance, r *relation, w *relWork) ([]*instance, e
 	case manyToOne:
 		if !hasKey(other) {
 			w.wait(in, r.fk)
-		} else if err := setFK(in, r.fk, pkValue(other)); err != nil {
+		} else if err := w.setFK(in, r.fk, pkValue(other)); err != nil {
 			return nil, err
 		}
 		if changed {
@@ -463,7 +474,7 @@ func (s *Session) syncOne(in *instance, r *relation, w *relWork) ([]*instance, e
 	case oneToOne:
 		if !hasKey(in) {
 			w.wait(other, r.fk)
-		} else if err := setFK(other, r.fk, pkValue(in)); err != nil {
+		} else if err := w.setFK(other, r.fk, pkValue(in)); err != nil {
 			return nil, err
 		}
 	}
@@ -610,7 +621,7 @@ func (s *Session) syncMany(in *instance, r *relation, w *relWork) ([]*instance, 
 		}
 		if !keyKnown {
 			w.wait(child, r.fk)
-		} else if err := setFK(child, r.fk, key); err != nil {
+		} else if err := w.setFK(child, r.fk, key); err != nil {
 			return nil, err
 		}
 	}
@@ -642,7 +653,7 @@ func (s *Session) syncMany(in *instance, r *relation, w *relWork) ([]*instance, 
 			w.orphans = append(w.orphans, orphan{child: child, parent: in, r: r})
 			continue
 		}
-		if err := setFK(child, r.fk, nil); err != nil {
+		if err := w.setFK(child, r.fk, nil); err != nil {
 			return nil, fmt.Errorf("gosqla: %s was removed from %s.%s: %w", child.model.Type, in.model.Type, r.name, err)
 		}
 	}
@@ -751,7 +762,7 @@ func (s *Session) cascadeDelete(in *instance, w *relWork) error {
 				}
 				continue
 			}
-			if err := setFK(child, r.fk, nil); err != nil {
+			if err := w.setFK(child, r.fk, nil); err != nil {
 				return fmt.Errorf("gosqla: deleting a %s leaves its %s without a parent; make the key nullable or tag the relationship cascade=delete: %w", in.model.Type, r.target.Type, err)
 			}
 		}
@@ -761,6 +772,29 @@ func (s *Session) cascadeDelete(in *instance, w *relWork) error {
 		w.before = append(w.before, flushStmt{te, asyncengine.Statement{SQL: deleteByFK(te.Dialect(), r), Args: []any{pkValue(in)}}, nil})
 	}
 	return nil
+}
+
+// setFK is setFK for the flush w plans: a field it changes is put back if the flush is not sent.
+func (w *relWork) setFK(in *instance, f *structmap.Field, v any) error {
+	fv := in.v.FieldByIndex(f.Index)
+	if v != nil && fv.Kind() != reflect.Pointer && reflect.TypeOf(v) == fv.Type() && fv.Comparable() && fv.Equal(reflect.ValueOf(v)) {
+		return nil // the usual case once synced: nothing to write
+	}
+	old := snapshotOf(fv)
+	if err := setFK(in, f, v); err != nil {
+		return err
+	}
+	if !reflect.DeepEqual(fv.Interface(), old) {
+		w.fkWrites = append(w.fkWrites, fkWrite{in: in, f: f, old: old})
+	}
+	return nil
+}
+
+// fkWrite is a foreign-key field as it was before a flush's cascade wrote it.
+type fkWrite struct {
+	in  *instance
+	f   *structmap.Field
+	old any // snapshotOf the field
 }
 
 // setFK writes a foreign-key value (nil: NULL) into in's field f.

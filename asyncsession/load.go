@@ -265,10 +265,18 @@ func (s *Session) applyLoad(l *relLoad, rs []*asyncengine.Result) error {
 				}
 			}
 			// what the application added that no flush has written yet (under NoAutoflush)
-			// stays, after the loaded rows, and the next flush writes it
+			// stays, after the loaded rows, and the next flush writes it (or refuses a nil); a
+			// member synced before and not read now was removed by another transaction
+			var synced map[any]bool
+			if st := in.rels[r]; st != nil && st.loaded {
+				synced = make(map[any]bool, len(st.members))
+				for _, m := range st.members {
+					synced[m] = true
+				}
+			}
 			var added []reflect.Value
 			for i := range fv.Len() {
-				if m := fv.Index(i); !m.IsNil() && !loaded[m.Interface()] {
+				if m := fv.Index(i); m.IsNil() || (!loaded[m.Interface()] && !synced[m.Interface()]) {
 					added = append(added, m)
 				}
 			}

@@ -674,6 +674,7 @@ func TestChildInTwoCollections(t *testing.T) {
 		require.ErrorIs(t, err, asyncsession.ErrConflictingParent)
 		require.ErrorContains(t, err, "is in asyncsession_test.Writer.Books of two")
 		assert.Nil(t, v.Writer, "the failed flush changed no field")
+		assert.Zero(t, v.WriterID)
 		a.Books = nil
 		await(t, s.Commit(ctx))
 		assert.Equal(t, b.ID, v.WriterID)
@@ -690,6 +691,7 @@ func TestChildInTwoCollections(t *testing.T) {
 			_, err = s2.Flush(ctx).Await(ctx)
 			require.ErrorIs(t, err, asyncsession.ErrConflictingParent, "still in the books of %s", names[0])
 			assert.Same(t, from, moved.Writer, "the failed flush changed no field")
+			assert.Equal(t, from.ID, moved.WriterID)
 			from.Books = nil
 			await(t, s2.Commit(ctx))
 			assert.Equal(t, to.ID, moved.WriterID, "moved, not deleted as an orphan")
@@ -735,6 +737,15 @@ func TestReloadRelationship(t *testing.T) {
 		require.Len(t, got.Books[2].Tags, 2, "each step read again")
 		assert.Equal(t, "y", got.Books[2].Tags[1].Name)
 
+		// rows another transaction removed leave the fields, and are not written back
+		await(t, s2.Commit(ctx))
+		_, err := e.Exec(ctx, "DELETE FROM volume_tags")
+		require.NoError(t, err)
+		await(t, asyncsession.Reload(ctx, s2, got, "Books.Tags"))
+		assert.Empty(t, got.Books[2].Tags)
+		await(t, s2.Commit(ctx))
+		assert.Equal(t, int64(0), count(t, e, "volume_tags"))
+
 		// unflushed changes are written first, then read back
 		got.Books = got.Books[:2]
 		await(t, asyncsession.Reload(ctx, s2, got, "Books"))
@@ -747,5 +758,25 @@ func TestReloadRelationship(t *testing.T) {
 		require.NoError(t, s2.Add(fresh))
 		await(t, asyncsession.ReloadAll(asyncsession.NoAutoflush(ctx), s2, []*Writer{fresh}, "Books"))
 		assert.Len(t, fresh.Books, 1)
+	})
+}
+
+// A load refused at planning (an object not in the session) still sends the autoflush it
+// planned, on its context; the session stays usable.
+func TestRefusedLoadSendsItsAutoflush(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
+		relSchema(t, e)
+		ctx := enginetest.Context(t)
+		s := newSession(t, e)
+		w := &Writer{Name: "w"}
+		require.NoError(t, s.Add(w))
+		await(t, s.Commit(ctx))
+		require.NoError(t, s.Add(&Writer{Name: "pending"}))
+		_, err := asyncsession.Load(ctx, s, &Writer{ID: w.ID}, "Books").Await(ctx)
+		require.ErrorContains(t, err, "is not a asyncsession_test.Writer of this session")
+		_, err = s.Flush(ctx).Await(ctx)
+		require.NoError(t, err)
+		await(t, s.Commit(ctx))
+		assert.Equal(t, int64(2), count(t, e, "writers"))
 	})
 }

@@ -86,7 +86,11 @@ func (s *Session) gather(batch []*op) (parts []part, ctxs []context.Context, i i
 		}
 		var err error
 		var again bool
+		planned := len(parts)
 		if parts, again, err = s.plan(parts, o); err != nil {
+			if len(parts) > planned {
+				ctxs = append(ctxs, o.ctx) // the autoflush it planned goes on its context
+			}
 			o.reject(err)
 			continue
 		}

@@ -156,8 +156,5 @@ func distinct(ctxs []context.Context) []context.Context {
 			return ctxs // many distinct callers: the general case handles them
 		}
 	}
-	if len(out) == 0 {
-		return ctxs[:1]
-	}
 	return out
 }
