@@ -769,7 +769,9 @@ func (s *Session) cascadeDelete(in *instance, w *relWork) error {
 	}
 	for _, r := range byFK {
 		te := s.relTarget(r, in.shard).e
-		w.before = append(w.before, flushStmt{te, asyncengine.Statement{SQL: deleteByFK(te.Dialect(), r), Args: []any{pkValue(in)}}, nil})
+		for _, sql := range deleteByFK(te.Dialect(), r) {
+			w.before = append(w.before, flushStmt{te, asyncengine.Statement{SQL: sql, Args: []any{pkValue(in)}}, nil})
+		}
 	}
 	return nil
 }

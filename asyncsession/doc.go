@@ -162,7 +162,8 @@
 // the other (on the owner: many-to-one; on the target: one-to-one, or one-to-many for a []*T);
 // through=table with ref=column makes a many-to-many, fk and ref being the association table's
 // columns referencing the owner and the target; order=col[ desc][|col] orders a collection;
-// cascade=delete or cascade=delete-orphan; load=lazy|selectin|joined sets the default strategy.
+// cascade=delete or cascade=delete-orphan (which includes delete); load=lazy|selectin|joined sets
+// the default strategy.
 //
 //	type Author struct {
 //		ID    int64   `db:"id,pk,default"`
@@ -198,8 +199,10 @@
 // fk= with no relationship over it is the database's to enforce. Removing a child from a loaded collection sets
 // its key NULL (a non-nullable key is a *MappingError asking for a pointer or delete-orphan), or
 // deletes it with cascade=delete-orphan. Deleting a parent deletes its loaded children with
-// cascade=delete (those never loaded with one DELETE by key), removes its association rows, and
-// otherwise sets its loaded children's key NULL. An autoflush before a read checks relationship
+// cascade=delete (those never loaded with one DELETE by key, after their association rows and,
+// level by level, their own children under cascade=delete), removes its association rows, and
+// otherwise sets its loaded children's key NULL; children never loaded without cascade=delete
+// are the database's to handle (ON DELETE in the schema), or its foreign key refuses the delete. An autoflush before a read checks relationship
 // fields by their header (pointer, length); Flush and Commit walk every collection element.
 //
 // Loading: a relationship is never read silently as empty. Related[T](s, obj, "Books") returns

@@ -293,8 +293,30 @@ func associationDeleteAll(d *asyncengine.Dialect, r *relation) string {
 }
 
 // deleteByFK deletes the targets of a one-to-many or one-to-one relationship of one owner.
-func deleteByFK(d *asyncengine.Dialect, r *relation) string {
-	return "DELETE FROM " + d.Quote(r.target.Table) + " WHERE " + d.Quote(r.fk.Column) + " = " + d.Placeholder(1)
+func deleteByFK(d *asyncengine.Dialect, r *relation) []string {
+	return deleteWhere(d, r.target, d.Quote(r.fk.Column)+" = "+d.Placeholder(1), map[*structmap.Model]bool{r.owner: true})
+}
+
+// deleteWhere returns the statements that delete the rows of m that where selects and, first,
+// what goes with them: their association rows, and their own children under cascade=delete,
+// level by level. A model met again on the way (rows of one table referring to each other) ends
+// the walk there: the database's constraints say what is left.
+func deleteWhere(d *asyncengine.Dialect, m *structmap.Model, where string, seen map[*structmap.Model]bool) []string {
+	var out []string
+	if rels, err := relationsOf(m); err == nil && !seen[m] {
+		seen[m] = true
+		keys := "(SELECT " + d.Quote(m.PK[0].Column) + " FROM " + d.Quote(m.Table) + " WHERE " + where + ")"
+		for _, r := range rels {
+			switch {
+			case r.kind == manyToMany:
+				out = append(out, "DELETE FROM "+d.Quote(r.through)+" WHERE "+d.Quote(r.fkCol)+" IN "+keys)
+			case r.kind != manyToOne && r.cascadeDelete:
+				out = append(out, deleteWhere(d, r.target, d.Quote(r.fk.Column)+" IN "+keys, seen)...)
+			}
+		}
+		delete(seen, m)
+	}
+	return append(out, "DELETE FROM "+d.Quote(m.Table)+" WHERE "+where)
 }
 
 // keysIn writes "col = $1" for one key, "col = ANY($1)" for several on PostgreSQL (the keys
