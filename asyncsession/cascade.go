@@ -763,7 +763,7 @@ func (s *Session) cascadeDelete(in *instance, w *relWork) error {
 				continue
 			}
 			if err := w.setFK(child, r.fk, nil); err != nil {
-				return fmt.Errorf("gosqla: deleting a %s leaves its %s without a parent; make the key nullable or tag the relationship cascade=delete: %w", in.model.Type, r.target.Type, err)
+				return fmt.Errorf("gosqla: deleting a %s leaves its %s without a parent (tag the relationship cascade=delete to delete them with it): %w", in.model.Type, r.target.Type, err)
 			}
 		}
 	}

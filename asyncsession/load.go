@@ -68,14 +68,15 @@ func Related[T any](s *Session, obj any, name string) (T, error) {
 	defer s.mu.Unlock()
 	in, ok := s.objects[obj]
 	if !ok {
-		return zero, fmt.Errorf("gosqla: %T is not in this session; load it first (Get or Select)", obj)
+		return zero, fmt.Errorf("gosqla: %T is not in this session; load it first (Get or Select), or flush to add an object reachable from one the session holds", obj)
 	}
 	if !whole(in, r) {
 		return zero, fmt.Errorf("gosqla: %s.%s of the object with key %v: %w; call Load or LoadAll, or query with Query.Load", m.Type, name, pkValue(in), ErrNotLoaded)
 	}
 	v, ok := r.field(in.v).Interface().(T)
 	if !ok {
-		return zero, fmt.Errorf("gosqla: %s.%s is a %s, not a %T", m.Type, name, r.field(in.v).Type(), zero)
+		ft := r.field(in.v).Type()
+		return zero, &MappingError{Type: m.Type.String(), Field: name, Reason: fmt.Sprintf("is a %s, not a %T; call Related[%s]", ft, zero, ft)}
 	}
 	return v, nil
 }
@@ -174,6 +175,9 @@ func (s *Session) planLoad(r *relation, objs []any, t shardTarget, again bool) (
 	seen := map[any]bool{}
 	var keys []any
 	for i, obj := range objs {
+		if v := reflect.ValueOf(obj); !v.IsValid() || (v.Kind() == reflect.Pointer && v.IsNil()) {
+			return l, fmt.Errorf("gosqla: loading %s.%s: object %d is nil: %w", r.owner.Type, r.name, i, ErrNilObject)
+		}
 		in, ok := s.objects[obj]
 		if !ok || reflect.TypeOf(obj) != reflect.PointerTo(r.owner.Type) {
 			return l, fmt.Errorf("gosqla: loading %s.%s: object %d (%T) is not a %s of this session; load it first (Get or Select)", r.owner.Type, r.name, i, obj, r.owner.Type)

@@ -780,3 +780,23 @@ func TestRefusedLoadSendsItsAutoflush(t *testing.T) {
 		assert.Equal(t, int64(2), count(t, e, "writers"))
 	})
 }
+
+// A nil owner given to a load and a wrong type asked of Related are errors a caller can match.
+func TestLoadMisuse(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
+		relSchema(t, e)
+		ctx := enginetest.Context(t)
+		s := newSession(t, e)
+		w := &Writer{Name: "w"}
+		require.NoError(t, s.Add(w))
+		await(t, s.Commit(ctx))
+		_, err := asyncsession.ReloadAll(ctx, s, []*Writer{w, nil}, "Books").Await(ctx)
+		require.ErrorIs(t, err, asyncsession.ErrNilObject)
+		require.ErrorContains(t, err, "object 1 is nil")
+		await(t, asyncsession.Load(ctx, s, w, "Books"))
+		_, err = asyncsession.Related[[]*Writer](s, w, "Books")
+		var me *asyncsession.MappingError
+		require.ErrorAs(t, err, &me)
+		require.ErrorContains(t, err, "call Related[[]*asyncsession_test.Volume]")
+	})
+}
