@@ -38,7 +38,9 @@ func anys[T any](objs []*T) []any {
 }
 
 // Reload reads relationship name of obj again, loaded or not, as Load does the first time: what
-// another transaction changed since shows, and a path ("Books.Tags") reads every step again.
+// another transaction committed since shows as the session's transaction sees it (on SQLite, and
+// under REPEATABLE READ, a transaction open since before does not see it: end it first), and a
+// path ("Books.Tags") reads every step again.
 // Like every query it autoflushes first, so the changes made to the relationship are written
 // before it is read; under NoAutoflush they are replaced by what the database holds, except
 // objects added to a collection and not written yet, which stay after the loaded rows.
