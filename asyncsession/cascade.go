@@ -776,41 +776,23 @@ func (s *Session) cascadeDelete(in *instance, w *relWork) error {
 	return nil
 }
 
-// setFK is setFK for the flush w plans: a field it changes is put back if the flush is not sent.
+// setFK writes a foreign-key value (nil: NULL) into in's field f, for the flush w plans: a field
+// it changes is put back if the flush is not sent (restore).
 func (w *relWork) setFK(in *instance, f *structmap.Field, v any) error {
-	fv := in.v.FieldByIndex(f.Index)
-	if v != nil && fv.Kind() != reflect.Pointer && reflect.TypeOf(v) == fv.Type() && fv.Comparable() && fv.Equal(reflect.ValueOf(v)) {
-		return nil // the usual case once synced: nothing to write
-	}
-	old := snapshotOf(fv)
-	if err := setFK(in, f, v); err != nil {
-		return err
-	}
-	if !reflect.DeepEqual(fv.Interface(), old) {
-		w.fkWrites = append(w.fkWrites, fkWrite{in: in, f: f, old: old})
-	}
-	return nil
-}
-
-// fkWrite is a foreign-key field as it was before a flush's cascade wrote it.
-type fkWrite struct {
-	in  *instance
-	f   *structmap.Field
-	old any // snapshotOf the field
-}
-
-// setFK writes a foreign-key value (nil: NULL) into in's field f.
-func setFK(in *instance, f *structmap.Field, v any) error {
 	fv := in.v.FieldByIndex(f.Index)
 	if v == nil {
 		if !nullable(f) {
 			return &MappingError{Type: in.model.Type.String(), Field: f.Name, Reason: fmt.Sprintf("%s cannot hold NULL; declare it as *%s or a sql.Null type, or tag the relationship cascade=delete-orphan", f.Column, f.Type)}
 		}
-		fv.Set(reflect.Zero(fv.Type()))
+		if !fv.IsZero() {
+			w.saveFK(in, f, fv)
+			fv.SetZero()
+		}
 		return nil
 	}
 	if fv.Kind() != reflect.Pointer && reflect.TypeOf(v) == fv.Type() {
 		if nv := reflect.ValueOf(v); !fv.Comparable() || !fv.Equal(nv) {
+			w.saveFK(in, f, fv)
 			fv.Set(nv)
 		}
 		return nil
@@ -818,7 +800,20 @@ func setFK(in *instance, f *structmap.Field, v any) error {
 	if fv.Kind() == reflect.Pointer && !fv.IsNil() && fv.Elem().Interface() == v {
 		return nil
 	}
+	w.saveFK(in, f, fv)
 	return structmap.Assign(fv.Addr().Interface(), v)
+}
+
+// saveFK records foreign key f of in as it is, before setFK writes it.
+func (w *relWork) saveFK(in *instance, f *structmap.Field, fv reflect.Value) {
+	w.fkWrites = append(w.fkWrites, fkWrite{in: in, f: f, old: snapshotOf(fv)})
+}
+
+// fkWrite is a foreign-key field as it was before a flush's cascade wrote it.
+type fkWrite struct {
+	in  *instance
+	f   *structmap.Field
+	old any // snapshotOf the field
 }
 
 // nullable reports whether field f can hold NULL.
