@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"reflect"
 	"strings"
-	"sync"
 	"unsafe"
 
 	"github.com/gosqla/gosqla/asyncengine"
@@ -154,13 +153,15 @@ func (in *instance) takeSnapshotIn(at reflect.Value) {
 
 func (in *instance) retake() {
 	in.snapshotValue().Set(in.v)
-	if deep := deepFields(in.model); deep != nil {
+	for _, i := range referencesOf(in.model) {
+		f := in.model.Fields[i]
+		if !isDeep(f.Type) {
+			continue
+		}
 		if in.deep == nil {
 			in.deep = make([]any, len(in.model.Fields))
 		}
-		for _, i := range deep {
-			in.deep[i] = snapshotOf(in.v.FieldByIndex(in.model.Fields[i].Index))
-		}
+		in.deep[i] = snapshotOf(in.v.FieldByIndex(f.Index))
 	}
 	in.takeRaw()
 }
@@ -232,23 +233,6 @@ func isDeep(t reflect.Type) bool {
 		return true
 	}
 	return false
-}
-
-// deepFieldsOf lists, per model, its fields that isDeep (nil: none).
-var deepFieldsOf sync.Map // reflect.Type → []int
-
-func deepFields(m *structmap.Model) []int {
-	if v, ok := deepFieldsOf.Load(m.Type); ok {
-		return v.([]int)
-	}
-	var out []int
-	for i, f := range m.Fields {
-		if isDeep(f.Type) {
-			out = append(out, i)
-		}
-	}
-	deepFieldsOf.Store(m.Type, out)
-	return out
 }
 
 // snapshotOf copies a field's value so that a change made in place (an element of a slice, a key
