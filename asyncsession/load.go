@@ -261,31 +261,14 @@ func (s *Session) applyLoad(l *relLoad, rs []*asyncengine.Result) error {
 		fv := r.field(in.v)
 		if r.many() {
 			out := reflect.MakeSlice(fv.Type(), 0, len(found))
-			loaded := make(map[any]bool, len(found))
 			for _, t := range found {
 				out = reflect.Append(out, reflect.ValueOf(t.ptr))
-				loaded[t.ptr] = true
 				if b != nil && b.kind == manyToOne {
 					b.field(t.v).Set(reflect.ValueOf(in.ptr))
 					t.remember(b)
 				}
 			}
-			// what the application added that no flush has written yet (under NoAutoflush)
-			// stays, after the loaded rows, and the next flush writes it (or refuses a nil); a
-			// member synced before and not read now was removed by another transaction
-			var synced map[any]bool
-			if st := in.rels[r]; st != nil && st.loaded {
-				synced = make(map[any]bool, len(st.members))
-				for _, m := range st.members {
-					synced[m] = true
-				}
-			}
-			var added []reflect.Value
-			for i := range fv.Len() {
-				if m := fv.Index(i); m.IsNil() || (!loaded[m.Interface()] && !synced[m.Interface()]) {
-					added = append(added, m)
-				}
-			}
+			added := unsynced(fv, found, in.rels[r])
 			in.setLoaded(r, reflect.Append(out, added...))
 			if len(added) > 0 {
 				st := in.rels[r]
@@ -305,6 +288,32 @@ func (s *Session) applyLoad(l *relLoad, rs []*asyncengine.Result) error {
 		}
 	}
 	return nil
+}
+
+// unsynced returns the members of collection fv that the application added and no flush has
+// written yet (under NoAutoflush), nil ones included (the next flush refuses them): those that
+// are neither among the rows loaded now nor among the members st synced. A member synced before
+// and not loaded now was removed by another transaction.
+func unsynced(fv reflect.Value, loaded []*instance, st *relState) []reflect.Value {
+	if fv.Len() == 0 {
+		return nil // the usual case: a collection loaded for the first time
+	}
+	known := make(map[any]bool, len(loaded))
+	for _, t := range loaded {
+		known[t.ptr] = true
+	}
+	if st != nil && st.loaded {
+		for _, m := range st.members {
+			known[m] = true
+		}
+	}
+	var out []reflect.Value
+	for i := range fv.Len() {
+		if m := fv.Index(i); m.IsNil() || !known[m.Interface()] {
+			out = append(out, m)
+		}
+	}
+	return out
 }
 
 // deref reads the value of a nullable key (a pointer or a driver.Valuer like sql.NullInt64) as
