@@ -84,6 +84,23 @@ func relSchema(t *testing.T, e *asyncengine.Engine) {
 
 func roundTrips(e *asyncengine.Engine) int64 { return e.Stats().RoundTrips }
 
+// writerWithBooks creates the schema and saves a writer with books "b" and "d", "d" tagged tag.
+func writerWithBooks(t *testing.T, e *asyncengine.Engine, tag string) *Writer {
+	t.Helper()
+	relSchema(t, e)
+	w := &Writer{Name: "w", Books: []*Volume{{Title: "b"}, {Title: "d", Tags: []*Tag{{Name: tag}}}}}
+	saved(t, e, w)
+	return w
+}
+
+// saved adds objs in a session of their own and commits them.
+func saved(t *testing.T, e *asyncengine.Engine, objs ...any) {
+	t.Helper()
+	s := newSession(t, e)
+	require.NoError(t, s.Add(objs...))
+	await(t, s.Commit(enginetest.Context(t)))
+}
+
 func TestSaveCascadeFillsKeys(t *testing.T) {
 	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
 		relSchema(t, e)
@@ -598,13 +615,8 @@ func TestOrphanMovedToAnotherParent(t *testing.T) {
 // reads it whole, keeping what was added.
 func TestAddingToUnloadedCollection(t *testing.T) {
 	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
-		relSchema(t, e)
 		ctx := enginetest.Context(t)
-		s := newSession(t, e)
-		fantasy := &Tag{Name: "fantasy"}
-		w := &Writer{Name: "w", Books: []*Volume{{Title: "b"}, {Title: "d", Tags: []*Tag{fantasy}}}}
-		require.NoError(t, s.Add(w))
-		await(t, s.Commit(ctx))
+		w := writerWithBooks(t, e, "fantasy")
 
 		// added and flushed: not loaded, and a load reads every row, the added object among them
 		s2 := newSession(t, e)
@@ -704,12 +716,8 @@ func TestChildInTwoCollections(t *testing.T) {
 // committed since; Load does not.
 func TestReloadRelationship(t *testing.T) {
 	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
-		relSchema(t, e)
 		ctx := enginetest.Context(t)
-		s := newSession(t, e)
-		w := &Writer{Name: "w", Books: []*Volume{{Title: "b"}, {Title: "d", Tags: []*Tag{{Name: "x"}}}}}
-		require.NoError(t, s.Add(w))
-		await(t, s.Commit(ctx))
+		w := writerWithBooks(t, e, "x")
 
 		s2 := newSession(t, e)
 		got := await(t, asyncsession.Get[Writer](ctx, s2, w.ID))
@@ -798,5 +806,49 @@ func TestLoadMisuse(t *testing.T) {
 		var me *asyncsession.MappingError
 		require.ErrorAs(t, err, &me)
 		require.ErrorContains(t, err, "call Related[[]*asyncsession_test.Volume]")
+	})
+}
+
+// Three levels under cascade=delete, none loaded: deleting the top row deletes the rows below it
+// by their keys, the lowest level first.
+type shelf struct {
+	ID    int64  `db:"id,pk,default"`
+	Name  string `db:"name"`
+	Boxes []*box `rel:"fk=shelf_id,cascade=delete"`
+}
+
+func (shelf) TableName() string { return "shelves" }
+
+type box struct {
+	ID      int64   `db:"id,pk,default"`
+	ShelfID int64   `db:"shelf_id,fk=shelves.id"`
+	Items   []*item `rel:"fk=box_id,cascade=delete"`
+}
+
+func (box) TableName() string { return "boxes" }
+
+type item struct {
+	ID    int64  `db:"id,pk,default"`
+	BoxID int64  `db:"box_id,fk=boxes.id"`
+	Name  string `db:"name"`
+}
+
+func (item) TableName() string { return "items" }
+
+func TestDeleteCascadeUnloadedLevels(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
+		ctx := enginetest.Context(t)
+		require.NoError(t, asyncsession.CreateAll(ctx, e, shelf{}, box{}, item{}))
+		top := &shelf{Name: "top", Boxes: []*box{{Items: []*item{{Name: "a"}, {Name: "b"}}}, {Items: []*item{{Name: "c"}}}}}
+		other := &shelf{Name: "other", Boxes: []*box{{Items: []*item{{Name: "d"}}}}}
+		saved(t, e, top, other)
+
+		s := newSession(t, e)
+		got := await(t, asyncsession.Get[shelf](ctx, s, top.ID))
+		require.NoError(t, s.Delete(got))
+		await(t, s.Commit(ctx))
+		assert.Equal(t, int64(1), count(t, e, "shelves"))
+		assert.Equal(t, int64(1), count(t, e, "boxes"), "the other shelf's box stays")
+		assert.Equal(t, int64(1), count(t, e, "items"), "the other shelf's item stays")
 	})
 }
