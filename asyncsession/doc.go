@@ -181,29 +181,29 @@
 // a delete-orphan on something else than a collection is a *MappingError naming the fix, returned
 // before anything is sent. Relationships join on a single-column primary key.
 //
-// At flush, objects reachable from added ones are added (save-update cascade); a child receives
-// its parent's key, generated or not; a book appended to author.Books and a book whose Author is
-// set mean the same thing, and the loaded collections and back-references follow (a many-to-one
-// the application reassigned wins over the collection the object was in; an object in one
-// parent's collection whose many-to-one, never synced by the session, names another parent is
+// At flush, objects reachable from added ones are added (save-update cascade); a child receives its
+// parent's key, generated or not; a book appended to author.Books and a book whose Author is set
+// mean the same thing, and the loaded collections and back-references follow (a many-to-one the
+// application reassigned wins over the collection the object was in; an object in one parent's
+// collection whose many-to-one, never synced by the session, names another parent is
 // ErrConflictingParent at flush, nothing written and no field changed; so is an object in the
-// collections of two parents, when it has the many-to-one back — without one, the last
-// collection walked wins). A child whose parent's
-// key the server generates waits for it: the flush runs in stages, one round trip each, parents
-// first — saving authors with their books is two round trips (BEGIN with the authors' INSERT …
-// RETURNING, then the books with COMMIT), self-referential rows one stage per level. Rows whose
-// keys form a cycle go in with one nullable key NULL and get it by an UPDATE in the next stage. A
-// cycle with no nullable key is a *MappingError: between models whose relationships declare the
-// keys (A's key references B, B's references A) at the first use of either, naming the keys;
-// between rows of one model (x's parent is y, y's is x) at the flush that meets it. A key tagged
-// fk= with no relationship over it is the database's to enforce. Removing a child from a loaded collection sets
-// its key NULL (a non-nullable key is a *MappingError asking for a pointer or delete-orphan), or
-// deletes it with cascade=delete-orphan. Deleting a parent deletes its loaded children with
-// cascade=delete (those never loaded with one DELETE by key, after their association rows and,
-// level by level, their own children under cascade=delete), removes its association rows, and
-// otherwise sets its loaded children's key NULL; children never loaded without cascade=delete
-// are the database's to handle (ON DELETE in the schema), or its foreign key refuses the delete. An autoflush before a read checks relationship
-// fields by their header (pointer, length); Flush and Commit walk every collection element.
+// collections of two parents, when it has the many-to-one back — without one, the last collection
+// walked wins). A child whose parent's key the server generates waits for it: the flush runs in
+// stages, one round trip each, parents first — saving authors with their books is two round trips
+// (BEGIN with the authors' INSERT … RETURNING, then the books with COMMIT), self-referential rows
+// one stage per level. Rows whose keys form a cycle go in with one nullable key NULL and get it by
+// an UPDATE in the next stage. A cycle with no nullable key is a *MappingError: between models
+// whose relationships declare the keys (A's key references B, B's references A) at the first use of
+// either, naming the keys; between rows of one model (x's parent is y, y's is x) at the flush that
+// meets it. A key tagged fk= with no relationship over it is the database's to enforce. Removing a
+// child from a loaded collection sets its key NULL (a non-nullable key is a *MappingError asking
+// for a pointer or delete-orphan), or deletes it with cascade=delete-orphan. Deleting a parent
+// deletes its loaded children with cascade=delete (those never loaded with one DELETE by key, after
+// their association rows and, level by level, their own children under cascade=delete), removes its
+// association rows, and otherwise sets its loaded children's key NULL; children never loaded
+// without cascade=delete are the database's to handle (ON DELETE in the schema), or its foreign key
+// refuses the delete. An autoflush before a read checks relationship fields by their header
+// (pointer, length); Flush and Commit walk every collection element.
 //
 // Loading: a relationship is never read silently as empty. Related[T](s, obj, "Books") returns
 // the field, or an error matching ErrNotLoaded. Load(ctx, s, obj, "Books") is a future: loads
