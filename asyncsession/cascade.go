@@ -111,7 +111,7 @@ type relWork struct {
 	// the foreign keys it waits to fill (instance.waitFor), valid while its waitIn is id
 	waiting []*instance
 	id      uint64
-	fks     []*structmap.Field // the array short waitFor lists are cut from
+	fks     []awaited // the array short waitFor lists are cut from
 	// more reports association rows left for a later stage
 	more bool
 	// before are statements that precede the flush's DELETEs (children of deleted parents that
@@ -125,6 +125,9 @@ type relWork struct {
 	orphans []orphan
 	// fkWrites are the foreign keys the walk changed, put back with the relationships
 	fkWrites []fkWrite
+	// awaited are the parents whose generated keys objects inserted in the same pipeline
+	// wait for (keyed.go)
+	awaited map[*instance]bool
 }
 
 // orphan is a child removed from parent's collection r.
@@ -138,27 +141,35 @@ var relWorks atomic.Uint64
 
 func newRelWork() *relWork { return &relWork{id: relWorks.Add(1)} }
 
-// wait records that in waits for a parent's generated key, to fill fk.
-func (w *relWork) wait(in *instance, fk *structmap.Field) {
+// wait records that in waits for parent's generated key, to fill fk.
+func (w *relWork) wait(in *instance, fk *structmap.Field, parent *instance) {
+	a := awaited{fk, parent}
 	if in.waitIn != w.id {
 		in.waitIn = w.id
+		in.early = false
 		in.waitFor = in.waitFor[:0]
 		w.waiting = append(w.waiting, in)
 		if cap(in.waitFor) == 0 {
 			// most objects wait for one key: their lists are cut from one shared array
 			if len(w.fks) == cap(w.fks) {
-				w.fks = make([]*structmap.Field, 0, 256)
+				w.fks = make([]awaited, 0, 256)
 			}
-			w.fks = append(w.fks, fk)
+			w.fks = append(w.fks, a)
 			in.waitFor = w.fks[len(w.fks)-1 : len(w.fks) : len(w.fks)]
 			return
 		}
 	}
-	in.waitFor = append(in.waitFor, fk)
+	in.waitFor = append(in.waitFor, a)
+}
+
+// awaited is a foreign key waiting for the generated key of the parent it names.
+type awaited struct {
+	fk     *structmap.Field
+	parent *instance
 }
 
 // waits returns the foreign keys in waits to fill (nil: none).
-func (w *relWork) waits(in *instance) []*structmap.Field {
+func (w *relWork) waits(in *instance) []awaited {
 	if in.waitIn != w.id {
 		return nil
 	}
@@ -464,7 +475,7 @@ func (s *Session) syncOne(in *instance, r *relation, w *relWork) ([]*instance, e
 	switch r.kind {
 	case manyToOne:
 		if !hasKey(other) {
-			w.wait(in, r.fk)
+			w.wait(in, r.fk, other)
 		} else if err := w.setFK(in, r.fk, pkValue(other)); err != nil {
 			return nil, err
 		}
@@ -473,7 +484,7 @@ func (s *Session) syncOne(in *instance, r *relation, w *relWork) ([]*instance, e
 		}
 	case oneToOne:
 		if !hasKey(in) {
-			w.wait(other, r.fk)
+			w.wait(other, r.fk, in)
 		} else if err := w.setFK(other, r.fk, pkValue(in)); err != nil {
 			return nil, err
 		}
@@ -620,7 +631,7 @@ func (s *Session) syncMany(in *instance, r *relation, w *relWork) ([]*instance, 
 			child.remember(b)
 		}
 		if !keyKnown {
-			w.wait(child, r.fk)
+			w.wait(child, r.fk, in)
 		} else if err := w.setFK(child, r.fk, key); err != nil {
 			return nil, err
 		}

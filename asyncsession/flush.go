@@ -34,12 +34,13 @@ func (s *Session) planFlush(all bool, r reads) (parts []part, more bool, err err
 		w.restore()
 		return nil, false, err
 	}
-	if lookups := s.typeLookups(inserts, later); len(lookups) > 0 {
+	if lookups := s.typeLookups(w, inserts, later); len(lookups) > 0 {
 		// the batch inserts wait for their tables' column types: this stage reads them, the
 		// next one plans the flush again (the relationships' work is redone then)
 		w.restore()
 		return s.lookupParts(lookups), true, nil
 	}
+	inserts, later = s.early(inserts, later, w)
 	more = len(later) > 0 || w.more
 	for _, in := range w.waiting {
 		// a row inserted ahead of its parent in a cycle: the next stage sets its key
@@ -64,7 +65,7 @@ func (s *Session) planFlush(all bool, r reads) (parts []part, more bool, err err
 	planFor := func(e *asyncengine.Engine) *flushPlan {
 		fp, ok := byEngine[e]
 		if !ok {
-			fp = &flushPlan{e: e, d: e.Dialect(), gen: s.gen}
+			fp = &flushPlan{e: e, d: e.Dialect(), gen: s.gen, w: w}
 			byEngine[e] = fp
 			engines = append(engines, e)
 		}
@@ -89,8 +90,13 @@ func (s *Session) planFlush(all bool, r reads) (parts []part, more bool, err err
 
 	for _, in := range inserts {
 		fp := planFor(s.engineOf(in))
+		if !fp.insert(in) {
+			// its parents do not leave their keys after all: it waits for the next stage
+			later = append(later, in)
+			more = true
+			continue
+		}
 		fp.inserted = append(fp.inserted, in)
-		fp.insert(in)
 	}
 	for _, in := range updates {
 		planFor(s.engineOf(in)).update(in)
@@ -114,7 +120,7 @@ func (s *Session) planFlush(all bool, r reads) (parts []part, more bool, err err
 			return nil, false, err
 		}
 		undo := fp.undoer(s)
-		parts = append(parts, part{b: s.boundFor(e), stmts: fp.stmts, apply: fp.apply, undo: func() { undo(); w.restore() }, readsBack: fp.readsBack, failed: fp.failed})
+		parts = append(parts, part{b: s.boundFor(e), stmts: fp.stmts, apply: fp.apply, undo: func() { undo(); w.restore() }, readsBack: fp.readsBack, failed: fp.failed, explain: fp.explain})
 	}
 	return parts, more, nil
 }
@@ -139,15 +145,15 @@ func stage(pending []*instance, w *relWork) (now, later []*instance, err error) 
 	}
 	for i, in := range later {
 		ok := true
-		for _, f := range w.waits(in) {
-			ok = ok && nullable(f)
+		for _, a := range w.waits(in) {
+			ok = ok && nullable(a.fk)
 		}
 		if ok {
 			return []*instance{in}, append(later[:i:i], later[i+1:]...), nil
 		}
 	}
 	in := later[0]
-	return nil, nil, &MappingError{Type: in.model.Type.String(), Field: w.waits(in)[0].Name,
+	return nil, nil, &MappingError{Type: in.model.Type.String(), Field: w.waits(in)[0].fk.Name,
 		Reason: "the objects' foreign keys form a cycle that cannot be ordered: make one of the keys in the cycle nullable (a pointer), so that its row is inserted first and its key set after"}
 }
 
@@ -222,6 +228,11 @@ type flushPlan struct {
 	insertGroups []*insertGroup
 	ops          []func() error // statement builders, in order
 
+	w                 *relWork
+	slots             map[*instance]keySlot // where the awaited parents' keys are (keyed.go)
+	publishers        int                   // the batches that leave their keys, numbered from 1
+	srcs              []keySource           // keysOf's buffers
+	pos               []int32
 	readsBack         bool        // a server-filled value is read into a field it may not fit
 	batched           []string    // the tables it inserts batches into, by the column types read for them
 	inserted, deleted []*instance // taken off the session's lists
@@ -244,21 +255,67 @@ type insertGroup struct {
 	m    *structmap.Model
 	cols []*structmap.Field
 	ins  []*instance
+	// srcs are the foreign keys the server fills from the keys of parents inserted in the same
+	// pipeline; parents and pos hold, for each row and source, the parent and its position in
+	// its batch (keyed.go)
+	srcs    []keySource
+	parents []*instance
+	pos     []int32
+	// publisher numbers a batch that leaves its keys for others (0: none), of SQL type keyArray
+	publisher int
+	keyArray  string
+	stmt      int  // its statement in the plan
+	guarded   bool // sent as arrays, with the check of the table's column types
 }
 
-func (fp *flushPlan) insert(in *instance) {
+// insert adds in to the plan's batches; false: in waits for a key that no batch of the plan
+// leaves (keyed.go), and is left for the next stage.
+func (fp *flushPlan) insert(in *instance) bool {
+	srcs, pos, ok := fp.keysOf(in)
+	if !ok {
+		return false
+	}
+	g := fp.groupFor(in, srcs)
+	g.ins = append(g.ins, in)
+	if srcs != nil {
+		for _, a := range fp.w.waits(in) {
+			g.parents = append(g.parents, a.parent)
+		}
+		g.pos = append(g.pos, pos...)
+	}
+	if fp.w.awaited[in] {
+		if g.publisher == 0 {
+			if fp.publishers == maxPublishers {
+				return true // its children wait for the next stage
+			}
+			fp.publishers++
+			g.publisher = fp.publishers
+			types, _ := typesFor(fp.e, fp.d.Quote(g.m.Table))
+			g.keyArray = types.cols[g.m.PK[0].Column].array
+		}
+		if fp.slots == nil {
+			fp.slots = map[*instance]keySlot{}
+		}
+		fp.slots[in] = keySlot{g, len(g.ins)}
+	}
+	return true
+}
+
+// groupFor returns the batch in joins: the last one, when it is of the same model, columns and
+// key sources and has room. A row that sends no column is inserted alone (DEFAULT VALUES).
+func (fp *flushPlan) groupFor(in *instance, srcs []keySource) *insertGroup {
 	if n := len(fp.insertGroups); n > 0 {
 		g := fp.insertGroups[n-1]
-		if g.m == in.model && insertsColumns(in, g.cols) && (len(g.ins)+1)*len(g.cols) <= fp.d.MaxParams {
-			g.ins = append(g.ins, in)
-			return
+		if g.m == in.model && len(g.cols) > 0 && insertsColumns(in, g.cols) && slices.Equal(g.srcs, srcs) && (len(g.ins)+1)*len(g.cols) <= fp.d.MaxParams {
+			return g
 		}
 	}
 	cols := insertColumns(in)
 	fp.readsBack = fp.readsBack || mayNotFit(in.model, cols)
-	g := &insertGroup{m: in.model, cols: cols, ins: []*instance{in}}
+	g := &insertGroup{m: in.model, cols: cols, srcs: slices.Clone(srcs)}
 	fp.insertGroups = append(fp.insertGroups, g)
-	fp.ops = append(fp.ops, func() error { fp.buildInsert(g); return nil })
+	fp.ops = append(fp.ops, func() error { return fp.buildInsert(g) })
+	return g
 }
 
 // insertColumns are the mapped columns, less server-filled ones left at their zero value.
@@ -320,7 +377,7 @@ func sameFields(a, b []*structmap.Field) bool {
 	return true
 }
 
-func (fp *flushPlan) buildInsert(g *insertGroup) {
+func (fp *flushPlan) buildInsert(g *insertGroup) error {
 	rows := make([]reflect.Value, len(g.ins))
 	for i, in := range g.ins {
 		rows[i] = in.v
@@ -328,22 +385,29 @@ func (fp *flushPlan) buildInsert(g *insertGroup) {
 	var sql string
 	var args []any
 	types, signature, guarded := fp.batchTypes(g)
-	if guarded {
-		sql, args = unnestSQL(fp.d, g.m, g.cols, types, signature, rows)
-	} else {
+	switch {
+	case guarded:
+		sql, args = unnestSQL(fp.d, g, types, signature, rows)
+	case len(g.srcs) > 0:
+		return fmt.Errorf("gosqla: internal error: the INSERT into %s needs its parents' keys and cannot send arrays", g.m.Table)
+	default:
 		sql, args = valuesSQL(fp.d, g.m, g.cols, rows)
 	}
-	fp.stmts = append(fp.stmts, asyncengine.Statement{SQL: sql + returningBut(fp.d, g.m, g.cols), Args: args})
+	sql += returningBut(fp.d, g.m, g.cols)
+	if g.publisher > 0 {
+		args = append(args, len(g.ins))
+		sql = published(fp.d, g, sql, fp.d.Placeholder(len(args)))
+	}
+	g.stmt, g.guarded = len(fp.stmts), guarded
+	fp.stmts = append(fp.stmts, asyncengine.Statement{SQL: sql, Args: args})
 	ins := g.ins
 	fp.appliers = append(fp.appliers, func(s *Session, rs []*asyncengine.Result) error {
 		r := rs[0]
-		if guarded && r.Len() == 0 {
-			table := fp.d.Quote(g.m.Table)
-			forgetTypes(fp.e, table)
-			return fmt.Errorf("%w: the column types of %s changed since the engine read them (ALTER TABLE); nothing of the batch was written, and the next flush reads them again: roll back and save again", ErrTableChanged, table)
+		if err := countError(fp, g, r); err != nil {
+			return err
 		}
-		if r.Len() != len(ins) {
-			return fmt.Errorf("gosqla: INSERT into %s returned %d rows for %d objects", g.m.Table, r.Len(), len(ins))
+		if err := fillKeys(g); err != nil {
+			return err
 		}
 		s.reserve(g.m, len(ins))
 		sc := newRowScanner(g.m, r)
@@ -363,12 +427,13 @@ func (fp *flushPlan) buildInsert(g *insertGroup) {
 		}
 		return nil
 	})
+	return nil
 }
 
 // batchTypes returns the column types g's rows travel as when they go as one array per column
 // (unnest.go): a batch of two or more rows on PostgreSQL, of a table whose types are known.
 func (fp *flushPlan) batchTypes(g *insertGroup) ([]columnType, string, bool) {
-	if len(g.ins) < 2 || !typedParams(fp.e) {
+	if len(g.ins) < 2 && len(g.srcs) == 0 || !typedParams(fp.e) {
 		return nil, "", false
 	}
 	table := fp.d.Quote(g.m.Table)

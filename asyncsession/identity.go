@@ -56,9 +56,12 @@ type instance struct {
 	rels       map[*relation]*relState
 	// waitFor are the foreign keys it waits to fill with parents' generated keys, in the flush
 	// whose relWork's id is waitIn (cascade.go)
-	waitFor []*structmap.Field
+	waitFor []awaited
 	waitIn  uint64
 	state   state
+	// early: it waits, but goes in the same pipeline as its parents, which publish their keys
+	// (keyed.go); valid while waitIn is the flush's
+	early   bool
 	expired bool
 	// attached: it is the session's instance of ptr (in objects); forget and ExpungeAll clear it
 	attached bool

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"reflect"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -144,8 +145,9 @@ type batchInsert struct {
 
 // typeLookups returns, for the PostgreSQL engines of a flush, the catalog reads its batch inserts
 // need before they can be planned: one statement per engine and table of which at least two rows
-// are to be inserted there and whose column types are not known yet.
-func (s *Session) typeLookups(groups ...[]*instance) []batchInsert {
+// are to be inserted there, or whose rows are parents that objects of later wait for (keyed.go),
+// and whose column types are not known yet.
+func (s *Session) typeLookups(w *relWork, now, later []*instance) []batchInsert {
 	type count struct {
 		m     *structmap.Model
 		shard string
@@ -153,7 +155,17 @@ func (s *Session) typeLookups(groups ...[]*instance) []batchInsert {
 	}
 	var counts []count // few models and shards: a list, searched from the last one counted
 	var out []batchInsert
-	for _, g := range groups {
+	lookup := func(in *instance) {
+		e := s.engineOf(in)
+		if !typedParams(e) {
+			return
+		}
+		table := e.Dialect().Quote(in.model.Table)
+		if _, ok := typesFor(e, table); !ok && !containsBatch(out, e, table) {
+			out = append(out, batchInsert{e, table})
+		}
+	}
+	for _, g := range [][]*instance{now, later} {
 		for _, in := range g {
 			k := len(counts) - 1
 			for k >= 0 && (counts[k].m != in.model || counts[k].shard != in.shard) {
@@ -167,16 +179,18 @@ func (s *Session) typeLookups(groups ...[]*instance) []batchInsert {
 				k = len(counts) - 1
 			}
 			counts[k].n++
-			if counts[k].n != 2 {
-				continue
+			if counts[k].n == 2 {
+				lookup(in)
 			}
-			e := s.engineOf(in)
-			if !typedParams(e) {
-				continue
-			}
-			table := e.Dialect().Quote(in.model.Table)
-			if _, ok := typesFor(e, table); !ok && !containsBatch(out, e, table) {
-				out = append(out, batchInsert{e, table})
+		}
+	}
+	var seen []*structmap.Model // the models of parents looked up: few
+	for _, in := range later {
+		for _, a := range w.waits(in) {
+			if m := a.parent.model; m != in.model && !slices.Contains(seen, m) {
+				seen = append(seen, m)
+				lookup(a.parent)
+				lookup(in)
 			}
 		}
 	}
@@ -281,12 +295,13 @@ func stringKinded(t reflect.Type) bool {
 
 // unnestSQL writes the INSERT of rows as one array per column, guarded by the table's type
 // signature, and its arguments.
-func unnestSQL(d *asyncengine.Dialect, m *structmap.Model, cols []*structmap.Field, types []columnType, signature string, rows []reflect.Value) (string, []any) {
+func unnestSQL(d *asyncengine.Dialect, g *insertGroup, types []columnType, signature string, rows []reflect.Value) (string, []any) {
 	var b strings.Builder
-	insertInto(&b, d, m, cols)
+	insertInto(&b, d, g.m, g.cols)
 	selected := make([]string, len(types))
 	arrays := make([]string, len(types))
 	names := make([]string, len(types))
+	args := make([]any, len(g.cols), len(g.cols)+3)
 	for i, ct := range types {
 		names[i] = "c" + strconv.Itoa(i+1)
 		selected[i] = "u." + names[i]
@@ -294,14 +309,33 @@ func unnestSQL(d *asyncengine.Dialect, m *structmap.Model, cols []*structmap.Fie
 			selected[i] += "::" + ct.cast
 		}
 		arrays[i] = d.Placeholder(i+1) + "::" + ct.array
+		f := g.cols[i]
+		args[i] = nil
+		for k, src := range g.srcs {
+			if src.fk == f {
+				// the parent's position travels, and the server puts its key in its place
+				selected[i] = keyExpr(src, "u."+names[i])
+				arrays[i] = d.Placeholder(i+1) + "::integer[]"
+				args[i] = positions(g, k)
+			}
+		}
+		if args[i] == nil {
+			args[i] = column(f, rows)
+		}
 	}
 	b.WriteString(") SELECT " + strings.Join(selected, ", ") + " FROM unnest(" + strings.Join(arrays, ", ") + ") AS u(" + strings.Join(names, ", ") + ")")
-	fmt.Fprintf(&b, typesGuard, d.Placeholder(len(cols)+1)+"::text", d.Placeholder(len(cols)+2)+"::text")
-	args := make([]any, len(cols), len(cols)+2)
-	for i, f := range cols {
-		args[i] = column(f, rows)
+	fmt.Fprintf(&b, typesGuard, d.Placeholder(len(g.cols)+1)+"::text", d.Placeholder(len(g.cols)+2)+"::text")
+	return b.String(), append(args, signature, d.Quote(g.m.Table))
+}
+
+// positions are the positions of the rows' parents for key source k of a keyed batch.
+func positions(g *insertGroup, k int) []int32 {
+	ns := len(g.srcs)
+	out := make([]int32, len(g.ins))
+	for r := range out {
+		out[r] = g.pos[r*ns+k]
 	}
-	return b.String(), append(args, signature, d.Quote(m.Table))
+	return out
 }
 
 // column gathers field f of every row into one slice: a slice of the field's type, so that the
