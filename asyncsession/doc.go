@@ -188,11 +188,19 @@
 // collection whose many-to-one, never synced by the session, names another parent is
 // ErrConflictingParent at flush, nothing written and no field changed; so is an object in the
 // collections of two parents, when it has the many-to-one back — without one, the last collection
-// walked wins). A child whose parent's key the server generates waits for it: the flush runs in
-// stages, one round trip each, parents first — saving authors with their books is two round trips
-// (BEGIN with the authors' INSERT … RETURNING, then the books with COMMIT), self-referential rows
-// one stage per level. Rows whose keys form a cycle go in with one nullable key NULL and get it by
-// an UPDATE in the next stage. A cycle with no nullable key is a *MappingError: between models
+// walked wins). A child whose parent's key the server generates takes it in the same pipeline on
+// PostgreSQL: the parents' batch INSERT leaves its keys, in the order of its rows, in a setting
+// local to the transaction (gosqla.keys_1, _2, …; at most 32 batches of a flush do), and the
+// children's batch sends each one's parent's position among them, which the server turns into the
+// key — saving authors with their books, and their books' chapters, is one round trip (BEGIN, the
+// INSERTs parents first, COMMIT), and the objects hold the keys after it. A parents' INSERT that
+// writes another number of rows than it was sent (a trigger that skipped one) leaves no keys: the
+// children's INSERT fails, the transaction with it, and the flush's error names the count. The
+// rest waits for the parents' keys in a later stage of the flush, a round trip each: on SQLite,
+// rows of the parents' own table (self-referential rows, one stage per level), a foreign key of
+// another type than the key it names, a key that is not an integer or uuid, and the tables whose
+// column types the engine has not read yet (the first flush into a table reads them). Rows whose
+// keys form a cycle go in with one nullable key NULL and get it by an UPDATE in the next stage. A cycle with no nullable key is a *MappingError: between models
 // whose relationships declare the keys (A's key references B, B's references A) at the first use of
 // either, naming the keys; between rows of one model (x's parent is y, y's is x) at the flush that
 // meets it. A key tagged fk= with no relationship over it is the database's to enforce. Removing a
