@@ -282,3 +282,18 @@ func TestGraphManyParentBatches(t *testing.T) {
 	}
 	assert.Equal(t, int64(3*40*2), countWhere(t, e, "bare_kids k JOIN bares b ON b.id = k.bare_id", "true"))
 }
+
+// Objects that send no column are each one row (a batch of them once inserted one row for all).
+func TestRowsWithoutColumns(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
+		ctx := enginetest.Context(t)
+		require.NoError(t, asyncsession.CreateAll(ctx, e, bare{}, bareKid{}))
+		s := newSession(t, e)
+		bs := []*bare{{}, {}, {}}
+		require.NoError(t, s.Add(bs[0], bs[1], bs[2]))
+		await(t, s.Commit(ctx))
+		assert.Equal(t, int64(3), count(t, e, "bares"))
+		assert.NotEqual(t, bs[0].ID, bs[1].ID)
+		assert.NotEqual(t, bs[1].ID, bs[2].ID)
+	})
+}
