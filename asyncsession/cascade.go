@@ -128,6 +128,8 @@ type relWork struct {
 	// awaited are the parents whose generated keys objects inserted in the same pipeline
 	// wait for (keyed.go)
 	awaited map[*instance]bool
+	// links are association rows that wait for a key the flush generates (keyed.go)
+	links []pendingLink
 }
 
 // orphan is a child removed from parent's collection r.
@@ -306,6 +308,13 @@ func (s *Session) cascade(all bool) (*relWork, error) {
 		return w, err
 	}
 	// an object deleted during the walk (an orphan) takes no association row
+	links := w.links[:0]
+	for _, l := range w.links {
+		if l.owner.state != stateDeleted && l.other.state != stateDeleted && l.owner.attached && l.other.attached {
+			links = append(links, l)
+		}
+	}
+	w.links = links
 	kept := w.after[:0]
 	for _, x := range w.after {
 		if !slices.ContainsFunc(x.of, func(in *instance) bool { return in.state == stateDeleted || !in.attached }) {
@@ -702,8 +711,11 @@ func (s *Session) syncAssociation(in *instance, r *relation, st *relState, now m
 		}
 		other := s.objects[m]
 		if !hasKey(in) || !hasKey(other) {
-			w.more = true
-			continue // association rows wait for both keys: the next stage writes them
+			// a key the server generates in this flush: the row takes it in the same pipeline,
+			// or waits for the next stage (keyed.go)
+			kept = append(kept, m)
+			w.links = append(w.links, pendingLink{e: e, r: r, st: st, owner: in, other: other, m: m})
+			continue
 		}
 		kept = append(kept, m)
 		w.after = append(w.after, flushStmt{e, asyncengine.Statement{SQL: associationInsert(d, r), Args: []any{pkValue(in), pkValue(other)}}, []*instance{in, other}})

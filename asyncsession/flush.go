@@ -41,6 +41,7 @@ func (s *Session) planFlush(all bool, r reads) (parts []part, more bool, err err
 		return s.lookupParts(lookups), true, nil
 	}
 	inserts, later = s.early(inserts, later, w)
+	s.awaitLinks(w)
 	more = len(later) > 0 || w.more
 	for _, in := range w.waiting {
 		// a row inserted ahead of its parent in a cycle: the next stage sets its key
@@ -58,7 +59,8 @@ func (s *Session) planFlush(all bool, r reads) (parts []part, more bool, err err
 		})
 	}
 	if len(inserts) == 0 && len(deletes) == 0 && len(updates) == 0 && len(w.before) == 0 && len(w.after) == 0 {
-		return nil, more, nil
+		s.linkRows(w.links, func(*asyncengine.Engine) *flushPlan { return nil }) // each waits
+		return nil, more || len(w.links) > 0, nil
 	}
 	byEngine := map[*asyncengine.Engine]*flushPlan{}
 	var engines []*asyncengine.Engine
@@ -98,6 +100,7 @@ func (s *Session) planFlush(all bool, r reads) (parts []part, more bool, err err
 		}
 		fp.inserted = append(fp.inserted, in)
 	}
+	more = s.linkRows(w.links, planFor) || more
 	for _, in := range updates {
 		planFor(s.engineOf(in)).update(in)
 	}

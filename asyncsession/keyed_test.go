@@ -297,3 +297,48 @@ func TestRowsWithoutColumns(t *testing.T) {
 		assert.NotEqual(t, bs[1].ID, bs[2].ID)
 	})
 }
+
+// Association rows between new objects, and between new and persistent ones, take the generated
+// keys in the same pipeline: a graph with a many-to-many is one round trip too, written once
+// whichever side's collection holds the other.
+func TestGraphLinksInOnePipeline(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
+		ctx := enginetest.Context(t)
+		relSchema(t, e)
+		old := &Tag{Name: "old"}
+		saved(t, e, old)
+		round := func(tag string) int64 {
+			s := newSession(t, e)
+			before := roundTrips(e)
+			known := await(t, asyncsession.Get[Tag](ctx, s, old.ID))
+			shared := &Tag{Name: tag + "shared"}
+			w := &Writer{Name: tag, Books: []*Volume{
+				{Title: tag + "1", Tags: []*Tag{shared, known}},
+				{Title: tag + "2", Tags: []*Tag{shared, {Name: tag + "own"}}},
+			}}
+			other := &Tag{Name: tag + "back", Volumes: []*Volume{w.Books[0]}} // the link from the other side
+			require.NoError(t, s.Add(w, other))
+			await(t, s.Commit(ctx))
+			trips := roundTrips(e) - before
+			fresh := newSession(t, e)
+			for _, b := range w.Books {
+				got := await(t, asyncsession.Get[Volume](ctx, fresh, b.ID))
+				await(t, asyncsession.Load(ctx, fresh, got, "Tags"))
+				var names []string
+				for _, x := range got.Tags {
+					names = append(names, x.Name)
+				}
+				want := map[string][]string{tag + "1": {tag + "back", tag + "shared", "old"}, tag + "2": {tag + "own", tag + "shared"}}[b.Title]
+				assert.Equal(t, want, names, b.Title)
+			}
+			fresh.Close()
+			return trips
+		}
+		round("a")
+		round("b")
+		if trips := round("c"); e.Dialect().Name() == "postgresql" {
+			assert.Equal(t, int64(2), trips, "the Get, and the Commit in one pipeline")
+		}
+		assert.Equal(t, int64(3*5), count(t, e, "volume_tags"))
+	})
+}

@@ -184,7 +184,15 @@ func (s *Session) typeLookups(w *relWork, now, later []*instance) []batchInsert 
 			}
 		}
 	}
-	var seen []*structmap.Model // the models of parents looked up: few
+	var linked, seen []*structmap.Model // the models of links' sides and of parents looked up: few
+	for _, l := range w.links {
+		for _, in := range []*instance{l.owner, l.other} {
+			if !hasKey(in) && !slices.Contains(linked, in.model) {
+				linked = append(linked, in.model)
+				lookup(in)
+			}
+		}
+	}
 	for _, in := range later {
 		for _, a := range w.waits(in) {
 			if m := a.parent.model; m != in.model && !slices.Contains(seen, m) {
