@@ -193,7 +193,9 @@
 // local to the transaction (gosqla.keys_1, _2, …; at most 32 batches of a flush do), and the
 // children's batch sends each one's parent's position among them, which the server turns into the
 // key — saving authors with their books, and their books' chapters, is one round trip (BEGIN, the
-// INSERTs parents first, COMMIT), and the objects hold the keys after it. A parents' INSERT that
+// INSERTs parents first, COMMIT), and the objects hold the keys after it. Association rows of a
+// many-to-many whose keys the flush generates go in the same pipeline (one INSERT per
+// relationship, after the batches whose keys they take). A parents' INSERT that
 // writes another number of rows than it was sent (a trigger that skipped one) leaves no keys: the
 // children's INSERT fails, the transaction with it, and the flush's error names the count. The
 // rest waits for the parents' keys in a later stage of the flush, a round trip each: on SQLite,
