@@ -384,7 +384,9 @@ func (s *Session) newInstance(obj any, m *structmap.Model) *instance {
 	}
 	in := &s.block[0]
 	s.block = s.block[1:]
-	*in = instance{ptr: obj, v: reflect.ValueOf(obj).Elem(), model: m}
+	// field by field: the block is zeroed, and assigning the whole struct would pass every
+	// pointer word of it through the collector's write barrier
+	in.ptr, in.v, in.model = obj, reflect.ValueOf(obj).Elem(), m
 	return in
 }
 
