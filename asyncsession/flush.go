@@ -314,7 +314,9 @@ func (fp *flushPlan) groupFor(in *instance, srcs []keySource) *insertGroup {
 		}
 	}
 	cols := insertColumns(in)
-	fp.readsBack = fp.readsBack || mayNotFit(in.model, cols)
+	// off PostgreSQL an INSERT cannot check that it wrote every row (checked): a COMMIT waits
+	// until its rows are counted
+	fp.readsBack = fp.readsBack || mayNotFit(in.model, cols) || fp.d.Name() != "postgresql"
 	g := &insertGroup{m: in.model, cols: cols, srcs: slices.Clone(srcs)}
 	fp.insertGroups = append(fp.insertGroups, g)
 	fp.ops = append(fp.ops, func() error { return fp.buildInsert(g) })
@@ -397,9 +399,9 @@ func (fp *flushPlan) buildInsert(g *insertGroup) error {
 		sql, args = valuesSQL(fp.d, g.m, g.cols, rows)
 	}
 	sql += returningBut(fp.d, g.m, g.cols)
-	if g.publisher > 0 {
+	if fp.d.Name() == "postgresql" {
 		args = append(args, len(g.ins))
-		sql = published(fp.d, g, sql, fp.d.Placeholder(len(args)))
+		sql = checked(fp.d, g, sql, fp.d.Placeholder(len(args)))
 	}
 	g.stmt, g.guarded = len(fp.stmts), guarded
 	fp.stmts = append(fp.stmts, asyncengine.Statement{SQL: sql, Args: args})

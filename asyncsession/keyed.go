@@ -1,10 +1,12 @@
 package asyncsession
 
 import (
+	"errors"
 	"fmt"
 	"reflect"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/gosqla/gosqla/asyncengine"
 	"github.com/gosqla/gosqla/internal/structmap"
@@ -12,12 +14,13 @@ import (
 
 // On PostgreSQL an object waiting for the key the server generates for its parent goes in the
 // same pipeline as the parent's INSERT, instead of a later stage: a graph of new objects is saved
-// in one round trip. The parents' batch INSERT leaves its keys, in the order of its rows, in a
+// in one round trip. Every INSERT of a flush checks that it wrote every row it was sent (checked),
+// and the parents' batch INSERT then leaves its generated keys, in the order of its rows, in a
 // setting local to the transaction,
 //
 //	WITH p AS (INSERT INTO writers … RETURNING id)
-//	SELECT p.* FROM p WHERE (SELECT set_config('gosqla.keys_1',
-//		CASE WHEN count(*) = $3 THEN array_agg(p.id)::text ELSE '' END, true) FROM p) IS NOT NULL
+//	SELECT p.* FROM p WHERE (SELECT CASE WHEN count(*) = $3 THEN set_config('gosqla.keys_1',
+//		array_agg(p.id)::text, true) IS NOT NULL ELSE ('gosqla: wrote ' || …)::boolean END FROM p)
 //
 // and the children's batch sends, for the foreign key, the position of each one's parent among
 // those rows, which the server turns into the key:
@@ -26,12 +29,11 @@ import (
 //	FROM unnest($1::integer[], $2::text[]) AS u(c1, c2) RETURNING id
 //
 // The keys are read once per statement and indexed in constant time (fixed-width key types
-// only). A parents' INSERT that returned another number of rows than it was sent (a trigger
-// skipped one) leaves no keys: the children's INSERT fails on the empty setting, the
-// transaction with it, and the flush reports the parents' count. The setting's name is the
-// publishing statement's number within its flush, at most maxPublishers, so that a connection
-// holds few of them; the CASE makes it empty, never stale, when the INSERT did not write every
-// row.
+// only). An INSERT that wrote another number of rows than it was sent (a trigger skipped one, or
+// the table's column types changed) fails, with the transaction, before anything after it runs
+// — a COMMIT in the same pipeline commits nothing — and the flush reports the count. The
+// setting's name is the publishing statement's number within its flush, at most maxPublishers,
+// so that a connection holds few of them.
 //
 // The rest waits for a later stage, as before: other dialects, a table whose column types were
 // not read, a key of another type, a parent in the same table or another engine.
@@ -220,13 +222,22 @@ func keyExpr(src keySource, c string) string {
 	return "(SELECT current_setting('" + keyedSetting(src.publisher.publisher) + "')::" + src.array + ")[" + c + "]"
 }
 
-// published wraps a batch INSERT … RETURNING so that it leaves its rows' keys (see above);
-// n is the placeholder of the number of rows sent.
-func published(d *asyncengine.Dialect, g *insertGroup, insert, n string) string {
-	pk := "p." + d.Quote(g.m.PK[0].Column)
-	return "WITH p AS (" + insert + ") SELECT p.* FROM p WHERE (SELECT set_config('" + keyedSetting(g.publisher) +
-		"', CASE WHEN count(*) = " + n + "::bigint THEN array_agg(" + pk + ")::text ELSE '' END, true) FROM p) IS NOT NULL"
+// checked wraps an INSERT … RETURNING of g's rows so that it fails, and the transaction with it,
+// when it writes another number of rows than it was sent (a trigger that skipped one, or the
+// guard of a table whose column types changed): a COMMIT later in the same pipeline then
+// commits nothing. A batch that publishes leaves its rows' keys (see above). n is the
+// placeholder of the number of rows sent.
+func checked(d *asyncengine.Dialect, g *insertGroup, insert, n string) string {
+	ok := "true"
+	if g.publisher > 0 {
+		ok = "set_config('" + keyedSetting(g.publisher) + "', array_agg(p." + d.Quote(g.m.PK[0].Column) + ")::text, true) IS NOT NULL"
+	}
+	return "WITH p AS (" + insert + ") SELECT p.* FROM p WHERE (SELECT CASE WHEN count(*) = " + n + "::bigint THEN " + ok +
+		" ELSE ('" + countMarker + "' || count(*) || ' of ' || " + n + "::bigint)::boolean END FROM p)"
 }
+
+// countMarker starts the text of the error a checked INSERT raises: "gosqla: wrote 2 of 3".
+const countMarker = "gosqla: wrote "
 
 // fillKeys writes into the objects of a keyed batch the keys its parents received, which the
 // server wrote into their rows.
@@ -251,30 +262,44 @@ func fillKeys(g *insertGroup) error {
 // countError is the failure of a batch INSERT whose result has another number of rows than it
 // was sent (nil: none).
 func countError(fp *flushPlan, g *insertGroup, r *asyncengine.Result) error {
-	switch {
-	case r.Len() == len(g.ins):
+	if r.Len() == len(g.ins) {
 		return nil
-	case g.guarded && r.Len() == 0:
-		table := fp.d.Quote(g.m.Table)
-		forgetTypes(fp.e, table)
-		return fmt.Errorf("%w: the column types of %s changed since the engine read them (ALTER TABLE); nothing of the batch was written, and the next flush reads them again: roll back and save again", ErrTableChanged, table)
 	}
-	return fmt.Errorf("gosqla: INSERT into %s returned %d rows for %d objects", g.m.Table, r.Len(), len(g.ins))
+	return fp.wroteError(g, r.Len(), nil)
 }
 
-// explain names the cause of a statement of the plan that failed on its parents' keys: a parents'
-// INSERT that did not write every row it was sent left none. i is the failing statement.
-func (fp *flushPlan) explain(i int, rs []*asyncengine.Result, err error) error {
+// wroteError is the failure of g's INSERT that wrote n rows (err: the server's, nil if none).
+func (fp *flushPlan) wroteError(g *insertGroup, n int, err error) error {
+	var cause error
+	if g.guarded && n == 0 {
+		table := fp.d.Quote(g.m.Table)
+		forgetTypes(fp.e, table)
+		cause = fmt.Errorf("%w: the column types of %s changed since the engine read them (ALTER TABLE); nothing of the batch was written, and the next flush reads them again: roll back and save again", ErrTableChanged, table)
+	} else {
+		cause = fmt.Errorf("gosqla: INSERT into %s wrote %d rows for %d objects (a trigger skipped some?)", g.m.Table, n, len(g.ins))
+	}
+	if err != nil {
+		return fmt.Errorf("%w; the transaction is rolled back (%w)", cause, err)
+	}
+	return cause
+}
+
+// explain names the cause of a checked INSERT of the plan that failed because it did not write
+// every row it was sent; i is the failing statement.
+func (fp *flushPlan) explain(i int, _ []*asyncengine.Result, err error) error {
+	var server interface {
+		error
+		SQLState() string
+	}
+	if !errors.As(err, &server) || server.SQLState() != "22P02" || !strings.Contains(server.Error(), `"`+countMarker) {
+		return err
+	}
+	text := server.Error()
 	for _, g := range fp.insertGroups {
-		if g.stmt != i {
-			continue
-		}
-		for _, src := range g.srcs {
-			if p := src.publisher; p.stmt < len(rs) {
-				if cause := countError(fp, p, rs[p.stmt]); cause != nil {
-					return fmt.Errorf("%w (the INSERT into %s that needed its keys failed: %w)", cause, g.m.Table, err)
-				}
-			}
+		if g.stmt == i {
+			rest := text[strings.Index(text, countMarker)+len(countMarker):]
+			n, _ := strconv.Atoi(rest[:strings.IndexByte(rest, ' ')])
+			return fp.wroteError(g, n, err)
 		}
 	}
 	return err

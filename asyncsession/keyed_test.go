@@ -133,7 +133,7 @@ func TestGraphParentRowSkipped(t *testing.T) {
 	require.NoError(t, s.Add(ws[0], ws[1], ws[2], &Tag{Name: "unrelated"}))
 	_, err = s.Commit(ctx).Await(ctx)
 	require.Error(t, err)
-	assert.Contains(t, err.Error(), "INSERT into writers returned 2 rows for 3 objects")
+	assert.Contains(t, err.Error(), "INSERT into writers wrote 2 rows for 3 objects")
 	var pe *pgconn.PgError
 	assert.True(t, errors.As(err, &pe), "the driver's error is reachable: %v", err)
 	await(t, s.Rollback(ctx))
@@ -340,5 +340,40 @@ func TestGraphLinksInOnePipeline(t *testing.T) {
 			assert.Equal(t, int64(2), trips, "the Get, and the Commit in one pipeline")
 		}
 		assert.Equal(t, int64(3*5), count(t, e, "volume_tags"))
+	})
+}
+
+// A Commit whose INSERT writes fewer rows than it was sent (a trigger skipped one) commits
+// nothing, though the COMMIT follows in the same pipeline, and says so; the session goes on after
+// Rollback.
+func TestSkippedRowCommitsNothing(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
+		ctx := enginetest.Context(t)
+		relSchema(t, e)
+		trigger := `CREATE TRIGGER skip_tag BEFORE INSERT ON tags FOR EACH ROW WHEN (NEW.name = 'skip') BEGIN SELECT RAISE(IGNORE); END`
+		if e.Dialect().Name() == "postgresql" {
+			_, err := e.Exec(ctx, `CREATE FUNCTION skip_tag() RETURNS trigger LANGUAGE plpgsql AS $$
+				BEGIN IF NEW.name = 'skip' THEN RETURN NULL; END IF; RETURN NEW; END $$`)
+			require.NoError(t, err)
+			trigger = "CREATE TRIGGER skip_tag BEFORE INSERT ON tags FOR EACH ROW EXECUTE FUNCTION skip_tag()"
+		}
+		_, err := e.Exec(ctx, trigger)
+		require.NoError(t, err)
+		for _, tags := range [][]*Tag{{{Name: "skip"}}, {{Name: "a"}, {Name: "skip"}, {Name: "b"}}} {
+			s := newSession(t, e)
+			for _, x := range tags {
+				require.NoError(t, s.Add(x))
+			}
+			_, err = s.Commit(ctx).Await(ctx)
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), fmt.Sprintf("INSERT into tags wrote %d rows for %d objects", len(tags)-1, len(tags)))
+			assert.NotErrorIs(t, err, asyncsession.ErrCommitted)
+			assert.Equal(t, int64(0), count(t, e, "tags"), "nothing was committed")
+			await(t, s.Rollback(ctx))
+			require.NoError(t, s.Add(&Tag{Name: "after"}))
+			await(t, s.Commit(ctx))
+			_, err = e.Exec(ctx, "DELETE FROM tags")
+			require.NoError(t, err)
+		}
 	})
 }
