@@ -195,9 +195,11 @@
 // key — saving authors with their books, and their books' chapters, is one round trip (BEGIN, the
 // INSERTs parents first, COMMIT), and the objects hold the keys after it. Association rows of a
 // many-to-many whose keys the flush generates go in the same pipeline (one INSERT per
-// relationship, after the batches whose keys they take). A parents' INSERT that
-// writes another number of rows than it was sent (a trigger that skipped one) leaves no keys: the
-// children's INSERT fails, the transaction with it, and the flush's error names the count. The
+// relationship, after the batches whose keys they take). Every INSERT of a flush on
+// PostgreSQL checks that it wrote as many rows as it was sent: one that did not (a BEFORE INSERT
+// trigger that skipped a row) fails with its transaction before anything after it runs, so that
+// a COMMIT in the same pipeline commits nothing, and the flush's error names the count (on SQLite
+// the COMMIT waits until the rows are counted). The
 // rest waits for the parents' keys in a later stage of the flush, a round trip each: on SQLite,
 // rows of the parents' own table (self-referential rows, one stage per level), a foreign key of
 // another type than the key it names, a key that is not an integer or uuid, and the tables whose
