@@ -298,7 +298,11 @@ func (fp *flushPlan) explain(i int, _ []*asyncengine.Result, err error) error {
 	for _, g := range fp.insertGroups {
 		if g.stmt == i {
 			rest := text[strings.Index(text, countMarker)+len(countMarker):]
-			n, _ := strconv.Atoi(rest[:strings.IndexByte(rest, ' ')])
+			written, _, _ := strings.Cut(rest, " ")
+			n, convErr := strconv.Atoi(written)
+			if convErr != nil {
+				return err
+			}
 			return fp.wroteError(g, n, err)
 		}
 	}
