@@ -290,8 +290,9 @@ func TestOperation(t *testing.T) {
 		"SELECT * FROM (SELECT 1) s":           {"SELECT", ""},
 		"BEGIN":                                {"BEGIN", ""},
 		"WITH x AS (SELECT 1) SELECT * FROM x": {"WITH", ""},
-		"":                                     {"", ""},
-		"CREATE TABLE users (id int)":          {"CREATE", ""},
+		`WITH p AS (INSERT INTO "books" ("title") VALUES ($1) RETURNING "id") SELECT p.* FROM p`: {"INSERT", "books"},
+		"":                            {"", ""},
+		"CREATE TABLE users (id int)": {"CREATE", ""},
 	} {
 		op, table := gosqlaotel.Operation(sql)
 		assert.Equal(t, want, [2]string{op, table}, sql)

@@ -367,7 +367,8 @@ func (t *Tracer) TraceTxEnd(ctx context.Context, c *asyncengine.Conn, d asynceng
 
 // Operation returns a statement's operation (its first keyword, upper-cased) and the table it
 // names when that is plain to see (SELECT … FROM t, INSERT INTO t, UPDATE t, DELETE FROM t),
-// "" where it is not.
+// "" where it is not. A WITH whose first query writes (WITH p AS (INSERT INTO t …) SELECT …, as
+// a session's flush sends its INSERTs on PostgreSQL) is that write.
 func Operation(sql string) (op, table string) {
 	rest := skipSpaceAndComments(sql)
 	word, rest := nextWord(rest)
@@ -377,6 +378,13 @@ func Operation(sql string) (op, table string) {
 	op = strings.ToUpper(word)
 	var after string
 	switch op {
+	case "WITH":
+		if _, body, ok := strings.Cut(rest, "("); ok {
+			if inner, t := Operation(body); inner == "INSERT" || inner == "UPDATE" || inner == "DELETE" {
+				return inner, t
+			}
+		}
+		return op, ""
 	case "SELECT", "DELETE":
 		after = "FROM"
 	case "INSERT":
