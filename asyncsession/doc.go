@@ -58,7 +58,9 @@
 // other than int64, int, string, time.Time or [16]byte, or an Upsert), COMMIT is sent in the next
 // round trip, once those values are stored, so that one that does not fit fails the transaction
 // instead of following its COMMIT. On SQLite
-// the requests of a pipeline run one after another in one call on a worker.
+// the requests of a pipeline run one after another in one call on a worker, and a Commit that
+// inserts sends its COMMIT in a second call, once the rows inserted are counted (an INSERT there
+// cannot check its own count, as it does on PostgreSQL: see the relationships section).
 //
 // Objects are plain structs: do not change one from another goroutine while a Flush or Commit
 // that writes it is in flight.
