@@ -112,8 +112,6 @@ type relWork struct {
 	waiting []*instance
 	id      uint64
 	fks     []awaited // the array short waitFor lists are cut from
-	// more reports association rows left for a later stage
-	more bool
 	// before are statements that precede the flush's DELETEs (children of deleted parents that
 	// were never loaded, association rows); after are association INSERTs, after the INSERTs
 	before, after []flushStmt

@@ -42,7 +42,7 @@ func (s *Session) planFlush(all bool, r reads) (parts []part, more bool, err err
 	}
 	inserts, later = s.early(inserts, later, w)
 	s.awaitLinks(w)
-	more = len(later) > 0 || w.more
+	more = len(later) > 0
 	for _, in := range w.waiting {
 		// a row inserted ahead of its parent in a cycle: the next stage sets its key
 		more = more || in.state != statePending
@@ -59,7 +59,9 @@ func (s *Session) planFlush(all bool, r reads) (parts []part, more bool, err err
 		})
 	}
 	if len(inserts) == 0 && len(deletes) == 0 && len(updates) == 0 && len(w.before) == 0 && len(w.after) == 0 {
-		s.linkRows(w.links, func(*asyncengine.Engine) *flushPlan { return nil }) // each waits
+		for _, l := range w.links {
+			l.later()
+		}
 		return nil, more || len(w.links) > 0, nil
 	}
 	byEngine := map[*asyncengine.Engine]*flushPlan{}
@@ -236,6 +238,7 @@ type flushPlan struct {
 	publishers        int                   // the batches that leave their keys, numbered from 1
 	srcs              []keySource           // keysOf's buffers
 	pos               []int32
+	heldKeys          []heldKey   // by model: how held keys travel in association rows (few)
 	readsBack         bool        // a server-filled value is read into a field it may not fit
 	batched           []string    // the tables it inserts batches into, by the column types read for them
 	inserted, deleted []*instance // taken off the session's lists
@@ -293,8 +296,7 @@ func (fp *flushPlan) insert(in *instance) bool {
 			}
 			fp.publishers++
 			g.publisher = fp.publishers
-			types, _ := typesFor(fp.e, fp.d.Quote(g.m.Table))
-			g.keyArray = types.cols[g.m.PK[0].Column].array
+			g.keyArray, _ = keyArrayOf(fp.e, g.m)
 		}
 		if fp.slots == nil {
 			fp.slots = map[*instance]keySlot{}
@@ -314,9 +316,9 @@ func (fp *flushPlan) groupFor(in *instance, srcs []keySource) *insertGroup {
 		}
 	}
 	cols := insertColumns(in)
-	// off PostgreSQL an INSERT cannot check that it wrote every row (checked): a COMMIT waits
-	// until its rows are counted
-	fp.readsBack = fp.readsBack || mayNotFit(in.model, cols) || fp.d.Name() != "postgresql"
+	// an INSERT that cannot check its own row count (checked): a COMMIT waits until its rows
+	// are counted
+	fp.readsBack = fp.readsBack || mayNotFit(in.model, cols) || !checksCount(fp.d)
 	g := &insertGroup{m: in.model, cols: cols, srcs: slices.Clone(srcs)}
 	fp.insertGroups = append(fp.insertGroups, g)
 	fp.ops = append(fp.ops, func() error { return fp.buildInsert(g) })
@@ -399,7 +401,7 @@ func (fp *flushPlan) buildInsert(g *insertGroup) error {
 		sql, args = valuesSQL(fp.d, g.m, g.cols, rows)
 	}
 	sql += returningBut(fp.d, g.m, g.cols)
-	if fp.d.Name() == "postgresql" {
+	if checksCount(fp.d) {
 		args = append(args, len(g.ins))
 		sql = checked(fp.d, g, sql, fp.d.Placeholder(len(args)))
 	}
@@ -408,7 +410,7 @@ func (fp *flushPlan) buildInsert(g *insertGroup) error {
 	ins := g.ins
 	fp.appliers = append(fp.appliers, func(s *Session, rs []*asyncengine.Result) error {
 		r := rs[0]
-		if err := countError(fp, g, r); err != nil {
+		if err := fp.countError(g, r); err != nil {
 			return err
 		}
 		if err := fillKeys(g); err != nil {

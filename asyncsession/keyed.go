@@ -1,12 +1,10 @@
 package asyncsession
 
 import (
-	"errors"
 	"fmt"
 	"reflect"
 	"slices"
 	"strconv"
-	"strings"
 
 	"github.com/gosqla/gosqla/asyncengine"
 	"github.com/gosqla/gosqla/internal/structmap"
@@ -97,17 +95,12 @@ func (s *Session) early(now, later []*instance, w *relWork) ([]*instance, []*ins
 // awaitLinks marks the new objects of association rows as parents whose batches leave their
 // keys, where their keys can travel so (linkRows sends the rows). Called locked.
 func (s *Session) awaitLinks(w *relWork) {
-	var k *keying
 	for _, l := range w.links {
-		for _, in := range []*instance{l.owner, l.other} {
+		for _, in := range l.sides() {
 			if hasKey(in) || in.state != statePending {
 				continue
 			}
-			e := s.engineOf(in)
-			if k == nil {
-				k = &keying{s: s, w: w}
-			}
-			if t := k.table(e, in.model); !typedParams(e) || !t.known || len(in.model.PK) != 1 || !fixedWidthKeys[t.types.cols[in.model.PK[0].Column].array] {
+			if _, ok := keyArrayOf(s.engineOf(in), in.model); !ok {
 				continue
 			}
 			if w.awaited == nil {
@@ -118,7 +111,7 @@ func (s *Session) awaitLinks(w *relWork) {
 	}
 }
 
-// keying decides which waiting objects go early, with what it read of their tables.
+// keying decides which waiting objects go early, with what it read of the children's tables.
 type keying struct {
 	s      *Session
 	w      *relWork
@@ -131,8 +124,7 @@ type keyedTable struct {
 	e      *asyncengine.Engine
 	m      *structmap.Model
 	types  tableTypes
-	known  bool // its column types were read
-	arrays bool // and every column can travel in an array
+	arrays bool // its column types were read, and every column can travel in an array
 }
 
 func (k *keying) table(e *asyncengine.Engine, m *structmap.Model) *keyedTable {
@@ -142,8 +134,8 @@ func (k *keying) table(e *asyncengine.Engine, m *structmap.Model) *keyedTable {
 		}
 	}
 	t := keyedTable{e: e, m: m}
-	t.types, t.known = typesFor(e, e.Dialect().Quote(m.Table))
-	if t.known {
+	var known bool
+	if t.types, known = typesFor(e, e.Dialect().Quote(m.Table)); known {
 		// every column can travel in an array, so any subset an INSERT sends can
 		_, t.arrays = unnestable(t.types, m.Fields)
 	}
@@ -184,15 +176,27 @@ type keyLink struct {
 }
 
 func (k *keying) decide(e *asyncengine.Engine, cm *structmap.Model, fk *structmap.Field, pm *structmap.Model) bool {
-	if !typedParams(e) || len(pm.PK) != 1 || k.levels[pm.Table] >= k.levels[cm.Table] {
+	if k.levels[pm.Table] >= k.levels[cm.Table] {
 		return false
 	}
-	child, parent := k.table(e, cm), k.table(e, pm)
-	if !child.arrays || !parent.known {
-		return false
+	key, ok := keyArrayOf(e, pm)
+	child := k.table(e, cm)
+	return ok && child.arrays && child.types.cols[fk.Column].array == key
+}
+
+// keyArrayOf returns the SQL array type of m's key on engine e, when a batch of m there can leave
+// its keys: PostgreSQL with typed parameters, a table whose column types were read, and a
+// single-column key of a fixed-width type.
+func keyArrayOf(e *asyncengine.Engine, m *structmap.Model) (string, bool) {
+	if !typedParams(e) || len(m.PK) != 1 {
+		return "", false
 	}
-	key, col := parent.types.cols[pm.PK[0].Column], child.types.cols[fk.Column]
-	return fixedWidthKeys[key.array] && col.array == key.array
+	types, ok := typesFor(e, e.Dialect().Quote(m.Table))
+	if !ok {
+		return "", false
+	}
+	array := types.cols[m.PK[0].Column].array
+	return array, fixedWidthKeys[array]
 }
 
 // keysOf returns where the parents in waits for find their keys in plan fp, and their positions
@@ -222,23 +226,6 @@ func keyExpr(src keySource, c string) string {
 	return "(SELECT current_setting('" + keyedSetting(src.publisher.publisher) + "')::" + src.array + ")[" + c + "]"
 }
 
-// checked wraps an INSERT … RETURNING of g's rows so that it fails, and the transaction with it,
-// when it writes another number of rows than it was sent (a trigger that skipped one, or the
-// guard of a table whose column types changed): a COMMIT later in the same pipeline then
-// commits nothing. A batch that publishes leaves its rows' keys (see above). n is the
-// placeholder of the number of rows sent.
-func checked(d *asyncengine.Dialect, g *insertGroup, insert, n string) string {
-	ok := "true"
-	if g.publisher > 0 {
-		ok = "set_config('" + keyedSetting(g.publisher) + "', array_agg(p." + d.Quote(g.m.PK[0].Column) + ")::text, true) IS NOT NULL"
-	}
-	return "WITH p AS (" + insert + ") SELECT p.* FROM p WHERE (SELECT CASE WHEN count(*) = " + n + "::bigint THEN " + ok +
-		" ELSE ('" + countMarker + "' || count(*) || ' of ' || " + n + "::bigint)::boolean END FROM p)"
-}
-
-// countMarker starts the text of the error a checked INSERT raises: "gosqla: wrote 2 of 3".
-const countMarker = "gosqla: wrote "
-
 // fillKeys writes into the objects of a keyed batch the keys its parents received, which the
 // server wrote into their rows.
 func fillKeys(g *insertGroup) error {
@@ -259,56 +246,6 @@ func fillKeys(g *insertGroup) error {
 	return nil
 }
 
-// countError is the failure of a batch INSERT whose result has another number of rows than it
-// was sent (nil: none).
-func countError(fp *flushPlan, g *insertGroup, r *asyncengine.Result) error {
-	if r.Len() == len(g.ins) {
-		return nil
-	}
-	return fp.wroteError(g, r.Len(), nil)
-}
-
-// wroteError is the failure of g's INSERT that wrote n rows (err: the server's, nil if none).
-func (fp *flushPlan) wroteError(g *insertGroup, n int, err error) error {
-	var cause error
-	if g.guarded && n == 0 {
-		table := fp.d.Quote(g.m.Table)
-		forgetTypes(fp.e, table)
-		cause = fmt.Errorf("%w: the column types of %s changed since the engine read them (ALTER TABLE); nothing of the batch was written, and the next flush reads them again: roll back and save again", ErrTableChanged, table)
-	} else {
-		cause = fmt.Errorf("gosqla: INSERT into %s wrote %d rows for %d objects (a trigger skipped some?)", g.m.Table, n, len(g.ins))
-	}
-	if err != nil {
-		return fmt.Errorf("%w; the transaction is rolled back (%w)", cause, err)
-	}
-	return cause
-}
-
-// explain names the cause of a checked INSERT of the plan that failed because it did not write
-// every row it was sent; i is the failing statement.
-func (fp *flushPlan) explain(i int, _ []*asyncengine.Result, err error) error {
-	var server interface {
-		error
-		SQLState() string
-	}
-	if !errors.As(err, &server) || server.SQLState() != "22P02" || !strings.Contains(server.Error(), `"`+countMarker) {
-		return err
-	}
-	text := server.Error()
-	for _, g := range fp.insertGroups {
-		if g.stmt == i {
-			rest := text[strings.Index(text, countMarker)+len(countMarker):]
-			written, _, _ := strings.Cut(rest, " ")
-			n, convErr := strconv.Atoi(written)
-			if convErr != nil {
-				return err
-			}
-			return fp.wroteError(g, n, err)
-		}
-	}
-	return err
-}
-
 // pendingLink is an association row of relationship r between owner and other (m, in owner's
 // collection, whose state is st) of which one key at least is generated by the flush.
 type pendingLink struct {
@@ -317,6 +254,14 @@ type pendingLink struct {
 	st           *relState
 	owner, other *instance
 	m            any
+}
+
+// sides are the objects the row links.
+func (l pendingLink) sides() [2]*instance { return [2]*instance{l.owner, l.other} }
+
+// later takes the row out of its collection's members: the next stage of the flush writes it.
+func (l pendingLink) later() {
+	l.st.members = slices.DeleteFunc(l.st.members, func(m any) bool { return m == l.m })
 }
 
 // linkSide is where one key of an association row comes from: a batch that leaves its keys, or
@@ -341,15 +286,11 @@ func (s *Session) linkRows(links []pendingLink, planOf func(*asyncengine.Engine)
 	var groups []*linkGroup
 	var plans []*flushPlan
 	for _, l := range links {
-		var owner, dest linkSide
-		var ok1, ok2 bool
 		fp := planOf(l.e)
-		if fp != nil {
-			owner, ok1 = fp.linkSide(l.owner)
-			dest, ok2 = fp.linkSide(l.other)
-		}
+		owner, ok1 := fp.linkSide(l.owner)
+		dest, ok2 := fp.linkSide(l.other)
 		if !ok1 || !ok2 {
-			l.st.members = slices.DeleteFunc(l.st.members, func(m any) bool { return m == l.m })
+			l.later()
 			more = true
 			continue
 		}
@@ -373,16 +314,38 @@ func (fp *flushPlan) linkSide(in *instance) (linkSide, bool) {
 	if slot, ok := fp.slots[in]; ok {
 		return linkSide{g: slot.g, array: slot.g.keyArray}, true
 	}
-	if !hasKey(in) || !typedParams(fp.e) || len(in.model.PK) != 1 {
+	if !hasKey(in) {
 		return linkSide{}, false
 	}
-	if types, ok := typesFor(fp.e, fp.d.Quote(in.model.Table)); ok {
-		key := types.cols[in.model.PK[0].Column]
-		return linkSide{array: key.array}, fixedWidthKeys[key.array]
+	for _, k := range fp.heldKeys {
+		if k.m == in.model {
+			return k.side, k.ok
+		}
+	}
+	k := heldKey{m: in.model}
+	k.side, k.ok = fp.heldKeySide(in.model)
+	fp.heldKeys = append(fp.heldKeys, k)
+	return k.side, k.ok
+}
+
+// heldKey is how the keys that objects of m hold travel in the plan's association rows.
+type heldKey struct {
+	m    *structmap.Model
+	side linkSide
+	ok   bool
+}
+
+func (fp *flushPlan) heldKeySide(m *structmap.Model) (linkSide, bool) {
+	if !typedParams(fp.e) || len(m.PK) != 1 {
+		return linkSide{}, false
+	}
+	if _, known := typesFor(fp.e, fp.d.Quote(m.Table)); known {
+		array, ok := keyArrayOf(fp.e, m)
+		return linkSide{array: array}, ok
 	}
 	// a table the engine has not read: an integer key travels as bigint, which the association
 	// column takes as it takes the key sent alone
-	switch in.model.PK[0].Type.Kind() {
+	switch m.PK[0].Type.Kind() {
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
 		return linkSide{array: "bigint[]"}, true
 	}

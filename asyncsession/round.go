@@ -24,9 +24,9 @@ type part struct {
 	// defaults), which may not fit: a COMMIT is sent only once they are stored
 	readsBack bool
 	failed    func() // told that the part's statements did not all run
-	// explain, given the part's statement i that failed, the results of those before it and the
-	// error, returns the error to report (nil: the error as it is)
-	explain func(i int, rs []*asyncengine.Result, err error) error
+	// explain, given the part's statement i that failed and its error, returns the error to
+	// report
+	explain func(i int, err error) error
 }
 
 // round sends as many of the batch's requests as can travel together — one pipeline per engine —
@@ -298,7 +298,7 @@ func (s *Session) finish(parts []part, errs map[*bound]error) error {
 			case pe.Index >= p.offset:
 				err = pe.Err
 				if p.explain != nil {
-					err = p.explain(pe.Index-p.offset, p.rs, err)
+					err = p.explain(pe.Index-p.offset, err)
 				}
 			default:
 				err = pendingRollback(pe.Err)

@@ -49,9 +49,8 @@ func (s *Session) send(ctx context.Context, parts []part) map[*bound]error {
 			errs[pl.b] = pl.err
 		}
 		for k := range parts {
-			// a part whose statements did not all run gets the results of those that did
-			if p := &parts[k]; p.b == pl.b && len(p.stmts) > 0 && p.offset < len(pl.rs) {
-				p.rs = pl.rs[p.offset:min(p.offset+len(p.stmts), len(pl.rs))]
+			if p := &parts[k]; p.b == pl.b && len(p.stmts) > 0 && p.offset+len(p.stmts) <= len(pl.rs) {
+				p.rs = pl.rs[p.offset : p.offset+len(p.stmts)]
 			}
 		}
 	}

@@ -186,7 +186,7 @@ func (s *Session) typeLookups(w *relWork, now, later []*instance) []batchInsert 
 	}
 	var linked, seen []*structmap.Model // the models of links' sides and of parents looked up: few
 	for _, l := range w.links {
-		for _, in := range []*instance{l.owner, l.other} {
+		for _, in := range l.sides() {
 			if !hasKey(in) && !slices.Contains(linked, in.model) {
 				linked = append(linked, in.model)
 				lookup(in)
@@ -318,7 +318,6 @@ func unnestSQL(d *asyncengine.Dialect, g *insertGroup, types []columnType, signa
 		}
 		arrays[i] = d.Placeholder(i+1) + "::" + ct.array
 		f := g.cols[i]
-		args[i] = nil
 		for k, src := range g.srcs {
 			if src.fk == f {
 				// the parent's position travels, and the server puts its key in its place

@@ -1,0 +1,81 @@
+package asyncsession
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/gosqla/gosqla/asyncengine"
+)
+
+// checksCount reports a dialect whose INSERTs check their own row count (checked); elsewhere the
+// COMMIT of a flush that inserts waits until the rows are counted (readsBack).
+func checksCount(d *asyncengine.Dialect) bool { return d.Name() == "postgresql" }
+
+// checked wraps an INSERT … RETURNING of g's rows so that it fails, and the transaction with it,
+// when it writes another number of rows than it was sent (a trigger that skipped one, or the
+// guard of a table whose column types changed): a COMMIT later in the same pipeline then
+// commits nothing. A batch that publishes leaves its rows' keys (see above). n is the
+// placeholder of the number of rows sent.
+func checked(d *asyncengine.Dialect, g *insertGroup, insert, n string) string {
+	ok := "true"
+	if g.publisher > 0 {
+		ok = "set_config('" + keyedSetting(g.publisher) + "', array_agg(p." + d.Quote(g.m.PK[0].Column) + ")::text, true) IS NOT NULL"
+	}
+	return "WITH p AS (" + insert + ") SELECT p.* FROM p WHERE (SELECT CASE WHEN count(*) = " + n + "::bigint THEN " + ok +
+		" ELSE ('" + countMarker + "' || count(*) || ' of ' || " + n + "::bigint)::boolean END FROM p)"
+}
+
+// countMarker starts the text of the error a checked INSERT raises: "gosqla: wrote 2 of 3".
+const countMarker = "gosqla: wrote "
+
+// countError is the failure of a batch INSERT whose result has another number of rows than it
+// was sent (nil: none).
+func (fp *flushPlan) countError(g *insertGroup, r *asyncengine.Result) error {
+	if r.Len() == len(g.ins) {
+		return nil
+	}
+	return fp.wroteError(g, r.Len(), nil)
+}
+
+// wroteError is the failure of g's INSERT that wrote n rows (err: the server's, nil if none).
+func (fp *flushPlan) wroteError(g *insertGroup, n int, err error) error {
+	var cause error
+	if g.guarded && n == 0 {
+		table := fp.d.Quote(g.m.Table)
+		forgetTypes(fp.e, table)
+		cause = fmt.Errorf("%w: the column types of %s changed since the engine read them (ALTER TABLE); nothing of the batch was written, and the next flush reads them again: roll back and save again", ErrTableChanged, table)
+	} else {
+		cause = fmt.Errorf("gosqla: INSERT into %s wrote %d rows for %d objects (a trigger skipped some?)", g.m.Table, n, len(g.ins))
+	}
+	if err != nil {
+		return fmt.Errorf("%w; the transaction is rolled back (%w)", cause, err)
+	}
+	return cause
+}
+
+// explain names the cause of a checked INSERT of the plan that failed because it did not write
+// every row it was sent; i is the failing statement.
+func (fp *flushPlan) explain(i int, err error) error {
+	var server interface {
+		error
+		SQLState() string
+	}
+	if !errors.As(err, &server) || server.SQLState() != "22P02" || !strings.Contains(server.Error(), `"`+countMarker) {
+		return err
+	}
+	text := server.Error()
+	for _, g := range fp.insertGroups {
+		if g.stmt == i {
+			rest := text[strings.Index(text, countMarker)+len(countMarker):]
+			written, _, _ := strings.Cut(rest, " ")
+			n, convErr := strconv.Atoi(written)
+			if convErr != nil {
+				return err
+			}
+			return fp.wroteError(g, n, err)
+		}
+	}
+	return err
+}
