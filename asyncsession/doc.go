@@ -116,8 +116,9 @@
 // column's type. Array and composite columns, non-string values for a type the database defines,
 // interface-typed fields, SQLite and statement_cache=none or simple keep the multi-row VALUES.
 // The returned rows are matched to the objects in order, as with VALUES. Each batch checks, as
-// it runs, that the table's column types are still those read: after an ALTER TABLE … TYPE it
-// writes nothing and fails with ErrTableChanged (the transaction is then rolled back), and a
+// it runs, that the table's column types are still those read (and that it still cannot skip
+// rows, see above): after an ALTER TABLE … TYPE or a CREATE TRIGGER it writes nothing and fails
+// with ErrTableChanged (the transaction is then rolled back), and a
 // batch that fails makes the next one read the table's types again, so such a change fails one
 // batch, not more, and never stores a value typed for the old column. Statements prepared before
 // such a migration (the multi-row VALUES and every other prepared statement) keep the parameter
@@ -197,12 +198,15 @@
 // key — saving authors with their books, and their books' chapters, is one round trip (BEGIN, the
 // INSERTs parents first, COMMIT), and the objects hold the keys after it. Association rows of a
 // many-to-many whose keys the flush generates go in the same pipeline (one INSERT per
-// relationship, after the batches whose keys they take). Every INSERT of a flush on
-// PostgreSQL checks that it wrote as many rows as it was sent: one that did not (a BEFORE INSERT
-// trigger that skipped a row) fails with its transaction before anything after it runs, so that
-// a COMMIT in the same pipeline commits nothing, and the flush's error names the count (on SQLite
-// the COMMIT waits until the rows are counted). The
-// rest waits for the parents' keys in a later stage of the flush, a round trip each: on SQLite,
+// relationship, after the batches whose keys they take). No INSERT of a flush on PostgreSQL
+// writes fewer rows than it was sent without failing: one into a table that can skip rows (a
+// BEFORE INSERT row trigger, which may return NULL, a rule, a view, a partitioned or foreign
+// table) counts them as it runs, and one that did not write them all (a trigger that skipped a
+// row) fails with its transaction before anything after it runs, so that a COMMIT in the same
+// pipeline commits nothing, and the flush's error names the count (on SQLite the COMMIT waits
+// until the rows are counted). A batch into a plain table without such a trigger checks instead,
+// with its column types, that none was created since the engine read the table (ErrTableChanged,
+// below). The rest waits for the parents' keys in a later stage of the flush, a round trip each: on SQLite,
 // rows of the parents' own table (self-referential rows, one stage per level), a foreign key of
 // another type than the key it names, a key that is not an integer or uuid, and the tables whose
 // column types the engine has not read yet (the first flush into a table reads them). Rows whose

@@ -270,8 +270,7 @@ type insertGroup struct {
 	// publisher numbers a batch that leaves its keys for others (0: none), of SQL type keyArray
 	publisher int
 	keyArray  string
-	stmt      int  // its statement in the plan
-	guarded   bool // sent as arrays, with the check of the table's column types
+	stmt      int // its statement in the plan
 }
 
 // insert adds in to the plan's batches; false: in waits for a key that no batch of the plan
@@ -391,21 +390,24 @@ func (fp *flushPlan) buildInsert(g *insertGroup) error {
 	}
 	var sql string
 	var args []any
-	types, signature, guarded := fp.batchTypes(g)
+	cols, types, guarded := fp.batchTypes(g)
+	// a batch whose table cannot skip rows is guarded against its starting to, and need not
+	// count them; one that publishes its keys counts them as it leaves them
+	check := checksCount(fp.d) && (!guarded || types.skips || g.publisher > 0)
 	switch {
 	case guarded:
-		sql, args = unnestSQL(fp.d, g, types, signature, rows)
+		sql, args = unnestSQL(fp.d, g, cols, types.signature, check, rows)
 	case len(g.srcs) > 0:
 		return fmt.Errorf("gosqla: internal error: the INSERT into %s needs its parents' keys and cannot send arrays", g.m.Table)
 	default:
 		sql, args = valuesSQL(fp.d, g.m, g.cols, rows)
 	}
 	sql += returningBut(fp.d, g.m, g.cols)
-	if checksCount(fp.d) {
+	if check {
 		args = append(args, len(g.ins))
 		sql = checked(fp.d, g, sql, fp.d.Placeholder(len(args)))
 	}
-	g.stmt, g.guarded = len(fp.stmts), guarded
+	g.stmt = len(fp.stmts)
 	fp.stmts = append(fp.stmts, asyncengine.Statement{SQL: sql, Args: args})
 	ins := g.ins
 	fp.appliers = append(fp.appliers, func(s *Session, rs []*asyncengine.Result) error {
@@ -439,18 +441,18 @@ func (fp *flushPlan) buildInsert(g *insertGroup) error {
 
 // batchTypes returns the column types g's rows travel as when they go as one array per column
 // (unnest.go): a batch of two or more rows on PostgreSQL, of a table whose types are known.
-func (fp *flushPlan) batchTypes(g *insertGroup) ([]columnType, string, bool) {
+func (fp *flushPlan) batchTypes(g *insertGroup) ([]columnType, tableTypes, bool) {
 	if len(g.ins) < 2 && len(g.srcs) == 0 || !typedParams(fp.e) {
-		return nil, "", false
+		return nil, tableTypes{}, false
 	}
 	table := fp.d.Quote(g.m.Table)
 	types, ok := typesFor(fp.e, table)
 	if !ok {
-		return nil, "", false
+		return nil, tableTypes{}, false
 	}
 	fp.batched = append(fp.batched, table)
 	cols, ok := unnestable(types, g.cols)
-	return cols, types.signature, ok
+	return cols, types, ok
 }
 
 // failed forgets the column types of the tables the plan inserted batches into, after one of its

@@ -14,9 +14,9 @@ import (
 func checksCount(d *asyncengine.Dialect) bool { return d.Name() == "postgresql" }
 
 // checked wraps an INSERT … RETURNING of g's rows so that it fails, and the transaction with it,
-// when it writes another number of rows than it was sent (a trigger that skipped one, or the
-// guard of a table whose column types changed): a COMMIT later in the same pipeline then
-// commits nothing. A batch that publishes leaves its rows' keys (see above). n is the
+// when it writes another number of rows than it was sent (a trigger that skipped one): a COMMIT
+// later in the same pipeline then commits nothing. A batch into a table that cannot skip rows
+// is not wrapped (its guard fails instead if the table starts to: unnest.go). A batch that publishes leaves its rows' keys (see above). n is the
 // placeholder of the number of rows sent.
 func checked(d *asyncengine.Dialect, g *insertGroup, insert, n string) string {
 	ok := "true"
@@ -41,41 +41,49 @@ func (fp *flushPlan) countError(g *insertGroup, r *asyncengine.Result) error {
 
 // wroteError is the failure of g's INSERT that wrote n rows (err: the server's, nil if none).
 func (fp *flushPlan) wroteError(g *insertGroup, n int, err error) error {
-	var cause error
-	if g.guarded && n == 0 {
-		table := fp.d.Quote(g.m.Table)
-		forgetTypes(fp.e, table)
-		cause = fmt.Errorf("%w: the column types of %s changed since the engine read them (ALTER TABLE); nothing of the batch was written, and the next flush reads them again: roll back and save again", ErrTableChanged, table)
-	} else {
-		cause = fmt.Errorf("gosqla: INSERT into %s wrote %d rows for %d objects (a trigger skipped some?)", g.m.Table, n, len(g.ins))
-	}
+	cause := fmt.Errorf("gosqla: INSERT into %s wrote %d rows for %d objects (a trigger skipped some?)", g.m.Table, n, len(g.ins))
 	if err != nil {
 		return fmt.Errorf("%w; the transaction is rolled back (%w)", cause, err)
 	}
 	return cause
 }
 
-// explain names the cause of a checked INSERT of the plan that failed because it did not write
-// every row it was sent; i is the failing statement.
+// changedError is the failure of g's INSERT whose guard found its table changed (unnest.go).
+func (fp *flushPlan) changedError(g *insertGroup, err error) error {
+	table := fp.d.Quote(g.m.Table)
+	forgetTypes(fp.e, table)
+	return fmt.Errorf("%w: the column types or the triggers of %s changed since the engine read them (ALTER TABLE, CREATE TRIGGER): nothing of the batch was written and the transaction is rolled back; save again, and the next flush reads them again (%w)", ErrTableChanged, table, err)
+}
+
+// explain names the cause of a checked or guarded INSERT of the plan that failed because it
+// did not write every row it was sent or found its table changed; i is the failing statement.
 func (fp *flushPlan) explain(i int, err error) error {
 	var server interface {
 		error
 		SQLState() string
 	}
-	if !errors.As(err, &server) || server.SQLState() != "22P02" || !strings.Contains(server.Error(), `"`+countMarker) {
+	if !errors.As(err, &server) || server.SQLState() != "22P02" {
 		return err
 	}
 	text := server.Error()
+	changed := strings.Contains(text, `"`+changedMarker)
+	if !changed && !strings.Contains(text, `"`+countMarker) {
+		return err
+	}
 	for _, g := range fp.insertGroups {
-		if g.stmt == i {
-			rest := text[strings.Index(text, countMarker)+len(countMarker):]
-			written, _, _ := strings.Cut(rest, " ")
-			n, convErr := strconv.Atoi(written)
-			if convErr != nil {
-				return err
-			}
-			return fp.wroteError(g, n, err)
+		if g.stmt != i {
+			continue
 		}
+		if changed {
+			return fp.changedError(g, err)
+		}
+		rest := text[strings.Index(text, countMarker)+len(countMarker):]
+		written, _, _ := strings.Cut(rest, " ")
+		n, convErr := strconv.Atoi(written)
+		if convErr != nil {
+			return err
+		}
+		return fp.wroteError(g, n, err)
 	}
 	return err
 }

@@ -21,7 +21,8 @@ var ErrNilObject = errors.New("gosqla: nil object")
 var ErrCommitted = errors.New("gosqla: the transaction was committed")
 
 // ErrTableChanged is matched by the error of a flush whose batch INSERT found its table's column
-// types changed since the engine read them: nothing of the batch was written.
+// types, or its BEFORE INSERT triggers, changed since the engine read them: nothing of the batch
+// was written.
 var ErrTableChanged = errors.New("gosqla: the table changed")
 
 // ErrPendingRollback is the engine's: a statement of the session's transaction failed, and only

@@ -1,7 +1,6 @@
 package asyncsession
 
 import (
-	"fmt"
 	"reflect"
 	"runtime"
 	"slices"
@@ -55,6 +54,7 @@ type columnType struct {
 type tableTypes struct {
 	cols      map[string]columnType
 	signature string
+	skips     bool // an INSERT may write fewer rows than it is sent (skipsSQL)
 }
 
 type typesKey struct {
@@ -66,21 +66,46 @@ type typesKey struct {
 // table fails (the table may have changed) and is read again by the next batch.
 var columnTypes sync.Map // typesKey → tableTypes
 
-// catalogSQL reads the column types of one table, named as the INSERT names it. to_regclass
-// answers NULL for a table that does not exist, without failing the transaction. The types are
-// formatted without their modifier (format_type with -1 spells bpchar and "bit" so that they do
-// not mean char(1) and bit(1)).
-const catalogSQL = `SELECT a.attname::text, a.atttypid::int8, format_type(a.atttypid, -1), ` +
-	`coalesce(format_type(nullif(t.typarray, 0), -1), ''), t.typcategory::text, t.typtype::text ` +
+// catalogSQL reads the column types of one table, named as the INSERT names it, and whether an
+// INSERT into it may write fewer rows than it is sent (skipsSQL). to_regclass answers NULL for a
+// table that does not exist, without failing the transaction. The types are formatted without
+// their modifier (format_type with -1 spells bpchar and "bit" so that they do not mean char(1)
+// and bit(1)).
+var catalogSQL = `SELECT a.attname::text, a.atttypid::int8, format_type(a.atttypid, -1), ` +
+	`coalesce(format_type(nullif(t.typarray, 0), -1), ''), t.typcategory::text, t.typtype::text, ` +
+	skipsSQL("to_regclass($1)") + ` ` +
 	`FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid ` +
 	`WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum`
 
-// typesGuard is the condition of a batch INSERT that the table's column types are still those
-// read (signature, $n; the table, $n+1): after an ALTER TABLE … TYPE the INSERT writes nothing,
-// instead of sending values typed for the old columns, which the new ones could take silently
-// changed (a timestamp read as a timestamptz in the session's zone).
-const typesGuard = ` WHERE %s = (SELECT string_agg(a.atttypid::text, ',' ORDER BY a.attnum) ` +
-	`FROM pg_attribute a WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped)`
+// skipsSQL is true of the table rel when an INSERT into it may write fewer rows than it is sent
+// without failing: one with a BEFORE INSERT row trigger (which may return NULL) or a rule, or
+// one that is not a plain table (a view's INSTEAD OF trigger, a partition's own triggers, a
+// foreign table). Batches into such a table count their rows as they run (checked).
+func skipsSQL(rel string) string {
+	return `(EXISTS (SELECT FROM pg_class c WHERE c.oid = ` + rel + ` AND (c.relkind <> 'r' OR c.relhasrules)) ` +
+		`OR EXISTS (SELECT FROM pg_trigger g WHERE g.tgrelid = ` + rel + ` AND g.tgtype & 7 = 7))`
+}
+
+// typesGuard is the condition of a batch INSERT that the table (named by placeholder table) is
+// still as read: the type OIDs of its columns are those of signature, and, for a batch that does
+// not count its rows (!checked), it still cannot skip one. Otherwise the INSERT fails, and
+// the transaction with it, before it writes anything: it must not send values typed for the old
+// columns, which the new ones could take silently changed (a timestamp read as a timestamptz in
+// the session's zone), nor leave a skipped row uncounted. The failure's text starts with
+// changedMarker; the count of columns keeps the planner from evaluating it before the guard.
+func typesGuard(signature, table string, checked bool) string {
+	rel := "to_regclass(" + table + ")"
+	same := "string_agg(a.atttypid::text, ',' ORDER BY a.attnum) = " + signature
+	if !checked {
+		same += " AND NOT " + skipsSQL(rel)
+	}
+	return ` WHERE (SELECT CASE WHEN ` + same + ` THEN true ` +
+		`ELSE ('` + changedMarker + ` (' || count(*) || ' columns)')::boolean END ` +
+		`FROM pg_attribute a WHERE a.attrelid = ` + rel + ` AND a.attnum > 0 AND NOT a.attisdropped)`
+}
+
+// changedMarker starts the text of the error a batch whose table changed raises.
+const changedMarker = "gosqla: table changed"
 
 // firstUserOID is the first OID of objects a database defines (PostgreSQL's FirstNormalObjectId).
 const firstUserOID = 16384
@@ -104,7 +129,7 @@ func storeTypes(e *asyncengine.Engine, table string, r *asyncengine.Result) erro
 	for i := range r.Len() {
 		var name, typ, array, category, kind string
 		var oid int64
-		if err := r.ScanRow(i, &name, &oid, &typ, &array, &category, &kind); err != nil {
+		if err := r.ScanRow(i, &name, &oid, &typ, &array, &category, &kind, &types.skips); err != nil {
 			return err
 		}
 		oids[i] = strconv.FormatInt(oid, 10)
@@ -302,8 +327,8 @@ func stringKinded(t reflect.Type) bool {
 }
 
 // unnestSQL writes the INSERT of rows as one array per column, guarded by the table's type
-// signature, and its arguments.
-func unnestSQL(d *asyncengine.Dialect, g *insertGroup, types []columnType, signature string, rows []reflect.Value) (string, []any) {
+// signature (and, unless the INSERT is checked, by its not skipping rows), and its arguments.
+func unnestSQL(d *asyncengine.Dialect, g *insertGroup, types []columnType, signature string, checked bool, rows []reflect.Value) (string, []any) {
 	var b strings.Builder
 	insertInto(&b, d, g.m, g.cols)
 	selected := make([]string, len(types))
@@ -331,7 +356,7 @@ func unnestSQL(d *asyncengine.Dialect, g *insertGroup, types []columnType, signa
 		}
 	}
 	b.WriteString(") SELECT " + strings.Join(selected, ", ") + " FROM unnest(" + strings.Join(arrays, ", ") + ") AS u(" + strings.Join(names, ", ") + ")")
-	fmt.Fprintf(&b, typesGuard, d.Placeholder(len(g.cols)+1)+"::text", d.Placeholder(len(g.cols)+2)+"::text")
+	b.WriteString(typesGuard(d.Placeholder(len(g.cols)+1)+"::text", d.Placeholder(len(g.cols)+2)+"::text", checked))
 	return b.String(), append(args, signature, d.Quote(g.m.Table))
 }
 
