@@ -101,7 +101,9 @@ func (s *Session) Flush(ctx context.Context) *asyncengine.Future[struct{}] {
 	return s.control(ctx, controlOp{flush: flushAll}, nil)
 }
 
-// Commit flushes and commits. With ExpireOnCommit, loaded objects are expired.
+// Commit flushes and commits. With ExpireOnCommit, loaded objects are expired. A Commit whose
+// COMMIT travelled in a pipeline that was lost before the server answered (the connection died,
+// ctx ended) fails with a *asyncengine.CommitUnknownError: the transaction may have committed.
 func (s *Session) Commit(ctx context.Context) *asyncengine.Future[struct{}] {
 	return s.control(ctx, controlOp{flush: flushAll, txEnd: commitTx}, (*Session).committed)
 }
@@ -386,58 +388,4 @@ func selectOp[T any](ctx context.Context, m *structmap.Model, sql string, args [
 		return nil
 	}
 	return o
-}
-
-// Merge copies obj's state onto the session's object of the same primary key — loading it first
-// if needed, adding a copy as new if no row has that key — and returns that object. obj itself is
-// not added. Every mapped field is copied except server-default (`default`) ones left at zero,
-// which keep the loaded value, as Upsert leaves them unwritten.
-func Merge[T any](ctx context.Context, s *Session, obj *T) *asyncengine.Future[*T] {
-	m, err := objectModel(obj)
-	if err != nil {
-		return failed[*T](err)
-	}
-	v := reflect.ValueOf(obj).Elem()
-	// the copy added when no row has the key; in a sharded session its shard is asked for now,
-	// since the chooser is not called under the session's lock, and used only then
-	var cp *T
-	var shard string
-	var shardErr error
-	if s.sharded(m) {
-		cp = new(T)
-		*cp = *obj
-		shard, shardErr = s.objectShard(cp, m)
-	}
-	return fetch(ctx, s, m, keyOf(m, v), pkValues(m, v), func(s *Session, in *instance) (*T, error) {
-		if in == nil {
-			if shardErr != nil {
-				return nil, shardErr
-			}
-			if cp == nil {
-				cp = new(T)
-			}
-			*cp = *obj
-			in, _ := s.attach(cp, m)
-			in.shard = shard
-			return cp, nil
-		}
-		// like Upsert, a server-default column left at zero is not given: the loaded value stays
-		var kept []reflect.Value
-		for _, f := range m.Fields {
-			if f.Default && f.IsZero(v) {
-				cur := in.v.FieldByIndex(f.Index)
-				old := reflect.New(cur.Type()).Elem()
-				old.Set(cur)
-				kept = append(kept, old)
-			}
-		}
-		in.v.Set(v)
-		for _, f := range m.Fields {
-			if f.Default && f.IsZero(v) {
-				in.v.FieldByIndex(f.Index).Set(kept[0])
-				kept = kept[1:]
-			}
-		}
-		return in.ptr.(*T), nil
-	})
 }

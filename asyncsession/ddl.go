@@ -14,7 +14,8 @@ import (
 // CreateAll creates the tables of models (struct values or pointers) that do not exist yet, parents
 // before children, in one transaction. Tables whose foreign keys form a cycle are created first and
 // the key that closes the cycle added after (on PostgreSQL; SQLite takes a reference to a table it
-// has not seen yet).
+// has not seen yet). The association table of a many-to-many (`through=`) is a model of its own:
+// pass a struct mapping it (its two keys, each with its `fk=`) among models to create it.
 func CreateAll(ctx context.Context, e *asyncengine.Engine, models ...any) error {
 	ms, err := ordered(models)
 	if err != nil {

@@ -149,6 +149,10 @@
 // column. It groups its objects by those columns — a server-filled key left at zero is inserted
 // by the server, a set one updates its row — and returns them in the order given. Merge copies
 // the same fields onto the loaded object: a `default` field left at zero keeps the loaded value.
+// It merges the objects the given one reaches through its relationship fields too (a set *T, a
+// non-nil []*T), with the same requests, and points the merged objects' relationship fields at
+// one another; a collection it carries replaces the session object's, which is loaded first so
+// that the flush releases (or deletes) the members it no longer holds.
 //
 // A failed flush — any failed statement of the transaction — leaves the session in
 // pending-rollback state: every request but Rollback (or a savepoint's Rollback) returns

@@ -11,6 +11,13 @@ import (
 // with what finish makes of it (nil: no such row). In a sharded session the shards the chooser's
 // Key names are searched at once, and the first in its order that holds the row wins.
 func fetch[T any](ctx context.Context, s *Session, m *structmap.Model, key identityKey, args []any, finish func(*Session, *instance) (T, error)) *asyncengine.Future[T] {
+	f, resolve := asyncengine.NewPromise[T]()
+	fetchThen(ctx, s, m, key, args, finish, resolve)
+	return f
+}
+
+// fetchThen is fetch, handing its answer to resolve: under the session's lock when it succeeds.
+func fetchThen[T any](ctx context.Context, s *Session, m *structmap.Model, key identityKey, args []any, finish func(*Session, *instance) (T, error), resolve func(T, error)) {
 	ts := []shardTarget{{e: s.engineFor(m)}}
 	if s.sharded(m) {
 		var err error
@@ -23,52 +30,56 @@ func fetch[T any](ctx context.Context, s *Session, m *structmap.Model, key ident
 			}
 			return c.Key(m.Type, args)
 		}); err != nil {
-			return failed[T](err)
+			var zero T
+			resolve(zero, err)
+			return
 		}
 	}
-	if f := fetchLoaded(s, key, ts, finish); f != nil {
-		return f
+	if fetchLoaded(s, key, ts, finish, resolve) {
+		return
 	}
 	if len(ts) == 1 {
-		f, resolve := asyncengine.NewPromise[T]()
 		s.submit(fetchOp(ctx, m, key, args, ts[0], finish, resolve))
-		return f
+		return
 	}
 	// the answers are joined on the drainer, under the session's lock, by the last one's apply
-	g, f := gather(shardNames(ts), func(found []*instance) (T, error) {
+	g := gatherInto(shardNames(ts), func(found []*instance) (T, error) {
 		for _, in := range found {
 			if in != nil {
 				return finish(s, in)
 			}
 		}
 		return finish(s, nil)
-	})
+	}, resolve)
 	ops := make([]*op, len(ts))
 	for i, t := range ts {
 		ops[i] = fetchOp(ctx, m, key, args, t, found, func(in *instance, err error) { g.done(i, in, err) })
 	}
 	s.submit(ops...)
-	return f
 }
 
 // found is the finish of a fetch on one of several shards: the object itself.
 func found(_ *Session, in *instance) (*instance, error) { return in, nil }
 
-// fetchLoaded is the future of a fetch served without SQL: from the object of key loaded on the
-// first of ts that has it, or the session's reason to serve nothing. Nil: a query must look.
-func fetchLoaded[T any](s *Session, key identityKey, ts []shardTarget, finish func(*Session, *instance) (T, error)) *asyncengine.Future[T] {
+// fetchLoaded serves a fetch without SQL, under the session's lock: from the object of key
+// loaded on the first of ts that has it, or with the session's reason to serve nothing. False: a
+// query must look.
+func fetchLoaded[T any](s *Session, key identityKey, ts []shardTarget, finish func(*Session, *instance) (T, error), resolve func(T, error)) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.unusable(); err != nil {
-		return failed[T](err)
+		var zero T
+		resolve(zero, err)
+		return true
 	}
 	for _, t := range ts {
 		key.shard = t.name
 		if in, ok := s.identity[key]; ok && !in.expired {
-			return asyncengine.Ready(finish(s, in))
+			resolve(finish(s, in))
+			return true
 		}
 	}
-	return nil
+	return false
 }
 
 // fetchOp is the request for the row of key on shard t: resolve receives what finish makes of

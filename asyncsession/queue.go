@@ -86,12 +86,18 @@ func (s *Session) submit(ops ...*op) {
 			return
 		}
 	}
+	s.enqueue(ops...)
+	s.mu.Unlock()
+}
+
+// enqueue queues ops, which the session accepts, and starts the drainer if none runs. Called
+// locked.
+func (s *Session) enqueue(ops ...*op) {
 	s.queue = append(s.queue, ops...)
 	if !s.draining {
 		s.draining = true
 		go s.drain()
 	}
-	s.mu.Unlock()
 }
 
 // drain serves the queue until it is empty, then exits: an idle session holds no goroutine.

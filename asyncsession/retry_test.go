@@ -1,6 +1,7 @@
 package asyncsession_test
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -45,4 +46,29 @@ func TestMakerBeginRetry(t *testing.T) {
 	})
 	require.Error(t, err)
 	require.Len(t, sessions, 1)
+}
+
+// A Commit whose context ends while its pipeline, COMMIT included, is in flight cannot know
+// whether the server committed: it says so with a *CommitUnknownError, the context's error
+// reachable.
+func TestCommitCutOffInFlightIsUnknown(t *testing.T) {
+	t.Parallel()
+	e := newEngine(t, enginetest.NewDatabase(t))
+	ctx := enginetest.Context(t)
+	_, err := e.Exec(ctx, `CREATE FUNCTION slow_author() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN PERFORM pg_sleep(2); RETURN NEW; END $$`)
+	require.NoError(t, err)
+	_, err = e.Exec(ctx, "CREATE TRIGGER slow_author BEFORE INSERT ON authors FOR EACH ROW EXECUTE FUNCTION slow_author()")
+	require.NoError(t, err)
+
+	s := newSession(t, e)
+	require.NoError(t, s.Add(&Author{ID: 1, Name: "late"}))
+	short, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancel()
+	_, err = s.Commit(short).Await(ctx)
+	require.ErrorIs(t, err, asyncengine.ErrCommitUnknown)
+	var unknown *asyncengine.CommitUnknownError
+	require.ErrorAs(t, err, &unknown)
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	await(t, s.Rollback(ctx))
 }

@@ -222,6 +222,16 @@ func (s *Session) add(parts []part, p part) []part {
 	return append(parts, p)
 }
 
+// commitsOn reports a round whose pipeline on b carries a COMMIT.
+func commitsOn(parts []part, b *bound) bool {
+	for _, p := range parts {
+		if p.commits && p.b == b {
+			return true
+		}
+	}
+	return false
+}
+
 // begin appends a BEGIN of b's transaction unless one is open.
 func (s *Session) begin(parts []part, b *bound) []part {
 	if b.inTx {
@@ -276,6 +286,8 @@ func (s *Session) finish(parts []part, errs map[*bound]error) error {
 			}
 			continue
 		}
+		// a pipeline that carried a COMMIT and was lost without the server's answer
+		inFlight := err != nil && commitsOn(parts, p.b) && errors.Is(p.b.e.ClassifyCommitError(err), asyncengine.ErrCommitUnknown)
 		switch {
 		case unsent[p.b]:
 			err = unsentError(err, parts, k)
@@ -302,6 +314,9 @@ func (s *Session) finish(parts []part, errs map[*bound]error) error {
 				}
 			default:
 				err = pendingRollback(pe.Err)
+			}
+			if inFlight && err != nil && !errors.Is(err, asyncengine.ErrCommitUnknown) {
+				err = &asyncengine.CommitUnknownError{Err: err}
 			}
 			if err != nil {
 				failure, failedBy = err, p.by

@@ -257,8 +257,9 @@ func (s *Session) objectShard(obj any, m *structmap.Model) (string, error) {
 	return name, nil
 }
 
-// gathered completes one future with the results of one request per shard, once every one has
-// answered: the first failure (naming its shard), or join of the results in shard order.
+// gathered completes one future with the results of one request per shard (or per object:
+// Merge), once every one has answered: the first failure (naming its shard, when it has a
+// name), or join of the results in order.
 type gathered[V, R any] struct {
 	names   []string
 	mu      sync.Mutex
@@ -271,7 +272,12 @@ type gathered[V, R any] struct {
 
 func gather[V, R any](names []string, join func([]V) (R, error)) (*gathered[V, R], *asyncengine.Future[R]) {
 	f, resolve := asyncengine.NewPromise[R]()
-	return &gathered[V, R]{names: names, results: make([]V, len(names)), left: len(names), join: join, resolve: resolve}, f
+	return gatherInto(names, join, resolve), f
+}
+
+// gatherInto is gather, handing the joined answer to resolve.
+func gatherInto[V, R any](names []string, join func([]V) (R, error), resolve func(R, error)) *gathered[V, R] {
+	return &gathered[V, R]{names: names, results: make([]V, len(names)), left: len(names), join: join, resolve: resolve}
 }
 
 // shardNames are the names of ts.
@@ -293,7 +299,10 @@ func (g *gathered[V, R]) done(i int, v V, err error) {
 	if err != nil {
 		g.failed = true
 		var zero R
-		g.resolve(zero, fmt.Errorf("shard %q: %w", g.names[i], err))
+		if g.names[i] != "" {
+			err = fmt.Errorf("shard %q: %w", g.names[i], err)
+		}
+		g.resolve(zero, err)
 		return
 	}
 	g.results[i] = v

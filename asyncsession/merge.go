@@ -1,0 +1,255 @@
+package asyncsession
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+	"slices"
+
+	"github.com/gosqla/gosqla/asyncengine"
+	"github.com/gosqla/gosqla/internal/structmap"
+)
+
+// Merge copies obj's state onto the session's object of the same primary key — loading it first
+// if needed, adding a copy as new if no row has that key — and returns that object. obj itself is
+// not added. Every mapped field is copied except server-default (`default`) ones left at zero,
+// which keep the loaded value, as Upsert leaves them unwritten.
+//
+// The objects obj reaches through its relationship fields (a *T that is set, a []*T that is not
+// nil, and theirs in turn) are merged the same way, with the same requests, and the relationship
+// fields of the merged objects point at the session's objects: a detached author with its books
+// comes back as the session's author holding the session's books, whose Author is that author.
+// A relationship field left nil keeps the session object's own; a collection replaces the
+// session object's (members it no longer holds are released at flush as the relationship says).
+// Objects without a row (or with a server-filled key left at zero) are added as copies.
+func Merge[T any](ctx context.Context, s *Session, obj *T) *asyncengine.Future[*T] {
+	m, err := objectModel(obj)
+	if err != nil {
+		return failed[*T](err)
+	}
+	graph, err := mergeGraph(reflect.ValueOf(obj), m)
+	if err != nil {
+		return failed[*T](err)
+	}
+	// the root's copy, added when no row has its key; in a sharded session its shard is asked
+	// for now, since the chooser is not called under the session's lock, and used only then
+	root := graph[0]
+	var shard string
+	var shardErr error
+	if s.sharded(m) {
+		root.fresh = reflect.New(m.Type)
+		root.fresh.Elem().Set(root.v)
+		shard, shardErr = s.objectShard(root.fresh.Interface(), m)
+	}
+	f, resolve := asyncengine.NewPromise[*T]()
+	// once every object's row is known and the collections to replace are loaded, the graph is
+	// copied; each step runs under the session's lock
+	finish := func(loaded []*instance) {
+		merged := mergeObjects(graph, loaded)
+		if loaded[0] == nil {
+			in, _ := s.attach(merged[0].Interface(), m)
+			in.shard = shard
+		}
+		resolve(merged[0].Interface().(*T), nil)
+	}
+	g := gatherInto(make([]string, len(graph)), func(loaded []*instance) (struct{}, error) {
+		if loaded[0] == nil && shardErr != nil {
+			return struct{}{}, shardErr
+		}
+		if loads := s.mergeLoads(ctx, graph, loaded, finish, func(err error) { resolve(nil, err) }); len(loads) > 0 {
+			s.enqueue(loads...)
+		} else {
+			finish(loaded)
+		}
+		return struct{}{}, nil
+	}, func(_ struct{}, err error) {
+		if err != nil {
+			resolve(nil, err)
+		}
+	})
+	s.mu.Lock()
+	if err := s.unusable(); err != nil {
+		s.mu.Unlock()
+		return failed[*T](err)
+	}
+	for i, n := range graph {
+		if n.new {
+			g.done(i, nil, nil)
+		}
+	}
+	s.mu.Unlock()
+	for i, n := range graph {
+		if n.new {
+			continue
+		}
+		fetchThen(ctx, s, n.m, keyOf(n.m, n.v), pkValues(n.m, n.v), found, func(in *instance, err error) { g.done(i, in, err) })
+	}
+	return f
+}
+
+// mergeLoads returns the requests that load the collections Merge replaces on the session's
+// objects (loaded) and that the session has not loaded whole, so that the flush knows which
+// members they lose: one per relationship and shard. The last one's answer calls finish; a
+// failure calls fail instead. Called locked.
+func (s *Session) mergeLoads(ctx context.Context, graph []*mergeNode, loaded []*instance, finish func([]*instance), fail func(error)) []*op {
+	var rels []*relation
+	owners := map[*relation][]any{}
+	for i, n := range graph {
+		in := loaded[i]
+		if in == nil {
+			continue
+		}
+		for _, r := range n.rels {
+			if !r.many() || r.field(n.v).IsNil() || whole(in, r) || slices.Contains(owners[r], in.ptr) {
+				continue
+			}
+			if owners[r] == nil {
+				rels = append(rels, r)
+			}
+			owners[r] = append(owners[r], in.ptr)
+		}
+	}
+	var ops []*op
+	left := 0
+	for _, r := range rels {
+		shards, groups := s.byShard(owners[r])
+		for k, group := range groups {
+			left++
+			ops = append(ops, loadOp(ctx, r, group, s.relTarget(r, shards[k]), false, func() {
+				if left--; left == 0 {
+					finish(loaded)
+				}
+			}, fail))
+		}
+	}
+	return ops
+}
+
+// mergeNode is one object of a graph Merge copies into the session.
+type mergeNode struct {
+	v     reflect.Value // the object given (a struct)
+	m     *structmap.Model
+	rels  []*relation
+	new   bool          // its key is a server-filled one left at zero: no row has it
+	fresh reflect.Value // the copy to add (a pointer), made before the answers when set
+}
+
+// mergeGraph lists the objects root reaches through its relationship fields, root first, each
+// once.
+func mergeGraph(root reflect.Value, m *structmap.Model) ([]*mergeNode, error) {
+	var graph []*mergeNode
+	seen := map[any]bool{}
+	var walk func(p reflect.Value, m *structmap.Model, path string) error
+	walk = func(p reflect.Value, m *structmap.Model, path string) error {
+		if p.IsNil() {
+			return fmt.Errorf("%w: %s is nil", ErrNilObject, path)
+		}
+		if seen[p.Interface()] {
+			return nil
+		}
+		seen[p.Interface()] = true
+		rels, err := relationsOf(m)
+		if err != nil {
+			return err
+		}
+		n := &mergeNode{v: p.Elem(), m: m, rels: rels, new: true}
+		for _, f := range m.PK {
+			n.new = n.new && f.Default && f.IsZero(n.v)
+		}
+		graph = append(graph, n)
+		for _, r := range rels {
+			fv := r.field(n.v)
+			switch {
+			case fv.IsNil():
+			case r.many():
+				for k := range fv.Len() {
+					if err := walk(fv.Index(k), r.target, fmt.Sprintf("%s.%s[%d]", path, r.name, k)); err != nil {
+						return err
+					}
+				}
+			default:
+				if err := walk(fv, r.target, path+"."+r.name); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	if err := walk(root, m, m.Type.Name()); err != nil {
+		return nil, err
+	}
+	return graph, nil
+}
+
+// mergeObjects copies each object of graph onto the session's object loaded for it (nil: a new
+// copy, not attached; the root's caller attaches it, the flush's cascade the others), then points
+// the relationship fields at the merged objects. It returns the merged objects, by position.
+// Called locked.
+func mergeObjects(graph []*mergeNode, loaded []*instance) []reflect.Value {
+	merged := make([]reflect.Value, len(graph))
+	at := make(map[any]int, len(graph))
+	kept := make([][]reflect.Value, len(graph)) // the session objects' own relationship fields
+	for i, n := range graph {
+		at[n.v.Addr().Interface()] = i
+		in := loaded[i]
+		if in == nil {
+			if !n.fresh.IsValid() {
+				n.fresh = reflect.New(n.m.Type)
+			}
+			n.fresh.Elem().Set(n.v)
+			merged[i] = n.fresh
+			continue
+		}
+		merged[i] = reflect.ValueOf(in.ptr)
+		for _, r := range n.rels {
+			kept[i] = append(kept[i], copyValue(r.field(in.v)))
+		}
+		copyState(in.v, n.v, n.m)
+	}
+	for i, n := range graph {
+		dst := merged[i].Elem()
+		for k, r := range n.rels {
+			src := r.field(n.v)
+			switch {
+			case src.IsNil():
+				if kept[i] != nil {
+					r.field(dst).Set(kept[i][k])
+				}
+			case r.many():
+				members := reflect.MakeSlice(src.Type(), src.Len(), src.Len())
+				for j := range src.Len() {
+					members.Index(j).Set(merged[at[src.Index(j).Interface()]])
+				}
+				r.field(dst).Set(members)
+			default:
+				r.field(dst).Set(merged[at[src.Interface()]])
+			}
+		}
+	}
+	return merged
+}
+
+// copyState copies struct v onto the session's object dst, but for server-default (`default`)
+// fields left at zero in v, which keep dst's value, as Upsert leaves them unwritten.
+func copyState(dst, v reflect.Value, m *structmap.Model) {
+	var kept []reflect.Value
+	for _, f := range m.Fields {
+		if f.Default && f.IsZero(v) {
+			kept = append(kept, copyValue(dst.FieldByIndex(f.Index)))
+		}
+	}
+	dst.Set(v)
+	for _, f := range m.Fields {
+		if f.Default && f.IsZero(v) {
+			dst.FieldByIndex(f.Index).Set(kept[0])
+			kept = kept[1:]
+		}
+	}
+}
+
+// copyValue is a copy of v that later changes to v's place do not touch.
+func copyValue(v reflect.Value) reflect.Value {
+	c := reflect.New(v.Type()).Elem()
+	c.Set(v)
+	return c
+}
