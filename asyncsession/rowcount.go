@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"weak"
 
 	"github.com/gosqla/gosqla/asyncengine"
 )
@@ -48,11 +49,12 @@ func (fp *flushPlan) wroteError(g *insertGroup, n int, err error) error {
 	return cause
 }
 
-// changedError is the failure of g's INSERT whose guard found its table changed (unnest.go).
+// changedError is the failure of g's INSERT whose guard found its table changed (unnest.go). The
+// engine reads every table again: the migration may have changed others, which would fail the
+// next commits one by one.
 func (fp *flushPlan) changedError(g *insertGroup, err error) error {
-	table := fp.d.Quote(g.m.Table)
-	forgetTypes(fp.e, table)
-	return fmt.Errorf("%w: the column types or the triggers of %s changed since the engine read them (ALTER TABLE, CREATE TRIGGER): nothing of the batch was written and the transaction is rolled back; save again, and the next flush reads them again (%w)", ErrTableChanged, table, err)
+	forgetTables(weak.Make(fp.e))
+	return fmt.Errorf("%w: the column types or the triggers of %s changed since the engine read them (ALTER TABLE, CREATE TRIGGER): nothing of the batch was written and the transaction is rolled back; save again, and the next flush reads the tables again (%w)", ErrTableChanged, fp.d.Quote(g.m.Table), err)
 }
 
 // explain names the cause of a checked or guarded INSERT of the plan that failed because it

@@ -153,13 +153,19 @@ func storeTypes(e *asyncengine.Engine, table string, r *asyncengine.Result) erro
 var typedEngines sync.Map // weak.Pointer[asyncengine.Engine] → struct{}
 
 func forgetEngine(w weak.Pointer[asyncengine.Engine]) {
+	forgetTables(w)
+	typedEngines.Delete(w)
+}
+
+// forgetTables drops the column types of every table of an engine: a migration that changed
+// one table may have changed others, which the next batches then read again.
+func forgetTables(w weak.Pointer[asyncengine.Engine]) {
 	columnTypes.Range(func(k, _ any) bool {
 		if k.(typesKey).e == w {
 			columnTypes.Delete(k)
 		}
 		return true
 	})
-	typedEngines.Delete(w)
 }
 
 // batchInsert is a table a flush inserts a batch of rows into on one engine.
