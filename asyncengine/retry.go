@@ -34,15 +34,15 @@ var DefaultRetryPolicy = RetryPolicy{MaxAttempts: 10, BaseDelay: 5 * time.Millis
 // ErrCommitUnknown is matched by every *CommitUnknownError.
 var ErrCommitUnknown = errors.New("gosqla: outcome of COMMIT unknown")
 
-// CommitUnknownError reports that the connection was lost after COMMIT was sent and before the
-// server answered: the transaction may or may not have committed. It is never retried; check
+// CommitUnknownError reports that the connection was lost (or the context ended) after COMMIT
+// was sent and before the server answered: the transaction may or may not have committed. It is never retried; check
 // the data (for example by a unique key the transaction wrote) before doing the work again.
 type CommitUnknownError struct {
 	Err error
 }
 
 func (e *CommitUnknownError) Error() string {
-	return fmt.Sprintf("gosqla: connection lost while COMMIT was in flight; the transaction may or may not have committed, so it was not retried: %v", e.Err)
+	return fmt.Sprintf("gosqla: the connection was lost or the context ended while COMMIT was in flight; the transaction may or may not have committed, so it was not retried: %v", e.Err)
 }
 func (e *CommitUnknownError) Is(target error) bool { return target == ErrCommitUnknown }
 func (e *CommitUnknownError) Unwrap() error        { return e.Err }

@@ -104,6 +104,9 @@ func (s *Session) Flush(ctx context.Context) *asyncengine.Future[struct{}] {
 // Commit flushes and commits. With ExpireOnCommit, loaded objects are expired. A Commit whose
 // COMMIT travelled in a pipeline that was lost before the server answered (the connection died,
 // ctx ended) fails with a *asyncengine.CommitUnknownError: the transaction may have committed.
+// An Await with the same ctx returns ctx's error as soon as it ends, before the session has heard
+// of the pipeline's fate: await the future again with a context that outlives it
+// (context.WithoutCancel) to learn it.
 func (s *Session) Commit(ctx context.Context) *asyncengine.Future[struct{}] {
 	return s.control(ctx, controlOp{flush: flushAll, txEnd: commitTx}, (*Session).committed)
 }

@@ -151,8 +151,7 @@
 // the same fields onto the loaded object: a `default` field left at zero keeps the loaded value.
 // It merges the objects the given one reaches through its relationship fields too (a set *T, a
 // non-nil []*T), with the same requests, and points the merged objects' relationship fields at
-// one another; a collection it carries replaces the session object's, which is loaded first so
-// that the flush releases (or deletes) the members it no longer holds.
+// one another; it adds members to a collection and never removes one (see Merge).
 //
 // A failed flush — any failed statement of the transaction — leaves the session in
 // pending-rollback state: every request but Rollback (or a savepoint's Rollback) returns

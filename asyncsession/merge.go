@@ -2,9 +2,9 @@ package asyncsession
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"reflect"
-	"slices"
 
 	"github.com/gosqla/gosqla/asyncengine"
 	"github.com/gosqla/gosqla/internal/structmap"
@@ -19,9 +19,12 @@ import (
 // nil, and theirs in turn) are merged the same way, with the same requests, and the relationship
 // fields of the merged objects point at the session's objects: a detached author with its books
 // comes back as the session's author holding the session's books, whose Author is that author.
-// A relationship field left nil keeps the session object's own; a collection replaces the
-// session object's (members it no longer holds are released at flush as the relationship says).
-// Objects without a row (or with a server-filled key left at zero) are added as copies.
+// Merge adds to a collection and never removes from it: a detached object cannot say whether
+// its collection was ever loaded whole, so a member it lacks is kept (to remove one, load the
+// collection in the session and remove it there). A relationship field left nil keeps the
+// session object's own. Objects without a row (or with a server-filled key left at zero) are
+// added as copies; an object of the session (pending or loaded) is merged as itself, and one the
+// session deletes is refused (ErrMergeDeleted).
 func Merge[T any](ctx context.Context, s *Session, obj *T) *asyncengine.Future[*T] {
 	m, err := objectModel(obj)
 	if err != nil {
@@ -42,88 +45,48 @@ func Merge[T any](ctx context.Context, s *Session, obj *T) *asyncengine.Future[*
 		shard, shardErr = s.objectShard(root.fresh.Interface(), m)
 	}
 	f, resolve := asyncengine.NewPromise[*T]()
-	// once every object's row is known and the collections to replace are loaded, the graph is
-	// copied; each step runs under the session's lock
-	finish := func(loaded []*instance) {
-		merged := mergeObjects(graph, loaded)
+	// the join runs under the session's lock: for the objects answered here, or as the fetches
+	// of the others serve them
+	g := gatherInto(make([]string, len(graph)), func(loaded []*instance) (*T, error) {
+		if loaded[0] == nil && shardErr != nil {
+			return nil, shardErr
+		}
+		merged, err := mergeObjects(graph, loaded)
+		if err != nil {
+			return nil, err
+		}
 		if loaded[0] == nil {
 			in, _ := s.attach(merged[0].Interface(), m)
 			in.shard = shard
 		}
-		resolve(merged[0].Interface().(*T), nil)
-	}
-	g := gatherInto(make([]string, len(graph)), func(loaded []*instance) (struct{}, error) {
-		if loaded[0] == nil && shardErr != nil {
-			return struct{}{}, shardErr
-		}
-		if loads := s.mergeLoads(ctx, graph, loaded, finish, func(err error) { resolve(nil, err) }); len(loads) > 0 {
-			s.enqueue(loads...)
-		} else {
-			finish(loaded)
-		}
-		return struct{}{}, nil
-	}, func(_ struct{}, err error) {
-		if err != nil {
-			resolve(nil, err)
-		}
-	})
+		return merged[0].Interface().(*T), nil
+	}, resolve)
 	s.mu.Lock()
 	if err := s.unusable(); err != nil {
 		s.mu.Unlock()
 		return failed[*T](err)
 	}
+	var fetched []int
 	for i, n := range graph {
-		if n.new {
+		switch in, held := s.objects[n.v.Addr().Interface()]; {
+		case held:
+			g.done(i, in, nil) // the session's own object, pending or loaded
+		case n.new:
 			g.done(i, nil, nil)
+		default:
+			fetched = append(fetched, i)
 		}
 	}
 	s.mu.Unlock()
-	for i, n := range graph {
-		if n.new {
-			continue
-		}
+	for _, i := range fetched {
+		n := graph[i]
 		fetchThen(ctx, s, n.m, keyOf(n.m, n.v), pkValues(n.m, n.v), found, func(in *instance, err error) { g.done(i, in, err) })
 	}
 	return f
 }
 
-// mergeLoads returns the requests that load the collections Merge replaces on the session's
-// objects (loaded) and that the session has not loaded whole, so that the flush knows which
-// members they lose: one per relationship and shard. The last one's answer calls finish; a
-// failure calls fail instead. Called locked.
-func (s *Session) mergeLoads(ctx context.Context, graph []*mergeNode, loaded []*instance, finish func([]*instance), fail func(error)) []*op {
-	var rels []*relation
-	owners := map[*relation][]any{}
-	for i, n := range graph {
-		in := loaded[i]
-		if in == nil {
-			continue
-		}
-		for _, r := range n.rels {
-			if !r.many() || r.field(n.v).IsNil() || whole(in, r) || slices.Contains(owners[r], in.ptr) {
-				continue
-			}
-			if owners[r] == nil {
-				rels = append(rels, r)
-			}
-			owners[r] = append(owners[r], in.ptr)
-		}
-	}
-	var ops []*op
-	left := 0
-	for _, r := range rels {
-		shards, groups := s.byShard(owners[r])
-		for k, group := range groups {
-			left++
-			ops = append(ops, loadOp(ctx, r, group, s.relTarget(r, shards[k]), false, func() {
-				if left--; left == 0 {
-					finish(loaded)
-				}
-			}, fail))
-		}
-	}
-	return ops
-}
+// ErrMergeDeleted is matched by the error of a Merge onto an object the session deletes.
+var ErrMergeDeleted = errors.New("gosqla: merge onto a deleted object")
 
 // mergeNode is one object of a graph Merge copies into the session.
 type mergeNode struct {
@@ -183,9 +146,10 @@ func mergeGraph(root reflect.Value, m *structmap.Model) ([]*mergeNode, error) {
 
 // mergeObjects copies each object of graph onto the session's object loaded for it (nil: a new
 // copy, not attached; the root's caller attaches it, the flush's cascade the others), then points
-// the relationship fields at the merged objects. It returns the merged objects, by position.
-// Called locked.
-func mergeObjects(graph []*mergeNode, loaded []*instance) []reflect.Value {
+// the relationship fields at the merged objects: a *T at the merged one, a collection at its
+// members followed by the merged ones it lacks, each member's back-reference at its owner. It
+// returns the merged objects, by position. Called locked.
+func mergeObjects(graph []*mergeNode, loaded []*instance) ([]reflect.Value, error) {
 	merged := make([]reflect.Value, len(graph))
 	at := make(map[any]int, len(graph))
 	kept := make([][]reflect.Value, len(graph)) // the session objects' own relationship fields
@@ -199,6 +163,9 @@ func mergeObjects(graph []*mergeNode, loaded []*instance) []reflect.Value {
 			n.fresh.Elem().Set(n.v)
 			merged[i] = n.fresh
 			continue
+		}
+		if in.state == stateDeleted {
+			return nil, fmt.Errorf("%w: the %s with key %v is deleted in this session; merge it before Delete, or after the flush as a new row", ErrMergeDeleted, n.m.Type, pkValue(in))
 		}
 		merged[i] = reflect.ValueOf(in.ptr)
 		for _, r := range n.rels {
@@ -216,9 +183,19 @@ func mergeObjects(graph []*mergeNode, loaded []*instance) []reflect.Value {
 					r.field(dst).Set(kept[i][k])
 				}
 			case r.many():
-				members := reflect.MakeSlice(src.Type(), src.Len(), src.Len())
+				members := reflect.MakeSlice(src.Type(), 0, src.Len())
+				if kept[i] != nil {
+					members = reflect.AppendSlice(members, kept[i][k])
+				}
+				back := r.backref()
 				for j := range src.Len() {
-					members.Index(j).Set(merged[at[src.Index(j).Interface()]])
+					m := merged[at[src.Index(j).Interface()]]
+					if !containsPtr(members, m) {
+						members = reflect.Append(members, m)
+					}
+					if back != nil && !back.many() {
+						back.field(m.Elem()).Set(merged[i])
+					}
 				}
 				r.field(dst).Set(members)
 			default:
@@ -226,7 +203,17 @@ func mergeObjects(graph []*mergeNode, loaded []*instance) []reflect.Value {
 			}
 		}
 	}
-	return merged
+	return merged, nil
+}
+
+// containsPtr reports whether slice list holds pointer p.
+func containsPtr(list, p reflect.Value) bool {
+	for i := range list.Len() {
+		if list.Index(i).Pointer() == p.Pointer() {
+			return true
+		}
+	}
+	return false
 }
 
 // copyState copies struct v onto the session's object dst, but for server-default (`default`)

@@ -11,9 +11,9 @@ import (
 )
 
 // A detached writer whose books point back at it merges as a graph: the session's writer holds
-// the session's books, each pointing back at it; a changed book is written, a new one inserted
-// with the writer's key, and a removed one deleted (delete-orphan), the collection being loaded
-// first so that the flush knows what it lost.
+// the session's books, each pointing back at it; a changed book is written and a new one
+// inserted with the writer's key. A book the detached collection lacks is kept: Merge adds to a
+// collection and never removes.
 func TestMergeGraph(t *testing.T) {
 	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
 		ctx := enginetest.Context(t)
@@ -54,8 +54,7 @@ func TestMergeGraph(t *testing.T) {
 			require.NoError(t, r.ScanRow(i, &title))
 			titles = append(titles, title)
 		}
-		assert.Equal(t, []string{"a2", "c"}, titles, "b was deleted as an orphan, c inserted")
-		assert.Equal(t, int64(2), count(t, e, "volumes"))
+		assert.Equal(t, []string{"a2", "b", "c"}, titles, "b is kept, c inserted")
 		assert.Equal(t, got.ID, got.Books[1].WriterID, "the new book holds the writer's key")
 	})
 }
@@ -83,10 +82,28 @@ func TestMergeNewGraphAndNils(t *testing.T) {
 		assert.Contains(t, err.Error(), "Writer.Books[0] is nil")
 
 		await(t, asyncsession.Load(ctx, s, got, "Books"))
+		for _, b := range got.Books {
+			assert.Same(t, got, b.Writer, "the copies point at their writer")
+		}
 		same := await(t, asyncsession.Merge(ctx, s, &Writer{ID: got.ID, Name: "renamed"}))
 		assert.Same(t, got, same)
 		assert.Len(t, same.Books, 2, "a nil collection keeps the session's")
+		more := await(t, asyncsession.Merge(ctx, s, &Writer{ID: got.ID, Name: "renamed", Books: []*Volume{{Title: "z"}}}))
+		assert.Len(t, more.Books, 3, "a loaded collection gains the merged members")
 		await(t, s.Commit(ctx))
-		assert.Equal(t, int64(2), count(t, e, "volumes"))
+		assert.Equal(t, int64(3), count(t, e, "volumes"))
+
+		// an object of the session merges as itself: no copy, no second row
+		p := &Writer{Name: "pending"}
+		require.NoError(t, s.Add(p))
+		assert.Same(t, p, await(t, asyncsession.Merge(ctx, s, p)))
+		await(t, s.Commit(ctx))
+		assert.Equal(t, int64(2), count(t, e, "writers"))
+
+		// onto an object the session deletes: refused
+		q := await(t, asyncsession.Get[Writer](ctx, s, p.ID))
+		require.NoError(t, s.Delete(q))
+		_, err = asyncsession.Merge(ctx, s, &Writer{ID: p.ID, Name: "revived"}).Await(ctx)
+		require.ErrorIs(t, err, asyncsession.ErrMergeDeleted)
 	})
 }

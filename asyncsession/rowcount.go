@@ -41,12 +41,10 @@ func (fp *flushPlan) countError(g *insertGroup, r *asyncengine.Result) error {
 }
 
 // wroteError is the failure of g's INSERT that wrote n rows (err: the server's, nil if none).
+// The server's error is the check's own signal (an invalid boolean), not a cause a caller should
+// match: only its text is kept.
 func (fp *flushPlan) wroteError(g *insertGroup, n int, err error) error {
-	cause := fmt.Errorf("gosqla: INSERT into %s wrote %d rows for %d objects (a trigger skipped some?)", g.m.Table, n, len(g.ins))
-	if err != nil {
-		return fmt.Errorf("%w; the transaction is rolled back (%w)", cause, err)
-	}
-	return cause
+	return fmt.Errorf("%w: INSERT into %s wrote %d of %d rows: a BEFORE INSERT trigger or a rule skipped some, and the session cannot tell which object lost its row, so nothing of the transaction is committed; roll the session back, then drop or change the trigger, or write these rows outside the session (Engine.Exec)%s", ErrRowsSkipped, g.m.Table, n, len(g.ins), serverText(err))
 }
 
 // changedError is the failure of g's INSERT whose guard found its table changed (unnest.go). The
@@ -54,7 +52,15 @@ func (fp *flushPlan) wroteError(g *insertGroup, n int, err error) error {
 // next commits one by one.
 func (fp *flushPlan) changedError(g *insertGroup, err error) error {
 	forgetTables(weak.Make(fp.e))
-	return fmt.Errorf("%w: the column types or the triggers of %s changed since the engine read them (ALTER TABLE, CREATE TRIGGER): nothing of the batch was written and the transaction is rolled back; save again, and the next flush reads the tables again (%w)", ErrTableChanged, fp.d.Quote(g.m.Table), err)
+	return fmt.Errorf("%w: the column types or the triggers of %s changed since the engine read them (ALTER TABLE, CREATE TRIGGER); nothing of the batch was written and nothing of the transaction is committed: roll the session back and add the objects again (Rollback expunges them); the next flush reads the tables again%s", ErrTableChanged, fp.d.Quote(g.m.Table), serverText(err))
+}
+
+// serverText is the text of a check's server error, to end a message with.
+func serverText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return " (" + err.Error() + ")"
 }
 
 // explain names the cause of a checked or guarded INSERT of the plan that failed because it

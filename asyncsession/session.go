@@ -25,6 +25,10 @@ var ErrCommitted = errors.New("gosqla: the transaction was committed")
 // was written.
 var ErrTableChanged = errors.New("gosqla: the table changed")
 
+// ErrRowsSkipped is matched by the error of a flush whose INSERT wrote fewer rows than it was
+// sent (a BEFORE INSERT trigger that returned NULL, a rule): nothing of its transaction commits.
+var ErrRowsSkipped = errors.New("gosqla: rows skipped")
+
 // ErrPendingRollback is the engine's: a statement of the session's transaction failed, and only
 // Rollback (or Close) is accepted until then.
 var ErrPendingRollback = asyncengine.ErrPendingRollback
