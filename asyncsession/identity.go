@@ -184,9 +184,7 @@ type fieldSnapshot struct {
 
 // snapshotOfField returns a copy of field i's snapshot.
 func (in *instance) snapshotOfField(i int) fieldSnapshot {
-	old := in.snapshotValue().FieldByIndex(in.model.Fields[i].Index)
-	fs := fieldSnapshot{v: reflect.New(old.Type()).Elem()}
-	fs.v.Set(old)
+	fs := fieldSnapshot{v: copyValue(in.snapshotValue().FieldByIndex(in.model.Fields[i].Index))}
 	if in.deep != nil {
 		fs.deep = in.deep[i]
 	}
@@ -369,15 +367,20 @@ func fieldsOf(m *structmap.Model, columns []string) []*structmap.Field {
 	return out
 }
 
+// copyValue is a copy of v that later changes to v's place do not touch.
+func copyValue(v reflect.Value) reflect.Value {
+	c := reflect.New(v.Type()).Elem()
+	c.Set(v)
+	return c
+}
+
 // reload stores a row in an expired object, keeping the fields changed since its last load or
 // flush: they differ from the new snapshot, so the next flush still writes them.
 func (in *instance) reload(row reflect.Value, columns []string) {
 	edits := in.changed()
 	kept := make([]reflect.Value, len(edits))
 	for k, fi := range edits {
-		f := in.v.FieldByIndex(in.model.Fields[fi].Index)
-		kept[k] = reflect.New(f.Type()).Elem()
-		kept[k].Set(f)
+		kept[k] = copyValue(in.v.FieldByIndex(in.model.Fields[fi].Index))
 	}
 	in.store(row, columns)
 	for k, fi := range edits {

@@ -150,6 +150,12 @@ func mergeGraph(root reflect.Value, m *structmap.Model) ([]*mergeNode, error) {
 // members followed by the merged ones it lacks, each member's back-reference at its owner. It
 // returns the merged objects, by position. Called locked.
 func mergeObjects(graph []*mergeNode, loaded []*instance) ([]reflect.Value, error) {
+	// refused before any object changes
+	for i, in := range loaded {
+		if in != nil && in.state == stateDeleted {
+			return nil, fmt.Errorf("%w: the %s with key %v is deleted in this session; merge it before Delete, or after the flush as a new row", ErrMergeDeleted, graph[i].m.Type, pkValue(in))
+		}
+	}
 	merged := make([]reflect.Value, len(graph))
 	at := make(map[any]int, len(graph))
 	kept := make([][]reflect.Value, len(graph)) // the session objects' own relationship fields
@@ -163,9 +169,6 @@ func mergeObjects(graph []*mergeNode, loaded []*instance) ([]reflect.Value, erro
 			n.fresh.Elem().Set(n.v)
 			merged[i] = n.fresh
 			continue
-		}
-		if in.state == stateDeleted {
-			return nil, fmt.Errorf("%w: the %s with key %v is deleted in this session; merge it before Delete, or after the flush as a new row", ErrMergeDeleted, n.m.Type, pkValue(in))
 		}
 		merged[i] = reflect.ValueOf(in.ptr)
 		for _, r := range n.rels {
@@ -187,10 +190,15 @@ func mergeObjects(graph []*mergeNode, loaded []*instance) ([]reflect.Value, erro
 				if kept[i] != nil {
 					members = reflect.AppendSlice(members, kept[i][k])
 				}
+				held := make(map[uintptr]bool, members.Len()+src.Len())
+				for j := range members.Len() {
+					held[members.Index(j).Pointer()] = true
+				}
 				back := r.backref()
 				for j := range src.Len() {
 					m := merged[at[src.Index(j).Interface()]]
-					if !containsPtr(members, m) {
+					if !held[m.Pointer()] {
+						held[m.Pointer()] = true
 						members = reflect.Append(members, m)
 					}
 					if back != nil && !back.many() {
@@ -204,16 +212,6 @@ func mergeObjects(graph []*mergeNode, loaded []*instance) ([]reflect.Value, erro
 		}
 	}
 	return merged, nil
-}
-
-// containsPtr reports whether slice list holds pointer p.
-func containsPtr(list, p reflect.Value) bool {
-	for i := range list.Len() {
-		if list.Index(i).Pointer() == p.Pointer() {
-			return true
-		}
-	}
-	return false
 }
 
 // copyState copies struct v onto the session's object dst, but for server-default (`default`)
@@ -232,11 +230,4 @@ func copyState(dst, v reflect.Value, m *structmap.Model) {
 			kept = kept[1:]
 		}
 	}
-}
-
-// copyValue is a copy of v that later changes to v's place do not touch.
-func copyValue(v reflect.Value) reflect.Value {
-	c := reflect.New(v.Type()).Elem()
-	c.Set(v)
-	return c
 }

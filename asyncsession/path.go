@@ -164,7 +164,7 @@ func (s *Session) stepOp(pl *pathLoad, st *loadStep, objs []any, shard string, n
 	var once bool
 	return loadOp(pl.ctx, st.r, objs, s.relTarget(st.r, shard), pl.again, func() {
 		if len(st.next) > 0 && !pl.failed() {
-			s.queue = append(s.queue, s.follow(pl, st.next, s.related(objs, st.r))...)
+			s.enqueue(s.follow(pl, st.next, s.related(objs, st.r))...)
 		}
 		pl.answered(&once, nil)
 	}, func(err error) {

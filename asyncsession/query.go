@@ -402,7 +402,7 @@ func run[T, R any](ctx context.Context, q *Query[T], limit int, done func([]*T) 
 		}}
 		// the relationships load with a query each, all queued ahead of later requests: they
 		// travel together, in the next round trip, and the steps below them in the rounds after
-		s.queue = append(s.queue, pl.start(s.follow(pl, steps, all))...)
+		s.enqueue(pl.start(s.follow(pl, steps, all))...)
 		return nil
 	}
 	s.submit(o)
