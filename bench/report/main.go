@@ -448,7 +448,14 @@ the spreads show by how much.
 	gc, gp, gct := r.get("SaveGraph/gosqla_commit", "ns/op"), r.get("SaveGraph/pgx_returning_copy", "ns/op"), r.get("SaveGraph/gosqla_commit", "roundtrips/op")
 	target("books of 1 000 authors, lazy futures: ≤ 3 round trips, ≥ 5× one query per author (5 ms link)", "Load futures", fmt.Sprintf("%.0f round trips (with the authors' query and the rollback), %s", nlt, ratio(np, nl)), nlt > 0 && nlt-1 <= 3 && nl > 0 && np/nl >= 5)
 	target("… selectin: ≤ 2 queries, ≥ 5× one query per author", "LoadAll / builder", fmt.Sprintf("%.0f round trips (2 queries and the rollback), %s", nst, ratio(np, ns)), nst > 0 && nst-1 <= 2 && ns > 0 && np/ns >= 5)
-	target("saving 1 000 authors × 10 books: ≤ 4 round trips, no slower than pgx RETURNING + COPY", "one Commit", fmt.Sprintf("%.0f round trips, %s of pgx's time", gct, ratio(gc, gp)), gct > 0 && gct <= 4 && gp > 0 && gc <= gp)
+	// the paired run alternates the two call by call, which the tables' growth and the server's
+	// background work cannot tilt; the separate runs' ratio stands in when it is missing
+	saved := r.get("SaveGraph/paired", "gosqla/pgx")
+	savedText := fmt.Sprintf("%.0f round trips, %.2f× pgx's time (paired, median of runs: %s)", gct, saved, r.spread("SaveGraph/paired", "gosqla/pgx"))
+	if saved == 0 && gc > 0 && gp > 0 {
+		saved, savedText = gc/gp, fmt.Sprintf("%.0f round trips, %s of pgx's time", gct, ratio(gc, gp))
+	}
+	target("saving 1 000 authors × 10 books: ≤ 4 round trips, no slower than pgx RETURNING + COPY", "one Commit", savedText, gct > 0 && gct <= 4 && saved > 0 && saved <= 1)
 	s1, s2 := r.get("ShardedFanout/one_shard", "ns/op"), r.get("ShardedFanout/two_shards", "ns/op")
 	target("10 000 Gets over 2 shards ≥ 1.6× one shard alone (5 ms link)", "sharded session, pipelines at once", ratio(s1, s2), s2 > 0 && s1/s2 >= 1.6)
 	fmt.Fprintln(w)
@@ -553,6 +560,8 @@ the spreads show by how much.
 	table(w, r, "ns/op", false, "SaveGraph/pgx_returning_copy ns/op", []row{
 		{"gosqla Add + Commit", "SaveGraph/gosqla_commit", "ns/op"},
 		{"pgx RETURNING + COPY", "SaveGraph/pgx_returning_copy", "ns/op"},
+		{"gosqla, paired with pgx call by call", "SaveGraph/paired", "ns/gosqla"},
+		{"pgx, paired with gosqla call by call", "SaveGraph/paired", "ns/pgx"},
 	})
 	fmt.Fprintln(w, "10 000 Gets on a sharded session, issued before any Await, one connection per shard:")
 	fmt.Fprintln(w)
