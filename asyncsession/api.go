@@ -11,7 +11,8 @@ import (
 )
 
 // Add puts new objects (pointers to mapped structs) in the session; they are inserted at the next
-// flush. Adding a deleted object undeletes it; adding a known object does nothing. No I/O.
+// flush. Adding a deleted object undeletes it; adding a known object does nothing; an object
+// another open session was given is refused (ErrOtherSession). No I/O.
 func (s *Session) Add(objs ...any) error {
 	for _, obj := range objs {
 		m, err := objectModel(obj)
@@ -29,10 +30,14 @@ func (s *Session) Add(objs ...any) error {
 			s.mu.Unlock()
 			return err
 		}
-		if in, isNew := s.attach(obj, m); isNew {
+		in, isNew, err := s.attach(obj, m, nil)
+		if isNew {
 			in.shard = shard
 		}
 		s.mu.Unlock()
+		if err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -70,6 +75,7 @@ func (s *Session) Expunge(obj any) {
 func (s *Session) ExpungeAll() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.disownAll(false)
 	for _, in := range s.objects {
 		in.attached = false
 	}
@@ -157,6 +163,8 @@ func (s *Session) Close() error {
 	for s.draining {
 		s.idle.Wait()
 	}
+	// its objects stay readable, but another session may take them now
+	s.disownAll(true)
 	s.mu.Unlock()
 	return err
 }

@@ -27,6 +27,9 @@ func Upsert[T any](ctx context.Context, s *Session, objs []*T, conflictCols ...s
 		if obj == nil {
 			return failed[[]*T](fmt.Errorf("gosqla: Upsert: element %d is a nil %T: %w", i, obj, ErrNilObject))
 		}
+		if err := s.heldElsewhere(obj); err != nil {
+			return failed[[]*T](fmt.Errorf("gosqla: Upsert: element %d: %w", i, err))
+		}
 	}
 	if ctx, err = objectsShard(ctx, s, objs); err != nil {
 		return failed[[]*T](err)
@@ -140,6 +143,9 @@ func (s *Session) mergeInto(m *structmap.Model, r *asyncengine.Result, i int, ob
 	if prev, ok := s.objects[obj]; ok { // a pending object upserted directly: in replaces it
 		s.pending = without(s.pending, []*instance{prev})
 		prev.attached = false
+		in.owned, prev.owned = prev.owned, false
+	} else if err := s.own(in); err != nil {
+		return nil, err
 	}
 	in.state = statePersistent
 	in.inserted(gen)

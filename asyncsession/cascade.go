@@ -111,6 +111,9 @@ type relWork struct {
 	// the foreign keys it waits to fill (instance.waitFor), valid while its waitIn is id
 	waiting []*instance
 	id      uint64
+	// unowned are the objects the walk attached, not yet registered as the session's
+	// (ownership.go)
+	unowned []*instance
 	fks     []awaited // the array short waitFor lists are cut from
 	// before are statements that precede the flush's DELETEs (children of deleted parents that
 	// were never loaded, association rows); after are association INSERTs, after the INSERTs
@@ -242,8 +245,15 @@ func pkValue(in *instance) any { return in.model.PK[0].Value(in.v) }
 // all=false (an autoflush before a read) visits only the loaded objects whose relationship
 // fields were reassigned, appended to or shortened since they were last synced: a collection
 // element replaced in place is seen by the next Flush or Commit.
-func (s *Session) cascade(all bool) (*relWork, error) {
-	w := newRelWork()
+func (s *Session) cascade(all bool) (w *relWork, err error) {
+	w = newRelWork()
+	// the objects the walk attached are registered as the session's in one pass, on every way
+	// out: one another session holds leaves this one again
+	defer func() {
+		if refused := s.ownAll(w.unowned); refused != nil && err == nil {
+			err = refused
+		}
+	}()
 	// an object added by the cascade is visited too
 	var queue []*instance
 	for _, in := range s.pending {
@@ -390,27 +400,37 @@ func (s *Session) newInstance(obj any, m *structmap.Model) *instance {
 
 // attach returns the session's instance of obj, adding it as pending when it is new and undeleting
 // it when it was marked deleted: Add, Merge's new copy and an object reached by a relationship all
-// enter the session here. Called locked.
-func (s *Session) attach(obj any, m *structmap.Model) (*instance, bool) {
+// enter the session here. An object another session holds is refused (ErrOtherSession). Called
+// locked.
+func (s *Session) attach(obj any, m *structmap.Model, w *relWork) (*instance, bool, error) {
 	if in, ok := s.objects[obj]; ok {
 		if in.state == stateDeleted {
 			in.state = statePersistent
 			s.deleted = without(s.deleted, []*instance{in})
 		}
-		return in, false
+		return in, false, nil
 	}
 	in := s.newInstance(obj, m)
+	if w != nil {
+		w.unowned = append(w.unowned, in)
+	} else if err := s.own(in); err != nil {
+		*in = instance{}
+		return nil, false, err
+	}
 	in.state = statePending
 	in.attached = true
 	s.objects[obj] = in
 	s.pending = append(s.pending, in)
-	return in, true
+	return in, true, nil
 }
 
-// attachAlong attaches obj, reached from in by relationship r: a new object goes to in's shard,
-// and a known one must be on it. Called locked.
-func (s *Session) attachAlong(in *instance, obj any, r *relation) (*instance, bool, error) {
-	other, isNew := s.attach(obj, r.target)
+// attachAlong attaches obj, reached from in by relationship r in the walk w: a new object goes to
+// in's shard, and a known one must be on it. Called locked.
+func (s *Session) attachAlong(in *instance, obj any, r *relation, w *relWork) (*instance, bool, error) {
+	other, isNew, err := s.attach(obj, r.target, w)
+	if err != nil {
+		return nil, false, err
+	}
 	if in.shard == "" || !s.sharded(r.target) {
 		return other, isNew, nil
 	}
@@ -473,7 +493,7 @@ func (s *Session) syncOne(in *instance, r *relation, w *relWork) ([]*instance, e
 		st.ref, st.loaded = nil, true
 		return nil, nil
 	}
-	other, isNew, err := s.attachAlong(in, cur, r)
+	other, isNew, err := s.attachAlong(in, cur, r, w)
 	if err != nil {
 		return nil, err
 	}
@@ -598,7 +618,7 @@ func (s *Session) syncMany(in *instance, r *relation, w *relWork) ([]*instance, 
 		} else {
 			var isNew bool
 			var err error
-			if child, isNew, err = s.attachAlong(in, cur, r); err != nil {
+			if child, isNew, err = s.attachAlong(in, cur, r, w); err != nil {
 				return nil, err
 			}
 			if isNew {

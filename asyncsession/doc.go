@@ -85,6 +85,12 @@
 // are sent by the next one. Arguments are checked before
 // anything is sent (an *asyncengine.ArgumentError), and a request carries one statement.
 //
+// An object belongs to one session at a time: Add and Upsert refuse, with ErrOtherSession, an
+// object another open session was given (added, or reached from an added one), which both would
+// insert; a flush refuses one it reaches before it sends anything. Expunge, ExpungeAll and Close
+// let objects go, as does a session dropped without Close once it is collected. Objects a
+// session loaded are not tracked this way: Merge carries one into another session.
+//
 // A nil object (Add, Delete, Merge, Refresh, an element of Upsert or InsertMany) fails with
 // ErrNilObject; every call after Close fails with ErrSessionClosed, and a failing option such as
 // Isolation("bogus") is reported by every call. A panic on the session's goroutine (a Scan

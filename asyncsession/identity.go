@@ -65,6 +65,7 @@ type instance struct {
 	expired bool
 	// attached: it is the session's instance of ptr (in objects); forget and ExpungeAll clear it
 	attached bool
+	owned    bool   // the owners registry holds it as the session's (ownership.go)
 	shard    string // the shard holding its row, in a sharded session
 }
 
@@ -447,6 +448,7 @@ func (s *Session) forget(in *instance) {
 		delete(s.objects, in.ptr)
 	}
 	in.attached = false
+	s.disown(in)
 	s.index(in, false)
 }
 

@@ -56,7 +56,10 @@ func Merge[T any](ctx context.Context, s *Session, obj *T) *asyncengine.Future[*
 			return nil, err
 		}
 		if loaded[0] == nil {
-			in, _ := s.attach(merged[0].Interface(), m)
+			in, _, err := s.attach(merged[0].Interface(), m, nil)
+			if err != nil {
+				return nil, err
+			}
 			in.shard = shard
 		}
 		return merged[0].Interface().(*T), nil

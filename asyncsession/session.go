@@ -51,6 +51,7 @@ type Session struct {
 
 	// state below is guarded by mu
 	identity map[identityKey]*instance
+	owned    *ownership        // the objects it registered as its own (ownership.go); nil until one
 	objects  map[any]*instance // by the *T the user holds
 	// block holds instances not handed out yet (newInstance); blockSize is its last size
 	block     []instance

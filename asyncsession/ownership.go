@@ -1,0 +1,223 @@
+package asyncsession
+
+import (
+	"errors"
+	"fmt"
+	"reflect"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"weak"
+)
+
+// ErrOtherSession is matched by the error of adding an object that another open session holds
+// as pending or added: both sessions would insert it at their flushes.
+var ErrOtherSession = errors.New("gosqla: object is in another session")
+
+// owners records, for every object a session took from its caller (Add, an object reached from
+// one, an upsert), the session holding it, so that a second session refuses it. An entry counts
+// while its session is open, reachable and holds the object: forgetting the object removes it,
+// and the entries of a closed session, or of one dropped without Close, are removed once the
+// session is collected (its cleanup), off the caller's path. The map is split by address, so
+// that sessions adding objects at once seldom wait for each other.
+var owners [32]ownerShard
+
+type ownerShard struct {
+	mu sync.Mutex
+	// by the object's address, not a pointer to it: the session's own map keeps the object
+	// alive, and the registry must not
+	m map[uintptr]*ownership
+}
+
+func ownerShardOf(addr uintptr) *ownerShard { return &owners[ownerShardIndex(addr)] }
+
+func ownerShardIndex(addr uintptr) int { return int((addr>>4 ^ addr>>10) % uintptr(len(owners))) }
+
+// ownership is a session's side of the registry: its entries' value, and the addresses it
+// registered (some since forgotten), which its cleanup removes.
+type ownership struct {
+	self   weak.Pointer[Session] // nil once the session is collected, before its cleanup runs
+	closed atomic.Bool
+	addrs  []uintptr
+}
+
+// holds reports whether o's session still holds what o registered.
+func (o *ownership) holds() bool { return !o.closed.Load() && o.self.Value() != nil }
+
+// own registers in as the session's, or refuses it when another session holds it. Called
+// locked.
+func (s *Session) own(in *instance) error {
+	if s.owned == nil {
+		s.owned = newOwnership(s)
+	}
+	addr := uintptr(in.v.Addr().UnsafePointer())
+	sh := ownerShardOf(addr)
+	sh.mu.Lock()
+	if o := sh.m[addr]; o != nil && o != s.owned && o.holds() {
+		sh.mu.Unlock()
+		return otherSessionError(in.ptr)
+	}
+	if sh.m == nil {
+		sh.m = map[uintptr]*ownership{}
+	}
+	sh.m[addr] = s.owned
+	sh.mu.Unlock()
+	in.owned = true
+	s.owned.addrs = append(s.owned.addrs, addr)
+	return nil
+}
+
+// ownAll is own for many objects, each shard locked once. One another session holds leaves this
+// session again, and the error names the first. Called locked.
+func (s *Session) ownAll(ins []*instance) error {
+	if len(ins) == 0 {
+		return nil
+	}
+	if s.owned == nil {
+		s.owned = newOwnership(s)
+	}
+	addrs := make([]uintptr, len(ins))
+	for i, in := range ins {
+		addrs[i] = uintptr(in.v.Addr().UnsafePointer())
+	}
+	starts, order := byShard(addrs)
+	var refused []*instance
+	for k := range owners {
+		if starts[k] == starts[k+1] {
+			continue
+		}
+		sh := &owners[k]
+		sh.mu.Lock()
+		if sh.m == nil {
+			sh.m = make(map[uintptr]*ownership, starts[k+1]-starts[k])
+		}
+		for _, i := range order[starts[k]:starts[k+1]] {
+			if o := sh.m[addrs[i]]; o != nil && o != s.owned && o.holds() {
+				refused = append(refused, ins[i])
+				continue
+			}
+			sh.m[addrs[i]] = s.owned
+			ins[i].owned = true
+		}
+		sh.mu.Unlock()
+	}
+	s.owned.addrs = append(s.owned.addrs, addrs...)
+	if refused == nil {
+		return nil
+	}
+	s.pending = without(s.pending, refused)
+	for _, in := range refused {
+		s.forget(in)
+	}
+	return otherSessionError(refused[0].ptr)
+}
+
+func newOwnership(s *Session) *ownership {
+	o := &ownership{self: weak.Make(s)}
+	runtime.AddCleanup(s, (*ownership).release, o)
+	return o
+}
+
+// heldElsewhere refuses obj when another session holds it.
+func (s *Session) heldElsewhere(obj any) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.objects[obj]; ok {
+		return nil
+	}
+	addr := reflect.ValueOf(obj).Pointer()
+	sh := ownerShardOf(addr)
+	sh.mu.Lock()
+	o := sh.m[addr]
+	sh.mu.Unlock()
+	if o != nil && o != s.owned && o.holds() {
+		return otherSessionError(obj)
+	}
+	return nil
+}
+
+func otherSessionError(obj any) error {
+	return fmt.Errorf("%w: the %T at %p is held by another session, which would write it too; expunge it there (or close that session) first, or Merge it into this one", ErrOtherSession, obj, obj)
+}
+
+// disown removes in from the registry when the session registered it. Called locked.
+func (s *Session) disown(in *instance) {
+	if !in.owned {
+		return
+	}
+	in.owned = false
+	s.owned.drop(uintptr(in.v.Addr().UnsafePointer()))
+	if n := len(s.owned.addrs); n > 1024 && n > 4*len(s.objects) {
+		s.owned.addrs = s.owned.addrs[:0]
+		for _, in := range s.objects {
+			if in.owned {
+				s.owned.addrs = append(s.owned.addrs, uintptr(in.v.Addr().UnsafePointer()))
+			}
+		}
+	}
+}
+
+// disownAll gives up every object of the session at once: its entries stop counting now, and
+// are removed when the session is collected (close) or at once (not close: the session goes on
+// and registers afresh). Called locked.
+func (s *Session) disownAll(close bool) {
+	if s.owned == nil {
+		return
+	}
+	for _, in := range s.objects {
+		in.owned = false
+	}
+	s.owned.closed.Store(true)
+	if !close {
+		s.owned.release()
+		s.owned = nil
+	}
+}
+
+// drop removes addr's entry when it is still o's.
+func (o *ownership) drop(addr uintptr) {
+	sh := ownerShardOf(addr)
+	sh.mu.Lock()
+	if sh.m[addr] == o {
+		delete(sh.m, addr)
+	}
+	sh.mu.Unlock()
+}
+
+// release removes every entry o registered that is still its own.
+func (o *ownership) release() {
+	starts, order := byShard(o.addrs)
+	for k := range owners {
+		if starts[k] == starts[k+1] {
+			continue
+		}
+		sh := &owners[k]
+		sh.mu.Lock()
+		for _, i := range order[starts[k]:starts[k+1]] {
+			if addr := o.addrs[i]; sh.m[addr] == o {
+				delete(sh.m, addr)
+			}
+		}
+		sh.mu.Unlock()
+	}
+	o.addrs = nil
+}
+
+// byShard puts addrs in shard order (a counting sort), so that each shard is locked once: the
+// positions in addrs of shard k's are order[starts[k]:starts[k+1]].
+func byShard(addrs []uintptr) (starts [len(owners) + 1]int, order []int32) {
+	for _, a := range addrs {
+		starts[ownerShardIndex(a)+1]++
+	}
+	for k := 1; k < len(starts); k++ {
+		starts[k] += starts[k-1]
+	}
+	order = make([]int32, len(addrs))
+	next := starts
+	for i, a := range addrs {
+		k := ownerShardIndex(a)
+		order[next[k]] = int32(i)
+		next[k]++
+	}
+	return starts, order
+}

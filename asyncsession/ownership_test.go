@@ -1,0 +1,121 @@
+package asyncsession_test
+
+import (
+	"runtime"
+	"sync"
+	"testing"
+
+	"github.com/gosqla/gosqla/asyncengine"
+	"github.com/gosqla/gosqla/asyncengine/enginetest"
+	"github.com/gosqla/gosqla/asyncsession"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// TestObjectOfAnotherSession: an object one session holds is refused by another, which would
+// insert it a second time; Expunge, Close and a session dropped without Close let it go.
+func TestObjectOfAnotherSession(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
+		ctx := enginetest.Context(t)
+		relSchema(t, e)
+		a, b := newSession(t, e), newSession(t, e)
+
+		w := &Writer{Name: "shared"}
+		require.NoError(t, a.Add(w))
+		err := b.Add(w)
+		require.ErrorIs(t, err, asyncsession.ErrOtherSession)
+		assert.Contains(t, err.Error(), "expunge it there")
+		assert.False(t, b.Contains(w))
+		require.NoError(t, a.Add(w), "adding it again to its own session does nothing")
+
+		// reached through a relationship at the flush: the flush fails before it sends anything
+		v := &Volume{Title: "held"}
+		require.NoError(t, a.Add(v))
+		require.NoError(t, b.Add(&Writer{Name: "other", Books: []*Volume{v}}))
+		_, err = b.Commit(ctx).Await(ctx)
+		require.ErrorIs(t, err, asyncsession.ErrOtherSession)
+		assert.False(t, b.Contains(v), "the refused object leaves the session that reached it")
+		await(t, b.Rollback(ctx))
+		assert.EqualValues(t, 0, count(t, e, "writers"))
+
+		_, err = asyncsession.Upsert(ctx, b, []*Writer{w}).Await(ctx)
+		require.ErrorIs(t, err, asyncsession.ErrOtherSession)
+
+		a.Expunge(v)
+		require.NoError(t, b.Add(v), "an expunged object is free")
+		await(t, a.Commit(ctx))
+		assert.Equal(t, []string{"shared"}, writerNames(t, e))
+		require.ErrorIs(t, b.Add(w), asyncsession.ErrOtherSession, "a committed object is still held")
+
+		require.NoError(t, a.Close())
+		require.NoError(t, b.Add(w), "a closed session holds nothing")
+		assert.True(t, b.Contains(w))
+
+		// a session dropped without Close: once collected, its objects are free
+		x := &Writer{Name: "dropped"}
+		func() {
+			lost := asyncsession.New(e)
+			require.NoError(t, lost.Add(x))
+		}()
+		var added error
+		for range 10 {
+			runtime.GC()
+			if added = b.Add(x); added == nil {
+				break
+			}
+		}
+		require.NoError(t, added)
+		await(t, b.Rollback(ctx))
+	})
+}
+
+func writerNames(t *testing.T, e *asyncengine.Engine) []string {
+	t.Helper()
+	r, err := e.Query(enginetest.Context(t), "SELECT name FROM writers ORDER BY name")
+	require.NoError(t, err)
+	var names []string
+	for i := range r.Len() {
+		var n string
+		require.NoError(t, r.ScanRow(i, &n))
+		names = append(names, n)
+	}
+	return names
+}
+
+// TestObjectRaceBetweenSessions: sessions on many goroutines adding the same object: exactly one
+// takes it.
+func TestObjectRaceBetweenSessions(t *testing.T) {
+	e := newEngine(t, "sqlite:///"+t.TempDir()+"/race.db")
+	shared := &Writer{Name: "contended"}
+	const n = 8
+	errs := make(chan error, n)
+	sessions := make([]*asyncsession.Session, n)
+	for i := range sessions {
+		sessions[i] = newSession(t, e)
+	}
+	var wg sync.WaitGroup
+	for _, s := range sessions {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 200 {
+				if err := s.Add(&Writer{Name: "own"}); err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- s.Add(shared)
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	took := 0
+	for err := range errs {
+		if err == nil {
+			took++
+		} else {
+			require.ErrorIs(t, err, asyncsession.ErrOtherSession)
+		}
+	}
+	assert.Equal(t, 1, took)
+}
