@@ -233,9 +233,9 @@ func (e *Engine) leaked(pc *pconn) {
 	defer e.base.leaks.Add(1)
 	logger := e.base.warn
 	if pc.stack != nil {
-		logger.Warn("gosqla: connection garbage-collected while checked out; call Conn.Close", "conn", pc.id, "checkout", string(pc.stack))
+		logger.Warn("gosqla: connection garbage-collected while checked out; call Conn.Close (for a session holding it, Session.Close)", "conn", pc.id, "checkout", string(pc.stack))
 	} else {
-		logger.Warn("gosqla: connection garbage-collected while checked out; call Conn.Close (pool_debug=true records where)", "conn", pc.id)
+		logger.Warn("gosqla: connection garbage-collected while checked out; call Conn.Close (for a session holding it, Session.Close) (pool_debug=true records where)", "conn", pc.id)
 	}
 	if !e.closed.Load() {
 		e.pool.discard(pc)

@@ -30,7 +30,7 @@ func (s *Session) Add(objs ...any) error {
 			s.mu.Unlock()
 			return err
 		}
-		in, isNew, err := s.attach(obj, m, nil)
+		in, isNew, err := s.attach(obj, m)
 		if isNew {
 			in.shard = shard
 		}
@@ -60,7 +60,9 @@ func (s *Session) Delete(obj any) error {
 	return nil
 }
 
-// Expunge removes obj from the session: its changes are no longer tracked. No I/O.
+// Expunge removes obj from the session: its changes are no longer tracked, and a relationship of
+// another object that still refers to it, unchanged, does not add it back. Its relatives stay.
+// No I/O.
 func (s *Session) Expunge(obj any) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -68,6 +70,7 @@ func (s *Session) Expunge(obj any) {
 		s.pending = without(s.pending, []*instance{in})
 		s.deleted = without(s.deleted, []*instance{in})
 		s.forget(in)
+		s.letPass(in)
 	}
 }
 
@@ -82,7 +85,7 @@ func (s *Session) ExpungeAll() {
 	s.identity = map[identityKey]*instance{}
 	s.objects = map[any]*instance{}
 	s.byTable = nil
-	s.pending, s.deleted, s.gone = nil, nil, nil
+	s.pending, s.deleted, s.gone, s.letGo = nil, nil, nil, nil
 }
 
 // IsExpired reports whether obj's fields may be stale (after Commit or Rollback): the next Get,

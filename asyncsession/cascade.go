@@ -111,9 +111,6 @@ type relWork struct {
 	// the foreign keys it waits to fill (instance.waitFor), valid while its waitIn is id
 	waiting []*instance
 	id      uint64
-	// unowned are the objects the walk attached, not yet registered as the session's
-	// (ownership.go)
-	unowned []*instance
 	fks     []awaited // the array short waitFor lists are cut from
 	// before are statements that precede the flush's DELETEs (children of deleted parents that
 	// were never loaded, association rows); after are association INSERTs, after the INSERTs
@@ -245,15 +242,8 @@ func pkValue(in *instance) any { return in.model.PK[0].Value(in.v) }
 // all=false (an autoflush before a read) visits only the loaded objects whose relationship
 // fields were reassigned, appended to or shortened since they were last synced: a collection
 // element replaced in place is seen by the next Flush or Commit.
-func (s *Session) cascade(all bool) (w *relWork, err error) {
-	w = newRelWork()
-	// the objects the walk attached are registered as the session's in one pass, on every way
-	// out: one another session holds leaves this one again
-	defer func() {
-		if refused := s.ownAll(w.unowned); refused != nil && err == nil {
-			err = refused
-		}
-	}()
+func (s *Session) cascade(all bool) (*relWork, error) {
+	w := newRelWork()
 	// an object added by the cascade is visited too
 	var queue []*instance
 	for _, in := range s.pending {
@@ -400,9 +390,10 @@ func (s *Session) newInstance(obj any, m *structmap.Model) *instance {
 
 // attach returns the session's instance of obj, adding it as pending when it is new and undeleting
 // it when it was marked deleted: Add, Merge's new copy and an object reached by a relationship all
-// enter the session here. An object another session holds is refused (ErrOtherSession). Called
-// locked.
-func (s *Session) attach(obj any, m *structmap.Model, w *relWork) (*instance, bool, error) {
+// enter the session here. An object another session holds is refused (ErrOtherSession) before
+// anything of it is read or written: the walk goes on into an object only once it is this
+// session's. Called locked.
+func (s *Session) attach(obj any, m *structmap.Model) (*instance, bool, error) {
 	if in, ok := s.objects[obj]; ok {
 		if in.state == stateDeleted {
 			in.state = statePersistent
@@ -410,10 +401,9 @@ func (s *Session) attach(obj any, m *structmap.Model, w *relWork) (*instance, bo
 		}
 		return in, false, nil
 	}
+	delete(s.letGo, obj)
 	in := s.newInstance(obj, m)
-	if w != nil {
-		w.unowned = append(w.unowned, in)
-	} else if err := s.own(in); err != nil {
+	if err := s.own(in); err != nil {
 		*in = instance{}
 		return nil, false, err
 	}
@@ -424,10 +414,10 @@ func (s *Session) attach(obj any, m *structmap.Model, w *relWork) (*instance, bo
 	return in, true, nil
 }
 
-// attachAlong attaches obj, reached from in by relationship r in the walk w: a new object goes to
-// in's shard, and a known one must be on it. Called locked.
-func (s *Session) attachAlong(in *instance, obj any, r *relation, w *relWork) (*instance, bool, error) {
-	other, isNew, err := s.attach(obj, r.target, w)
+// attachAlong attaches obj, reached from in by relationship r: a new object goes to in's shard,
+// and a known one must be on it. Called locked.
+func (s *Session) attachAlong(in *instance, obj any, r *relation) (*instance, bool, error) {
+	other, isNew, err := s.attach(obj, r.target)
 	if err != nil {
 		return nil, false, err
 	}
@@ -493,7 +483,10 @@ func (s *Session) syncOne(in *instance, r *relation, w *relWork) ([]*instance, e
 		st.ref, st.loaded = nil, true
 		return nil, nil
 	}
-	other, isNew, err := s.attachAlong(in, cur, r, w)
+	if cur == st.ref && s.passed(cur) {
+		return nil, nil // unchanged since the last sync, to an object expunged or deleted
+	}
+	other, isNew, err := s.attachAlong(in, cur, r)
 	if err != nil {
 		return nil, err
 	}
@@ -597,6 +590,20 @@ func (s *Session) syncMany(in *instance, r *relation, w *relWork) ([]*instance, 
 	if !same && (len(st.members) > 0 || r.kind == manyToMany) {
 		now = make(map[any]bool, fv.Len())
 	}
+	// wasMember reports a member of the collection at the last sync
+	var was map[any]bool
+	wasMember := func(m any) bool {
+		if same || len(st.members) == 0 {
+			return same
+		}
+		if was == nil {
+			was = make(map[any]bool, len(st.members))
+			for _, m := range st.members {
+				was[m] = true
+			}
+		}
+		return was[m]
+	}
 	b := r.backref()
 	// the parent's key, read once for all its children
 	var key any
@@ -615,10 +622,14 @@ func (s *Session) syncMany(in *instance, r *relation, w *relWork) ([]*instance, 
 		var child *instance
 		if known && children[i].attached && children[i].state != stateDeleted {
 			child = children[i]
+		} else if wasMember(cur) && s.passed(cur) {
+			// a member since the last sync that was expunged or deleted since: Delete wins over
+			// the collection that still holds it, and an expunged object is not the session's
+			continue
 		} else {
 			var isNew bool
 			var err error
-			if child, isNew, err = s.attachAlong(in, cur, r, w); err != nil {
+			if child, isNew, err = s.attachAlong(in, cur, r); err != nil {
 				return nil, err
 			}
 			if isNew {
@@ -742,6 +753,25 @@ func (s *Session) syncAssociation(in *instance, r *relation, st *relState, now m
 	}
 	st.members, st.loaded = kept, true
 	return nil
+}
+
+// letPass records that the session let in's object go: expunged, or its row deleted. Called
+// locked.
+func (s *Session) letPass(in *instance) {
+	if s.letGo == nil {
+		s.letGo = map[any]struct{}{}
+	}
+	s.letGo[in.ptr] = struct{}{}
+}
+
+// passed reports an object expunged, deleted by a flush, or marked deleted: a relationship that
+// refers to it unchanged does not bring it back. Called locked.
+func (s *Session) passed(obj any) bool {
+	if in, ok := s.objects[obj]; ok {
+		return in.state == stateDeleted
+	}
+	_, ok := s.letGo[obj]
+	return ok
 }
 
 func (s *Session) markDeleted(in *instance) {

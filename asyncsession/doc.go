@@ -85,11 +85,17 @@
 // are sent by the next one. Arguments are checked before
 // anything is sent (an *asyncengine.ArgumentError), and a request carries one statement.
 //
-// An object belongs to one session at a time: Add and Upsert refuse, with ErrOtherSession, an
-// object another open session was given (added, or reached from an added one), which both would
-// insert; a flush refuses one it reaches before it sends anything. Expunge, ExpungeAll and Close
-// let objects go, as does a session dropped without Close once it is collected. Objects a
-// session loaded are not tracked this way: Merge carries one into another session.
+// An object belongs to one session at a time. A session claims an object when it is added, and
+// an object reached through a relationship when a flush reaches it; Add, Upsert, Merge and a
+// flush refuse an object another open session has claimed, with ErrOtherSession, before reading
+// or writing it (a refused flush sends nothing). Expunge, ExpungeAll and Close let objects go, as
+// does a session dropped without Close once it is collected. Objects a session loaded are not
+// claimed: close that session and Merge one to carry it into another.
+//
+// Expunge and Delete do not cascade along relationships, and a relationship that still refers to
+// an expunged or deleted object, unchanged since the last flush, does not bring it back: Delete
+// wins over a loaded collection that still holds the object. An object inserted in a transaction
+// that rolls back leaves the session, and a collection still holding it inserts it again.
 //
 // A nil object (Add, Delete, Merge, Refresh, an element of Upsert or InsertMany) fails with
 // ErrNilObject; every call after Close fails with ErrSessionClosed, and a failing option such as

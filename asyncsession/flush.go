@@ -521,6 +521,7 @@ func (fp *flushPlan) delete(in *instance) {
 		fp.stmts = append(fp.stmts, asyncengine.Statement{SQL: sql, Args: args})
 		fp.appliers = append(fp.appliers, func(s *Session, rs []*asyncengine.Result) error {
 			s.forget(in)
+			s.letPass(in)
 			s.gone = append(s.gone, goneObject{in: in, gen: fp.gen}) // Rollback restores it
 			return nil
 		})

@@ -23,8 +23,9 @@ import (
 // its collection was ever loaded whole, so a member it lacks is kept (to remove one, load the
 // collection in the session and remove it there). A relationship field left nil keeps the
 // session object's own. Objects without a row (or with a server-filled key left at zero) are
-// added as copies; an object of the session (pending or loaded) is merged as itself, and one the
-// session deletes is refused (ErrMergeDeleted).
+// added as copies; an object of the session (pending or loaded) is merged as itself, one the
+// session deletes is refused (ErrMergeDeleted), and one another open session holds is refused
+// (ErrOtherSession).
 func Merge[T any](ctx context.Context, s *Session, obj *T) *asyncengine.Future[*T] {
 	m, err := objectModel(obj)
 	if err != nil {
@@ -56,7 +57,7 @@ func Merge[T any](ctx context.Context, s *Session, obj *T) *asyncengine.Future[*
 			return nil, err
 		}
 		if loaded[0] == nil {
-			in, _, err := s.attach(merged[0].Interface(), m, nil)
+			in, _, err := s.attach(merged[0].Interface(), m)
 			if err != nil {
 				return nil, err
 			}
@@ -68,6 +69,16 @@ func Merge[T any](ctx context.Context, s *Session, obj *T) *asyncengine.Future[*
 	if err := s.unusable(); err != nil {
 		s.mu.Unlock()
 		return failed[*T](err)
+	}
+	// an object another session holds is refused: that session writes it too, or has written a
+	// row this one cannot see yet
+	for _, n := range graph {
+		if obj := n.v.Addr().Interface(); s.objects[obj] == nil {
+			if err := s.otherHolder(obj); err != nil {
+				s.mu.Unlock()
+				return failed[*T](err)
+			}
+		}
 	}
 	var fetched []int
 	for i, n := range graph {

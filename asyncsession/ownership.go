@@ -67,51 +67,6 @@ func (s *Session) own(in *instance) error {
 	return nil
 }
 
-// ownAll is own for many objects, each shard locked once. One another session holds leaves this
-// session again, and the error names the first. Called locked.
-func (s *Session) ownAll(ins []*instance) error {
-	if len(ins) == 0 {
-		return nil
-	}
-	if s.owned == nil {
-		s.owned = newOwnership(s)
-	}
-	addrs := make([]uintptr, len(ins))
-	for i, in := range ins {
-		addrs[i] = uintptr(in.v.Addr().UnsafePointer())
-	}
-	starts, order := byShard(addrs)
-	var refused []*instance
-	for k := range owners {
-		if starts[k] == starts[k+1] {
-			continue
-		}
-		sh := &owners[k]
-		sh.mu.Lock()
-		if sh.m == nil {
-			sh.m = make(map[uintptr]*ownership, starts[k+1]-starts[k])
-		}
-		for _, i := range order[starts[k]:starts[k+1]] {
-			if o := sh.m[addrs[i]]; o != nil && o != s.owned && o.holds() {
-				refused = append(refused, ins[i])
-				continue
-			}
-			sh.m[addrs[i]] = s.owned
-			ins[i].owned = true
-		}
-		sh.mu.Unlock()
-	}
-	s.owned.addrs = append(s.owned.addrs, addrs...)
-	if refused == nil {
-		return nil
-	}
-	s.pending = without(s.pending, refused)
-	for _, in := range refused {
-		s.forget(in)
-	}
-	return otherSessionError(refused[0].ptr)
-}
-
 func newOwnership(s *Session) *ownership {
 	o := &ownership{self: weak.Make(s)}
 	runtime.AddCleanup(s, (*ownership).release, o)
@@ -125,6 +80,12 @@ func (s *Session) heldElsewhere(obj any) error {
 	if _, ok := s.objects[obj]; ok {
 		return nil
 	}
+	return s.otherHolder(obj)
+}
+
+// otherHolder refuses obj, which the session does not hold, when another session does. Called
+// locked.
+func (s *Session) otherHolder(obj any) error {
 	addr := reflect.ValueOf(obj).Pointer()
 	sh := ownerShardOf(addr)
 	sh.mu.Lock()
@@ -137,7 +98,7 @@ func (s *Session) heldElsewhere(obj any) error {
 }
 
 func otherSessionError(obj any) error {
-	return fmt.Errorf("%w: the %T at %p is held by another session, which would write it too; expunge it there (or close that session) first, or Merge it into this one", ErrOtherSession, obj, obj)
+	return fmt.Errorf("%w: the %T at %p is held by another open session, which writes it too; expunge it there or close that session first", ErrOtherSession, obj, obj)
 }
 
 // disown removes in from the registry when the session registered it. Called locked.

@@ -40,6 +40,8 @@ func TestObjectOfAnotherSession(t *testing.T) {
 
 		_, err = asyncsession.Upsert(ctx, b, []*Writer{w}).Await(ctx)
 		require.ErrorIs(t, err, asyncsession.ErrOtherSession)
+		_, err = asyncsession.Merge(ctx, b, w).Await(ctx)
+		require.ErrorIs(t, err, asyncsession.ErrOtherSession, "Merge takes detached objects, not another session's")
 
 		a.Expunge(v)
 		require.NoError(t, b.Add(v), "an expunged object is free")
@@ -118,4 +120,37 @@ func TestObjectRaceBetweenSessions(t *testing.T) {
 		}
 	}
 	assert.Equal(t, 1, took)
+}
+
+// TestFlushesRaceForAnObject: two sessions' flushes reaching one new object through their
+// parents at once: one claims it before reading or writing it, the other is refused before it
+// touches it (the race detector watches), and one row is written.
+func TestFlushesRaceForAnObject(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
+		ctx := enginetest.Context(t)
+		relSchema(t, e)
+		shared := &Volume{Title: "shared"}
+		sessions := []*asyncsession.Session{newSession(t, e), newSession(t, e)}
+		errs := make([]error, len(sessions))
+		var wg sync.WaitGroup
+		for i, s := range sessions {
+			w := &Writer{Name: "writer", Books: []*Volume{shared}}
+			require.NoError(t, s.Add(w))
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, errs[i] = s.Commit(ctx).Await(ctx)
+			}()
+		}
+		wg.Wait()
+		failures := 0
+		for _, err := range errs {
+			if err != nil {
+				failures++
+				require.ErrorIs(t, err, asyncsession.ErrOtherSession)
+			}
+		}
+		assert.Equal(t, 1, failures)
+		assert.EqualValues(t, 1, count(t, e, "volumes"))
+	})
 }

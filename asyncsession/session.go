@@ -63,6 +63,10 @@ type Session struct {
 	failed    error        // set when a statement of the transaction failed
 	gen       int          // savepoint generation: see instance.insertedSince
 	gone      []goneObject // deleted by a flush of the open transaction
+	// letGo are the objects the application expunged and those whose DELETE was flushed: a
+	// relationship that still refers to one, unchanged since the last flush, does not bring it
+	// back (cascade.go)
+	letGo map[any]struct{}
 	// beginStmts opens a transaction (the options' BEGIN), shared by every round
 	beginStmts []asyncengine.Statement
 	// committedOn holds the engines whose COMMIT succeeded in a commit that failed on another:
@@ -188,6 +192,7 @@ func (s *Session) rolledBack(gen int) {
 			in.state = statePersistent
 			in.expired = true
 			s.register(in)
+			delete(s.letGo, in.ptr)
 		}
 	}
 	s.gone = kept
