@@ -8,6 +8,7 @@ import (
 	"github.com/gosqla/gosqla/asyncengine"
 	"github.com/gosqla/gosqla/asyncengine/enginetest"
 	"github.com/gosqla/gosqla/asyncsession"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -152,5 +153,35 @@ func TestFlushesRaceForAnObject(t *testing.T) {
 		}
 		assert.Equal(t, 1, failures)
 		assert.EqualValues(t, 1, count(t, e, "volumes"))
+	})
+}
+
+// TestAddOfALoadedObject: an object loaded by another session and added here is inserted again;
+// the unique violation keeps the server's error and says to Merge.
+func TestAddOfALoadedObject(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
+		ctx := enginetest.Context(t)
+		relSchema(t, e)
+		a := newSession(t, e)
+		require.NoError(t, a.Add(&Writer{Name: "stored"}))
+		await(t, a.Commit(ctx))
+		loaded := await(t, asyncsession.From[Writer](a).First(ctx))
+		require.NoError(t, a.Close())
+
+		b := newSession(t, e)
+		require.NoError(t, b.Add(loaded))
+		_, err := b.Commit(ctx).Await(ctx)
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), "Merge it into this session")
+		if e.Dialect().Name() == "postgresql" {
+			var pgErr *pgconn.PgError
+			require.ErrorAs(t, err, &pgErr)
+			assert.Equal(t, "23505", pgErr.Code)
+		}
+		await(t, b.Rollback(ctx))
+		merged := await(t, asyncsession.Merge(ctx, b, loaded))
+		merged.Name = "renamed"
+		await(t, b.Commit(ctx))
+		assert.Equal(t, []string{"renamed"}, writerNames(t, e))
 	})
 }

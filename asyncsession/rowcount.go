@@ -3,6 +3,7 @@ package asyncsession
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"weak"
@@ -55,6 +56,32 @@ func (fp *flushPlan) changedError(g *insertGroup, err error) error {
 	return fmt.Errorf("%w: the column types or the triggers of %s changed since the engine read them (ALTER TABLE, CREATE TRIGGER); nothing of the batch was written and nothing of the transaction is committed: roll the session back and add the objects again (Rollback expunges them); the next flush reads the tables again%s", ErrTableChanged, fp.d.Quote(g.m.Table), serverText(err))
 }
 
+// keyTaken recognizes a unique violation: PostgreSQL's 23505, SQLite's primary-key and unique
+// constraint codes.
+func keyTaken(err error) bool {
+	var pg interface{ SQLState() string }
+	if errors.As(err, &pg) {
+		return pg.SQLState() == "23505"
+	}
+	var lite interface{ Code() int }
+	return errors.As(err, &lite) && (lite.Code() == 1555 || lite.Code() == 2067)
+}
+
+// keyTakenError is the unique violation of INSERT i of the plan, told how it usually comes about
+// when the batch carried keys the server generates: objects added with their key set are rows
+// loaded or saved before (in another session, or expunged), and Add inserts. The server's error
+// stays the cause, its text first.
+func (fp *flushPlan) keyTakenError(i int, err error) error {
+	for _, g := range fp.insertGroups {
+		if g.stmt != i || len(g.m.PK) != 1 || !g.m.PK[0].Default || !slices.Contains(g.cols, g.m.PK[0]) {
+			continue
+		}
+		return fmt.Errorf("%w (gosqla: the INSERT into %s carried %d %s whose %s the server generates but was already set, such as %v: an object loaded or saved before, by another session or before an Expunge, is inserted again by Add; to save changes to its row, Merge it into this session or load it here)",
+			err, g.m.Table, len(g.ins), g.m.Type, g.m.PK[0].Column, pkValue(g.ins[0]))
+	}
+	return err
+}
+
 // serverText is the text of a check's server error, to end a message with.
 func serverText(err error) string {
 	if err == nil {
@@ -69,6 +96,9 @@ func (fp *flushPlan) explain(i int, err error) error {
 	var server interface {
 		error
 		SQLState() string
+	}
+	if keyTaken(err) {
+		return fp.keyTakenError(i, err)
 	}
 	if !errors.As(err, &server) || server.SQLState() != "22P02" {
 		return err
