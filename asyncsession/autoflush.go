@@ -200,6 +200,8 @@ func (s *Session) index(in *instance, add bool) {
 			t.ins[in.pos], t.ptrs[in.pos], t.ok[in.pos] = moved, t.ptrs[last], t.ok[last]
 			copy(t.raw(in.pos), t.raw(last))
 			moved.pos = in.pos
+			// the vacated slot must not keep its object alive
+			t.ins[last], t.ptrs[last] = nil, nil
 			t.ins, t.ptrs, t.ok, t.raws = t.ins[:last], t.ptrs[:last], t.ok[:last], t.raws[:uintptr(last)*t.size]
 			in.set = nil
 		}

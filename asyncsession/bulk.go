@@ -28,7 +28,7 @@ func Upsert[T any](ctx context.Context, s *Session, objs []*T, conflictCols ...s
 			return failed[[]*T](fmt.Errorf("gosqla: Upsert: element %d is a nil %T: %w", i, obj, ErrNilObject))
 		}
 		if err := s.heldElsewhere(obj); err != nil {
-			return failed[[]*T](fmt.Errorf("gosqla: Upsert: element %d: %w", i, err))
+			return failed[[]*T](fmt.Errorf("%w (Upsert, element %d)", err, i))
 		}
 	}
 	if ctx, err = objectsShard(ctx, s, objs); err != nil {
@@ -86,6 +86,9 @@ func Upsert[T any](ctx context.Context, s *Session, objs []*T, conflictCols ...s
 	o.readsBack = true
 	gen := 0
 	o.build = func(s *Session) ([]asyncengine.Statement, error) {
+		if err := claimAll(s, objs); err != nil {
+			return nil, fmt.Errorf("%w (Upsert)", err)
+		}
 		gen = s.gen // a savepoint begun later in the same round is not this write's
 		stmts := make([]asyncengine.Statement, 0, len(batches))
 		for _, b := range batches {
@@ -147,6 +150,7 @@ func (s *Session) mergeInto(m *structmap.Model, r *asyncengine.Result, i int, ob
 	} else if err := s.own(in); err != nil {
 		return nil, err
 	}
+	delete(s.letGo, addressOf(in))
 	in.state = statePersistent
 	in.inserted(gen)
 	s.register(in)

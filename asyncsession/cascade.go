@@ -111,7 +111,10 @@ type relWork struct {
 	// the foreign keys it waits to fill (instance.waitFor), valid while its waitIn is id
 	waiting []*instance
 	id      uint64
-	fks     []awaited // the array short waitFor lists are cut from
+	// attached are the objects the walk brought into the session: a flush that fails leaves
+	// them out again (detach)
+	attached []*instance
+	fks      []awaited // the array short waitFor lists are cut from
 	// before are statements that precede the flush's DELETEs (children of deleted parents that
 	// were never loaded, association rows); after are association INSERTs, after the INSERTs
 	before, after []flushStmt
@@ -201,6 +204,19 @@ type savedRel struct {
 }
 
 // restore puts the saved relationship states and fields back, and the foreign keys written.
+// detach takes the objects a failed walk attached out of the session again, and lets go of
+// them: another session may take them once the application has settled the failure. Called
+// locked.
+func (s *Session) detach(w *relWork) {
+	if len(w.attached) == 0 {
+		return
+	}
+	s.pending = without(s.pending, w.attached)
+	for _, in := range w.attached {
+		s.forget(in)
+	}
+}
+
 func (w *relWork) restore() {
 	for i := len(w.fkWrites) - 1; i >= 0; i-- {
 		x := w.fkWrites[i]
@@ -401,8 +417,10 @@ func (s *Session) attach(obj any, m *structmap.Model) (*instance, bool, error) {
 		}
 		return in, false, nil
 	}
-	delete(s.letGo, obj)
 	in := s.newInstance(obj, m)
+	if len(s.letGo) > 0 {
+		delete(s.letGo, addressOf(in))
+	}
 	if err := s.own(in); err != nil {
 		*in = instance{}
 		return nil, false, err
@@ -492,6 +510,7 @@ func (s *Session) syncOne(in *instance, r *relation, w *relWork) ([]*instance, e
 	}
 	if isNew {
 		added = append(added, other)
+		w.attached = append(w.attached, other)
 	}
 	changed := st.ref != cur
 	switch r.kind {
@@ -634,6 +653,7 @@ func (s *Session) syncMany(in *instance, r *relation, w *relWork) ([]*instance, 
 			}
 			if isNew {
 				added = append(added, child)
+				w.attached = append(w.attached, child)
 			}
 			if known {
 				children[i] = child
@@ -759,9 +779,9 @@ func (s *Session) syncAssociation(in *instance, r *relation, st *relState, now m
 // locked.
 func (s *Session) letPass(in *instance) {
 	if s.letGo == nil {
-		s.letGo = map[any]struct{}{}
+		s.letGo = map[uintptr]struct{}{}
 	}
-	s.letGo[in.ptr] = struct{}{}
+	s.letGo[addressOf(in)] = struct{}{}
 }
 
 // passed reports an object expunged, deleted by a flush, or marked deleted: a relationship that
@@ -770,9 +790,12 @@ func (s *Session) passed(obj any) bool {
 	if in, ok := s.objects[obj]; ok {
 		return in.state == stateDeleted
 	}
-	_, ok := s.letGo[obj]
+	_, ok := s.letGo[reflect.ValueOf(obj).Pointer()]
 	return ok
 }
+
+// addressOf is the address of in's object, by which the registry and letGo know it.
+func addressOf(in *instance) uintptr { return uintptr(in.v.Addr().UnsafePointer()) }
 
 func (s *Session) markDeleted(in *instance) {
 	switch in.state {

@@ -85,10 +85,11 @@
 // are sent by the next one. Arguments are checked before
 // anything is sent (an *asyncengine.ArgumentError), and a request carries one statement.
 //
-// An object belongs to one session at a time. A session claims an object when it is added, and
-// an object reached through a relationship when a flush reaches it; Add, Upsert, Merge and a
-// flush refuse an object another open session has claimed, with ErrOtherSession, before reading
-// or writing it (a refused flush sends nothing). Expunge, ExpungeAll and Close let objects go, as
+// An object belongs to one session at a time. A session claims an object when it is added (or
+// given to Upsert), and an object reached through a relationship when a flush reaches it; Add,
+// Upsert, Merge and a flush refuse an object another open session has claimed, with
+// ErrOtherSession, before reading or writing it (a refused flush sends nothing and leaves what it
+// had reached). Expunge, ExpungeAll and Close let objects go, as
 // does a session dropped without Close once it is collected. Objects a session loaded are not
 // claimed: close that session and Merge one to carry it into another.
 //

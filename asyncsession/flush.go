@@ -27,11 +27,13 @@ func (s *Session) planFlush(all bool, r reads) (parts []part, more bool, err err
 	w, err := s.cascade(all && !r.some)
 	if err != nil {
 		w.restore()
+		s.detach(w)
 		return nil, false, err
 	}
 	inserts, later, err := stage(s.pending, w)
 	if err != nil {
 		w.restore()
+		s.detach(w)
 		return nil, false, err
 	}
 	if lookups := s.typeLookups(w, inserts, later); len(lookups) > 0 {
@@ -520,7 +522,7 @@ func (fp *flushPlan) delete(in *instance) {
 		sql, args := deleteSQL(fp.d, in.model, loadedPK(in))
 		fp.stmts = append(fp.stmts, asyncengine.Statement{SQL: sql, Args: args})
 		fp.appliers = append(fp.appliers, func(s *Session, rs []*asyncengine.Result) error {
-			s.forget(in)
+			s.unregister(in) // the claim stays while a rollback may restore it
 			s.letPass(in)
 			s.gone = append(s.gone, goneObject{in: in, gen: fp.gen}) // Rollback restores it
 			return nil

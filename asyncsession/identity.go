@@ -440,7 +440,15 @@ func (s *Session) register(in *instance) {
 	s.index(in, true)
 }
 
+// forget removes in from the session and lets go of its claim on the object. Called locked.
 func (s *Session) forget(in *instance) {
+	s.unregister(in)
+	s.disown(in)
+}
+
+// unregister removes in from the session's maps and sets, keeping its claim on the object (a
+// flushed DELETE: a rollback restores it). Called locked.
+func (s *Session) unregister(in *instance) {
 	if s.identity[in.key] == in {
 		delete(s.identity, in.key)
 	}
@@ -448,7 +456,6 @@ func (s *Session) forget(in *instance) {
 		delete(s.objects, in.ptr)
 	}
 	in.attached = false
-	s.disown(in)
 	s.index(in, false)
 }
 

@@ -98,3 +98,22 @@ func TestRolledBackMemberInsertedAgain(t *testing.T) {
 		assert.EqualValues(t, 3, count(t, e, "volumes"))
 	})
 }
+
+// TestInsertedThenDeletedRolledBack: a book inserted and deleted in a transaction that rolls
+// back is as one only inserted: the collection that still holds it inserts it again.
+func TestInsertedThenDeletedRolledBack(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
+		ctx := enginetest.Context(t)
+		relSchema(t, e)
+		s := newSession(t, e)
+		w := loadedWriter(t, s)
+		v := &Volume{Title: "c"}
+		w.Books = append(w.Books, v)
+		await(t, s.Flush(ctx))
+		require.NoError(t, s.Delete(v))
+		await(t, s.Flush(ctx))
+		await(t, s.Rollback(ctx))
+		await(t, s.Commit(ctx))
+		assert.EqualValues(t, 3, count(t, e, "volumes"))
+	})
+}

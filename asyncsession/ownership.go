@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 	"weak"
 )
 
@@ -47,23 +48,48 @@ func (o *ownership) holds() bool { return !o.closed.Load() && o.self.Value() != 
 // own registers in as the session's, or refuses it when another session holds it. Called
 // locked.
 func (s *Session) own(in *instance) error {
+	if err := s.claim(addressOf(in), in.ptr); err != nil {
+		return err
+	}
+	in.owned = true
+	return nil
+}
+
+// claim registers the object at addr as the session's, or refuses it when another session
+// holds it. Called locked.
+func (s *Session) claim(addr uintptr, obj any) error {
 	if s.owned == nil {
 		s.owned = newOwnership(s)
 	}
-	addr := uintptr(in.v.Addr().UnsafePointer())
 	sh := ownerShardOf(addr)
 	sh.mu.Lock()
-	if o := sh.m[addr]; o != nil && o != s.owned && o.holds() {
+	o := sh.m[addr]
+	if o != nil && o != s.owned && o.holds() {
 		sh.mu.Unlock()
-		return otherSessionError(in.ptr)
+		return otherSessionError(obj)
 	}
 	if sh.m == nil {
 		sh.m = map[uintptr]*ownership{}
 	}
 	sh.m[addr] = s.owned
 	sh.mu.Unlock()
-	in.owned = true
-	s.owned.addrs = append(s.owned.addrs, addr)
+	if o != s.owned {
+		s.owned.addrs = append(s.owned.addrs, addr)
+	}
+	return nil
+}
+
+// claimAll claims the objects of an Upsert as it is built, before anything is sent: its rows
+// are stored into them as they come back. An object the session holds is its own already.
+// Called locked.
+func claimAll[T any](s *Session, objs []*T) error {
+	for _, obj := range objs {
+		if _, ok := s.objects[any(obj)]; !ok {
+			if err := s.claim(uintptr(unsafe.Pointer(obj)), obj); err != nil {
+				return err
+			}
+		}
+	}
 	return nil
 }
 
@@ -107,32 +133,38 @@ func (s *Session) disown(in *instance) {
 		return
 	}
 	in.owned = false
-	s.owned.drop(uintptr(in.v.Addr().UnsafePointer()))
+	s.owned.drop(addressOf(in))
 	if n := len(s.owned.addrs); n > 1024 && n > 4*len(s.objects) {
 		s.owned.addrs = s.owned.addrs[:0]
 		for _, in := range s.objects {
 			if in.owned {
-				s.owned.addrs = append(s.owned.addrs, uintptr(in.v.Addr().UnsafePointer()))
+				s.owned.addrs = append(s.owned.addrs, addressOf(in))
+			}
+		}
+		for _, g := range s.gone {
+			if g.in.owned {
+				s.owned.addrs = append(s.owned.addrs, addressOf(g.in))
 			}
 		}
 	}
 }
 
-// disownAll gives up every object of the session at once: its entries stop counting now, and
-// are removed when the session is collected (close) or at once (not close: the session goes on
-// and registers afresh). Called locked.
+// disownAll gives up every object of the session at once. Closing, its entries stop counting
+// now and are removed when the session is collected: no walk over its objects. Otherwise
+// (ExpungeAll) they are removed now, and the session goes on claiming with the same handle.
+// Called locked.
 func (s *Session) disownAll(close bool) {
 	if s.owned == nil {
+		return
+	}
+	if close {
+		s.owned.closed.Store(true)
 		return
 	}
 	for _, in := range s.objects {
 		in.owned = false
 	}
-	s.owned.closed.Store(true)
-	if !close {
-		s.owned.release()
-		s.owned = nil
-	}
+	s.owned.release()
 }
 
 // drop removes addr's entry when it is still o's.

@@ -185,3 +185,32 @@ func TestAddOfALoadedObject(t *testing.T) {
 		assert.Equal(t, []string{"renamed"}, writerNames(t, e))
 	})
 }
+
+// TestClaimsAcrossRollbackAndFailedWalks: a deleted object a rollback restores is still the
+// session's; a walk refused part-way leaves the objects it had reached for others to take.
+func TestClaimsAcrossRollbackAndFailedWalks(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
+		ctx := enginetest.Context(t)
+		relSchema(t, e)
+		a, b := newSession(t, e), newSession(t, e)
+		w := &Writer{Name: "kept"}
+		require.NoError(t, a.Add(w))
+		await(t, a.Commit(ctx))
+		require.NoError(t, a.Delete(w))
+		await(t, a.Flush(ctx))
+		await(t, a.Rollback(ctx))
+		assert.True(t, a.Contains(w))
+		require.ErrorIs(t, b.Add(w), asyncsession.ErrOtherSession, "restored by the rollback, still a's")
+
+		held := &Volume{Title: "held", Writer: w}
+		require.NoError(t, a.Add(held))
+		reached := &Volume{Title: "reached first"}
+		require.NoError(t, b.Add(&Writer{Name: "b", Books: []*Volume{reached, held}}))
+		_, err := b.Flush(ctx).Await(ctx)
+		require.ErrorIs(t, err, asyncsession.ErrOtherSession)
+		assert.False(t, b.Contains(reached), "the failed walk leaves what it reached")
+		require.NoError(t, a.Add(&Writer{Name: "a", Books: []*Volume{reached}}))
+		await(t, a.Commit(ctx))
+		await(t, b.Rollback(ctx))
+	})
+}

@@ -9,6 +9,7 @@ import (
 	"weak"
 
 	"github.com/gosqla/gosqla/asyncengine"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // checksCount reports a dialect whose INSERTs check their own row count (checked); elsewhere the
@@ -56,28 +57,32 @@ func (fp *flushPlan) changedError(g *insertGroup, err error) error {
 	return fmt.Errorf("%w: the column types or the triggers of %s changed since the engine read them (ALTER TABLE, CREATE TRIGGER); nothing of the batch was written and nothing of the transaction is committed: roll the session back and add the objects again (Rollback expunges them); the next flush reads the tables again%s", ErrTableChanged, fp.d.Quote(g.m.Table), serverText(err))
 }
 
-// keyTaken recognizes a unique violation: PostgreSQL's 23505, SQLite's primary-key and unique
-// constraint codes.
-func keyTaken(err error) bool {
-	var pg interface{ SQLState() string }
+// primaryKeyTaken recognizes a violation of the primary key (column) of table: PostgreSQL's
+// 23505 whose detail names the column, SQLite's primary-key code or its unique code naming it.
+func primaryKeyTaken(err error, table, column string) bool {
+	var pg *pgconn.PgError
 	if errors.As(err, &pg) {
-		return pg.SQLState() == "23505"
+		return pg.Code == "23505" && (strings.HasPrefix(pg.Detail, "Key ("+column+")=") || strings.HasPrefix(pg.Detail, `Key ("`+column+`")=`))
 	}
-	var lite interface{ Code() int }
-	return errors.As(err, &lite) && (lite.Code() == 1555 || lite.Code() == 2067)
+	var lite interface {
+		error
+		Code() int
+	}
+	return errors.As(err, &lite) && (lite.Code() == 1555 || lite.Code() == 2067 && strings.Contains(lite.Error(), table+"."+column))
 }
 
-// keyTakenError is the unique violation of INSERT i of the plan, told how it usually comes about
-// when the batch carried keys the server generates: objects added with their key set are rows
-// loaded or saved before (in another session, or expunged), and Add inserts. The server's error
-// stays the cause, its text first.
+// keyTakenError is the violation of the primary key by INSERT i of the plan, told how it usually
+// comes about when the batch carried keys the server generates: objects added with their key set
+// are rows loaded or saved before (in another session, or expunged), and Add inserts. The
+// server's error stays the cause, its text first. Any other error is returned as it is.
 func (fp *flushPlan) keyTakenError(i int, err error) error {
 	for _, g := range fp.insertGroups {
-		if g.stmt != i || len(g.m.PK) != 1 || !g.m.PK[0].Default || !slices.Contains(g.cols, g.m.PK[0]) {
+		if g.stmt != i || len(g.m.PK) != 1 || !g.m.PK[0].Default || !slices.Contains(g.cols, g.m.PK[0]) ||
+			!primaryKeyTaken(err, g.m.Table, g.m.PK[0].Column) {
 			continue
 		}
-		return fmt.Errorf("%w (gosqla: the INSERT into %s carried %d %s whose %s the server generates but was already set, such as %v: an object loaded or saved before, by another session or before an Expunge, is inserted again by Add; to save changes to its row, Merge it into this session or load it here)",
-			err, g.m.Table, len(g.ins), g.m.Type, g.m.PK[0].Column, pkValue(g.ins[0]))
+		return fmt.Errorf("%w (gosqla: the INSERT into %s carried %d %s whose %s the server generates but was already set: an object loaded or saved before, by another session or before an Expunge, is inserted again by Add; to save changes to its row, Merge it into this session or load it here)",
+			err, g.m.Table, len(g.ins), g.m.Type, g.m.PK[0].Column)
 	}
 	return err
 }
@@ -97,8 +102,8 @@ func (fp *flushPlan) explain(i int, err error) error {
 		error
 		SQLState() string
 	}
-	if keyTaken(err) {
-		return fp.keyTakenError(i, err)
+	if hinted := fp.keyTakenError(i, err); hinted != err {
+		return hinted
 	}
 	if !errors.As(err, &server) || server.SQLState() != "22P02" {
 		return err

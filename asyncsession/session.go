@@ -66,7 +66,8 @@ type Session struct {
 	// letGo are the objects the application expunged and those whose DELETE was flushed: a
 	// relationship that still refers to one, unchanged since the last flush, does not bring it
 	// back (cascade.go)
-	letGo map[any]struct{}
+	// (by address: the relationship that refers to one keeps it alive, and the set must not)
+	letGo map[uintptr]struct{}
 	// beginStmts opens a transaction (the options' BEGIN), shared by every round
 	beginStmts []asyncengine.Statement
 	// committedOn holds the engines whose COMMIT succeeded in a commit that failed on another:
@@ -144,6 +145,9 @@ func (s *Session) unusable() error {
 func (s *Session) committed() {
 	s.eachObject(s.committedObject)
 	s.gen = 0
+	for _, g := range s.gone {
+		s.disown(g.in) // its row is gone for good
+	}
 	s.gone = nil
 	s.replica = nil // the next reads choose again, for the position this commit reached
 }
@@ -184,15 +188,22 @@ func (s *Session) rolledBack(gen int) {
 	kept := s.gone[:0]
 	for _, g := range s.gone {
 		in := g.in
-		switch {
-		case g.gen < gen:
+		if g.gen < gen {
 			kept = append(kept, g)
+			continue
+		}
+		// the DELETE is undone (or the object was inserted since): a relationship that refers
+		// to it treats it as any other object again
+		delete(s.letGo, addressOf(in))
+		switch {
 		case in.insertedSince(gen), committed(in):
+			s.disown(in)
 		case s.identity[in.key] == nil:
 			in.state = statePersistent
 			in.expired = true
 			s.register(in)
-			delete(s.letGo, in.ptr)
+		default:
+			s.disown(in) // another object holds its key now
 		}
 	}
 	s.gone = kept
