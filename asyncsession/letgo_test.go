@@ -1,6 +1,7 @@
 package asyncsession_test
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/gosqla/gosqla/asyncengine"
@@ -82,38 +83,27 @@ func TestDeletedMemberStaysDeleted(t *testing.T) {
 }
 
 // TestRolledBackMemberInsertedAgain: a book inserted in a transaction that rolled back is
-// expunged, and the collection that still holds it inserts it at the next flush.
+// expunged, and the collection that still holds it inserts it at the next flush — also when the
+// transaction deleted it again, which the rollback undid too.
 func TestRolledBackMemberInsertedAgain(t *testing.T) {
 	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
 		ctx := enginetest.Context(t)
 		relSchema(t, e)
 		s := newSession(t, e)
-		w := loadedWriter(t, s)
-		v := &Volume{Title: "c"}
-		w.Books = append(w.Books, v)
-		await(t, s.Flush(ctx))
-		await(t, s.Rollback(ctx))
-		assert.False(t, s.Contains(v))
-		await(t, s.Commit(ctx))
-		assert.EqualValues(t, 3, count(t, e, "volumes"))
-	})
-}
-
-// TestInsertedThenDeletedRolledBack: a book inserted and deleted in a transaction that rolls
-// back is as one only inserted: the collection that still holds it inserts it again.
-func TestInsertedThenDeletedRolledBack(t *testing.T) {
-	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
-		ctx := enginetest.Context(t)
-		relSchema(t, e)
-		s := newSession(t, e)
-		w := loadedWriter(t, s)
-		v := &Volume{Title: "c"}
-		w.Books = append(w.Books, v)
-		await(t, s.Flush(ctx))
-		require.NoError(t, s.Delete(v))
-		await(t, s.Flush(ctx))
-		await(t, s.Rollback(ctx))
-		await(t, s.Commit(ctx))
-		assert.EqualValues(t, 3, count(t, e, "volumes"))
+		for _, deleted := range []bool{false, true} {
+			w := loadedWriter(t, s)
+			v := &Volume{Title: "c"}
+			w.Books = append(w.Books, v)
+			await(t, s.Flush(ctx))
+			if deleted {
+				require.NoError(t, s.Delete(v))
+				await(t, s.Flush(ctx))
+			}
+			await(t, s.Rollback(ctx))
+			assert.False(t, s.Contains(v))
+			await(t, s.Commit(ctx))
+			n := count(t, e, fmt.Sprintf("volumes WHERE writer_id = %d", w.ID))
+			assert.EqualValues(t, 3, n, "deleted before the rollback: %v", deleted)
+		}
 	})
 }
