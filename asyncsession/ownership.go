@@ -11,15 +11,17 @@ import (
 	"weak"
 )
 
-// ErrOtherSession is matched by the error of adding an object that another open session holds
-// as pending or added: both sessions would insert it at their flushes.
+// ErrOtherSession is matched by the error of Add, Upsert, Merge or a flush given an object that
+// another open session has claimed (added, upserted, or reached by its flush): both would write
+// it.
 var ErrOtherSession = errors.New("gosqla: object is in another session")
 
 // owners records, for every object a session took from its caller (Add, an object reached from
 // one, an upsert), the session holding it, so that a second session refuses it. An entry counts
-// while its session is open, reachable and holds the object: forgetting the object removes it,
-// and the entries of a closed session, or of one dropped without Close, are removed once the
-// session is collected (its cleanup), off the caller's path. The map is split by address, so
+// while its session is open, reachable and holds the object: forgetting the object removes it
+// (a flushed DELETE keeps it until it commits: a rollback restores the object), and the entries
+// of a closed session, or of one dropped without Close, are removed once the session is
+// collected (its cleanup), off the caller's path. The map is split by address, so
 // that sessions adding objects at once seldom wait for each other.
 var owners [32]ownerShard
 
