@@ -3,6 +3,8 @@ package asyncengine
 import (
 	"context"
 	"sync"
+
+	"github.com/gosqla/gosqla/internal/abandon"
 )
 
 // Future is the result of an operation that completes later. Await it from any number of
@@ -12,7 +14,18 @@ type Future[T any] struct {
 	done chan struct{}
 	val  T
 	err  error
+	// abandoned, when set, turns the error of an Await that its context ended into what the
+	// operation's caller needs to know then (a COMMIT whose outcome is not known yet)
+	abandoned func(ctxErr error) error
 }
+
+func init() {
+	abandon.Set = func(f any, fn func(error) error) { f.(abandonable).setAbandoned(fn) }
+}
+
+type abandonable interface{ setAbandoned(func(error) error) }
+
+func (f *Future[T]) setAbandoned(fn func(error) error) { f.abandoned = fn }
 
 // NewPromise returns a pending future and the function that completes it. Only the first call of
 // resolve counts.
@@ -41,7 +54,9 @@ func (f *Future[T]) resolve(v T, err error) {
 func (f *Future[T]) Done() <-chan struct{} { return f.done }
 
 // Await waits for the result, or for ctx to end. A ctx that ends abandons the wait, not the
-// operation: the future still completes, and a later Await sees its result.
+// operation: the future still completes, and a later Await sees its result. The error of an
+// abandoned wait matches ctx's error with errors.Is; a session's Commit makes it a
+// *CommitUnknownError as well, since the COMMIT may be under way.
 func (f *Future[T]) Await(ctx context.Context) (T, error) {
 	select {
 	case <-f.done:
@@ -53,6 +68,9 @@ func (f *Future[T]) Await(ctx context.Context) (T, error) {
 		return f.val, f.err
 	case <-ctx.Done():
 		var zero T
+		if f.abandoned != nil {
+			return zero, f.abandoned(ctx.Err())
+		}
 		return zero, ctx.Err()
 	}
 }

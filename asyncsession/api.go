@@ -7,6 +7,7 @@ import (
 	"reflect"
 
 	"github.com/gosqla/gosqla/asyncengine"
+	"github.com/gosqla/gosqla/internal/abandon"
 	"github.com/gosqla/gosqla/internal/structmap"
 )
 
@@ -113,11 +114,19 @@ func (s *Session) Flush(ctx context.Context) *asyncengine.Future[struct{}] {
 // Commit flushes and commits. With ExpireOnCommit, loaded objects are expired. A Commit whose
 // COMMIT travelled in a pipeline that was lost before the server answered (the connection died,
 // ctx ended) fails with a *asyncengine.CommitUnknownError: the transaction may have committed.
-// An Await with the same ctx returns ctx's error as soon as it ends, before the session has heard
-// of the pipeline's fate: await the future again with a context that outlives it
+// An Await whose context ends before the Commit completes returns at once, with a
+// *CommitUnknownError that also matches the context's error (errors.Is): the session may not
+// have heard of the COMMIT's fate yet. Await the future again with a context that outlives it
 // (context.WithoutCancel) to learn it.
 func (s *Session) Commit(ctx context.Context) *asyncengine.Future[struct{}] {
-	return s.control(ctx, controlOp{flush: flushAll, txEnd: commitTx}, (*Session).committed)
+	f := s.control(ctx, controlOp{flush: flushAll, txEnd: commitTx}, (*Session).committed)
+	abandon.Set(f, commitAbandoned)
+	return f
+}
+
+// commitAbandoned is the error of an Await of a Commit that its context ended first.
+func commitAbandoned(ctxErr error) error {
+	return &asyncengine.CommitUnknownError{Err: fmt.Errorf("the wait ended before the session learnt whether the COMMIT ran (await the Commit's future again with a context that outlives it to learn it): %w", ctxErr)}
 }
 
 // Rollback rolls the transaction back: objects inserted or added in it are expunged, loaded ones

@@ -65,7 +65,13 @@ func TestCommitCutOffInFlightIsUnknown(t *testing.T) {
 	require.NoError(t, s.Add(&Author{ID: 1, Name: "late"}))
 	short, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
 	defer cancel()
-	_, err = s.Commit(short).Await(ctx)
+	f := s.Commit(short)
+	// the wait that the same context ends: the outcome is not known yet, and the error says so
+	_, err = f.Await(short)
+	require.ErrorIs(t, err, asyncengine.ErrCommitUnknown)
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	// the session's own classification, once it has it
+	_, err = f.Await(ctx)
 	require.ErrorIs(t, err, asyncengine.ErrCommitUnknown)
 	var unknown *asyncengine.CommitUnknownError
 	require.ErrorAs(t, err, &unknown)
