@@ -79,9 +79,12 @@ func (s *Session) Expunge(obj any) {
 func (s *Session) ExpungeAll() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.disownAll(false)
+	// the session goes on claiming with the same handle: its entries are removed now
 	for _, in := range s.objects {
-		in.attached = false
+		in.attached, in.owned = false, false
+	}
+	if s.owned != nil {
+		s.owned.release()
 	}
 	s.identity = map[identityKey]*instance{}
 	s.objects = map[any]*instance{}
@@ -176,7 +179,7 @@ func (s *Session) Close() error {
 		s.idle.Wait()
 	}
 	// its objects stay readable, but another session may take them now
-	s.disownAll(true)
+	s.closeOwnership()
 	s.mu.Unlock()
 	return err
 }

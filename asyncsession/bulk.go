@@ -27,9 +27,6 @@ func Upsert[T any](ctx context.Context, s *Session, objs []*T, conflictCols ...s
 		if obj == nil {
 			return failed[[]*T](fmt.Errorf("gosqla: Upsert: element %d is a nil %T: %w", i, obj, ErrNilObject))
 		}
-		if err := s.heldElsewhere(obj); err != nil {
-			return failed[[]*T](fmt.Errorf("%w (Upsert, element %d)", err, i))
-		}
 	}
 	if ctx, err = objectsShard(ctx, s, objs); err != nil {
 		return failed[[]*T](err)
@@ -87,7 +84,7 @@ func Upsert[T any](ctx context.Context, s *Session, objs []*T, conflictCols ...s
 	gen := 0
 	o.build = func(s *Session) ([]asyncengine.Statement, error) {
 		if err := claimAll(s, objs); err != nil {
-			return nil, fmt.Errorf("%w (Upsert)", err)
+			return nil, err
 		}
 		gen = s.gen // a savepoint begun later in the same round is not this write's
 		stmts := make([]asyncengine.Statement, 0, len(batches))

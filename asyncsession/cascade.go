@@ -203,7 +203,6 @@ type savedRel struct {
 	field any // a *T or a []*T: typed, nil or not
 }
 
-// restore puts the saved relationship states and fields back, and the foreign keys written.
 // detach takes the objects a failed walk attached out of the session again, and lets go of
 // them: another session may take them once the application has settled the failure. Called
 // locked.
@@ -217,6 +216,7 @@ func (s *Session) detach(w *relWork) {
 	}
 }
 
+// restore puts the saved relationship states and fields back, and the foreign keys written.
 func (w *relWork) restore() {
 	for i := len(w.fkWrites) - 1; i >= 0; i-- {
 		x := w.fkWrites[i]
@@ -510,7 +510,7 @@ func (s *Session) syncOne(in *instance, r *relation, w *relWork) ([]*instance, e
 	}
 	if isNew {
 		added = append(added, other)
-		w.attached = append(w.attached, other)
+		w.attached = append(w.attached, other) // kept should the walk fail after it
 	}
 	changed := st.ref != cur
 	switch r.kind {
@@ -616,10 +616,7 @@ func (s *Session) syncMany(in *instance, r *relation, w *relWork) ([]*instance, 
 			return same
 		}
 		if was == nil {
-			was = make(map[any]bool, len(st.members))
-			for _, m := range st.members {
-				was[m] = true
-			}
+			was = memberSet(st.members)
 		}
 		return was[m]
 	}
@@ -738,10 +735,7 @@ func (s *Session) syncMany(in *instance, r *relation, w *relWork) ([]*instance, 
 func (s *Session) syncAssociation(in *instance, r *relation, st *relState, now map[any]bool, w *relWork) error {
 	e := s.engineOf(in)
 	d := e.Dialect()
-	was := make(map[any]bool, len(st.members))
-	for _, m := range st.members {
-		was[m] = true
-	}
+	was := memberSet(st.members)
 	kept := st.members[:0:0]
 	for _, m := range st.members {
 		if now[m] {
@@ -784,13 +778,22 @@ func (s *Session) letPass(in *instance) {
 	s.letGo[addressOf(in)] = struct{}{}
 }
 
+// memberSet is the set of a collection's members.
+func memberSet(members []any) map[any]bool {
+	set := make(map[any]bool, len(members))
+	for _, m := range members {
+		set[m] = true
+	}
+	return set
+}
+
 // passed reports an object expunged, deleted by a flush, or marked deleted: a relationship that
 // refers to it unchanged does not bring it back. Called locked.
 func (s *Session) passed(obj any) bool {
 	if in, ok := s.objects[obj]; ok {
 		return in.state == stateDeleted
 	}
-	_, ok := s.letGo[reflect.ValueOf(obj).Pointer()]
+	_, ok := s.letGo[objectAddress(obj)]
 	return ok
 }
 

@@ -7,7 +7,6 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
-	"unsafe"
 	"weak"
 )
 
@@ -66,7 +65,7 @@ func (s *Session) claim(addr uintptr, obj any) error {
 	sh := ownerShardOf(addr)
 	sh.mu.Lock()
 	o := sh.m[addr]
-	if o != nil && o != s.owned && o.holds() {
+	if s.refusedBy(o) {
 		sh.mu.Unlock()
 		return otherSessionError(obj)
 	}
@@ -81,19 +80,26 @@ func (s *Session) claim(addr uintptr, obj any) error {
 	return nil
 }
 
+// refusedBy reports an entry of another session that still holds its object.
+func (s *Session) refusedBy(o *ownership) bool { return o != nil && o != s.owned && o.holds() }
+
 // claimAll claims the objects of an Upsert as it is built, before anything is sent: its rows
 // are stored into them as they come back. An object the session holds is its own already.
 // Called locked.
 func claimAll[T any](s *Session, objs []*T) error {
-	for _, obj := range objs {
+	for i, obj := range objs {
 		if _, ok := s.objects[any(obj)]; !ok {
-			if err := s.claim(uintptr(unsafe.Pointer(obj)), obj); err != nil {
-				return err
+			if err := s.claim(objectAddress(obj), obj); err != nil {
+				return fmt.Errorf("%w (Upsert, element %d)", err, i)
 			}
 		}
 	}
 	return nil
 }
+
+// objectAddress is the address of the struct obj points to, by which the registry and letGo
+// know it.
+func objectAddress(obj any) uintptr { return reflect.ValueOf(obj).Pointer() }
 
 func newOwnership(s *Session) *ownership {
 	o := &ownership{self: weak.Make(s)}
@@ -101,25 +107,15 @@ func newOwnership(s *Session) *ownership {
 	return o
 }
 
-// heldElsewhere refuses obj when another session holds it.
-func (s *Session) heldElsewhere(obj any) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, ok := s.objects[obj]; ok {
-		return nil
-	}
-	return s.otherHolder(obj)
-}
-
 // otherHolder refuses obj, which the session does not hold, when another session does. Called
 // locked.
 func (s *Session) otherHolder(obj any) error {
-	addr := reflect.ValueOf(obj).Pointer()
+	addr := objectAddress(obj)
 	sh := ownerShardOf(addr)
 	sh.mu.Lock()
 	o := sh.m[addr]
 	sh.mu.Unlock()
-	if o != nil && o != s.owned && o.holds() {
+	if s.refusedBy(o) {
 		return otherSessionError(obj)
 	}
 	return nil
@@ -151,22 +147,13 @@ func (s *Session) disown(in *instance) {
 	}
 }
 
-// disownAll gives up every object of the session at once. Closing, its entries stop counting
-// now and are removed when the session is collected: no walk over its objects. Otherwise
-// (ExpungeAll) they are removed now, and the session goes on claiming with the same handle.
-// Called locked.
-func (s *Session) disownAll(close bool) {
-	if s.owned == nil {
-		return
-	}
-	if close {
+// closeOwnership gives up every object of a closing session at once: its entries stop counting
+// now and are removed when the session is collected, without a walk over its objects. Called
+// locked.
+func (s *Session) closeOwnership() {
+	if s.owned != nil {
 		s.owned.closed.Store(true)
-		return
 	}
-	for _, in := range s.objects {
-		in.owned = false
-	}
-	s.owned.release()
 }
 
 // drop removes addr's entry when it is still o's.

@@ -63,10 +63,9 @@ type Session struct {
 	failed    error        // set when a statement of the transaction failed
 	gen       int          // savepoint generation: see instance.insertedSince
 	gone      []goneObject // deleted by a flush of the open transaction
-	// letGo are the objects the application expunged and those whose DELETE was flushed: a
-	// relationship that still refers to one, unchanged since the last flush, does not bring it
-	// back (cascade.go)
-	// (by address: the relationship that refers to one keeps it alive, and the set must not)
+	// letGo are the objects the application expunged and those whose DELETE was flushed, by
+	// address: a relationship that still refers to one, unchanged since the last flush, does not
+	// bring it back (cascade.go); the relationship keeps the object alive, the set must not
 	letGo map[uintptr]struct{}
 	// beginStmts opens a transaction (the options' BEGIN), shared by every round
 	beginStmts []asyncengine.Statement
@@ -195,16 +194,14 @@ func (s *Session) rolledBack(gen int) {
 		// the DELETE is undone (or the object was inserted since): a relationship that refers
 		// to it treats it as any other object again
 		delete(s.letGo, addressOf(in))
-		switch {
-		case in.insertedSince(gen), committed(in):
+		// restored unless inserted since too, its DELETE committed, or its key taken by another
+		if in.insertedSince(gen) || committed(in) || s.identity[in.key] != nil {
 			s.disown(in)
-		case s.identity[in.key] == nil:
-			in.state = statePersistent
-			in.expired = true
-			s.register(in)
-		default:
-			s.disown(in) // another object holds its key now
+			continue
 		}
+		in.state = statePersistent
+		in.expired = true
+		s.register(in)
 	}
 	s.gone = kept
 	s.pending, s.deleted, s.failed = nil, nil, nil
