@@ -148,7 +148,9 @@
 // discarded. Cancelling ctx stops the query. ScanEach maps a stream to structs.
 //
 // Conn.Pipeline sends several statements in one round trip (one worker call on a blocking
-// driver) and reports a failing statement's index through a *PipelineError; Conn.CopyFrom loads
+// driver) and reports a failing statement's index through a *PipelineError; Conn.PipelineEach
+// also hands each statement's result to a function as soon as it is read, while the server runs
+// the statements after it (drivers implement driver.EachPipeliner for that); Conn.CopyFrom loads
 // rows in bulk (COPY on the native PostgreSQL driver, multi-row INSERTs elsewhere). The session is
 // built on them.
 //

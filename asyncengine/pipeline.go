@@ -22,6 +22,17 @@ type PipelineError = driver.PipelineError
 // index is reported through a *PipelineError, and the results of the statements before it are
 // returned.
 func (c *Conn) Pipeline(ctx context.Context, stmts []Statement) ([]*Result, error) {
+	return c.PipelineEach(ctx, stmts, nil)
+}
+
+// PipelineEach is Pipeline handing each statement's result to each, in order, as soon as it is
+// read: on PostgreSQL while the server still runs the statements after it, so that work on one
+// result overlaps the next statements; with a driver that does not stream them, as each
+// statement completes or once the pipeline returns. The results handed over are the ones
+// returned. each runs on the goroutine reading the connection, which waits for it, and must not
+// use the connection. A panic in each stops the calls to it; it is raised again, as a
+// *PanicError, on the caller's goroutine once the pipeline has been read.
+func (c *Conn) PipelineEach(ctx context.Context, stmts []Statement, each func(i int, r *Result)) ([]*Result, error) {
 	if c.tx != nil {
 		for _, st := range stmts {
 			if err := c.refuseTxControl(st.SQL); err != nil {
@@ -31,19 +42,35 @@ func (c *Conn) Pipeline(ctx context.Context, stmts []Statement) ([]*Result, erro
 	}
 	start := c.echoStart()
 	ctx = c.tracePipelineStart(ctx, stmts)
-	drs, err := guardedCall(ctx, c, stmts, runStatements)
+	// one allocation for every result of the pipeline
+	vals := make([]Result, len(stmts))
+	rs := make([]*Result, len(stmts))
+	call := pipelineCall{stmts: stmts}
+	var panicked error
+	if each != nil {
+		call.each = func(i int, r *driver.Result) {
+			vals[i] = resultOf(r, c.e.pg)
+			rs[i] = &vals[i]
+			if panicked == nil {
+				panicked = CatchPanic(func() error { each(i, rs[i]); return nil })
+			}
+		}
+	}
+	drs, err := guardedCall(ctx, c, call, runStatements)
 	if err != nil {
 		err = pipelineFailure(err)
 	}
 	c.pipelineDone(ctx, stmts, start, len(drs), err, "(pipeline failed)")
-	// one allocation for every result of the pipeline
-	vals := make([]Result, len(drs))
-	rs := make([]*Result, len(drs))
 	for i, r := range drs {
-		vals[i] = resultOf(r, c.e.pg)
-		rs[i] = &vals[i]
+		if rs[i] == nil {
+			vals[i] = resultOf(r, c.e.pg)
+			rs[i] = &vals[i]
+		}
 	}
-	return rs, err
+	if panicked != nil {
+		panic(panicked)
+	}
+	return rs[:len(drs)], err
 }
 
 // pipelineDone echoes a pipeline's statements (and failed, the echo's name for its failure) and
@@ -73,9 +100,27 @@ func pipelineFailure(err error) error {
 	return err
 }
 
-func runStatements(ctx context.Context, dc driver.Conn, stmts []driver.Statement) ([]*driver.Result, error) {
-	if pl, ok := dc.(driver.Pipeliner); ok && len(stmts) > 1 {
-		return pl.Pipeline(ctx, stmts)
+// pipelineCall is a pipeline's statements and what is handed each result (nil: nothing).
+type pipelineCall struct {
+	stmts []driver.Statement
+	each  func(i int, r *driver.Result)
+}
+
+func runStatements(ctx context.Context, dc driver.Conn, call pipelineCall) ([]*driver.Result, error) {
+	stmts, each := call.stmts, call.each
+	if len(stmts) > 1 {
+		if pl, ok := dc.(driver.EachPipeliner); ok && each != nil {
+			return pl.PipelineEach(ctx, stmts, each)
+		}
+		if pl, ok := dc.(driver.Pipeliner); ok {
+			rs, err := pl.Pipeline(ctx, stmts)
+			if each != nil {
+				for i, r := range rs {
+					each(i, r)
+				}
+			}
+			return rs, err
+		}
 	}
 	rs := make([]*driver.Result, 0, len(stmts))
 	for i, st := range stmts {
@@ -84,6 +129,9 @@ func runStatements(ctx context.Context, dc driver.Conn, stmts []driver.Statement
 			return rs, &driver.PipelineError{Index: i, Err: err}
 		}
 		rs = append(rs, r)
+		if each != nil {
+			each(i, r)
+		}
 	}
 	return rs, nil
 }

@@ -128,7 +128,11 @@
 // as text and are read by the column's type, other values are encoded by the driver for the
 // column's type. Array and composite columns, non-string values for a type the database defines,
 // interface-typed fields, SQLite and statement_cache=none or simple keep the multi-row VALUES.
-// The returned rows are matched to the objects in order, as with VALUES. Each batch checks, as
+// The returned rows are matched to the objects in order, as with VALUES. A batch of more than
+// 1 000 rows whose keys no other row of the flush waits for goes as several INSERTs of 1 000 in
+// the same pipeline, and each one's keys and snapshots are stored as its rows are read, while the
+// server writes the next ones (a flush stopped by a later failure is then rolled back as any
+// failed flush: what was stored is forgotten with it). Each batch checks, as
 // it runs, that the table's column types are still those read (and that it still cannot skip
 // rows, see above): after an ALTER TABLE … TYPE or a CREATE TRIGGER it writes nothing and fails
 // with ErrTableChanged (the transaction is then rolled back), and a

@@ -127,7 +127,7 @@ func (s *Session) planFlush(all bool, r reads) (parts []part, more bool, err err
 			return nil, false, err
 		}
 		undo := fp.undoer(s)
-		parts = append(parts, part{b: s.boundFor(e), stmts: fp.stmts, apply: fp.apply, undo: func() { undo(); w.restore() }, readsBack: fp.readsBack, failed: fp.failed, explain: fp.explain})
+		parts = append(parts, part{b: s.boundFor(e), stmts: fp.stmts, apply: fp.apply, applyEach: fp.applyEach, undo: func() { undo(); w.restore() }, readsBack: fp.readsBack, failed: fp.failed, explain: fp.explain})
 	}
 	return parts, more, nil
 }
@@ -231,6 +231,7 @@ type flushPlan struct {
 	gen      int // the savepoint generation when planned: a savepoint begun after it in the same round is not its own
 	stmts    []asyncengine.Statement
 	appliers []func(s *Session, rs []*asyncengine.Result) error // one per statement
+	early                                                       // which of them run as results are read (readearly.go)
 
 	insertGroups []*insertGroup
 	ops          []func() error // statement builders, in order
@@ -386,22 +387,63 @@ func sameFields(a, b []*structmap.Field) bool {
 }
 
 func (fp *flushPlan) buildInsert(g *insertGroup) error {
+	cols, types, guarded := fp.batchTypes(g)
+	// a batch whose table cannot skip rows is guarded against its starting to, and need not
+	// count them; one that publishes its keys counts them as it leaves them
+	check := checksCount(fp.d) && (!guarded || types.skips || g.publisher > 0)
+	if !guarded && len(g.srcs) > 0 {
+		return fmt.Errorf("gosqla: internal error: the INSERT into %s needs its parents' keys and cannot send arrays", g.m.Table)
+	}
+	if !guarded || g.publisher > 0 || len(g.ins) <= statementRows {
+		fp.insertStatement(g, cols, types, guarded, check, len(g.ins))
+		return nil
+	}
+	// the batch goes as several INSERTs, whose results are applied as they are read while the
+	// server writes the next rows (readEarly); one that publishes its keys stays whole
+	g.stmt = -1
+	for lo := 0; lo < len(g.ins); lo += statementRows {
+		part := g.rows(lo, min(lo+statementRows, len(g.ins)))
+		fp.insertGroups = append(fp.insertGroups, part)
+		// room for the whole batch is made once, as its first part is stored; the first part's
+		// guard covers the others (unnestSQL)
+		reserve, partTypes := len(g.ins), types
+		if lo > 0 {
+			reserve, partTypes.signature = 0, ""
+		}
+		fp.insertStatement(part, cols, partTypes, guarded, check, reserve)
+	}
+	return nil
+}
+
+// statementRows is the most rows a batch sends in one INSERT on PostgreSQL, unless it leaves its
+// keys for others: a larger one goes as several, so that the first rows' keys are stored while
+// the server writes the rest.
+const statementRows = 1000
+
+// rows is rows lo to hi of g, as a batch of their own.
+func (g *insertGroup) rows(lo, hi int) *insertGroup {
+	part := *g
+	ns := len(g.srcs)
+	part.ins = g.ins[lo:hi:hi]
+	if ns > 0 {
+		part.parents, part.pos = g.parents[lo*ns:hi*ns:hi*ns], g.pos[lo*ns:hi*ns:hi*ns]
+	}
+	return &part
+}
+
+// insertStatement adds g's INSERT to the plan, and what applies its result: cols and types are
+// how its rows travel as arrays when guarded (unnest.go), check whether it counts them, reserve
+// the objects to make room for in the session before they are stored.
+func (fp *flushPlan) insertStatement(g *insertGroup, cols []columnType, types tableTypes, guarded, check bool, reserve int) {
 	rows := make([]reflect.Value, len(g.ins))
 	for i, in := range g.ins {
 		rows[i] = in.v
 	}
 	var sql string
 	var args []any
-	cols, types, guarded := fp.batchTypes(g)
-	// a batch whose table cannot skip rows is guarded against its starting to, and need not
-	// count them; one that publishes its keys counts them as it leaves them
-	check := checksCount(fp.d) && (!guarded || types.skips || g.publisher > 0)
-	switch {
-	case guarded:
+	if guarded {
 		sql, args = unnestSQL(fp.d, g, cols, types.signature, check, rows)
-	case len(g.srcs) > 0:
-		return fmt.Errorf("gosqla: internal error: the INSERT into %s needs its parents' keys and cannot send arrays", g.m.Table)
-	default:
+	} else {
 		sql, args = valuesSQL(fp.d, g.m, g.cols, rows)
 	}
 	sql += returningBut(fp.d, g.m, g.cols)
@@ -411,20 +453,24 @@ func (fp *flushPlan) buildInsert(g *insertGroup) error {
 	}
 	g.stmt = len(fp.stmts)
 	fp.stmts = append(fp.stmts, asyncengine.Statement{SQL: sql, Args: args})
+	fp.mayReadEarly(g.stmt)
 	ins := g.ins
 	fp.appliers = append(fp.appliers, func(s *Session, rs []*asyncengine.Result) error {
 		r := rs[0]
 		if err := fp.countError(g, r); err != nil {
 			return err
 		}
+		fields := fieldsOf(g.m, r.Columns())
+		fp.storing(g, fields)
 		if err := fillKeys(g); err != nil {
 			return err
 		}
-		s.reserve(g.m, len(ins))
+		if reserve > 0 {
+			s.reserve(g.m, reserve)
+		}
 		sc := newRowScanner(g.m, r)
 		// the new objects' snapshots are cut from one array
 		snaps := reflect.MakeSlice(reflect.SliceOf(g.m.Type), len(ins), len(ins))
-		fields := fieldsOf(g.m, r.Columns())
 		for i, in := range ins {
 			row, err := sc.scan(i)
 			if err != nil {
@@ -438,7 +484,6 @@ func (fp *flushPlan) buildInsert(g *insertGroup) error {
 		}
 		return nil
 	})
-	return nil
 }
 
 // batchTypes returns the column types g's rows travel as when they go as one array per column
@@ -458,11 +503,13 @@ func (fp *flushPlan) batchTypes(g *insertGroup) ([]columnType, tableTypes, bool)
 }
 
 // failed forgets the column types of the tables the plan inserted batches into, after one of its
-// statements failed: the table may have changed since they were read.
+// statements failed: the table may have changed since they were read; and takes back from its
+// objects what was stored in them as its first results were read.
 func (fp *flushPlan) failed() {
 	for _, t := range fp.batched {
 		forgetTypes(fp.e, t)
 	}
+	fp.unstore()
 }
 
 func (fp *flushPlan) update(in *instance) {
@@ -540,15 +587,6 @@ func (fp *flushPlan) raw(st asyncengine.Statement) {
 func (fp *flushPlan) build() error {
 	for _, op := range fp.ops {
 		if err := op(); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func (fp *flushPlan) apply(s *Session, rs []*asyncengine.Result) error {
-	for i, a := range fp.appliers {
-		if err := a(s, rs[i:i+1]); err != nil {
 			return err
 		}
 	}

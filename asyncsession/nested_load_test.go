@@ -19,8 +19,9 @@ import (
 // pipelines records the SELECTs of every pipeline an engine sends, with their arguments: a
 // pipeline is one round trip, on PostgreSQL and SQLite alike.
 type pipelines struct {
-	mu   sync.Mutex
-	sent [][]asyncengine.Statement
+	mu       sync.Mutex
+	sent     [][]asyncengine.Statement
+	inserted []asyncengine.Statement // the INSERTs, whatever pipeline they went in
 }
 
 func (p *pipelines) TraceQueryStart(ctx context.Context, _ *asyncengine.Conn, _ asyncengine.TraceQueryStartData) context.Context {
@@ -30,15 +31,18 @@ func (p *pipelines) TraceQueryEnd(context.Context, *asyncengine.Conn, asyncengin
 }
 func (p *pipelines) TracePipelineStart(ctx context.Context, _ *asyncengine.Conn, d asyncengine.TracePipelineStartData) context.Context {
 	var selects []asyncengine.Statement
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	for _, st := range d.Statements {
-		if strings.HasPrefix(st.SQL, "SELECT") {
+		switch {
+		case strings.HasPrefix(st.SQL, "SELECT"):
 			selects = append(selects, st)
+		case strings.Contains(st.SQL, "INSERT INTO"):
+			p.inserted = append(p.inserted, st)
 		}
 	}
 	if len(selects) > 0 {
-		p.mu.Lock()
 		p.sent = append(p.sent, selects)
-		p.mu.Unlock()
 	}
 	return ctx
 }
@@ -57,6 +61,20 @@ func (p *pipelines) since(mark int) [][]asyncengine.Statement {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.sent[mark:]
+}
+
+// insertsInto takes the INSERTs into table recorded so far.
+func (p *pipelines) insertsInto(table string) []asyncengine.Statement {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []asyncengine.Statement
+	for _, st := range p.inserted {
+		if strings.Contains(st.SQL, "INSERT INTO "+table+" ") {
+			out = append(out, st)
+		}
+	}
+	p.inserted = nil
+	return out
 }
 
 // levels counts the SELECTs of each pipeline sent after mark.

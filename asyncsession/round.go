@@ -10,16 +10,19 @@ import (
 
 // part is one request's share of a round: its statements for one engine.
 type part struct {
-	o       *op // nil for an autoflush, a BEGIN or an engine's COMMIT
-	by      *op // the request that planned it: its own error is not reported as an earlier failure
-	b       *bound
-	stmts   []asyncengine.Statement
-	apply   func(s *Session, rs []*asyncengine.Result) error
-	offset  int                   // where its statements start in the engine's pipeline
-	rs      []*asyncengine.Result // filled by send
-	tx      txStep                // a BEGIN, COMMIT or ROLLBACK of the session's transaction
-	commits bool                  // a COMMIT
-	undo    func()                // puts a flush's changes back when its pipeline was never run
+	o     *op // nil for an autoflush, a BEGIN or an engine's COMMIT
+	by    *op // the request that planned it: its own error is not reported as an earlier failure
+	b     *bound
+	stmts []asyncengine.Statement
+	apply func(s *Session, rs []*asyncengine.Result) error
+	// applyEach applies statement i's result as soon as it is read (readEarly); apply then
+	// applies the rest
+	applyEach func(s *Session, i int, r *asyncengine.Result) error
+	offset    int                   // where its statements start in the engine's pipeline
+	rs        []*asyncengine.Result // filled by send
+	tx        txStep                // a BEGIN, COMMIT or ROLLBACK of the session's transaction
+	commits   bool                  // a COMMIT
+	undo      func()                // puts a flush's changes back when its pipeline was never run
 	// readsBack: the part stores in objects values its writes returned (generated keys, server
 	// defaults), which may not fit: a COMMIT is sent only once they are stored
 	readsBack bool

@@ -12,6 +12,7 @@ import (
 type pipe struct {
 	b     *bound
 	stmts []asyncengine.Statement
+	each  func(int, *asyncengine.Result) // applies results as they are read (nil: none)
 	rs    []*asyncengine.Result
 	err   error
 }
@@ -36,6 +37,7 @@ func (s *Session) send(ctx context.Context, parts []part) map[*bound]error {
 	switch len(pipes) {
 	case 0:
 	case 1:
+		pipes[0].each = s.readEarly(parts)
 		s.sendOne(ctx, &pipes[0])
 	default:
 		s.sendAll(ctx, pipes)
@@ -60,7 +62,7 @@ func (s *Session) send(ctx context.Context, parts []part) map[*bound]error {
 // sendOne sends pl's statements, if it has any.
 func (s *Session) sendOne(ctx context.Context, pl *pipe) {
 	if len(pl.stmts) > 0 {
-		pl.rs, pl.err = s.pipeline(ctx, pl.b, pl.stmts)
+		pl.rs, pl.err = s.pipeline(ctx, pl.b, pl.stmts, pl.each)
 	}
 }
 
@@ -87,7 +89,7 @@ func (s *Session) sendAll(ctx context.Context, pipes []pipe) {
 	}
 }
 
-func (s *Session) pipeline(ctx context.Context, b *bound, stmts []asyncengine.Statement) ([]*asyncengine.Result, error) {
+func (s *Session) pipeline(ctx context.Context, b *bound, stmts []asyncengine.Statement, each func(int, *asyncengine.Result)) ([]*asyncengine.Result, error) {
 	if b.conn == nil {
 		c, err := b.e.Connect(ctx)
 		if err != nil {
@@ -95,7 +97,7 @@ func (s *Session) pipeline(ctx context.Context, b *bound, stmts []asyncengine.St
 		}
 		b.conn = c
 	}
-	return b.conn.Pipeline(ctx, stmts)
+	return b.conn.PipelineEach(ctx, stmts, each)
 }
 
 // sharedContext is the context of a pipeline carrying several requests: it ends when every

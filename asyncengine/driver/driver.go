@@ -4,7 +4,7 @@
 // either non-blocking — its calls honour ctx and may be made from any goroutine — or blocking, in
 // which case the engine only ever calls it from its bounded Workers. Optional capabilities are
 // separate interfaces, discovered by type assertion: Pipeliner sends several statements in one
-// round trip, Copier bulk-loads rows.
+// round trip (EachPipeliner hands over their results as they are read), Copier bulk-loads rows.
 package driver
 
 import (
@@ -119,6 +119,15 @@ type Conn interface {
 // through a *PipelineError.
 type Pipeliner interface {
 	Pipeline(ctx context.Context, stmts []Statement) ([]*Result, error)
+}
+
+// EachPipeliner is implemented by pipelining connections that hand over each statement's result
+// as soon as it is read, while the server may still be running the statements after it: each is
+// called, in order and on the calling goroutine, with every result returned, before the next one
+// is read. each must not use the connection. The engine calls PipelineEach only with a non-nil
+// each, and Pipeline otherwise.
+type EachPipeliner interface {
+	PipelineEach(ctx context.Context, stmts []Statement, each func(i int, r *Result)) ([]*Result, error)
 }
 
 // EncodeError is a driver's error for an argument it cannot encode for the server (a channel, a

@@ -182,8 +182,20 @@ func (c *Conn) Exec(ctx context.Context, sql string, args []any) (int64, error) 
 const emptyResult = "SELECT WHERE false"
 
 func (c *Conn) Pipeline(ctx context.Context, stmts []driver.Statement) ([]*driver.Result, error) {
+	return c.PipelineEach(ctx, stmts, nil)
+}
+
+// PipelineEach hands each statement's result to each as soon as it is read: the server runs the
+// statements after it meanwhile.
+func (c *Conn) PipelineEach(ctx context.Context, stmts []driver.Statement, each func(int, *driver.Result)) ([]*driver.Result, error) {
 	if allTxControl(stmts) {
-		return c.simplePipeline(ctx, stmts)
+		rs, err := c.simplePipeline(ctx, stmts)
+		if each != nil {
+			for i, r := range rs {
+				each(i, r)
+			}
+		}
+		return rs, err
 	}
 	mark := c.written()
 	var b pgx.Batch
@@ -205,6 +217,9 @@ func (c *Conn) Pipeline(ctx context.Context, stmts []driver.Statement) ([]*drive
 			if tag, err = br.Exec(); err == nil {
 				plain[i].RowsAffected = tag.RowsAffected()
 				results = append(results, &plain[i])
+				if each != nil {
+					each(i, &plain[i])
+				}
 				continue
 			}
 		} else {
@@ -213,6 +228,9 @@ func (c *Conn) Pipeline(ctx context.Context, stmts []driver.Statement) ([]*drive
 				var r *driver.Result
 				if r, err = readRows(rows); err == nil {
 					results = append(results, r)
+					if each != nil {
+						each(i, r)
+					}
 					continue
 				}
 			}

@@ -1,0 +1,155 @@
+package asyncsession
+
+import (
+	"errors"
+	"reflect"
+	"slices"
+
+	"github.com/gosqla/gosqla/asyncengine"
+	"github.com/gosqla/gosqla/internal/structmap"
+)
+
+// A flush's INSERTs are applied as their results are read — keys and server defaults stored in
+// the objects, which enter the identity map — while the server still runs the statements after
+// them: a batch of more than statementRows rows goes as several INSERTs, so that storing the
+// first rows' keys overlaps writing the next ones. finish applies the rest, in order, as before.
+// When a statement after them fails, what was stored is taken back from the objects (unstore),
+// so that a failed flush leaves them as it found them, as one applied at the end would: an
+// object added again inserts afresh, and a column the server generates is not sent a stale
+// value.
+
+// early is a flush plan's side of it.
+type early struct {
+	readEarly []bool // by statement: an INSERT, which may be applied as it is read
+	reading   bool   // an applier runs as its result is read
+	applied   int    // the appliers run
+	applyErr  error  // the error one of them returned
+	stored    []storedBatch
+}
+
+// storedBatch is what an INSERT applied early stored in the objects of g: the fields read back,
+// and the foreign keys filled from the parents' keys, with the values they held before that were
+// not zero.
+type storedBatch struct {
+	g      *insertGroup
+	fields []*structmap.Field
+	held   []heldValue
+}
+
+type heldValue struct {
+	in *instance
+	f  *structmap.Field
+	v  reflect.Value
+}
+
+// mayReadEarly marks statement i as an INSERT whose result may be applied as it is read.
+func (fp *flushPlan) mayReadEarly(i int) {
+	if len(fp.readEarly) <= i {
+		fp.readEarly = append(fp.readEarly, make([]bool, i+1-len(fp.readEarly))...)
+	}
+	fp.readEarly[i] = true
+}
+
+// storing records, as g's INSERT is applied early, what unstore needs to take back. Called
+// locked.
+func (fp *flushPlan) storing(g *insertGroup, fields []*structmap.Field) {
+	if !fp.reading {
+		return
+	}
+	b := storedBatch{g: g, fields: fields}
+	for _, in := range g.ins {
+		for _, src := range g.srcs {
+			if fv := in.v.FieldByIndex(src.fk.Index); !fv.IsZero() {
+				b.held = append(b.held, heldValue{in, src.fk, copyValue(fv)})
+			}
+		}
+	}
+	fp.stored = append(fp.stored, b)
+}
+
+// unstore takes back what the INSERTs applied early stored in their objects: the fields read
+// back were zero before (an INSERT sends every other one), and the foreign keys get the values
+// they held. Called locked.
+func (fp *flushPlan) unstore() {
+	for _, b := range slices.Backward(fp.stored) {
+		for _, in := range b.g.ins {
+			for _, f := range b.fields {
+				in.v.FieldByIndex(f.Index).SetZero()
+			}
+			for _, src := range b.g.srcs {
+				in.v.FieldByIndex(src.fk.Index).SetZero()
+			}
+		}
+		for _, h := range b.held {
+			h.in.v.FieldByIndex(h.f.Index).Set(h.v)
+		}
+	}
+	fp.stored = nil
+}
+
+// apply applies the results the plan's statements returned, from the first that applyEach did
+// not apply, or returns the error that stopped applyEach.
+func (fp *flushPlan) apply(s *Session, rs []*asyncengine.Result) error {
+	if fp.applyErr != nil {
+		return fp.applyErr
+	}
+	for ; fp.applied < len(fp.appliers); fp.applied++ {
+		if err := fp.appliers[fp.applied](s, rs[fp.applied:fp.applied+1]); err != nil {
+			fp.applyErr = err
+			return err
+		}
+	}
+	return nil
+}
+
+// applyEach applies statement i's result as it is read, the statements before it applied, when
+// it is an INSERT; errNotNow stops applying the plan's results as they are read. Called locked.
+func (fp *flushPlan) applyEach(s *Session, i int, r *asyncengine.Result) error {
+	switch {
+	case fp.applyErr != nil:
+		return fp.applyErr
+	case i != fp.applied || i >= len(fp.readEarly) || !fp.readEarly[i]:
+		return errNotNow
+	}
+	fp.reading = true
+	err := fp.appliers[i](s, []*asyncengine.Result{r})
+	fp.reading = false
+	if err != nil {
+		fp.applyErr = err
+		return err
+	}
+	fp.applied++
+	return nil
+}
+
+// errNotNow stops applying a plan's results as they are read: the rest are applied by finish.
+var errNotNow = errors.New("gosqla: applied once the pipeline is read")
+
+// readEarly returns what applies a flush's INSERTs as their results are read, or nil when no
+// part of the round has any. It takes the parts in order, as finish does, and stops at the first
+// statement that must wait for the pipeline's end: a request's answer, anything else finish
+// applies, any statement of a flush but an INSERT.
+func (s *Session) readEarly(parts []part) func(int, *asyncengine.Result) {
+	if !slices.ContainsFunc(parts, func(p part) bool { return p.applyEach != nil }) {
+		return nil
+	}
+	k, stopped := 0, false
+	return func(i int, r *asyncengine.Result) {
+		for !stopped && k < len(parts) && i >= parts[k].offset+len(parts[k].stmts) {
+			// a part passed over has nothing to apply, or had every result applied here
+			stopped = parts[k].applyEach == nil && (parts[k].o != nil || parts[k].apply != nil)
+			k++
+		}
+		if stopped || k == len(parts) {
+			return
+		}
+		p := &parts[k]
+		if p.applyEach == nil {
+			stopped = p.o != nil || p.apply != nil
+			return
+		}
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		stopped = p.applyEach(s, i-p.offset, r) != nil
+	}
+}
