@@ -11,16 +11,22 @@ import (
 	"github.com/gosqla/gosqla/asyncengine/enginetest"
 )
 
+// threeSelects opens an engine on url and a connection of it, closed with the test, and returns
+// them with a pipeline of three SELECTs.
+func threeSelects(t *testing.T, url string) (*asyncengine.Engine, *asyncengine.Conn, []asyncengine.Statement) {
+	e := newEngine(t, url, "")
+	c, err := e.Connect(enginetest.Context(t))
+	require.NoError(t, err)
+	t.Cleanup(func() { c.Close() })
+	return e, c, []asyncengine.Statement{{SQL: "SELECT 1"}, {SQL: "SELECT 2"}, {SQL: "SELECT 3"}}
+}
+
 // PipelineEach hands over each statement's result, in order, as it is read: the results handed
 // over are the ones returned, and a failing statement stops the calls with the rest.
 func TestPipelineEachHandsOverResultsInOrder(t *testing.T) {
 	enginetest.EachBackend(t, func(t *testing.T, url string) {
-		e := newEngine(t, url, "")
+		e, c, stmts := threeSelects(t, url)
 		ctx := enginetest.Context(t)
-		c, err := e.Connect(ctx)
-		require.NoError(t, err)
-		defer c.Close()
-		stmts := []asyncengine.Statement{{SQL: "SELECT 1"}, {SQL: "SELECT 2"}, {SQL: "SELECT 3"}}
 		var handed []*asyncengine.Result
 		var order []int
 		rs, err := c.PipelineEach(ctx, stmts, func(i int, r *asyncengine.Result) {
@@ -52,13 +58,9 @@ func TestPipelineEachHandsOverResultsInOrder(t *testing.T) {
 // its end, and is raised again on the caller's goroutine: the connection stays in service.
 func TestPipelineEachPanicRaisedAfterTheRead(t *testing.T) {
 	enginetest.EachBackend(t, func(t *testing.T, url string) {
-		e := newEngine(t, url, "")
+		e, c, stmts := threeSelects(t, url)
 		ctx := enginetest.Context(t)
-		c, err := e.Connect(ctx)
-		require.NoError(t, err)
-		defer c.Close()
 		id := c.ID()
-		stmts := []asyncengine.Statement{{SQL: "SELECT 1"}, {SQL: "SELECT 2"}, {SQL: "SELECT 3"}}
 		calls := 0
 		raised := func() (rec any) {
 			defer func() { rec = recover() }()
