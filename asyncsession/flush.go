@@ -231,7 +231,7 @@ type flushPlan struct {
 	gen      int // the savepoint generation when planned: a savepoint begun after it in the same round is not its own
 	stmts    []asyncengine.Statement
 	appliers []func(s *Session, rs []*asyncengine.Result) error // one per statement
-	early                                                       // which of them run as results are read (readearly.go)
+	asRead                                                      // which of them run as results are read (readearly.go)
 
 	insertGroups []*insertGroup
 	ops          []func() error // statement builders, in order
@@ -395,7 +395,7 @@ func (fp *flushPlan) buildInsert(g *insertGroup) error {
 		return fmt.Errorf("gosqla: internal error: the INSERT into %s needs its parents' keys and cannot send arrays", g.m.Table)
 	}
 	if !guarded || g.publisher > 0 || len(g.ins) <= statementRows {
-		fp.insertStatement(g, cols, types, guarded, check, len(g.ins))
+		fp.insertStatement(g, cols, types, guarded, guarded, check, len(g.ins))
 		return nil
 	}
 	// the batch goes as several INSERTs, whose results are applied as they are read while the
@@ -406,11 +406,11 @@ func (fp *flushPlan) buildInsert(g *insertGroup) error {
 		fp.insertGroups = append(fp.insertGroups, part)
 		// room for the whole batch is made once, as its first part is stored; the first part's
 		// guard covers the others (unnestSQL)
-		reserve, partTypes := len(g.ins), types
-		if lo > 0 {
-			reserve, partTypes.signature = 0, ""
+		reserve := 0
+		if lo == 0 {
+			reserve = len(g.ins)
 		}
-		fp.insertStatement(part, cols, partTypes, guarded, check, reserve)
+		fp.insertStatement(part, cols, types, guarded, lo == 0, check, reserve)
 	}
 	return nil
 }
@@ -432,17 +432,18 @@ func (g *insertGroup) rows(lo, hi int) *insertGroup {
 }
 
 // insertStatement adds g's INSERT to the plan, and what applies its result: cols and types are
-// how its rows travel as arrays when guarded (unnest.go), check whether it counts them, reserve
-// the objects to make room for in the session before they are stored.
-func (fp *flushPlan) insertStatement(g *insertGroup, cols []columnType, types tableTypes, guarded, check bool, reserve int) {
+// how its rows travel as arrays when arrays (unnest.go), guard whether it checks the table is as
+// read, check whether it counts its rows, reserve the objects to make room for in the session
+// before they are stored.
+func (fp *flushPlan) insertStatement(g *insertGroup, cols []columnType, types tableTypes, arrays, guard, check bool, reserve int) {
 	rows := make([]reflect.Value, len(g.ins))
 	for i, in := range g.ins {
 		rows[i] = in.v
 	}
 	var sql string
 	var args []any
-	if guarded {
-		sql, args = unnestSQL(fp.d, g, cols, types.signature, check, rows)
+	if arrays {
+		sql, args = unnestSQL(fp.d, g, cols, types.signature, guard, check, rows)
 	} else {
 		sql, args = valuesSQL(fp.d, g.m, g.cols, rows)
 	}

@@ -18,8 +18,8 @@ import (
 // object added again inserts afresh, and a column the server generates is not sent a stale
 // value.
 
-// early is a flush plan's side of it.
-type early struct {
+// asRead is a flush plan's side of it.
+type asRead struct {
 	readEarly []bool // by statement: an INSERT, which may be applied as it is read
 	reading   bool   // an applier runs as its result is read
 	applied   int    // the appliers run
@@ -27,7 +27,7 @@ type early struct {
 	stored    []storedBatch
 }
 
-// storedBatch is what an INSERT applied early stored in the objects of g: the fields read back,
+// storedBatch is what an INSERT applied as read stored in the objects of g: the fields read back,
 // and the foreign keys filled from the parents' keys, with the values they held before that were
 // not zero.
 type storedBatch struct {
@@ -50,7 +50,7 @@ func (fp *flushPlan) mayReadEarly(i int) {
 	fp.readEarly[i] = true
 }
 
-// storing records, as g's INSERT is applied early, what unstore needs to take back. Called
+// storing records, as g's INSERT is applied as read, what unstore needs to take back. Called
 // locked.
 func (fp *flushPlan) storing(g *insertGroup, fields []*structmap.Field) {
 	if !fp.reading {
@@ -67,7 +67,7 @@ func (fp *flushPlan) storing(g *insertGroup, fields []*structmap.Field) {
 	fp.stored = append(fp.stored, b)
 }
 
-// unstore takes back what the INSERTs applied early stored in their objects: the fields read
+// unstore takes back what the INSERTs applied as read stored in their objects: the fields read
 // back were zero before (an INSERT sends every other one), and the foreign keys get the values
 // they held. Called locked.
 func (fp *flushPlan) unstore() {

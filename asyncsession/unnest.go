@@ -333,11 +333,11 @@ func stringKinded(t reflect.Type) bool {
 }
 
 // unnestSQL writes the INSERT of rows as one array per column, guarded by the table's type
-// signature (and, unless the INSERT is checked, by its not skipping rows), and its arguments. An
-// empty signature leaves the guard out: for the second and later INSERTs of a batch sent as
-// several, which the first one's guard covers — the table's lock, taken by the first, keeps
-// its columns and triggers as they are until the transaction ends.
-func unnestSQL(d *asyncengine.Dialect, g *insertGroup, types []columnType, signature string, checked bool, rows []reflect.Value) (string, []any) {
+// signature (and, unless the INSERT is checked, by its not skipping rows), and its arguments.
+// Without guard it is left out: for the second and later INSERTs of a batch sent as several,
+// which the first one's guard covers — the table's lock, taken by the first, keeps its columns
+// and triggers as they are until the transaction ends.
+func unnestSQL(d *asyncengine.Dialect, g *insertGroup, types []columnType, signature string, guard, checked bool, rows []reflect.Value) (string, []any) {
 	var b strings.Builder
 	insertInto(&b, d, g.m, g.cols)
 	selected := make([]string, len(types))
@@ -365,7 +365,7 @@ func unnestSQL(d *asyncengine.Dialect, g *insertGroup, types []columnType, signa
 		}
 	}
 	b.WriteString(") SELECT " + strings.Join(selected, ", ") + " FROM unnest(" + strings.Join(arrays, ", ") + ") AS u(" + strings.Join(names, ", ") + ")")
-	if signature == "" {
+	if !guard {
 		return b.String(), args
 	}
 	b.WriteString(typesGuard(d.Placeholder(len(g.cols)+1)+"::text", d.Placeholder(len(g.cols)+2)+"::text", checked))

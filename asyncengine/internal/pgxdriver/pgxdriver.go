@@ -188,12 +188,15 @@ func (c *Conn) Pipeline(ctx context.Context, stmts []driver.Statement) ([]*drive
 // PipelineEach hands each statement's result to each as soon as it is read: the server runs the
 // statements after it meanwhile.
 func (c *Conn) PipelineEach(ctx context.Context, stmts []driver.Statement, each func(int, *driver.Result)) ([]*driver.Result, error) {
+	hand := func(i int, r *driver.Result) {
+		if each != nil {
+			each(i, r)
+		}
+	}
 	if allTxControl(stmts) {
 		rs, err := c.simplePipeline(ctx, stmts)
-		if each != nil {
-			for i, r := range rs {
-				each(i, r)
-			}
+		for i, r := range rs {
+			hand(i, r)
 		}
 		return rs, err
 	}
@@ -217,9 +220,7 @@ func (c *Conn) PipelineEach(ctx context.Context, stmts []driver.Statement, each 
 			if tag, err = br.Exec(); err == nil {
 				plain[i].RowsAffected = tag.RowsAffected()
 				results = append(results, &plain[i])
-				if each != nil {
-					each(i, &plain[i])
-				}
+				hand(i, &plain[i])
 				continue
 			}
 		} else {
@@ -228,9 +229,7 @@ func (c *Conn) PipelineEach(ctx context.Context, stmts []driver.Statement, each 
 				var r *driver.Result
 				if r, err = readRows(rows); err == nil {
 					results = append(results, r)
-					if each != nil {
-						each(i, r)
-					}
+					hand(i, r)
 					continue
 				}
 			}

@@ -103,3 +103,33 @@ func TestLargeBatchInSeveralInserts(t *testing.T) {
 		}
 	})
 }
+
+// Only INSERTs are applied as they are read: a primary-key UPDATE waits for the pipeline's end,
+// so that when a later statement of the flush fails, the object is still known by its old key and
+// the rollback reloads it there.
+func TestUpdateAppliedAtTheEnd(t *testing.T) {
+	enginetest.EachBackend(t, func(t *testing.T, url string) {
+		ctx := enginetest.Context(t)
+		e := newEngine(t, url)
+		for _, q := range []string{
+			"INSERT INTO authors (id, name) VALUES (1, 'one'), (2, 'two')",
+			"INSERT INTO books (author_id, title, pages) VALUES (2, 'kept', 1)",
+		} {
+			_, err := e.Exec(ctx, q)
+			require.NoError(t, err)
+		}
+		s := newSession(t, e)
+		one := await(t, asyncsession.Get[Author](ctx, s, int64(1)))
+		two := await(t, asyncsession.Get[Author](ctx, s, int64(2)))
+		one.ID = 100
+		require.NoError(t, s.Delete(two))
+		_, err := s.Flush(ctx).Await(ctx)
+		var pgErr *pgconn.PgError
+		require.ErrorAs(t, err, &pgErr, "the DELETE fails: a book refers to the author")
+		assert.Equal(t, "23503", pgErr.Code)
+		await(t, s.Rollback(ctx))
+		got := await(t, asyncsession.Get[Author](ctx, s, int64(1)))
+		assert.Same(t, one, got, "the object is still the session's for key 1")
+		assert.EqualValues(t, 1, got.ID, "reloaded")
+	}, "pgx")
+}
