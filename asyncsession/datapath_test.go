@@ -695,12 +695,5 @@ func TestBatchInsertTableChanged(t *testing.T) {
 	await(t, s.Rollback(ctx))
 	assert.EqualValues(t, 0, count(t, e, "moments"), "nothing of the batch was written")
 	require.NoError(t, batch(), "the types are read again")
-	r, err := e.Query(ctx, "SELECT at FROM moments")
-	require.NoError(t, err)
-	require.Equal(t, 2, r.Len())
-	for i := range r.Len() {
-		var got time.Time
-		require.NoError(t, r.ScanRow(i, &got))
-		assert.True(t, got.Equal(at), "stored %v, want the instant %v", got, at)
-	}
+	assertInstants(t, e, at, 2)
 }

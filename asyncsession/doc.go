@@ -133,8 +133,10 @@
 // the same pipeline, and each one's keys and snapshots are stored as its rows are read, while the
 // server writes the next ones (a flush stopped by a later failure is then rolled back as any
 // failed flush: what was stored is forgotten with it). Each batch checks, as
-// it runs, that the table's column types are still those read (and that it still cannot skip
-// rows, see above): after an ALTER TABLE … TYPE or a CREATE TRIGGER it writes nothing and fails
+// it runs, that the column types it writes are still those read, as the INSERT itself sees them
+// (a REPEATABLE READ transaction whose snapshot predates the change included), and that the
+// table still cannot skip rows, see above: after an ALTER TABLE … TYPE or a CREATE TRIGGER it
+// writes nothing and fails
 // with ErrTableChanged (the transaction is then rolled back), and a
 // batch that fails makes the next one read the table's types again, so such a change fails one
 // batch, not more, and never stores a value typed for the old column. Statements prepared before
@@ -226,7 +228,12 @@
 // pipeline commits nothing, and the flush's error names the count (on SQLite the COMMIT waits
 // until the rows are counted). A batch into a plain table without such a trigger checks instead,
 // with its column types, that none was created since the engine read the table (ErrTableChanged,
-// below). The rest waits for the parents' keys in a later stage of the flush, a round trip each: on SQLite,
+// below). The catalog a REPEATABLE READ or SERIALIZABLE transaction reads is its snapshot's, which
+// may predate a trigger created before the INSERT took its lock: in such a transaction every
+// batch counts its rows — the session's Isolation says so, or the engine learns it from the
+// transaction it read the table in (a database whose default level is above READ COMMITTED);
+// a transaction raised above it behind the session's back (SET TRANSACTION) fails its batch with
+// ErrTableChanged, and the next batch counts. The rest waits for the parents' keys in a later stage of the flush, a round trip each: on SQLite,
 // rows of the parents' own table (self-referential rows, one stage per level), a foreign key of
 // another type than the key it names, a key that is not an integer or uuid, and the tables whose
 // column types the engine has not read yet (the first flush into a table reads them). Rows whose

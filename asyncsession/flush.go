@@ -71,7 +71,7 @@ func (s *Session) planFlush(all bool, r reads) (parts []part, more bool, err err
 	planFor := func(e *asyncengine.Engine) *flushPlan {
 		fp, ok := byEngine[e]
 		if !ok {
-			fp = &flushPlan{e: e, d: e.Dialect(), gen: s.gen, w: w}
+			fp = &flushPlan{e: e, d: e.Dialect(), gen: s.gen, snapshot: s.opts.snapshot, w: w}
 			byEngine[e] = fp
 			engines = append(engines, e)
 		}
@@ -228,7 +228,8 @@ func levelsOf(groups ...[]*instance) map[string]int {
 type flushPlan struct {
 	e        *asyncengine.Engine
 	d        *asyncengine.Dialect
-	gen      int // the savepoint generation when planned: a savepoint begun after it in the same round is not its own
+	gen      int  // the savepoint generation when planned: a savepoint begun after it in the same round is not its own
+	snapshot bool // the session's transactions are above READ COMMITTED: its batches count their rows (typesGuard)
 	stmts    []asyncengine.Statement
 	appliers []func(s *Session, rs []*asyncengine.Result) error // one per statement
 	asRead                                                      // which of them run as results are read (readearly.go)
@@ -389,8 +390,9 @@ func sameFields(a, b []*structmap.Field) bool {
 func (fp *flushPlan) buildInsert(g *insertGroup) error {
 	cols, types, guarded := fp.batchTypes(g)
 	// a batch whose table cannot skip rows is guarded against its starting to, and need not
-	// count them; one that publishes its keys counts them as it leaves them
-	check := checksCount(fp.d) && (!guarded || types.skips || g.publisher > 0)
+	// count them, but for a transaction whose snapshot may not show a trigger created since
+	// (typesGuard); one that publishes its keys counts them as it leaves them
+	check := checksCount(fp.d) && (!guarded || types.skips || g.publisher > 0 || fp.snapshot || types.snapshot)
 	if !guarded && len(g.srcs) > 0 {
 		return fmt.Errorf("gosqla: internal error: the INSERT into %s needs its parents' keys and cannot send arrays", g.m.Table)
 	}
@@ -443,7 +445,7 @@ func (fp *flushPlan) insertStatement(g *insertGroup, cols []columnType, types ta
 	var sql string
 	var args []any
 	if arrays {
-		sql, args = unnestSQL(fp.d, g, cols, types.signature, guard, check, rows)
+		sql, args = unnestSQL(fp.d, g, cols, guard, check, rows)
 	} else {
 		sql, args = valuesSQL(fp.d, g.m, g.cols, rows)
 	}

@@ -54,7 +54,7 @@ func (fp *flushPlan) wroteError(g *insertGroup, n int, err error) error {
 // next commits one by one.
 func (fp *flushPlan) changedError(g *insertGroup, err error) error {
 	forgetTables(weak.Make(fp.e))
-	return fmt.Errorf("%w: the column types or the triggers of %s changed since the engine read them (ALTER TABLE, CREATE TRIGGER); nothing of the batch was written and nothing of the transaction is committed: roll the session back and add the objects again (Rollback expunges them); the next flush reads the tables again%s", ErrTableChanged, fp.d.Quote(g.m.Table), serverText(err))
+	return fmt.Errorf("%w: the column types or the triggers of %s changed since the engine read them (ALTER TABLE, CREATE TRIGGER), or cannot be checked in a transaction above READ COMMITTED that the session was not told of (SET TRANSACTION: give the session Isolation instead); nothing of the batch was written and nothing of the transaction is committed: roll the session back and add the objects again (Rollback expunges them); the next flush reads the tables again%s", ErrTableChanged, fp.d.Quote(g.m.Table), serverText(err))
 }
 
 // primaryKeyTaken recognizes a violation of the primary key (column) of table: PostgreSQL's

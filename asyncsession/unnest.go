@@ -46,15 +46,18 @@ type columnType struct {
 	cast  string // for text elements: the column's type, to which they are cast
 	none  bool   // the column cannot travel in an array: the batch uses VALUES
 	user  bool   // a type the database defines (OID past the built-in ones)
+	oid   int64  // the column's type, as typesGuard checks it
 }
 
 // tableTypes are the column types of one table, by column name. A table the catalog does not
-// know has none: its batches use VALUES (and fail as a single INSERT would). signature lists the
-// type OIDs of all its columns in order, as typesGuard reads them when the INSERT runs.
+// know has none: its batches use VALUES (and fail as a single INSERT would).
 type tableTypes struct {
-	cols      map[string]columnType
-	signature string
-	skips     bool // an INSERT may write fewer rows than it is sent (skipsSQL)
+	cols  map[string]columnType
+	skips bool // an INSERT may write fewer rows than it is sent (skipsSQL)
+	// snapshot: they were read in a transaction above READ COMMITTED, as the server's default
+	// may make every transaction of the engine: batches into the table count their rows
+	// (typesGuard)
+	snapshot bool
 }
 
 type typesKey struct {
@@ -73,7 +76,7 @@ var columnTypes sync.Map // typesKey → tableTypes
 // and bit(1)).
 var catalogSQL = `SELECT a.attname::text, a.atttypid::int8, format_type(a.atttypid, -1), ` +
 	`coalesce(format_type(nullif(t.typarray, 0), -1), ''), t.typcategory::text, t.typtype::text, ` +
-	skipsSQL("to_regclass($1)") + ` ` +
+	skipsSQL("to_regclass($1)") + `, current_setting('transaction_isolation') <> 'read committed' ` +
 	`FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid ` +
 	`WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum`
 
@@ -86,22 +89,33 @@ func skipsSQL(rel string) string {
 		`OR EXISTS (SELECT FROM pg_trigger g WHERE g.tgrelid = ` + rel + ` AND g.tgtype & 7 = 7))`
 }
 
-// typesGuard is the condition of a batch INSERT that the table (named by placeholder table) is
-// still as read: the type OIDs of its columns are those of signature, and, for a batch that does
-// not count its rows (!checked), it still cannot skip one. Otherwise the INSERT fails, and
-// the transaction with it, before it writes anything: it must not send values typed for the old
-// columns, which the new ones could take silently changed (a timestamp read as a timestamptz in
-// the session's zone), nor leave a skipped row uncounted. The failure's text starts with
-// changedMarker; the count of columns keeps the planner from evaluating it before the guard.
-func typesGuard(signature, table string, checked bool) string {
-	rel := "to_regclass(" + table + ")"
-	same := "string_agg(a.atttypid::text, ',' ORDER BY a.attnum) = " + signature
-	if !checked {
-		same += " AND NOT " + skipsSQL(rel)
+// typesGuard is the condition of a batch INSERT into table (quoted) that the columns it writes
+// still have the types their arrays were typed for, and, for a batch that does not count its
+// rows (rel, the placeholder naming the table, is not ""), that the table still cannot skip
+// one. Otherwise the INSERT fails, and the transaction with it, before it writes anything: it
+// must not send values typed for the old columns, which the new ones could take silently
+// changed (a timestamp read as a timestamptz in the session's zone), nor leave a skipped row
+// uncounted.
+//
+// The types are those of the table's row type, which the server resolves as it plans the INSERT
+// (and again when a change of the table invalidates its plan): as the INSERT sees the table, not
+// as the transaction's snapshot does. Under REPEATABLE READ or SERIALIZABLE that snapshot may
+// predate an ALTER TABLE committed before the INSERT took its lock; the catalog rows the skip
+// check reads are the snapshot's, so it holds only under READ COMMITTED, where each statement's
+// snapshot is taken after its locks: in a transaction above it, a batch that does not count its
+// rows fails, and the next reads the table again and counts them (tableTypes.snapshot). The
+// failure's text starts with changedMarker; the setting read into it keeps the planner from
+// evaluating it before the condition.
+func typesGuard(d *asyncengine.Dialect, table string, cols []*structmap.Field, types []columnType, rel string) string {
+	conds := make([]string, 0, len(cols)+2)
+	for i, f := range cols {
+		conds = append(conds, "pg_typeof((NULL::"+table+")."+d.Quote(f.Column)+")::oid = "+strconv.FormatInt(types[i].oid, 10))
 	}
-	return ` WHERE (SELECT CASE WHEN ` + same + ` THEN true ` +
-		`ELSE ('` + changedMarker + ` (' || count(*) || ' columns)')::boolean END ` +
-		`FROM pg_attribute a WHERE a.attrelid = ` + rel + ` AND a.attnum > 0 AND NOT a.attisdropped)`
+	if rel != "" {
+		conds = append(conds, "NOT "+skipsSQL("to_regclass("+rel+")"), "current_setting('transaction_isolation') = 'read committed'")
+	}
+	return ` WHERE CASE WHEN ` + strings.Join(conds, " AND ") + ` THEN true ` +
+		`ELSE ('` + changedMarker + ` (read ' || current_setting('transaction_isolation') || ')')::boolean END`
 }
 
 // changedMarker starts the text of the error a batch whose table changed raises.
@@ -125,22 +139,20 @@ func forgetTypes(e *asyncengine.Engine, table string) {
 // storeTypes reads the catalog's answer for table. The entry leaves the cache with its engine.
 func storeTypes(e *asyncengine.Engine, table string, r *asyncengine.Result) error {
 	types := tableTypes{cols: make(map[string]columnType, r.Len())}
-	oids := make([]string, r.Len())
 	for i := range r.Len() {
 		var name, typ, array, category, kind string
 		var oid int64
-		if err := r.ScanRow(i, &name, &oid, &typ, &array, &category, &kind, &types.skips); err != nil {
+		if err := r.ScanRow(i, &name, &oid, &typ, &array, &category, &kind, &types.skips, &types.snapshot); err != nil {
 			return err
 		}
-		oids[i] = strconv.FormatInt(oid, 10)
 		types.cols[name] = columnType{
 			array: array,
 			cast:  typ,
 			none:  array == "" || category == "A" || kind == "c" || kind == "p",
 			user:  oid >= firstUserOID,
+			oid:   oid,
 		}
 	}
-	types.signature = strings.Join(oids, ",")
 	w := weak.Make(e)
 	columnTypes.Store(typesKey{w, table}, types)
 	if _, loaded := typedEngines.LoadOrStore(w, struct{}{}); !loaded {
@@ -332,12 +344,12 @@ func stringKinded(t reflect.Type) bool {
 	return t.Kind() == reflect.String
 }
 
-// unnestSQL writes the INSERT of rows as one array per column, guarded by the table's type
-// signature (and, unless the INSERT is checked, by its not skipping rows), and its arguments.
-// Without guard it is left out: for the second and later INSERTs of a batch sent as several,
-// which the first one's guard covers — the table's lock, taken by the first, keeps its columns
-// and triggers as they are until the transaction ends.
-func unnestSQL(d *asyncengine.Dialect, g *insertGroup, types []columnType, signature string, guard, checked bool, rows []reflect.Value) (string, []any) {
+// unnestSQL writes the INSERT of rows as one array per column, guarded by the types of the
+// columns it writes (and, unless the INSERT is checked, by the table's not skipping rows), and
+// its arguments. Without guard it is left out: for the second and later INSERTs of a batch sent
+// as several, which the first one's guard covers — the table's lock, taken by the first, keeps
+// its columns and triggers as they are until the transaction ends.
+func unnestSQL(d *asyncengine.Dialect, g *insertGroup, types []columnType, guard, checked bool, rows []reflect.Value) (string, []any) {
 	var b strings.Builder
 	insertInto(&b, d, g.m, g.cols)
 	selected := make([]string, len(types))
@@ -368,8 +380,13 @@ func unnestSQL(d *asyncengine.Dialect, g *insertGroup, types []columnType, signa
 	if !guard {
 		return b.String(), args
 	}
-	b.WriteString(typesGuard(d.Placeholder(len(g.cols)+1)+"::text", d.Placeholder(len(g.cols)+2)+"::text", checked))
-	return b.String(), append(args, signature, d.Quote(g.m.Table))
+	table := d.Quote(g.m.Table)
+	if checked {
+		b.WriteString(typesGuard(d, table, g.cols, types, ""))
+		return b.String(), args
+	}
+	b.WriteString(typesGuard(d, table, g.cols, types, d.Placeholder(len(g.cols)+1)+"::text"))
+	return b.String(), append(args, table)
 }
 
 // positions are the positions of the rows' parents for key source k of a keyed batch.
