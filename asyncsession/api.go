@@ -89,7 +89,7 @@ func (s *Session) ExpungeAll() {
 	s.identity = map[identityKey]*instance{}
 	s.objects = map[any]*instance{}
 	s.byTable = nil
-	s.pending, s.deleted, s.gone, s.letGo = nil, nil, nil, nil
+	s.pending, s.deleted, s.gone, s.letGo, s.rekeyed = nil, nil, nil, nil, nil
 }
 
 // IsExpired reports whether obj's fields may be stale (after Commit or Rollback): the next Get,

@@ -176,7 +176,9 @@
 // pending-rollback state: every request but Rollback (or a savepoint's Rollback) returns
 // ErrPendingRollback. Rollback expunges the objects added in the transaction, restores deleted
 // ones — also those whose DELETE was flushed, back in the session and expired — and expires the
-// rest. An expunged object keeps the fields its flush filled (a generated key, a foreign key
+// rest; an object whose primary key a flushed UPDATE changed gets its old key back, in its fields
+// and in the identity map, as its row has it again (keys swapped between objects come back in
+// turn; a savepoint's Rollback undoes the changes since it). An expunged object keeps the fields its flush filled (a generated key, a foreign key
 // copied from its parent), although the rows are gone: to save the same data again, add fresh
 // objects, or zero those fields first (a server-filled key given a value is written as given).
 //

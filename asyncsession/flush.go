@@ -522,8 +522,13 @@ func (fp *flushPlan) update(in *instance) {
 		// the snapshot takes the sent values now, so that a later request of the same round does
 		// not send them again; the key moves in the identity map once the row has
 		old := make([]fieldSnapshot, len(changed))
+		var keyFields []int // the changed key fields, and their snapshots: keySwitch
+		var keySnaps []fieldSnapshot
 		for k, fi := range changed {
 			old[k] = in.snapshotOfField(fi)
+			if slices.Contains(in.model.PK, in.model.Fields[fi]) {
+				keyFields, keySnaps = append(keyFields, fi), append(keySnaps, old[k])
+			}
 			in.retakeField(fi)
 		}
 		in.takeRaw()
@@ -536,11 +541,12 @@ func (fp *flushPlan) update(in *instance) {
 		fp.stmts = append(fp.stmts, asyncengine.Statement{SQL: sql, Args: args})
 		fp.appliers = append(fp.appliers, func(s *Session, rs []*asyncengine.Result) error {
 			if len(changed) > 0 {
-				old := in.key
+				key := in.key
 				in.rekey()
-				if old != in.key {
-					delete(s.identity, old)
+				if key != in.key {
+					delete(s.identity, key)
 					s.identity[in.key] = in
+					s.rekeyed = append(s.rekeyed, keySwitch{in: in, fields: keyFields, snaps: keySnaps, gen: fp.gen})
 				}
 			}
 			return nil

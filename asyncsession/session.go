@@ -63,6 +63,7 @@ type Session struct {
 	failed    error        // set when a statement of the transaction failed
 	gen       int          // savepoint generation: see instance.insertedSince
 	gone      []goneObject // deleted by a flush of the open transaction
+	rekeyed   []keySwitch  // primary keys changed by flushes of the open transaction, in order
 	// letGo are the objects the application expunged and those whose DELETE was flushed, by
 	// address: a relationship that still refers to one, unchanged since the last flush, does not
 	// bring it back (cascade.go); the relationship keeps the object alive, the set must not
@@ -79,6 +80,16 @@ type Session struct {
 type goneObject struct {
 	in  *instance
 	gen int
+}
+
+// keySwitch is an object whose primary key an UPDATE flushed in savepoint generation gen
+// changed: a rollback past it gives the object its old key back, in its fields, its snapshot and
+// the identity map, as the row has it again.
+type keySwitch struct {
+	in     *instance
+	fields []int           // the key fields the UPDATE changed
+	snaps  []fieldSnapshot // their snapshots before it
+	gen    int
 }
 
 // bound is one engine the session uses, with its connection while a transaction is open.
@@ -148,6 +159,7 @@ func (s *Session) committed() {
 		s.disown(g.in) // its row is gone for good
 	}
 	s.gone = nil
+	s.rekeyed = nil
 	s.replica = nil // the next reads choose again, for the position this commit reached
 }
 
@@ -204,7 +216,46 @@ func (s *Session) rolledBack(gen int) {
 		s.register(in)
 	}
 	s.gone = kept
+	s.restoreKeys(gen, committed)
 	s.pending, s.deleted, s.failed = nil, nil, nil
+}
+
+// restoreKeys gives the objects whose primary key a flush since savepoint generation gen changed
+// their old key back, the latest change first, so that keys swapped between objects come back
+// in turn. An object that holds the old key in the identity map meanwhile (loaded from a row the
+// rollback took away) leaves it. Called locked.
+func (s *Session) restoreKeys(gen int, committed func(*instance) bool) {
+	kept := s.rekeyed[:0]
+	undo := s.rekeyed
+	for i := len(undo) - 1; i >= 0; i-- {
+		k := undo[i]
+		in := k.in
+		if k.gen < gen {
+			continue
+		}
+		if s.objects[in.ptr] != in || committed(in) {
+			continue
+		}
+		if s.identity[in.key] == in {
+			delete(s.identity, in.key)
+		}
+		for j, fi := range k.fields {
+			in.setSnapshotOfField(fi, k.snaps[j])
+			in.v.FieldByIndex(in.model.Fields[fi].Index).Set(k.snaps[j].v)
+		}
+		in.forgetRaw()
+		in.rekey()
+		if other := s.identity[in.key]; other != nil && other != in {
+			s.forget(other)
+		}
+		s.identity[in.key] = in
+	}
+	for _, k := range undo {
+		if k.gen < gen {
+			kept = append(kept, k)
+		}
+	}
+	s.rekeyed = kept
 }
 
 // eachObject calls fn with every object of the session, which may forget it. When every object
