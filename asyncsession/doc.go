@@ -100,10 +100,13 @@
 //
 // A nil object (Add, Delete, Merge, Refresh, an element of Upsert or InsertMany) fails with
 // ErrNilObject; every call after Close fails with ErrSessionClosed, and a failing option such as
-// Isolation("bogus") is reported by every call. A panic on the session's goroutine (a Scan
-// method, a panicking InsertSeq sequence) fails the requests it was serving with an
-// *asyncengine.PanicError; the session's connections are discarded and, if a transaction was
-// open, the session is pending rollback.
+// Isolation("bogus") is reported by every call. A Scan method that panics as a request's results
+// are stored fails that request with an *asyncengine.PanicError, as a value that does not fit
+// would: the pipeline was read to its end, so the connection stays, an open transaction is
+// pending rollback, and a COMMIT that travelled in the same pipeline ran (Commit's error matches
+// ErrCommitted). Any other panic on the session's goroutine (a panicking InsertSeq sequence)
+// fails the requests it was serving with an *asyncengine.PanicError; the session's connections
+// are discarded and, if a transaction was open, the session is pending rollback.
 //
 // A request's context governs only itself: requests that travel in one pipeline send it under a
 // context that ends only when all of theirs have (one that never ends keeps it going).

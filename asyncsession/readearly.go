@@ -112,7 +112,8 @@ func (fp *flushPlan) applyEach(s *Session, i int, r *asyncengine.Result) error {
 		return errNotNow
 	}
 	fp.reading = true
-	err := fp.appliers[i](s, []*asyncengine.Result{r})
+	// a panic is this applier's failure, as at the end (finish): the rest of the pipeline is read
+	err := asyncengine.CatchPanic(func() error { return fp.appliers[i](s, []*asyncengine.Result{r}) })
 	fp.reading = false
 	if err != nil {
 		fp.applyErr = err

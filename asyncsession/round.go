@@ -373,7 +373,9 @@ func (s *Session) finish(parts []part, errs map[*bound]error) error {
 		} else if err == nil && p.o != nil && p.o.result != nil {
 			p.o.result(p.rs[0], nil)
 		} else if err == nil && p.apply != nil {
-			if err = p.apply(s, p.rs); err != nil {
+			// a panic storing the results (a Scan method) fails the request as an error would:
+			// the pipeline was read to its end, and its COMMIT, if any, ran
+			if err = asyncengine.CatchPanic(func() error { return p.apply(s, p.rs) }); err != nil {
 				// the server ran the statement: the transaction must not commit what the caller
 				// was told failed
 				s.markFailed(err)

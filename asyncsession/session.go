@@ -17,7 +17,8 @@ var ErrNilObject = errors.New("gosqla: nil object")
 
 // ErrCommitted is matched by the error of a Commit whose transaction was committed although a
 // request that travelled with it could not store its results (a value that did not fit its
-// field): the write is in the database, the objects of that request may not show it.
+// field, a Scan method that panicked): the write is in the database, the objects of that request
+// may not show it.
 var ErrCommitted = errors.New("gosqla: the transaction was committed")
 
 // ErrTableChanged is matched by the error of a flush whose batch INSERT found its table's column
