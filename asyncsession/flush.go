@@ -506,13 +506,19 @@ func (fp *flushPlan) batchTypes(g *insertGroup) ([]columnType, tableTypes, bool)
 }
 
 // failed forgets the column types of the tables the plan inserted batches into, after one of its
-// statements failed: the table may have changed since they were read; and takes back from its
-// objects what was stored in them as its first results were read.
+// statements failed: the table may have changed since they were read; takes back from its
+// objects what was stored in them as its first results were read; and gives the objects it
+// updated their snapshots back, so that what it did not write stays a change to write (a key the
+// failed UPDATE sent must not become the key the next one looks for).
 func (fp *flushPlan) failed() {
 	for _, t := range fp.batched {
 		forgetTypes(fp.e, t)
 	}
 	fp.unstore()
+	for _, r := range slices.Backward(fp.restores) {
+		r()
+	}
+	fp.restores = nil
 }
 
 func (fp *flushPlan) update(in *instance) {

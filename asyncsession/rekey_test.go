@@ -64,3 +64,37 @@ func TestRollbackRestoresChangedKey(t *testing.T) {
 		assert.EqualValues(t, 1, count(t, e, "tags WHERE id = 10"))
 	})
 }
+
+// A flush whose primary-key UPDATE fails (the key is taken) leaves the object as it found it:
+// after Rollback its snapshot and identity key are the row's, so that the next flush does not
+// update the row of the key it failed to take, and a change it did not write is still written.
+func TestFailedKeyChangeLeavesTheSnapshot(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
+		ctx := enginetest.Context(t)
+		relSchema(t, e)
+		s := newSession(t, e)
+		p, q := &Tag{ID: 1, Name: "apple"}, &Tag{ID: 2, Name: "quince"}
+		require.NoError(t, s.Add(p, q))
+		await(t, s.Commit(ctx))
+
+		p.ID, p.Name = 2, "apple2"
+		_, err := s.Commit(ctx).Await(ctx)
+		require.Error(t, err, "the key is taken")
+		await(t, s.Rollback(ctx))
+
+		p.ID = 1 // the key the caller meant to keep; the name stays a change to write
+		await(t, s.Commit(ctx))
+		names := map[int64]string{}
+		for _, id := range []int64{1, 2} {
+			r, err := e.Query(ctx, "SELECT name FROM tags WHERE id = :id", asyncengine.Named{"id": id})
+			require.NoError(t, err)
+			var name string
+			require.NoError(t, r.One(&name))
+			names[id] = name
+		}
+		assert.Equal(t, map[int64]string{1: "apple2", 2: "quince"}, names)
+		got, err := asyncsession.Get[Tag](ctx, s, int64(1)).Await(ctx)
+		require.NoError(t, err)
+		assert.Same(t, p, got)
+	})
+}
