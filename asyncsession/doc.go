@@ -121,7 +121,13 @@
 // it sent is not read back, so what a trigger stores there shows when the object reloads);
 // UPDATEs set only the columns that changed
 // since load, by comparing a snapshot, and nothing is sent for unchanged objects; DELETEs go
-// children first.
+// children first. Each UPDATE checks, as it runs, that it matched the object's row and no other:
+// one whose row another transaction deleted (or whose key it changed) since the object was loaded
+// fails with ErrStaleObject, and nothing of the transaction commits — on PostgreSQL the check
+// is part of the statement (WITH u AS (UPDATE … RETURNING 1) SELECT … FROM u), so a COMMIT in
+// the same pipeline commits nothing; on SQLite the COMMIT waits until the UPDATE's rows are
+// counted. (A table whose UPDATE a DO INSTEAD rule rewrites needs the rule to have a RETURNING
+// clause.) A DELETE of a row already gone is not an error: the row is gone, as asked.
 //
 // On PostgreSQL the rows of such an INSERT travel as one array per column (INSERT … SELECT FROM
 // unnest($1::bigint[], $2::text[], …)): one statement, prepared once, for any number of rows, and

@@ -242,9 +242,10 @@ type flushPlan struct {
 	publishers        int                   // the batches that leave their keys, numbered from 1
 	srcs              []keySource           // keysOf's buffers
 	pos               []int32
-	heldKeys          []heldKey   // by model: how held keys travel in association rows (few)
-	readsBack         bool        // a server-filled value is read into a field it may not fit
-	batched           []string    // the tables it inserts batches into, by the column types read for them
+	heldKeys          []heldKey // by model: how held keys travel in association rows (few)
+	readsBack         bool      // a server-filled value is read into a field it may not fit
+	batched           []string  // the tables it inserts batches into, by the column types read for them
+	updated           []updatedRow
 	inserted, deleted []*instance // taken off the session's lists
 	restores          []func()    // snapshot values replaced by the planned UPDATEs
 }
@@ -525,6 +526,14 @@ func (fp *flushPlan) update(in *instance) {
 	fp.ops = append(fp.ops, func() error {
 		changed := in.changed()
 		sql, args := updateSQL(fp.d, in.model, changed, in.v, loadedPK(in))
+		if checksCount(fp.d) {
+			sql = matchedOne(sql)
+		} else {
+			sql += " RETURNING 1"
+			fp.readsBack = true // the COMMIT waits until its row is counted
+		}
+		stmt := len(fp.stmts)
+		fp.updated = append(fp.updated, updatedRow{stmt, in})
 		// the snapshot takes the sent values now, so that a later request of the same round does
 		// not send them again; the key moves in the identity map once the row has
 		old := make([]fieldSnapshot, len(changed))
@@ -546,6 +555,9 @@ func (fp *flushPlan) update(in *instance) {
 		})
 		fp.stmts = append(fp.stmts, asyncengine.Statement{SQL: sql, Args: args})
 		fp.appliers = append(fp.appliers, func(s *Session, rs []*asyncengine.Result) error {
+			if n := rs[0].Len(); !checksCount(fp.d) && n != 1 {
+				return fp.staleError(stmt, n, nil)
+			}
 			if len(changed) > 0 {
 				key := in.key
 				in.rekey()

@@ -376,6 +376,9 @@ func (s *Session) finish(parts []part, errs map[*bound]error) error {
 			// a panic storing the results (a Scan method) fails the request as an error would:
 			// the pipeline was read to its end, and its COMMIT, if any, ran
 			if err = asyncengine.CatchPanic(func() error { return p.apply(s, p.rs) }); err != nil {
+				if p.failed != nil {
+					p.failed() // a flush whose results could not all be stored failed too
+				}
 				// the server ran the statement: the transaction must not commit what the caller
 				// was told failed
 				s.markFailed(err)

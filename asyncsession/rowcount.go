@@ -30,6 +30,37 @@ func checked(d *asyncengine.Dialect, g *insertGroup, insert, n string) string {
 		" ELSE ('" + countMarker + "' || count(*) || ' of ' || " + n + "::bigint)::boolean END FROM p)"
 }
 
+// matchedOne wraps the UPDATE of one object's row so that it fails, and the transaction with it,
+// unless it matched exactly that row: an UPDATE that matched none (the row deleted, or its key
+// changed, by another transaction) would otherwise succeed without writing, and a COMMIT later
+// in the same pipeline would commit the rest as if it had. The failure's text starts with
+// matchedMarker.
+func matchedOne(update string) string {
+	return "WITH u AS (" + update + " RETURNING 1) SELECT CASE WHEN count(*) = 1 THEN true ELSE ('" +
+		matchedMarker + "' || count(*) || ' rows')::boolean END FROM u"
+}
+
+// matchedMarker starts the text of the error an UPDATE that did not match its row raises:
+// "gosqla: matched 0 rows".
+const matchedMarker = "gosqla: matched "
+
+// updatedRow is an object whose UPDATE is statement stmt of a flush.
+type updatedRow struct {
+	stmt int
+	in   *instance
+}
+
+// staleError is the failure of the UPDATE at statement stmt, which matched n rows (err: the
+// server's, nil if none).
+func (fp *flushPlan) staleError(stmt, n int, err error) error {
+	for _, u := range fp.updated {
+		if u.stmt == stmt {
+			return fmt.Errorf("%w: the UPDATE of %s with key %v matched %d rows, not 1: another transaction deleted its row or changed its key since it was loaded (or a trigger skipped the update); nothing of the transaction is committed: roll the session back, then Refresh the object to read its row again (its change stays one to write), or Expunge it if the row is gone%s", ErrStaleObject, fp.d.Quote(u.in.model.Table), u.in.key.pk, n, serverText(err))
+		}
+	}
+	return err
+}
+
 // countMarker starts the text of the error a checked INSERT raises: "gosqla: wrote 2 of 3".
 const countMarker = "gosqla: wrote "
 
@@ -109,6 +140,13 @@ func (fp *flushPlan) explain(i int, err error) error {
 		return err
 	}
 	text := server.Error()
+	if _, rest, ok := strings.Cut(text, `"`+matchedMarker); ok {
+		matched, _, _ := strings.Cut(rest, " ")
+		if n, convErr := strconv.Atoi(matched); convErr == nil {
+			return fp.staleError(i, n, err)
+		}
+		return err
+	}
 	changed := strings.Contains(text, `"`+changedMarker)
 	if !changed && !strings.Contains(text, `"`+countMarker) {
 		return err

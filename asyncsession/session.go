@@ -30,6 +30,11 @@ var ErrTableChanged = errors.New("gosqla: the table changed")
 // sent (a BEFORE INSERT trigger that returned NULL, a rule): nothing of its transaction commits.
 var ErrRowsSkipped = errors.New("gosqla: rows skipped")
 
+// ErrStaleObject is matched by the error of a flush whose UPDATE of a loaded object matched no
+// row by the object's key (another transaction deleted the row or changed its key since it was
+// loaded, or a trigger skipped the update), or more than one: nothing of its transaction commits.
+var ErrStaleObject = errors.New("gosqla: stale object")
+
 // ErrPendingRollback is the engine's: a statement of the session's transaction failed, and only
 // Rollback (or Close) is accepted until then.
 var ErrPendingRollback = asyncengine.ErrPendingRollback

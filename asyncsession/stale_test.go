@@ -1,0 +1,47 @@
+package asyncsession_test
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/gosqla/gosqla/asyncengine"
+	"github.com/gosqla/gosqla/asyncengine/enginetest"
+	"github.com/gosqla/gosqla/asyncsession"
+)
+
+// An UPDATE of a loaded object whose row another transaction deleted matches nothing: the flush
+// fails with ErrStaleObject instead of succeeding without writing, and nothing of its
+// transaction commits — on PostgreSQL although the COMMIT travels in the same pipeline.
+func TestUpdateOfAGoneRow(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
+		ctx := enginetest.Context(t)
+		s := newSession(t, e)
+		a, b := &Author{ID: 1, Name: "a"}, &Author{ID: 2, Name: "b"}
+		require.NoError(t, s.Add(a, b))
+		await(t, s.Commit(ctx))
+		a.Name, b.Name = "a1", "b1"
+		await(t, s.Commit(ctx)) // the UPDATE is prepared on the connection
+		_, err := e.Exec(ctx, "DELETE FROM authors WHERE id = 1")
+		require.NoError(t, err)
+
+		before := roundTrips(e)
+		a.Name, b.Name = "a2", "b2"
+		_, err = s.Commit(ctx).Await(ctx)
+		require.ErrorIs(t, err, asyncsession.ErrStaleObject)
+		assert.Contains(t, err.Error(), `UPDATE of "authors" with key 1 matched 0 rows`)
+		if e.Dialect().Name() == "postgresql" {
+			assert.EqualValues(t, 1, roundTrips(e)-before, "the COMMIT travelled with the UPDATEs")
+		}
+		await(t, s.Rollback(ctx))
+		assert.Equal(t, "b1", authorName(t, e, 2), "nothing of the transaction is committed")
+
+		got, err := asyncsession.Get[Author](ctx, s, int64(1)).Await(ctx)
+		require.NoError(t, err)
+		assert.Nil(t, got, "the row is gone")
+		s.Expunge(a) // its change has no row to go to
+		await(t, s.Commit(ctx))
+		assert.Equal(t, "b2", authorName(t, e, 2), "the change not written is written now")
+	})
+}
