@@ -105,8 +105,14 @@ func (s *Session) planFlush(all bool, r reads) (parts []part, more bool, err err
 		fp.inserted = append(fp.inserted, in)
 	}
 	more = s.linkRows(w.links, planFor) || more
-	for _, in := range updates {
-		planFor(s.engineOf(in)).update(in)
+	for len(updates) > 0 {
+		// the updates of one model on one engine, which may go as one statement
+		n := 1
+		for n < len(updates) && updates[n].model == updates[0].model && s.engineOf(updates[n]) == s.engineOf(updates[0]) {
+			n++
+		}
+		planFor(s.engineOf(updates[0])).updateRun(updates[:n:n])
+		updates = updates[n:]
 	}
 	for _, x := range append(w.after, w.before...) {
 		fp := planFor(x.e)
@@ -245,7 +251,8 @@ type flushPlan struct {
 	heldKeys          []heldKey // by model: how held keys travel in association rows (few)
 	readsBack         bool      // a server-filled value is read into a field it may not fit
 	batched           []string  // the tables it inserts batches into, by the column types read for them
-	updated           []updatedRow
+	updated           []updatedRows
+	lookedUp          []string    // the tables whose column types the plan reads (update.go)
 	inserted, deleted []*instance // taken off the session's lists
 	restores          []func()    // snapshot values replaced by the planned UPDATEs
 }
@@ -520,57 +527,6 @@ func (fp *flushPlan) failed() {
 		r()
 	}
 	fp.restores = nil
-}
-
-func (fp *flushPlan) update(in *instance) {
-	fp.ops = append(fp.ops, func() error {
-		changed := in.changed()
-		sql, args := updateSQL(fp.d, in.model, changed, in.v, loadedPK(in))
-		if checksCount(fp.d) {
-			sql = matchedOne(sql)
-		} else {
-			sql += " RETURNING 1"
-			fp.readsBack = true // the COMMIT waits until its row is counted
-		}
-		stmt := len(fp.stmts)
-		fp.updated = append(fp.updated, updatedRow{stmt, in})
-		// the snapshot takes the sent values now, so that a later request of the same round does
-		// not send them again; the key moves in the identity map once the row has
-		old := make([]fieldSnapshot, len(changed))
-		var keyFields []int // the changed key fields, and their snapshots: keySwitch
-		var keySnaps []fieldSnapshot
-		for k, fi := range changed {
-			old[k] = in.snapshotOfField(fi)
-			if slices.Contains(in.model.PK, in.model.Fields[fi]) {
-				keyFields, keySnaps = append(keyFields, fi), append(keySnaps, old[k])
-			}
-			in.retakeField(fi)
-		}
-		in.takeRaw()
-		fp.restores = append(fp.restores, func() {
-			for k, fi := range changed {
-				in.setSnapshotOfField(fi, old[k])
-			}
-			in.forgetRaw()
-		})
-		fp.stmts = append(fp.stmts, asyncengine.Statement{SQL: sql, Args: args})
-		fp.appliers = append(fp.appliers, func(s *Session, rs []*asyncengine.Result) error {
-			if n := rs[0].Len(); !checksCount(fp.d) && n != 1 {
-				return fp.staleError(stmt, n, nil)
-			}
-			if len(changed) > 0 {
-				key := in.key
-				in.rekey()
-				if key != in.key {
-					delete(s.identity, key)
-					s.identity[in.key] = in
-					s.rekeyed = append(s.rekeyed, keySwitch{in: in, fields: keyFields, snaps: keySnaps, gen: fp.gen})
-				}
-			}
-			return nil
-		})
-		return nil
-	})
 }
 
 // loadedPK is the primary key as last loaded or flushed: a changed key still finds its row.

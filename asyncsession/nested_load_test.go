@@ -22,6 +22,7 @@ type pipelines struct {
 	mu       sync.Mutex
 	sent     [][]asyncengine.Statement
 	inserted []asyncengine.Statement // the INSERTs, whatever pipeline they went in
+	updated  []asyncengine.Statement // the UPDATEs, likewise
 }
 
 func (p *pipelines) TraceQueryStart(ctx context.Context, _ *asyncengine.Conn, _ asyncengine.TraceQueryStartData) context.Context {
@@ -39,6 +40,8 @@ func (p *pipelines) TracePipelineStart(ctx context.Context, _ *asyncengine.Conn,
 			selects = append(selects, st)
 		case strings.Contains(st.SQL, "INSERT INTO"):
 			p.inserted = append(p.inserted, st)
+		case strings.Contains(st.SQL, "UPDATE "):
+			p.updated = append(p.updated, st)
 		}
 	}
 	if len(selects) > 0 {
@@ -64,6 +67,15 @@ func (p *pipelines) since(mark int) [][]asyncengine.Statement {
 }
 
 // insertsInto takes the INSERTs into table recorded so far.
+// updates returns the UPDATEs sent since the last call.
+func (p *pipelines) updates() []asyncengine.Statement {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := p.updated
+	p.updated = nil
+	return out
+}
+
 func (p *pipelines) insertsInto(table string) []asyncengine.Statement {
 	p.mu.Lock()
 	defer p.mu.Unlock()

@@ -9,6 +9,7 @@ import (
 	"weak"
 
 	"github.com/gosqla/gosqla/asyncengine"
+	"github.com/gosqla/gosqla/internal/structmap"
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
@@ -44,19 +45,24 @@ func matchedOne(update string) string {
 // "gosqla: matched 0 rows".
 const matchedMarker = "gosqla: matched "
 
-// updatedRow is an object whose UPDATE is statement stmt of a flush.
-type updatedRow struct {
+// updatedRows are the objects whose UPDATE is statement stmt of a flush.
+type updatedRows struct {
 	stmt int
-	in   *instance
+	ins  []*instance
 }
 
 // staleError is the failure of the UPDATE at statement stmt, which matched n rows (err: the
 // server's, nil if none).
 func (fp *flushPlan) staleError(stmt, n int, err error) error {
 	for _, u := range fp.updated {
-		if u.stmt == stmt {
-			return fmt.Errorf("%w: the UPDATE of %s with key %v matched %d rows, not 1: another transaction deleted its row or changed its key since it was loaded (or a trigger skipped the update); nothing of the transaction is committed: roll the session back, then Refresh the object to read its row again (its change stays one to write), or Expunge it if the row is gone%s", ErrStaleObject, fp.d.Quote(u.in.model.Table), u.in.key.pk, n, serverText(err))
+		if u.stmt != stmt {
+			continue
 		}
+		what := fmt.Sprintf("the UPDATE of %s with key %v matched %d rows, not 1", fp.d.Quote(u.ins[0].model.Table), u.ins[0].key.pk, n)
+		if len(u.ins) > 1 {
+			what = fmt.Sprintf("the UPDATE of %d rows of %s by their keys matched %d", len(u.ins), fp.d.Quote(u.ins[0].model.Table), n)
+		}
+		return fmt.Errorf("%w: %s: another transaction deleted a row or changed its key since its object was loaded (or a trigger skipped the update); nothing of the transaction is committed: roll the session back, then Refresh the objects to read their rows again (their changes stay ones to write), and Expunge those whose row is gone%s", ErrStaleObject, what, serverText(err))
 	}
 	return err
 }
@@ -80,12 +86,12 @@ func (fp *flushPlan) wroteError(g *insertGroup, n int, err error) error {
 	return fmt.Errorf("%w: INSERT into %s wrote %d of %d rows: a BEFORE INSERT trigger or a rule skipped some, and the session cannot tell which object lost its row, so nothing of the transaction is committed; roll the session back, then drop or change the trigger, or write these rows outside the session (Engine.Exec)%s", ErrRowsSkipped, g.m.Table, n, len(g.ins), serverText(err))
 }
 
-// changedError is the failure of g's INSERT whose guard found its table changed (unnest.go). The
+// changedError is the failure of a batch into m's table whose guard found it changed (unnest.go). The
 // engine reads every table again: the migration may have changed others, which would fail the
 // next commits one by one.
-func (fp *flushPlan) changedError(g *insertGroup, err error) error {
+func (fp *flushPlan) changedError(m *structmap.Model, err error) error {
 	forgetTables(weak.Make(fp.e))
-	return fmt.Errorf("%w: the column types or the triggers of %s changed since the engine read them (ALTER TABLE, CREATE TRIGGER), or cannot be checked in a transaction above READ COMMITTED that the session was not told of (SET TRANSACTION: give the session Isolation instead); nothing of the batch was written and nothing of the transaction is committed: roll the session back and add the objects again (Rollback expunges them); the next flush reads the tables again%s", ErrTableChanged, fp.d.Quote(g.m.Table), serverText(err))
+	return fmt.Errorf("%w: the column types or the triggers of %s changed since the engine read them (ALTER TABLE, CREATE TRIGGER), or cannot be checked in a transaction above READ COMMITTED that the session was not told of (SET TRANSACTION: give the session Isolation instead); nothing of the batch was written and nothing of the transaction is committed: roll the session back and add the objects again (Rollback expunges them; changes to loaded objects stay ones to write); the next flush reads the tables again%s", ErrTableChanged, fp.d.Quote(m.Table), serverText(err))
 }
 
 // primaryKeyTaken recognizes a violation of the primary key (column) of table: PostgreSQL's
@@ -151,12 +157,17 @@ func (fp *flushPlan) explain(i int, err error) error {
 	if !changed && !strings.Contains(text, `"`+countMarker) {
 		return err
 	}
+	for _, u := range fp.updated {
+		if u.stmt == i && changed {
+			return fp.changedError(u.ins[0].model, err)
+		}
+	}
 	for _, g := range fp.insertGroups {
 		if g.stmt != i {
 			continue
 		}
 		if changed {
-			return fp.changedError(g, err)
+			return fp.changedError(g.m, err)
 		}
 		rest := text[strings.Index(text, countMarker)+len(countMarker):]
 		written, _, _ := strings.Cut(rest, " ")

@@ -107,6 +107,11 @@ func skipsSQL(rel string) string {
 // failure's text starts with changedMarker; the setting read into it keeps the planner from
 // evaluating it before the condition.
 func typesGuard(d *asyncengine.Dialect, table string, cols []*structmap.Field, types []columnType, rel string) string {
+	return " WHERE " + typesCondition(d, table, cols, types, rel)
+}
+
+// typesCondition is typesGuard's condition.
+func typesCondition(d *asyncengine.Dialect, table string, cols []*structmap.Field, types []columnType, rel string) string {
 	conds := make([]string, 0, len(cols)+2)
 	for i, f := range cols {
 		conds = append(conds, "pg_typeof((NULL::"+table+")."+d.Quote(f.Column)+")::oid = "+strconv.FormatInt(types[i].oid, 10))
@@ -114,7 +119,7 @@ func typesGuard(d *asyncengine.Dialect, table string, cols []*structmap.Field, t
 	if rel != "" {
 		conds = append(conds, "NOT "+skipsSQL("to_regclass("+rel+")"), "current_setting('transaction_isolation') = 'read committed'")
 	}
-	return ` WHERE CASE WHEN ` + strings.Join(conds, " AND ") + ` THEN true ` +
+	return `CASE WHEN ` + strings.Join(conds, " AND ") + ` THEN true ` +
 		`ELSE ('` + changedMarker + ` (read ' || current_setting('transaction_isolation') || ')')::boolean END`
 }
 

@@ -1,0 +1,205 @@
+package asyncsession
+
+import (
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/gosqla/gosqla/asyncengine"
+	"github.com/gosqla/gosqla/internal/structmap"
+)
+
+// A flush's UPDATEs set the columns that changed since the object was loaded or flushed, and
+// each checks, as it runs, that it matched the object's row and no other (matchedOne). On
+// PostgreSQL the objects of one model whose changes touch the same columns, and not their key,
+// go as one statement, typed by the catalog as a batch INSERT is (unnest.go):
+//
+//	WITH u AS (UPDATE t AS r SET a = v.c1 FROM unnest($1::numeric[], $2::bigint[]) AS v(c1, k1)
+//	    WHERE r.id = v.k1 AND <the types are as read> RETURNING 1)
+//	SELECT CASE WHEN count(*) = $3 THEN true ELSE <fail> END FROM u
+//
+// so that a thousand changed objects cost the server one statement, not a thousand. Until the
+// engine has read the table's column types (the first flush that updates it reads them in the
+// same pipeline), and for a key change, one object or columns the arrays cannot carry, each
+// object has its own UPDATE.
+
+// updateRun plans the UPDATEs of ins, changed objects of one model.
+func (fp *flushPlan) updateRun(ins []*instance) {
+	fp.ops = append(fp.ops, func() error {
+		type group struct {
+			changed []int
+			ins     []*instance
+		}
+		var groups []*group
+		for _, in := range ins {
+			changed := in.changed()
+			if len(changed) == 0 {
+				continue
+			}
+			var g *group
+			if !changesKey(in.model, changed) {
+				for _, o := range groups {
+					if slices.Equal(o.changed, changed) {
+						g = o
+						break
+					}
+				}
+			}
+			if g == nil {
+				g = &group{changed: changed}
+				groups = append(groups, g)
+			}
+			g.ins = append(g.ins, in)
+		}
+		for _, g := range groups {
+			if len(g.ins) < 2 || !fp.updateBatch(g.ins, g.changed) {
+				for _, in := range g.ins {
+					fp.updateOne(in, g.changed)
+				}
+			}
+		}
+		return nil
+	})
+}
+
+// changesKey reports a change of a primary-key field.
+func changesKey(m *structmap.Model, changed []int) bool {
+	for _, fi := range changed {
+		if slices.Contains(m.PK, m.Fields[fi]) {
+			return true
+		}
+	}
+	return false
+}
+
+// updateBatch plans the UPDATE of ins, objects of one model with the same changed fields and
+// key fields unchanged, as one statement, and reports whether it could: the arrays need the
+// table's column types, which a table not read yet has read in this pipeline, for the next flush.
+func (fp *flushPlan) updateBatch(ins []*instance, changed []int) bool {
+	if !typedParams(fp.e) {
+		return false
+	}
+	m := ins[0].model
+	table := fp.d.Quote(m.Table)
+	types, ok := typesFor(fp.e, table)
+	if !ok {
+		fp.lookUp(table)
+		return false
+	}
+	cols := make([]*structmap.Field, 0, len(changed)+len(m.PK))
+	for _, fi := range changed {
+		cols = append(cols, m.Fields[fi])
+	}
+	cols = append(cols, m.PK...)
+	cts, ok := unnestable(types, cols)
+	if !ok {
+		return false
+	}
+	fp.batched = append(fp.batched, table)
+	rows := make([]reflect.Value, len(ins))
+	for i, in := range ins {
+		rows[i] = in.v
+	}
+	names := make([]string, len(cols))
+	arrays := make([]string, len(cols))
+	var sets, keys []string
+	args := make([]any, len(cols), len(cols)+1)
+	for i, f := range cols {
+		names[i] = "c" + strconv.Itoa(i+1)
+		arrays[i] = fp.d.Placeholder(i+1) + "::" + cts[i].array
+		args[i] = column(f, rows)
+		value := "v." + names[i]
+		if cts[i].cast != "" {
+			value += "::" + cts[i].cast
+		}
+		if i < len(changed) {
+			sets = append(sets, fp.d.Quote(f.Column)+" = "+value)
+		} else {
+			keys = append(keys, "r."+fp.d.Quote(f.Column)+" = "+value)
+		}
+	}
+	args = append(args, len(ins))
+	n := fp.d.Placeholder(len(args)) + "::bigint"
+	sql := "WITH u AS (UPDATE " + table + " AS r SET " + strings.Join(sets, ", ") +
+		" FROM unnest(" + strings.Join(arrays, ", ") + ") AS v(" + strings.Join(names, ", ") + ")" +
+		" WHERE " + strings.Join(keys, " AND ") + " AND " + typesCondition(fp.d, table, cols, cts, "") + " RETURNING 1) " +
+		"SELECT CASE WHEN count(*) = " + n + " THEN true ELSE ('" + matchedMarker + "' || count(*) || ' of ' || " + n + " || ' rows')::boolean END FROM u"
+	fp.updated = append(fp.updated, updatedRows{len(fp.stmts), ins})
+	for _, in := range ins {
+		fp.retake(in, changed)
+	}
+	fp.stmts = append(fp.stmts, asyncengine.Statement{SQL: sql, Args: args})
+	fp.appliers = append(fp.appliers, func(*Session, []*asyncengine.Result) error { return nil })
+	return true
+}
+
+// lookUp reads table's column types in the plan's pipeline, once, for the flushes after it.
+func (fp *flushPlan) lookUp(table string) {
+	if slices.Contains(fp.lookedUp, table) {
+		return
+	}
+	fp.lookedUp = append(fp.lookedUp, table)
+	e := fp.e
+	fp.stmts = append(fp.stmts, asyncengine.Statement{SQL: catalogSQL, Args: []any{table}})
+	fp.appliers = append(fp.appliers, func(_ *Session, rs []*asyncengine.Result) error {
+		return storeTypes(e, table, rs[0])
+	})
+}
+
+// retake takes the values an UPDATE sends as in's snapshot now, so that a later request of the
+// same round does not send them again, and records how a failed flush gives the old ones back.
+// It returns the snapshots of the changed fields before.
+func (fp *flushPlan) retake(in *instance, changed []int) []fieldSnapshot {
+	old := make([]fieldSnapshot, len(changed))
+	for k, fi := range changed {
+		old[k] = in.snapshotOfField(fi)
+		in.retakeField(fi)
+	}
+	in.takeRaw()
+	fp.restores = append(fp.restores, func() {
+		for k, fi := range changed {
+			in.setSnapshotOfField(fi, old[k])
+		}
+		in.forgetRaw()
+	})
+	return old
+}
+
+// updateOne plans the UPDATE of one object's changed fields; the key moves in the identity map
+// once the row has.
+func (fp *flushPlan) updateOne(in *instance, changed []int) {
+	sql, args := updateSQL(fp.d, in.model, changed, in.v, loadedPK(in))
+	if checksCount(fp.d) {
+		sql = matchedOne(sql)
+	} else {
+		sql += " RETURNING 1"
+		fp.readsBack = true // the COMMIT waits until its row is counted
+	}
+	stmt := len(fp.stmts)
+	fp.updated = append(fp.updated, updatedRows{stmt, []*instance{in}})
+	old := fp.retake(in, changed)
+	var keyFields []int // the changed key fields, and their snapshots: keySwitch
+	var keySnaps []fieldSnapshot
+	for k, fi := range changed {
+		if slices.Contains(in.model.PK, in.model.Fields[fi]) {
+			keyFields, keySnaps = append(keyFields, fi), append(keySnaps, old[k])
+		}
+	}
+	fp.stmts = append(fp.stmts, asyncengine.Statement{SQL: sql, Args: args})
+	fp.appliers = append(fp.appliers, func(s *Session, rs []*asyncengine.Result) error {
+		if n := rs[0].Len(); !checksCount(fp.d) && n != 1 {
+			return fp.staleError(stmt, n, nil)
+		}
+		if len(keyFields) > 0 {
+			key := in.key
+			in.rekey()
+			if key != in.key {
+				delete(s.identity, key)
+				s.identity[in.key] = in
+				s.rekeyed = append(s.rekeyed, keySwitch{in: in, fields: keyFields, snaps: keySnaps, gen: fp.gen})
+			}
+		}
+		return nil
+	})
+}
