@@ -191,11 +191,15 @@
 // ErrPendingRollback. Rollback expunges the objects added in the transaction, restores deleted
 // ones — also those whose DELETE was flushed, back in the session and expired — and expires the
 // rest; an object whose primary key a flushed UPDATE changed gets its old key back, in its fields
-// and in the identity map, as its row has it again (a key moved through others comes back through
-// them; a savepoint's Rollback undoes the changes since it). What flushes of the transaction wrote
-// is discarded with it: the reload reads the rows back. A flush that failed wrote nothing and
-// leaves its objects as it found them: a field change it carried is still a change, which the
-// reload keeps and the next flush sends again (change it back, or Refresh the object, to drop it).
+// and in the identity map, as its row has it again. Flushed DELETEs and key changes are undone in
+// the reverse order of their flushes, so that a key moved through others, or into a deleted
+// object's key, comes back in turn (a savepoint's Rollback undoes those since it). What flushes
+// of the transaction wrote is discarded with it: the reload reads the rows back. A flush that
+// failed — a statement of it, on any of the session's engines, or the storing of its results or
+// of the request it flushed for — leaves its objects as it found them: a field change it carried
+// is still a change, which the reload keeps and the next flush sends again (change it back, or
+// Refresh the object, to drop it). A flush that travelled with a COMMIT the server ran is
+// committed, and applied as such, whatever else in its pipeline failed.
 // An expunged object keeps the fields its flush filled (a generated key, a foreign key
 // copied from its parent), although the rows are gone: to save the same data again, add fresh
 // objects, or zero those fields first (a server-filled key given a value is written as given).

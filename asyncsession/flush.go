@@ -253,6 +253,8 @@ type flushPlan struct {
 	batched           []string  // the tables it inserts batches into, by the column types read for them
 	updated           []updatedRows
 	lookedUp          []string    // the tables whose column types the plan reads (update.go)
+	switched          []keySwitch // the key changes it applied, which its failure takes back
+	s                 *Session    // the session they were applied in
 	inserted, deleted []*instance // taken off the session's lists
 	restores          []func()    // snapshot values replaced by the planned UPDATEs
 }
@@ -527,6 +529,10 @@ func (fp *flushPlan) failed() {
 		r()
 	}
 	fp.restores = nil
+	for _, k := range slices.Backward(fp.switched) {
+		fp.unswitch(k)
+	}
+	fp.switched = nil
 }
 
 // loadedPK is the primary key as last loaded or flushed: a changed key still finds its row.
@@ -554,7 +560,8 @@ func (fp *flushPlan) delete(in *instance) {
 		fp.appliers = append(fp.appliers, func(s *Session, rs []*asyncengine.Result) error {
 			s.unregister(in) // the claim stays while a rollback may restore it
 			s.letPass(in)
-			s.gone = append(s.gone, goneObject{in: in, gen: fp.gen}) // Rollback restores it
+			s.undoSeq++
+			s.gone = append(s.gone, goneObject{in: in, gen: fp.gen, seq: s.undoSeq}) // Rollback restores it
 			return nil
 		})
 		return nil

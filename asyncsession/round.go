@@ -350,6 +350,9 @@ func (s *Session) finish(parts []part, errs map[*bound]error) error {
 	}
 	// connections go back to the pool before any caller hears of the results
 	s.releaseIdle()
+	// ran reports an engine whose pipeline ran to its end with a COMMIT: what its parts wrote is
+	// committed, and stored in the objects whatever else failed
+	ran := func(b *bound) bool { return errs[b] == nil && commitsOn(parts, b) }
 	var applyErr error
 	var applyBy *op
 	for k, p := range parts {
@@ -357,18 +360,26 @@ func (s *Session) finish(parts []part, errs map[*bound]error) error {
 		if err == errRetried {
 			continue
 		}
-		if err == nil && applyErr != nil {
-			switch {
-			case p.o != nil && p.o.txEnd == commitTx:
-				// the COMMIT travelled in the same pipeline (only reads came before it): it
-				// cannot be taken back, and the caller is told so
-				s.committed()
-				err = fmt.Errorf("%w, but a request of the same pipeline failed after the server ran it: %w", ErrCommitted, applyErr)
-			case p.by == applyBy:
+		if err == nil && failure != nil && p.by != nil && p.by == failedBy && p.failed != nil && !ran(p.b) {
+			// the failed request's flush ran on another engine too: it fails with the request,
+			// and its transaction rolls back, so its objects keep what it did not write
+			p.failed()
+			err = failure
+		}
+		if err == nil && applyErr != nil && p.o != nil && p.o.txEnd == commitTx {
+			// the COMMIT travelled in the same pipeline (only reads came before it): it
+			// cannot be taken back, and the caller is told so
+			s.committed()
+			err = fmt.Errorf("%w, but a request of the same pipeline failed after the server ran it: %w", ErrCommitted, applyErr)
+		} else if err == nil && applyErr != nil && !ran(p.b) {
+			// the session is pending rollback: what follows is not delivered as a success, and a
+			// flush among it leaves its objects as it found them
+			err = pendingRollback(applyErr)
+			if p.by == applyBy {
 				err = applyErr
-			default:
-				// the session is pending rollback: what follows is not delivered as a success
-				err = pendingRollback(applyErr)
+			}
+			if p.failed != nil {
+				p.failed()
 			}
 		} else if err == nil && p.o != nil && p.o.result != nil {
 			p.o.result(p.rs[0], nil)
@@ -376,7 +387,7 @@ func (s *Session) finish(parts []part, errs map[*bound]error) error {
 			// a panic storing the results (a Scan method) fails the request as an error would:
 			// the pipeline was read to its end, and its COMMIT, if any, ran
 			if err = asyncengine.CatchPanic(func() error { return p.apply(s, p.rs) }); err != nil {
-				if p.failed != nil {
+				if p.failed != nil && !ran(p.b) {
 					p.failed() // a flush whose results could not all be stored failed too
 				}
 				// the server ran the statement: the transaction must not commit what the caller
@@ -385,7 +396,9 @@ func (s *Session) finish(parts []part, errs map[*bound]error) error {
 				if first == nil {
 					first = err
 				}
-				applyErr, applyBy = err, p.by
+				if applyErr == nil {
+					applyErr, applyBy = err, p.by
+				}
 			}
 		}
 		switch {
@@ -399,6 +412,15 @@ func (s *Session) finish(parts []part, errs map[*bound]error) error {
 			// a stage of its flush failed: the request is not planned again
 			p.by.staleStage = true
 			p.by.reject(err)
+		}
+	}
+	if applyErr != nil && applyBy != nil {
+		// the failed request's flush (an autoflush) was stored before its own results failed:
+		// it fails with the request, and leaves its objects as it found them
+		for _, p := range parts {
+			if p.by == applyBy && p.failed != nil && !ran(p.b) {
+				p.failed()
+			}
 		}
 	}
 	return first

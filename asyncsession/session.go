@@ -2,6 +2,7 @@ package asyncsession
 
 import (
 	"errors"
+	"slices"
 	"sync"
 
 	"github.com/gosqla/gosqla/asyncengine"
@@ -70,6 +71,7 @@ type Session struct {
 	gen       int          // savepoint generation: see instance.insertedSince
 	gone      []goneObject // deleted by a flush of the open transaction
 	rekeyed   []keySwitch  // primary keys changed by flushes of the open transaction, in order
+	undoSeq   int          // the last seq given to a goneObject or keySwitch
 	// letGo are the objects the application expunged and those whose DELETE was flushed, by
 	// address: a relationship that still refers to one, unchanged since the last flush, does not
 	// bring it back (cascade.go); the relationship keeps the object alive, the set must not
@@ -82,10 +84,12 @@ type Session struct {
 	replicaState // reads routed to replicas (replica.go)
 }
 
-// goneObject is an object whose DELETE was flushed in savepoint generation gen.
+// goneObject is an object whose DELETE was flushed in savepoint generation gen; seq orders it
+// among the session's flushed DELETEs and key changes (undoSeq).
 type goneObject struct {
 	in  *instance
 	gen int
+	seq int
 }
 
 // keySwitch is an object whose primary key an UPDATE flushed in savepoint generation gen
@@ -93,9 +97,11 @@ type goneObject struct {
 // the identity map, as the row has it again.
 type keySwitch struct {
 	in     *instance
+	old    identityKey
 	fields []int           // the key fields the UPDATE changed
 	snaps  []fieldSnapshot // their snapshots before it
 	gen    int
+	seq    int
 }
 
 // bound is one engine the session uses, with its connection while a transaction is open.
@@ -200,68 +206,63 @@ func (s *Session) rolledBack(gen int) {
 			in.expired = true
 		}
 	})
-	// deletes flushed since the savepoint are undone: their objects are loaded (expired) again,
-	// unless inserted since too, or their key was taken by an object the rollback keeps
-	kept := s.gone[:0]
-	for _, g := range s.gone {
-		in := g.in
-		if g.gen < gen {
-			kept = append(kept, g)
+	// deletes and key changes flushed since the savepoint are undone, the latest first: a key
+	// taken from a deleted object, or moved through others, comes back in turn
+	i, j := len(s.gone)-1, len(s.rekeyed)-1
+	for i >= 0 || j >= 0 {
+		if j < 0 || i >= 0 && s.gone[i].seq > s.rekeyed[j].seq {
+			if g := s.gone[i]; g.gen >= gen {
+				s.undoDelete(g.in, gen, committed)
+			}
+			i--
 			continue
 		}
-		// the DELETE is undone (or the object was inserted since): a relationship that refers
-		// to it treats it as any other object again
-		delete(s.letGo, addressOf(in))
-		// restored unless inserted since too, its DELETE committed, or its key taken by another
-		if in.insertedSince(gen) || committed(in) || s.identity[in.key] != nil {
-			s.disown(in)
-			continue
+		if k := s.rekeyed[j]; k.gen >= gen {
+			s.undoKey(k, committed)
 		}
-		in.state = statePersistent
-		in.expired = true
-		s.register(in)
+		j--
 	}
-	s.gone = kept
-	s.restoreKeys(gen, committed)
+	s.gone = slices.DeleteFunc(s.gone, func(g goneObject) bool { return g.gen >= gen })
+	s.rekeyed = slices.DeleteFunc(s.rekeyed, func(k keySwitch) bool { return k.gen >= gen })
 	s.pending, s.deleted, s.failed = nil, nil, nil
 }
 
-// restoreKeys gives the objects whose primary key a flush since savepoint generation gen changed
-// their old key back, the latest change first, so that keys swapped between objects come back
-// in turn. An object that holds the old key in the identity map meanwhile (loaded from a row the
-// rollback took away) leaves it. Called locked.
-func (s *Session) restoreKeys(gen int, committed func(*instance) bool) {
-	kept := s.rekeyed[:0]
-	undo := s.rekeyed
-	for i := len(undo) - 1; i >= 0; i-- {
-		k := undo[i]
-		in := k.in
-		if k.gen < gen {
-			continue
-		}
-		if s.objects[in.ptr] != in || committed(in) {
-			continue
-		}
-		if s.identity[in.key] == in {
-			delete(s.identity, in.key)
-		}
-		for j, fi := range k.fields {
-			in.setSnapshotOfField(fi, k.snaps[j])
-			in.v.FieldByIndex(in.model.Fields[fi].Index).Set(k.snaps[j].v)
-		}
-		in.forgetRaw()
-		in.rekey()
-		if other := s.identity[in.key]; other != nil && other != in {
-			s.forget(other)
-		}
-		s.identity[in.key] = in
+// undoDelete loads (expired) again an object whose DELETE a rollback to savepoint generation gen
+// undoes, unless it was inserted since too, its DELETE committed, or its key was taken by an
+// object the rollback keeps. Called locked.
+func (s *Session) undoDelete(in *instance, gen int, committed func(*instance) bool) {
+	// a relationship that refers to it treats it as any other object again
+	delete(s.letGo, addressOf(in))
+	if in.insertedSince(gen) || committed(in) || s.identity[in.key] != nil {
+		s.disown(in)
+		return
 	}
-	for _, k := range undo {
-		if k.gen < gen {
-			kept = append(kept, k)
-		}
+	in.state = statePersistent
+	in.expired = true
+	s.register(in)
+}
+
+// undoKey gives an object whose primary key a flushed UPDATE changed its old key back, in its
+// fields, its snapshot and the identity map, as its row has it again. An object that holds the
+// old key meanwhile (loaded from a row the rollback took away) leaves the session. Called locked.
+func (s *Session) undoKey(k keySwitch, committed func(*instance) bool) {
+	in := k.in
+	if s.objects[in.ptr] != in || committed(in) {
+		return
 	}
-	s.rekeyed = kept
+	if s.identity[in.key] == in {
+		delete(s.identity, in.key)
+	}
+	for j, fi := range k.fields {
+		in.setSnapshotOfField(fi, k.snaps[j])
+		in.v.FieldByIndex(in.model.Fields[fi].Index).Set(k.snaps[j].v)
+	}
+	in.forgetRaw()
+	in.rekey()
+	if other := s.identity[in.key]; other != nil && other != in {
+		s.forget(other)
+	}
+	s.identity[in.key] = in
 }
 
 // eachObject calls fn with every object of the session, which may forget it. When every object

@@ -18,10 +18,7 @@ import (
 func TestUpdateOfAGoneRow(t *testing.T) {
 	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
 		ctx := enginetest.Context(t)
-		s := newSession(t, e)
-		a, b := &Author{ID: 1, Name: "a"}, &Author{ID: 2, Name: "b"}
-		require.NoError(t, s.Add(a, b))
-		await(t, s.Commit(ctx))
+		s, a, b := twoAuthors(t, e)
 		a.Name, b.Name = "a1", "b1"
 		await(t, s.Commit(ctx)) // the UPDATE is prepared on the connection
 		_, err := e.Exec(ctx, "DELETE FROM authors WHERE id = 1")
@@ -47,4 +44,15 @@ func TestUpdateOfAGoneRow(t *testing.T) {
 		await(t, s.Commit(ctx))
 		assert.Equal(t, "b2", authorName(t, e, 2), "the change not written is written now")
 	})
+}
+
+// twoAuthors saves authors 1 "a" and 2 "b" in a new session.
+func twoAuthors(t *testing.T, e *asyncengine.Engine) (*asyncsession.Session, *Author, *Author) {
+	t.Helper()
+	ctx := enginetest.Context(t)
+	s := newSession(t, e)
+	a, b := &Author{ID: 1, Name: "a"}, &Author{ID: 2, Name: "b"}
+	require.NoError(t, s.Add(a, b))
+	await(t, s.Commit(ctx))
+	return s, a, b
 }

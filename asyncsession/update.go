@@ -32,18 +32,33 @@ func (fp *flushPlan) updateRun(ins []*instance) {
 			ins     []*instance
 		}
 		var groups []*group
+		plan := func() {
+			for _, g := range groups {
+				if len(g.ins) < 2 || !fp.updateBatch(g.ins, g.changed) {
+					for _, in := range g.ins {
+						fp.updateOne(in, g.changed)
+					}
+				}
+			}
+			groups = groups[:0]
+		}
 		for _, in := range ins {
 			changed := in.changed()
 			if len(changed) == 0 {
 				continue
 			}
+			if changesKey(in.model, changed) {
+				// a key change keeps its place: an UPDATE after it may refer to the new key, one
+				// before it to the old
+				plan()
+				fp.updateOne(in, changed)
+				continue
+			}
 			var g *group
-			if !changesKey(in.model, changed) {
-				for _, o := range groups {
-					if slices.Equal(o.changed, changed) {
-						g = o
-						break
-					}
+			for _, o := range groups {
+				if slices.Equal(o.changed, changed) {
+					g = o
+					break
 				}
 			}
 			if g == nil {
@@ -52,13 +67,7 @@ func (fp *flushPlan) updateRun(ins []*instance) {
 			}
 			g.ins = append(g.ins, in)
 		}
-		for _, g := range groups {
-			if len(g.ins) < 2 || !fp.updateBatch(g.ins, g.changed) {
-				for _, in := range g.ins {
-					fp.updateOne(in, g.changed)
-				}
-			}
-		}
+		plan()
 		return nil
 	})
 }
@@ -197,9 +206,27 @@ func (fp *flushPlan) updateOne(in *instance, changed []int) {
 			if key != in.key {
 				delete(s.identity, key)
 				s.identity[in.key] = in
-				s.rekeyed = append(s.rekeyed, keySwitch{in: in, fields: keyFields, snaps: keySnaps, gen: fp.gen})
+				s.undoSeq++
+				k := keySwitch{in: in, old: key, fields: keyFields, snaps: keySnaps, gen: fp.gen, seq: s.undoSeq}
+				s.rekeyed = append(s.rekeyed, k)
+				fp.switched, fp.s = append(fp.switched, k), s
 			}
 		}
 		return nil
 	})
+}
+
+// unswitch takes back a key change the plan applied before a later statement of it failed: the
+// object keeps the key of its row in the identity map, and its field the change, still to write.
+// Called locked.
+func (fp *flushPlan) unswitch(k keySwitch) {
+	s, in := fp.s, k.in
+	if s.identity[in.key] == in {
+		delete(s.identity, in.key)
+	}
+	in.key = k.old
+	if s.identity[in.key] == nil {
+		s.identity[in.key] = in
+	}
+	s.rekeyed = slices.DeleteFunc(s.rekeyed, func(x keySwitch) bool { return x.seq == k.seq })
 }

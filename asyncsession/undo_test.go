@@ -1,0 +1,184 @@
+package asyncsession_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/gosqla/gosqla/asyncengine"
+	"github.com/gosqla/gosqla/asyncengine/enginetest"
+	"github.com/gosqla/gosqla/asyncsession"
+)
+
+// A flush that fails on one engine fails on all of them: the part that ran on another engine
+// leaves its objects as it found them, so that after Rollback its changes are still written —
+// whichever engine's part comes first.
+func TestFailedFlushOverTwoEngines(t *testing.T) {
+	for _, gone := range []string{"authors", "moments"} {
+		t.Run(gone, func(t *testing.T) {
+			ctx := enginetest.Context(t)
+			e1, e2 := newEngine(t, enginetest.NewDatabase(t)), newEngine(t, enginetest.NewDatabase(t))
+			_, err := e2.Exec(ctx, "CREATE TABLE moments (id bigserial PRIMARY KEY, at timestamp NOT NULL)")
+			require.NoError(t, err)
+			s := newSession(t, e1, asyncsession.Bind(Moment{}, e2))
+			a, m := &Author{ID: 1, Name: "a"}, &Moment{ID: 1}
+			require.NoError(t, s.Add(a, m))
+			await(t, s.Commit(ctx))
+			e := map[string]*asyncengine.Engine{"authors": e1, "moments": e2}[gone]
+			_, err = e.Exec(ctx, "DELETE FROM "+gone)
+			require.NoError(t, err)
+
+			a.Name, m.At = "a2", time.Date(2020, 1, 2, 3, 4, 5, 0, time.UTC)
+			_, err = s.Flush(ctx).Await(ctx)
+			require.ErrorIs(t, err, asyncsession.ErrStaleObject)
+			await(t, s.Rollback(ctx))
+			if gone == "authors" {
+				s.Expunge(a)
+				await(t, s.Commit(ctx))
+				assert.EqualValues(t, 1, count(t, e2, "moments WHERE at > '2000-01-01'"), "the other engine's change is written")
+			} else {
+				s.Expunge(m)
+				await(t, s.Commit(ctx))
+				assert.Equal(t, "a2", authorName(t, e1, 1), "the other engine's change is written")
+			}
+		})
+	}
+}
+
+// A flush that travelled after a request whose results could not be stored (a Scan method that
+// panicked) is not applied: without a COMMIT it leaves its objects as it found them, and after
+// Rollback its changes are written; with the COMMIT in the same pipeline it is committed, and
+// applied as committed.
+func TestFlushAfterAFailedRead(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
+		ctx := enginetest.Context(t)
+		boomRow(t, e)
+		s := newSession(t, e)
+		a := &Author{ID: 1, Name: "a"}
+		require.NoError(t, s.Add(a))
+		await(t, s.Commit(ctx))
+
+		release := holdSession(t, s) // which flushes what is changed before
+		a.Name = "a2"
+		sel := asyncsession.Select[Boom](ctx, s, "SELECT * FROM booms")
+		flush := s.Flush(ctx)
+		release()
+		_, err := sel.Await(ctx)
+		require.Error(t, err)
+		_, err = flush.Await(ctx)
+		require.ErrorIs(t, err, asyncsession.ErrPendingRollback)
+		await(t, s.Rollback(ctx))
+		await(t, s.Commit(ctx))
+		assert.Equal(t, "a2", authorName(t, e, 1), "the change the failed flush did not write is written")
+
+		if e.Dialect().Name() != "postgresql" {
+			return // on SQLite the COMMIT waits for the flush's results (readsBack)
+		}
+		release = holdSession(t, s)
+		a.Name = "a3"
+		n := &Author{ID: 2, Name: "n"}
+		require.NoError(t, s.Add(n))
+		sel = asyncsession.Select[Boom](ctx, s, "SELECT * FROM booms")
+		commit := s.Commit(ctx)
+		release()
+		_, err = sel.Await(ctx)
+		require.Error(t, err)
+		_, err = commit.Await(ctx)
+		require.ErrorIs(t, err, asyncsession.ErrCommitted)
+		assert.Equal(t, "a3", authorName(t, e, 1))
+		n.Name = "n2"
+		await(t, s.Commit(ctx))
+		assert.Equal(t, "n2", authorName(t, e, 2), "the committed object is the session's")
+	})
+}
+
+// A key change applied before a later UPDATE of the same flush turns out stale (SQLite stores
+// each result before it counts the next) is taken back with the flush: after Rollback the key
+// change is still one to write.
+func TestKeyChangeBeforeAStaleUpdate(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
+		ctx := enginetest.Context(t)
+		s, a, b := twoAuthors(t, e)
+		_, err := e.Exec(ctx, "DELETE FROM authors WHERE id = 2")
+		require.NoError(t, err)
+
+		a.ID, b.Name = 10, "b2"
+		_, err = s.Commit(ctx).Await(ctx)
+		require.ErrorIs(t, err, asyncsession.ErrStaleObject)
+		await(t, s.Rollback(ctx))
+		s.Expunge(b)
+		await(t, s.Commit(ctx))
+		assert.EqualValues(t, 1, count(t, e, "authors WHERE id = 10"))
+		got, err := asyncsession.Get[Author](ctx, s, int64(10)).Await(ctx)
+		require.NoError(t, err)
+		assert.Same(t, a, got)
+	})
+}
+
+// Rollback undoes flushed DELETEs and key changes in the reverse order of their flushes: an
+// object whose key went to a deleted object's row key gives it back before that object returns.
+func TestRollbackOfADeleteAndAKeyTakingItsPlace(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
+		ctx := enginetest.Context(t)
+		s, a, d := twoAuthors(t, e)
+
+		require.NoError(t, s.Delete(d))
+		await(t, s.Flush(ctx))
+		a.ID = 2
+		await(t, s.Flush(ctx))
+		await(t, s.Rollback(ctx))
+
+		assert.EqualValues(t, 1, a.ID)
+		assert.True(t, s.Contains(d), "the deleted object is back")
+		got, err := asyncsession.Get[Author](ctx, s, int64(2)).Await(ctx)
+		require.NoError(t, err)
+		assert.Same(t, d, got)
+		d.Name = "d2"
+		await(t, s.Commit(ctx))
+		assert.Equal(t, "d2", authorName(t, e, 2))
+
+		// the other way round: a key change, then the DELETE of the same object
+		a.ID = 10
+		await(t, s.Flush(ctx))
+		require.NoError(t, s.Delete(a))
+		await(t, s.Flush(ctx))
+		await(t, s.Rollback(ctx))
+		assert.True(t, s.Contains(a))
+		got, err = asyncsession.Get[Author](ctx, s, int64(1)).Await(ctx)
+		require.NoError(t, err)
+		assert.Same(t, a, got)
+	})
+}
+
+type Node struct {
+	ID       int64  `db:"id,pk"`
+	ParentID *int64 `db:"parent_id"`
+}
+
+func (Node) TableName() string { return "nodes" }
+
+// UPDATEs of one model keep their order around a key change: one after it may refer to the new
+// key (here a parent's), so the objects changed alike on either side are not sent together.
+func TestUpdatesKeepTheirPlaceAroundAKeyChange(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
+		ctx := enginetest.Context(t)
+		for _, q := range []string{
+			"CREATE TABLE nodes (id bigint PRIMARY KEY, parent_id bigint REFERENCES nodes (id))",
+			"INSERT INTO nodes (id) VALUES (1), (2), (3), (5)",
+		} {
+			_, err := e.Exec(ctx, q)
+			require.NoError(t, err)
+		}
+		s := newSession(t, e)
+		ns, err := asyncsession.Select[Node](ctx, s, "SELECT * FROM nodes ORDER BY id = 2 DESC, id").Await(ctx)
+		require.NoError(t, err)
+		five, ten := int64(5), int64(10)
+		ns[0].ParentID = &five // node 2
+		ns[1].ID = 10          // node 1
+		ns[2].ParentID = &ten  // node 3, under the key node 1 takes
+		await(t, s.Commit(ctx))
+		assert.EqualValues(t, 1, count(t, e, "nodes WHERE id = 3 AND parent_id = 10"))
+	})
+}
