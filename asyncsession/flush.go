@@ -402,7 +402,7 @@ func (fp *flushPlan) buildInsert(g *insertGroup) error {
 	// a batch whose table cannot skip rows is guarded against its starting to, and need not
 	// count them, but for a transaction whose snapshot may not show a trigger created since
 	// (typesGuard); one that publishes its keys counts them as it leaves them
-	check := checksCount(fp.d) && (!guarded || types.skips || g.publisher > 0 || fp.snapshot || types.snapshot)
+	check := checksCount(fp.d) && (!guarded || types.skips || g.publisher > 0 || fp.snapshot || aboveReadCommitted(fp.e))
 	if !guarded && len(g.srcs) > 0 {
 		return fmt.Errorf("gosqla: internal error: the INSERT into %s needs its parents' keys and cannot send arrays", g.m.Table)
 	}

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"weak"
 
 	"github.com/gosqla/gosqla/asyncengine"
@@ -55,8 +56,8 @@ type tableTypes struct {
 	cols  map[string]columnType
 	skips bool // an INSERT may write fewer rows than it is sent (skipsSQL)
 	// snapshot: they were read in a transaction above READ COMMITTED, as the server's default
-	// may make every transaction of the engine: batches into the table count their rows
-	// (typesGuard)
+	// may make every transaction of the engine: the engine's batches count their rows
+	// (typesGuard, aboveReadCommitted)
 	snapshot bool
 }
 
@@ -160,14 +161,28 @@ func storeTypes(e *asyncengine.Engine, table string, r *asyncengine.Result) erro
 	}
 	w := weak.Make(e)
 	columnTypes.Store(typesKey{w, table}, types)
-	if _, loaded := typedEngines.LoadOrStore(w, struct{}{}); !loaded {
+	seen, loaded := typedEngines.LoadOrStore(w, new(atomic.Bool))
+	if types.snapshot {
+		seen.(*atomic.Bool).Store(true)
+	}
+	if !loaded {
 		runtime.AddCleanup(e, forgetEngine, w)
 	}
 	return nil
 }
 
-// typedEngines holds the engines with entries in columnTypes, which leave with their engine.
-var typedEngines sync.Map // weak.Pointer[asyncengine.Engine] → struct{}
+// typedEngines holds the engines with entries in columnTypes, which leave with their engine, and
+// whether one of their catalog reads ran above READ COMMITTED: from then on every batch of the
+// engine counts its rows (aboveReadCommitted), whatever the level of the transaction that reads
+// a table again, so that sessions of different levels sharing an engine do not fail each other's
+// batches in turn.
+var typedEngines sync.Map // weak.Pointer[asyncengine.Engine] → *atomic.Bool
+
+// aboveReadCommitted reports an engine a catalog read of which ran above READ COMMITTED.
+func aboveReadCommitted(e *asyncengine.Engine) bool {
+	seen, ok := typedEngines.Load(weak.Make(e))
+	return ok && seen.(*atomic.Bool).Load()
+}
 
 func forgetEngine(w weak.Pointer[asyncengine.Engine]) {
 	forgetTables(w)
