@@ -332,7 +332,11 @@
 // "already exists"). The default statement_cache=prepare prepares statements by name: do not use
 // it behind PgBouncer in transaction mode. statement_cache=describe caches only descriptions and
 // runs unnamed statements; statement_cache=none runs every statement unnamed. Both work through
-// PgBouncer under concurrent load (tested against a real PgBouncer).
+// PgBouncer under concurrent load (tested against a real PgBouncer). Prefer describe: without a
+// description (none, simple) a parameter takes the type of its Go value and the server converts
+// it to the column's, so a time.Time into a timestamp (without time zone) column is stored as
+// the session's TimeZone reads the instant, where describe and prepare store the value's own
+// wall clock; UTC times, or timestamptz columns, are stored alike in every mode.
 //
 // # Echo
 //
