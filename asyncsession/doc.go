@@ -127,9 +127,13 @@
 // is part of the statement (WITH u AS (UPDATE … RETURNING 1) SELECT … FROM u), so a COMMIT in
 // the same pipeline commits nothing; on SQLite the COMMIT waits until the UPDATE's rows are
 // counted. (A table whose UPDATE a DO INSTEAD rule rewrites needs the rule to have a RETURNING
-// clause.) A DELETE of a row already gone is not an error: the row is gone, as asked. On
-// PostgreSQL the objects of one model whose changes touch the same columns, and not their key,
-// go as one statement (UPDATE t AS r SET a = v.c1 FROM unnest($1::…[], $2::bigint[]) AS v(c1,
+// clause.) A DELETE of a row already gone is not an error: the row is gone, as asked. A row
+// another transaction only updated still matches (there is no version column: use REPEATABLE
+// READ or FOR UPDATE to be told of it). A flush sends its INSERTs, then its UPDATEs, then its
+// DELETEs: a key a DELETE frees is taken by an UPDATE of a later flush, not of the same one. On
+// PostgreSQL, with statement descriptions (statement_cache prepare, describe or describe_exec),
+// the objects of one model whose changes touch the same columns, and not their key, go as one
+// statement (UPDATE t AS r SET a = v.c1 FROM unnest($1::…[], $2::bigint[]) AS v(c1,
 // c2) WHERE r.id = v.c2), typed and guarded as a batch INSERT is (below), which fails with
 // ErrStaleObject unless it matched every row; the first flush that updates a table whose column
 // types the engine has not read sends one UPDATE per object and reads them in the same pipeline.

@@ -27,9 +27,9 @@ type asRead struct {
 	stored    []storedBatch
 }
 
-// storedBatch is what an INSERT applied as read stored in the objects of g: the fields read back,
-// and the foreign keys filled from the parents' keys, with the values they held before that were
-// not zero.
+// storedBatch is what an INSERT applied as read stored in the objects of g: the fields the server
+// filled (read back, not sent), and the foreign keys filled from the parents' keys, with the
+// values they held before that were not zero.
 type storedBatch struct {
 	g      *insertGroup
 	fields []*structmap.Field
@@ -56,7 +56,13 @@ func (fp *flushPlan) storing(g *insertGroup, fields []*structmap.Field) {
 	if !fp.reading {
 		return
 	}
-	b := storedBatch{g: g, fields: fields}
+	// the key is read back too when the INSERT sent it: a value the caller gave stays
+	b := storedBatch{g: g}
+	for _, f := range fields {
+		if !slices.Contains(g.cols, f) {
+			b.fields = append(b.fields, f)
+		}
+	}
 	for _, in := range g.ins {
 		for _, src := range g.srcs {
 			if fv := in.v.FieldByIndex(src.fk.Index); !fv.IsZero() {
@@ -67,9 +73,9 @@ func (fp *flushPlan) storing(g *insertGroup, fields []*structmap.Field) {
 	fp.stored = append(fp.stored, b)
 }
 
-// unstore takes back what the INSERTs applied as read stored in their objects: the fields read
-// back were zero before (an INSERT sends every other one), and the foreign keys get the values
-// they held. Called locked.
+// unstore takes back what the INSERTs applied as read stored in their objects: the fields the
+// server filled were zero before (an INSERT sends every other one), and the foreign keys get the
+// values they held. Called locked.
 func (fp *flushPlan) unstore() {
 	for _, b := range slices.Backward(fp.stored) {
 		for _, in := range b.g.ins {

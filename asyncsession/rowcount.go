@@ -62,7 +62,7 @@ func (fp *flushPlan) staleError(stmt, n int, err error) error {
 		if len(u.ins) > 1 {
 			what = fmt.Sprintf("the UPDATE of %d rows of %s by their keys matched %d", len(u.ins), fp.d.Quote(u.ins[0].model.Table), n)
 		}
-		return fmt.Errorf("%w: %s: another transaction deleted a row or changed its key since its object was loaded (or a trigger skipped the update); nothing of the transaction is committed: roll the session back, then Refresh the objects to read their rows again (their changes stay ones to write), and Expunge those whose row is gone%s", ErrStaleObject, what, serverText(err))
+		return fmt.Errorf("%w: %s: another transaction deleted a row or changed its key since its object was loaded (or a trigger skipped the update); nothing of the transaction is committed: roll the session back, then Expunge the objects whose row is gone (Get of their key returns nil, and Refresh fails) and Refresh the others to read their rows again (their changes stay ones to write)%s", ErrStaleObject, what, serverText(err))
 	}
 	return err
 }

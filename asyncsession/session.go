@@ -22,9 +22,9 @@ var ErrNilObject = errors.New("gosqla: nil object")
 // may not show it.
 var ErrCommitted = errors.New("gosqla: the transaction was committed")
 
-// ErrTableChanged is matched by the error of a flush whose batch INSERT found its table's column
-// types, or its BEFORE INSERT triggers, changed since the engine read them: nothing of the batch
-// was written.
+// ErrTableChanged is matched by the error of a flush whose batch INSERT or UPDATE found its
+// table's column types, or its BEFORE INSERT triggers, changed since the engine read them:
+// nothing of the batch was written.
 var ErrTableChanged = errors.New("gosqla: the table changed")
 
 // ErrRowsSkipped is matched by the error of a flush whose INSERT wrote fewer rows than it was
@@ -34,6 +34,8 @@ var ErrRowsSkipped = errors.New("gosqla: rows skipped")
 // ErrStaleObject is matched by the error of a flush whose UPDATE of a loaded object matched no
 // row by the object's key (another transaction deleted the row or changed its key since it was
 // loaded, or a trigger skipped the update), or more than one: nothing of its transaction commits.
+// A row another transaction only updated still matches: there is no version column (use
+// REPEATABLE READ, whose serialization failure says so, or lock the rows with FOR UPDATE).
 var ErrStaleObject = errors.New("gosqla: stale object")
 
 // ErrPendingRollback is the engine's: a statement of the session's transaction failed, and only
