@@ -15,14 +15,15 @@ import (
 // PostgreSQL the objects of one model whose changes touch the same columns, and not their key,
 // go as one statement, typed by the catalog as a batch INSERT is (unnest.go):
 //
-//	WITH u AS (UPDATE t AS r SET a = v.c1 FROM unnest($1::numeric[], $2::bigint[]) AS v(c1, k1)
-//	    WHERE r.id = v.k1 AND <the types are as read> RETURNING 1)
+//	WITH u AS (UPDATE t AS r SET a = v.c1 FROM unnest($1::numeric[], $2::bigint[]) AS v(c1, c2)
+//	    WHERE r.id = v.c2 AND <the types are as read> RETURNING 1)
 //	SELECT CASE WHEN count(*) = $3 THEN true ELSE <fail> END FROM u
 //
 // so that a thousand changed objects cost the server one statement, not a thousand. Until the
 // engine has read the table's column types (the first flush that updates it reads them in the
 // same pipeline), and for a key change, one object or columns the arrays cannot carry, each
-// object has its own UPDATE.
+// object has its own UPDATE. A key change keeps its place among the model's UPDATEs: the objects
+// before it and those after it are grouped apart.
 
 // updateRun plans the UPDATEs of ins, changed objects of one model.
 func (fp *flushPlan) updateRun(ins []*instance) {
