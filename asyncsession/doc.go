@@ -199,11 +199,14 @@
 // the reverse order of their flushes, so that a key moved through others, or into a deleted
 // object's key, comes back in turn (a savepoint's Rollback undoes those since it). What flushes
 // of the transaction wrote is discarded with it: the reload reads the rows back. A flush that
-// failed — a statement of it, on any of the session's engines, or the storing of its results or
-// of the request it flushed for — leaves its objects as it found them: a field change it carried
+// failed — a statement of it, in any of its stages, on any of the session's engines, or the
+// storing of its results or of the request it flushed for — leaves its objects as it found them
+// (the keys and defaults the server filled in are taken back, those the caller gave kept): a field change it carried
 // is still a change, which the reload keeps and the next flush sends again (change it back, or
 // Refresh the object, to drop it). A flush that travelled with a COMMIT the server ran is
-// committed, and applied as such, whatever else in its pipeline failed.
+// committed, and applied as such, whatever else in its pipeline failed (a partial commit over
+// several engines included); a request queued after that COMMIT runs in the next transaction,
+// which the failure leaves pending rollback.
 // An expunged object keeps the fields its flush filled (a generated key, a foreign key
 // copied from its parent), although the rows are gone: to save the same data again, add fresh
 // objects, or zero those fields first (a server-filled key given a value is written as given).

@@ -21,7 +21,6 @@ import (
 // asRead is a flush plan's side of it.
 type asRead struct {
 	readEarly []bool // by statement: an INSERT, which may be applied as it is read
-	reading   bool   // an applier runs as its result is read
 	applied   int    // the appliers run
 	applyErr  error  // the error one of them returned
 	stored    []storedBatch
@@ -50,12 +49,9 @@ func (fp *flushPlan) mayReadEarly(i int) {
 	fp.readEarly[i] = true
 }
 
-// storing records, as g's INSERT is applied as read, what unstore needs to take back. Called
-// locked.
+// storing records, as g's INSERT is applied, what unstore needs to take back should the flush
+// fail after all (a later statement, a later stage). Called locked.
 func (fp *flushPlan) storing(g *insertGroup, fields []*structmap.Field) {
-	if !fp.reading {
-		return
-	}
 	// the key is read back too when the INSERT sent it: a value the caller gave stays
 	b := storedBatch{g: g}
 	for _, f := range fields {
@@ -117,10 +113,8 @@ func (fp *flushPlan) applyEach(s *Session, i int, r *asyncengine.Result) error {
 	case i != fp.applied || i >= len(fp.readEarly) || !fp.readEarly[i]:
 		return errNotNow
 	}
-	fp.reading = true
 	// a panic is this applier's failure, as at the end (finish): the rest of the pipeline is read
 	err := asyncengine.CatchPanic(func() error { return fp.appliers[i](s, []*asyncengine.Result{r}) })
-	fp.reading = false
 	if err != nil {
 		fp.applyErr = err
 		return err

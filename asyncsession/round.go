@@ -276,6 +276,21 @@ func (s *Session) finish(parts []part, errs map[*bound]error) error {
 			unsent[b] = true
 		}
 	}
+	// committed[k]: part k's engine ran its pipeline to its end with a COMMIT after part k (in
+	// the same transaction): what the part wrote is committed, whatever else failed
+	committed := make([]bool, len(parts))
+	for k := len(parts) - 1; k >= 0; k-- {
+		p := parts[k]
+		if errs[p.b] != nil || p.b.reads {
+			continue
+		}
+		for j := k + 1; j < len(parts); j++ {
+			if q := parts[j]; q.b == p.b && (q.commits || q.tx == txBegins) {
+				committed[k] = q.commits
+				break
+			}
+		}
+	}
 	partErrs := make([]error, len(parts))
 	var first error
 	for k, p := range parts {
@@ -294,6 +309,8 @@ func (s *Session) finish(parts []part, errs map[*bound]error) error {
 		switch {
 		case unsent[p.b]:
 			err = unsentError(err, parts, k)
+		case failure != nil && committed[k]:
+			// committed on its engine although another failed (a partial commit): applied below
 		case failure != nil && p.by != nil && p.by == failedBy:
 			err = failure
 		case failure != nil:
@@ -326,8 +343,8 @@ func (s *Session) finish(parts []part, errs map[*bound]error) error {
 			}
 		}
 		partErrs[k] = err
-		if err != nil && p.failed != nil {
-			p.failed()
+		if err != nil {
+			p.fail()
 		}
 		if first == nil {
 			first = err
@@ -350,9 +367,6 @@ func (s *Session) finish(parts []part, errs map[*bound]error) error {
 	}
 	// connections go back to the pool before any caller hears of the results
 	s.releaseIdle()
-	// ran reports an engine whose pipeline ran to its end with a COMMIT: what its parts wrote is
-	// committed, and stored in the objects whatever else failed
-	ran := func(b *bound) bool { return errs[b] == nil && commitsOn(parts, b) }
 	var applyErr error
 	var applyBy *op
 	for k, p := range parts {
@@ -360,10 +374,10 @@ func (s *Session) finish(parts []part, errs map[*bound]error) error {
 		if err == errRetried {
 			continue
 		}
-		if err == nil && failure != nil && p.by != nil && p.by == failedBy && p.failed != nil && !ran(p.b) {
+		if err == nil && failure != nil && p.by != nil && p.by == failedBy && p.failed != nil && !committed[k] {
 			// the failed request's flush ran on another engine too: it fails with the request,
 			// and its transaction rolls back, so its objects keep what it did not write
-			p.failed()
+			p.fail()
 			err = failure
 		}
 		if err == nil && applyErr != nil && p.o != nil && p.o.txEnd == commitTx {
@@ -371,24 +385,22 @@ func (s *Session) finish(parts []part, errs map[*bound]error) error {
 			// cannot be taken back, and the caller is told so
 			s.committed()
 			err = fmt.Errorf("%w, but a request of the same pipeline failed after the server ran it: %w", ErrCommitted, applyErr)
-		} else if err == nil && applyErr != nil && !ran(p.b) {
+		} else if err == nil && applyErr != nil && !committed[k] {
 			// the session is pending rollback: what follows is not delivered as a success, and a
 			// flush among it leaves its objects as it found them
 			err = pendingRollback(applyErr)
 			if p.by == applyBy {
 				err = applyErr
 			}
-			if p.failed != nil {
-				p.failed()
-			}
+			p.fail()
 		} else if err == nil && p.o != nil && p.o.result != nil {
 			p.o.result(p.rs[0], nil)
 		} else if err == nil && p.apply != nil {
 			// a panic storing the results (a Scan method) fails the request as an error would:
 			// the pipeline was read to its end, and its COMMIT, if any, ran
 			if err = asyncengine.CatchPanic(func() error { return p.apply(s, p.rs) }); err != nil {
-				if p.failed != nil && !ran(p.b) {
-					p.failed() // a flush whose results could not all be stored failed too
+				if !committed[k] {
+					p.fail() // a flush whose results could not all be stored failed too
 				}
 				// the server ran the statement: the transaction must not commit what the caller
 				// was told failed
@@ -399,6 +411,10 @@ func (s *Session) finish(parts []part, errs map[*bound]error) error {
 				if applyErr == nil {
 					applyErr, applyBy = err, p.by
 				}
+			} else if p.failed != nil && p.by != nil && p.by.again && !committed[k] {
+				// a stage of a flush that goes on in the next round: a later stage that fails
+				// takes this one back too
+				p.by.stageFailed = append(p.by.stageFailed, p.failed)
 			}
 		}
 		switch {
@@ -417,9 +433,9 @@ func (s *Session) finish(parts []part, errs map[*bound]error) error {
 	if applyErr != nil && applyBy != nil {
 		// the failed request's flush (an autoflush) was stored before its own results failed:
 		// it fails with the request, and leaves its objects as it found them
-		for _, p := range parts {
-			if p.by == applyBy && p.failed != nil && !ran(p.b) {
-				p.failed()
+		for k, p := range parts {
+			if p.by == applyBy && !committed[k] {
+				p.fail()
 			}
 		}
 	}
@@ -501,4 +517,18 @@ func (s *Session) finishExclusive(parts []part, errs map[*bound]error, b *bound)
 	defer s.mu.Unlock()
 	err := s.finish(parts, errs)
 	return b.conn, err
+}
+
+// fail leaves the objects of a part's flush as the flush found them (failed), and those of the
+// earlier stages of its request's flush. Called locked.
+func (p *part) fail() {
+	if p.failed != nil {
+		p.failed()
+	}
+	if p.by != nil {
+		for _, f := range p.by.stageFailed {
+			f()
+		}
+		p.by.stageFailed = nil
+	}
 }

@@ -1,6 +1,7 @@
 package asyncsession_test
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -180,5 +181,115 @@ func TestUpdatesKeepTheirPlaceAroundAKeyChange(t *testing.T) {
 		ns[2].ParentID = &ten  // node 3, under the key node 1 takes
 		await(t, s.Commit(ctx))
 		assert.EqualValues(t, 1, count(t, e, "nodes WHERE id = 3 AND parent_id = 10"))
+	})
+}
+
+// A request that travelled after the COMMIT of a pipeline in which another request's results
+// could not be stored runs in the next transaction, which is then pending rollback: it is not
+// told it succeeded.
+func TestRequestAfterACommitWithAFailedRead(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
+		ctx := enginetest.Context(t)
+		boomRow(t, e)
+		s := newSession(t, e)
+		release := holdSession(t, s)
+		sel := asyncsession.Select[Boom](ctx, s, "SELECT * FROM booms")
+		commit := s.Commit(ctx)
+		insert := s.Execute(ctx, "INSERT INTO authors (id, name) VALUES (7, 'after')")
+		release()
+		_, err := sel.Await(ctx)
+		require.Error(t, err)
+		_, _ = commit.Await(ctx)
+		_, err = insert.Await(ctx)
+		require.Error(t, err, "its transaction rolls back")
+		await(t, s.Rollback(ctx))
+		assert.Zero(t, count(t, e, "authors WHERE id = 7"))
+	})
+}
+
+// A commit over two engines that commits on one and fails on the other keeps, on the one that
+// committed, the flush it committed applied — whatever the order of the engines in the pipeline.
+func TestPartialCommitKeepsWhatCommitted(t *testing.T) {
+	for _, momentsFirst := range []bool{true, false} {
+		t.Run(fmt.Sprint("moments first ", momentsFirst), func(t *testing.T) {
+			ctx := enginetest.Context(t)
+			e1, e2 := newEngine(t, enginetest.NewDatabase(t)), newEngine(t, enginetest.NewDatabase(t))
+			_, err := e2.Exec(ctx, "CREATE TABLE moments (id bigserial PRIMARY KEY, at timestamp NOT NULL)")
+			require.NoError(t, err)
+			s := newSession(t, e1, asyncsession.Bind(Moment{}, e2))
+			m := &Moment{ID: 1}
+			require.NoError(t, s.Add(m))
+			await(t, s.Commit(ctx))
+			_, err = e2.Exec(ctx, "DELETE FROM moments")
+			require.NoError(t, err)
+
+			n := &Author{Name: "n"}
+			if momentsFirst {
+				require.NoError(t, s.Add(&Moment{ID: 2}, n))
+			} else {
+				require.NoError(t, s.Add(n, &Moment{ID: 2}))
+			}
+			m.At = time.Date(2020, 1, 2, 3, 4, 5, 0, time.UTC)
+			_, err = s.Commit(ctx).Await(ctx)
+			var partial *asyncsession.PartialCommitError
+			require.ErrorAs(t, err, &partial)
+			require.NotZero(t, n.ID, "the committed author has its key")
+			assert.EqualValues(t, 1, count(t, e1, "authors"))
+			await(t, s.Rollback(ctx))
+			assert.True(t, s.Contains(n), "the committed object stays in the session")
+		})
+	}
+}
+
+// A flush in stages (SQLite inserts a parent's children in the stage after it) that fails in a
+// later stage leaves the objects of the earlier ones as it found them: a change an earlier stage
+// sent is written after Rollback.
+func TestLaterStageFailure(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
+		ctx := enginetest.Context(t)
+		relSchema(t, e)
+		trigger := `CREATE TRIGGER no_bad BEFORE INSERT ON volumes WHEN NEW.title = 'bad' BEGIN SELECT RAISE(ABORT, 'bad title'); END`
+		if e.Dialect().Name() == "postgresql" {
+			_, err := e.Exec(ctx, `CREATE FUNCTION no_bad() RETURNS trigger LANGUAGE plpgsql AS $$
+				BEGIN IF NEW.title = 'bad' THEN RAISE EXCEPTION 'bad title'; END IF; RETURN NEW; END $$`)
+			require.NoError(t, err)
+			trigger = "CREATE TRIGGER no_bad BEFORE INSERT ON volumes FOR EACH ROW EXECUTE FUNCTION no_bad()"
+		}
+		_, err := e.Exec(ctx, trigger)
+		require.NoError(t, err)
+		s := newSession(t, e)
+		a := &Writer{Name: "a"}
+		require.NoError(t, s.Add(a))
+		await(t, s.Commit(ctx))
+
+		a.Name = "a2"
+		require.NoError(t, s.Add(&Writer{Name: "w", Books: []*Volume{{Title: "bad"}}}))
+		_, err = s.Commit(ctx).Await(ctx)
+		require.ErrorContains(t, err, "bad title")
+		await(t, s.Rollback(ctx))
+		await(t, s.Commit(ctx))
+		assert.EqualValues(t, 1, count(t, e, "writers WHERE name = 'a2'"), "the change an earlier stage sent is written")
+	})
+}
+
+// A flush stored at the end of its pipeline (not as its results were read: a request before it
+// stopped that) and failed by its request's own results is taken back too: the key the server
+// gave the new object goes with the failure.
+func TestAutoflushOfAFailedReadTakenBack(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
+		ctx := enginetest.Context(t)
+		boomRow(t, e)
+		s := newSession(t, e)
+		release := holdSession(t, s)
+		first := s.Execute(asyncsession.NoAutoflush(ctx), "SELECT 1")
+		n := &Author{Name: "n"}
+		require.NoError(t, s.Add(n))
+		sel := asyncsession.Select[Boom](ctx, s, "SELECT * FROM booms")
+		release()
+		await(t, first)
+		_, err := sel.Await(ctx)
+		require.Error(t, err)
+		assert.Zero(t, n.ID, "the key of the failed flush is taken back")
+		await(t, s.Rollback(ctx))
 	})
 }
