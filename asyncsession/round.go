@@ -410,6 +410,13 @@ func (s *Session) finish(parts []part, errs map[*bound]error) error {
 				}
 				if applyErr == nil {
 					applyErr, applyBy = err, p.by
+					// the request's other parts (an autoflush stored before its own results
+					// failed) fail with it, before it hears of it
+					for j, q := range parts {
+						if j != k && q.by == applyBy && applyBy != nil && !committed[j] {
+							q.fail()
+						}
+					}
 				}
 			} else if p.failed != nil && p.by != nil && p.by.again && !committed[k] {
 				// a stage of a flush that goes on in the next round: a later stage that fails
@@ -428,15 +435,6 @@ func (s *Session) finish(parts []part, errs map[*bound]error) error {
 			// a stage of its flush failed: the request is not planned again
 			p.by.staleStage = true
 			p.by.reject(err)
-		}
-	}
-	if applyErr != nil && applyBy != nil {
-		// the failed request's flush (an autoflush) was stored before its own results failed:
-		// it fails with the request, and leaves its objects as it found them
-		for k, p := range parts {
-			if p.by == applyBy && !committed[k] {
-				p.fail()
-			}
 		}
 	}
 	return first
