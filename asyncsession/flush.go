@@ -254,7 +254,6 @@ type flushPlan struct {
 	updated           []updatedRows
 	lookedUp          []string    // the tables whose column types the plan reads (update.go)
 	switched          []keySwitch // the key changes it applied, which its failure takes back
-	s                 *Session    // the session they were applied in
 	inserted, deleted []*instance // taken off the session's lists
 	restores          []func()    // snapshot values replaced by the planned UPDATEs
 }
@@ -520,7 +519,7 @@ func (fp *flushPlan) batchTypes(g *insertGroup) ([]columnType, tableTypes, bool)
 // objects what was stored in them as its first results were read; and gives the objects it
 // updated their snapshots back, so that what it did not write stays a change to write (a key the
 // failed UPDATE sent must not become the key the next one looks for).
-func (fp *flushPlan) failed() {
+func (fp *flushPlan) failed(s *Session) {
 	for _, t := range fp.batched {
 		forgetTypes(fp.e, t)
 	}
@@ -530,7 +529,7 @@ func (fp *flushPlan) failed() {
 	}
 	fp.restores = nil
 	for _, k := range slices.Backward(fp.switched) {
-		fp.unswitch(k)
+		s.unswitch(k)
 	}
 	fp.switched = nil
 }

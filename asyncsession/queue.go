@@ -39,7 +39,7 @@ type op struct {
 	again, staleStage bool
 	// stageFailed: the failed hooks of the stages of its flush applied in earlier rounds, run
 	// when a later stage fails (round.go)
-	stageFailed []func()
+	stageFailed []func(*Session)
 }
 
 type flushKind int

@@ -18,11 +18,7 @@ import (
 func TestRollbackRestoresChangedKey(t *testing.T) {
 	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
 		ctx := enginetest.Context(t)
-		relSchema(t, e)
-		s := newSession(t, e)
-		a, b := &Tag{ID: 1, Name: "a"}, &Tag{ID: 2, Name: "b"}
-		require.NoError(t, s.Add(a, b))
-		await(t, s.Commit(ctx))
+		s, a, b := twoTags(t, e, "a", "b")
 		get := func(id int64) *Tag {
 			t.Helper()
 			got, err := asyncsession.Get[Tag](ctx, s, id).Await(ctx)
@@ -71,11 +67,7 @@ func TestRollbackRestoresChangedKey(t *testing.T) {
 func TestFailedKeyChangeLeavesTheSnapshot(t *testing.T) {
 	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
 		ctx := enginetest.Context(t)
-		relSchema(t, e)
-		s := newSession(t, e)
-		p, q := &Tag{ID: 1, Name: "apple"}, &Tag{ID: 2, Name: "quince"}
-		require.NoError(t, s.Add(p, q))
-		await(t, s.Commit(ctx))
+		s, p, _ := twoTags(t, e, "apple", "quince")
 
 		p.ID, p.Name = 2, "apple2"
 		_, err := s.Commit(ctx).Await(ctx)
@@ -97,4 +89,16 @@ func TestFailedKeyChangeLeavesTheSnapshot(t *testing.T) {
 		require.NoError(t, err)
 		assert.Same(t, p, got)
 	})
+}
+
+// twoTags creates the relationship schema and saves tags 1 and 2 named first and second in a new
+// session.
+func twoTags(t *testing.T, e *asyncengine.Engine, first, second string) (*asyncsession.Session, *Tag, *Tag) {
+	t.Helper()
+	relSchema(t, e)
+	s := newSession(t, e)
+	a, b := &Tag{ID: 1, Name: first}, &Tag{ID: 2, Name: second}
+	require.NoError(t, s.Add(a, b))
+	await(t, s.Commit(enginetest.Context(t)))
+	return s, a, b
 }

@@ -26,7 +26,7 @@ type part struct {
 	// readsBack: the part stores in objects values its writes returned (generated keys, server
 	// defaults), which may not fit: a COMMIT is sent only once they are stored
 	readsBack bool
-	failed    func() // told that the part's statements did not all run
+	failed    func(*Session) // told that the part's flush failed: it leaves its objects as found
 	// explain, given the part's statement i that failed and its error, returns the error to
 	// report
 	explain func(i int, err error) error
@@ -276,20 +276,20 @@ func (s *Session) finish(parts []part, errs map[*bound]error) error {
 			unsent[b] = true
 		}
 	}
-	// committed[k]: part k's engine ran its pipeline to its end with a COMMIT after part k (in
-	// the same transaction): what the part wrote is committed, whatever else failed
-	committed := make([]bool, len(parts))
-	for k := len(parts) - 1; k >= 0; k-- {
-		p := parts[k]
-		if errs[p.b] != nil || p.b.reads {
-			continue
+	// committedPart reports that part k's engine ran its pipeline to its end with a COMMIT after
+	// part k, in the same transaction: what the part wrote is committed, whatever else failed.
+	// Asked only on the paths of a failure.
+	committedPart := func(k int) bool {
+		b := parts[k].b
+		if errs[b] != nil || b.reads {
+			return false
 		}
-		for j := k + 1; j < len(parts); j++ {
-			if q := parts[j]; q.b == p.b && (q.commits || q.tx == txBegins) {
-				committed[k] = q.commits
-				break
+		for _, q := range parts[k+1:] {
+			if q.b == b && (q.commits || q.tx == txBegins) {
+				return q.commits
 			}
 		}
+		return false
 	}
 	partErrs := make([]error, len(parts))
 	var first error
@@ -309,7 +309,7 @@ func (s *Session) finish(parts []part, errs map[*bound]error) error {
 		switch {
 		case unsent[p.b]:
 			err = unsentError(err, parts, k)
-		case failure != nil && committed[k]:
+		case failure != nil && committedPart(k):
 			// committed on its engine although another failed (a partial commit): applied below
 		case failure != nil && p.by != nil && p.by == failedBy:
 			err = failure
@@ -344,7 +344,7 @@ func (s *Session) finish(parts []part, errs map[*bound]error) error {
 		}
 		partErrs[k] = err
 		if err != nil {
-			p.fail()
+			p.fail(s)
 		}
 		if first == nil {
 			first = err
@@ -374,10 +374,10 @@ func (s *Session) finish(parts []part, errs map[*bound]error) error {
 		if err == errRetried {
 			continue
 		}
-		if err == nil && failure != nil && p.by != nil && p.by == failedBy && p.failed != nil && !committed[k] {
+		if err == nil && failure != nil && p.by != nil && p.by == failedBy && p.failed != nil && !committedPart(k) {
 			// the failed request's flush ran on another engine too: it fails with the request,
 			// and its transaction rolls back, so its objects keep what it did not write
-			p.fail()
+			p.fail(s)
 			err = failure
 		}
 		if err == nil && applyErr != nil && p.o != nil && p.o.txEnd == commitTx {
@@ -385,22 +385,22 @@ func (s *Session) finish(parts []part, errs map[*bound]error) error {
 			// cannot be taken back, and the caller is told so
 			s.committed()
 			err = fmt.Errorf("%w, but a request of the same pipeline failed after the server ran it: %w", ErrCommitted, applyErr)
-		} else if err == nil && applyErr != nil && !committed[k] {
+		} else if err == nil && applyErr != nil && !committedPart(k) {
 			// the session is pending rollback: what follows is not delivered as a success, and a
 			// flush among it leaves its objects as it found them
 			err = pendingRollback(applyErr)
 			if p.by == applyBy {
 				err = applyErr
 			}
-			p.fail()
+			p.fail(s)
 		} else if err == nil && p.o != nil && p.o.result != nil {
 			p.o.result(p.rs[0], nil)
 		} else if err == nil && p.apply != nil {
 			// a panic storing the results (a Scan method) fails the request as an error would:
 			// the pipeline was read to its end, and its COMMIT, if any, ran
 			if err = asyncengine.CatchPanic(func() error { return p.apply(s, p.rs) }); err != nil {
-				if !committed[k] {
-					p.fail() // a flush whose results could not all be stored failed too
+				if !committedPart(k) {
+					p.fail(s) // a flush whose results could not all be stored failed too
 				}
 				// the server ran the statement: the transaction must not commit what the caller
 				// was told failed
@@ -413,12 +413,12 @@ func (s *Session) finish(parts []part, errs map[*bound]error) error {
 					// the request's other parts (an autoflush stored before its own results
 					// failed) fail with it, before it hears of it
 					for j, q := range parts {
-						if j != k && q.by == applyBy && applyBy != nil && !committed[j] {
-							q.fail()
+						if j != k && q.by == applyBy && applyBy != nil && !committedPart(j) {
+							q.fail(s)
 						}
 					}
 				}
-			} else if p.failed != nil && p.by != nil && p.by.again && !committed[k] {
+			} else if p.failed != nil && p.by != nil && p.by.again && !committedPart(k) {
 				// a stage of a flush that goes on in the next round: a later stage that fails
 				// takes this one back too
 				p.by.stageFailed = append(p.by.stageFailed, p.failed)
@@ -519,13 +519,13 @@ func (s *Session) finishExclusive(parts []part, errs map[*bound]error, b *bound)
 
 // fail leaves the objects of a part's flush as the flush found them (failed), and those of the
 // earlier stages of its request's flush. Called locked.
-func (p *part) fail() {
+func (p *part) fail(s *Session) {
 	if p.failed != nil {
-		p.failed()
+		p.failed(s)
 	}
 	if p.by != nil {
 		for _, f := range p.by.stageFailed {
-			f()
+			f(s)
 		}
 		p.by.stageFailed = nil
 	}

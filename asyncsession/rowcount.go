@@ -27,22 +27,39 @@ func checked(d *asyncengine.Dialect, g *insertGroup, insert, n string) string {
 	if g.publisher > 0 {
 		ok = "set_config('" + keyedSetting(g.publisher) + "', array_agg(p." + d.Quote(g.m.PK[0].Column) + ")::text, true) IS NOT NULL"
 	}
-	return "WITH p AS (" + insert + ") SELECT p.* FROM p WHERE (SELECT CASE WHEN count(*) = " + n + "::bigint THEN " + ok +
-		" ELSE ('" + countMarker + "' || count(*) || ' of ' || " + n + "::bigint)::boolean END FROM p)"
+	return "WITH p AS (" + insert + ") SELECT p.* FROM p WHERE (SELECT " + countIs("p", n+"::bigint", ok, countMarker) + ")"
 }
 
-// matchedOne wraps the UPDATE of one object's row so that it fails, and the transaction with it,
-// unless it matched exactly that row: an UPDATE that matched none (the row deleted, or its key
-// changed, by another transaction) would otherwise succeed without writing, and a COMMIT later
-// in the same pipeline would commit the rest as if it had. The failure's text starts with
-// matchedMarker.
-func matchedOne(update string) string {
-	return "WITH u AS (" + update + " RETURNING 1) SELECT CASE WHEN count(*) = 1 THEN true ELSE ('" +
-		matchedMarker + "' || count(*) || ' rows')::boolean END FROM u"
+// countIs is the check that the statement of the WITH query rel wrote (or matched) n rows: ok
+// when it did, otherwise a failure whose text is marker followed by "<count> of <n>"; the count
+// in the text keeps the planner from evaluating the failure before the condition.
+func countIs(rel, n, ok, marker string) string {
+	return "CASE WHEN count(*) = " + n + " THEN " + ok + " ELSE ('" + marker + "' || count(*) || ' of ' || " + n + ")::boolean END FROM " + rel
 }
 
-// matchedMarker starts the text of the error an UPDATE that did not match its row raises:
-// "gosqla: matched 0 rows".
+// markerCount reads the count a failure of countIs with marker reports in the server's error
+// text.
+func markerCount(text, marker string) (int, bool) {
+	_, rest, ok := strings.Cut(text, `"`+marker)
+	if !ok {
+		return 0, false
+	}
+	count, _, _ := strings.Cut(rest, " ")
+	n, err := strconv.Atoi(count)
+	return n, err == nil
+}
+
+// matched wraps an UPDATE by the objects' keys so that it fails, and the transaction with it,
+// unless it matched n rows (an expression), one per object: an UPDATE that matched none (the row
+// deleted, or its key changed, by another transaction) would otherwise succeed without writing,
+// and a COMMIT later in the same pipeline would commit the rest as if it had. The failure's text
+// starts with matchedMarker.
+func matched(update, n string) string {
+	return "WITH u AS (" + update + " RETURNING 1) SELECT " + countIs("u", n, "true", matchedMarker)
+}
+
+// matchedMarker starts the text of the error an UPDATE that did not match its rows raises:
+// "gosqla: matched 0 of 1".
 const matchedMarker = "gosqla: matched "
 
 // updatedRows are the objects whose UPDATE is statement stmt of a flush.
@@ -146,12 +163,8 @@ func (fp *flushPlan) explain(i int, err error) error {
 		return err
 	}
 	text := server.Error()
-	if _, rest, ok := strings.Cut(text, `"`+matchedMarker); ok {
-		matched, _, _ := strings.Cut(rest, " ")
-		if n, convErr := strconv.Atoi(matched); convErr == nil {
-			return fp.staleError(i, n, err)
-		}
-		return err
+	if n, ok := markerCount(text, matchedMarker); ok {
+		return fp.staleError(i, n, err)
 	}
 	changed := strings.Contains(text, `"`+changedMarker)
 	if !changed && !strings.Contains(text, `"`+countMarker) {
@@ -169,10 +182,8 @@ func (fp *flushPlan) explain(i int, err error) error {
 		if changed {
 			return fp.changedError(g.m, err)
 		}
-		rest := text[strings.Index(text, countMarker)+len(countMarker):]
-		written, _, _ := strings.Cut(rest, " ")
-		n, convErr := strconv.Atoi(written)
-		if convErr != nil {
+		n, ok := markerCount(text, countMarker)
+		if !ok {
 			return err
 		}
 		return fp.wroteError(g, n, err)

@@ -372,29 +372,23 @@ func stringKinded(t reflect.Type) bool {
 func unnestSQL(d *asyncengine.Dialect, g *insertGroup, types []columnType, guard, checked bool, rows []reflect.Value) (string, []any) {
 	var b strings.Builder
 	insertInto(&b, d, g.m, g.cols)
-	selected := make([]string, len(types))
-	arrays := make([]string, len(types))
-	names := make([]string, len(types))
-	args := make([]any, len(g.cols), len(g.cols)+3)
-	for i, ct := range types {
-		names[i] = "c" + strconv.Itoa(i+1)
-		selected[i] = "u." + names[i]
-		if ct.cast != "" {
-			selected[i] += "::" + ct.cast
+	// a foreign key filled from a parent of the flush travels as the parent's position, and the
+	// server puts the parent's key in its place
+	args := make([]any, len(g.cols), len(g.cols)+2)
+	keyed := make([]int, len(g.srcs))
+	for k, src := range g.srcs {
+		if keyed[k] = slices.Index(g.cols, src.fk); keyed[k] >= 0 {
+			args[keyed[k]] = positions(g, k)
 		}
-		arrays[i] = d.Placeholder(i+1) + "::" + ct.array
-		f := g.cols[i]
-		for k, src := range g.srcs {
-			if src.fk == f {
-				// the parent's position travels, and the server puts its key in its place
-				selected[i] = keyExpr(src, "u."+names[i])
-				arrays[i] = d.Placeholder(i+1) + "::integer[]"
-				args[i] = positions(g, k)
-			}
+	}
+	names, arrays, selected := unnestColumns(d, "u", g.cols, types, rows, args)
+	for k, src := range g.srcs {
+		i := keyed[k]
+		if i < 0 {
+			continue
 		}
-		if args[i] == nil {
-			args[i] = column(f, rows)
-		}
+		selected[i] = keyExpr(src, "u."+names[i])
+		arrays[i] = d.Placeholder(i+1) + "::integer[]"
 	}
 	b.WriteString(") SELECT " + strings.Join(selected, ", ") + " FROM unnest(" + strings.Join(arrays, ", ") + ") AS u(" + strings.Join(names, ", ") + ")")
 	if !guard {
@@ -407,6 +401,26 @@ func unnestSQL(d *asyncengine.Dialect, g *insertGroup, types []columnType, guard
 	}
 	b.WriteString(typesGuard(d, table, g.cols, types, d.Placeholder(len(g.cols)+1)+"::text"))
 	return b.String(), append(args, table)
+}
+
+// unnestColumns are the parts of a statement that reads rows as one array per column (cols, of
+// types): the columns' names in the unnest alias (c1, c2, …), their arrays ($1::bigint[], …),
+// the values to use (alias.c1, cast to the column's type where text travels); and it fills in
+// the arrays' arguments args has none for yet.
+func unnestColumns(d *asyncengine.Dialect, alias string, cols []*structmap.Field, types []columnType, rows []reflect.Value, args []any) (names, arrays, values []string) {
+	names, arrays, values = make([]string, len(cols)), make([]string, len(cols)), make([]string, len(cols))
+	for i, f := range cols {
+		names[i] = "c" + strconv.Itoa(i+1)
+		arrays[i] = d.Placeholder(i+1) + "::" + types[i].array
+		values[i] = alias + "." + names[i]
+		if types[i].cast != "" {
+			values[i] += "::" + types[i].cast
+		}
+		if args[i] == nil {
+			args[i] = column(f, rows)
+		}
+	}
+	return names, arrays, values
 }
 
 // positions are the positions of the rows' parents for key source k of a keyed batch.

@@ -3,7 +3,6 @@ package asyncsession
 import (
 	"reflect"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/gosqla/gosqla/asyncengine"
@@ -111,30 +110,21 @@ func (fp *flushPlan) updateBatch(ins []*instance, changed []int) bool {
 	for i, in := range ins {
 		rows[i] = in.v
 	}
-	names := make([]string, len(cols))
-	arrays := make([]string, len(cols))
-	var sets, keys []string
 	args := make([]any, len(cols), len(cols)+1)
+	names, arrays, values := unnestColumns(fp.d, "v", cols, cts, rows, args)
+	var sets, keys []string
 	for i, f := range cols {
-		names[i] = "c" + strconv.Itoa(i+1)
-		arrays[i] = fp.d.Placeholder(i+1) + "::" + cts[i].array
-		args[i] = column(f, rows)
-		value := "v." + names[i]
-		if cts[i].cast != "" {
-			value += "::" + cts[i].cast
-		}
 		if i < len(changed) {
-			sets = append(sets, fp.d.Quote(f.Column)+" = "+value)
+			sets = append(sets, fp.d.Quote(f.Column)+" = "+values[i])
 		} else {
-			keys = append(keys, "r."+fp.d.Quote(f.Column)+" = "+value)
+			keys = append(keys, "r."+fp.d.Quote(f.Column)+" = "+values[i])
 		}
 	}
 	args = append(args, len(ins))
-	n := fp.d.Placeholder(len(args)) + "::bigint"
-	sql := "WITH u AS (UPDATE " + table + " AS r SET " + strings.Join(sets, ", ") +
+	update := "UPDATE " + table + " AS r SET " + strings.Join(sets, ", ") +
 		" FROM unnest(" + strings.Join(arrays, ", ") + ") AS v(" + strings.Join(names, ", ") + ")" +
-		" WHERE " + strings.Join(keys, " AND ") + " AND " + typesCondition(fp.d, table, cols, cts, "") + " RETURNING 1) " +
-		"SELECT CASE WHEN count(*) = " + n + " THEN true ELSE ('" + matchedMarker + "' || count(*) || ' of ' || " + n + " || ' rows')::boolean END FROM u"
+		" WHERE " + strings.Join(keys, " AND ") + " AND " + typesCondition(fp.d, table, cols, cts, "")
+	sql := matched(update, fp.d.Placeholder(len(args))+"::bigint")
 	fp.updated = append(fp.updated, updatedRows{len(fp.stmts), ins})
 	for _, in := range ins {
 		fp.retake(in, changed)
@@ -181,7 +171,7 @@ func (fp *flushPlan) retake(in *instance, changed []int) []fieldSnapshot {
 func (fp *flushPlan) updateOne(in *instance, changed []int) {
 	sql, args := updateSQL(fp.d, in.model, changed, in.v, loadedPK(in))
 	if checksCount(fp.d) {
-		sql = matchedOne(sql)
+		sql = matched(sql, "1")
 	} else {
 		sql += " RETURNING 1"
 		fp.readsBack = true // the COMMIT waits until its row is counted
@@ -210,18 +200,18 @@ func (fp *flushPlan) updateOne(in *instance, changed []int) {
 				s.undoSeq++
 				k := keySwitch{in: in, old: key, fields: keyFields, snaps: keySnaps, gen: fp.gen, seq: s.undoSeq}
 				s.rekeyed = append(s.rekeyed, k)
-				fp.switched, fp.s = append(fp.switched, k), s
+				fp.switched = append(fp.switched, k)
 			}
 		}
 		return nil
 	})
 }
 
-// unswitch takes back a key change the plan applied before a later statement of it failed: the
+// unswitch takes back a key change a flush applied before a later statement of it failed: the
 // object keeps the key of its row in the identity map, and its field the change, still to write.
 // Called locked.
-func (fp *flushPlan) unswitch(k keySwitch) {
-	s, in := fp.s, k.in
+func (s *Session) unswitch(k keySwitch) {
+	in := k.in
 	if s.identity[in.key] == in {
 		delete(s.identity, in.key)
 	}
