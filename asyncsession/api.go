@@ -88,7 +88,7 @@ func (s *Session) ExpungeAll() {
 	}
 	s.identity = map[identityKey]*instance{}
 	s.objects = map[any]*instance{}
-	s.byTable = nil
+	s.byTable, s.lastSet.t = nil, nil
 	s.pending, s.deleted, s.gone, s.letGo, s.rekeyed = nil, nil, nil, nil, nil
 }
 

@@ -221,6 +221,22 @@ func (s *Session) index(in *instance, add bool) {
 
 // tableSetOf returns m's table set, created empty the first time. Called locked.
 func (s *Session) tableSetOf(m *structmap.Model) *tableSet {
+	// a batch registers its objects one by one, all of one model
+	if s.lastSet.m == m && s.lastSet.t != nil {
+		return s.lastSet.t
+	}
+	t := s.tableSetFor(m)
+	s.lastSet.m, s.lastSet.t = m, t
+	return t
+}
+
+// tableSetOfModel is a table set and a model of its table.
+type tableSetOfModel struct {
+	m *structmap.Model
+	t *tableSet
+}
+
+func (s *Session) tableSetFor(m *structmap.Model) *tableSet {
 	word := tableWord(m)
 	t := s.byTable[word]
 	if t == nil {

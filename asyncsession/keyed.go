@@ -76,6 +76,8 @@ func (s *Session) early(now, later []*instance, w *relWork) ([]*instance, []*ins
 		}
 	}
 	rest := later[:0:0]
+	// a graph's children go early by the thousand: room for all of them at once
+	now = slices.Grow(now, len(later))
 	for _, in := range later {
 		if !in.early {
 			rest = append(rest, in)

@@ -66,6 +66,7 @@ type Session struct {
 	block     []instance
 	blockSize int
 	byTable   map[string]*tableSet // registered objects by table word (autoflush.go)
+	lastSet   tableSetOfModel      // the table set tableSetOf returned last
 	pending   []*instance          // added, in order
 	deleted   []*instance
 	bounds    []*bound
