@@ -178,7 +178,8 @@
 // Future[T] is a value that completes later: Await(ctx) waits for it, Done() is closed when it
 // completes, All awaits several. Workers is a bounded pool: N goroutines and a bounded queue;
 // submitting to a full queue waits and gives up when ctx ends; a panicking task completes with a
-// *PanicError carrying its stack; Close waits for running tasks. CatchPanic is that rule for any
+// *PanicError carrying its stack (in Stack: its message is one line naming the panic and the
+// function that raised it); Close waits for running tasks. CatchPanic is that rule for any
 // function: hooks, transaction callbacks and worker tasks all run through it. Its size defaults to the pool's
 // capacity (pool_size + max_overflow).
 //

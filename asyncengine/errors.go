@@ -208,13 +208,48 @@ func catchDriverPanic[A, R any](ctx context.Context, dc driver.Conn, a A, fn fun
 }
 
 // PanicError is a panic recovered from user code (a worker task, a hook, a Begin callback),
-// returned as an error with the stack where it happened.
+// returned as an error with the stack where it happened. Its message is one line, naming the
+// panic and the function that raised it, so that it can be logged or returned as is; the whole
+// stack is in Stack.
 type PanicError struct {
 	Value any
 	Stack []byte
 }
 
-func (e *PanicError) Error() string { return fmt.Sprintf("gosqla: panic: %v\n%s", e.Value, e.Stack) }
+func (e *PanicError) Error() string {
+	if at := panickedAt(e.Stack); at != "" {
+		return fmt.Sprintf("gosqla: panic: %v (in %s)", e.Value, at)
+	}
+	return fmt.Sprintf("gosqla: panic: %v", e.Value)
+}
+
+// panickedAt is the frame of stack that raised the panic, as "function (file:line)": the first
+// frame below the call to panic outside the runtime (which raises index and nil errors), or ""
+// when stack has none.
+func panickedAt(stack []byte) string {
+	// a goroutine's trace is a function line, then a tab and its file:line +offset
+	lines := strings.Split(string(stack), "\n")
+	for i := range lines {
+		if !strings.HasPrefix(lines[i], "panic(") {
+			continue
+		}
+		for j := i + 2; j+1 < len(lines); j += 2 {
+			fn, file := lines[j], strings.TrimSpace(lines[j+1])
+			if strings.HasPrefix(fn, "runtime.") {
+				continue
+			}
+			if k := strings.LastIndexByte(fn, '('); k > 0 {
+				fn = fn[:k]
+			}
+			if k := strings.LastIndex(file, " +0x"); k > 0 {
+				file = file[:k]
+			}
+			return fn + " (" + file + ")"
+		}
+		return ""
+	}
+	return ""
+}
 
 // Unwrap returns the panic value when it is an error.
 func (e *PanicError) Unwrap() error {

@@ -87,3 +87,24 @@ func TestCancelledTaskNeverRuns(t *testing.T) {
 	require.ErrorIs(t, err, context.Canceled)
 	assert.False(t, ran)
 }
+
+func badIndex(s []int) int { return s[3] }
+
+// A panic's message is one line that names it and the function that raised it (a log line, an
+// HTTP error body); the stack stays in the error.
+func TestPanicErrorMessage(t *testing.T) {
+	ctx := context.Background()
+	w := asyncengine.NewWorkers(1, 1)
+	defer w.Close()
+	_, err := asyncengine.Go(ctx, w, func(context.Context) (int, error) { return badIndex(nil), nil }).Await(ctx)
+	var pe *asyncengine.PanicError
+	require.ErrorAs(t, err, &pe)
+	require.NotContains(t, err.Error(), "\n")
+	require.Contains(t, err.Error(), "gosqla: panic: runtime error: index out of range [3] with length 0 (in github.com/gosqla/gosqla/asyncengine_test.badIndex (")
+	require.Contains(t, err.Error(), "workers_test.go:")
+	require.Contains(t, string(pe.Stack), "goroutine ")
+
+	_, err = asyncengine.Go(ctx, w, func(context.Context) (int, error) { panic(errors.New("wrapped")) }).Await(ctx)
+	require.ErrorContains(t, err, "gosqla: panic: wrapped (in github.com/gosqla/gosqla/asyncengine_test.TestPanicErrorMessage.func")
+	require.EqualError(t, errors.Unwrap(err), "wrapped")
+}
