@@ -135,7 +135,8 @@
 // the objects of one model whose changes touch the same columns, and not their key, go as one
 // statement (UPDATE t AS r SET a = v.c1 FROM unnest($1::…[], $2::bigint[]) AS v(c1,
 // c2) WHERE r.id = v.c2), typed and guarded as a batch INSERT is (below), which fails with
-// ErrStaleObject unless it matched every row; the first flush that updates a table whose column
+// ErrStaleObject unless it matched every row (its message names up to ten keys that matched
+// none: "no row for key 7, 9"; a key of several columns as a row, "(a,1)"); the first flush that updates a table whose column
 // types the engine has not read sends one UPDATE per object and reads them in the same pipeline.
 //
 // On PostgreSQL the rows of such an INSERT travel as one array per column (INSERT … SELECT FROM

@@ -27,14 +27,18 @@ func checked(d *asyncengine.Dialect, g *insertGroup, insert, n string) string {
 	if g.publisher > 0 {
 		ok = "set_config('" + keyedSetting(g.publisher) + "', array_agg(p." + d.Quote(g.m.PK[0].Column) + ")::text, true) IS NOT NULL"
 	}
-	return "WITH p AS (" + insert + ") SELECT p.* FROM p WHERE (SELECT " + countIs("p", n+"::bigint", ok, countMarker) + ")"
+	return "WITH p AS (" + insert + ") SELECT p.* FROM p WHERE (SELECT " + countIs("p", n+"::bigint", ok, countMarker, "") + ")"
 }
 
 // countIs is the check that the statement of the WITH query rel wrote (or matched) n rows: ok
-// when it did, otherwise a failure whose text is marker followed by "<count> of <n>"; the count
-// in the text keeps the planner from evaluating the failure before the condition.
-func countIs(rel, n, ok, marker string) string {
-	return "CASE WHEN count(*) = " + n + " THEN " + ok + " ELSE ('" + marker + "' || count(*) || ' of ' || " + n + ")::boolean END FROM " + rel
+// when it did, otherwise a failure whose text is marker followed by "<count> of <n>", and by
+// detail's text when detail (an expression) is given; the count in the text keeps the planner
+// from evaluating the failure before the condition.
+func countIs(rel, n, ok, marker, detail string) string {
+	if detail != "" {
+		detail = " || " + detail
+	}
+	return "CASE WHEN count(*) = " + n + " THEN " + ok + " ELSE ('" + marker + "' || count(*) || ' of ' || " + n + detail + ")::boolean END FROM " + rel
 }
 
 // markerCount reads the count a failure of countIs with marker reports in the server's error
@@ -55,7 +59,47 @@ func markerCount(text, marker string) (int, bool) {
 // and a COMMIT later in the same pipeline would commit the rest as if it had. The failure's text
 // starts with matchedMarker.
 func matched(update, n string) string {
-	return "WITH u AS (" + update + " RETURNING 1) SELECT " + countIs("u", n, "true", matchedMarker)
+	return "WITH u AS (" + update + " RETURNING 1) SELECT " + countIs("u", n, "true", matchedMarker, "")
+}
+
+// matchedNaming is matched for an UPDATE of a batch by keys, whose failure names, after the
+// count, up to missingShown keys of the batch that matched no row: keys are the table's key
+// columns (as r, the updated table, names them), sent the batch's key values, as the FROM list
+// from names them. The list is built only when the count is wrong.
+func matchedNaming(update, n string, keys, sent []string, from string) string {
+	key := "m.k1"
+	if len(keys) > 1 {
+		key = "ROW(m.*)"
+	}
+	cols := make([]string, len(keys))
+	for i := range keys {
+		cols[i] = "k" + strconv.Itoa(i+1)
+	}
+	missing := "coalesce((SELECT string_agg(" + key + "::text, ', ') FROM (SELECT " + strings.Join(sent, ", ") + " FROM " + from +
+		" EXCEPT SELECT " + strings.Join(cols, ", ") + " FROM u LIMIT " + strconv.Itoa(missingShown) + ") AS m(" + strings.Join(cols, ", ") + ")), '')"
+	return "WITH u(" + strings.Join(cols, ", ") + ") AS (" + update + " RETURNING " + strings.Join(keys, ", ") + ") SELECT " +
+		countIs("u", n, "true", matchedMarker, "'"+missingMarker+"' || "+missing)
+}
+
+// missingMarker follows the count in the failure of matchedNaming, before the keys: "gosqla:
+// matched 1 of 2; no row for key 1".
+const (
+	missingMarker = "; no row for key "
+	missingShown  = 10
+)
+
+// missingKeys reads the keys a failure of matchedNaming names in the server's error text ("":
+// none).
+func missingKeys(text string) string {
+	_, rest, ok := strings.Cut(text, missingMarker)
+	if !ok {
+		return ""
+	}
+	// the text ends where the server quoted it: a key may hold a quote
+	if end := strings.LastIndexByte(rest, '"'); end >= 0 {
+		rest = rest[:end]
+	}
+	return rest
 }
 
 // matchedMarker starts the text of the error an UPDATE that did not match its rows raises:
@@ -78,6 +122,9 @@ func (fp *flushPlan) staleError(stmt, n int, err error) error {
 		what := fmt.Sprintf("the UPDATE of %s with key %v matched %d rows, not 1", fp.d.Quote(u.ins[0].model.Table), u.ins[0].key.pk, n)
 		if len(u.ins) > 1 {
 			what = fmt.Sprintf("the UPDATE of %d rows of %s by their keys matched %d", len(u.ins), fp.d.Quote(u.ins[0].model.Table), n)
+			if keys := missingKeys(serverText(err)); keys != "" {
+				what += " (no row for key " + keys + ")"
+			}
 		}
 		return fmt.Errorf("%w: %s: another transaction deleted a row or changed its key since its object was loaded (or a trigger skipped the update); nothing of the transaction is committed: roll the session back, then Expunge the objects whose row is gone (Get of their key returns nil, and Refresh fails) and Refresh the others to read their rows again (their changes stay ones to write)%s", ErrStaleObject, what, serverText(err))
 	}

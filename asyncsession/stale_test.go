@@ -29,7 +29,7 @@ func TestUpdateOfAGoneRow(t *testing.T) {
 		_, err = s.Commit(ctx).Await(ctx)
 		require.ErrorIs(t, err, asyncsession.ErrStaleObject)
 		if e.Dialect().Name() == "postgresql" {
-			assert.Contains(t, err.Error(), `UPDATE of 2 rows of "authors" by their keys matched 1`, "one statement")
+			assert.Contains(t, err.Error(), `UPDATE of 2 rows of "authors" by their keys matched 1 (no row for key 1)`, "one statement, naming the gone row")
 			assert.EqualValues(t, 1, roundTrips(e)-before, "the COMMIT travelled with the UPDATE")
 		} else {
 			assert.Contains(t, err.Error(), `UPDATE of "authors" with key 1 matched 0 rows`)
@@ -55,4 +55,38 @@ func twoAuthors(t *testing.T, e *asyncengine.Engine) (*asyncsession.Session, *Au
 	require.NoError(t, s.Add(a, b))
 	await(t, s.Commit(ctx))
 	return s, a, b
+}
+
+// Seat has a key of two columns, one of them text.
+type Seat struct {
+	Row    string `db:"row,pk"`
+	Num    int64  `db:"num,pk"`
+	Holder string `db:"holder"`
+}
+
+func (Seat) TableName() string { return "seats" }
+
+// The batch UPDATE's failure names the keys that matched no row, composite ones as rows, text
+// as the server writes it (quotes and commas too).
+func TestBatchUpdateNamesGoneKeys(t *testing.T) {
+	ctx := enginetest.Context(t)
+	e := newEngine(t, enginetest.NewDatabase(t))
+	require.NoError(t, asyncsession.CreateAll(ctx, e, Seat{}))
+	s := newSession(t, e)
+	seats := []*Seat{{Row: `a"1, b`, Num: 1}, {Row: "b", Num: 2}, {Row: "c", Num: 3}}
+	require.NoError(t, s.Add(seats[0], seats[1], seats[2]))
+	await(t, s.Commit(ctx))
+	_, err := e.Exec(ctx, `DELETE FROM seats WHERE num <> 2`)
+	require.NoError(t, err)
+
+	for _, st := range seats {
+		st.Holder = "x"
+	}
+	_, err = s.Commit(ctx).Await(ctx)
+	require.ErrorIs(t, err, asyncsession.ErrStaleObject)
+	assert.Contains(t, err.Error(), `UPDATE of 3 rows of "seats" by their keys matched 1 (no row for key `)
+	assert.Contains(t, err.Error(), `("a""1, b",1)`)
+	assert.Contains(t, err.Error(), `(c,3)`)
+	assert.NotContains(t, err.Error(), `(b,2)`)
+	await(t, s.Rollback(ctx))
 }

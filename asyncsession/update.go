@@ -112,19 +112,20 @@ func (fp *flushPlan) updateBatch(ins []*instance, changed []int) bool {
 	}
 	args := make([]any, len(cols), len(cols)+1)
 	names, arrays, values := unnestColumns(fp.d, "v", cols, cts, rows, args)
-	var sets, keys []string
+	var sets, keys, keyCols, sent []string
 	for i, f := range cols {
 		if i < len(changed) {
 			sets = append(sets, fp.d.Quote(f.Column)+" = "+values[i])
 		} else {
 			keys = append(keys, "r."+fp.d.Quote(f.Column)+" = "+values[i])
+			keyCols, sent = append(keyCols, "r."+fp.d.Quote(f.Column)), append(sent, values[i])
 		}
 	}
 	args = append(args, len(ins))
-	update := "UPDATE " + table + " AS r SET " + strings.Join(sets, ", ") +
-		" FROM unnest(" + strings.Join(arrays, ", ") + ") AS v(" + strings.Join(names, ", ") + ")" +
+	from := "unnest(" + strings.Join(arrays, ", ") + ") AS v(" + strings.Join(names, ", ") + ")"
+	update := "UPDATE " + table + " AS r SET " + strings.Join(sets, ", ") + " FROM " + from +
 		" WHERE " + strings.Join(keys, " AND ") + " AND " + typesCondition(fp.d, table, cols, cts, "")
-	sql := matched(update, fp.d.Placeholder(len(args))+"::bigint")
+	sql := matchedNaming(update, fp.d.Placeholder(len(args))+"::bigint", keyCols, sent, from)
 	fp.updated = append(fp.updated, updatedRows{len(fp.stmts), ins})
 	for _, in := range ins {
 		fp.retake(in, changed)
