@@ -286,7 +286,9 @@ func (s *Session) RunSync(ctx context.Context, fn func(context.Context, *asyncen
 	return f
 }
 
-// Refresh reloads obj (a loaded object) from the database, discarding unflushed changes.
+// Refresh reloads obj (a loaded object) from the database, discarding unflushed changes. When
+// its row is gone the Refresh fails with an error matching asyncengine.ErrNoRows, and only it:
+// the transaction goes on, and the object stays in the session until Expunge.
 func (s *Session) Refresh(ctx context.Context, obj any) *asyncengine.Future[struct{}] {
 	o, f, resolve := newOp[struct{}](ctx)
 	m, err := objectModel(obj)
@@ -310,7 +312,10 @@ func (s *Session) Refresh(ctx context.Context, obj any) *asyncengine.Future[stru
 	o.apply = func(s *Session, rs []*asyncengine.Result) error {
 		in := s.objects[obj]
 		if rs[0].Len() == 0 {
-			return fmt.Errorf("gosqla: %T with key %v no longer exists: %w", obj, in.key.pk, asyncengine.ErrNoRows)
+			// a read that found nothing: the Refresh fails, the transaction goes on (its writes
+			// are as they were), and the object stays until expunged
+			resolve(struct{}{}, fmt.Errorf("gosqla: Refresh: %T with key %v no longer exists; Expunge it: %w", obj, in.key.pk, asyncengine.ErrNoRows))
+			return nil
 		}
 		if err := in.load(rs[0], 0); err != nil {
 			return err

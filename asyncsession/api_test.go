@@ -241,3 +241,27 @@ func TestExecuteEmptyStatement(t *testing.T) {
 		await(t, s.Commit(ctx))
 	})
 }
+
+// A Refresh whose row is gone fails alone: the transaction it read in goes on and commits what
+// the session wrote before and after it.
+func TestRefreshOfAGoneRow(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
+		ctx := enginetest.Context(t)
+		s, a, b := twoAuthors(t, e)
+		_, err := e.Exec(ctx, "DELETE FROM authors WHERE id = 1")
+		require.NoError(t, err)
+
+		b.Name = "b1"
+		await(t, s.Flush(ctx))
+		_, err = s.Refresh(ctx, a).Await(ctx)
+		require.ErrorIs(t, err, asyncengine.ErrNoRows)
+		assert.Contains(t, err.Error(), "with key 1 no longer exists")
+		assert.True(t, s.Contains(a), "the object stays until expunged")
+
+		s.Expunge(a)
+		require.NoError(t, s.Add(&Author{ID: 3, Name: "c"}))
+		await(t, s.Commit(ctx))
+		assert.Equal(t, "b1", authorName(t, e, 2), "the flush before the Refresh committed")
+		assert.Equal(t, "c", authorName(t, e, 3), "and the write after it")
+	})
+}
