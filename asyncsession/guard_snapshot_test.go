@@ -84,7 +84,8 @@ func TestTriggerAddedAfterSnapshot(t *testing.T) {
 				_, err := ddl.Exec(ctx, `DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET default_transaction_isolation = %L', current_database(), 'repeatable read'); END $$`)
 				require.NoError(t, err)
 			}
-			s := newSession(t, newEngine(t, url), c.opts...)
+			eng := newEngine(t, url)
+			s := newSession(t, eng, c.opts...)
 			// begin takes the transaction's snapshot: the first statement after BEGIN
 			begin := func() {
 				sql := "SELECT 1"
@@ -130,6 +131,15 @@ func TestTriggerAddedAfterSnapshot(t *testing.T) {
 			begin()
 			require.NoError(t, save("c", "d"))
 			assert.EqualValues(t, 6, count(t, ddl, "volumes"))
+
+			if c.database {
+				// what the engine learnt holds for its other sessions, whose first flush reads
+				// no catalog
+				s = newSession(t, eng)
+				begin()
+				require.ErrorIs(t, save("e", "skip"), asyncsession.ErrRowsSkipped)
+				assert.EqualValues(t, 6, count(t, ddl, "volumes"), "nothing was committed")
+			}
 		})
 	}
 }
