@@ -3,11 +3,8 @@ package asyncsession
 import (
 	"bytes"
 	"context"
-	"reflect"
 	"slices"
 	"strings"
-	"sync"
-	"time"
 	"unsafe"
 
 	"github.com/gosqla/gosqla/internal/structmap"
@@ -142,44 +139,8 @@ func (t *tableSet) changed(visit func(*instance)) {
 	}
 }
 
-// refFields lists, per model, the fields whose value refers to memory outside the struct.
-var refFields sync.Map // reflect.Type → []int (indexes into Model.Fields)
-
-func referencesOf(m *structmap.Model) []int {
-	if v, ok := refFields.Load(m.Type); ok {
-		return v.([]int)
-	}
-	var out []int
-	for i, f := range m.Fields {
-		if refersOutside(f.Type, 0) {
-			out = append(out, i)
-		}
-	}
-	refFields.Store(m.Type, out)
-	return out
-}
-
-func refersOutside(t reflect.Type, depth int) bool {
-	switch t.Kind() {
-	case reflect.Pointer, reflect.Slice, reflect.Map, reflect.Interface, reflect.Chan, reflect.Func, reflect.UnsafePointer:
-		return true
-	case reflect.Array:
-		return refersOutside(t.Elem(), depth+1)
-	case reflect.Struct:
-		if t == reflect.TypeFor[time.Time]() {
-			return false // its location pointer is not the value
-		}
-		if depth > 8 {
-			return true
-		}
-		for i := range t.NumField() {
-			if refersOutside(t.Field(i).Type, depth+1) {
-				return true
-			}
-		}
-	}
-	return false
-}
+// referencesOf lists the fields of m whose value refers to memory outside the struct.
+func referencesOf(m *structmap.Model) []int { return m.Refs }
 
 // refsUnchanged compares the fields that can change in place with their snapshot.
 func (in *instance) refsUnchanged() bool {
@@ -213,7 +174,7 @@ func (s *Session) index(in *instance, add bool) {
 	t := s.tableSetOf(in.model)
 	in.set, in.pos = t, len(t.ins)
 	t.ins = append(t.ins, in)
-	t.ptrs = append(t.ptrs, in.v.Addr().UnsafePointer())
+	t.ptrs = append(t.ptrs, in.addr)
 	t.ok = append(t.ok, false)
 	t.raws = append(t.raws, make([]byte, t.size)...)
 	in.takeRaw()
@@ -268,7 +229,7 @@ func (s *Session) reserve(m *structmap.Model, n int) {
 
 // memory is the struct's own bytes, at most as many as its table's set compares.
 func (in *instance) memory() []byte {
-	return unsafe.Slice((*byte)(in.v.Addr().UnsafePointer()), min(in.set.size, in.model.Type.Size()))
+	return unsafe.Slice((*byte)(in.addr), min(in.set.size, in.model.Type.Size()))
 }
 
 // takeRaw records the struct's bytes as the state last loaded or flushed. A pointer, slice or

@@ -400,7 +400,8 @@ func (s *Session) newInstance(obj any, m *structmap.Model) *instance {
 	s.block = s.block[1:]
 	// field by field: the block is zeroed, and assigning the whole struct would pass every
 	// pointer word of it through the collector's write barrier
-	in.ptr, in.v, in.model = obj, reflect.ValueOf(obj).Elem(), m
+	pv := reflect.ValueOf(obj)
+	in.ptr, in.v, in.addr, in.model = obj, pv.Elem(), pv.UnsafePointer(), m
 	return in
 }
 
@@ -798,7 +799,7 @@ func (s *Session) passed(obj any) bool {
 }
 
 // addressOf is the address of in's object, by which the registry and letGo know it.
-func addressOf(in *instance) uintptr { return uintptr(in.v.Addr().UnsafePointer()) }
+func addressOf(in *instance) uintptr { return uintptr(in.addr) }
 
 func (s *Session) markDeleted(in *instance) {
 	switch in.state {

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 
@@ -78,21 +77,9 @@ func (s *Session) planFlush(all bool, r reads) (parts []part, more bool, err err
 		return fp
 	}
 	levels := levelsOf(inserts, deletes, updates)
-	sortByLevel := func(ins []*instance, desc bool) {
-		sort.SliceStable(ins, func(i, j int) bool {
-			li, lj := levels[ins[i].model.Table], levels[ins[j].model.Table]
-			if desc {
-				return li > lj
-			}
-			return li < lj
-		})
-	}
-	inserts = append([]*instance(nil), inserts...)
-	sortByLevel(inserts, false)
-	updates = append([]*instance(nil), updates...)
-	sortByLevel(updates, false)
-	deletes = append([]*instance(nil), deletes...)
-	sortByLevel(deletes, true)
+	inserts = byLevel(inserts, levels, false)
+	updates = byLevel(updates, levels, false)
+	deletes = byLevel(deletes, levels, true)
 
 	for _, in := range inserts {
 		fp := planFor(s.engineOf(in))
@@ -190,8 +177,13 @@ func without(list, done []*instance) []*instance {
 // levelsOf ranks tables so that a table comes after every table it references.
 func levelsOf(groups ...[]*instance) map[string]int {
 	refs := map[string][]string{}
+	var last *structmap.Model // objects come in runs of one model: one lookup per run
 	for _, g := range groups {
 		for _, in := range g {
+			if in.model == last {
+				continue
+			}
+			last = in.model
 			t := in.model.Table
 			if _, ok := refs[t]; ok {
 				continue
@@ -228,6 +220,42 @@ func levelsOf(groups ...[]*instance) map[string]int {
 		level(t, 0)
 	}
 	return levels
+}
+
+// byLevel returns a copy of ins in the order of their tables' levels (deepest first when desc),
+// keeping the order of objects of one level: a bucket sort, the levels being few, with one level
+// lookup per run of objects of one model.
+func byLevel(ins []*instance, levels map[string]int, desc bool) []*instance {
+	of := make([]int, len(ins))
+	top := 0
+	var last *structmap.Model
+	l := 0
+	for i, in := range ins {
+		if in.model != last {
+			last, l = in.model, levels[in.model.Table]
+		}
+		of[i], top = l, max(top, l)
+	}
+	starts := make([]int, top+2)
+	for _, l := range of {
+		if desc {
+			l = top - l
+		}
+		starts[l+1]++
+	}
+	for k := 1; k < len(starts); k++ {
+		starts[k] += starts[k-1]
+	}
+	out := make([]*instance, len(ins))
+	for i, in := range ins {
+		l := of[i]
+		if desc {
+			l = top - l
+		}
+		out[starts[l]] = in
+		starts[l]++
+	}
+	return out
 }
 
 // flushPlan gathers one engine's share of a flush.

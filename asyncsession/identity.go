@@ -38,8 +38,9 @@ func pkValues(m *structmap.Model, v reflect.Value) []any {
 
 // instance is what the session knows of one mapped object.
 type instance struct {
-	ptr   any           // the *T the user holds
-	v     reflect.Value // the struct itself
+	ptr   any            // the *T the user holds
+	v     reflect.Value  // the struct itself
+	addr  unsafe.Pointer // its address, as v.Addr() computes it each time
 	model *structmap.Model
 	key   identityKey
 	// snap is a copy of the struct as last loaded or flushed (nil: none taken), of the model's
@@ -70,7 +71,8 @@ type instance struct {
 }
 
 func newInstance(ptr any, m *structmap.Model) *instance {
-	return &instance{ptr: ptr, v: reflect.ValueOf(ptr).Elem(), model: m}
+	pv := reflect.ValueOf(ptr)
+	return &instance{ptr: ptr, v: pv.Elem(), addr: pv.UnsafePointer(), model: m}
 }
 
 // inserted records that the object's INSERT ran in savepoint generation gen of the open

@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"strings"
 	"sync"
+	"time"
 	"unicode"
 )
 
@@ -31,6 +32,11 @@ type Model struct {
 	Fields   []*Field
 	PK       []*Field
 	Rels     []*Rel // fields tagged `rel`: relationships, resolved by the session
+	// Refs are the indexes into Fields of the fields whose values refer to memory outside the
+	// struct (pointers, slices, maps, interfaces, and structs or arrays holding one): a copy of
+	// the struct's bytes does not hold what they refer to. A time.Time is a value: its location
+	// pointer names its zone.
+	Refs     []int
 	byColumn map[string]*Field
 }
 
@@ -101,7 +107,34 @@ func build(t reflect.Type) (*Model, error) {
 	if len(m.Fields) == 0 {
 		return nil, &MappingError{Type: t.String(), Reason: "no exported fields to map"}
 	}
+	for i, f := range m.Fields {
+		if refersOutside(f.Type, 0) {
+			m.Refs = append(m.Refs, i)
+		}
+	}
 	return m, nil
+}
+
+func refersOutside(t reflect.Type, depth int) bool {
+	switch t.Kind() {
+	case reflect.Pointer, reflect.Slice, reflect.Map, reflect.Interface, reflect.Chan, reflect.Func, reflect.UnsafePointer:
+		return true
+	case reflect.Array:
+		return refersOutside(t.Elem(), depth+1)
+	case reflect.Struct:
+		if t == reflect.TypeFor[time.Time]() {
+			return false
+		}
+		if depth > 8 {
+			return true
+		}
+		for i := range t.NumField() {
+			if refersOutside(t.Field(i).Type, depth+1) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func collect(m *Model, t reflect.Type, index []int) error {
