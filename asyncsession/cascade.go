@@ -217,9 +217,17 @@ func (s *Session) detach(w *relWork) {
 }
 
 // restore puts the saved relationship states and fields back, and the foreign keys written.
-func (w *relWork) restore() {
+func (w *relWork) restore() { w.restoreWhere(nil) }
+
+// restoreWhere is restore for the objects of, when of is not nil: a flush that failed on one
+// engine takes back its own objects' relationships, not those of another engine's committed
+// part.
+func (w *relWork) restoreWhere(of func(*instance) bool) {
 	for i := len(w.fkWrites) - 1; i >= 0; i-- {
 		x := w.fkWrites[i]
+		if of != nil && !of(x.in) {
+			continue
+		}
 		fv := x.in.v.FieldByIndex(x.f.Index)
 		if x.old == nil {
 			fv.SetZero()
@@ -228,6 +236,9 @@ func (w *relWork) restore() {
 		}
 	}
 	for k, old := range w.saved {
+		if of != nil && !of(k.in) {
+			continue
+		}
 		if old.st == nil {
 			delete(k.in.rels, k.r)
 		} else {

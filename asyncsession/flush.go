@@ -560,6 +560,10 @@ func (fp *flushPlan) failed(s *Session) {
 		s.unswitch(k)
 	}
 	fp.switched = nil
+	// the walk's changes to relationships (a back-reference appended to a parent's collection,
+	// a foreign key copied from a parent) are taken back too: a later flush would otherwise
+	// write them as the application's own
+	fp.w.restoreWhere(func(in *instance) bool { return s.engineOf(in) == fp.e })
 }
 
 // loadedPK is the primary key as last loaded or flushed: a changed key still finds its row.

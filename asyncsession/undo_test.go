@@ -293,3 +293,30 @@ func TestAutoflushOfAFailedReadTakenBack(t *testing.T) {
 		await(t, s.Rollback(ctx))
 	})
 }
+
+// A flush that failed takes back what its walk changed in relationships: a child appended to a
+// loaded parent's collection as the back-reference of its many-to-one is taken out again, here
+// of an object another session loaded, whose own commit must not then write the rejected child.
+func TestFailedFlushTakesBackReferences(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
+		ctx := enginetest.Context(t)
+		writerWithBooks(t, e, "t")
+		s1 := newSession(t, e)
+		w, err := asyncsession.From[Writer](s1).Filter("name", "w").Load("Books", asyncsession.SelectIn).One(ctx).Await(ctx)
+		require.NoError(t, err)
+		require.Len(t, w.Books, 2)
+
+		// s2 reaches the writer through the new volume: it takes it for a new row, whose key is
+		// taken, and the flush fails
+		s2 := newSession(t, e)
+		require.NoError(t, s2.Add(&Volume{Title: "from s2", Writer: w}))
+		_, err = s2.Commit(ctx).Await(ctx)
+		require.Error(t, err)
+		assert.Len(t, w.Books, 2, "the back-reference is taken back with the failed flush")
+		await(t, s2.Rollback(ctx))
+		require.NoError(t, s2.Close())
+
+		await(t, s1.Commit(ctx))
+		assert.EqualValues(t, 2, count(t, e, "volumes"), "the rejected volume is not written by the other session")
+	})
+}
