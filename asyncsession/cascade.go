@@ -124,8 +124,10 @@ type relWork struct {
 	// orphans are children removed from a delete-orphan collection, deleted once the walk is
 	// over unless another parent's collection took them meanwhile
 	orphans []orphan
-	// fkWrites are the foreign keys the walk changed, put back with the relationships
-	fkWrites []fkWrite
+	// fkWrites are the foreign keys the walk changed, put back with the relationships;
+	// walkSetFK are the loaded objects among them
+	fkWrites  []fkWrite
+	walkSetFK map[*instance]bool
 	// awaited are the parents whose generated keys objects inserted in the same pipeline
 	// wait for (keyed.go)
 	awaited map[*instance]bool
@@ -516,6 +518,17 @@ func (s *Session) syncOne(in *instance, r *relation, w *relWork) ([]*instance, e
 	if cur == st.ref && s.passed(cur) {
 		return nil, nil // unchanged since the last sync, to an object expunged or deleted
 	}
+	if r.kind == manyToOne && cur == st.ref && st.loaded {
+		if p, ok := s.objects[cur]; ok && hasKey(p) && w.columnMoved(in, r.fk, pkValue(p)) {
+			// the application moved the object by its column: the relationship no longer
+			// says where it belongs, and is left to load again
+			s.moveMember(in, r, cur, nil, w)
+			w.keep(in, r)
+			fv.SetZero()
+			st.ref, st.loaded = nil, false
+			return nil, nil
+		}
+	}
 	other, isNew, err := s.attachAlong(in, cur, r)
 	if err != nil {
 		return nil, err
@@ -633,6 +646,7 @@ func (s *Session) syncMany(in *instance, r *relation, w *relWork) ([]*instance, 
 		return was[m]
 	}
 	b := r.backref()
+	var movedOut []int // positions of members a column moved to another parent
 	// the parent's key, read once for all its children
 	var key any
 	keyKnown := hasKey(in)
@@ -673,6 +687,12 @@ func (s *Session) syncMany(in *instance, r *relation, w *relWork) ([]*instance, 
 		if r.kind == manyToMany {
 			continue
 		}
+		if keyKnown && wasMember(cur) && w.columnMoved(child, r.fk, key) {
+			// moved to another parent by its column: out of this collection, without the
+			// NULL or the delete a removal writes
+			movedOut = append(movedOut, i)
+			continue
+		}
 		if b != nil {
 			// a child whose own many-to-one was changed to another parent follows that
 			bst := child.rels[b]
@@ -710,6 +730,9 @@ func (s *Session) syncMany(in *instance, r *relation, w *relWork) ([]*instance, 
 		st.partial = partial
 		return added, err
 	}
+	if len(movedOut) > 0 {
+		children = s.dropMoved(in, r, fv, children, movedOut, w)
+	}
 	for _, old := range st.members {
 		if same {
 			break // nothing was removed
@@ -740,6 +763,37 @@ func (s *Session) syncMany(in *instance, r *relation, w *relWork) ([]*instance, 
 	in.remember(r)
 	st.insts, st.partial = children, partial
 	return added, nil
+}
+
+// dropMoved takes the members at positions moved (ascending) out of collection r of in, whose
+// field is fv, and out of children, the members' instances: their columns moved them to other
+// parents. A many-to-one of theirs still joining them to in is left to load again.
+func (s *Session) dropMoved(in *instance, r *relation, fv reflect.Value, children []*instance, moved []int, w *relWork) []*instance {
+	out := reflect.MakeSlice(fv.Type(), 0, fv.Len()-len(moved))
+	kept := make([]*instance, 0, len(children)-len(moved))
+	b := r.backref()
+	k := 0
+	for i := range fv.Len() {
+		if k < len(moved) && moved[k] == i {
+			k++
+			if b == nil {
+				continue
+			}
+			child := children[i]
+			if ref := b.field(child.v); !ref.IsNil() && ref.Interface() == in.ptr {
+				w.keep(child, b)
+				ref.SetZero()
+				if bst := child.rels[b]; bst != nil {
+					bst.ref, bst.loaded = nil, false
+				}
+			}
+			continue
+		}
+		out = reflect.Append(out, fv.Index(i))
+		kept = append(kept, children[i])
+	}
+	fv.Set(out)
+	return kept
 }
 
 // syncAssociation plans the association rows added to and removed from a many-to-many
@@ -918,6 +972,24 @@ func (w *relWork) setFK(in *instance, f *structmap.Field, v any) error {
 // saveFK records foreign key f of in as it is, before setFK writes it.
 func (w *relWork) saveFK(in *instance, f *structmap.Field, fv reflect.Value) {
 	w.fkWrites = append(w.fkWrites, fkWrite{in: in, f: f, old: snapshotOf(fv)})
+	if in.state != statePending {
+		if w.walkSetFK == nil {
+			w.walkSetFK = map[*instance]bool{}
+		}
+		w.walkSetFK[in] = true
+	}
+}
+
+// columnMoved reports a loaded object whose foreign key f the application set since it was
+// loaded or flushed (not this walk) to another value than parentKey: the column it wrote wins
+// over a loaded relationship that still joins it to the parent of that key, which is then out
+// of date.
+func (w *relWork) columnMoved(in *instance, f *structmap.Field, parentKey any) bool {
+	if in.state != statePersistent || in.snap == nil || w.walkSetFK[in] {
+		return false
+	}
+	i := fieldIndex(in.model, f)
+	return i >= 0 && in.fieldChanged(i) && deref(f.Value(in.v)) != deref(parentKey)
 }
 
 // fkWrite is a foreign-key field as it was before a flush's cascade wrote it.

@@ -319,6 +319,9 @@ func unsynced(fv reflect.Value, loaded []*instance, st *relState) []reflect.Valu
 // deref reads the value of a nullable key (a pointer or a driver.Valuer like sql.NullInt64) as
 // the plain value it holds, so that it matches the primary key it references.
 func deref(v any) any {
+	if v == nil {
+		return nil
+	}
 	rv := reflect.ValueOf(v)
 	for rv.Kind() == reflect.Pointer {
 		if rv.IsNil() {

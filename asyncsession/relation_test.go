@@ -855,3 +855,51 @@ func TestDeleteCascadeUnloadedLevels(t *testing.T) {
 		assert.Equal(t, int64(1), count(t, e, "items"), "the other shelf's item stays")
 	})
 }
+
+// A foreign key the application sets by its column is written, although a loaded relationship
+// still joins the object to its old parent: the column wins, the many-to-one is left to load
+// again, and the old parent's loaded collection lets the child go without the NULL or the
+// delete a removal from it writes.
+func TestForeignKeySetByColumnWins(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
+		ctx := enginetest.Context(t)
+		w := writerWithBooks(t, e, "t")
+		other := &Writer{Name: "other", Fans: []*Follower{{Name: "f"}}}
+		saved(t, e, other)
+
+		// the many-to-one is loaded
+		s := newSession(t, e)
+		v, err := asyncsession.From[Volume](s).Filter("title", "b").Load("Writer", asyncsession.Joined).One(ctx).Await(ctx)
+		require.NoError(t, err)
+		require.NotNil(t, v.Writer)
+		v.WriterID = other.ID
+		await(t, s.Commit(ctx))
+		assert.Equal(t, other.ID, v.WriterID)
+		assert.Nil(t, v.Writer, "the relationship no longer says where it belongs")
+		_, err = asyncsession.Related[*Writer](s, v, "Writer")
+		assert.ErrorIs(t, err, asyncsession.ErrNotLoaded)
+		assert.EqualValues(t, 1, countWhere(t, e, "volumes", fmt.Sprint("writer_id = ", other.ID)))
+
+		// the parent's collection is loaded (delete-orphan)
+		s = newSession(t, e)
+		got, err := asyncsession.From[Writer](s).Filter("id", w.ID).Load("Books", asyncsession.SelectIn).One(ctx).Await(ctx)
+		require.NoError(t, err)
+		require.Len(t, got.Books, 1)
+		d := got.Books[0]
+		d.WriterID = other.ID
+		await(t, s.Commit(ctx))
+		assert.Empty(t, got.Books, "moved out of the collection")
+		assert.EqualValues(t, 2, countWhere(t, e, "volumes", fmt.Sprint("writer_id = ", other.ID)), "moved, not deleted")
+
+		// a nullable key set to NULL by its column, the collection loaded
+		s = newSession(t, e)
+		o, err := asyncsession.From[Writer](s).Filter("id", other.ID).Load("Fans", asyncsession.SelectIn).One(ctx).Await(ctx)
+		require.NoError(t, err)
+		require.Len(t, o.Fans, 1)
+		o.Fans[0].WriterID = nil
+		await(t, s.Commit(ctx))
+		assert.Empty(t, o.Fans)
+		assert.EqualValues(t, 1, count(t, e, "followers"))
+		assert.EqualValues(t, 0, countWhere(t, e, "followers", fmt.Sprint("writer_id = ", other.ID)))
+	})
+}
