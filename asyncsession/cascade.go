@@ -507,7 +507,7 @@ func (s *Session) syncOne(in *instance, r *relation, w *relWork) ([]*instance, e
 		}
 		if st.ref != nil && r.kind == oneToOne {
 			if old, ok := s.objects[st.ref]; ok && old.state != stateDeleted {
-				if err := w.setFK(old, r.fk, nil); err != nil {
+				if err := s.orphanOne(in, old, r, w); err != nil {
 					return nil, err
 				}
 			}
@@ -549,6 +549,14 @@ func (s *Session) syncOne(in *instance, r *relation, w *relWork) ([]*instance, e
 			s.moveMember(in, r, st.ref, cur, w)
 		}
 	case oneToOne:
+		if changed && st.ref != nil {
+			// the child it replaces lets go of the parent, before the new one takes it
+			if old, ok := s.objects[st.ref]; ok && old != other && old.state != stateDeleted {
+				if err := s.orphanOne(in, old, r, w); err != nil {
+					return nil, err
+				}
+			}
+		}
 		if !hasKey(in) {
 			w.wait(other, r.fk, in)
 		} else if err := w.setFK(other, r.fk, pkValue(in)); err != nil {
@@ -557,6 +565,16 @@ func (s *Session) syncOne(in *instance, r *relation, w *relWork) ([]*instance, e
 	}
 	st.ref, st.loaded = cur, true
 	return added, nil
+}
+
+// orphanOne lets old, the child one-to-one r of in held until now, go: its key is set NULL, or
+// it is deleted when r deletes orphans.
+func (s *Session) orphanOne(in, old *instance, r *relation, w *relWork) error {
+	if r.orphan {
+		w.orphans = append(w.orphans, orphan{child: old, parent: in, r: r})
+		return nil
+	}
+	return w.setFK(old, r.fk, nil)
 }
 
 // moveMember keeps the loaded collections of a child's old and new parent in step with a

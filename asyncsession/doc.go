@@ -129,8 +129,11 @@
 // counted. (A table whose UPDATE a DO INSTEAD rule rewrites needs the rule to have a RETURNING
 // clause.) A DELETE of a row already gone is not an error: the row is gone, as asked. A row
 // another transaction only updated still matches (there is no version column: use REPEATABLE
-// READ or FOR UPDATE to be told of it). A flush sends its INSERTs, then its UPDATEs, then its
-// DELETEs: a key a DELETE frees is taken by an UPDATE of a later flush, not of the same one. On
+// READ or FOR UPDATE to be told of it). A flush sends the UPDATEs that set no foreign key to a
+// value, then its INSERTs, then the other UPDATEs (which may point at the new rows), then its
+// DELETEs: a unique value an UPDATE frees (a renamed key, a replaced one-to-one's old child set
+// NULL) is taken by an INSERT of the same flush, but a key a DELETE frees is taken in a later
+// flush only (delete, Flush, then add the row that takes it). On
 // PostgreSQL, with statement descriptions (statement_cache prepare, describe or describe_exec),
 // the objects of one model whose changes touch the same columns, and not their key, go as one
 // statement (UPDATE t AS r SET a = v.c1 FROM unnest($1::…[], $2::bigint[]) AS v(c1,
@@ -235,7 +238,7 @@
 //
 // Relationships are resolved at a model's first use (Add, Get, From, …): an unknown option, a
 // field that is neither *T nor []*T, an fk that is not a column referencing the other side's key,
-// a delete-orphan on something else than a collection is a *MappingError naming the fix, returned
+// a delete-orphan on something else than a collection or a one-to-one is a *MappingError naming the fix, returned
 // before anything is sent. Relationships join on a single-column primary key.
 //
 // At flush, objects reachable from added ones are added (save-update cascade); a child receives its
@@ -277,8 +280,9 @@
 // whose relationships declare the keys (A's key references B, B's references A) at the first use of
 // either, naming the keys; between rows of one model (x's parent is y, y's is x) at the flush that
 // meets it. A key tagged fk= with no relationship over it is the database's to enforce. Removing a
-// child from a loaded collection sets its key NULL (a non-nullable key is a *MappingError asking
-// for a pointer or delete-orphan), or deletes it with cascade=delete-orphan. Deleting a parent
+// child from a loaded collection, or replacing or clearing a loaded one-to-one, sets the old
+// child's key NULL (a non-nullable key is a *MappingError asking for a pointer or
+// delete-orphan), or deletes it with cascade=delete-orphan. Deleting a parent
 // deletes its loaded children with cascade=delete (those never loaded with one DELETE by key, after
 // their association rows and, level by level, their own children under cascade=delete), removes its
 // association rows, and otherwise sets its loaded children's key NULL; children never loaded

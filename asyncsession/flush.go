@@ -81,6 +81,23 @@ func (s *Session) planFlush(all bool, r reads) (parts []part, more bool, err err
 	updates = byLevel(updates, levels, false)
 	deletes = byLevel(deletes, levels, true)
 
+	// UPDATEs that point no foreign key at a row go before the INSERTs, as within a table in a
+	// unit of work: one that frees a unique value (a replaced one-to-one's old child, a changed
+	// key) lets an INSERT of the same flush take it. The others may point at rows the INSERTs
+	// write, and go after them.
+	early, late := splitUpdates(updates)
+	planUpdates := func(updates []*instance) {
+		for len(updates) > 0 {
+			// the updates of one model on one engine, which may go as one statement
+			n := 1
+			for n < len(updates) && updates[n].model == updates[0].model && s.engineOf(updates[n]) == s.engineOf(updates[0]) {
+				n++
+			}
+			planFor(s.engineOf(updates[0])).updateRun(updates[:n:n])
+			updates = updates[n:]
+		}
+	}
+	planUpdates(early)
 	for _, in := range inserts {
 		fp := planFor(s.engineOf(in))
 		if !fp.insert(in) {
@@ -92,15 +109,7 @@ func (s *Session) planFlush(all bool, r reads) (parts []part, more bool, err err
 		fp.inserted = append(fp.inserted, in)
 	}
 	more = s.linkRows(w.links, planFor) || more
-	for len(updates) > 0 {
-		// the updates of one model on one engine, which may go as one statement
-		n := 1
-		for n < len(updates) && updates[n].model == updates[0].model && s.engineOf(updates[n]) == s.engineOf(updates[0]) {
-			n++
-		}
-		planFor(s.engineOf(updates[0])).updateRun(updates[:n:n])
-		updates = updates[n:]
-	}
+	planUpdates(late)
 	for _, x := range append(w.after, w.before...) {
 		fp := planFor(x.e)
 		fp.ops = append(fp.ops, func() error { fp.raw(x.stmt); return nil })
@@ -220,6 +229,36 @@ func levelsOf(groups ...[]*instance) map[string]int {
 		level(t, 0)
 	}
 	return levels
+}
+
+// splitUpdates splits the objects to update, keeping their order, into those whose changes set
+// no foreign key to a value (NULL is none) and the others.
+func splitUpdates(ins []*instance) (early, late []*instance) {
+	for i, in := range ins {
+		if pointsAtRow(in) {
+			if late == nil {
+				early = append(make([]*instance, 0, len(ins)), ins[:i]...)
+			}
+			late = append(late, in)
+		} else if late != nil {
+			early = append(early, in)
+		}
+	}
+	if late == nil {
+		return ins, nil
+	}
+	return early, late
+}
+
+// pointsAtRow reports a loaded object whose foreign key changed to a value since it was loaded
+// or flushed.
+func pointsAtRow(in *instance) bool {
+	for i, f := range in.model.Fields {
+		if f.FK != "" && in.snap != nil && in.fieldChanged(i) && deref(f.Value(in.v)) != nil {
+			return true
+		}
+	}
+	return false
 }
 
 // byLevel returns a copy of ins in the order of their tables' levels (deepest first when desc),

@@ -310,8 +310,8 @@ func resolveOne(m *structmap.Model, rf *structmap.Rel) (*relation, error) {
 			return nil, fail("fk=%s must be a column of %s tagged fk=%s.%s, or of %s tagged fk=%s.%s", fk, m.Type, target.Table, target.PK[0].Column, target.Type, m.Table, m.PK[0].Column)
 		}
 	}
-	if r.orphan && r.kind != oneToMany {
-		return nil, fail("cascade=delete-orphan applies to a one-to-many collection")
+	if r.orphan && r.kind != oneToMany && r.kind != oneToOne {
+		return nil, fail("cascade=delete-orphan applies to a one-to-many collection or a one-to-one (a *T whose fk is a column of the other side), not to a many-to-one or a many-to-many")
 	}
 	if r.strategy == Joined && r.many() {
 		return nil, fail("load=joined applies to a *T relationship; load collections with selectin")

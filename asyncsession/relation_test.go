@@ -903,3 +903,58 @@ func TestForeignKeySetByColumnWins(t *testing.T) {
 		assert.EqualValues(t, 0, countWhere(t, e, "followers", fmt.Sprint("writer_id = ", other.ID)))
 	})
 }
+
+// Citizen holds one passport; the passport's key to it is nullable and unique.
+type Citizen struct {
+	ID       int64     `db:"id,pk,default"`
+	Name     string    `db:"name"`
+	Passport *Passport `rel:"fk=citizen_id"`
+	Card     *IDCard   `rel:"fk=citizen_id,cascade=delete-orphan"`
+}
+
+func (Citizen) TableName() string { return "citizens" }
+
+type Passport struct {
+	ID        int64  `db:"id,pk,default"`
+	CitizenID *int64 `db:"citizen_id,fk=citizens.id,unique"`
+	Number    string `db:"number"`
+}
+
+func (Passport) TableName() string { return "passports" }
+
+// IDCard's key to its citizen cannot be NULL: a replaced card is deleted (delete-orphan).
+type IDCard struct {
+	ID        int64  `db:"id,pk,default"`
+	CitizenID int64  `db:"citizen_id,fk=citizens.id"`
+	Number    string `db:"number"`
+}
+
+func (IDCard) TableName() string { return "id_cards" }
+
+// Replacing a loaded one-to-one lets the old child go: its key is set NULL before the new child
+// takes the (unique) key in the same flush, or, with delete-orphan, it is deleted.
+func TestReplaceOneToOne(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
+		ctx := enginetest.Context(t)
+		require.NoError(t, asyncsession.CreateAll(ctx, e, Citizen{}, Passport{}, IDCard{}))
+		saved(t, e, &Citizen{Name: "c", Passport: &Passport{Number: "old"}, Card: &IDCard{Number: "old"}})
+
+		s := newSession(t, e)
+		c, err := asyncsession.From[Citizen](s).Load("Passport", asyncsession.SelectIn).Load("Card", asyncsession.SelectIn).One(ctx).Await(ctx)
+		require.NoError(t, err)
+		old := c.Passport
+		c.Passport = &Passport{Number: "new"}
+		c.Card = &IDCard{Number: "new"}
+		await(t, s.Commit(ctx))
+		assert.Nil(t, old.CitizenID, "the old passport let go")
+		assert.EqualValues(t, 1, countWhere(t, e, "passports", fmt.Sprintf("citizen_id = %d AND number = 'new'", c.ID)))
+		assert.EqualValues(t, 1, countWhere(t, e, "passports", "citizen_id IS NULL AND number = 'old'"))
+		assert.EqualValues(t, 1, count(t, e, "id_cards"), "the old card is deleted")
+		assert.EqualValues(t, 1, countWhere(t, e, "id_cards", "number = 'new'"))
+
+		s = newSession(t, e)
+		c, err = asyncsession.From[Citizen](s).Load("Passport", asyncsession.SelectIn).One(ctx).Await(ctx)
+		require.NoError(t, err)
+		assert.Equal(t, "new", c.Passport.Number, "one passport joins the citizen")
+	})
+}
