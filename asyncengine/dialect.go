@@ -100,7 +100,8 @@ var pgtypeColumns = map[reflect.Type][2]string{
 }
 
 // ColumnType returns the SQL type of a column holding Go type t (as CreateAll declares it), and
-// whether NULL is allowed: a pointer or a nullable type allows it.
+// whether NULL is allowed: a pointer, a nullable type, and a slice or a map (whose zero value, nil,
+// is written as NULL) allow it.
 func (d *Dialect) ColumnType(t reflect.Type) (string, bool, error) {
 	pg := d == dialectPostgres
 	nullable := false
@@ -129,7 +130,7 @@ func (d *Dialect) ColumnType(t reflect.Type) (string, bool, error) {
 	case timeType:
 		return pick("timestamptz", "timestamp"), nullable, nil
 	case rawJSON:
-		return pick("jsonb", "text"), nullable, nil
+		return pick("jsonb", "text"), true, nil
 	case uuidBytes:
 		return pick("uuid", "blob"), nullable, nil
 	case duration:
@@ -153,16 +154,18 @@ func (d *Dialect) ColumnType(t reflect.Type) (string, bool, error) {
 		return "text", nullable, nil
 	case reflect.Slice:
 		if t.Elem().Kind() == reflect.Uint8 {
-			return pick("bytea", "blob"), nullable, nil
+			return pick("bytea", "blob"), true, nil
 		}
 		elem, _, err := d.ColumnType(t.Elem())
 		if err != nil || strings.HasSuffix(elem, "[]") {
 			break
 		}
 		// SQLite has no arrays; its closest is text, which holds what the application encodes
-		return pick(elem+"[]", "text"), nullable, nil
-	case reflect.Map, reflect.Struct:
+		return pick(elem+"[]", "text"), true, nil
+	case reflect.Map:
 		// maps and structs are stored as JSON documents
+		return pick("jsonb", "text"), true, nil
+	case reflect.Struct:
 		return pick("jsonb", "text"), nullable, nil
 	}
 	return "", false, fmt.Errorf("no SQL type for Go type %s (use a basic type, time.Time, []byte, a pointer to one, or sql.Null*)", t)

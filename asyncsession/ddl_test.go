@@ -2,6 +2,7 @@ package asyncsession_test
 
 import (
 	"database/sql"
+	"encoding/json"
 	"testing"
 	"time"
 
@@ -43,5 +44,32 @@ func TestNullableColumns(t *testing.T) {
 		r := await(t, s.Execute(ctx, "SELECT count(*) FROM profile WHERE nickname IS NULL AND bio IS NULL"))
 		n, _ := r.Scalar()
 		assert.EqualValues(t, 1, n)
+	})
+}
+
+// Post's slices and map have nil as their zero value, which is written as NULL.
+type Post struct {
+	ID    int64             `db:"id,pk"`
+	Tags  []string          `db:"tags"`
+	Meta  json.RawMessage   `db:"meta"`
+	Blob  []byte            `db:"blob"`
+	Attrs map[string]string `db:"attrs"`
+}
+
+// CreateAll lets a column whose Go type's zero value is nil hold NULL: the zero Post saves into
+// the table CreateAll made for it, and reads back as it was.
+func TestCreateAllNilColumns(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
+		ctx := enginetest.Context(t)
+		require.NoError(t, asyncsession.CreateAll(ctx, e, Post{}))
+		s := newSession(t, e)
+		require.NoError(t, s.Add(&Post{ID: 1}, &Post{ID: 2, Tags: []string{"a"}, Meta: json.RawMessage(`{"k":1}`), Blob: []byte{1}, Attrs: map[string]string{"x": "y"}}))
+		await(t, s.Commit(ctx))
+		s.ExpungeAll()
+		p1 := await(t, asyncsession.Get[Post](ctx, s, 1))
+		assert.Equal(t, Post{ID: 1}, *p1)
+		p2 := await(t, asyncsession.Get[Post](ctx, s, 2))
+		assert.Equal(t, []string{"a"}, p2.Tags)
+		assert.Equal(t, map[string]string{"x": "y"}, p2.Attrs)
 	})
 }
