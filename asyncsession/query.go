@@ -2,7 +2,6 @@ package asyncsession
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"iter"
 	"reflect"
@@ -14,8 +13,9 @@ import (
 )
 
 // ErrMultipleRows is matched by the error of One and OneOrNone when the query returns more than
-// one row.
-var ErrMultipleRows = errors.New("gosqla: more than one row")
+// one row. It is the engine's: a caller matching asyncengine.ErrMultipleRows, as for ErrNoRows,
+// matches it too.
+var ErrMultipleRows = asyncengine.ErrMultipleRows
 
 // Query builds a SELECT of whole objects of type T. Its methods return the query itself, so that
 // calls chain; a mistake (a column T does not map, an unknown relationship) is kept and returned

@@ -69,6 +69,7 @@ func TestQueryBuilder(t *testing.T) {
 		assert.Equal(t, "w1", w.Name)
 		_, err := asyncsession.From[Writer](s).One(enginetest.Context(t)).Await(enginetest.Context(t))
 		require.ErrorIs(t, err, asyncsession.ErrMultipleRows)
+		require.ErrorIs(t, err, asyncengine.ErrMultipleRows, "the engine's, as ErrNoRows is")
 		_, err = asyncsession.From[Writer](s).Filter("name", "x").One(enginetest.Context(t)).Await(enginetest.Context(t))
 		require.ErrorIs(t, err, asyncengine.ErrNoRows)
 		none := await(t, asyncsession.From[Writer](s).Filter("name", "x").OneOrNone(enginetest.Context(t)))
