@@ -324,7 +324,11 @@
 // SQL with :named values (a slice after IN expands); Filter(column, value) is column = value, or
 // IN for a slice; Join("Author") joins along a relationship, named by the relationship in snake
 // case in conditions ("author.name", or Filter("Author.name", …)); OrderBy("title DESC"), Limit,
-// Offset, ForUpdate and SkipLocked (PostgreSQL). Terminal calls return futures: All, First, One
+// Offset, ForUpdate and SkipLocked (PostgreSQL). A join along a collection (Join("Tags")) repeats
+// an object once per member it joins, so such a query selects its objects by key (WHERE id IN
+// (SELECT id FROM … JOIN … WHERE …)): All, Limit, Offset, Count and Exists count objects alike,
+// Scalars reads a value per joined row, and OrderBy a column of the collection is a
+// *MappingError. Terminal calls return futures: All, First, One
 // (ErrNoRows, ErrMultipleRows), OneOrNone, Count, Exists, Scalars[V](ctx, q, column), and Stream.
 // String shows the SQL and arguments that will be sent. A column the model does not map, or an
 // unknown relationship, fails before anything is sent.

@@ -268,10 +268,25 @@ func (q *Query[T]) build(kind selectKind, limit int, scalar ...string) (string, 
 			}
 		}
 	}
-	b.WriteString(" FROM " + d.Quote(q.m.Table))
-	for _, r := range q.joins {
-		b.WriteString(" JOIN ")
-		joinOn(&b, d, r, q.m.Table, joinAlias(r))
+	table := d.Quote(q.m.Table)
+	b.WriteString(" FROM " + table)
+	// a join along a collection repeats an object once per member it joins: the objects it
+	// selects are then chosen by key, so that Limit, Count and All count objects alike (but for
+	// Scalars, which reads a value per joined row)
+	byKey := len(scalar) == 0 && slices.ContainsFunc(q.joins, (*relation).many)
+	joins := func() {
+		for _, r := range q.joins {
+			b.WriteString(" JOIN ")
+			joinOn(&b, d, r, q.m.Table, joinAlias(r))
+		}
+	}
+	where := func() {
+		if len(q.where) > 0 {
+			b.WriteString(" WHERE " + strings.Join(q.where, " AND "))
+		}
+	}
+	if !byKey {
+		joins()
 	}
 	for _, j := range joined {
 		from := q.m.Table
@@ -281,8 +296,20 @@ func (q *Query[T]) build(kind selectKind, limit int, scalar ...string) (string, 
 		b.WriteString(" LEFT OUTER JOIN ")
 		joinOn(&b, d, j.r, from, j.alias)
 	}
-	if len(q.where) > 0 {
-		b.WriteString(" WHERE " + strings.Join(q.where, " AND "))
+	if byKey {
+		if err := q.orderedByCollection(d); err != nil {
+			return "", nil, err
+		}
+		key := make([]string, len(q.m.PK))
+		for i, f := range q.m.PK {
+			key[i] = table + "." + d.Quote(f.Column)
+		}
+		b.WriteString(" WHERE (" + strings.Join(key, ", ") + ") IN (SELECT " + strings.Join(key, ", ") + " FROM " + table)
+		joins()
+		where()
+		b.WriteString(")")
+	} else {
+		where()
 	}
 	if kind == selectRows {
 		if len(q.order) > 0 {
@@ -306,6 +333,20 @@ func (q *Query[T]) build(kind selectKind, limit int, scalar ...string) (string, 
 		return "", nil, err
 	}
 	return d.Bind(sql, []any{q.named})
+}
+
+// orderedByCollection refuses an order by a column of a collection the query joins: the objects
+// it selects by key have one row each, and such a column has a value per member.
+func (q *Query[T]) orderedByCollection(d *asyncengine.Dialect) error {
+	for _, r := range q.joins {
+		prefix := d.Quote(joinAlias(r)) + "."
+		for _, o := range q.order {
+			if r.many() && strings.HasPrefix(o, prefix) {
+				return &MappingError{Type: q.m.Type.String(), Reason: fmt.Sprintf("OrderBy(%s): %s is a collection, whose column has a value per member, not one per object; order by a column of %s or of a *T relationship", o, r.name, q.m.Type)}
+			}
+		}
+	}
+	return nil
 }
 
 // joinAlias names a table joined with Join.

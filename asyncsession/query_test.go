@@ -178,3 +178,42 @@ func TestStreamRefusesPartialRows(t *testing.T) {
 		assert.Contains(t, got.Error(), "name")
 	})
 }
+
+// A join along a collection selects each object once: All, Limit, Count and Exists count
+// objects, not the rows of the join; Scalars reads a value per joined row; ordering by a column of
+// the collection is refused before anything is sent.
+func TestJoinAlongACollection(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
+		ctx := enginetest.Context(t)
+		relSchema(t, e)
+		s := newSession(t, e)
+		sf, classic := &Tag{Name: "sf"}, &Tag{Name: "classic"}
+		w := &Writer{Name: "w"}
+		for i := range 4 {
+			w.Books = append(w.Books, &Volume{Title: fmt.Sprint("v", i), Tags: []*Tag{sf, classic}})
+		}
+		w.Books = append(w.Books, &Volume{Title: "v4", Tags: []*Tag{sf}})
+		require.NoError(t, s.Add(w))
+		await(t, s.Commit(ctx))
+
+		both := func() *asyncsession.Query[Volume] {
+			return asyncsession.From[Volume](s).Join("Tags").Filter("Tags.name", []string{"sf", "classic"})
+		}
+		assert.Len(t, await(t, both().All(ctx)), 5)
+		assert.EqualValues(t, 5, await(t, both().Count(ctx)), "objects, as All")
+		page := await(t, both().OrderBy("title").Limit(3).All(ctx))
+		require.Len(t, page, 3, "a limit of objects")
+		assert.Equal(t, []string{"v0", "v1", "v2"}, []string{page[0].Title, page[1].Title, page[2].Title})
+		page = await(t, both().OrderBy("title").Offset(3).All(ctx))
+		require.Len(t, page, 2)
+		assert.Equal(t, "v3", page[0].Title)
+		assert.True(t, await(t, both().Exists(ctx)))
+		names := await(t, asyncsession.Scalars[string](ctx, both(), "Tags.name"))
+		assert.Len(t, names, 9, "a value per joined row")
+
+		_, err := both().OrderBy("Tags.name").All(ctx).Await(ctx)
+		var me *asyncsession.MappingError
+		require.ErrorAs(t, err, &me)
+		assert.Contains(t, err.Error(), "Tags is a collection")
+	})
+}
