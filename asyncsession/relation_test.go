@@ -322,6 +322,12 @@ type badKind struct {
 	Books []Volume `rel:"fk=writer_id"`
 }
 
+type forgotRel struct {
+	ID       int64   `db:"id,pk"`
+	WriterID int64   `db:"writer_id,fk=writers.id"`
+	Writer   *Writer // no rel tag
+}
+
 type badFK struct {
 	ID    int64     `db:"id,pk"`
 	Books []*Volume `rel:"fk=title"`
@@ -440,6 +446,12 @@ func TestRelationshipMappingErrors(t *testing.T) {
 	me = nil
 	require.ErrorAs(t, asyncsession.CreateAll(enginetest.Context(t), e, badFK{}), &me, "and by CreateAll")
 	assert.Contains(t, err.Error(), "fk=title must be a column of asyncsession_test.Volume tagged fk=bad_fk.id")
+
+	// a relationship whose rel tag was forgotten is not taken for a JSON column
+	me = nil
+	require.ErrorAs(t, s.Add(&forgotRel{ID: 1}), &me)
+	assert.Contains(t, me.Error(), "Writer holds mapped objects")
+	assert.Contains(t, me.Error(), "tag it `rel:")
 
 	w := &Writer{}
 	_, err = asyncsession.Load(enginetest.Context(t), s, w, "Nope").Await(enginetest.Context(t))

@@ -27,11 +27,11 @@ type Field struct {
 
 // Model is a mapped struct type.
 type Model struct {
-	Type     reflect.Type
-	Table    string
-	Fields   []*Field
-	PK       []*Field
-	Rels     []*Rel // fields tagged `rel`: relationships, resolved by the session
+	Type   reflect.Type
+	Table  string
+	Fields []*Field
+	PK     []*Field
+	Rels   []*Rel // fields tagged `rel`: relationships, resolved by the session
 	// Refs are the indexes into Fields of the fields whose values refer to memory outside the
 	// struct (pointers, slices, maps, interfaces, and structs or arrays holding one): a copy of
 	// the struct's bytes does not hold what they refer to. A time.Time is a value: its location
@@ -155,6 +155,11 @@ func collect(m *Model, t reflect.Type, index []int) error {
 			}
 			continue
 		}
+		if !hasTag && holdsModel(sf.Type) {
+			// most likely a relationship whose rel tag was forgotten: stored as a JSON column
+			// it would be written silently, and never joined
+			return &MappingError{Type: t.String(), Field: sf.Name, Reason: fmt.Sprintf("%s holds mapped objects (%s has db tags or a TableName method): tag it `rel:\"fk=…\"` for a relationship, `db:\"-\"` to leave it out, or give it a `db` tag to store it in a column as JSON", sf.Name, sf.Type)}
+		}
 		parts := strings.Split(tag, ",")
 		f := &Field{Name: sf.Name, Column: parts[0], Index: idx, Type: sf.Type}
 		if f.Column == "" {
@@ -197,6 +202,26 @@ func collect(m *Model, t reflect.Type, index []int) error {
 		}
 	}
 	return nil
+}
+
+// holdsModel reports a struct type mapped to a table, or a pointer or slice of them: one with
+// `db` tags or a TableName method.
+func holdsModel(t reflect.Type) bool {
+	for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice {
+		t = t.Elem()
+	}
+	if t.Kind() != reflect.Struct {
+		return false
+	}
+	if _, ok := reflect.New(t).Interface().(Tabler); ok {
+		return true
+	}
+	for i := range t.NumField() {
+		if _, ok := t.Field(i).Tag.Lookup("db"); ok {
+			return true
+		}
+	}
+	return false
 }
 
 // SnakeCase turns a Go name into a column or table name: AuthorID → author_id.
