@@ -166,16 +166,25 @@ func callOnWorker[A, R any](ctx context.Context, e *Engine, dc driver.Conn, a A,
 
 // failed handles a driver error: a connection that is gone is invalidated and its slot freed.
 func (c *Conn) failed(ctx context.Context, err error) error {
+	pc := c.pc
 	var enc *driver.EncodeError
-	var pipe *driver.PipelineError
-	if errors.As(err, &enc) && !errors.As(err, &pipe) {
-		return &ArgumentError{Fix: "an argument cannot be encoded for the server: " + enc.Err.Error() +
-			"; pass a type the driver encodes (see the package documentation's type table) or one implementing driver.Valuer", Err: err}
-	}
-	if c.tx != nil && reachedServer(err) {
+	if errors.As(err, &enc) {
+		// refused before it was sent. A pipeline keeps its statement index outermost, with the
+		// *ArgumentError for the statement's error.
+		var pipe *driver.PipelineError
+		if errors.As(err, &pipe) {
+			err = &driver.PipelineError{Index: pipe.Index, Err: encodeArgumentError(enc, pipe.Err), NotExecuted: pipe.NotExecuted}
+		} else {
+			err = encodeArgumentError(enc, err)
+		}
+		if !pc.dc.IsClosed() {
+			return err // the connection and its transaction go on
+		}
+		// pgx closes the connection when a pipeline (a batch of described statements) fails
+		// to encode a statement after it queued others: invalidated below, as any closed one
+	} else if c.tx != nil && reachedServer(err) {
 		c.aborted = err
 	}
-	pc := c.pc
 	disconnect := c.e.connector.IsDisconnect(err)
 	// a panic may have left the connection in the middle of the protocol: it is not reused
 	var pe *PanicError
@@ -194,6 +203,16 @@ func (c *Conn) failed(ctx context.Context, err error) error {
 		return &DisconnectError{ConnID: pc.id, Err: err}
 	}
 	return err
+}
+
+// encodeArgumentError is the *ArgumentError of an argument the driver could not encode (enc),
+// wrapping err.
+func encodeArgumentError(enc *driver.EncodeError, err error) *ArgumentError {
+	fix := enc.Fix
+	if fix == "" {
+		fix = "pass a type the driver encodes (see the package documentation's type table) or one implementing driver.Valuer"
+	}
+	return &ArgumentError{Fix: "an argument cannot be encoded for the server: " + enc.Err.Error() + "; " + fix, Err: err}
 }
 
 // Exec runs a statement that returns no rows. Arguments are positional ($1 / ?) or one Named.

@@ -129,9 +129,13 @@
 // Writing takes every Go type pgx encodes, through Exec, Query, Named, Conn.Pipeline,
 // Conn.CopyFrom and the session: a string or float64 for numeric, a string or [16]byte for
 // uuid, []byte, json.RawMessage, a struct or a map for json and jsonb, slices for arrays,
-// netip.Prefix for inet, time.Duration for interval. A value that cannot be encoded fails before
-// anything runs, with an *ArgumentError (ErrInvalidArgument) that wraps the driver's error; an
-// open transaction goes on.
+// netip.Prefix for inet, time.Duration for interval, in every statement_cache mode. A value that
+// cannot be encoded fails before anything runs, with an *ArgumentError (ErrInvalidArgument) that
+// wraps the driver's error (in a pipeline, as the failing statement's error inside the
+// *PipelineError, never as a COMMIT of unknown outcome); an open transaction goes on. One
+// exception is pgx's: with statement_cache=describe or prepare, a pipeline whose failing statement
+// comes after others loses its connection (pgx closes it; nothing ran), and with it an open
+// transaction.
 //
 // SQLite has no arrays, JSON or network types: there, an argument with a text form (netip.Prefix,
 // netip.Addr: MarshalText) is stored as that text, and other slices (but []byte), arrays, maps
@@ -337,7 +341,12 @@
 // description (none, simple) a parameter takes the type of its Go value and the server converts
 // it to the column's, so a time.Time into a timestamp (without time zone) column is stored as
 // the session's TimeZone reads the instant, where describe and prepare store the value's own
-// wall clock; UTC times, or timestamptz columns, are stored alike in every mode.
+// wall clock; UTC times, or timestamptz columns, are stored alike in every mode. A value pgx
+// encodes only for a known column type is sent as the text PostgreSQL holds for it: a [16]byte
+// (a pointer to one, a named type over one) as a uuid, a slice of them as a uuid[], a struct or
+// a map as JSON, encoded as describe encodes them, so a uuid or json/jsonb column stores the
+// same in every mode. Any other such value (a slice of structs, a func) is refused with an
+// *ArgumentError naming the argument: use describe, or pass the value's text as a string.
 //
 // # Echo
 //

@@ -126,7 +126,9 @@ func runStatements(ctx context.Context, dc driver.Conn, call pipelineCall) ([]*d
 	for i, st := range stmts {
 		r, err := dc.Query(ctx, st.SQL, st.Args)
 		if err != nil {
-			return rs, &driver.PipelineError{Index: i, Err: err}
+			// an argument refused before the first statement was sent: nothing ran
+			var enc *driver.EncodeError
+			return rs, &driver.PipelineError{Index: i, Err: err, NotExecuted: i == 0 && errors.As(err, &enc)}
 		}
 		rs = append(rs, r)
 		if each != nil {

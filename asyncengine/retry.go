@@ -79,8 +79,11 @@ func (e *Engine) ClassifyCommitError(err error) error {
 	}
 	var coded interface{ SQLState() string }
 	if errors.Is(err, ErrPendingRollback) || errors.Is(err, ErrConcurrentUse) || errors.Is(err, ErrConnClosed) ||
-		errors.As(err, &coded) && !e.connector.IsDisconnect(err) {
-		return err // the server's answer, or a call refused before COMMIT was sent
+		errors.Is(err, ErrInvalidArgument) || errors.As(err, &coded) && !e.connector.IsDisconnect(err) {
+		// the server's answer, or a call refused before COMMIT was sent: an argument that could
+		// not be encoded stops a pipeline at its statement, so a COMMIT after it was not sent
+		// (and one before it was answered)
+		return err
 	}
 	if !reachedServer(err) {
 		return err // COMMIT never left the client

@@ -133,7 +133,12 @@ type EachPipeliner interface {
 // EncodeError is a driver's error for an argument it cannot encode for the server (a channel, a
 // value of a type with no encoding), returned before the statement runs: the connection and its
 // transaction are as they were.
-type EncodeError struct{ Err error }
+type EncodeError struct {
+	Err error
+	// Fix says what to change when the driver knows more than that the type has no encoding
+	// (a value whose encoding depends on a parameter type the driver was not told); "" if not.
+	Fix string
+}
 
 func (e *EncodeError) Error() string { return e.Err.Error() }
 func (e *EncodeError) Unwrap() error { return e.Err }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/gosqla/gosqla/asyncengine/driver"
+	"github.com/gosqla/gosqla/asyncengine/internal/pgtypes"
 	"github.com/gosqla/gosqla/asyncengine/internal/sqldriver"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -90,7 +91,7 @@ func OpenStdlib(cfg driver.Config) (driver.Connector, error) {
 	if err != nil {
 		return nil, err
 	}
-	return sqldriver.New(stdlib.OpenDB(*pcfg.ConnConfig), "postgresql", sqldriver.Probes{
+	probes := sqldriver.Probes{
 		IsDisconnect:  IsDisconnect,
 		IsUnencodable: unencodable,
 		IsClosed: func(dc any) bool {
@@ -98,7 +99,24 @@ func OpenStdlib(cfg driver.Config) (driver.Connector, error) {
 			return ok && c.Conn().IsClosed()
 		},
 		ConnectTimeout: pcfg.ConnConfig.ConnectTimeout,
-	}), nil
+	}
+	if untypedParams(pcfg.ConnConfig.DefaultQueryExecMode) {
+		probes.Args = stdlibArgs
+	}
+	return sqldriver.New(stdlib.OpenDB(*pcfg.ConnConfig), "postgresql", probes), nil
+}
+
+// stdlibArgs is textArgs for pgx's database/sql adapter, whose connections are out of reach
+// before database/sql hands them the arguments: a lent map of pgx's own types stands in for the
+// connection's, which the adapter opens with those types only.
+func stdlibArgs(args []any) ([]any, error) {
+	m := pgtypes.Map()
+	defer pgtypes.Release(m)
+	args, err := textArgs(m, args)
+	if err != nil {
+		return nil, &driver.EncodeError{Err: err, Fix: untypedFix}
+	}
+	return args, nil
 }
 
 // ConnConfig returns the configuration connections are opened with.
@@ -134,4 +152,6 @@ func (c *Connector) Connect(ctx context.Context) (driver.Conn, error) {
 }
 
 // Wrap adapts an open pgx connection.
-func Wrap(pc *pgx.Conn) *Conn { return &Conn{pc: pc, cc: counter(pc.PgConn().Conn())} }
+func Wrap(pc *pgx.Conn) *Conn {
+	return &Conn{pc: pc, cc: counter(pc.PgConn().Conn()), untyped: untypedParams(pc.Config().DefaultQueryExecMode)}
+}

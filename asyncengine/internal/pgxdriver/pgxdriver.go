@@ -55,12 +55,31 @@ type Conn struct {
 	// cc counts what the socket carries (round trips, bytes sent); nil for a connection that
 	// Open's connector did not dial (a pgxpool's)
 	cc *countingConn
+	// untyped: statements go without their parameters' types (statement_cache=none, simple), so
+	// arguments pass through textArgs first
+	untyped bool
 }
 
 // Pgx returns the underlying connection.
 func (c *Conn) Pgx() *pgx.Conn { return c.pc }
 
+// args readies a statement's arguments for the connection's execution mode (see textArgs).
+func (c *Conn) args(args []any) ([]any, error) {
+	if !c.untyped || len(args) == 0 {
+		return args, nil
+	}
+	args, err := textArgs(c.pc.TypeMap(), args)
+	if err != nil {
+		return nil, &driver.EncodeError{Err: err, Fix: untypedFix}
+	}
+	return args, nil
+}
+
 func (c *Conn) Query(ctx context.Context, sql string, args []any) (*driver.Result, error) {
+	args, err := c.args(args)
+	if err != nil {
+		return nil, err
+	}
 	mark := c.written()
 	rows, err := c.pc.Query(ctx, sql, args...)
 	if err != nil {
@@ -119,6 +138,10 @@ func readRows(rows pgx.Rows) (*driver.Result, error) {
 // QueryRows returns the rows as they arrive, scanned with the connection's own type map (so types
 // registered on the connection are known).
 func (c *Conn) QueryRows(ctx context.Context, sql string, args []any) (driver.Rows, error) {
+	args, err := c.args(args)
+	if err != nil {
+		return nil, err
+	}
 	mark := c.written()
 	rows, err := c.pc.Query(ctx, sql, args...)
 	if err != nil {
@@ -170,6 +193,10 @@ func (r *liveRows) Cancel(ctx context.Context) bool {
 }
 
 func (c *Conn) Exec(ctx context.Context, sql string, args []any) (int64, error) {
+	args, err := c.args(args)
+	if err != nil {
+		return 0, err
+	}
 	mark := c.written()
 	tag, err := c.pc.Exec(ctx, sql, args...)
 	if err != nil {
@@ -200,16 +227,20 @@ func (c *Conn) PipelineEach(ctx context.Context, stmts []driver.Statement, each 
 		}
 		return rs, err
 	}
-	mark := c.written()
 	var b pgx.Batch
-	for _, s := range stmts {
+	for i, s := range stmts {
 		if strings.TrimSpace(s.SQL) == "" {
 			// an empty statement has an empty result, as Query gives it; a batch cannot describe
 			// an empty text, so a statement with the same (empty) result stands in for it
 			s.SQL = emptyResult
 		}
-		b.Queue(s.SQL, s.Args...)
+		args, err := c.args(s.Args)
+		if err != nil {
+			return nil, &driver.PipelineError{Index: i, Err: err, NotExecuted: true}
+		}
+		b.Queue(s.SQL, args...)
 	}
+	mark := c.written()
 	br := c.pc.SendBatch(ctx, &b)
 	results := make([]*driver.Result, 0, len(stmts))
 	plain := make([]driver.Result, len(stmts)) // the results without rows, in one allocation
@@ -235,7 +266,7 @@ func (c *Conn) PipelineEach(ctx context.Context, stmts []driver.Statement, each 
 			}
 		}
 		_ = br.Close()
-		return results, c.pipelineError(stmts, i, c.settled(mark, err))
+		return results, c.pipelineError(stmts, &b, i, c.settled(mark, err))
 	}
 	if err := br.Close(); err != nil {
 		return results, &driver.PipelineError{Index: len(stmts) - 1, Err: c.settled(mark, err)}
@@ -278,8 +309,14 @@ func containsFold(s, w string) bool {
 // pipelineError reports the failing statement of a pipeline. A batch prepares and encodes every
 // statement before running any, and reports a failure there at its first statement: the
 // statement at fault is found by its SQL, and the pipeline is marked not executed unless the
-// failed prepare aborted an open transaction.
-func (c *Conn) pipelineError(stmts []driver.Statement, i int, err error) *driver.PipelineError {
+// failed prepare aborted an open transaction. Without parameter types (statement_cache=none,
+// simple) pgx encodes the whole batch before sending any of it and names neither the statement
+// nor the preprocessing: an argument it could not encode is found by encoding the arguments
+// again, and nothing was sent.
+func (c *Conn) pipelineError(stmts []driver.Statement, b *pgx.Batch, i int, err error) *driver.PipelineError {
+	if i == 0 && c.untyped && unencodable(err) {
+		return &driver.PipelineError{Index: c.unencodableAt(b), Err: err, NotExecuted: !c.pc.IsClosed()}
+	}
 	var pre pgx.ErrPreprocessingBatch
 	if i != 0 || !errors.As(err, &pre) {
 		return &driver.PipelineError{Index: i, Err: err}
@@ -291,6 +328,20 @@ func (c *Conn) pipelineError(stmts []driver.Statement, i int, err error) *driver
 		}
 	}
 	return &driver.PipelineError{Index: i, Err: err, NotExecuted: !c.pc.IsClosed() && c.pc.PgConn().TxStatus() != 'E'}
+}
+
+// unencodableAt is the first statement of b with an argument pgx cannot encode without its
+// type, as it encodes them without a description; 0 when none is found.
+func (c *Conn) unencodableAt(b *pgx.Batch) int {
+	m := c.pc.TypeMap()
+	for k, q := range b.QueuedQueries {
+		for _, a := range q.Arguments {
+			if _, err := m.Encode(0, pgtype.TextFormatCode, a, nil); err != nil {
+				return k
+			}
+		}
+	}
+	return 0
 }
 
 // allTxControl reports statements that only steer the transaction. They go through the simple
@@ -418,8 +469,18 @@ func (c *Conn) settled(mark int64, err error) error {
 }
 
 // unencodable recognizes pgx's error for an argument it has no encoding for (it has no type of
-// its own). pgx runs nothing then; a statement it prepared first stays prepared.
-func unencodable(err error) bool { return strings.Contains(err.Error(), "failed to encode args[") }
+// its own): "failed to encode args[…]" from the extended protocol, pgx's bare "unable to encode
+// …" from the simple protocol, which does not name the argument. pgx runs nothing then; a
+// statement it prepared first stays prepared. The server's own errors are never such an error,
+// whatever their text.
+func unencodable(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return false
+	}
+	msg := err.Error()
+	return strings.Contains(msg, "failed to encode args[") || strings.Contains(msg, "unable to encode ")
+}
 
 // sentError is an error of a request that reached the server.
 type sentError struct{ err error }

@@ -26,6 +26,7 @@ type Connector struct {
 	isDisconnect  func(error) bool
 	isUnencodable func(error) bool
 	isClosed      func(driverConn any) bool
+	args          func([]any) ([]any, error)
 	connectMu     *sync.Mutex // set when connects must not overlap
 	timeout       time.Duration
 	target        string
@@ -47,6 +48,9 @@ type Probes struct {
 	ConnectTimeout time.Duration
 	// Target, when set, names what a failed connect tried to open (a file path).
 	Target string
+	// Args, when set, readies a statement's arguments before database/sql and the driver see
+	// them (PostgreSQL without parameter types: see pgxdriver); its error is the argument's.
+	Args func(args []any) ([]any, error)
 }
 
 // New wraps db.
@@ -54,7 +58,7 @@ func New(db *sql.DB, dialect string, p Probes) *Connector {
 	db.SetMaxIdleConns(0)
 	db.SetMaxOpenConns(0)
 	c := &Connector{db: db, dialect: dialect, isDisconnect: p.IsDisconnect, isClosed: p.IsClosed,
-		isUnencodable: p.IsUnencodable, timeout: p.ConnectTimeout, target: p.Target}
+		isUnencodable: p.IsUnencodable, args: p.Args, timeout: p.ConnectTimeout, target: p.Target}
 	if p.SerialConnect {
 		c.connectMu = new(sync.Mutex)
 	}
@@ -89,7 +93,7 @@ func (c *Connector) Connect(ctx context.Context) (driver.Conn, error) {
 		}
 		return nil, err
 	}
-	return &Conn{sc: sc, dialect: c.dialect, isClosed: c.isClosed, isUnencodable: c.isUnencodable}, nil
+	return &Conn{sc: sc, dialect: c.dialect, isClosed: c.isClosed, isUnencodable: c.isUnencodable, args: c.args}, nil
 }
 
 // Conn is one pinned database/sql connection.
@@ -99,8 +103,10 @@ type Conn struct {
 	isClosed func(any) bool
 	// isUnencodable: see Probes
 	isUnencodable func(error) bool
-	inTx          bool
-	closed        bool
+	// args: see Probes
+	args   func([]any) ([]any, error)
+	inTx   bool
+	closed bool
 }
 
 func (c *Conn) Query(ctx context.Context, query string, args []any) (*driver.Result, error) {
@@ -129,7 +135,7 @@ func (c *Conn) Query(ctx context.Context, query string, args []any) (*driver.Res
 func (c *Conn) QueryRows(ctx context.Context, query string, args []any) (driver.Rows, error) {
 	args, err := c.encode(args)
 	if err != nil {
-		return nil, &driver.EncodeError{Err: err}
+		return nil, encodeError(err)
 	}
 	rows, err := c.sc.QueryContext(ctx, query, args...)
 	if err != nil {
@@ -261,7 +267,7 @@ func (b *bufferedRows) Value(i, j int) (any, error) {
 func (c *Conn) Exec(ctx context.Context, query string, args []any) (int64, error) {
 	args, err := c.encode(args)
 	if err != nil {
-		return 0, &driver.EncodeError{Err: err}
+		return 0, encodeError(err)
 	}
 	r, err := c.sc.ExecContext(ctx, query, args...)
 	if err != nil {
@@ -296,8 +302,15 @@ func (c *Conn) track(query string) {
 	}
 }
 
-// afterError asks the driver whether the connection survived: database/sql itself only finds out
-// on the next use, too late for the pool.
+// encodeError is the error of arguments refused before they were sent, as a *driver.EncodeError.
+func encodeError(err error) error {
+	var enc *driver.EncodeError
+	if errors.As(err, &enc) {
+		return err
+	}
+	return &driver.EncodeError{Err: err}
+}
+
 // unencodable marks the error for an argument the driver cannot take (database/sql's "sql:
 // converting argument …", or what Probes.IsUnencodable recognizes), returned before anything runs.
 func (c *Conn) unencodable(err error) error {
@@ -307,6 +320,8 @@ func (c *Conn) unencodable(err error) error {
 	return err
 }
 
+// afterError asks the driver whether the connection survived: database/sql itself only finds out
+// on the next use, too late for the pool.
 func (c *Conn) afterError(err error) {
 	if errors.Is(err, sqldrv.ErrBadConn) || errors.Is(err, sql.ErrConnDone) {
 		c.closed = true

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/gosqla/gosqla/asyncengine/driver"
+	"github.com/gosqla/gosqla/asyncengine/internal/argmap"
 	_ "modernc.org/sqlite" // the embedded SQLite
 )
 
@@ -31,29 +32,22 @@ func OpenSQLite(cfg driver.Config) (driver.Connector, error) {
 // encode turns the arguments SQLite has no type for into the text CreateAll declares for them,
 // as reading them back decodes it (structmap.Assign): a value with a text form (netip.Prefix,
 // netip.Addr) by its MarshalText, other slices, arrays, maps and structs as JSON. PostgreSQL's
-// arguments pass unchanged: pgx encodes them.
+// arguments pass to Probes.Args when set, else unchanged: pgx encodes them.
 func (c *Conn) encode(args []any) ([]any, error) {
 	if c.dialect != "sqlite" {
+		if c.args != nil && len(args) > 0 {
+			return c.args(args)
+		}
 		return args, nil
 	}
-	var out []any
-	for i, a := range args {
+	return argmap.Map(args, func(i int, a any) (any, bool, error) {
 		v, err := sqliteValue(a)
 		if err != nil {
-			return nil, fmt.Errorf("gosqla: argument %d (%T) cannot be stored in SQLite: %w", i+1, a, err)
+			return nil, false, fmt.Errorf("gosqla: argument %d (%T) cannot be stored in SQLite: %w", i+1, a, err)
 		}
 		// compared by kind first: == on an interface holding a func or a map panics
-		if out == nil && !same(v, a) {
-			out = append(make([]any, 0, len(args)), args[:i]...)
-		}
-		if out != nil {
-			out = append(out, v)
-		}
-	}
-	if out == nil {
-		return args, nil
-	}
-	return out, nil
+		return v, !same(v, a), nil
+	})
 }
 
 // same reports whether sqliteValue returned its argument unchanged.
