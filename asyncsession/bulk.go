@@ -82,8 +82,19 @@ func Upsert[T any](ctx context.Context, s *Session, objs []*T, conflictCols ...s
 	batches = append(batches, groups...)
 	o.readsBack = true
 	gen := 0
+	// the objects this write claimed, and those of them that became the session's: the others
+	// are let go of once it is over
+	var claimed []int
+	held := make([]bool, len(objs))
+	fail := o.fail
+	o.fail = func(err error) {
+		letGoOf(s, objs, claimed, held)
+		claimed = nil
+		fail(err)
+	}
 	o.build = func(s *Session) ([]asyncengine.Statement, error) {
-		if err := claimAll(s, objs); err != nil {
+		var err error
+		if claimed, err = claimAll(s, objs); err != nil {
 			return nil, err
 		}
 		gen = s.gen // a savepoint begun later in the same round is not this write's
@@ -106,13 +117,17 @@ func Upsert[T any](ctx context.Context, s *Session, objs []*T, conflictCols ...s
 				return fmt.Errorf("gosqla: Upsert into %s returned %d rows for %d objects", m.Table, r.Len(), len(b.idx))
 			}
 			for k := range r.Len() {
-				in, err := s.mergeInto(m, r, k, objs[b.idx[k]], gen, t.name)
+				i := b.idx[k]
+				in, err := s.mergeInto(m, r, k, objs[i], gen, t.name)
 				if err != nil {
 					return err
 				}
-				out[b.idx[k]] = in.ptr.(*T)
+				out[i] = in.ptr.(*T)
+				held[i] = out[i] == objs[i]
 			}
 		}
+		letGoOf(s, objs, claimed, held)
+		claimed = nil
 		resolve(out, nil)
 		return nil
 	}

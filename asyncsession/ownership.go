@@ -59,6 +59,13 @@ func (s *Session) own(in *instance) error {
 // claim registers the object at addr as the session's, or refuses it when another session
 // holds it. Called locked.
 func (s *Session) claim(addr uintptr, obj any) error {
+	_, err := s.claimNew(addr, obj)
+	return err
+}
+
+// claimNew is claim, reporting whether the claim is new: the registry did not hold the object as
+// the session's before. Called locked.
+func (s *Session) claimNew(addr uintptr, obj any) (bool, error) {
 	if s.owned == nil {
 		s.owned = newOwnership(s)
 	}
@@ -67,7 +74,7 @@ func (s *Session) claim(addr uintptr, obj any) error {
 	o := sh.m[addr]
 	if s.refusedBy(o) {
 		sh.mu.Unlock()
-		return otherSessionError(obj)
+		return false, otherSessionError(obj)
 	}
 	if sh.m == nil {
 		sh.m = map[uintptr]*ownership{}
@@ -77,24 +84,42 @@ func (s *Session) claim(addr uintptr, obj any) error {
 	if o != s.owned {
 		s.owned.addrs = append(s.owned.addrs, addr)
 	}
-	return nil
+	return o != s.owned, nil
 }
 
 // refusedBy reports an entry of another session that still holds its object.
 func (s *Session) refusedBy(o *ownership) bool { return o != nil && o != s.owned && o.holds() }
 
 // claimAll claims the objects of an Upsert as it is built, before anything is sent: its rows
-// are stored into them as they come back. An object the session holds is its own already.
-// Called locked.
-func claimAll[T any](s *Session, objs []*T) error {
+// are stored into them as they come back. An object the session holds is its own already. It
+// returns the positions of the objects it claimed anew, which the Upsert lets go of when they
+// do not become the session's (their keys were loaded, or the write failed); a refused object
+// lets go of those claimed before it. Called locked.
+func claimAll[T any](s *Session, objs []*T) ([]int, error) {
+	var claimed []int
 	for i, obj := range objs {
 		if _, ok := s.objects[any(obj)]; !ok {
-			if err := s.claim(objectAddress(obj), obj); err != nil {
-				return fmt.Errorf("%w (Upsert, element %d)", err, i)
+			taken, err := s.claimNew(objectAddress(obj), obj)
+			if err != nil {
+				letGoOf(s, objs, claimed, nil)
+				return nil, fmt.Errorf("%w (Upsert, element %d)", err, i)
+			}
+			if taken {
+				claimed = append(claimed, i)
 			}
 		}
 	}
-	return nil
+	return claimed, nil
+}
+
+// letGoOf drops the claims on the objects at positions claimed of objs that did not become the
+// session's (held[i] false, or held nil).
+func letGoOf[T any](s *Session, objs []*T, claimed []int, held []bool) {
+	for _, i := range claimed {
+		if held == nil || !held[i] {
+			s.owned.drop(objectAddress(objs[i]))
+		}
+	}
 }
 
 // objectAddress is the address of the struct obj points to, by which the registry and letGo

@@ -214,3 +214,31 @@ func TestClaimsAcrossRollbackAndFailedWalks(t *testing.T) {
 		await(t, b.Rollback(ctx))
 	})
 }
+
+// An Upsert claims its objects while it runs, and lets go of those that do not become the
+// session's: one whose key the session had loaded (the loaded object takes its row), and every
+// one of a write that failed. Another session may then take them, as their pointers may be
+// reused for new objects once the application drops them.
+func TestUpsertLetsGoOfObjectsNotTaken(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
+		ctx := enginetest.Context(t)
+		s := newSession(t, e)
+		loaded := &Author{ID: 1, Name: "old"}
+		require.NoError(t, s.Add(loaded))
+		await(t, s.Flush(ctx))
+		stale, fresh := &Author{ID: 1, Name: "new"}, &Author{ID: 2, Name: "two"}
+		got := await(t, asyncsession.Upsert(ctx, s, []*Author{stale, fresh}))
+		require.Same(t, loaded, got[0])
+		require.Same(t, fresh, got[1])
+
+		other := newSession(t, e)
+		require.NoError(t, other.Add(stale), "the object whose row went to the loaded one is not the session's")
+		require.ErrorIs(t, other.Add(fresh), asyncsession.ErrOtherSession, "the one it took is")
+
+		// a write the server refuses (no unique constraint on name): its objects are let go of
+		bad := &Author{ID: 3, Name: "three"}
+		_, err := asyncsession.Upsert(ctx, s, []*Author{bad}, "name").Await(ctx)
+		require.Error(t, err)
+		require.NoError(t, other.Add(bad))
+	})
+}
