@@ -323,7 +323,21 @@ func (q *Query[T]) build(kind selectKind, limit int, scalar ...string) (string, 
 		if q.offset > 0 {
 			fmt.Fprintf(&b, " OFFSET %d", q.offset)
 		}
-		b.WriteString(q.lock)
+		if q.lock != "" && (len(q.joins) > 0 || len(joined) > 0) {
+			// the rows of T, not those joined: a LEFT OUTER JOIN's nullable side cannot be locked,
+			// and a joined relationship's rows are not what the caller asked to lock
+			table := q.m.Table
+			if i := strings.LastIndexByte(table, '.'); i >= 0 {
+				table = table[i+1:]
+			}
+			lock, skip := strings.CutSuffix(q.lock, " SKIP LOCKED")
+			b.WriteString(lock + " OF " + d.Quote(table))
+			if skip {
+				b.WriteString(" SKIP LOCKED")
+			}
+		} else {
+			b.WriteString(q.lock)
+		}
 	}
 	if kind == selectExists {
 		b.WriteString(" LIMIT 1")

@@ -159,6 +159,15 @@ func TestQueryRoundTrips(t *testing.T) {
 	s := newSession(t, e)
 	vs := await(t, asyncsession.From[Volume](s).SkipLocked().Limit(2).All(enginetest.Context(t)))
 	assert.Len(t, vs, 2)
+
+	// with a Joined load and a join along a collection, the lock is on the volumes' rows alone
+	// (the nullable side of an outer join cannot be locked)
+	q := asyncsession.From[Volume](s).Load("Writer", asyncsession.Joined).Join("Tags").Filter("Tags.name", "fantasy").ForUpdate()
+	vs = await(t, q.All(enginetest.Context(t)))
+	assert.Len(t, vs, 5)
+	assert.Contains(t, q.String(), `FOR UPDATE OF "volumes"`)
+	vs = await(t, asyncsession.From[Volume](s).Load("Writer", asyncsession.Joined).SkipLocked().Limit(2).All(enginetest.Context(t)))
+	assert.Len(t, vs, 2)
 }
 
 // Stream, like Select, refuses rows that leave out a mapped column instead of yielding objects
