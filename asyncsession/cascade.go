@@ -139,6 +139,7 @@ type relWork struct {
 type orphan struct {
 	child, parent *instance
 	r             *relation
+	null          bool // its key is set NULL rather than it deleted (a one-to-one without delete-orphan)
 }
 
 // relWorks numbers the relWorks, so that an object's waitFor is known to be this flush's.
@@ -364,6 +365,12 @@ func (s *Session) deleteOrphans(w *relWork) error {
 		if deref(o.r.fk.Value(c.v)) != deref(pkValue(o.parent)) {
 			continue // moved: its key names its new parent
 		}
+		if o.null {
+			if err := w.setFK(c, o.r.fk, nil); err != nil {
+				return err
+			}
+			continue
+		}
 		s.markDeleted(c)
 		if err := s.cascadeDelete(c, w); err != nil {
 			return err
@@ -520,12 +527,23 @@ func (s *Session) syncOne(in *instance, r *relation, w *relWork) ([]*instance, e
 	}
 	if r.kind == manyToOne && cur == st.ref && st.loaded {
 		if p, ok := s.objects[cur]; ok && hasKey(p) && w.columnMoved(in, r.fk, pkValue(p)) {
-			// the application moved the object by its column: the relationship no longer
-			// says where it belongs, and is left to load again
-			s.moveMember(in, r, cur, nil, w)
+			// the application moved the object by its column: the relationship follows to the
+			// parent the column names when the session has it, and is left to load again when
+			// not; the loaded collections follow
+			var to any
+			next := s.objectByKey(r.target, r.fk.Value(in.v), in.shard)
+			if next != nil {
+				to = next.ptr
+			}
+			s.moveMember(in, r, cur, to, w)
 			w.keep(in, r)
-			fv.SetZero()
-			st.ref, st.loaded = nil, false
+			if next != nil {
+				fv.Set(reflect.ValueOf(to))
+				st.ref, st.loaded = to, true
+			} else {
+				fv.SetZero()
+				st.ref, st.loaded = nil, false
+			}
 			return nil, nil
 		}
 	}
@@ -549,6 +567,12 @@ func (s *Session) syncOne(in *instance, r *relation, w *relWork) ([]*instance, e
 			s.moveMember(in, r, st.ref, cur, w)
 		}
 	case oneToOne:
+		if changed {
+			if was := s.heldElsewhere(in, other, r); was != nil {
+				return nil, fmt.Errorf("%w: a %s is %s.%s of two %ss; set it to nil in the one it leaves",
+					ErrConflictingParent, other.model.Type, in.model.Type, r.name, in.model.Type)
+			}
+		}
 		if changed && st.ref != nil {
 			// the child it replaces lets go of the parent, before the new one takes it
 			if old, ok := s.objects[st.ref]; ok && old != other && old.state != stateDeleted {
@@ -567,14 +591,57 @@ func (s *Session) syncOne(in *instance, r *relation, w *relWork) ([]*instance, e
 	return added, nil
 }
 
-// orphanOne lets old, the child one-to-one r of in held until now, go: its key is set NULL, or
-// it is deleted when r deletes orphans.
+// orphanOne lets old, the child one-to-one r of in held until now, go once the walk is over,
+// unless another parent took it meanwhile: its key is set NULL, or it is deleted when r deletes
+// orphans. A key that cannot be NULL is refused now.
 func (s *Session) orphanOne(in, old *instance, r *relation, w *relWork) error {
-	if r.orphan {
-		w.orphans = append(w.orphans, orphan{child: old, parent: in, r: r})
+	if !r.orphan && !nullable(r.fk) {
+		return w.setFK(old, r.fk, nil) // the MappingError asking for a pointer or delete-orphan
+	}
+	w.orphans = append(w.orphans, orphan{child: old, parent: in, r: r, null: !r.orphan})
+	return nil
+}
+
+// objectByKey is the session's object of model m whose key is key (a foreign key's value,
+// converted to the key's type), or nil. Called locked.
+func (s *Session) objectByKey(m *structmap.Model, key any, shard string) *instance {
+	key = deref(key)
+	if key == nil || len(m.PK) != 1 {
 		return nil
 	}
-	return w.setFK(old, r.fk, nil)
+	kt := m.PK[0].Type
+	if kv := reflect.ValueOf(key); kv.Type() != kt {
+		if !kv.CanConvert(kt) {
+			return nil
+		}
+		key = kv.Convert(kt).Interface()
+	}
+	in := s.identity[identityKey{t: m.Type, pk: key, shard: shard}]
+	if in == nil || !in.attached || in.state == stateDeleted {
+		return nil
+	}
+	return in
+}
+
+// heldElsewhere reports the loaded parent other than in whose one-to-one r still holds child,
+// which its foreign key named when loaded: a child taken from it must be let go of there too.
+// Called locked.
+func (s *Session) heldElsewhere(in, child *instance, r *relation) *instance {
+	if child.state != statePersistent || child.snap == nil {
+		return nil
+	}
+	i := fieldIndex(child.model, r.fk)
+	was := s.objectByKey(r.owner, child.snapshotArg(i), child.shard)
+	if was == nil || was == in {
+		return nil
+	}
+	if st := was.rels[r]; st == nil || !st.loaded {
+		return nil
+	}
+	if fv := r.field(was.v); fv.IsNil() || fv.Interface() != child.ptr {
+		return nil
+	}
+	return was
 }
 
 // moveMember keeps the loaded collections of a child's old and new parent in step with a
@@ -598,17 +665,26 @@ func (s *Session) moveMember(child *instance, r *relation, from, to any, w *relW
 			p.remember(b)
 		}
 	}
-	if p, ok := s.objects[to]; ok && (p.state == statePending || (p.rels[b] != nil && p.rels[b].loaded)) {
-		fv := b.field(p.v)
-		for i := range fv.Len() {
-			if fv.Index(i).Interface() == child.ptr {
-				return
-			}
-		}
-		w.keep(p, b)
-		fv.Set(reflect.Append(fv, reflect.ValueOf(child.ptr)))
-		p.remember(b)
+	if p, ok := s.objects[to]; ok {
+		addMember(p, b, child, w)
 	}
+}
+
+// addMember appends child to collection r of p, when p is new or r is loaded, and child is not
+// in it.
+func addMember(p *instance, r *relation, child *instance, w *relWork) {
+	if p.state != statePending && (p.rels[r] == nil || !p.rels[r].loaded) {
+		return
+	}
+	fv := r.field(p.v)
+	for i := range fv.Len() {
+		if fv.Index(i).Interface() == child.ptr {
+			return
+		}
+	}
+	w.keep(p, r)
+	fv.Set(reflect.Append(fv, reflect.ValueOf(child.ptr)))
+	p.remember(r)
 }
 
 // holds reports whether collection r of parent, as the session knows it whole or as added to,
@@ -785,7 +861,8 @@ func (s *Session) syncMany(in *instance, r *relation, w *relWork) ([]*instance, 
 
 // dropMoved takes the members at positions moved (ascending) out of collection r of in, whose
 // field is fv, and out of children, the members' instances: their columns moved them to other
-// parents. A many-to-one of theirs still joining them to in is left to load again.
+// parents. Each joins its new parent's loaded collection when the session has that parent, and a
+// many-to-one of theirs still joining them to in follows it, or is left to load again.
 func (s *Session) dropMoved(in *instance, r *relation, fv reflect.Value, children []*instance, moved []int, w *relWork) []*instance {
 	out := reflect.MakeSlice(fv.Type(), 0, fv.Len()-len(moved))
 	kept := make([]*instance, 0, len(children)-len(moved))
@@ -794,14 +871,22 @@ func (s *Session) dropMoved(in *instance, r *relation, fv reflect.Value, childre
 	for i := range fv.Len() {
 		if k < len(moved) && moved[k] == i {
 			k++
+			child := children[i]
+			next := s.objectByKey(in.model, r.fk.Value(child.v), child.shard)
+			if next != nil {
+				addMember(next, r, child, w)
+			}
 			if b == nil {
 				continue
 			}
-			child := children[i]
 			if ref := b.field(child.v); !ref.IsNil() && ref.Interface() == in.ptr {
 				w.keep(child, b)
-				ref.SetZero()
-				if bst := child.rels[b]; bst != nil {
+				bst := child.rel(b)
+				if next != nil {
+					ref.Set(reflect.ValueOf(next.ptr))
+					bst.ref, bst.loaded = next.ptr, true
+				} else {
+					ref.SetZero()
 					bst.ref, bst.loaded = nil, false
 				}
 			}

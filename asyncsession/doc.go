@@ -250,9 +250,12 @@
 // collections of two parents, when it has the many-to-one back — without one, the last collection
 // walked wins). A foreign key the application sets by its column (book.AuthorID = 7, or nil)
 // wins over loaded relationships that still join the object to its old parent: the column is
-// written, the many-to-one is left to load again (nil, and Related says ErrNotLoaded), and the old
-// parent's loaded collection lets the child go — neither the NULL nor the delete-orphan that a
-// removal from it writes. A child whose parent's key the server generates takes it in the same pipeline on
+// written, the old parent's loaded collection lets the child go — neither the NULL nor the
+// delete-orphan that a removal from it writes — and when the session holds the parent the column
+// names, the child joins its loaded collection and the many-to-one points at it; otherwise the
+// many-to-one is left to load again (nil, and Related says ErrNotLoaded). A one-to-one child
+// moved to another parent (x.Passport = y.Passport; y.Passport = nil) goes to it, whatever the
+// order the walk meets them; left in both, it is ErrConflictingParent. A child whose parent's key the server generates takes it in the same pipeline on
 // PostgreSQL: the parents' batch INSERT leaves its keys, in the order of its rows, in a setting
 // local to the transaction (gosqla.keys_1, _2, …; at most 32 batches of a flush do), and the
 // children's batch sends each one's parent's position among them, which the server turns into the

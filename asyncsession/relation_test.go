@@ -970,3 +970,117 @@ func TestReplaceOneToOne(t *testing.T) {
 		assert.Equal(t, "new", c.Passport.Number, "one passport joins the citizen")
 	})
 }
+
+// A loaded one-to-one child moved to another loaded parent goes there, whichever parent the walk
+// meets first; one left in both is ErrConflictingParent.
+func TestMoveOneToOne(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
+		ctx := enginetest.Context(t)
+		require.NoError(t, asyncsession.CreateAll(ctx, e, Citizen{}, Passport{}, IDCard{}))
+		saved(t, e, &Citizen{Name: "x", Passport: &Passport{Number: "px"}}, &Citizen{Name: "y", Passport: &Passport{Number: "py"}})
+		for _, first := range []string{"x", "y"} {
+			s := newSession(t, e)
+			cs, err := asyncsession.From[Citizen](s).Load("Passport", asyncsession.SelectIn).OrderBy("name").All(ctx).Await(ctx)
+			require.NoError(t, err)
+			x, y := cs[0], cs[1]
+			if first == "y" {
+				x, y = y, x
+			}
+			taken, old := y.Passport, x.Passport
+			x.Passport, y.Passport = taken, nil
+			await(t, s.Commit(ctx))
+			require.NotNil(t, taken.CitizenID)
+			assert.Equal(t, x.ID, *taken.CitizenID, "the passport moved to %s", x.Name)
+			assert.Nil(t, old.CitizenID, "the one it replaced let go")
+			assert.EqualValues(t, 1, countWhere(t, e, "passports", fmt.Sprintf("citizen_id = %d", x.ID)))
+			assert.EqualValues(t, 0, countWhere(t, e, "passports", fmt.Sprintf("citizen_id = %d", y.ID)))
+			// give y a passport back for the next round
+			s = newSession(t, e)
+			got := await(t, asyncsession.Get[Citizen](ctx, s, y.ID))
+			got.Passport = &Passport{Number: "p" + y.Name}
+			require.NoError(t, s.Add(got))
+			await(t, s.Commit(ctx))
+		}
+
+		s := newSession(t, e)
+		cs, err := asyncsession.From[Citizen](s).Load("Passport", asyncsession.SelectIn).OrderBy("name").All(ctx).Await(ctx)
+		require.NoError(t, err)
+		cs[0].Passport = cs[1].Passport // left in y too
+		_, err = s.Commit(ctx).Await(ctx)
+		require.ErrorIs(t, err, asyncsession.ErrConflictingParent)
+	})
+}
+
+// A child moved by its column joins its new parent's loaded collection, and its many-to-one
+// follows, when the session holds the new parent.
+func TestColumnMoveJoinsTheNewParent(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
+		ctx := enginetest.Context(t)
+		writerWithBooks(t, e, "t")
+		saved(t, e, &Writer{Name: "other", Books: []*Volume{{Title: "o"}}})
+		s := newSession(t, e)
+		ws, err := asyncsession.From[Writer](s).Load("Books", asyncsession.SelectIn).OrderBy("name").All(ctx).Await(ctx)
+		require.NoError(t, err)
+		other, w := ws[0], ws[1]
+		require.Len(t, w.Books, 2)
+		moved := w.Books[0]
+		moved.WriterID = other.ID
+		await(t, s.Commit(ctx))
+		assert.Len(t, w.Books, 1)
+		require.Len(t, other.Books, 2)
+		assert.Contains(t, other.Books, moved)
+		books, err := asyncsession.Related[[]*Volume](s, other, "Books")
+		require.NoError(t, err)
+		assert.Len(t, books, 2)
+
+		// and back, with the many-to-one loaded: it follows the column
+		_, err = asyncsession.Load(ctx, s, moved, "Writer").Await(ctx)
+		require.NoError(t, err)
+		require.Same(t, other, moved.Writer)
+		moved.WriterID = w.ID
+		await(t, s.Commit(ctx))
+		assert.Same(t, w, moved.Writer)
+		assert.Len(t, w.Books, 2)
+		assert.Len(t, other.Books, 1)
+		assert.EqualValues(t, 2, countWhere(t, e, "volumes", fmt.Sprintf("writer_id = %d", w.ID)))
+	})
+}
+
+// Bio is a one-to-one under delete-orphan whose key is unique: the new child's INSERT meets the
+// old child's row, whose DELETE runs after it; the error says so.
+type Bio struct {
+	ID       int64 `db:"id,pk,default"`
+	AuthorID int64 `db:"author_id,fk=bio_authors.id,unique"`
+}
+
+type BioAuthor struct {
+	ID  int64 `db:"id,pk,default"`
+	Bio *Bio  `rel:"fk=author_id,cascade=delete-orphan"`
+}
+
+func (BioAuthor) TableName() string { return "bio_authors" }
+
+func TestReplaceUniqueOneToOneNeedsAFlush(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
+		ctx := enginetest.Context(t)
+		require.NoError(t, asyncsession.CreateAll(ctx, e, BioAuthor{}, Bio{}))
+		saved(t, e, &BioAuthor{Bio: &Bio{}})
+		s := newSession(t, e)
+		a, err := asyncsession.From[BioAuthor](s).Load("Bio", asyncsession.SelectIn).One(ctx).Await(ctx)
+		require.NoError(t, err)
+		nb := &Bio{}
+		a.Bio = nb
+		_, err = s.Commit(ctx).Await(ctx)
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), "free for the next flush only")
+		await(t, s.Rollback(ctx))
+
+		// as the error says: clear, flush, then add
+		s.Expunge(nb)
+		a.Bio = nil
+		await(t, s.Flush(ctx))
+		a.Bio = nb
+		await(t, s.Commit(ctx))
+		assert.EqualValues(t, 1, count(t, e, "bio"))
+	})
+}

@@ -188,6 +188,29 @@ func (fp *flushPlan) keyTakenError(i int, err error) error {
 	return err
 }
 
+// freedLaterError names the likely cause of a unique violation of an INSERT of the plan into a
+// table it also deletes from: its DELETEs run after its INSERTs (a one-to-one's old child under
+// delete-orphan holds the key the new one takes).
+func (fp *flushPlan) freedLaterError(i int, err error) error {
+	var server interface{ SQLState() string }
+	unique := errors.As(err, &server) && server.SQLState() == "23505" ||
+		strings.Contains(err.Error(), "UNIQUE constraint failed") // SQLite's
+	if !unique {
+		return err
+	}
+	for _, g := range fp.insertGroups {
+		if g.stmt != i {
+			continue
+		}
+		for _, in := range fp.deleted {
+			if in.model.Table == g.m.Table {
+				return fmt.Errorf("%w (gosqla: this flush also deletes rows of %s, after its INSERTs: a unique value a deleted row holds — a one-to-one's old child under delete-orphan — is free for the next flush only; delete or clear it, Flush, then add the new row)", err, g.m.Table)
+			}
+		}
+	}
+	return err
+}
+
 // serverText is the text of a check's server error, to end a message with.
 func serverText(err error) string {
 	if err == nil {
@@ -204,6 +227,9 @@ func (fp *flushPlan) explain(i int, err error) error {
 		SQLState() string
 	}
 	if hinted := fp.keyTakenError(i, err); hinted != err {
+		return hinted
+	}
+	if hinted := fp.freedLaterError(i, err); hinted != err {
 		return hinted
 	}
 	if !errors.As(err, &server) || server.SQLState() != "22P02" {
