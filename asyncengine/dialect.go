@@ -162,6 +162,10 @@ func (d *Dialect) ColumnType(t reflect.Type) (string, bool, error) {
 		}
 		// SQLite has no arrays; its closest is text, which holds what the application encodes
 		return pick(elem+"[]", "text"), true, nil
+	case reflect.Array:
+		if t.Len() == 16 && t.Elem().Kind() == reflect.Uint8 {
+			return pick("uuid", "blob"), nullable, nil // a named type over [16]byte, as [16]byte
+		}
 	case reflect.Map:
 		// maps and structs are stored as JSON documents
 		return pick("jsonb", "text"), true, nil

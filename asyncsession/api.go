@@ -288,7 +288,8 @@ func (s *Session) RunSync(ctx context.Context, fn func(context.Context, *asyncen
 
 // Refresh reloads obj (a loaded object) from the database, discarding unflushed changes. When
 // its row is gone the Refresh fails with an error matching asyncengine.ErrNoRows, and only it:
-// the transaction goes on, and the object stays in the session until Expunge.
+// the transaction goes on, and the object stays in the session, with its unflushed changes
+// (which the next flush fails to write, ErrStaleObject), until Expunge.
 func (s *Session) Refresh(ctx context.Context, obj any) *asyncengine.Future[struct{}] {
 	o, f, resolve := newOp[struct{}](ctx)
 	m, err := objectModel(obj)

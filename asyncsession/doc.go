@@ -253,7 +253,9 @@
 // written, the old parent's loaded collection lets the child go — neither the NULL nor the
 // delete-orphan that a removal from it writes — and when the session holds the parent the column
 // names, the child joins its loaded collection and the many-to-one points at it; otherwise the
-// many-to-one is left to load again (nil, and Related says ErrNotLoaded). A one-to-one child
+// many-to-one is left to load again (nil, and Related says ErrNotLoaded). A relationship the
+// application changed in the same flush (the child appended to another loaded collection, or its
+// *T set) wins over the column. A one-to-one child
 // moved to another parent (x.Passport = y.Passport; y.Passport = nil) goes to it, whatever the
 // order the walk meets them; left in both, it is ErrConflictingParent. A child whose parent's key the server generates takes it in the same pipeline on
 // PostgreSQL: the parents' batch INSERT leaves its keys, in the order of its rows, in a setting

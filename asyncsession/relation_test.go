@@ -451,7 +451,7 @@ func TestRelationshipMappingErrors(t *testing.T) {
 	me = nil
 	require.ErrorAs(t, s.Add(&forgotRel{ID: 1}), &me)
 	assert.Contains(t, me.Error(), "Writer holds mapped objects")
-	assert.Contains(t, me.Error(), "tag it `rel:")
+	assert.Contains(t, me.Error(), "make it a *T or []*T tagged `rel:")
 
 	w := &Writer{}
 	_, err = asyncsession.Load(enginetest.Context(t), s, w, "Nope").Await(enginetest.Context(t))

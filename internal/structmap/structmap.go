@@ -158,7 +158,7 @@ func collect(m *Model, t reflect.Type, index []int) error {
 		if !hasTag && holdsModel(sf.Type) {
 			// most likely a relationship whose rel tag was forgotten: stored as a JSON column
 			// it would be written silently, and never joined
-			return &MappingError{Type: t.String(), Field: sf.Name, Reason: fmt.Sprintf("%s holds mapped objects (%s has db tags or a TableName method): tag it `rel:\"fk=…\"` for a relationship, `db:\"-\"` to leave it out, or give it a `db` tag to store it in a column as JSON", sf.Name, sf.Type)}
+			return &MappingError{Type: t.String(), Field: sf.Name, Reason: fmt.Sprintf("%s holds mapped objects (%s has db tags or a TableName method): make it a *T or []*T tagged `rel:\"fk=…\"` for a relationship, `db:\"-\"` to leave it out, or give it a `db` tag to store it in a column as JSON", sf.Name, sf.Type)}
 		}
 		parts := strings.Split(tag, ",")
 		f := &Field{Name: sf.Name, Column: parts[0], Index: idx, Type: sf.Type}
