@@ -1,7 +1,10 @@
 package asyncsession_test
 
 import (
+	"errors"
 	"testing"
+
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -88,5 +91,28 @@ func TestBatchUpdateNamesGoneKeys(t *testing.T) {
 	assert.Contains(t, err.Error(), `("a""1, b",1)`)
 	assert.Contains(t, err.Error(), `(c,3)`)
 	assert.NotContains(t, err.Error(), `(b,2)`)
+	await(t, s.Rollback(ctx))
+}
+
+// A request queued after a stale UPDATE is told the session is pending rollback because of the
+// stale object, not of the check's own server error (a 22P02 a caller would take for bad input).
+func TestRequestAfterAStaleUpdate(t *testing.T) {
+	ctx := enginetest.Context(t)
+	e := newEngine(t, enginetest.NewDatabase(t))
+	s, a, b := twoAuthors(t, e)
+	a.Name, b.Name = "a1", "b1"
+	await(t, s.Commit(ctx))
+	_, err := e.Exec(ctx, "DELETE FROM authors WHERE id = 1")
+	require.NoError(t, err)
+	a.Name, b.Name = "a2", "b2"
+	flush := s.Flush(ctx)
+	after := s.Execute(ctx, "SELECT 1")
+	_, err = flush.Await(ctx)
+	require.ErrorIs(t, err, asyncsession.ErrStaleObject)
+	_, err = after.Await(ctx)
+	require.ErrorIs(t, err, asyncengine.ErrPendingRollback)
+	assert.ErrorIs(t, err, asyncsession.ErrStaleObject)
+	var pgErr *pgconn.PgError
+	assert.False(t, errors.As(err, &pgErr), "the check's server error is not the cause: %v", err)
 	await(t, s.Rollback(ctx))
 }
