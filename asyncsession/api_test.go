@@ -248,12 +248,11 @@ func TestRefreshOfAGoneRow(t *testing.T) {
 	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
 		ctx := enginetest.Context(t)
 		s, a, b := twoAuthors(t, e)
-		_, err := e.Exec(ctx, "DELETE FROM authors WHERE id = 1")
-		require.NoError(t, err)
+		deleteAuthorRow(t, e, 1)
 
 		b.Name = "b1"
 		await(t, s.Flush(ctx))
-		_, err = s.Refresh(ctx, a).Await(ctx)
+		_, err := s.Refresh(ctx, a).Await(ctx)
 		require.ErrorIs(t, err, asyncengine.ErrNoRows)
 		assert.Contains(t, err.Error(), "with key 1 no longer exists")
 		assert.True(t, s.Contains(a), "the object stays until expunged")

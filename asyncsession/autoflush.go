@@ -139,12 +139,9 @@ func (t *tableSet) changed(visit func(*instance)) {
 	}
 }
 
-// referencesOf lists the fields of m whose value refers to memory outside the struct.
-func referencesOf(m *structmap.Model) []int { return m.Refs }
-
 // refsUnchanged compares the fields that can change in place with their snapshot.
 func (in *instance) refsUnchanged() bool {
-	for _, fi := range referencesOf(in.model) {
+	for _, fi := range in.model.Refs {
 		if in.fieldChanged(fi) {
 			return false
 		}

@@ -418,10 +418,7 @@ func (s *Session) newInstance(obj any, m *structmap.Model) *instance {
 	}
 	in := &s.block[0]
 	s.block = s.block[1:]
-	// field by field: the block is zeroed, and assigning the whole struct would pass every
-	// pointer word of it through the collector's write barrier
-	pv := reflect.ValueOf(obj)
-	in.ptr, in.v, in.addr, in.model = obj, pv.Elem(), pv.UnsafePointer(), m
+	in.bind(obj, m) // the block is zeroed
 	return in
 }
 
@@ -513,10 +510,8 @@ func (s *Session) syncOne(in *instance, r *relation, w *relWork) ([]*instance, e
 			}
 		}
 		if st.ref != nil && r.kind == oneToOne {
-			if old, ok := s.objects[st.ref]; ok && old.state != stateDeleted {
-				if err := s.orphanOne(in, old, r, w); err != nil {
-					return nil, err
-				}
+			if err := s.orphanOne(in, st.ref, nil, r, w); err != nil {
+				return nil, err
 			}
 		}
 		st.ref, st.loaded = nil, true
@@ -530,20 +525,13 @@ func (s *Session) syncOne(in *instance, r *relation, w *relWork) ([]*instance, e
 			// the application moved the object by its column: the relationship follows to the
 			// parent the column names when the session has it, and is left to load again when
 			// not; the loaded collections follow
-			var to any
 			next := s.objectByKey(r.target, r.fk.Value(in.v), in.shard)
+			var to any
 			if next != nil {
 				to = next.ptr
 			}
 			s.moveMember(in, r, cur, to, w)
-			w.keep(in, r)
-			if next != nil {
-				fv.Set(reflect.ValueOf(to))
-				st.ref, st.loaded = to, true
-			} else {
-				fv.SetZero()
-				st.ref, st.loaded = nil, false
-			}
+			followColumn(in, r, next, w)
 			return nil, nil
 		}
 	}
@@ -575,10 +563,8 @@ func (s *Session) syncOne(in *instance, r *relation, w *relWork) ([]*instance, e
 		}
 		if changed && st.ref != nil {
 			// the child it replaces lets go of the parent, before the new one takes it
-			if old, ok := s.objects[st.ref]; ok && old != other && old.state != stateDeleted {
-				if err := s.orphanOne(in, old, r, w); err != nil {
-					return nil, err
-				}
+			if err := s.orphanOne(in, st.ref, other, r, w); err != nil {
+				return nil, err
 			}
 		}
 		if !hasKey(in) {
@@ -591,10 +577,15 @@ func (s *Session) syncOne(in *instance, r *relation, w *relWork) ([]*instance, e
 	return added, nil
 }
 
-// orphanOne lets old, the child one-to-one r of in held until now, go once the walk is over,
+// orphanOne lets ref, the child one-to-one r of in held until now, go once the walk is over,
 // unless another parent took it meanwhile: its key is set NULL, or it is deleted when r deletes
-// orphans. A key that cannot be NULL is refused now.
-func (s *Session) orphanOne(in, old *instance, r *relation, w *relWork) error {
+// orphans. A key that cannot be NULL is refused now. Nothing is let go of when ref is not the
+// session's, is deleted, or is the child taking its place (next).
+func (s *Session) orphanOne(in *instance, ref any, next *instance, r *relation, w *relWork) error {
+	old, ok := s.objects[ref]
+	if !ok || old == next || old.state == stateDeleted {
+		return nil
+	}
 	if !r.orphan && !nullable(r.fk) {
 		return w.setFK(old, r.fk, nil) // the MappingError asking for a pointer or delete-orphan
 	}
@@ -876,18 +867,9 @@ func (s *Session) dropMoved(in *instance, r *relation, fv reflect.Value, childre
 			if next != nil {
 				addMember(next, r, child, w)
 			}
-			if b == nil {
-				continue
-			}
-			if ref := b.field(child.v); !ref.IsNil() && ref.Interface() == in.ptr {
-				w.keep(child, b)
-				bst := child.rel(b)
-				if next != nil {
-					ref.Set(reflect.ValueOf(next.ptr))
-					bst.ref, bst.loaded = next.ptr, true
-				} else {
-					ref.SetZero()
-					bst.ref, bst.loaded = nil, false
+			if b != nil {
+				if ref := b.field(child.v); !ref.IsNil() && ref.Interface() == in.ptr {
+					followColumn(child, b, next, w)
 				}
 			}
 			continue
@@ -897,6 +879,20 @@ func (s *Session) dropMoved(in *instance, r *relation, fv reflect.Value, childre
 	}
 	fv.Set(out)
 	return kept
+}
+
+// followColumn points many-to-one r of child, whose column moved it, at next, the parent the
+// column names, or leaves it to load again when the session does not hold that parent (nil).
+func followColumn(child *instance, r *relation, next *instance, w *relWork) {
+	w.keep(child, r)
+	fv, st := r.field(child.v), child.rel(r)
+	if next == nil {
+		fv.SetZero()
+		st.ref, st.loaded = nil, false
+		return
+	}
+	fv.Set(reflect.ValueOf(next.ptr))
+	st.ref, st.loaded = next.ptr, true
 }
 
 // syncAssociation plans the association rows added to and removed from a many-to-many

@@ -253,8 +253,11 @@ func splitUpdates(ins []*instance) (early, late []*instance) {
 // pointsAtRow reports a loaded object whose foreign key changed to a value since it was loaded
 // or flushed.
 func pointsAtRow(in *instance) bool {
+	if in.snap == nil {
+		return false
+	}
 	for i, f := range in.model.Fields {
-		if f.FK != "" && in.snap != nil && in.fieldChanged(i) && deref(f.Value(in.v)) != nil {
+		if f.FK != "" && in.fieldChanged(i) && deref(f.Value(in.v)) != nil {
 			return true
 		}
 	}
@@ -614,11 +617,10 @@ func loadedPK(in *instance) []any {
 	return key
 }
 
+// fieldIndex is f's position in m's Fields, -1 when f is not m's.
 func fieldIndex(m *structmap.Model, f *structmap.Field) int {
-	for i, x := range m.Fields {
-		if x == f {
-			return i
-		}
+	if f.Pos < len(m.Fields) && m.Fields[f.Pos] == f {
+		return f.Pos
 	}
 	return -1
 }

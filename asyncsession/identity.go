@@ -71,8 +71,16 @@ type instance struct {
 }
 
 func newInstance(ptr any, m *structmap.Model) *instance {
+	in := &instance{}
+	in.bind(ptr, m)
+	return in
+}
+
+// bind makes a zero instance that of ptr, a *T of model m. Field by field: assigning a whole
+// struct would pass every pointer word of it through the collector's write barrier.
+func (in *instance) bind(ptr any, m *structmap.Model) {
 	pv := reflect.ValueOf(ptr)
-	return &instance{ptr: ptr, v: pv.Elem(), addr: pv.UnsafePointer(), model: m}
+	in.ptr, in.v, in.addr, in.model = ptr, pv.Elem(), pv.UnsafePointer(), m
 }
 
 // inserted records that the object's INSERT ran in savepoint generation gen of the open
@@ -159,7 +167,7 @@ func (in *instance) takeSnapshotIn(at reflect.Value) {
 
 func (in *instance) retake() {
 	in.snapshotValue().Set(in.v)
-	for _, i := range referencesOf(in.model) {
+	for _, i := range in.model.Refs {
 		f := in.model.Fields[i]
 		if !isDeep(f.Type) {
 			continue

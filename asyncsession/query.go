@@ -35,7 +35,8 @@ type Query[T any] struct {
 	order  []string
 	limit  int
 	offset int
-	lock   string
+	lock   bool        // FOR UPDATE
+	skip   bool        // SKIP LOCKED
 	loads  []*loadStep // the paths given to Load
 }
 
@@ -136,11 +137,11 @@ func (q *Query[T]) Limit(n int) *Query[T] { q.limit = n; return q }
 func (q *Query[T]) Offset(n int) *Query[T] { q.offset = n; return q }
 
 // ForUpdate locks the selected rows until the transaction ends (PostgreSQL).
-func (q *Query[T]) ForUpdate() *Query[T] { q.lock = " FOR UPDATE"; return q }
+func (q *Query[T]) ForUpdate() *Query[T] { q.lock = true; return q }
 
 // SkipLocked locks the selected rows, skipping those another transaction holds (PostgreSQL):
 // the work-queue pattern.
-func (q *Query[T]) SkipLocked() *Query[T] { q.lock = " FOR UPDATE SKIP LOCKED"; return q }
+func (q *Query[T]) SkipLocked() *Query[T] { q.lock, q.skip = true, true; return q }
 
 // Load overrides how relationship rel is loaded with the objects: SelectIn, Joined or Lazy.
 //
@@ -241,7 +242,7 @@ func (q *Query[T]) build(kind selectKind, limit int, scalar ...string) (string, 
 		return "", nil, q.err
 	}
 	d := q.dialect()
-	if q.lock != "" && d.Name() != "postgresql" {
+	if q.lock && d.Name() != "postgresql" {
 		return "", nil, &MappingError{Type: q.m.Type.String(), Reason: "FOR UPDATE is PostgreSQL's; SQLite locks the whole database for a writing transaction"}
 	}
 	var b strings.Builder
@@ -323,20 +324,20 @@ func (q *Query[T]) build(kind selectKind, limit int, scalar ...string) (string, 
 		if q.offset > 0 {
 			fmt.Fprintf(&b, " OFFSET %d", q.offset)
 		}
-		if q.lock != "" && (len(q.joins) > 0 || len(joined) > 0) {
-			// the rows of T, not those joined: a LEFT OUTER JOIN's nullable side cannot be locked,
-			// and a joined relationship's rows are not what the caller asked to lock
-			table := q.m.Table
-			if i := strings.LastIndexByte(table, '.'); i >= 0 {
-				table = table[i+1:]
+		if q.lock {
+			b.WriteString(" FOR UPDATE")
+			if len(q.joins) > 0 || len(joined) > 0 {
+				// the rows of T, not those joined: a LEFT OUTER JOIN's nullable side cannot be
+				// locked, and a joined relationship's rows are not what the caller asked to lock
+				table := q.m.Table
+				if i := strings.LastIndexByte(table, '.'); i >= 0 {
+					table = table[i+1:]
+				}
+				b.WriteString(" OF " + d.Quote(table))
 			}
-			lock, skip := strings.CutSuffix(q.lock, " SKIP LOCKED")
-			b.WriteString(lock + " OF " + d.Quote(table))
-			if skip {
+			if q.skip {
 				b.WriteString(" SKIP LOCKED")
 			}
-		} else {
-			b.WriteString(q.lock)
 		}
 	}
 	if kind == selectExists {

@@ -161,15 +161,39 @@ func (fp *flushPlan) changedError(m *structmap.Model, err error) error {
 // primaryKeyTaken recognizes a violation of the primary key (column) of table: PostgreSQL's
 // 23505 whose detail names the column, SQLite's primary-key code or its unique code naming it.
 func primaryKeyTaken(err error, table, column string) bool {
+	text, primary, ok := uniqueViolation(err)
+	if pg := (*pgconn.PgError)(nil); errors.As(err, &pg) {
+		return ok && (strings.HasPrefix(text, "Key ("+column+")=") || strings.HasPrefix(text, `Key ("`+column+`")=`))
+	}
+	return ok && (primary || strings.Contains(text, table+"."+column))
+}
+
+// uniqueViolation reports a violation of a unique or primary key, with the text that names its
+// columns: PostgreSQL's 23505 and its detail ("Key (id)=(1) already exists."), SQLite's unique
+// code and its message, or SQLite's primary-key code (primary).
+func uniqueViolation(err error) (text string, primary, ok bool) {
 	var pg *pgconn.PgError
 	if errors.As(err, &pg) {
-		return pg.Code == "23505" && (strings.HasPrefix(pg.Detail, "Key ("+column+")=") || strings.HasPrefix(pg.Detail, `Key ("`+column+`")=`))
+		return pg.Detail, false, pg.Code == "23505"
 	}
 	var lite interface {
 		error
 		Code() int
 	}
-	return errors.As(err, &lite) && (lite.Code() == 1555 || lite.Code() == 2067 && strings.Contains(lite.Error(), table+"."+column))
+	if !errors.As(err, &lite) {
+		return "", false, false
+	}
+	return lite.Error(), lite.Code() == 1555, lite.Code() == 1555 || lite.Code() == 2067
+}
+
+// insertAt is the INSERT batch of the plan at statement i, or nil.
+func (fp *flushPlan) insertAt(i int) *insertGroup {
+	for _, g := range fp.insertGroups {
+		if g.stmt == i {
+			return g
+		}
+	}
+	return nil
 }
 
 // keyTakenError is the violation of the primary key by INSERT i of the plan, told how it usually
@@ -177,11 +201,8 @@ func primaryKeyTaken(err error, table, column string) bool {
 // are rows loaded or saved before (in another session, or expunged), and Add inserts. The
 // server's error stays the cause, its text first. Any other error is returned as it is.
 func (fp *flushPlan) keyTakenError(i int, err error) error {
-	for _, g := range fp.insertGroups {
-		if g.stmt != i || len(g.m.PK) != 1 || !g.m.PK[0].Default || !slices.Contains(g.cols, g.m.PK[0]) ||
-			!primaryKeyTaken(err, g.m.Table, g.m.PK[0].Column) {
-			continue
-		}
+	if g := fp.insertAt(i); g != nil && len(g.m.PK) == 1 && g.m.PK[0].Default && slices.Contains(g.cols, g.m.PK[0]) &&
+		primaryKeyTaken(err, g.m.Table, g.m.PK[0].Column) {
 		return fmt.Errorf("%w (gosqla: the INSERT into %s carried %d %s whose %s the server generates but was already set: an object loaded or saved before, by another session or before an Expunge, is inserted again by Add; to save changes to its row, Merge it into this session or load it here)",
 			err, g.m.Table, len(g.ins), g.m.Type, g.m.PK[0].Column)
 	}
@@ -192,20 +213,13 @@ func (fp *flushPlan) keyTakenError(i int, err error) error {
 // table it also deletes from: its DELETEs run after its INSERTs (a one-to-one's old child under
 // delete-orphan holds the key the new one takes).
 func (fp *flushPlan) freedLaterError(i int, err error) error {
-	var server interface{ SQLState() string }
-	unique := errors.As(err, &server) && server.SQLState() == "23505" ||
-		strings.Contains(err.Error(), "UNIQUE constraint failed") // SQLite's
-	if !unique {
+	g := fp.insertAt(i)
+	if _, _, unique := uniqueViolation(err); !unique || g == nil {
 		return err
 	}
-	for _, g := range fp.insertGroups {
-		if g.stmt != i {
-			continue
-		}
-		for _, in := range fp.deleted {
-			if in.model.Table == g.m.Table {
-				return fmt.Errorf("%w (gosqla: this flush also deletes rows of %s, after its INSERTs: a unique value a deleted row holds — a one-to-one's old child under delete-orphan — is free for the next flush only; delete or clear it, Flush, then add the new row)", err, g.m.Table)
-			}
+	for _, in := range fp.deleted {
+		if in.model.Table == g.m.Table {
+			return fmt.Errorf("%w (gosqla: this flush also deletes rows of %s, after its INSERTs: a unique value a deleted row holds — a one-to-one's old child under delete-orphan — is free for the next flush only; delete or clear it, Flush, then add the new row)", err, g.m.Table)
 		}
 	}
 	return err
@@ -248,18 +262,16 @@ func (fp *flushPlan) explain(i int, err error) error {
 			return fp.changedError(u.ins[0].model, err)
 		}
 	}
-	for _, g := range fp.insertGroups {
-		if g.stmt != i {
-			continue
-		}
-		if changed {
-			return fp.changedError(g.m, err)
-		}
-		n, ok := markerCount(text, countMarker)
-		if !ok {
-			return err
-		}
-		return fp.wroteError(g, n, err)
+	g := fp.insertAt(i)
+	if g == nil {
+		return err
 	}
-	return err
+	if changed {
+		return fp.changedError(g.m, err)
+	}
+	n, ok := markerCount(text, countMarker)
+	if !ok {
+		return err
+	}
+	return fp.wroteError(g, n, err)
 }

@@ -24,12 +24,11 @@ func TestUpdateOfAGoneRow(t *testing.T) {
 		s, a, b := twoAuthors(t, e)
 		a.Name, b.Name = "a1", "b1"
 		await(t, s.Commit(ctx)) // the UPDATE is prepared on the connection
-		_, err := e.Exec(ctx, "DELETE FROM authors WHERE id = 1")
-		require.NoError(t, err)
+		deleteAuthorRow(t, e, 1)
 
 		before := roundTrips(e)
 		a.Name, b.Name = "a2", "b2"
-		_, err = s.Commit(ctx).Await(ctx)
+		_, err := s.Commit(ctx).Await(ctx)
 		require.ErrorIs(t, err, asyncsession.ErrStaleObject)
 		if e.Dialect().Name() == "postgresql" {
 			assert.Contains(t, err.Error(), `UPDATE of 2 rows of "authors" by their keys matched 1 (no row for key 1)`, "one statement, naming the gone row")
@@ -47,6 +46,13 @@ func TestUpdateOfAGoneRow(t *testing.T) {
 		await(t, s.Commit(ctx))
 		assert.Equal(t, "b2", authorName(t, e, 2), "the change not written is written now")
 	})
+}
+
+// deleteAuthorRow deletes author id's row behind the sessions' backs.
+func deleteAuthorRow(t *testing.T, e *asyncengine.Engine, id int64) {
+	t.Helper()
+	_, err := e.Exec(enginetest.Context(t), "DELETE FROM authors WHERE id = :id", asyncengine.Named{"id": id})
+	require.NoError(t, err)
 }
 
 // twoAuthors saves authors 1 "a" and 2 "b" in a new session.
@@ -102,12 +108,11 @@ func TestRequestAfterAStaleUpdate(t *testing.T) {
 	s, a, b := twoAuthors(t, e)
 	a.Name, b.Name = "a1", "b1"
 	await(t, s.Commit(ctx))
-	_, err := e.Exec(ctx, "DELETE FROM authors WHERE id = 1")
-	require.NoError(t, err)
+	deleteAuthorRow(t, e, 1)
 	a.Name, b.Name = "a2", "b2"
 	flush := s.Flush(ctx)
 	after := s.Execute(ctx, "SELECT 1")
-	_, err = flush.Await(ctx)
+	_, err := flush.Await(ctx)
 	require.ErrorIs(t, err, asyncsession.ErrStaleObject)
 	_, err = after.Await(ctx)
 	require.ErrorIs(t, err, asyncengine.ErrPendingRollback)

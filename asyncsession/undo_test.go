@@ -102,11 +102,10 @@ func TestKeyChangeBeforeAStaleUpdate(t *testing.T) {
 	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
 		ctx := enginetest.Context(t)
 		s, a, b := twoAuthors(t, e)
-		_, err := e.Exec(ctx, "DELETE FROM authors WHERE id = 2")
-		require.NoError(t, err)
+		deleteAuthorRow(t, e, 2)
 
 		a.ID, b.Name = 10, "b2"
-		_, err = s.Commit(ctx).Await(ctx)
+		_, err := s.Commit(ctx).Await(ctx)
 		require.ErrorIs(t, err, asyncsession.ErrStaleObject)
 		await(t, s.Rollback(ctx))
 		s.Expunge(b)

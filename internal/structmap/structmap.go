@@ -23,6 +23,7 @@ type Field struct {
 	Unique  bool   // `unique`: CreateAll adds a UNIQUE constraint
 	Indexed bool   // `index`: CreateAll creates an index on the column
 	SQLType string // `type=…` (the last option): the column type CreateAll declares, instead of one from the Go type
+	Pos     int    // its position in its model's Fields
 }
 
 // Model is a mapped struct type.
@@ -195,6 +196,7 @@ func collect(m *Model, t reflect.Type, index []int) error {
 		if _, dup := m.byColumn[f.Column]; dup {
 			return &MappingError{Type: t.String(), Field: sf.Name, Reason: fmt.Sprintf("column %q is mapped twice", f.Column)}
 		}
+		f.Pos = len(m.Fields)
 		m.Fields = append(m.Fields, f)
 		m.byColumn[f.Column] = f
 		if f.PK {

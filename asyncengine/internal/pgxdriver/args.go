@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
 
+	"github.com/gosqla/gosqla/asyncengine/driver"
 	"github.com/gosqla/gosqla/asyncengine/internal/argmap"
 )
 
@@ -128,5 +129,11 @@ func (e *untypedError) Error() string {
 
 func (e *untypedError) Unwrap() error { return e.err }
 
-// untypedFix is what to do about an argument refused by TextArgs.
-const untypedFix = "use statement_cache=describe, or pass the value's text as a string"
+// untypedArgs is textArgs, its refusal the driver's *driver.EncodeError saying what to do.
+func untypedArgs(m *pgtype.Map, args []any) ([]any, error) {
+	args, err := textArgs(m, args)
+	if err != nil {
+		return nil, &driver.EncodeError{Err: err, Fix: "use statement_cache=describe, or pass the value's text as a string"}
+	}
+	return args, nil
+}

@@ -112,11 +112,7 @@ func OpenStdlib(cfg driver.Config) (driver.Connector, error) {
 func stdlibArgs(args []any) ([]any, error) {
 	m := pgtypes.Map()
 	defer pgtypes.Release(m)
-	args, err := textArgs(m, args)
-	if err != nil {
-		return nil, &driver.EncodeError{Err: err, Fix: untypedFix}
-	}
-	return args, nil
+	return untypedArgs(m, args)
 }
 
 // ConnConfig returns the configuration connections are opened with.

@@ -68,11 +68,7 @@ func (c *Conn) args(args []any) ([]any, error) {
 	if !c.untyped || len(args) == 0 {
 		return args, nil
 	}
-	args, err := textArgs(c.pc.TypeMap(), args)
-	if err != nil {
-		return nil, &driver.EncodeError{Err: err, Fix: untypedFix}
-	}
-	return args, nil
+	return untypedArgs(c.pc.TypeMap(), args)
 }
 
 func (c *Conn) Query(ctx context.Context, sql string, args []any) (*driver.Result, error) {
