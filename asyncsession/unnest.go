@@ -11,6 +11,7 @@ import (
 	"weak"
 
 	"github.com/gosqla/gosqla/asyncengine"
+	"github.com/gosqla/gosqla/internal/pgarrays"
 	"github.com/gosqla/gosqla/internal/structmap"
 )
 
@@ -424,7 +425,7 @@ func unnestColumns(d *asyncengine.Dialect, alias string, cols []*structmap.Field
 }
 
 // positions are the positions of the rows' parents for key source k of a keyed batch.
-func positions(g *insertGroup, k int) []int32 {
+func positions(g *insertGroup, k int) pgarrays.Int4s {
 	ns := len(g.srcs)
 	out := make([]int32, len(g.ins))
 	for r := range out {
@@ -434,14 +435,15 @@ func positions(g *insertGroup, k int) []int32 {
 }
 
 // column gathers field f of every row into one slice: a slice of the field's type, so that the
-// driver plans the elements' encoding once, or, for a pointer, the values Field.Value gives (nil
-// for a nil pointer, as a single INSERT sends it).
+// driver plans the elements' encoding once (int64 and string as pgarrays' columns, which it writes
+// without work per element), or, for a pointer, the values Field.Value gives (nil for a nil
+// pointer, as a single INSERT sends it).
 func column(f *structmap.Field, rows []reflect.Value) any {
 	switch {
 	case f.Type == int64Type:
-		return each(rows, func(v reflect.Value) int64 { return v.FieldByIndex(f.Index).Int() })
+		return pgarrays.Int8s(each(rows, func(v reflect.Value) int64 { return v.FieldByIndex(f.Index).Int() }))
 	case f.Type == stringType:
-		return each(rows, func(v reflect.Value) string { return v.FieldByIndex(f.Index).String() })
+		return pgarrays.Texts(each(rows, func(v reflect.Value) string { return v.FieldByIndex(f.Index).String() }))
 	case f.Type.Kind() == reflect.Pointer:
 		return each(rows, f.Value)
 	}

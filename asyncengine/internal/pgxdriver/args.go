@@ -11,6 +11,7 @@ import (
 
 	"github.com/gosqla/gosqla/asyncengine/driver"
 	"github.com/gosqla/gosqla/asyncengine/internal/argmap"
+	"github.com/gosqla/gosqla/internal/pgarrays"
 )
 
 // untypedParams reports the execution modes that send parameters without asking the server for
@@ -74,6 +75,9 @@ func textArg(m *pgtype.Map, a any) (v any, changed bool, err error) {
 	switch a.(type) {
 	case nil, string, []byte, int64, int32, int, int16, float64, float32, bool, time.Time, json.RawMessage:
 		return a, false, nil // the common cases, without a look at the type map
+	}
+	if plain, ok := pgarrays.Plain(a); ok {
+		return plain, true, nil
 	}
 	rv := reflect.ValueOf(a)
 	switch rv.Kind() {

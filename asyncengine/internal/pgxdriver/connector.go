@@ -9,6 +9,7 @@ import (
 	"github.com/gosqla/gosqla/asyncengine/driver"
 	"github.com/gosqla/gosqla/asyncengine/internal/pgtypes"
 	"github.com/gosqla/gosqla/asyncengine/internal/sqldriver"
+	"github.com/gosqla/gosqla/internal/pgarrays"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
@@ -149,5 +150,6 @@ func (c *Connector) Connect(ctx context.Context) (driver.Conn, error) {
 
 // Wrap adapts an open pgx connection.
 func Wrap(pc *pgx.Conn) *Conn {
+	pgarrays.Install(pc.TypeMap())
 	return &Conn{pc: pc, cc: counter(pc.PgConn().Conn()), untyped: untypedParams(pc.Config().DefaultQueryExecMode)}
 }
