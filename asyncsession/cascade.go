@@ -78,6 +78,19 @@ func (in *instance) setLoaded(r *relation, value reflect.Value) {
 	in.remember(r)
 }
 
+// setLoadedOne records child as the loaded *T relationship r of in; the child of a one-to-one
+// whose many-to-one points back points at in, as a loaded collection's members do.
+func (in *instance) setLoadedOne(r *relation, child *instance) {
+	in.setLoaded(r, reflect.ValueOf(child.ptr))
+	if r.kind != oneToOne {
+		return
+	}
+	if b := r.backref(); b != nil {
+		b.field(child.v).Set(reflect.ValueOf(in.ptr))
+		child.remember(b)
+	}
+}
+
 // remember takes the relationship's current field as its loaded state.
 func (in *instance) remember(r *relation) {
 	st := in.rel(r)
@@ -572,9 +585,24 @@ func (s *Session) syncOne(in *instance, r *relation, w *relWork) ([]*instance, e
 		} else if err := w.setFK(other, r.fk, pkValue(in)); err != nil {
 			return nil, err
 		}
+		if b := r.backref(); b != nil {
+			pointBack(in, b, other, w)
+		}
 	}
 	st.ref, st.loaded = cur, true
 	return added, nil
+}
+
+// pointBack sets many-to-one b of child, the back-reference of in's one-to-one, to in, unless the
+// application pointed it at another parent.
+func pointBack(in *instance, b *relation, child *instance, w *relWork) {
+	ref := b.field(child.v)
+	if !ref.IsNil() && ref.Interface() != in.ptr {
+		return
+	}
+	w.keep(child, b)
+	ref.Set(reflect.ValueOf(in.ptr))
+	child.remember(b)
 }
 
 // orphanOne lets ref, the child one-to-one r of in held until now, go once the walk is over,

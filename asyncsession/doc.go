@@ -248,7 +248,9 @@
 // collection whose many-to-one, never synced by the session, names another parent is
 // ErrConflictingParent at flush, nothing written and no field changed; so is an object in the
 // collections of two parents, when it has the many-to-one back — without one, the last collection
-// walked wins). A foreign key the application sets by its column (book.AuthorID = 7, or nil)
+// walked wins). A one-to-one's child that declares the many-to-one back (Profile.Author beside
+// Author.Profile) points at its parent once the one-to-one is flushed or loaded, by any strategy,
+// as a loaded collection's members do. A foreign key the application sets by its column (book.AuthorID = 7, or nil)
 // wins over loaded relationships that still join the object to its old parent: the column is
 // written, the old parent's loaded collection lets the child go — neither the NULL nor the
 // delete-orphan that a removal from it writes — and when the session holds the parent the column

@@ -284,7 +284,7 @@ func (s *Session) applyLoad(l *relLoad, rs []*asyncengine.Result) error {
 		case len(found) > 1:
 			return fmt.Errorf("gosqla: %s.%s is one object, but %d rows of %s have %s = %v; make it a collection ([]*%s)", r.owner.Type, r.name, len(found), r.target.Table, r.fk.Column, key, r.target.Type.Name())
 		default:
-			in.setLoaded(r, reflect.ValueOf(found[0].ptr))
+			in.setLoadedOne(r, found[0])
 		}
 	}
 	return nil

@@ -502,7 +502,7 @@ func (s *Session) mergeQuery(m *structmap.Model, r *asyncengine.Result, joined [
 				owner.setLoaded(j.r, reflect.Zero(j.r.field(owner.v).Type()))
 			default:
 				t := s.mergeRow(j.r.target, sub[i][k], cols[k], false, s.relTarget(j.r, owner.shard).name)
-				owner.setLoaded(j.r, reflect.ValueOf(t.ptr))
+				owner.setLoadedOne(j.r, t)
 				owners[k] = t
 			}
 		}

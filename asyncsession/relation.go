@@ -15,12 +15,12 @@ import (
 // for that object: its field is not read as empty.
 var ErrNotLoaded = errors.New("gosqla: relationship not loaded")
 
-// ErrConflictingParent is matched by the error of a flush that finds an object in a parent's
-// collection while its own many-to-one field points at another parent, with nothing to say which
-// of the two the program meant (the object's many-to-one was never synced by the session, or the
-// object is in the collections of two parents): set both to the same parent, or remove the
-// object from one collection.
-var ErrConflictingParent = errors.New("gosqla: the collection and the many-to-one name different parents")
+// ErrConflictingParent is matched by the error of a flush that finds an object given two parents
+// with nothing to say which of them the program meant: in a parent's collection while its own
+// many-to-one field points at another parent (a many-to-one never synced by the session), in the
+// collections of two parents, or the one-to-one of two parents. The error's text names the
+// relationship: set both sides to the same parent, or take the object out of one of them.
+var ErrConflictingParent = errors.New("gosqla: an object has two parents")
 
 type relKind int
 

@@ -1084,3 +1084,54 @@ func TestReplaceUniqueOneToOneNeedsAFlush(t *testing.T) {
 		assert.EqualValues(t, 1, count(t, e, "bio"))
 	})
 }
+
+type Householder struct {
+	ID      int64     `db:"id,pk,default"`
+	Name    string    `db:"name"`
+	Profile *Profile2 `rel:"fk=holder_id"`
+}
+
+func (Householder) TableName() string { return "householders" }
+
+type Profile2 struct {
+	ID       int64        `db:"id,pk,default"`
+	HolderID *int64       `db:"holder_id,fk=householders.id,unique"`
+	Holder   *Householder `rel:"fk=holder_id"`
+	Bio      string       `db:"bio"`
+}
+
+func (Profile2) TableName() string { return "profiles2" }
+
+// A one-to-one's child declaring the many-to-one back points at its parent once the one-to-one is
+// flushed or loaded, as a collection's members do; one the application pointed elsewhere is left
+// as it is.
+func TestOneToOneBackReference(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
+		ctx := enginetest.Context(t)
+		require.NoError(t, asyncsession.CreateAll(ctx, e, Householder{}, Profile2{}))
+		s := newSession(t, e)
+		h := &Householder{Name: "ann", Profile: &Profile2{Bio: "b"}}
+		require.NoError(t, s.Add(h))
+		_, err := s.Commit(ctx).Await(ctx)
+		require.NoError(t, err)
+		require.Same(t, h, h.Profile.Holder, "flushed")
+		require.Equal(t, h.ID, *h.Profile.HolderID)
+
+		for _, strategy := range []asyncsession.Strategy{asyncsession.SelectIn, asyncsession.Joined} {
+			s2 := newSession(t, e)
+			got, err := asyncsession.From[Householder](s2).Load("Profile", strategy).One(ctx).Await(ctx)
+			require.NoError(t, err)
+			require.NotNil(t, got.Profile)
+			require.Same(t, got, got.Profile.Holder, "loaded (%v)", strategy)
+			// nothing to write: the back-reference is what the row says
+			_, err = s2.Commit(ctx).Await(ctx)
+			require.NoError(t, err)
+		}
+		s3 := newSession(t, e)
+		got, err := asyncsession.From[Householder](s3).One(ctx).Await(ctx)
+		require.NoError(t, err)
+		_, err = asyncsession.Load(ctx, s3, got, "Profile").Await(ctx)
+		require.NoError(t, err)
+		require.Same(t, got, got.Profile.Holder, "loaded lazily")
+	})
+}
