@@ -86,9 +86,15 @@ func (in *instance) setLoadedOne(r *relation, child *instance) {
 		return
 	}
 	if b := r.backref(); b != nil {
-		b.field(child.v).Set(reflect.ValueOf(in.ptr))
-		child.remember(b)
+		child.pointAt(b, in)
 	}
+}
+
+// pointAt sets many-to-one b of in, the back-reference of a relationship of parent, to parent, as
+// its loaded state.
+func (in *instance) pointAt(b *relation, parent *instance) {
+	b.field(in.v).Set(reflect.ValueOf(parent.ptr))
+	in.remember(b)
 }
 
 // remember takes the relationship's current field as its loaded state.
@@ -596,13 +602,11 @@ func (s *Session) syncOne(in *instance, r *relation, w *relWork) ([]*instance, e
 // pointBack sets many-to-one b of child, the back-reference of in's one-to-one, to in, unless the
 // application pointed it at another parent.
 func pointBack(in *instance, b *relation, child *instance, w *relWork) {
-	ref := b.field(child.v)
-	if !ref.IsNil() && ref.Interface() != in.ptr {
+	if ref := b.field(child.v); !ref.IsNil() && ref.Interface() != in.ptr {
 		return
 	}
 	w.keep(child, b)
-	ref.Set(reflect.ValueOf(in.ptr))
-	child.remember(b)
+	child.pointAt(b, in)
 }
 
 // orphanOne lets ref, the child one-to-one r of in held until now, go once the walk is over,
@@ -829,8 +833,7 @@ func (s *Session) syncMany(in *instance, r *relation, w *relWork) ([]*instance, 
 				}
 			}
 			w.keep(child, b)
-			ref.Set(reflect.ValueOf(in.ptr))
-			child.remember(b)
+			child.pointAt(b, in)
 		}
 		if !keyKnown {
 			w.wait(child, r.fk, in)

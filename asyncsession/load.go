@@ -264,8 +264,7 @@ func (s *Session) applyLoad(l *relLoad, rs []*asyncengine.Result) error {
 			for _, t := range found {
 				out = reflect.Append(out, reflect.ValueOf(t.ptr))
 				if b != nil && b.kind == manyToOne {
-					b.field(t.v).Set(reflect.ValueOf(in.ptr))
-					t.remember(b)
+					t.pointAt(b, in)
 				}
 			}
 			added := unsynced(fv, found, in.rels[r])

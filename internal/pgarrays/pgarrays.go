@@ -13,6 +13,7 @@ package pgarrays
 
 import (
 	"encoding/binary"
+	"slices"
 
 	"github.com/jackc/pgx/v5/pgtype"
 )
@@ -52,34 +53,43 @@ func Plain(v any) (plain any, ok bool) {
 // does nothing.
 func Install(m *pgtype.Map) {
 	if len(m.TryWrapEncodePlanFuncs) > 0 {
-		if _, _, ok := m.TryWrapEncodePlanFuncs[0](Int4s(nil)); ok {
+		if wrapper, _, _ := m.TryWrapEncodePlanFuncs[0](Int4s(nil)); isPlan(wrapper) {
 			return
 		}
 	}
 	m.TryWrapEncodePlanFuncs = append([]pgtype.TryWrapEncodePlanFunc{tryWrap}, m.TryWrapEncodePlanFuncs...)
 }
 
+func isPlan(w pgtype.WrappedEncodePlanNextSetter) bool {
+	_, ok := w.(*plan)
+	return ok
+}
+
 // tryWrap is consulted when the parameter type's codec has no plan for the value (the driver's
 // array codec takes only its own array interface): the driver plans the underlying slice as
 // next, and the fast plan stands in front of it.
 func tryWrap(value any) (pgtype.WrappedEncodePlanNextSetter, any, bool) {
-	switch v := value.(type) {
-	case Int8s:
-		return &plan{elem: int8OID, sample: []int64{-2}}, []int64(v), true
-	case Int4s:
-		return &plan{elem: int4OID, sample: []int32{-2}}, []int32(v), true
-	case Texts:
-		return &plan{elem: textOID, sample: []string{"é"}}, []string(v), true
+	plain, ok := Plain(value)
+	if !ok {
+		return nil, nil, false
 	}
-	return nil, nil, false
+	var sample any
+	switch value.(type) {
+	case Int8s:
+		sample = Int8s{-2}
+	case Int4s:
+		sample = Int4s{-2}
+	case Texts:
+		sample = Texts{"é"}
+	}
+	return &plan{sample: sample}, plain, true
 }
 
 // plan encodes one of the package's columns, or hands it to next, the driver's own plan for the
 // underlying slice, when next does not write what the fast path writes.
 type plan struct {
 	next   pgtype.EncodePlan
-	elem   uint32
-	sample any
+	sample any // one of the package's columns
 	fast   bool
 }
 
@@ -88,41 +98,43 @@ type plan struct {
 // whose sample element is written as the fast path writes it.
 func (p *plan) SetNext(next pgtype.EncodePlan) {
 	p.next = next
-	got, err := next.Encode(p.sample, nil)
+	plain, _ := Plain(p.sample)
+	got, err := next.Encode(plain, nil)
 	if err != nil {
 		return
 	}
-	var want []byte
-	switch s := p.sample.(type) {
-	case []int64:
-		want = appendInt8s(nil, s)
-	case []int32:
-		want = appendInt4s(nil, s)
-	case []string:
-		want = appendTexts(nil, s)
-	}
+	want, _ := appendFast(nil, p.sample)
 	p.fast = string(got) == string(want)
 }
 
 func (p *plan) Encode(value any, buf []byte) ([]byte, error) {
+	if p.fast {
+		if out, ok := appendFast(buf, value); ok {
+			return out, nil
+		}
+	}
+	plain, _ := Plain(value)
+	return p.next.Encode(plain, buf)
+}
+
+// appendFast writes one of the package's columns as a binary array; a nil one (NULL) is not
+// written (ok false).
+func appendFast(buf []byte, value any) ([]byte, bool) {
 	switch v := value.(type) {
 	case Int8s:
-		if !p.fast || v == nil {
-			return p.next.Encode([]int64(v), buf)
+		if v != nil {
+			return appendInts(buf, int8OID, 8, v), true
 		}
-		return appendInt8s(buf, v), nil
 	case Int4s:
-		if !p.fast || v == nil {
-			return p.next.Encode([]int32(v), buf)
+		if v != nil {
+			return appendInts(buf, int4OID, 4, v), true
 		}
-		return appendInt4s(buf, v), nil
 	case Texts:
-		if !p.fast || v == nil {
-			return p.next.Encode([]string(v), buf)
+		if v != nil {
+			return appendTexts(buf, v), true
 		}
-		return appendTexts(buf, v), nil
 	}
-	return p.next.Encode(value, buf)
+	return buf, false
 }
 
 // header writes a one-dimensional array's header: one dimension of n elements from 1, no NULLs.
@@ -134,14 +146,10 @@ func header(buf []byte, elem uint32, n int) []byte {
 	return binary.BigEndian.AppendUint32(buf, 1)
 }
 
-func appendInt8s(buf []byte, v []int64) []byte { return appendInts(buf, int8OID, 8, v) }
-
-func appendInt4s(buf []byte, v []int32) []byte { return appendInts(buf, int4OID, 4, v) }
-
 // appendInts writes integers of size bytes, whose element type is elem.
 func appendInts[T int32 | int64](buf []byte, elem uint32, size int, v []T) []byte {
 	buf = header(buf, elem, len(v))
-	buf = grow(buf, (4+size)*len(v))
+	buf = slices.Grow(buf, (4+size)*len(v))
 	for _, x := range v {
 		buf = binary.BigEndian.AppendUint32(buf, uint32(size))
 		if size == 8 {
@@ -159,20 +167,10 @@ func appendTexts(buf []byte, v []string) []byte {
 	for _, s := range v {
 		n += len(s)
 	}
-	buf = grow(buf, n)
+	buf = slices.Grow(buf, n)
 	for _, s := range v {
 		buf = binary.BigEndian.AppendUint32(buf, uint32(len(s)))
 		buf = append(buf, s...)
-	}
-	return buf
-}
-
-// grow makes room for n more bytes at once.
-func grow(buf []byte, n int) []byte {
-	if cap(buf)-len(buf) < n {
-		nb := make([]byte, len(buf), len(buf)+n)
-		copy(nb, buf)
-		buf = nb
 	}
 	return buf
 }
