@@ -31,3 +31,34 @@ func TestUnsentFlushKeepsUpdates(t *testing.T) {
 	n, _ := r.Scalar()
 	assert.Equal(t, "changed", n, "the update planned for the flush that never ran is sent by the next one")
 }
+
+type narrowItem struct {
+	ID  int64 `db:"id,pk,default"`
+	Qty int64 `db:"qty"`
+}
+
+func (narrowItem) TableName() string { return "narrow_items" }
+
+// A batch whose int64 field is an integer column goes as the driver's own []int64: a value out of
+// range is the driver's error, naming the value and the column's type and no type of the
+// session's own, and nothing is written.
+func TestBatchOutOfRangeIsTheDriversError(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
+		if e.Dialect().Name() != "postgresql" {
+			return // SQLite's integers are 64 bits wide
+		}
+		ctx := enginetest.Context(t)
+		_, err := e.Exec(ctx, "CREATE TABLE narrow_items (id bigserial PRIMARY KEY, qty integer NOT NULL)")
+		require.NoError(t, err)
+		s := newSession(t, e)
+		for range 3 {
+			require.NoError(t, s.Add(&narrowItem{Qty: 1 << 40}))
+		}
+		_, err = s.Commit(ctx).Await(ctx)
+		require.Error(t, err)
+		require.Contains(t, err.Error(), "greater than maximum value for int4")
+		require.Contains(t, err.Error(), "[]int64{")
+		require.NotContains(t, err.Error(), "pgarrays")
+		require.Zero(t, count(t, e, "narrow_items"))
+	})
+}

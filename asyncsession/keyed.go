@@ -362,7 +362,7 @@ func (fp *flushPlan) insertLinks(g *linkGroup) {
 			for i, l := range g.rows {
 				keys[i] = of(l).v
 			}
-			return c, placeholder + "::" + sd.array, column(of(g.rows[0]).model.PK[0], keys)
+			return c, placeholder + "::" + sd.array, column(of(g.rows[0]).model.PK[0], sd.array, keys)
 		}
 		pos := make([]int32, len(g.rows))
 		for i, l := range g.rows {

@@ -418,7 +418,7 @@ func unnestColumns(d *asyncengine.Dialect, alias string, cols []*structmap.Field
 			values[i] += "::" + types[i].cast
 		}
 		if args[i] == nil {
-			args[i] = column(f, rows)
+			args[i] = column(f, types[i].array, rows)
 		}
 	}
 	return names, arrays, values
@@ -434,16 +434,25 @@ func positions(g *insertGroup, k int) pgarrays.Int4s {
 	return out
 }
 
-// column gathers field f of every row into one slice: a slice of the field's type, so that the
-// driver plans the elements' encoding once (int64 and string as pgarrays' columns, which it writes
-// without work per element), or, for a pointer, the values Field.Value gives (nil for a nil
-// pointer, as a single INSERT sends it).
-func column(f *structmap.Field, rows []reflect.Value) any {
+// column gathers field f of every row into one slice for an array of SQL type array: a slice of
+// the field's type, so that the driver plans the elements' encoding once (int64 for bigint[] and
+// string for text[] as pgarrays' columns, which it writes without work per element; for another
+// array the driver's own slice, whose conversion errors name no type of ours), or, for a pointer,
+// the values Field.Value gives (nil for a nil pointer, as a single INSERT sends it).
+func column(f *structmap.Field, array string, rows []reflect.Value) any {
 	switch {
 	case f.Type == int64Type:
-		return pgarrays.Int8s(each(rows, func(v reflect.Value) int64 { return v.FieldByIndex(f.Index).Int() }))
+		ints := each(rows, func(v reflect.Value) int64 { return v.FieldByIndex(f.Index).Int() })
+		if array == "bigint[]" {
+			return pgarrays.Int8s(ints)
+		}
+		return ints
 	case f.Type == stringType:
-		return pgarrays.Texts(each(rows, func(v reflect.Value) string { return v.FieldByIndex(f.Index).String() }))
+		texts := each(rows, func(v reflect.Value) string { return v.FieldByIndex(f.Index).String() })
+		if array == "text[]" {
+			return pgarrays.Texts(texts)
+		}
+		return texts
 	case f.Type.Kind() == reflect.Pointer:
 		return each(rows, f.Value)
 	}
