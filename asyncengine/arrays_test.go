@@ -38,6 +38,13 @@ func TestBatchColumnsRoundTrip(t *testing.T) {
 		require.NoError(t, err)
 		require.NoError(t, r.One(&n))
 		require.EqualValues(t, 3, n)
+		_, err = e.Query(ctx, `SELECT unnest($1::integer[])`, []int64{1 << 40})
+		require.Error(t, err, "a bigint out of range for integer")
+		if mode == "describe" || mode == "prepare" {
+			// the driver's range check, before anything is sent (the server's own check otherwise)
+			require.ErrorIs(t, err, asyncengine.ErrInvalidArgument)
+			require.Contains(t, err.Error(), "does not fit the parameter's type")
+		}
 		_, err = e.Query(ctx, `SELECT unnest($1::integer[])`, pgarrays.Int8s{1 << 40})
 		require.Error(t, err, "a bigint out of range for integer")
 		var empty, null bool

@@ -132,7 +132,10 @@
 // netip.Prefix for inet, time.Duration for interval, in every statement_cache mode. A value that
 // cannot be encoded fails before anything runs, with an *ArgumentError (ErrInvalidArgument) that
 // wraps the driver's error (in a pipeline, as the failing statement's error inside the
-// *PipelineError, never as a COMMIT of unknown outcome); an open transaction goes on. One
+// *PipelineError, never as a COMMIT of unknown outcome); an open transaction goes on. A number
+// its parameter's type cannot hold (an int64 beyond an integer column's range) is such an error
+// with statement_cache=describe or prepare, whose fix says so; without the parameter's type the
+// server refuses it. One
 // exception is pgx's: with statement_cache=describe or prepare, a pipeline whose failing statement
 // comes after others loses its connection (pgx closes it; nothing ran), and with it an open
 // transaction.

@@ -59,6 +59,7 @@ func TestBatchOutOfRangeIsTheDriversError(t *testing.T) {
 		require.Contains(t, err.Error(), "greater than maximum value for int4")
 		require.Contains(t, err.Error(), "[]int64{")
 		require.NotContains(t, err.Error(), "pgarrays")
+		require.Contains(t, err.Error(), "does not fit the parameter's type")
 		require.Zero(t, count(t, e, "narrow_items"))
 	})
 }

@@ -95,6 +95,7 @@ func OpenStdlib(cfg driver.Config) (driver.Connector, error) {
 	probes := sqldriver.Probes{
 		IsDisconnect:  IsDisconnect,
 		IsUnencodable: unencodable,
+		EncodeFix:     outOfRangeFix,
 		IsClosed: func(dc any) bool {
 			c, ok := dc.(interface{ Conn() *pgx.Conn })
 			return ok && c.Conn().IsClosed()

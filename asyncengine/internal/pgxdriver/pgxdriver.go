@@ -457,7 +457,7 @@ func (c *Conn) settled(mark int64, err error) error {
 	case err == nil:
 		return nil
 	case unencodable(err):
-		return &driver.EncodeError{Err: err}
+		return &driver.EncodeError{Err: err, Fix: outOfRangeFix(err)}
 	case !pgconn.SafeToRetry(err) || c.written() == mark:
 		return err
 	}
@@ -476,6 +476,16 @@ func unencodable(err error) bool {
 	}
 	msg := err.Error()
 	return strings.Contains(msg, "failed to encode args[") || strings.Contains(msg, "unable to encode ")
+}
+
+// outOfRangeFix says what to do with a number the parameter's type cannot hold (pgx's range
+// check), where the driver's types are not the question; "" for any other encoding error.
+func outOfRangeFix(err error) string {
+	msg := err.Error()
+	if strings.Contains(msg, "is greater than maximum value for") || strings.Contains(msg, "is less than minimum value for") {
+		return "the value does not fit the parameter's type (the column's): check the value, or widen the column"
+	}
+	return ""
 }
 
 // sentError is an error of a request that reached the server.

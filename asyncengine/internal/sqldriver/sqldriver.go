@@ -25,6 +25,7 @@ type Connector struct {
 	dialect       string
 	isDisconnect  func(error) bool
 	isUnencodable func(error) bool
+	encodeFix     func(error) string
 	isClosed      func(driverConn any) bool
 	args          func([]any) ([]any, error)
 	connectMu     *sync.Mutex // set when connects must not overlap
@@ -41,6 +42,9 @@ type Probes struct {
 	// IsUnencodable recognizes the driver's error for an argument it cannot encode, returned
 	// before anything runs (database/sql's own "converting argument" error is known already).
 	IsUnencodable func(error) bool
+	// EncodeFix says what to do about such an error when the driver's types are not the
+	// question (a number out of its parameter's range); "" for the usual advice.
+	EncodeFix func(error) string
 	// SerialConnect opens one connection at a time: SQLite's connection pragmas (journal_mode=WAL
 	// above all) take locks that overlapping opens of a new database file can fail to get.
 	SerialConnect bool
@@ -58,7 +62,7 @@ func New(db *sql.DB, dialect string, p Probes) *Connector {
 	db.SetMaxIdleConns(0)
 	db.SetMaxOpenConns(0)
 	c := &Connector{db: db, dialect: dialect, isDisconnect: p.IsDisconnect, isClosed: p.IsClosed,
-		isUnencodable: p.IsUnencodable, args: p.Args, timeout: p.ConnectTimeout, target: p.Target}
+		isUnencodable: p.IsUnencodable, encodeFix: p.EncodeFix, args: p.Args, timeout: p.ConnectTimeout, target: p.Target}
 	if p.SerialConnect {
 		c.connectMu = new(sync.Mutex)
 	}
@@ -93,7 +97,7 @@ func (c *Connector) Connect(ctx context.Context) (driver.Conn, error) {
 		}
 		return nil, err
 	}
-	return &Conn{sc: sc, dialect: c.dialect, isClosed: c.isClosed, isUnencodable: c.isUnencodable, args: c.args}, nil
+	return &Conn{sc: sc, dialect: c.dialect, isClosed: c.isClosed, isUnencodable: c.isUnencodable, encodeFix: c.encodeFix, args: c.args}, nil
 }
 
 // Conn is one pinned database/sql connection.
@@ -101,8 +105,9 @@ type Conn struct {
 	sc       *sql.Conn
 	dialect  string
 	isClosed func(any) bool
-	// isUnencodable: see Probes
+	// isUnencodable, encodeFix: see Probes
 	isUnencodable func(error) bool
+	encodeFix     func(error) string
 	// args: see Probes
 	args   func([]any) ([]any, error)
 	inTx   bool
@@ -315,7 +320,11 @@ func encodeError(err error) error {
 // converting argument …", or what Probes.IsUnencodable recognizes), returned before anything runs.
 func (c *Conn) unencodable(err error) error {
 	if strings.HasPrefix(err.Error(), "sql: converting argument") || c.isUnencodable != nil && c.isUnencodable(err) {
-		return &driver.EncodeError{Err: err}
+		enc := &driver.EncodeError{Err: err}
+		if c.encodeFix != nil {
+			enc.Fix = c.encodeFix(err)
+		}
+		return enc
 	}
 	return err
 }
