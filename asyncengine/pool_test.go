@@ -509,8 +509,10 @@ func TestPrePingSendsAnEmptyStatement(t *testing.T) {
 }
 
 // TestPoolAccountingUnderChurn: checkouts, invalidations, cancelled waits and Dispose at once;
-// afterwards nothing is checked out or waiting, and the server never saw more connections than
-// the pool's capacity.
+// the pool never held more connections than its capacity, afterwards nothing is checked out or
+// waiting, and the server's backends come down to the connections the pool holds. (How many
+// backends the server shows during the churn is not bounded: a closed connection's server process
+// exits in its own time, later on a loaded machine.)
 func TestPoolAccountingUnderChurn(t *testing.T) {
 	url := enginetest.NewDatabase(t)
 	e := newEngine(t, url, "pool_size=4&max_overflow=3&pool_timeout=2")
@@ -575,8 +577,10 @@ func TestPoolAccountingUnderChurn(t *testing.T) {
 	assert.Equal(t, 0, st.Waiting)
 	assert.LessOrEqual(t, st.CheckedIn, 4)
 	assert.LessOrEqual(t, maxOpen.Load(), int64(7), "never more connections than pool_size + max_overflow")
-	// a closed connection's server process may take a moment to exit, hence the margin
-	assert.LessOrEqual(t, maxBackends.Load(), int64(7+2))
+	waitUntil(t, 20*time.Second, "the server's backends to be the pool's connections", func() bool {
+		st := e.Stats()
+		return enginetest.Shared(t).Backends(t, url) <= st.Size+st.Overflow
+	})
 	var conns []*asyncengine.Conn
 	for i := 0; i < 7; i++ {
 		conns = append(conns, checkout(t, e))
