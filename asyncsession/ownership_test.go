@@ -242,3 +242,48 @@ func TestUpsertLetsGoOfObjectsNotTaken(t *testing.T) {
 		require.NoError(t, other.Add(bad))
 	})
 }
+
+// Pebble is a model of four bytes: the allocator packs such objects two to an 8-byte word.
+type Pebble struct {
+	ID int32 `db:"id,pk"`
+}
+
+// TestNeighbouringObjectsInTwoSessions: objects side by side in memory (one array's elements,
+// of 48 and of 4 bytes) belong to different sessions without either refusing the other; each
+// object is refused by the session that does not hold it until its holder lets it go.
+func TestNeighbouringObjectsInTwoSessions(t *testing.T) {
+	e := newEngine(t, "sqlite:///"+t.TempDir()+"/neighbours.db")
+	a, b := newSession(t, e), newSession(t, e)
+	var writers [64]Writer
+	var pebbles [64]Pebble
+	for i := range writers {
+		s := a
+		if i%2 == 1 {
+			s = b
+		}
+		require.NoError(t, s.Add(&writers[i]), "writer %d", i)
+		require.NoError(t, s.Add(&pebbles[i]), "pebble %d", i)
+	}
+	for i := range writers {
+		other := b
+		if i%2 == 1 {
+			other = a
+		}
+		require.ErrorIs(t, other.Add(&writers[i]), asyncsession.ErrOtherSession, "writer %d", i)
+		require.ErrorIs(t, other.Add(&pebbles[i]), asyncsession.ErrOtherSession, "pebble %d", i)
+	}
+	for i := 0; i < len(writers); i += 2 {
+		a.Expunge(&writers[i])
+		a.Expunge(&pebbles[i])
+		require.NoError(t, b.Add(&writers[i]), "an expunged writer is free")
+		require.NoError(t, b.Add(&pebbles[i]), "an expunged pebble is free")
+	}
+	b.ExpungeAll()
+	require.NoError(t, a.Add(&writers[1]), "ExpungeAll lets go of everything")
+	require.NoError(t, a.Add(&pebbles[1]))
+	require.NoError(t, b.Add(&writers[3]), "the emptied session claims again")
+	require.ErrorIs(t, b.Add(&writers[1]), asyncsession.ErrOtherSession)
+	require.NoError(t, a.Close())
+	require.NoError(t, b.Add(&writers[1]), "a closed session holds nothing")
+	require.NoError(t, b.Add(&pebbles[1]))
+}
