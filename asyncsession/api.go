@@ -86,7 +86,7 @@ func (s *Session) ExpungeAll() {
 	if s.owned != nil {
 		s.owned.release()
 	}
-	s.identity = map[identityKey]*instance{}
+	s.identity = identityMap{}
 	s.objects = map[any]*instance{}
 	s.byTable, s.lastSet.t = nil, nil
 	s.pending, s.deleted, s.gone, s.letGo, s.rekeyed = nil, nil, nil, nil, nil
@@ -315,7 +315,7 @@ func (s *Session) Refresh(ctx context.Context, obj any) *asyncengine.Future[stru
 		if rs[0].Len() == 0 {
 			// a read that found nothing: the Refresh fails, the transaction goes on (its writes
 			// are as they were), and the object stays until expunged
-			resolve(struct{}{}, fmt.Errorf("gosqla: Refresh: %T with key %v no longer exists; Expunge it: %w", obj, in.key.pk, asyncengine.ErrNoRows))
+			resolve(struct{}{}, fmt.Errorf("gosqla: Refresh: %T with key %v no longer exists; Expunge it: %w", obj, in.pk, asyncengine.ErrNoRows))
 			return nil
 		}
 		if err := in.load(rs[0], 0); err != nil {

@@ -105,7 +105,7 @@ type tableSet struct {
 	raws []byte           // len(ins) × size snapshot bytes
 }
 
-func (t *tableSet) raw(pos int) []byte {
+func (t *tableSet) raw(pos int32) []byte {
 	return t.raws[uintptr(pos)*t.size : uintptr(pos+1)*t.size]
 }
 
@@ -156,7 +156,7 @@ func (s *Session) index(in *instance, add bool) {
 			last := len(t.ins) - 1
 			moved := t.ins[last]
 			t.ins[in.pos], t.ptrs[in.pos], t.ok[in.pos] = moved, t.ptrs[last], t.ok[last]
-			copy(t.raw(in.pos), t.raw(last))
+			copy(t.raw(in.pos), t.raw(int32(last)))
 			moved.pos = in.pos
 			// the vacated slot must not keep its object alive
 			t.ins[last], t.ptrs[last] = nil, nil
@@ -169,7 +169,7 @@ func (s *Session) index(in *instance, add bool) {
 		return
 	}
 	t := s.tableSetOf(in.model)
-	in.set, in.pos = t, len(t.ins)
+	in.set, in.pos = t, int32(len(t.ins))
 	t.ins = append(t.ins, in)
 	t.ptrs = append(t.ptrs, in.addr)
 	t.ok = append(t.ok, false)
@@ -207,15 +207,11 @@ func (s *Session) tableSetFor(m *structmap.Model) *tableSet {
 	return t
 }
 
-// reserve makes room for n more objects of m in the identity map (grown once when it holds fewer
-// than n) and in m's table set, before a batch of them is registered. Called locked.
-func (s *Session) reserve(m *structmap.Model, n int) {
-	if n > 8 && len(s.identity) < n {
-		grown := make(map[identityKey]*instance, len(s.identity)+n)
-		for k, v := range s.identity {
-			grown[k] = v
-		}
-		s.identity = grown
+// reserve makes room for n more objects of m on shard in the identity map (grown once when it
+// holds fewer than n) and in m's table set, before a batch of them is registered. Called locked.
+func (s *Session) reserve(m *structmap.Model, shard string, n int) {
+	if n > 8 {
+		s.identity.reserve(identityKey{t: m.Type, shard: shard}, n)
 	}
 	t := s.tableSetOf(m)
 	t.ins = slices.Grow(t.ins, n)

@@ -144,7 +144,7 @@ func (s *Session) mergeInto(m *structmap.Model, r *asyncengine.Result, i int, ob
 	}
 	in.shard = shard
 	in.rekey()
-	if loaded, ok := s.identity[in.key]; ok {
+	if loaded := s.identity.get(in.key()); loaded != nil {
 		if loaded.ptr != obj {
 			if err := loaded.load(r, i); err != nil {
 				return nil, err

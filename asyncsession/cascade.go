@@ -315,7 +315,7 @@ func (s *Session) cascade(all bool) (*relWork, error) {
 			return w, err
 		}
 	}
-	s.roomForChildren(queue)
+	s.roomForChildren(queue, w)
 	for len(queue) > 0 {
 		in := queue[0]
 		queue = queue[1:]
@@ -401,7 +401,7 @@ func (s *Session) deleteOrphans(w *relWork) error {
 // roomForChildren grows the objects map once for the collections of the new objects about to be
 // walked, rather than by doubling as their children are attached one by one: a graph added in
 // bulk. Called locked.
-func (s *Session) roomForChildren(queue []*instance) {
+func (s *Session) roomForChildren(queue []*instance, w *relWork) {
 	n := 0
 	for _, in := range queue {
 		if in.state != statePending {
@@ -426,6 +426,10 @@ func (s *Session) roomForChildren(queue []*instance) {
 	}
 	s.objects = grown
 	s.pending = slices.Grow(s.pending, n)
+	// the children of new parents are new, and wait for their parents' keys
+	w.attached = slices.Grow(w.attached, n)
+	w.waiting = slices.Grow(w.waiting, n)
+	w.fks = make([]awaited, 0, n)
 }
 
 // newInstance is a new instance of obj, cut from a block the session allocates for many (a graph
@@ -639,7 +643,7 @@ func (s *Session) objectByKey(m *structmap.Model, key any, shard string) *instan
 		}
 		key = kv.Convert(kt).Interface()
 	}
-	in := s.identity[identityKey{t: m.Type, pk: key, shard: shard}]
+	in := s.identity.get(identityKey{t: m.Type, pk: key, shard: shard})
 	if in == nil || !in.attached || in.state == stateDeleted {
 		return nil
 	}

@@ -74,7 +74,7 @@ func fetchLoaded[T any](s *Session, key identityKey, ts []shardTarget, finish fu
 	}
 	for _, t := range ts {
 		key.shard = t.name
-		if in, ok := s.identity[key]; ok && !in.expired {
+		if in := s.identity.get(key); in != nil && !in.expired {
 			resolve(finish(s, in))
 			return true
 		}
@@ -89,7 +89,7 @@ func fetchOp[T any](ctx context.Context, m *structmap.Model, key identityKey, ar
 	o := &op{ctx: ctx, engine: t.e, autoflush: flushInserts, fail: func(err error) { var zero T; resolve(zero, err) }, replicaOK: true}
 	o.statement(asyncengine.Statement{SQL: selectByPK(t.e.Dialect(), m), Args: args})
 	o.build = func(s *Session) ([]asyncengine.Statement, error) {
-		if in, ok := s.identity[key]; ok && !in.expired {
+		if in := s.identity.get(key); in != nil && !in.expired {
 			return nil, nil // loaded by a request ahead of this one
 		}
 		return o.stmts, nil
@@ -98,7 +98,7 @@ func fetchOp[T any](ctx context.Context, m *structmap.Model, key identityKey, ar
 		var in *instance
 		switch {
 		case len(rs) == 0:
-			in = s.identity[key]
+			in = s.identity.get(key)
 		case rs[0].Len() > 0:
 			var err error
 			if in, err = s.merge(m, rs[0], 0, false, t.name); err != nil {

@@ -98,9 +98,13 @@ func (s *Session) planFlush(all bool, r reads) (parts []part, more bool, err err
 		}
 	}
 	planUpdates(early)
-	for _, in := range inserts {
+	run := 0 // where the run of inserts of one model that in is in ends
+	for i, in := range inserts {
+		for run <= i || run < len(inserts) && inserts[run].model == in.model {
+			run++
+		}
 		fp := planFor(s.engineOf(in))
-		if !fp.insert(in) {
+		if !fp.insert(in, run-i) {
 			// its parents do not leave their keys after all: it waits for the next stage
 			later = append(later, in)
 			more = true
@@ -357,13 +361,14 @@ type insertGroup struct {
 }
 
 // insert adds in to the plan's batches; false: in waits for a key that no batch of the plan
-// leaves (keyed.go), and is left for the next stage.
-func (fp *flushPlan) insert(in *instance) bool {
+// leaves (keyed.go), and is left for the next stage. run counts the inserts of in's model from
+// in on, which a new batch makes room for.
+func (fp *flushPlan) insert(in *instance, run int) bool {
 	srcs, pos, ok := fp.keysOf(in)
 	if !ok {
 		return false
 	}
-	g := fp.groupFor(in, srcs)
+	g := fp.groupFor(in, srcs, run)
 	g.ins = append(g.ins, in)
 	if srcs != nil {
 		for _, a := range fp.w.waits(in) {
@@ -390,7 +395,7 @@ func (fp *flushPlan) insert(in *instance) bool {
 
 // groupFor returns the batch in joins: the last one, when it is of the same model, columns and
 // key sources and has room. A row that sends no column is inserted alone (DEFAULT VALUES).
-func (fp *flushPlan) groupFor(in *instance, srcs []keySource) *insertGroup {
+func (fp *flushPlan) groupFor(in *instance, srcs []keySource, run int) *insertGroup {
 	if n := len(fp.insertGroups); n > 0 {
 		g := fp.insertGroups[n-1]
 		if g.m == in.model && len(g.cols) > 0 && insertsColumns(in, g.cols) && slices.Equal(g.srcs, srcs) && (len(g.ins)+1)*len(g.cols) <= fp.d.MaxParams {
@@ -402,6 +407,14 @@ func (fp *flushPlan) groupFor(in *instance, srcs []keySource) *insertGroup {
 	// are counted
 	fp.readsBack = fp.readsBack || mayNotFit(in.model, cols) || !checksCount(fp.d)
 	g := &insertGroup{m: in.model, cols: cols, srcs: slices.Clone(srcs)}
+	if len(cols) > 0 {
+		rows := min(run, fp.d.MaxParams/len(cols))
+		g.ins = make([]*instance, 0, rows)
+		if len(srcs) > 0 {
+			g.parents = make([]*instance, 0, rows*len(srcs))
+			g.pos = make([]int32, 0, rows*len(srcs))
+		}
+	}
 	fp.insertGroups = append(fp.insertGroups, g)
 	fp.ops = append(fp.ops, func() error { return fp.buildInsert(g) })
 	return g
@@ -548,7 +561,7 @@ func (fp *flushPlan) insertStatement(g *insertGroup, cols []columnType, types ta
 			return err
 		}
 		if reserve > 0 {
-			s.reserve(g.m, reserve)
+			s.reserve(g.m, ins[0].shard, reserve)
 		}
 		sc := newRowScanner(g.m, r)
 		// the new objects' snapshots are cut from one array

@@ -42,7 +42,7 @@ type instance struct {
 	v     reflect.Value  // the struct itself
 	addr  unsafe.Pointer // its address, as v.Addr() computes it each time
 	model *structmap.Model
-	key   identityKey
+	pk    any // its key's value in the identity map (identityKey.pk), with its model and shard
 	// snap is a copy of the struct as last loaded or flushed (nil: none taken), of the model's
 	// type so that the collector sees what it refers to; deep holds, for each slice, pointer and
 	// map field, a copy of what it referred to then (snapshotOf), so that a change made in place
@@ -50,10 +50,10 @@ type instance struct {
 	snap unsafe.Pointer
 	deep []any
 	set  *tableSet // its table's set while registered, with its snapshot bytes (autoflush.go)
-	pos  int       // its place in set
+	pos  int32     // its place in set
 	// insertedIn is 1 + the savepoint generation it was inserted in while that transaction is
 	// open, 0 otherwise: a rollback to generation gen expunges it when insertedIn > gen
-	insertedIn int
+	insertedIn int32
 	rels       map[*relation]*relState
 	// waitFor are the foreign keys it waits to fill with parents' generated keys, in the flush
 	// whose relWork's id is waitIn (cascade.go)
@@ -85,16 +85,18 @@ func (in *instance) bind(ptr any, m *structmap.Model) {
 
 // inserted records that the object's INSERT ran in savepoint generation gen of the open
 // transaction.
-func (in *instance) inserted(gen int) { in.insertedIn = gen + 1 }
+func (in *instance) inserted(gen int) { in.insertedIn = int32(gen + 1) }
 
 // insertedSince reports an object inserted in the open transaction at or after savepoint
 // generation gen: a rollback to gen undoes its INSERT.
-func (in *instance) insertedSince(gen int) bool { return in.insertedIn > gen }
+func (in *instance) insertedSince(gen int) bool { return int(in.insertedIn) > gen }
 
 // rekey takes the identity key from the object's current primary-key fields.
-func (in *instance) rekey() {
-	in.key = keyOf(in.model, in.v)
-	in.key.shard = in.shard
+func (in *instance) rekey() { in.pk = keyOf(in.model, in.v).pk }
+
+// key is in's key in the identity map.
+func (in *instance) key() identityKey {
+	return identityKey{t: in.model.Type, pk: in.pk, shard: in.shard}
 }
 
 // keyOf computes the identity key from the object's current primary-key fields.
@@ -423,7 +425,7 @@ func (s *Session) merge(m *structmap.Model, r *asyncengine.Result, i int, overwr
 func (s *Session) mergeRow(m *structmap.Model, row reflect.Value, columns []string, overwrite bool, shard string) *instance {
 	key := keyOf(m, row)
 	key.shard = shard
-	if in, ok := s.identity[key]; ok {
+	if in := s.identity.get(key); in != nil {
 		switch {
 		case overwrite:
 			in.store(row, columns)
@@ -434,7 +436,7 @@ func (s *Session) mergeRow(m *structmap.Model, row reflect.Value, columns []stri
 	}
 	in := newInstance(row.Addr().Interface(), m)
 	in.takeSnapshot()
-	in.key = key
+	in.pk = key.pk
 	in.shard = shard
 	in.state = statePersistent
 	s.register(in)
@@ -442,7 +444,7 @@ func (s *Session) mergeRow(m *structmap.Model, row reflect.Value, columns []stri
 }
 
 func (s *Session) register(in *instance) {
-	s.identity[in.key] = in
+	s.identity.set(in.key(), in)
 	if !in.attached { // an attached instance is in objects already
 		s.objects[in.ptr] = in
 		in.attached = true
@@ -459,8 +461,8 @@ func (s *Session) forget(in *instance) {
 // unregister removes in from the session's maps and sets, keeping its claim on the object (a
 // flushed DELETE: a rollback restores it). Called locked.
 func (s *Session) unregister(in *instance) {
-	if s.identity[in.key] == in {
-		delete(s.identity, in.key)
+	if s.identity.get(in.key()) == in {
+		s.identity.drop(in.key())
 	}
 	if s.objects[in.ptr] == in {
 		delete(s.objects, in.ptr)

@@ -197,7 +197,7 @@ func (s *Session) planLoad(r *relation, objs []any, t shardTarget, again bool) (
 				continue
 			}
 			key = deref(key)
-			if t, ok := s.identity[identityKey{t: r.target.Type, pk: key, shard: t.name}]; ok && !t.expired {
+			if t := s.identity.get(identityKey{t: r.target.Type, pk: key, shard: t.name}); t != nil && !t.expired {
 				in.setLoaded(r, reflect.ValueOf(t.ptr))
 				continue
 			}

@@ -119,7 +119,7 @@ func (fp *flushPlan) staleError(stmt, n int, err error) error {
 		if u.stmt != stmt {
 			continue
 		}
-		what := fmt.Sprintf("the UPDATE of %s with key %v matched %d rows, not 1", fp.d.Quote(u.ins[0].model.Table), u.ins[0].key.pk, n)
+		what := fmt.Sprintf("the UPDATE of %s with key %v matched %d rows, not 1", fp.d.Quote(u.ins[0].model.Table), u.ins[0].pk, n)
 		if len(u.ins) > 1 {
 			what = fmt.Sprintf("the UPDATE of %d rows of %s by their keys matched %d", len(u.ins), fp.d.Quote(u.ins[0].model.Table), n)
 			if keys := missingKeys(serverText(err)); keys != "" {

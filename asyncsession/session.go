@@ -59,7 +59,7 @@ type Session struct {
 	idle     *sync.Cond // signalled when the drainer stops
 
 	// state below is guarded by mu
-	identity map[identityKey]*instance
+	identity identityMap
 	owned    *ownership        // the objects it registered as its own (ownership.go); nil until one
 	objects  map[any]*instance // by the *T the user holds
 	// block holds instances not handed out yet (newInstance); blockSize is its last size
@@ -130,7 +130,7 @@ func New(e *asyncengine.Engine, opts ...Option) *Session {
 }
 
 func newSession(o options) *Session {
-	s := &Session{opts: o, identity: map[identityKey]*instance{}, objects: map[any]*instance{},
+	s := &Session{opts: o, objects: map[any]*instance{},
 		beginStmts: []asyncengine.Statement{{SQL: o.begin}}}
 	s.idle = sync.NewCond(&s.mu)
 	return s
@@ -236,7 +236,7 @@ func (s *Session) rolledBack(gen int) {
 func (s *Session) undoDelete(in *instance, gen int, committed func(*instance) bool) {
 	// a relationship that refers to it treats it as any other object again
 	delete(s.letGo, addressOf(in))
-	if in.insertedSince(gen) || committed(in) || s.identity[in.key] != nil {
+	if in.insertedSince(gen) || committed(in) || s.identity.get(in.key()) != nil {
 		s.disown(in)
 		return
 	}
@@ -253,8 +253,8 @@ func (s *Session) undoKey(k keySwitch, committed func(*instance) bool) {
 	if s.objects[in.ptr] != in || committed(in) {
 		return
 	}
-	if s.identity[in.key] == in {
-		delete(s.identity, in.key)
+	if s.identity.get(in.key()) == in {
+		s.identity.drop(in.key())
 	}
 	for j, fi := range k.fields {
 		in.setSnapshotOfField(fi, k.snaps[j])
@@ -262,10 +262,10 @@ func (s *Session) undoKey(k keySwitch, committed func(*instance) bool) {
 	}
 	in.forgetRaw()
 	in.rekey()
-	if other := s.identity[in.key]; other != nil && other != in {
+	if other := s.identity.get(in.key()); other != nil && other != in {
 		s.forget(other)
 	}
-	s.identity[in.key] = in
+	s.identity.set(in.key(), in)
 }
 
 // eachObject calls fn with every object of the session, which may forget it. When every object

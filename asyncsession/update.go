@@ -193,11 +193,11 @@ func (fp *flushPlan) updateOne(in *instance, changed []int) {
 			return fp.staleError(stmt, n, nil)
 		}
 		if len(keyFields) > 0 {
-			key := in.key
+			key := in.key()
 			in.rekey()
-			if key != in.key {
-				delete(s.identity, key)
-				s.identity[in.key] = in
+			if key != in.key() {
+				s.identity.drop(key)
+				s.identity.set(in.key(), in)
 				s.undoSeq++
 				k := keySwitch{in: in, old: key, fields: keyFields, snaps: keySnaps, gen: fp.gen, seq: s.undoSeq}
 				s.rekeyed = append(s.rekeyed, k)
@@ -213,12 +213,12 @@ func (fp *flushPlan) updateOne(in *instance, changed []int) {
 // Called locked.
 func (s *Session) unswitch(k keySwitch) {
 	in := k.in
-	if s.identity[in.key] == in {
-		delete(s.identity, in.key)
+	if s.identity.get(in.key()) == in {
+		s.identity.drop(in.key())
 	}
-	in.key = k.old
-	if s.identity[in.key] == nil {
-		s.identity[in.key] = in
+	in.pk = k.old.pk
+	if s.identity.get(in.key()) == nil {
+		s.identity.set(in.key(), in)
 	}
 	s.rekeyed = slices.DeleteFunc(s.rekeyed, func(x keySwitch) bool { return x.seq == k.seq })
 }
