@@ -148,8 +148,9 @@ type relWork struct {
 	fkWrites  []fkWrite
 	walkSetFK map[*instance]bool
 	// awaited are the parents whose generated keys objects inserted in the same pipeline
-	// wait for (keyed.go)
-	awaited map[*instance]bool
+	// wait for (keyed.go), of the models awaitedModels (few)
+	awaited       map[*instance]bool
+	awaitedModels []*structmap.Model
 	// links are association rows that wait for a key the flush generates (keyed.go)
 	links []pendingLink
 }

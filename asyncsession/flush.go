@@ -319,8 +319,10 @@ type flushPlan struct {
 
 	w                 *relWork
 	slots             map[*instance]keySlot // where the awaited parents' keys are (keyed.go)
-	publishers        int                   // the batches that leave their keys, numbered from 1
-	srcs              []keySource           // keysOf's buffers
+	lastParent        *instance             // the last parent keysOf looked up, at lastSlot
+	lastSlot          keySlot
+	publishers        int         // the batches that leave their keys, numbered from 1
+	srcs              []keySource // keysOf's buffers
 	pos               []int32
 	heldKeys          []heldKey // by model: how held keys travel in association rows (few)
 	readsBack         bool      // a server-filled value is read into a field it may not fit
@@ -376,7 +378,7 @@ func (fp *flushPlan) insert(in *instance, run int) bool {
 		}
 		g.pos = append(g.pos, pos...)
 	}
-	if fp.w.awaited[in] {
+	if fp.w.isAwaited(in) {
 		if g.publisher == 0 {
 			if fp.publishers == maxPublishers {
 				return true // its children wait for the next stage

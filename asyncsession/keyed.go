@@ -78,6 +78,7 @@ func (s *Session) early(now, later []*instance, w *relWork) ([]*instance, []*ins
 	rest := later[:0:0]
 	// a graph's children go early by the thousand: room for all of them at once
 	now = slices.Grow(now, len(later))
+	var last *instance // a parent's children come one after another
 	for _, in := range later {
 		if !in.early {
 			rest = append(rest, in)
@@ -85,13 +86,30 @@ func (s *Session) early(now, later []*instance, w *relWork) ([]*instance, []*ins
 		}
 		now = append(now, in)
 		for _, a := range w.waits(in) {
-			if w.awaited == nil {
-				w.awaited = map[*instance]bool{}
+			if a.parent != last {
+				w.await(a.parent)
+				last = a.parent
 			}
-			w.awaited[a.parent] = true
 		}
 	}
 	return now, rest
+}
+
+// await marks parent as one whose generated key objects inserted in the same pipeline wait for.
+func (w *relWork) await(parent *instance) {
+	if w.awaited == nil {
+		w.awaited = map[*instance]bool{}
+	}
+	w.awaited[parent] = true
+	if !slices.Contains(w.awaitedModels, parent.model) {
+		w.awaitedModels = append(w.awaitedModels, parent.model)
+	}
+}
+
+// isAwaited reports a parent marked by await; most objects are of a model none of whose objects
+// is, and are answered without a lookup.
+func (w *relWork) isAwaited(in *instance) bool {
+	return slices.Contains(w.awaitedModels, in.model) && w.awaited[in]
 }
 
 // awaitLinks marks the new objects of association rows as parents whose batches leave their
@@ -105,10 +123,7 @@ func (s *Session) awaitLinks(w *relWork) {
 			if _, ok := keyArrayOf(s.engineOf(in), in.model); !ok {
 				continue
 			}
-			if w.awaited == nil {
-				w.awaited = map[*instance]bool{}
-			}
-			w.awaited[in] = true
+			w.await(in)
 		}
 	}
 }
@@ -212,9 +227,13 @@ func (fp *flushPlan) keysOf(in *instance) (srcs []keySource, pos []int32, ok boo
 	}
 	fp.srcs, fp.pos = fp.srcs[:0], fp.pos[:0]
 	for _, a := range waits {
-		slot, ok := fp.slots[a.parent]
+		slot, ok := fp.lastSlot, a.parent == fp.lastParent
 		if !ok {
-			return nil, nil, false
+			if slot, ok = fp.slots[a.parent]; !ok {
+				return nil, nil, false
+			}
+			// a parent's children come one after another
+			fp.lastParent, fp.lastSlot = a.parent, slot
 		}
 		fp.srcs = append(fp.srcs, keySource{fk: a.fk, publisher: slot.g, array: slot.g.keyArray})
 		fp.pos = append(fp.pos, int32(slot.pos))
