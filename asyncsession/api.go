@@ -53,7 +53,7 @@ func (s *Session) Delete(obj any) error {
 	if err := s.unusable(); err != nil {
 		return err
 	}
-	in, ok := s.objects[obj]
+	in, ok := s.objects.get(obj)
 	if !ok {
 		return fmt.Errorf("gosqla: %T is not in this session; load it first (Get or Select)", obj)
 	}
@@ -67,7 +67,7 @@ func (s *Session) Delete(obj any) error {
 func (s *Session) Expunge(obj any) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if in, ok := s.objects[obj]; ok {
+	if in, ok := s.objects.get(obj); ok {
 		s.pending = without(s.pending, []*instance{in})
 		s.deleted = without(s.deleted, []*instance{in})
 		s.forget(in)
@@ -80,14 +80,14 @@ func (s *Session) ExpungeAll() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	// the session goes on claiming with the same handle: its entries are removed now
-	for _, in := range s.objects {
+	for in := range s.objects.all() {
 		in.attached, in.owned = false, false
 	}
 	if s.owned != nil {
 		s.owned.release()
 	}
 	s.identity = identityMap{}
-	s.objects = map[any]*instance{}
+	s.objects = objectMap{}
 	s.byTable, s.lastSet.t = nil, nil
 	s.pending, s.deleted, s.gone, s.letGo, s.rekeyed = nil, nil, nil, nil, nil
 }
@@ -97,7 +97,7 @@ func (s *Session) ExpungeAll() {
 func (s *Session) IsExpired(obj any) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	in, ok := s.objects[obj]
+	in, ok := s.objects.get(obj)
 	return ok && in.expired
 }
 
@@ -105,7 +105,7 @@ func (s *Session) IsExpired(obj any) bool {
 func (s *Session) Contains(obj any) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	_, ok := s.objects[obj]
+	_, ok := s.objects.get(obj)
 	return ok
 }
 
@@ -299,19 +299,19 @@ func (s *Session) Refresh(ctx context.Context, obj any) *asyncengine.Future[stru
 	o.engine = s.engineFor(m)
 	o.replicaOK = true
 	s.mu.Lock()
-	if in, ok := s.objects[obj]; ok {
+	if in, ok := s.objects.get(obj); ok {
 		o.engine = s.engineOf(in)
 	}
 	s.mu.Unlock()
 	o.build = func(s *Session) ([]asyncengine.Statement, error) {
-		in, ok := s.objects[obj]
+		in, ok := s.objects.get(obj)
 		if !ok || in.state == statePending {
 			return nil, fmt.Errorf("gosqla: Refresh of a %T that is not loaded in this session", obj)
 		}
 		return []asyncengine.Statement{{SQL: selectByPK(o.engine.Dialect(), m), Args: loadedPK(in)}}, nil
 	}
 	o.apply = func(s *Session, rs []*asyncengine.Result) error {
-		in := s.objects[obj]
+		in := s.objects.of(obj)
 		if rs[0].Len() == 0 {
 			// a read that found nothing: the Refresh fails, the transaction goes on (its writes
 			// are as they were), and the object stays until expunged

@@ -155,7 +155,7 @@ func (s *Session) mergeInto(m *structmap.Model, r *asyncengine.Result, i int, ob
 		}
 		return loaded, nil
 	}
-	if prev, ok := s.objects[obj]; ok { // a pending object upserted directly: in replaces it
+	if prev, ok := s.objects.get(obj); ok { // a pending object upserted directly: in replaces it
 		s.pending = without(s.pending, []*instance{prev})
 		prev.attached = false
 		in.owned, prev.owned = prev.owned, false

@@ -418,14 +418,10 @@ func (s *Session) roomForChildren(queue []*instance, w *relWork) {
 			}
 		}
 	}
-	if n < 1024 || n < len(s.objects) {
+	if n < 1024 || n < s.objects.len() {
 		return
 	}
-	grown := make(map[any]*instance, len(s.objects)+n)
-	for k, v := range s.objects {
-		grown[k] = v
-	}
-	s.objects = grown
+	s.objects.grow(n)
 	s.pending = slices.Grow(s.pending, n)
 	// the children of new parents are new, and wait for their parents' keys
 	w.attached = slices.Grow(w.attached, n)
@@ -452,7 +448,7 @@ func (s *Session) newInstance(obj any, m *structmap.Model) *instance {
 // anything of it is read or written: the walk goes on into an object only once it is this
 // session's. Called locked.
 func (s *Session) attach(obj any, m *structmap.Model) (*instance, bool, error) {
-	if in, ok := s.objects[obj]; ok {
+	if in, ok := s.objects.get(obj); ok {
 		if in.state == stateDeleted {
 			in.state = statePersistent
 			s.deleted = without(s.deleted, []*instance{in})
@@ -469,7 +465,7 @@ func (s *Session) attach(obj any, m *structmap.Model) (*instance, bool, error) {
 	}
 	in.state = statePending
 	in.attached = true
-	s.objects[obj] = in
+	s.objects.set(obj, in)
 	s.pending = append(s.pending, in)
 	return in, true, nil
 }
@@ -545,7 +541,7 @@ func (s *Session) syncOne(in *instance, r *relation, w *relWork) ([]*instance, e
 		return nil, nil // unchanged since the last sync, to an object expunged or deleted
 	}
 	if r.kind == manyToOne && cur == st.ref && st.loaded {
-		if p, ok := s.objects[cur]; ok && hasKey(p) && w.columnMoved(in, r.fk, pkValue(p)) {
+		if p, ok := s.objects.get(cur); ok && hasKey(p) && w.columnMoved(in, r.fk, pkValue(p)) {
 			// the application moved the object by its column: the relationship follows to the
 			// parent the column names when the session has it, and is left to load again when
 			// not; the loaded collections follow
@@ -619,7 +615,7 @@ func pointBack(in *instance, b *relation, child *instance, w *relWork) {
 // orphans. A key that cannot be NULL is refused now. Nothing is let go of when ref is not the
 // session's, is deleted, or is the child taking its place (next).
 func (s *Session) orphanOne(in *instance, ref any, next *instance, r *relation, w *relWork) error {
-	old, ok := s.objects[ref]
+	old, ok := s.objects.get(ref)
 	if !ok || old == next || old.state == stateDeleted {
 		return nil
 	}
@@ -680,7 +676,7 @@ func (s *Session) moveMember(child *instance, r *relation, from, to any, w *relW
 		return
 	}
 	if from != nil {
-		if p, ok := s.objects[from]; ok && p.rels[b] != nil && p.rels[b].loaded {
+		if p, ok := s.objects.get(from); ok && p.rels[b] != nil && p.rels[b].loaded {
 			fv := b.field(p.v)
 			out := reflect.MakeSlice(fv.Type(), 0, fv.Len())
 			for i := range fv.Len() {
@@ -693,7 +689,7 @@ func (s *Session) moveMember(child *instance, r *relation, from, to any, w *relW
 			p.remember(b)
 		}
 	}
-	if p, ok := s.objects[to]; ok {
+	if p, ok := s.objects.get(to); ok {
 		addMember(p, b, child, w)
 	}
 }
@@ -718,7 +714,7 @@ func addMember(p *instance, r *relation, child *instance, w *relWork) {
 // holds reports whether collection r of parent, as the session knows it whole or as added to,
 // holds child.
 func (s *Session) holds(parent any, r *relation, child any) bool {
-	p, ok := s.objects[parent]
+	p, ok := s.objects.get(parent)
 	if !ok || p.state == stateDeleted || (p.state != statePending && (p.rels[r] == nil || !p.rels[r].loaded)) {
 		return false
 	}
@@ -861,7 +857,7 @@ func (s *Session) syncMany(in *instance, r *relation, w *relWork) ([]*instance, 
 		if now[old] {
 			continue
 		}
-		child, ok := s.objects[old]
+		child, ok := s.objects.get(old)
 		if !ok || child.state == stateDeleted {
 			continue
 		}
@@ -943,7 +939,7 @@ func (s *Session) syncAssociation(in *instance, r *relation, st *relState, now m
 			kept = append(kept, m)
 			continue
 		}
-		other := s.objects[m]
+		other := s.objects.of(m)
 		if other == nil {
 			continue
 		}
@@ -955,7 +951,7 @@ func (s *Session) syncAssociation(in *instance, r *relation, st *relState, now m
 		if was[m] {
 			continue
 		}
-		other := s.objects[m]
+		other := s.objects.of(m)
 		if !hasKey(in) || !hasKey(other) {
 			// a key the server generates in this flush: the row takes it in the same pipeline,
 			// or waits for the next stage (keyed.go)
@@ -991,7 +987,7 @@ func memberSet(members []any) map[any]bool {
 // passed reports an object expunged, deleted by a flush, or marked deleted: a relationship that
 // refers to it unchanged does not bring it back. Called locked.
 func (s *Session) passed(obj any) bool {
-	if in, ok := s.objects[obj]; ok {
+	if in, ok := s.objects.get(obj); ok {
 		return in.state == stateDeleted
 	}
 	_, ok := s.letGo[objectAddress(obj)]
@@ -1051,7 +1047,7 @@ func (s *Session) cascadeDelete(in *instance, w *relWork) error {
 			byFK = append(byFK, r)
 		}
 		for _, c := range children {
-			child, ok := s.objects[c]
+			child, ok := s.objects.get(c)
 			if !ok || child.state == stateDeleted {
 				continue
 			}

@@ -20,7 +20,7 @@ import (
 // An object whose parent's key the server generates waits for a later stage: more reports that
 // the flush has another stage once this one's results are applied.
 func (s *Session) planFlush(all bool, r reads) (parts []part, more bool, err error) {
-	if len(s.objects) == 0 && len(s.pending) == 0 && len(s.deleted) == 0 {
+	if s.objects.len() == 0 && len(s.pending) == 0 && len(s.deleted) == 0 {
 		return nil, false, nil // nothing to flush: a session used for statements only
 	}
 	w, err := s.cascade(all && !r.some)

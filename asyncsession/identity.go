@@ -446,7 +446,7 @@ func (s *Session) mergeRow(m *structmap.Model, row reflect.Value, columns []stri
 func (s *Session) register(in *instance) {
 	s.identity.set(in.key(), in)
 	if !in.attached { // an attached instance is in objects already
-		s.objects[in.ptr] = in
+		s.objects.set(in.ptr, in)
 		in.attached = true
 	}
 	s.index(in, true)
@@ -464,8 +464,8 @@ func (s *Session) unregister(in *instance) {
 	if s.identity.get(in.key()) == in {
 		s.identity.drop(in.key())
 	}
-	if s.objects[in.ptr] == in {
-		delete(s.objects, in.ptr)
+	if s.objects.of(in.ptr) == in {
+		s.objects.drop(in.ptr)
 	}
 	in.attached = false
 	s.index(in, false)

@@ -68,7 +68,7 @@ func Related[T any](s *Session, obj any, name string) (T, error) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	in, ok := s.objects[obj]
+	in, ok := s.objects.get(obj)
 	if !ok {
 		return zero, fmt.Errorf("gosqla: %T is not in this session; load it first (Get or Select), or flush to add an object reachable from one the session holds", obj)
 	}
@@ -116,7 +116,7 @@ func (s *Session) byShard(objs []any) (shards []string, groups [][]any) {
 	at := map[string]int{}
 	for _, obj := range objs {
 		var shard string
-		if in, ok := s.objects[obj]; ok {
+		if in, ok := s.objects.get(obj); ok {
 			shard = in.shard
 		}
 		k, ok := at[shard]
@@ -180,7 +180,7 @@ func (s *Session) planLoad(r *relation, objs []any, t shardTarget, again bool) (
 		if v := reflect.ValueOf(obj); !v.IsValid() || (v.Kind() == reflect.Pointer && v.IsNil()) {
 			return l, fmt.Errorf("gosqla: loading %s.%s: object %d is nil: %w", r.owner.Type, r.name, i, ErrNilObject)
 		}
-		in, ok := s.objects[obj]
+		in, ok := s.objects.get(obj)
 		if !ok || reflect.TypeOf(obj) != reflect.PointerTo(r.owner.Type) {
 			return l, fmt.Errorf("gosqla: loading %s.%s: object %d (%T) is not a %s of this session; load it first (Get or Select)", r.owner.Type, r.name, i, obj, r.owner.Type)
 		}

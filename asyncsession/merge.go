@@ -73,7 +73,7 @@ func Merge[T any](ctx context.Context, s *Session, obj *T) *asyncengine.Future[*
 	// an object another session holds is refused: that session writes it too, or has written a
 	// row this one cannot see yet
 	for _, n := range graph {
-		if obj := n.v.Addr().Interface(); s.objects[obj] == nil {
+		if obj := n.v.Addr().Interface(); s.objects.of(obj) == nil {
 			if err := s.otherHolder(obj); err != nil {
 				s.mu.Unlock()
 				return failed[*T](err)
@@ -82,7 +82,7 @@ func Merge[T any](ctx context.Context, s *Session, obj *T) *asyncengine.Future[*
 	}
 	var fetched []int
 	for i, n := range graph {
-		switch in, held := s.objects[n.v.Addr().Interface()]; {
+		switch in, held := s.objects.get(n.v.Addr().Interface()); {
 		case held:
 			g.done(i, in, nil) // the session's own object, pending or loaded
 		case n.new:

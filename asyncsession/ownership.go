@@ -205,7 +205,7 @@ func (s *Session) refusedBy(o *ownership) bool { return o != nil && o != s.owned
 func claimAll[T any](s *Session, objs []*T) ([]int, error) {
 	var claimed []int
 	for i, obj := range objs {
-		if _, ok := s.objects[any(obj)]; !ok {
+		if _, ok := s.objects.get(any(obj)); !ok {
 			taken, err := s.claimNew(objectAddress(obj), obj)
 			if err != nil {
 				letGoOf(s, objs, claimed, nil)
@@ -269,6 +269,11 @@ func (s *Session) disown(in *instance) {
 		return
 	}
 	in.owned = false
+	if s.objects.heldAt(in.addr) {
+		// the registry knows objects by address: a struct and its first field, both the
+		// session's, are one claim, which the one still held keeps
+		return
+	}
 	s.owned.drop(addressOf(in), in.model.Type.Size() < 1<<slotShift)
 }
 

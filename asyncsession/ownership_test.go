@@ -287,3 +287,53 @@ func TestNeighbouringObjectsInTwoSessions(t *testing.T) {
 	require.NoError(t, b.Add(&writers[1]), "a closed session holds nothing")
 	require.NoError(t, b.Add(&pebbles[1]))
 }
+
+// Ring is a model whose first field is another model's struct: a Ring and its Stone share an
+// address.
+type Ring struct {
+	Stone Stone  `db:"-"`
+	ID    int64  `db:"id,pk"`
+	Metal string `db:"metal"`
+}
+
+func (Ring) TableName() string { return "rings" }
+
+type Stone struct {
+	ID   int64  `db:"id,pk"`
+	Kind string `db:"kind"`
+}
+
+func (Stone) TableName() string { return "stones" }
+
+// TestObjectsAtOneAddress: a struct and its first field, both mapped, are two objects of the
+// session: each is added, written and expunged on its own. Another session is refused both
+// while either is held (the registry knows objects by their address).
+func TestObjectsAtOneAddress(t *testing.T) {
+	e := newEngine(t, "sqlite:///"+t.TempDir()+"/rings.db")
+	ctx := enginetest.Context(t)
+	require.NoError(t, asyncsession.CreateAll(ctx, e, Ring{}, Stone{}))
+	s := newSession(t, e)
+	r := &Ring{ID: 1, Metal: "gold", Stone: Stone{ID: 7, Kind: "ruby"}}
+	require.NoError(t, s.Add(r))
+	assert.False(t, s.Contains(&r.Stone), "the ring is added, not its stone")
+	require.NoError(t, s.Add(&r.Stone))
+	assert.True(t, s.Contains(r))
+	assert.True(t, s.Contains(&r.Stone))
+	await(t, s.Commit(ctx))
+	assert.EqualValues(t, 1, count(t, e, "rings"))
+	assert.EqualValues(t, 1, count(t, e, "stones"))
+
+	r.Metal, r.Stone.Kind = "silver", "opal"
+	s.Expunge(r)
+	assert.False(t, s.Contains(r))
+	assert.True(t, s.Contains(&r.Stone), "expunging the ring keeps its stone")
+	await(t, s.Commit(ctx))
+	assert.EqualValues(t, 1, countWhere(t, e, "stones", "kind = 'opal'"))
+	assert.EqualValues(t, 0, countWhere(t, e, "rings", "metal = 'silver'"), "an expunged object is not written")
+	other := newSession(t, e)
+	require.ErrorIs(t, other.Add(&r.Stone), asyncsession.ErrOtherSession, "the stone is still held")
+	require.ErrorIs(t, other.Add(r), asyncsession.ErrOtherSession, "claims are by address: the ring shares the held stone's")
+	s.Expunge(&r.Stone)
+	require.NoError(t, other.Add(r), "once neither is held, another session takes them")
+	require.NoError(t, other.Add(&r.Stone))
+}

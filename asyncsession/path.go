@@ -185,13 +185,13 @@ func (s *Session) related(owners []any, r *relation) []any {
 			return
 		}
 		obj := v.Interface()
-		if _, held := s.objects[obj]; held && !seen[obj] {
+		if _, held := s.objects.get(obj); held && !seen[obj] {
 			seen[obj] = true
 			out = append(out, obj)
 		}
 	}
 	for _, owner := range owners {
-		in, ok := s.objects[owner]
+		in, ok := s.objects.get(owner)
 		if !ok || in.model != r.owner {
 			continue
 		}

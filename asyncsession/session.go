@@ -60,8 +60,8 @@ type Session struct {
 
 	// state below is guarded by mu
 	identity identityMap
-	owned    *ownership        // the objects it registered as its own (ownership.go); nil until one
-	objects  map[any]*instance // by the *T the user holds
+	owned    *ownership // the objects it registered as its own (ownership.go); nil until one
+	objects  objectMap  // by the *T the user holds
 	// block holds instances not handed out yet (newInstance); blockSize is its last size
 	block     []instance
 	blockSize int
@@ -130,8 +130,7 @@ func New(e *asyncengine.Engine, opts ...Option) *Session {
 }
 
 func newSession(o options) *Session {
-	s := &Session{opts: o, objects: map[any]*instance{},
-		beginStmts: []asyncengine.Statement{{SQL: o.begin}}}
+	s := &Session{opts: o, beginStmts: []asyncengine.Statement{{SQL: o.begin}}}
 	s.idle = sync.NewCond(&s.mu)
 	return s
 }
@@ -250,7 +249,7 @@ func (s *Session) undoDelete(in *instance, gen int, committed func(*instance) bo
 // old key meanwhile (loaded from a row the rollback took away) leaves the session. Called locked.
 func (s *Session) undoKey(k keySwitch, committed func(*instance) bool) {
 	in := k.in
-	if s.objects[in.ptr] != in || committed(in) {
+	if s.objects.of(in.ptr) != in || committed(in) {
 		return
 	}
 	if s.identity.get(in.key()) == in {
@@ -276,8 +275,8 @@ func (s *Session) eachObject(fn func(*instance)) {
 	for _, set := range s.byTable {
 		n += len(set.ins)
 	}
-	if n != len(s.objects) {
-		for _, in := range s.objects {
+	if n != s.objects.len() {
+		for in := range s.objects.all() {
 			fn(in)
 		}
 		return

@@ -118,7 +118,7 @@ func OnShard(ctx context.Context, shards ...string) context.Context {
 func (s *Session) ShardOf(obj any) (shard string, ok bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	in, held := s.objects[obj]
+	in, held := s.objects.get(obj)
 	if !held || in.shard == "" {
 		return "", false
 	}
