@@ -3,6 +3,7 @@ package asyncsession
 import (
 	"bytes"
 	"context"
+	"reflect"
 	"slices"
 	"strings"
 	"unsafe"
@@ -211,7 +212,8 @@ func (s *Session) tableSetFor(m *structmap.Model) *tableSet {
 // holds fewer than n) and in m's table set, before a batch of them is registered. Called locked.
 func (s *Session) reserve(m *structmap.Model, shard string, n int) {
 	if n > 8 {
-		s.identity.reserve(identityKey{t: m.Type, shard: shard}, n)
+		ints := len(m.PK) == 1 && m.PK[0].Type == reflect.TypeFor[int64]()
+		s.identity.reserve(identityKey{t: m.Type, shard: shard}, n, ints)
 	}
 	t := s.tableSetOf(m)
 	t.ins = slices.Grow(t.ins, n)
