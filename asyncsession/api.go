@@ -13,7 +13,9 @@ import (
 
 // Add puts new objects (pointers to mapped structs) in the session; they are inserted at the next
 // flush. Adding a deleted object undeletes it; adding a known object does nothing; an object
-// another open session was given is refused (ErrOtherSession). No I/O.
+// another open session was given is refused (ErrOtherSession). The objects are taken in order:
+// an error stops Add at the object it names, and those before it stay added (Expunge them to
+// take them back). No I/O.
 func (s *Session) Add(objs ...any) error {
 	for _, obj := range objs {
 		m, err := objectModel(obj)
@@ -89,7 +91,7 @@ func (s *Session) ExpungeAll() {
 	s.identity = identityMap{}
 	s.objects = objectMap{}
 	s.byTable, s.lastSet.t = nil, nil
-	s.pending, s.deleted, s.gone, s.letGo, s.rekeyed = nil, nil, nil, nil, nil
+	s.pending, s.deleted, s.gone, s.letGo, s.rekeyed, s.keptClaims = nil, nil, nil, nil, nil, nil
 }
 
 // IsExpired reports whether obj's fields may be stale (after Commit or Rollback): the next Get,
@@ -165,7 +167,8 @@ func (s *Session) control(ctx context.Context, c controlOp, done func(*Session))
 }
 
 // Close rolls back what was not committed, returns the connections and waits until the
-// session's goroutine has exited. Later calls fail with ErrSessionClosed.
+// session's goroutine has exited. Later calls fail with ErrSessionClosed, but Close, which
+// returns nil again.
 func (s *Session) Close() error {
 	f := s.control(context.Background(), controlOp{rollback: true, txEnd: rollbackTx, close: true}, rolledBackAll)
 	_, err := f.Await(context.Background())
@@ -329,8 +332,10 @@ func (s *Session) Refresh(ctx context.Context, obj any) *asyncengine.Future[stru
 }
 
 // Get returns the object with primary key pk: from the identity map without SQL when it is loaded
-// and not expired, else by a query that
-// pipelines with the session's other requests. It is nil when no row has that key.
+// and not expired, else by a query that pipelines with the session's other requests. It is nil
+// when no row has that key. A key of several columns is a []any of their values in the key's
+// column order (Get[OrderLine](ctx, s, []any{orderID, 2})); each value is converted to its
+// field's type as a scan would, so that 7, int64(7) and "7" find the same object.
 func Get[T any](ctx context.Context, s *Session, pk any) *asyncengine.Future[*T] {
 	m, err := modelOf((*T)(nil))
 	if err != nil {

@@ -91,7 +91,9 @@
 // ErrOtherSession, before reading or writing it (a refused flush sends nothing and leaves what it
 // had reached). Expunge, ExpungeAll and Close let objects go, as
 // does a session dropped without Close once it is collected. Objects a session loaded are not
-// claimed: close that session and Merge one to carry it into another.
+// claimed: close that session and Merge one to carry it into another. Claims are by address: a
+// struct and its first field, both mapped and both added, are two objects of the session, and
+// another session is refused either while the first holds one of them.
 //
 // Expunge and Delete do not cascade along relationships, and a relationship that still refers to
 // an expunged or deleted object, unchanged since the last flush, does not bring it back: Delete
@@ -99,14 +101,15 @@
 // that rolls back leaves the session, and a collection still holding it inserts it again.
 //
 // A nil object (Add, Delete, Merge, Refresh, an element of Upsert or InsertMany) fails with
-// ErrNilObject; every call after Close fails with ErrSessionClosed, and a failing option such as
-// Isolation("bogus") is reported by every call. A Scan method that panics as a request's results
-// are stored fails that request with an *asyncengine.PanicError, as a value that does not fit
-// would: the pipeline was read to its end, so the connection stays, an open transaction is
-// pending rollback, and a COMMIT that travelled in the same pipeline ran (Commit's error matches
-// ErrCommitted). Any other panic on the session's goroutine (a panicking InsertSeq sequence)
-// fails the requests it was serving with an *asyncengine.PanicError; the session's connections
-// are discarded and, if a transaction was open, the session is pending rollback.
+// ErrNilObject; every call after Close but Close itself fails with ErrSessionClosed, and a
+// failing option such as Isolation("bogus") is reported by every call. A Scan method that panics
+// as a request's results are stored fails that request with an *asyncengine.PanicError, as a
+// value that does not fit would: the pipeline was read to its end, so the connection stays, an
+// open transaction is pending rollback, and a COMMIT that travelled in the same pipeline ran
+// (Commit's error matches ErrCommitted). Any other panic on the session's goroutine (a
+// panicking InsertSeq sequence) fails the requests it was serving with an
+// *asyncengine.PanicError; the session's connections are discarded and, if a transaction was
+// open, the session is pending rollback.
 //
 // A request's context governs only itself: requests that travel in one pipeline send it under a
 // context that ends only when all of theirs have (one that never ends keeps it going).

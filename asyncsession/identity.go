@@ -132,6 +132,9 @@ func keyFor(m *structmap.Model, pk any) (identityKey, reflect.Value, error) {
 		vals = []any{pk}
 	}
 	if len(vals) != len(m.PK) {
+		if len(m.PK) > 1 && !ok {
+			return identityKey{}, v, fmt.Errorf("gosqla: %s has a primary key of %d columns; pass them as a []any in the key's column order", m.Type, len(m.PK))
+		}
 		return identityKey{}, v, fmt.Errorf("gosqla: %s has a primary key of %d column(s); got %d value(s)", m.Type, len(m.PK), len(vals))
 	}
 	for i, f := range m.PK {
@@ -171,9 +174,6 @@ func (in *instance) retake() {
 	in.snapshotValue().Set(in.v)
 	for _, i := range in.model.Refs {
 		f := in.model.Fields[i]
-		if !isDeep(f.Type) {
-			continue
-		}
 		if in.deep == nil {
 			in.deep = make([]any, len(in.model.Fields))
 		}
@@ -216,7 +216,7 @@ func (in *instance) setSnapshotOfField(i int, fs fieldSnapshot) {
 func (in *instance) retakeField(i int) {
 	cur := in.v.FieldByIndex(in.model.Fields[i].Index)
 	in.snapshotValue().FieldByIndex(in.model.Fields[i].Index).Set(cur)
-	if in.deep != nil && isDeep(cur.Type()) {
+	if in.deep != nil && in.model.Fields[i].Refers {
 		in.deep[i] = snapshotOf(cur)
 	}
 }
@@ -224,7 +224,7 @@ func (in *instance) retakeField(i int) {
 // snapshotArg is field i's value as last loaded or flushed, as a statement argument.
 func (in *instance) snapshotArg(i int) any {
 	f := in.model.Fields[i]
-	if in.deep != nil && isDeep(f.Type) {
+	if in.deep != nil && f.Refers {
 		return in.deep[i]
 	}
 	return in.snapshotValue().FieldByIndex(f.Index).Interface()
@@ -234,42 +234,10 @@ func (in *instance) snapshotArg(i int) any {
 func (in *instance) fieldChanged(i int) bool {
 	f := in.model.Fields[i]
 	cur := in.v.FieldByIndex(f.Index)
-	if in.deep != nil && isDeep(f.Type) {
+	if in.deep != nil && f.Refers {
 		return !reflect.DeepEqual(cur.Interface(), in.deep[i])
 	}
 	return !equal(cur, in.snapshotValue().FieldByIndex(f.Index))
-}
-
-// isDeep reports a field kind whose snapshot copies what it refers to (snapshotOf).
-func isDeep(t reflect.Type) bool {
-	switch t.Kind() {
-	case reflect.Slice, reflect.Pointer, reflect.Map:
-		return true
-	}
-	return false
-}
-
-// snapshotOf copies a field's value so that a change made in place (an element of a slice, a key
-// of a map) is seen as a change.
-func snapshotOf(v reflect.Value) any {
-	switch {
-	case v.Kind() == reflect.Slice && !v.IsNil():
-		cp := reflect.MakeSlice(v.Type(), v.Len(), v.Len())
-		reflect.Copy(cp, v)
-		return cp.Interface()
-	case v.Kind() == reflect.Pointer && !v.IsNil():
-		// a write through the pointer (*obj.Email = "x") changes what it points to
-		cp := reflect.New(v.Type().Elem())
-		cp.Elem().Set(v.Elem())
-		return cp.Interface()
-	case v.Kind() == reflect.Map && !v.IsNil():
-		cp := reflect.MakeMapWithSize(v.Type(), v.Len())
-		for it := v.MapRange(); it.Next(); {
-			cp.SetMapIndex(it.Key(), it.Value())
-		}
-		return cp.Interface()
-	}
-	return v.Interface()
 }
 
 // changed returns the fields whose value differs from the snapshot.

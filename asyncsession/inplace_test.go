@@ -1,11 +1,13 @@
 package asyncsession_test
 
 import (
+	"math/big"
 	"testing"
 
 	"github.com/gosqla/gosqla/asyncengine"
 	"github.com/gosqla/gosqla/asyncengine/enginetest"
 	"github.com/gosqla/gosqla/asyncsession"
+	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -53,4 +55,78 @@ func TestInPlaceChangesAreFlushed(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, r2.One(&stored))
 	assert.Equal(t, "c@example.com", stored, "Commit flushed a write through a pointer field")
+}
+
+// Ledger holds values that change in place below their field: a numeric's *big.Int, a map held
+// in an interface, a slice inside a struct stored as JSON.
+type Ledger struct {
+	ID      int64          `db:"id,pk,default"`
+	Balance pgtype.Numeric `db:"balance,type=numeric(12,2)"`
+	Meta    any            `db:"meta,type=jsonb"`
+	Audit   LedgerAudit    `db:"audit"`
+}
+
+type LedgerAudit struct {
+	By    []string `json:"by"`
+	Notes map[string]int
+}
+
+func (Ledger) TableName() string { return "ledgers" }
+
+// TestChangesInPlaceBelowTheField: a change made below a field — a numeric's *big.Int set in
+// place, a map inside an interface, a slice inside a struct — is written by Flush and Commit,
+// as a change through a pointer field is; an object left alone writes nothing.
+func TestChangesInPlaceBelowTheField(t *testing.T) {
+	e, err := asyncengine.New(enginetest.NewDatabase(t))
+	require.NoError(t, err)
+	t.Cleanup(func() { e.Close() })
+	ctx := enginetest.Context(t)
+	require.NoError(t, asyncsession.CreateAll(ctx, e, Ledger{}))
+
+	s := newSession(t, e)
+	l := &Ledger{
+		Balance: pgtype.Numeric{Int: big.NewInt(1000), Exp: -2, Valid: true},
+		Meta:    map[string]any{"owner": "ann"},
+		Audit:   LedgerAudit{By: []string{"ann"}, Notes: map[string]int{"opened": 1}},
+	}
+	require.NoError(t, s.Add(l))
+	await(t, s.Commit(ctx))
+
+	const row = "SELECT balance::text, meta->>'owner', audit->'by'->>0, (audit->'Notes'->>'opened')::int FROM ledgers WHERE id = $1"
+	// read in the session's transaction after a Flush, committed after a Commit
+	read := func(r *asyncengine.Result) (balance, owner, by string, opened int) {
+		t.Helper()
+		require.NoError(t, r.One(&balance, &owner, &by, &opened))
+		return
+	}
+	xmin := func() string {
+		t.Helper()
+		r, err := e.Query(ctx, "SELECT xmin::text FROM ledgers WHERE id = $1", l.ID)
+		require.NoError(t, err)
+		var x string
+		require.NoError(t, r.One(&x))
+		return x
+	}
+
+	before := xmin()
+	await(t, s.Commit(ctx))
+	assert.Equal(t, before, xmin(), "an object left alone is not written")
+
+	l.Balance.Int.SetInt64(12345)
+	await(t, s.Flush(ctx))
+	balance, _, _, _ := read(await(t, s.Execute(ctx, row, l.ID)))
+	assert.Equal(t, "123.45", balance, "a *big.Int set in place is flushed")
+
+	l.Meta.(map[string]any)["owner"] = "bob"
+	l.Audit.By[0] = "bob"
+	l.Audit.Notes["opened"] = 2
+	await(t, s.Commit(ctx))
+	committed, err := e.Query(ctx, row, l.ID)
+	require.NoError(t, err)
+	balance, owner, by, opened := read(committed)
+	assert.Equal(t, []any{"123.45", "bob", "bob", 2}, []any{balance, owner, by, opened})
+
+	before = xmin()
+	await(t, s.Commit(ctx))
+	assert.Equal(t, before, xmin(), "what was written is the new snapshot")
 }

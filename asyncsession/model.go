@@ -11,7 +11,10 @@ import (
 
 // objectModel returns the mapping of obj, a non-nil pointer to a mapped struct.
 func objectModel(obj any) (*structmap.Model, error) {
-	if v := reflect.ValueOf(obj); obj == nil || v.Kind() == reflect.Pointer && v.IsNil() {
+	if obj == nil {
+		return nil, fmt.Errorf("gosqla: got nil; pass a pointer to an object: %w", ErrNilObject)
+	}
+	if v := reflect.ValueOf(obj); v.Kind() == reflect.Pointer && v.IsNil() {
 		return nil, fmt.Errorf("gosqla: got a nil %T; pass a pointer to an object: %w", obj, ErrNilObject)
 	}
 	return modelOf(obj)

@@ -145,6 +145,11 @@ func (s *Session) claimNew(addr uintptr, obj any) (bool, error) {
 		sh.mu.Unlock()
 		return false, otherSessionError(obj)
 	}
+	if len(sh.small) > 0 && s.refusedBy(sh.small[addr]) {
+		// a small object at the same address: this one's first field
+		sh.mu.Unlock()
+		return false, otherSessionError(obj)
+	}
 	mine := p.of(o)
 	if mine == nil {
 		mine = &pageClaims{o: o}
@@ -172,7 +177,7 @@ func (s *Session) claimSmall(addr uintptr, obj any) (bool, error) {
 	sh := ownerShardOf(addr >> pageShift)
 	sh.mu.Lock()
 	had := sh.small[addr]
-	if s.refusedBy(had) {
+	if s.refusedBy(had) || sh.pageHeld(addr, o) {
 		sh.mu.Unlock()
 		return false, otherSessionError(obj)
 	}
@@ -189,6 +194,14 @@ func (s *Session) claimSmall(addr uintptr, obj any) (bool, error) {
 	}
 	o.small[addr] = struct{}{}
 	return true, nil
+}
+
+// pageHeld reports a claim on addr's slot by a session other than o's that still counts: an
+// object of 8 bytes or more there, which a small object at addr is part of. Called with sh
+// locked.
+func (sh *ownerShard) pageHeld(addr uintptr, o *ownership) bool {
+	p := sh.pages[addr>>pageShift]
+	return p != nil && p.heldBy(addr>>slotShift%pageSlots, o) != nil
 }
 
 // isSmall reports an object of fewer than 8 bytes, which may share an 8-byte slot with another.
@@ -246,12 +259,7 @@ func (s *Session) otherHolder(obj any) error {
 	page := addr >> pageShift
 	sh := ownerShardOf(page)
 	sh.mu.Lock()
-	var held bool
-	if isSmall(obj) {
-		held = s.refusedBy(sh.small[addr])
-	} else if p := sh.pages[page]; p != nil {
-		held = p.heldBy(addr>>slotShift%pageSlots, s.owned) != nil
-	}
+	held := s.refusedBy(sh.small[addr]) || sh.pageHeld(addr, s.owned)
 	sh.mu.Unlock()
 	if held {
 		return otherSessionError(obj)
@@ -269,12 +277,30 @@ func (s *Session) disown(in *instance) {
 		return
 	}
 	in.owned = false
+	small := in.model.Type.Size() < 1<<slotShift
 	if s.objects.heldAt(in.addr) {
 		// the registry knows objects by address: a struct and its first field, both the
-		// session's, are one claim, which the one still held keeps
+		// session's, share a claim, which the one still held keeps
+		s.keptClaims = append(s.keptClaims, keptClaim{addressOf(in), small})
 		return
 	}
-	s.owned.drop(addressOf(in), in.model.Type.Size() < 1<<slotShift)
+	s.owned.drop(addressOf(in), small)
+	if len(s.keptClaims) > 0 {
+		s.keptClaims = slices.DeleteFunc(s.keptClaims, func(k keptClaim) bool {
+			if k.addr == addressOf(in) {
+				s.owned.drop(addressOf(in), k.small)
+				return true
+			}
+			return false
+		})
+	}
+}
+
+// keptClaim is the claim of an object let go of while another at its address was held: by
+// address, as the registry's, not keeping the object alive.
+type keptClaim struct {
+	addr  uintptr
+	small bool
 }
 
 // closeOwnership gives up every object of a closing session at once: its entries stop counting

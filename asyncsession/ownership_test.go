@@ -336,4 +336,28 @@ func TestObjectsAtOneAddress(t *testing.T) {
 	s.Expunge(&r.Stone)
 	require.NoError(t, other.Add(r), "once neither is held, another session takes them")
 	require.NoError(t, other.Add(&r.Stone))
+
+	// a first field of fewer than 8 bytes, kept apart by the registry, in either order
+	for _, innerFirst := range []bool{false, true} {
+		a, b := newSession(t, e), newSession(t, e)
+		c := &Clasp{Key: 1, Pin: Pebble{ID: 3}}
+		first, second := any(c), any(&c.Pin)
+		if innerFirst {
+			first, second = second, first
+		}
+		require.NoError(t, a.Add(first))
+		require.ErrorIs(t, b.Add(second), asyncsession.ErrOtherSession, "inner first: %v", innerFirst)
+		require.NoError(t, a.Add(second))
+		a.Expunge(first)
+		require.ErrorIs(t, b.Add(first), asyncsession.ErrOtherSession, "the other is still held")
+		a.Expunge(second)
+		require.NoError(t, b.Add(first), "once neither is held, another session takes them")
+		require.NoError(t, b.Add(second))
+	}
+}
+
+// Clasp's first field is a Pebble, a model of four bytes.
+type Clasp struct {
+	Pin Pebble `db:"-"`
+	Key int64  `db:"key,pk"`
 }

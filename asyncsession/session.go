@@ -79,6 +79,9 @@ type Session struct {
 	// address: a relationship that still refers to one, unchanged since the last flush, does not
 	// bring it back (cascade.go); the relationship keeps the object alive, the set must not
 	letGo map[uintptr]struct{}
+	// keptClaims are the claims of objects let go of while another object at their address (a
+	// struct and its first field) was still held, dropped with the last one there (ownership.go)
+	keptClaims []keptClaim
 	// beginStmts opens a transaction (the options' BEGIN), shared by every round
 	beginStmts []asyncengine.Statement
 	// committedOn holds the engines whose COMMIT succeeded in a commit that failed on another:

@@ -121,3 +121,23 @@ func TestRequestAfterAStaleUpdate(t *testing.T) {
 	assert.False(t, errors.As(err, &pgErr), "the check's server error is not the cause: %v", err)
 	await(t, s.Rollback(ctx))
 }
+
+// TestGetByCompositeKey: a key of several columns is a []any in the key's column order, each
+// value converted to its field's type; another shape says how to pass it.
+func TestGetByCompositeKey(t *testing.T) {
+	ctx := enginetest.Context(t)
+	e := newEngine(t, "sqlite:///"+t.TempDir()+"/seats.db")
+	require.NoError(t, asyncsession.CreateAll(ctx, e, Seat{}))
+	s := newSession(t, e)
+	seat := &Seat{Row: "b", Num: 2, Holder: "ann"}
+	require.NoError(t, s.Add(seat))
+	await(t, s.Commit(ctx))
+
+	assert.Same(t, seat, await(t, asyncsession.Get[Seat](ctx, s, []any{"b", int64(2)})))
+	assert.Same(t, seat, await(t, asyncsession.Get[Seat](ctx, s, []any{"b", 2})), "an int is converted to the key's int64")
+	_, err := asyncsession.Get[Seat](ctx, s, [2]any{"b", 2}).Await(ctx)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "has a primary key of 2 columns; pass them as a []any in the key's column order")
+	_, err = asyncsession.Get[Seat](ctx, s, []any{"b"}).Await(ctx)
+	assert.ErrorContains(t, err, "got 1 value(s)")
+}

@@ -24,6 +24,7 @@ type Field struct {
 	Indexed bool   // `index`: CreateAll creates an index on the column
 	SQLType string // `type=…` (the last option): the column type CreateAll declares, instead of one from the Go type
 	Pos     int    // its position in its model's Fields
+	Refers  bool   // its value refers to memory outside the struct (one of its model's Refs)
 }
 
 // Model is a mapped struct type.
@@ -111,10 +112,16 @@ func build(t reflect.Type) (*Model, error) {
 	for i, f := range m.Fields {
 		if refersOutside(f.Type, 0) {
 			m.Refs = append(m.Refs, i)
+			f.Refers = true
 		}
 	}
 	return m, nil
 }
+
+// RefersOutside reports whether a value of type t refers to memory outside itself (a pointer,
+// slice, map, interface, channel or function, or a struct or array holding one): a copy of its
+// bytes does not hold what it refers to. A time.Time is a value.
+func RefersOutside(t reflect.Type) bool { return refersOutside(t, 0) }
 
 func refersOutside(t reflect.Type, depth int) bool {
 	switch t.Kind() {
