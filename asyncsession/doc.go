@@ -406,10 +406,11 @@
 // documentation): a uuid key as [16]byte or string, numeric as pgtype.Numeric, string or float64,
 // jsonb as json.RawMessage, a struct or a map, arrays as slices, inet as netip.Prefix, interval
 // as time.Duration. A NULL into a field that cannot hold it, or a value out of its range, fails
-// the request with a *ConvertError naming the column; the object is left as it was. Slices and
-// maps are compared by content when a flush looks for changes, so changing an element in place is
-// written. CreateAll declares the matching column types, with the `unique`, `index` and (last)
-// `type=` tag options.
+// the request with a *ConvertError naming the column; the object is left as it was. A flush
+// compares by content what a field refers to (through a pointer, a slice, a map, an interface, or
+// inside a struct such as a pgtype.Numeric's *big.Int), so a change made in place is written; an
+// autoflush before a query looks at the struct's own bytes only. CreateAll declares the
+// matching column types, with the `unique`, `index` and (last) `type=` tag options.
 //
 // Stream[T] runs a query in the session's transaction (after an autoflush) and yields objects as
 // the rows arrive, outside the identity map, so a large result is never held. Like Select, it
