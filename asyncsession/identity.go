@@ -138,11 +138,19 @@ func keyFor(m *structmap.Model, pk any) (identityKey, reflect.Value, error) {
 		return identityKey{}, v, fmt.Errorf("gosqla: %s has a primary key of %d column(s); got %d value(s)", m.Type, len(m.PK), len(vals))
 	}
 	for i, f := range m.PK {
+		if vals[i] == nil {
+			return identityKey{}, v, fmt.Errorf("gosqla: the value of %s is nil; a key has no NULL in it", f.Column)
+		}
+		if rv := reflect.ValueOf(vals[i]); rv.Kind() == reflect.Pointer && rv.Type() != f.Type {
+			return identityKey{}, v, fmt.Errorf("gosqla: the value of %s is a %T; pass the value (%s), not a pointer to it", f.Column, vals[i], f.Type)
+		}
 		if s, ok := vals[i].(string); ok && f.Type == reflect.TypeFor[[16]byte]() {
 			// a uuid key in its text form
-			if u, err := parseUUID(s); err == nil {
-				vals[i] = u
+			u, err := parseUUID(s)
+			if err != nil {
+				return identityKey{}, v, fmt.Errorf("gosqla: the value of %s: %w; pass a uuid's text or its 16 bytes", f.Column, err)
 			}
+			vals[i] = u
 		}
 		if err := structmap.Assign(v.FieldByIndex(f.Index).Addr().Interface(), vals[i]); err != nil {
 			return identityKey{}, v, &asyncengine.ConvertError{Column: f.Column, To: f.Type.String(), Err: err,

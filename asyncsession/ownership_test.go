@@ -171,19 +171,48 @@ func TestAddOfALoadedObject(t *testing.T) {
 		b := newSession(t, e)
 		require.NoError(t, b.Add(loaded))
 		_, err := b.Commit(ctx).Await(ctx)
-		require.Error(t, err)
-		assert.Contains(t, err.Error(), "Merge it into this session")
-		if e.Dialect().Name() == "postgresql" {
-			var pgErr *pgconn.PgError
-			require.ErrorAs(t, err, &pgErr)
-			assert.Equal(t, "23505", pgErr.Code)
-		}
+		requireKeyTaken(t, e, err, "Merge it into this session")
 		await(t, b.Rollback(ctx))
 		merged := await(t, asyncsession.Merge(ctx, b, loaded))
 		merged.Name = "renamed"
 		await(t, b.Commit(ctx))
 		assert.Equal(t, []string{"renamed"}, writerNames(t, e))
 	})
+}
+
+// TestAddOfASavedObjectWithItsOwnKey: the same for keys the application sets, one column or
+// several: the violation of the key says Add inserts, and to Merge or Upsert.
+func TestAddOfASavedObjectWithItsOwnKey(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
+		ctx := enginetest.Context(t)
+		require.NoError(t, asyncsession.CreateAll(ctx, e, Seat{}))
+		a := newSession(t, e)
+		seat := &Seat{Row: "a", Num: 1, Holder: "ann"}
+		require.NoError(t, a.Add(seat))
+		await(t, a.Commit(ctx))
+		require.NoError(t, a.Close())
+
+		b := newSession(t, e)
+		require.NoError(t, b.Add(seat))
+		_, err := b.Commit(ctx).Await(ctx)
+		requireKeyTaken(t, e, err, "one of whose keys already has a row: Add inserts", "Merge it into this session", "Upsert it")
+		await(t, b.Rollback(ctx))
+	})
+}
+
+// requireKeyTaken checks that err is the server's violation of a primary key (its SQLSTATE
+// reachable on PostgreSQL) with hints that say how it came about.
+func requireKeyTaken(t *testing.T, e *asyncengine.Engine, err error, hints ...string) {
+	t.Helper()
+	require.Error(t, err)
+	for _, h := range hints {
+		assert.Contains(t, err.Error(), h)
+	}
+	if e.Dialect().Name() == "postgresql" {
+		var pgErr *pgconn.PgError
+		require.ErrorAs(t, err, &pgErr)
+		assert.Equal(t, "23505", pgErr.Code)
+	}
 }
 
 // TestClaimsAcrossRollbackAndFailedWalks: a deleted object a rollback restores is still the

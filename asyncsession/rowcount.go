@@ -158,14 +158,40 @@ func (fp *flushPlan) changedError(m *structmap.Model, err error) error {
 	return fmt.Errorf("%w: the column types or the triggers of %s changed since the engine read them (ALTER TABLE, CREATE TRIGGER), or cannot be checked in a transaction above READ COMMITTED that the session was not told of (SET TRANSACTION: give the session Isolation instead); nothing of the batch was written and nothing of the transaction is committed: roll the session back and add the objects again (Rollback expunges them; changes to loaded objects stay ones to write); the next flush reads the tables again%s", ErrTableChanged, fp.d.Quote(m.Table), serverText(err))
 }
 
-// primaryKeyTaken recognizes a violation of the primary key (column) of table: PostgreSQL's
-// 23505 whose detail names the column, SQLite's primary-key code or its unique code naming it.
-func primaryKeyTaken(err error, table, column string) bool {
+// primaryKeyTaken recognizes a violation of the primary key (its columns) of table: PostgreSQL's
+// 23505 whose detail names the columns, SQLite's primary-key code or its unique code naming them.
+func primaryKeyTaken(err error, table string, key []*structmap.Field) bool {
 	text, primary, ok := uniqueViolation(err)
-	if pg := (*pgconn.PgError)(nil); errors.As(err, &pg) {
-		return ok && (strings.HasPrefix(text, "Key ("+column+")=") || strings.HasPrefix(text, `Key ("`+column+`")=`))
+	if !ok {
+		return false
 	}
-	return ok && (primary || strings.Contains(text, table+"."+column))
+	if pg := (*pgconn.PgError)(nil); errors.As(err, &pg) {
+		// "Key (id)=(1) already exists.", a column quoted where it must be: Key ("row", num)=…
+		rest, isKey := strings.CutPrefix(text, "Key (")
+		names, _, found := strings.Cut(rest, ")=")
+		if !isKey || !found {
+			return false
+		}
+		named := strings.Split(names, ", ")
+		if len(named) != len(key) {
+			return false
+		}
+		for _, f := range key {
+			if !slices.ContainsFunc(named, func(n string) bool { return strings.Trim(n, `"`) == f.Column }) {
+				return false
+			}
+		}
+		return true
+	}
+	if primary {
+		return true
+	}
+	for _, f := range key {
+		if !strings.Contains(text, table+"."+f.Column) {
+			return false
+		}
+	}
+	return true
 }
 
 // uniqueViolation reports a violation of a unique or primary key, with the text that names its
@@ -197,14 +223,22 @@ func (fp *flushPlan) insertAt(i int) *insertGroup {
 }
 
 // keyTakenError is the violation of the primary key by INSERT i of the plan, told how it usually
-// comes about when the batch carried keys the server generates: objects added with their key set
-// are rows loaded or saved before (in another session, or expunged), and Add inserts. The
-// server's error stays the cause, its text first. Any other error is returned as it is.
+// comes about: objects added with their key set (one the server generates, or one the
+// application always sets) are rows loaded or saved before (in another session, or expunged),
+// and Add inserts. The server's error stays the cause, its text first. Any other error is
+// returned as it is.
 func (fp *flushPlan) keyTakenError(i int, err error) error {
-	if g := fp.insertAt(i); g != nil && len(g.m.PK) == 1 && g.m.PK[0].Default && slices.Contains(g.cols, g.m.PK[0]) &&
-		primaryKeyTaken(err, g.m.Table, g.m.PK[0].Column) {
+	g := fp.insertAt(i)
+	if g == nil || !primaryKeyTaken(err, g.m.Table, g.m.PK) {
+		return err
+	}
+	switch {
+	case len(g.m.PK) == 1 && g.m.PK[0].Default && slices.Contains(g.cols, g.m.PK[0]):
 		return fmt.Errorf("%w (gosqla: the INSERT into %s carried %d %s whose %s the server generates but was already set: an object loaded or saved before, by another session or before an Expunge, is inserted again by Add; to save changes to its row, Merge it into this session or load it here)",
 			err, g.m.Table, len(g.ins), g.m.Type, g.m.PK[0].Column)
+	case !slices.ContainsFunc(g.m.PK, func(f *structmap.Field) bool { return f.Default }):
+		return fmt.Errorf("%w (gosqla: the INSERT into %s carried %d %s, one of whose keys already has a row: Add inserts, so an object loaded or saved before, by another session or before an Expunge, is inserted again; to save changes to its row, Merge it into this session or load it here, and to insert or update by key, Upsert it)",
+			err, g.m.Table, len(g.ins), g.m.Type)
 	}
 	return err
 }

@@ -854,4 +854,11 @@ func TestKeyAndNilMisuses(t *testing.T) {
 	_, err := asyncsession.Get[Author](ctx, s, struct{}{}).Await(ctx)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "pass the key as int64")
+	_, err = asyncsession.Get[UUIDKeyed](ctx, s, "not-a-uuid").Await(ctx)
+	assert.ErrorContains(t, err, `"not-a-uuid" is not a uuid; pass a uuid's text or its 16 bytes`)
+	_, err = asyncsession.Get[Author](ctx, s, nil).Await(ctx)
+	assert.ErrorContains(t, err, "the value of id is nil; a key has no NULL in it")
+	key := int64(1)
+	_, err = asyncsession.Get[Author](ctx, s, &key).Await(ctx)
+	assert.ErrorContains(t, err, "the value of id is a *int64; pass the value (int64), not a pointer to it")
 }
