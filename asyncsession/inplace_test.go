@@ -1,7 +1,9 @@
 package asyncsession_test
 
 import (
+	"context"
 	"math/big"
+	"net/netip"
 	"testing"
 
 	"github.com/gosqla/gosqla/asyncengine"
@@ -24,11 +26,7 @@ func (InPlaceProfile) TableName() string { return "inplace_profiles" }
 // Changes made in place — through a pointer field, to an element of a slice, to a key of a map —
 // leave the struct's own bytes as they were; Flush and Commit still send them.
 func TestInPlaceChangesAreFlushed(t *testing.T) {
-	e, err := asyncengine.New(enginetest.NewDatabase(t))
-	require.NoError(t, err)
-	t.Cleanup(func() { e.Close() })
-	ctx := enginetest.Context(t)
-	require.NoError(t, asyncsession.CreateAll(ctx, e, InPlaceProfile{}))
+	e, ctx := postgresWith(t, InPlaceProfile{})
 
 	email := "a@example.com"
 	s := newSession(t, e)
@@ -77,11 +75,7 @@ func (Ledger) TableName() string { return "ledgers" }
 // place, a map inside an interface, a slice inside a struct — is written by Flush and Commit,
 // as a change through a pointer field is; an object left alone writes nothing.
 func TestChangesInPlaceBelowTheField(t *testing.T) {
-	e, err := asyncengine.New(enginetest.NewDatabase(t))
-	require.NoError(t, err)
-	t.Cleanup(func() { e.Close() })
-	ctx := enginetest.Context(t)
-	require.NoError(t, asyncsession.CreateAll(ctx, e, Ledger{}))
+	e, ctx := postgresWith(t, Ledger{})
 
 	s := newSession(t, e)
 	l := &Ledger{
@@ -129,4 +123,47 @@ func TestChangesInPlaceBelowTheField(t *testing.T) {
 	before = xmin()
 	await(t, s.Commit(ctx))
 	assert.Equal(t, before, xmin(), "what was written is the new snapshot")
+}
+
+// Host is keyed by an inet: a netip.Prefix, a value whose address is known by the identity of a
+// handle it points to.
+type Host struct {
+	Net  netip.Prefix `db:"net,pk,type=inet"`
+	Name string       `db:"name"`
+}
+
+func (Host) TableName() string { return "hosts" }
+
+// TestKeyKnownByAHandle: an object whose key points to a handle it is known by is updated by the
+// key it had, changed or not, and an object left alone writes nothing.
+func TestKeyKnownByAHandle(t *testing.T) {
+	e, ctx := postgresWith(t, Host{})
+
+	s := newSession(t, e)
+	h := &Host{Net: netip.MustParsePrefix("10.0.0.1/32"), Name: "a"}
+	require.NoError(t, s.Add(h))
+	await(t, s.Commit(ctx))
+	await(t, s.Commit(ctx))
+
+	h.Name = "b"
+	await(t, s.Commit(ctx))
+	h.Net = netip.MustParsePrefix("10.0.0.2/32")
+	await(t, s.Commit(ctx))
+	r, err := e.Query(ctx, "SELECT net::text, name FROM hosts")
+	require.NoError(t, err)
+	var net, name string
+	require.NoError(t, r.One(&net, &name))
+	assert.Equal(t, []string{"10.0.0.2/32", "b"}, []string{net, name})
+	assert.True(t, h.Net.Addr().Is4(), "the object's key is the address it was given")
+}
+
+// postgresWith is an engine on a new PostgreSQL database holding the tables of models.
+func postgresWith(t *testing.T, models ...any) (*asyncengine.Engine, context.Context) {
+	t.Helper()
+	e, err := asyncengine.New(enginetest.NewDatabase(t))
+	require.NoError(t, err)
+	t.Cleanup(func() { e.Close() })
+	ctx := enginetest.Context(t)
+	require.NoError(t, asyncsession.CreateAll(ctx, e, models...))
+	return e, ctx
 }

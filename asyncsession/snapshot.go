@@ -2,6 +2,7 @@ package asyncsession
 
 import (
 	"reflect"
+	"strings"
 	"sync"
 	"unsafe"
 
@@ -23,9 +24,11 @@ func snapshotOf(v reflect.Value) any {
 // (or one that refers back to itself) is shared past it, and compared by the pointers it holds.
 const snapshotBudget = 1 << 14
 
-// deepCopy sets dst, settable and of src's type, to a copy of src (see snapshotOf).
+// deepCopy sets dst, settable and of src's type, to a copy of src (see snapshotOf). A
+// unique.Handle is shared: what it points to never changes, and a value is known by the handle
+// itself (a netip.Addr's zone), which a copy would not be.
 func deepCopy(dst, src reflect.Value, budget *int) {
-	if *budget <= 0 || !refersOutside(src.Type()) {
+	if *budget <= 0 || !refersOutside(src.Type()) || isHandle(src.Type()) {
 		dst.Set(src)
 		return
 	}
@@ -85,6 +88,11 @@ func deepCopy(dst, src reflect.Value, budget *int) {
 		// channels and functions are shared
 		dst.Set(src)
 	}
+}
+
+// isHandle reports a unique.Handle[T].
+func isHandle(t reflect.Type) bool {
+	return t.PkgPath() == "unique" && strings.HasPrefix(t.Name(), "Handle[")
 }
 
 // copyElems copies the elements of src, a slice or an array, into dst of the same length.
