@@ -1102,7 +1102,7 @@ func (w *relWork) setFK(in *instance, f *structmap.Field, v any) error {
 
 // saveFK records foreign key f of in as it is, before setFK writes it.
 func (w *relWork) saveFK(in *instance, f *structmap.Field, fv reflect.Value) {
-	w.fkWrites = append(w.fkWrites, fkWrite{in: in, f: f, old: snapshotOf(fv)})
+	w.fkWrites = append(w.fkWrites, fkWrite{in: in, f: f, old: copyOf(fv)})
 	if in.state != statePending {
 		if w.walkSetFK == nil {
 			w.walkSetFK = map[*instance]bool{}
@@ -1127,7 +1127,7 @@ func (w *relWork) columnMoved(in *instance, f *structmap.Field, parentKey any) b
 type fkWrite struct {
 	in  *instance
 	f   *structmap.Field
-	old any // snapshotOf the field
+	old any // copyOf the field
 }
 
 // nullable reports whether field f can hold NULL.

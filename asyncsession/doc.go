@@ -407,9 +407,10 @@
 // jsonb as json.RawMessage, a struct or a map, arrays as slices, inet as netip.Prefix, interval
 // as time.Duration. A NULL into a field that cannot hold it, or a value out of its range, fails
 // the request with a *ConvertError naming the column; the object is left as it was. A flush
-// compares by content what a field refers to (through a pointer, a slice, a map, an interface, or
-// inside a struct such as a pgtype.Numeric's *big.Int), so a change made in place is written; an
-// autoflush before a query looks at the struct's own bytes only. CreateAll declares the
+// compares by content what a field refers to — one level down a pointer, a slice, a map or an
+// interface, and a struct holding such as the value its Value method writes (a pgtype.Numeric
+// whose *big.Int was set in place) or else as its JSON — so a change made in place is written;
+// an autoflush before a query looks at the struct's own bytes only. CreateAll declares the
 // matching column types, with the `unique`, `index` and (last) `type=` tag options.
 //
 // Stream[T] runs a query in the session's transaction (after an autoflush) and yields objects as

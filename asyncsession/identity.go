@@ -232,7 +232,7 @@ func (in *instance) retakeField(i int) {
 // snapshotArg is field i's value as last loaded or flushed, as a statement argument.
 func (in *instance) snapshotArg(i int) any {
 	f := in.model.Fields[i]
-	if in.deep != nil && f.Refers {
+	if in.deep != nil && f.Refers && snapshotValued(f.Type) {
 		return in.deep[i]
 	}
 	return in.snapshotValue().FieldByIndex(f.Index).Interface()
@@ -243,7 +243,7 @@ func (in *instance) fieldChanged(i int) bool {
 	f := in.model.Fields[i]
 	cur := in.v.FieldByIndex(f.Index)
 	if in.deep != nil && f.Refers {
-		return !reflect.DeepEqual(cur.Interface(), in.deep[i])
+		return differs(cur, in.deep[i])
 	}
 	return !equal(cur, in.snapshotValue().FieldByIndex(f.Index))
 }

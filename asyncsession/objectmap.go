@@ -43,6 +43,9 @@ func (om *objectMap) set(obj any, in *instance) {
 			om.byAddr = map[unsafe.Pointer]*instance{}
 		}
 		om.byAddr[a] = in
+		if len(om.aside) > 0 {
+			delete(om.aside, obj) // it was aside while another object held the address
+		}
 		return
 	}
 	if om.aside == nil {

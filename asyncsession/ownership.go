@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 	"weak"
 )
 
@@ -27,9 +28,10 @@ var ErrOtherSession = errors.New("gosqla: object is in another session")
 // which of its 8-byte slots. A session's objects mostly sit side by side (allocated together),
 // so that a claim finds its page's entry in cache where the one before left it, and a session
 // lets go of a page at a time; a map entry per object cost a cache miss per claim (a sixth of a
-// 10 000-object graph's planning). Two objects of 8 bytes or more never share a slot; smaller
-// ones may (the allocator packs them), and are kept by their own address. The pages are split
-// among shards, so that sessions claiming at once seldom wait for each other.
+// 10 000-object graph's planning). An object of 8 bytes or more that starts on an 8-byte
+// boundary is the only one starting in its slot; the others (smaller ones, which the allocator
+// packs together, and structs of int32s on a 4-byte boundary) are kept by their own address. The
+// pages are split among shards, so that sessions claiming at once seldom wait for each other.
 var owners [32]ownerShard
 
 const (
@@ -43,7 +45,7 @@ type ownerShard struct {
 	// by page number; keyed by address, not by a pointer to the object: the session's own map
 	// keeps the object alive, and the registry must not
 	pages map[uintptr]*ownerPage
-	small map[uintptr]*ownership // objects of fewer than 8 bytes, by address
+	small map[uintptr]*ownership // the objects kept by their address (byAddress)
 }
 
 func ownerShardOf(page uintptr) *ownerShard { return &owners[page%uintptr(len(owners))] }
@@ -128,27 +130,25 @@ func (s *Session) claimNew(addr uintptr, obj any) (bool, error) {
 		s.owned = newOwnership(s)
 	}
 	o := s.owned
-	if isSmall(obj) {
+	if byAddress(addr, obj) {
 		return s.claimSmall(addr, obj)
 	}
 	page, slot := addr>>pageShift, addr>>slotShift%pageSlots
 	sh := ownerShardOf(page)
 	sh.mu.Lock()
 	p := sh.pages[page]
+	if p != nil && p.heldBy(slot, o) != nil || len(sh.small) > 0 && s.refusedBy(sh.small[addr]) {
+		// the slot is another session's, or a small object at the same address is (its
+		// first field)
+		sh.mu.Unlock()
+		return false, otherSessionError(obj)
+	}
 	if p == nil {
 		if sh.pages == nil {
 			sh.pages = map[uintptr]*ownerPage{}
 		}
 		p = &ownerPage{}
 		sh.pages[page] = p
-	} else if p.heldBy(slot, o) != nil {
-		sh.mu.Unlock()
-		return false, otherSessionError(obj)
-	}
-	if len(sh.small) > 0 && s.refusedBy(sh.small[addr]) {
-		// a small object at the same address: this one's first field
-		sh.mu.Unlock()
-		return false, otherSessionError(obj)
 	}
 	mine := p.of(o)
 	if mine == nil {
@@ -171,7 +171,7 @@ func (s *Session) claimNew(addr uintptr, obj any) (bool, error) {
 	return taken, nil
 }
 
-// claimSmall is claimNew for an object of fewer than 8 bytes, kept by its address.
+// claimSmall is claimNew for an object kept by its address (byAddress).
 func (s *Session) claimSmall(addr uintptr, obj any) (bool, error) {
 	o := s.owned
 	sh := ownerShardOf(addr >> pageShift)
@@ -196,16 +196,24 @@ func (s *Session) claimSmall(addr uintptr, obj any) (bool, error) {
 	return true, nil
 }
 
-// pageHeld reports a claim on addr's slot by a session other than o's that still counts: an
-// object of 8 bytes or more there, which a small object at addr is part of. Called with sh
-// locked.
+// pageHeld reports a claim by a session other than o's that still counts on an object of 8
+// bytes or more that starts at addr (one a small object there is the first field of). Called
+// with sh locked.
 func (sh *ownerShard) pageHeld(addr uintptr, o *ownership) bool {
+	if addr%(1<<slotShift) != 0 {
+		return false // the objects of the slots start on their boundary
+	}
 	p := sh.pages[addr>>pageShift]
 	return p != nil && p.heldBy(addr>>slotShift%pageSlots, o) != nil
 }
 
-// isSmall reports an object of fewer than 8 bytes, which may share an 8-byte slot with another.
-func isSmall(obj any) bool { return reflect.TypeOf(obj).Elem().Size() < 1<<slotShift }
+// byAddress reports an object the registry keeps by its address rather than by its slot: one of
+// fewer than 8 bytes, or one that does not start on an 8-byte boundary (a struct of int32s),
+// either of which may share a slot with another object. An object of the slots is the only one
+// starting in its slot.
+func byAddress(addr uintptr, obj any) bool {
+	return addr%(1<<slotShift) != 0 || reflect.TypeOf(obj).Elem().Size() < 1<<slotShift
+}
 
 // refusedBy reports an entry of another session that still holds its object.
 func (s *Session) refusedBy(o *ownership) bool { return o != nil && o != s.owned && o.holds() }
@@ -237,7 +245,8 @@ func claimAll[T any](s *Session, objs []*T) ([]int, error) {
 func letGoOf[T any](s *Session, objs []*T, claimed []int, held []bool) {
 	for _, i := range claimed {
 		if held == nil || !held[i] {
-			s.owned.drop(objectAddress(objs[i]), isSmall(objs[i]))
+			addr := objectAddress(objs[i])
+			s.owned.drop(addr, byAddress(addr, objs[i]))
 		}
 	}
 }
@@ -277,11 +286,15 @@ func (s *Session) disown(in *instance) {
 		return
 	}
 	in.owned = false
-	small := in.model.Type.Size() < 1<<slotShift
-	if s.objects.heldAt(in.addr) {
+	addr := addressOf(in)
+	small := byAddress(addr, in.ptr)
+	if s.objects.heldAt(in.addr) || s.goneAt(in.addr) {
 		// the registry knows objects by address: a struct and its first field, both the
 		// session's, share a claim, which the one still held keeps
-		s.keptClaims = append(s.keptClaims, keptClaim{addressOf(in), small})
+		k := keptClaim{addr, small}
+		if !slices.Contains(s.keptClaims, k) {
+			s.keptClaims = append(s.keptClaims, k)
+		}
 		return
 	}
 	s.owned.drop(addressOf(in), small)
@@ -294,6 +307,17 @@ func (s *Session) disown(in *instance) {
 			return false
 		})
 	}
+}
+
+// goneAt reports an object at address a whose DELETE a flush of the open transaction sent: the
+// session keeps its claim until the transaction ends.
+func (s *Session) goneAt(a unsafe.Pointer) bool {
+	for _, g := range s.gone {
+		if g.in.addr == a && g.in.owned {
+			return true
+		}
+	}
+	return false
 }
 
 // keptClaim is the claim of an object let go of while another at its address was held: by
@@ -312,7 +336,7 @@ func (s *Session) closeOwnership() {
 	}
 }
 
-// drop removes o's claim on the object at addr (of fewer than 8 bytes: small).
+// drop removes o's claim on the object at addr (small: one kept by its address).
 func (o *ownership) drop(addr uintptr, small bool) {
 	page := addr >> pageShift
 	sh := ownerShardOf(page)

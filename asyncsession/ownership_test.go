@@ -390,3 +390,77 @@ type Clasp struct {
 	Pin Pebble `db:"-"`
 	Key int64  `db:"key,pk"`
 }
+
+// Trio is a model of 12 bytes on a 4-byte boundary.
+type Trio struct {
+	ID   int32 `db:"id,pk"`
+	A, B int32 `db:"-"`
+}
+
+// Bundle lays a Pebble and a Trio side by side: the Trio starts 4 bytes in, in the Pebble's
+// 8-byte word.
+type Bundle struct {
+	P Pebble
+	T Trio
+}
+
+// Holder's Trio starts 4 bytes in too, a field of another model.
+type Holder struct {
+	ID int32 `db:"id,pk"`
+	In Trio  `db:"-"`
+}
+
+// TestObjectsSharingAWord: objects that share an 8-byte word without overlapping belong to
+// different sessions; an object inside another, off its start, is claimed on its own.
+func TestObjectsSharingAWord(t *testing.T) {
+	e := newEngine(t, "sqlite:///"+t.TempDir()+"/words.db")
+	a, b := newSession(t, e), newSession(t, e)
+	var x Bundle
+	require.NoError(t, a.Add(&x.T))
+	require.NoError(t, b.Add(&x.P), "the Pebble is not the Trio")
+	require.ErrorIs(t, b.Add(&x.T), asyncsession.ErrOtherSession)
+	require.ErrorIs(t, a.Add(&x.P), asyncsession.ErrOtherSession)
+
+	h := &Holder{ID: 1}
+	require.NoError(t, a.Add(h))
+	require.NoError(t, a.Add(&h.In))
+	a.Expunge(h)
+	require.ErrorIs(t, b.Add(&h.In), asyncsession.ErrOtherSession, "the Trio is still held")
+	require.NoError(t, b.Add(h), "the Holder is not")
+}
+
+// TestObjectsAtOneAddressAcrossWrites: the struct and first field of TestObjectsAtOneAddress
+// through an upsert and a flushed DELETE: each is let go of exactly when it leaves the session.
+func TestObjectsAtOneAddressAcrossWrites(t *testing.T) {
+	e := newEngine(t, "sqlite:///"+t.TempDir()+"/rings2.db")
+	ctx := enginetest.Context(t)
+	require.NoError(t, asyncsession.CreateAll(ctx, e, Ring{}, Stone{}))
+
+	// the ring waits aside while its stone holds the address, then is upserted
+	s, other := newSession(t, e), newSession(t, e)
+	r := &Ring{ID: 1, Metal: "gold", Stone: Stone{ID: 7, Kind: "ruby"}}
+	require.NoError(t, s.Add(&r.Stone))
+	require.NoError(t, s.Add(r))
+	s.Expunge(&r.Stone)
+	_, err := asyncsession.Upsert(asyncsession.NoAutoflush(ctx), s, []*Ring{r}).Await(ctx)
+	require.NoError(t, err)
+	s.Expunge(r)
+	assert.False(t, s.Contains(r))
+	require.NoError(t, other.Add(r), "the expunged ring is free")
+	await(t, s.Rollback(ctx))
+	other.Expunge(r)
+
+	// a stone whose DELETE is flushed keeps the claim the ring shared
+	s2, other2 := newSession(t, e), newSession(t, e)
+	r2 := &Ring{ID: 2, Metal: "tin", Stone: Stone{ID: 8, Kind: "jet"}}
+	require.NoError(t, s2.Add(r2))
+	require.NoError(t, s2.Add(&r2.Stone))
+	await(t, s2.Commit(ctx))
+	require.NoError(t, s2.Delete(&r2.Stone))
+	await(t, s2.Flush(ctx))
+	s2.Expunge(r2)
+	require.ErrorIs(t, other2.Add(&r2.Stone), asyncsession.ErrOtherSession, "its DELETE is not committed")
+	await(t, s2.Rollback(ctx))
+	assert.True(t, s2.Contains(&r2.Stone))
+	assert.False(t, other2.Contains(&r2.Stone))
+}

@@ -1,119 +1,97 @@
 package asyncsession
 
 import (
+	"bytes"
+	"database/sql/driver"
+	"encoding/json"
 	"reflect"
-	"strings"
-	"sync"
-	"unsafe"
-
-	"github.com/gosqla/gosqla/internal/structmap"
+	"time"
 )
 
-// snapshotOf copies a field's value so that a change made in place is seen as a change: through
-// a pointer (*obj.Email = "x"), to an element of a slice or a key of a map, or inside a struct
-// that holds one (a pgtype.Numeric's *big.Int set in place, a JSON column's nested slice). The
-// copy shares nothing the value can change in place, unexported fields included.
+// snapshotOf records a field's value so that a change made in place is seen as a change: what
+// a pointer, slice or map (or an interface holding one) refers to is copied one level down; a
+// struct that refers outside itself is recorded as the value its Value method writes (a
+// pgtype.Numeric, whose *big.Int can be set in place), or else as its JSON (a struct stored as
+// JSON, with slices and maps inside). Anything else, and a struct neither writes, is the value
+// itself.
 func snapshotOf(v reflect.Value) any {
-	cp := reflect.New(v.Type()).Elem()
-	budget := snapshotBudget
-	deepCopy(cp, v, &budget)
-	return cp.Interface()
-}
-
-// snapshotBudget bounds the values one snapshot copies: a graph of pointers larger than that
-// (or one that refers back to itself) is shared past it, and compared by the pointers it holds.
-const snapshotBudget = 1 << 14
-
-// deepCopy sets dst, settable and of src's type, to a copy of src (see snapshotOf). A
-// unique.Handle is shared: what it points to never changes, and a value is known by the handle
-// itself (a netip.Addr's zone), which a copy would not be.
-func deepCopy(dst, src reflect.Value, budget *int) {
-	if *budget <= 0 || !refersOutside(src.Type()) || isHandle(src.Type()) {
-		dst.Set(src)
-		return
-	}
-	*budget--
-	switch src.Kind() {
-	case reflect.Pointer:
-		if !src.IsNil() {
-			p := reflect.New(src.Type().Elem())
-			deepCopy(p.Elem(), src.Elem(), budget)
-			dst.Set(p)
-		}
-	case reflect.Slice:
-		if !src.IsNil() {
-			s := reflect.MakeSlice(src.Type(), src.Len(), src.Len())
-			copyElems(s, src, budget)
-			dst.Set(s)
-		}
-	case reflect.Array:
-		copyElems(dst, src, budget)
-	case reflect.Map:
-		if !src.IsNil() {
-			m := reflect.MakeMapWithSize(src.Type(), src.Len())
-			for it := src.MapRange(); it.Next(); {
-				v := reflect.New(src.Type().Elem()).Elem()
-				deepCopy(v, it.Value(), budget)
-				m.SetMapIndex(it.Key(), v)
+	if v.Kind() == reflect.Struct || v.Kind() == reflect.Array {
+		if vr, ok := v.Interface().(driver.Valuer); ok {
+			if dv, err := vr.Value(); err == nil {
+				if b, isBytes := dv.([]byte); isBytes {
+					dv = bytes.Clone(b)
+				}
+				return written{dv}
 			}
-			dst.Set(m)
+		} else if b, err := json.Marshal(v.Interface()); err == nil {
+			return marshaled(b)
 		}
-	case reflect.Interface:
-		if !src.IsNil() {
-			e := src.Elem()
-			v := reflect.New(e.Type()).Elem()
-			deepCopy(v, e, budget)
-			dst.Set(v)
-		}
-	case reflect.Struct:
-		if !src.CanAddr() {
-			tmp := reflect.New(src.Type()).Elem()
-			tmp.Set(src)
-			src = tmp
-		}
-		dst.Set(src) // every field, unexported ones too; those that refer outside are copied below
-		for i := range src.NumField() {
-			sf, df := src.Field(i), dst.Field(i)
-			if !refersOutside(sf.Type()) {
-				continue
-			}
-			if !sf.CanInterface() {
-				// an unexported field (a big.Int's words): reached through its address
-				sf = reflect.NewAt(sf.Type(), unsafe.Pointer(sf.UnsafeAddr())).Elem()
-				df = reflect.NewAt(df.Type(), unsafe.Pointer(df.UnsafeAddr())).Elem()
-			}
-			deepCopy(df, sf, budget)
-		}
-	default:
-		// channels and functions are shared
-		dst.Set(src)
 	}
+	return copyOf(v)
 }
 
-// isHandle reports a unique.Handle[T].
-func isHandle(t reflect.Type) bool {
-	return t.PkgPath() == "unique" && strings.HasPrefix(t.Name(), "Handle[")
+// written is the snapshot of a field as the value its Value method wrote.
+type written struct{ v driver.Value }
+
+// marshaled is the snapshot of a struct field as its JSON.
+type marshaled []byte
+
+// copyOf copies what v refers to one level down: a slice's elements, a pointer's target, a
+// map's entries, and those of a slice, pointer or map an interface holds.
+func copyOf(v reflect.Value) any {
+	switch {
+	case v.Kind() == reflect.Interface && !v.IsNil():
+		return copyOf(v.Elem())
+	case v.Kind() == reflect.Slice && !v.IsNil():
+		cp := reflect.MakeSlice(v.Type(), v.Len(), v.Len())
+		reflect.Copy(cp, v)
+		return cp.Interface()
+	case v.Kind() == reflect.Pointer && !v.IsNil():
+		// a write through the pointer (*obj.Email = "x") changes what it points to
+		cp := reflect.New(v.Type().Elem())
+		cp.Elem().Set(v.Elem())
+		return cp.Interface()
+	case v.Kind() == reflect.Map && !v.IsNil():
+		cp := reflect.MakeMapWithSize(v.Type(), v.Len())
+		for it := v.MapRange(); it.Next(); {
+			cp.SetMapIndex(it.Key(), it.Value())
+		}
+		return cp.Interface()
+	}
+	return v.Interface()
 }
 
-// copyElems copies the elements of src, a slice or an array, into dst of the same length.
-func copyElems(dst, src reflect.Value, budget *int) {
-	if !refersOutside(src.Type().Elem()) {
-		reflect.Copy(dst, src)
-		return
+// differs reports whether cur differs from its snapshot.
+func differs(cur reflect.Value, snap any) bool {
+	if m, ok := snap.(marshaled); ok {
+		b, err := json.Marshal(cur.Interface())
+		return err != nil || !bytes.Equal(b, m)
 	}
-	for i := range src.Len() {
-		deepCopy(dst.Index(i), src.Index(i), budget)
+	w, ok := snap.(written)
+	if !ok {
+		return !reflect.DeepEqual(cur.Interface(), snap)
 	}
+	dv, err := cur.Interface().(driver.Valuer).Value()
+	if err != nil {
+		return true // written, its error is the write's
+	}
+	switch a := dv.(type) {
+	case []byte:
+		b, ok := w.v.([]byte)
+		return !ok || !bytes.Equal(a, b)
+	case time.Time:
+		b, ok := w.v.(time.Time)
+		return !ok || !a.Equal(b) || a.Location() != b.Location()
+	}
+	return dv != w.v
 }
 
-var refersCache sync.Map // reflect.Type → bool
-
-// refersOutside is structmap.RefersOutside, remembered by type.
-func refersOutside(t reflect.Type) bool {
-	if v, ok := refersCache.Load(t); ok {
-		return v.(bool)
+// snapshotValued reports a snapshot that is a field's value as such (a statement argument, a
+// value written back), not only what a comparison reads: a pointer, slice, map or interface.
+func snapshotValued(t reflect.Type) bool {
+	switch t.Kind() {
+	case reflect.Pointer, reflect.Slice, reflect.Map, reflect.Interface:
+		return true
 	}
-	r := structmap.RefersOutside(t)
-	refersCache.Store(t, r)
-	return r
+	return false
 }

@@ -118,11 +118,6 @@ func build(t reflect.Type) (*Model, error) {
 	return m, nil
 }
 
-// RefersOutside reports whether a value of type t refers to memory outside itself (a pointer,
-// slice, map, interface, channel or function, or a struct or array holding one): a copy of its
-// bytes does not hold what it refers to. A time.Time is a value.
-func RefersOutside(t reflect.Type) bool { return refersOutside(t, 0) }
-
 func refersOutside(t reflect.Type, depth int) bool {
 	switch t.Kind() {
 	case reflect.Pointer, reflect.Slice, reflect.Map, reflect.Interface, reflect.Chan, reflect.Func, reflect.UnsafePointer:
