@@ -12,6 +12,9 @@ import (
 type objectMap struct {
 	byAddr map[unsafe.Pointer]*instance
 	aside  map[any]*instance
+	// shared: an address has held two objects at once; until then no object shares its
+	// address with another, and letting one go need not look for the other
+	shared bool
 }
 
 // addressIn is the data word of obj: the address a pointer holds.
@@ -52,6 +55,7 @@ func (om *objectMap) set(obj any, in *instance) {
 		om.aside = map[any]*instance{}
 	}
 	om.aside[obj] = in
+	om.shared = true
 }
 
 // drop forgets obj's instance.

@@ -288,7 +288,7 @@ func (s *Session) disown(in *instance) {
 	in.owned = false
 	addr := addressOf(in)
 	small := byAddress(addr, in.ptr)
-	if s.objects.heldAt(in.addr) || s.goneAt(in.addr) {
+	if s.objects.shared && (s.objects.heldAt(in.addr) || s.goneAt(in.addr)) {
 		// the registry knows objects by address: a struct and its first field, both the
 		// session's, share a claim, which the one still held keeps
 		k := keptClaim{addr, small}
