@@ -125,8 +125,11 @@ func TestRequestAfterAStaleUpdate(t *testing.T) {
 // TestGetByCompositeKey: a key of several columns is a []any in the key's column order, each
 // value converted to its field's type; another shape says how to pass it.
 func TestGetByCompositeKey(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) { getByCompositeKey(t, e) })
+}
+
+func getByCompositeKey(t *testing.T, e *asyncengine.Engine) {
 	ctx := enginetest.Context(t)
-	e := newEngine(t, "sqlite:///"+t.TempDir()+"/seats.db")
 	require.NoError(t, asyncsession.CreateAll(ctx, e, Seat{}))
 	s := newSession(t, e)
 	seat := &Seat{Row: "b", Num: 2, Holder: "ann"}
