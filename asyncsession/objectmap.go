@@ -101,10 +101,4 @@ func (om *objectMap) all() iter.Seq[*instance] {
 
 // grow makes room for n more objects at once (a graph added in bulk), rather than by doubling as
 // they are attached one by one.
-func (om *objectMap) grow(n int) {
-	grown := make(map[unsafe.Pointer]*instance, len(om.byAddr)+n)
-	for a, in := range om.byAddr {
-		grown[a] = in
-	}
-	om.byAddr = grown
-}
+func (om *objectMap) grow(n int) { om.byAddr = grown(om.byAddr, n) }
