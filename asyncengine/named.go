@@ -53,13 +53,24 @@ func bindArgs(d *Dialect, sql string, args []any) (string, []any, error) {
 	if want != len(args) {
 		return "", nil, &ArgumentError{SQL: sql, Want: want, Got: len(args)}
 	}
-	return sql, args, nil
+	return sql, args, tooManyParams(d, sql, len(args))
+}
+
+// tooManyParams refuses a statement with more parameters than the dialect binds, before it is
+// sent: PostgreSQL's protocol counts them in 16 bits, and a longer message breaks the connection.
+func tooManyParams(d *Dialect, sql string, n int) error {
+	if n <= d.MaxParams {
+		return nil
+	}
+	return &ArgumentError{SQL: sql, Got: n, Fix: fmt.Sprintf("the statement has %d parameters, more than the %d one %s statement takes; on PostgreSQL send a long list as one array (col = ANY(:ids)), or split it", n, d.MaxParams, d.name)}
 }
 
 func bindNamed(d *Dialect, sql string, named Named) (string, []any, error) {
 	var b strings.Builder
 	var args []any
-	index := map[string]int{}
+	// where each name's value is, as one parameter and as an IN list's first: the same name may
+	// be both ("= ANY(:ids) OR x IN (:ids)")
+	index, listIndex := map[string]int{}, map[string]int{}
 	last := 0
 	var missing, fix string
 	used := make(map[string]bool, len(named))
@@ -90,13 +101,13 @@ func bindNamed(d *Dialect, sql string, named Named) (string, []any, error) {
 				missing, fix = name, "the list bound to :"+name+" after IN is empty, and IN () is not SQL; leave the condition out when there is nothing to match"
 				return
 			}
-			first, seen := index[name]
+			first, seen := listIndex[name]
 			if !seen || !d.positional {
 				first = len(args) + 1
 				for i := range list.Len() {
 					args = append(args, list.Index(i).Interface())
 				}
-				index[name] = first
+				listIndex[name] = first
 			}
 			if !paren {
 				b.WriteByte('(')
@@ -140,7 +151,7 @@ func bindNamed(d *Dialect, sql string, named Named) (string, []any, error) {
 		return "", nil, &ArgumentError{SQL: sql, Fix: fmt.Sprintf("the Named arguments have key(s) the statement does not use (%s): check their spelling, or remove them", strings.Join(extra, ", "))}
 	}
 	b.WriteString(sql[last:])
-	return b.String(), args, nil
+	return b.String(), args, tooManyParams(d, sql, len(args))
 }
 
 // inList reports whether v, bound to a placeholder between before and after, is a list that
@@ -197,11 +208,11 @@ func stripComments(s string) string {
 				i++
 			}
 		case strings.HasPrefix(s[i:], "/*"):
-			end := strings.Index(s[i+2:], "*/")
+			end := skipComment(s, i)
 			if end < 0 {
 				return b.String()
 			}
-			i += end + 3
+			i = end - 1
 		default:
 			b.WriteByte(s[i])
 		}
@@ -224,8 +235,10 @@ const (
 	tokSemicolon                    // ; ending a statement
 )
 
+// isIdentStart reports a byte that can start a name: PostgreSQL (and SQLite) take every byte of a
+// multibyte character as a letter.
 func isIdentStart(c byte) bool {
-	return c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+	return c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c >= 0x80
 }
 func isIdent(c byte) bool { return isIdentStart(c) || (c >= '0' && c <= '9') }
 
@@ -244,11 +257,9 @@ func scanSQL(sql string, emit func(kind tokenKind, start, end int)) {
 				i++
 			}
 		case c == '/' && i+1 < n && sql[i+1] == '*':
-			end := strings.Index(sql[i+2:], "*/")
-			if end < 0 {
+			if i = skipComment(sql, i); i < 0 {
 				return
 			}
-			i += end + 4
 		case c == ':':
 			if i+1 < n && sql[i+1] == ':' { // a ::cast
 				i += 2
@@ -304,8 +315,30 @@ func scanSQL(sql string, emit func(kind tokenKind, start, end int)) {
 	}
 }
 
+// skipComment returns the index after the block comment starting at i, or -1 when it does not
+// end. PostgreSQL's block comments nest (SQLite's end at the first "*/": a comment holding "/*"
+// is the only text the two read apart).
+func skipComment(sql string, i int) int {
+	depth := 0
+	for j := i; j+1 < len(sql); j++ {
+		switch {
+		case sql[j] == '/' && sql[j+1] == '*':
+			depth++
+			j++
+		case sql[j] == '*' && sql[j+1] == '/':
+			depth--
+			j++
+			if depth == 0 {
+				return j + 1
+			}
+		}
+	}
+	return -1
+}
+
 // skipEscaped returns the index after a PostgreSQL escape string (E'…') whose quote is at i: a
-// backslash escapes the byte after it, and a doubled quote is a quote.
+// backslash escapes the byte after it, and a doubled quote is a quote. A string continued after
+// a line break ('a'<newline>'b') is one string, still an escape string.
 func skipEscaped(sql string, i int) int {
 	for j := i + 1; j < len(sql); j++ {
 		switch {
@@ -314,10 +347,32 @@ func skipEscaped(sql string, i int) int {
 		case sql[j] == '\'' && j+1 < len(sql) && sql[j+1] == '\'':
 			j++
 		case sql[j] == '\'':
+			if k, ok := continued(sql, j+1); ok {
+				j = k
+				continue
+			}
 			return j + 1
 		}
 	}
 	return len(sql)
+}
+
+// continued reports whether the string literal that ended before i goes on: blanks holding a
+// line break, then a quote, whose index it returns.
+func continued(sql string, i int) (int, bool) {
+	newline := false
+	for ; i < len(sql); i++ {
+		switch sql[i] {
+		case '\n', '\r':
+			newline = true
+		case ' ', '\t', '\f':
+		case '\'':
+			return i, newline
+		default:
+			return i, false
+		}
+	}
+	return i, false
 }
 
 // skipQuoted returns the index after the quoted run starting at i; a doubled quote is an escape.

@@ -629,16 +629,12 @@ func (s *Session) orphanOne(in *instance, ref any, next *instance, r *relation, 
 // objectByKey is the session's object of model m whose key is key (a foreign key's value,
 // converted to the key's type), or nil. Called locked.
 func (s *Session) objectByKey(m *structmap.Model, key any, shard string) *instance {
-	key = deref(key)
-	if key == nil || len(m.PK) != 1 {
+	if len(m.PK) != 1 {
 		return nil
 	}
-	kt := m.PK[0].Type
-	if kv := reflect.ValueOf(key); kv.Type() != kt {
-		if !kv.CanConvert(kt) {
-			return nil
-		}
-		key = kv.Convert(kt).Interface()
+	key, ok := refKey(key, m.PK[0])
+	if key == nil || !ok {
+		return nil
 	}
 	in := s.identity.get(identityKey{t: m.Type, pk: key, shard: shard})
 	if in == nil || !in.attached || in.state == stateDeleted {

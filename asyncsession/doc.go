@@ -331,15 +331,20 @@
 // # Queries
 //
 // From[T](s) builds a SELECT of whole objects: Where("title LIKE :p", asyncengine.Named{…}) takes
-// SQL with :named values (a slice after IN expands); Filter(column, value) is column = value, or
-// IN for a slice; Join("Author") joins along a relationship, named by the relationship in snake
+// SQL with :named values (a slice after IN expands; a name bound again by a later Where must keep
+// its value); Filter(column, value) is column = value, IS NULL for nil (a nil pointer, a NULL
+// sql.Null*), and for a slice = ANY of one array on PostgreSQL (any length) or IN elsewhere (an
+// empty slice matches nothing); Join("Author") joins along a relationship, named by the relationship in snake
 // case in conditions ("author.name", or Filter("Author.name", …)); OrderBy("title DESC"), Limit,
 // Offset, ForUpdate and SkipLocked (PostgreSQL). A join along a collection (Join("Tags")) repeats
 // an object once per member it joins, so such a query selects its objects by key (WHERE id IN
 // (SELECT id FROM … JOIN … WHERE …)): All, Limit, Offset, Count and Exists count objects alike,
-// Scalars reads a value per joined row, and OrderBy a column of the collection is a
-// *MappingError. Terminal calls return futures: All, First, One
-// (ErrNoRows, ErrMultipleRows), OneOrNone, Count, Exists, Scalars[V](ctx, q, column), and Stream.
+// Scalars reads a value per joined row, OrderBy a column of a *T relationship joined too works,
+// and OrderBy a column of the collection is a *MappingError. Terminal calls return futures: All,
+// First, One (ErrNoRows, ErrMultipleRows), OneOrNone, Count, Exists, Scalars[V](ctx, q, column),
+// and Stream (whole objects, outside the identity map; no relationship loads). Count and Exists
+// answer for the objects All would return: within Limit, after Offset, without the rows
+// SkipLocked skips (they lock what they find, as All does).
 // String shows the SQL and arguments that will be sent. A column the model does not map, or an
 // unknown relationship, fails before anything is sent.
 //
@@ -347,7 +352,11 @@
 // query per relationship for all the objects, the queries of all relationships travelling
 // together right after the main one; Joined (for a *T) loads it in the same query with a LEFT
 // OUTER JOIN, each key merged once into the identity map; Lazy leaves it to Load. Query.Load
-// overrides the default per query. Get and Select with hand-written SQL load no relationship.
+// overrides the default per query. A relationship the session holds loaded already, or that the
+// application set since the last flush, is left as it is by every strategy (a query does not put
+// back the parent an unflushed change replaced). A foreign key matches the key it references
+// whatever Go types hold the two: a sql.NullInt64 or *int32 column finds an int64 key, a string
+// a `type Sku string` key. Get and Select with hand-written SQL load no relationship.
 //
 // Query.Load takes paths too: From[Author](s).Load("Books.Tags", SelectIn) loads each author's
 // books, then every book's tags. The strategy given is the last step's; a step before it loads as

@@ -123,6 +123,17 @@ func parseUUID(s string) ([16]byte, error) {
 	return u, nil
 }
 
+// uuidText is x, a key's value for a field of type t, with a uuid's text read as the 16 bytes
+// of a [16]byte key.
+func uuidText(x any, t reflect.Type) (any, error) {
+	if s, ok := x.(string); ok && t == uuidBytesType {
+		return parseUUID(s)
+	}
+	return x, nil
+}
+
+var uuidBytesType = reflect.TypeFor[[16]byte]()
+
 // keyFor converts a primary-key value given by the caller into the identity key, by storing it
 // in a field of the key's own type (so 7, int64(7) and "7" for a string key all agree).
 func keyFor(m *structmap.Model, pk any) (identityKey, reflect.Value, error) {
@@ -144,13 +155,9 @@ func keyFor(m *structmap.Model, pk any) (identityKey, reflect.Value, error) {
 		if rv := reflect.ValueOf(vals[i]); rv.Kind() == reflect.Pointer && rv.Type() != f.Type {
 			return identityKey{}, v, fmt.Errorf("gosqla: the value of %s is a %T; pass the value (%s), not a pointer to it", f.Column, vals[i], f.Type)
 		}
-		if s, ok := vals[i].(string); ok && f.Type == reflect.TypeFor[[16]byte]() {
-			// a uuid key in its text form
-			u, err := parseUUID(s)
-			if err != nil {
-				return identityKey{}, v, fmt.Errorf("gosqla: the value of %s: %w; pass a uuid's text or its 16 bytes", f.Column, err)
-			}
-			vals[i] = u
+		var err error
+		if vals[i], err = uuidText(vals[i], f.Type); err != nil {
+			return identityKey{}, v, fmt.Errorf("gosqla: the value of %s: %w; pass a uuid's text or its 16 bytes", f.Column, err)
 		}
 		if err := structmap.Assign(v.FieldByIndex(f.Index).Addr().Interface(), vals[i]); err != nil {
 			return identityKey{}, v, &asyncengine.ConvertError{Column: f.Column, To: f.Type.String(), Err: err,

@@ -2,10 +2,12 @@ package asyncsession
 
 import (
 	"context"
+	"database/sql/driver"
 	"fmt"
 	"reflect"
 
 	"github.com/gosqla/gosqla/asyncengine"
+	"github.com/gosqla/gosqla/internal/structmap"
 )
 
 // Load loads relationship name (the Go field name) of obj, an object of the session, into its
@@ -192,11 +194,14 @@ func (s *Session) planLoad(r *relation, objs []any, t shardTarget, again bool) (
 		}
 		key := pkValue(in)
 		if r.kind == manyToOne {
-			if key = r.fk.Value(in.v); key == nil {
+			var ok bool
+			if key, ok = refKey(r.fk.Value(in.v), r.target.PK[0]); !ok {
+				return l, fmt.Errorf("gosqla: loading %s.%s: %s holds %v, which no key of %s (%s) can equal", r.owner.Type, r.name, r.fk.Column, r.fk.Value(in.v), r.target.Table, r.target.PK[0].Type)
+			}
+			if key == nil {
 				in.setLoaded(r, reflect.Zero(r.field(in.v).Type()))
 				continue
 			}
-			key = deref(key)
 			if t := s.identity.get(identityKey{t: r.target.Type, pk: key, shard: t.name}); t != nil && !t.expired {
 				in.setLoaded(r, reflect.ValueOf(t.ptr))
 				continue
@@ -242,20 +247,20 @@ func (s *Session) applyLoad(l *relLoad, rs []*asyncengine.Result) error {
 				if err := res.ScanRow(i, dest...); err != nil {
 					return err
 				}
-				key = normalizeKey(owner.Elem().Interface())
+				key = owner.Elem().Interface()
 			case manyToOne:
-				key = normalizeKey(pkValue(t))
+				key = pkValue(t)
 			default:
-				key = deref(r.fk.Value(t.v))
+				key, _ = refKey(r.fk.Value(t.v), r.owner.PK[0])
 			}
 			byKey[key] = append(byKey[key], t)
 		}
 	}
 	b := r.backref()
 	for _, in := range l.owners {
-		key := normalizeKey(pkValue(in))
+		key := pkValue(in)
 		if r.kind == manyToOne {
-			key = deref(r.fk.Value(in.v))
+			key, _ = refKey(r.fk.Value(in.v), r.target.PK[0])
 		}
 		found := byKey[key]
 		fv := r.field(in.v)
@@ -316,7 +321,7 @@ func unsynced(fv reflect.Value, loaded []*instance, st *relState) []reflect.Valu
 }
 
 // deref reads the value of a nullable key (a pointer or a driver.Valuer like sql.NullInt64) as
-// the plain value it holds, so that it matches the primary key it references.
+// the plain value it holds, so that two keys can be compared whatever Go types hold them.
 func deref(v any) any {
 	if v == nil {
 		return nil
@@ -328,12 +333,54 @@ func deref(v any) any {
 		}
 		rv = rv.Elem()
 	}
-	if vl, ok := rv.Interface().(interface{ Value() (any, error) }); ok {
+	if vl, ok := rv.Interface().(driver.Valuer); ok {
 		if x, err := vl.Value(); err == nil {
-			return x
+			return normalizeKey(x)
 		}
 	}
 	return normalizeKey(rv.Interface())
+}
+
+// refKey is the key that v, the value of a foreign key, refers to, as a value of the key field
+// pk's own type, as the identity map and the loaded rows hold it: a pointer or a driver.Valuer
+// (sql.NullInt64) gives the value it holds, and a value of another type is stored as the key's
+// type as a scan stores it (an int32 or a sql.NullInt64 finds an int64 key, a string a
+// `type Sku string` key, a uuid's text a [16]byte key). nil for NULL; ok is false for a value no
+// key of that type can equal.
+func refKey(v any, pk *structmap.Field) (key any, ok bool) {
+	if v == nil {
+		return nil, true
+	}
+	rv := reflect.ValueOf(v)
+	for rv.Kind() == reflect.Pointer && rv.Type() != pk.Type {
+		if rv.IsNil() {
+			return nil, true
+		}
+		rv = rv.Elem()
+	}
+	if rv.Type() == pk.Type {
+		return rv.Interface(), true
+	}
+	x := rv.Interface()
+	if vl, isValuer := x.(driver.Valuer); isValuer {
+		val, err := vl.Value()
+		if err != nil {
+			return nil, false
+		}
+		if val == nil {
+			return nil, true
+		}
+		x = val
+	}
+	x, err := uuidText(x, pk.Type)
+	if err != nil {
+		return nil, false
+	}
+	out := reflect.New(pk.Type)
+	if err := structmap.Assign(out.Interface(), x); err != nil {
+		return nil, false
+	}
+	return out.Elem().Interface(), true
 }
 
 // normalizeKey brings integer keys of any width to int64, so that an int32 foreign key finds

@@ -2,10 +2,12 @@ package asyncsession
 
 import (
 	"context"
+	"database/sql/driver"
 	"fmt"
 	"iter"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/gosqla/gosqla/asyncengine"
@@ -68,10 +70,17 @@ func (q *Query[T]) mapping(format string, args ...any) *Query[T] {
 // Where adds a condition, joined to the others with AND. It is SQL: columns are written as the
 // table names them (the joined relationships by their alias, see Join), and values are :name
 // placeholders given in named.
+//
+// A name bound by an earlier Where keeps its value: binding it again to another value is an
+// error, not a replacement of the value the earlier condition reads.
 func (q *Query[T]) Where(cond string, named ...asyncengine.Named) *Query[T] {
-	q.where = append(q.where, "("+cond+")")
+	// the line break ends a -- comment that ends the condition before the parenthesis
+	q.where = append(q.where, "("+cond+"\n)")
 	for _, n := range named {
 		for k, v := range n {
+			if old, ok := q.named[k]; ok && !reflect.DeepEqual(old, v) {
+				return q.fail(&asyncengine.ArgumentError{SQL: cond, Fix: fmt.Sprintf("Where binds :%s to %v, but an earlier condition of the query bound it to %v; give the two values names of their own", k, v, old)})
+			}
 			q.named[k] = v
 		}
 	}
@@ -79,20 +88,52 @@ func (q *Query[T]) Where(cond string, named ...asyncengine.Named) *Query[T] {
 }
 
 // Filter adds the condition column = value; column is one T maps, or "Rel.column" for a
-// relationship joined with Join. A slice value matches any of its elements (IN).
+// relationship joined with Join. nil (a nil pointer, a driver.Valuer whose value is NULL) is
+// IS NULL. A slice value matches any of its elements: = ANY of one array on PostgreSQL, however
+// long the slice; an IN list elsewhere; an empty slice matches no row.
 func (q *Query[T]) Filter(column string, value any) *Query[T] {
 	ref, ok := q.column(column)
 	if !ok {
 		return q
 	}
-	name := fmt.Sprintf("gosqla_%d", len(q.named))
-	q.named[name] = value
-	if v := reflect.ValueOf(value); v.Kind() == reflect.Slice && v.Type().Elem().Kind() != reflect.Uint8 {
-		q.where = append(q.where, ref+" IN (:"+name+")")
+	if isNull(value) {
+		q.where = append(q.where, ref+" IS NULL")
 		return q
 	}
+	name := fmt.Sprintf("gosqla_%d", len(q.named))
+	if v := reflect.ValueOf(value); v.Kind() == reflect.Slice && v.Type().Elem().Kind() != reflect.Uint8 {
+		switch {
+		case v.Len() == 0:
+			q.where = append(q.where, "1 = 0")
+			return q
+		case q.dialect().Name() == "postgresql":
+			q.where = append(q.where, ref+" = ANY(:"+name+")")
+		default:
+			q.where = append(q.where, ref+" IN (:"+name+")")
+		}
+		q.named[name] = value
+		return q
+	}
+	q.named[name] = value
 	q.where = append(q.where, ref+" = :"+name)
 	return q
+}
+
+// isNull reports a value that is SQL's NULL: nil, a nil pointer, a driver.Valuer whose value is
+// nil (sql.NullInt64{}).
+func isNull(v any) bool {
+	if v == nil {
+		return true
+	}
+	rv := reflect.ValueOf(v)
+	if rv.Kind() == reflect.Pointer && rv.IsNil() {
+		return true
+	}
+	if vl, ok := v.(driver.Valuer); ok {
+		x, err := vl.Value()
+		return err == nil && x == nil
+	}
+	return false
 }
 
 // Join adds an INNER JOIN along relationship rel of T (its Go field name); its table is named by
@@ -229,7 +270,8 @@ func (q *Query[T]) String() string {
 type selectKind int
 
 const (
-	selectRows selectKind = iota
+	selectRows    selectKind = iota
+	selectObjects            // the rows of T alone, without the relationships loaded Joined
 	selectCount
 	selectExists
 )
@@ -245,15 +287,25 @@ func (q *Query[T]) build(kind selectKind, limit int, scalar ...string) (string, 
 	if q.lock && d.Name() != "postgresql" {
 		return "", nil, &MappingError{Type: q.m.Type.String(), Reason: "FOR UPDATE is PostgreSQL's; SQLite locks the whole database for a writing transaction"}
 	}
+	rows := kind == selectRows || kind == selectObjects
+	if kind == selectExists && (limit < 0 || limit > 1) {
+		limit = 1
+	}
+	// a count of a query that keeps some of its rows (a limit, an offset, a lock that skips
+	// locked rows) counts the rows it keeps, as All returns them
+	countKept := kind == selectCount && (limit >= 0 || q.offset > 0 || q.lock)
 	var b strings.Builder
 	b.WriteString("SELECT ")
+	if countKept {
+		b.WriteString("count(*) FROM (SELECT ")
+	}
 	var joined []joinedStep
 	switch {
 	case len(scalar) > 0:
 		b.WriteString(scalar[0])
-	case kind == selectCount:
+	case kind == selectCount && !countKept:
 		b.WriteString("count(*)")
-	case kind == selectExists:
+	case !rows:
 		b.WriteString("1")
 	default:
 		for i, f := range q.m.Fields {
@@ -262,7 +314,9 @@ func (q *Query[T]) build(kind selectKind, limit int, scalar ...string) (string, 
 			}
 			b.WriteString(d.Quote(q.m.Table) + "." + d.Quote(f.Column))
 		}
-		joined = joinedSteps(q.steps())
+		if kind == selectRows {
+			joined = joinedSteps(q.steps())
+		}
 		for _, j := range joined {
 			for _, f := range j.r.target.Fields {
 				b.WriteString(", " + d.Quote(j.alias) + "." + d.Quote(f.Column) + " AS " + d.Quote(j.alias+"__"+f.Column))
@@ -275,10 +329,13 @@ func (q *Query[T]) build(kind selectKind, limit int, scalar ...string) (string, 
 	// selects are then chosen by key, so that Limit, Count and All count objects alike (but for
 	// Scalars, which reads a value per joined row)
 	byKey := len(scalar) == 0 && slices.ContainsFunc(q.joins, (*relation).many)
-	joins := func() {
+	// joins writes the joins (those along a *T relationship only, when !collections)
+	joins := func(collections bool) {
 		for _, r := range q.joins {
-			b.WriteString(" JOIN ")
-			joinOn(&b, d, r, q.m.Table, joinAlias(r))
+			if collections || !r.many() {
+				b.WriteString(" JOIN ")
+				joinOn(&b, d, r, q.m.Table, joinAlias(r))
+			}
 		}
 	}
 	where := func() {
@@ -286,9 +343,9 @@ func (q *Query[T]) build(kind selectKind, limit int, scalar ...string) (string, 
 			b.WriteString(" WHERE " + strings.Join(q.where, " AND "))
 		}
 	}
-	if !byKey {
-		joins()
-	}
+	// the objects chosen by key are joined to their *T relationships again, which repeat no
+	// object, for an order by their columns
+	joins(!byKey)
 	for _, j := range joined {
 		from := q.m.Table
 		if j.parent >= 0 {
@@ -306,13 +363,13 @@ func (q *Query[T]) build(kind selectKind, limit int, scalar ...string) (string, 
 			key[i] = table + "." + d.Quote(f.Column)
 		}
 		b.WriteString(" WHERE (" + strings.Join(key, ", ") + ") IN (SELECT " + strings.Join(key, ", ") + " FROM " + table)
-		joins()
+		joins(true)
 		where()
 		b.WriteString(")")
 	} else {
 		where()
 	}
-	if kind == selectRows {
+	if rows || kind == selectExists || countKept {
 		if len(q.order) > 0 {
 			b.WriteString(" ORDER BY " + strings.Join(q.order, ", "))
 		}
@@ -340,8 +397,8 @@ func (q *Query[T]) build(kind selectKind, limit int, scalar ...string) (string, 
 			}
 		}
 	}
-	if kind == selectExists {
-		b.WriteString(" LIMIT 1")
+	if countKept {
+		b.WriteString(") AS gosqla_kept")
 	}
 	sql := b.String()
 	if err := d.OneStatement(sql); err != nil {
@@ -389,6 +446,11 @@ func joinedSteps(steps []*loadStep) []joinedStep {
 			if parent < 0 {
 				alias = "gosqla_" + structmap.SnakeCase(st.r.name)
 			}
+			if len(alias) > maxAlias {
+				// PostgreSQL cuts a name at 63 bytes, where two long paths may meet: a number,
+				// which no relationship's name starts with, names the step instead
+				alias = "gosqla_" + strconv.Itoa(len(out)+1)
+			}
 			out = append(out, joinedStep{loadStep: st, alias: alias, parent: parent})
 			walk(st.next, len(out)-1, alias)
 		}
@@ -396,6 +458,10 @@ func joinedSteps(steps []*loadStep) []joinedStep {
 	walk(steps, -1, "")
 	return out
 }
+
+// maxAlias is the longest alias of a joined step: PostgreSQL's 63 bytes, less the "_link" of a
+// many-to-many's association table.
+const maxAlias = 63 - len("_link")
 
 // joinOn writes "table AS alias ON …" for relationship r of the table from; a many-to-many
 // joins its association table first, as alias_link.
@@ -496,13 +562,21 @@ func (s *Session) mergeQuery(m *structmap.Model, r *asyncengine.Result, joined [
 				owner = owners[j.parent]
 			}
 			owners[k] = nil
+			// a relationship loaded already, or set by the application since, is left as it
+			// is, as a selectin load leaves it: the row's object still merges, for the steps
+			// below it
+			keep := owner != nil && whole(owner, j.r)
 			switch {
 			case owner == nil: // below a relationship the row has not
 			case !sub[i][k].IsValid():
-				owner.setLoaded(j.r, reflect.Zero(j.r.field(owner.v).Type()))
+				if !keep {
+					owner.setLoaded(j.r, reflect.Zero(j.r.field(owner.v).Type()))
+				}
 			default:
 				t := s.mergeRow(j.r.target, sub[i][k], cols[k], false, s.relTarget(j.r, owner.shard).name)
-				owner.setLoadedOne(j.r, t)
+				if !keep {
+					owner.setLoadedOne(j.r, t)
+				}
 				owners[k] = t
 			}
 		}
@@ -592,7 +666,8 @@ func (q *Query[T]) OneOrNone(ctx context.Context) *asyncengine.Future[*T] {
 	})
 }
 
-// Count returns the number of rows the query selects (ignoring its order, limit and offset).
+// Count returns the number of objects the query selects, as All would return them: within its
+// limit, after its offset, and without the rows SkipLocked skips (which it locks, as All does).
 func (q *Query[T]) Count(ctx context.Context) *asyncengine.Future[int64] {
 	return scalarQuery(ctx, q, selectCount, "", func(r *asyncengine.Result) (int64, error) {
 		var n int64
@@ -600,7 +675,8 @@ func (q *Query[T]) Count(ctx context.Context) *asyncengine.Future[int64] {
 	})
 }
 
-// Exists reports whether the query selects at least one row.
+// Exists reports whether the query selects at least one object (after its offset, within its
+// limit; with ForUpdate or SkipLocked, the first one it finds is locked).
 func (q *Query[T]) Exists(ctx context.Context) *asyncengine.Future[bool] {
 	return scalarQuery(ctx, q, selectExists, "", func(r *asyncengine.Result) (bool, error) {
 		return r.Len() > 0, nil
@@ -664,7 +740,7 @@ func scalarQuery[T, R any](ctx context.Context, q *Query[T], kind selectKind, co
 // Stream yields the objects as their rows arrive, outside the identity map, as Stream does; the
 // query's relationships are not loaded.
 func (q *Query[T]) Stream(ctx context.Context) iter.Seq2[*T, error] {
-	sql, args, err := q.SQL()
+	sql, args, err := q.build(selectObjects, q.limit)
 	if err != nil {
 		return func(yield func(*T, error) bool) { yield(nil, err) }
 	}

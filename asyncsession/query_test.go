@@ -78,7 +78,8 @@ func TestQueryBuilder(t *testing.T) {
 		assert.Equal(t, "w4", first.Name)
 
 		streamed := 0
-		for v, err := range asyncsession.From[Volume](s).OrderBy("id").Stream(enginetest.Context(t)) {
+		// a relationship loaded Joined is not streamed (Stream loads none): its columns are left out
+		for v, err := range asyncsession.From[Volume](s).Load("Writer", asyncsession.Joined).OrderBy("id").Stream(enginetest.Context(t)) {
 			require.NoError(t, err)
 			require.NotEmpty(t, v.Title)
 			streamed++
