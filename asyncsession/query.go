@@ -171,10 +171,10 @@ func (q *Query[T]) OrderBy(columns ...string) *Query[T] {
 	return q
 }
 
-// Limit returns at most n objects.
+// Limit returns at most n objects; a negative n removes the limit (as GORM's Limit(-1)).
 func (q *Query[T]) Limit(n int) *Query[T] { q.limit = n; return q }
 
-// Offset skips the first n rows.
+// Offset skips the first n rows; zero or a negative n skips none.
 func (q *Query[T]) Offset(n int) *Query[T] { q.offset = n; return q }
 
 // ForUpdate locks the selected rows until the transaction ends (PostgreSQL).
@@ -253,7 +253,8 @@ func (q *Query[T]) steps() []*loadStep {
 	return resolveSteps(steps, true)
 }
 
-// SQL returns the statement and its arguments, as they are sent.
+// SQL returns the statement and its arguments, as All sends them (First adds LIMIT 1, One and
+// OneOrNone LIMIT 2, within the query's own limit).
 func (q *Query[T]) SQL() (string, []any, error) {
 	return q.build(selectRows, q.limit)
 }
