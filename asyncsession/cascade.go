@@ -525,7 +525,7 @@ func (s *Session) syncOne(in *instance, r *relation, w *relWork) ([]*instance, e
 	}
 	if cur == nil {
 		if st.ref != nil && r.kind == manyToOne {
-			if err := w.setFK(in, r.fk, nil); err != nil {
+			if err := s.leaveParent(in, r, st.ref, w); err != nil {
 				return nil, err
 			}
 		}
@@ -598,6 +598,33 @@ func (s *Session) syncOne(in *instance, r *relation, w *relWork) ([]*instance, e
 	}
 	st.ref, st.loaded = cur, true
 	return added, nil
+}
+
+// leaveParent writes a many-to-one r of in that the application set to nil, away from parent,
+// which it referred to until now. When parent's collection (r's back-reference) is loaded, in
+// leaves it, as a removal from the collection does: its key is set NULL, or it is deleted when the
+// collection deletes orphans; otherwise its key is set NULL.
+func (s *Session) leaveParent(in *instance, r *relation, parent any, w *relWork) error {
+	b := r.backref()
+	p, ok := s.objects.get(parent)
+	if b == nil || !ok || !s.holds(parent, b, in.ptr) {
+		return w.setFK(in, r.fk, nil)
+	}
+	s.moveMember(in, r, parent, nil, w)
+	return removed(in, p, b, w)
+}
+
+// removed lets child go of collection r of parent, which no longer holds it: it is deleted as
+// an orphan when r deletes orphans, else its key is set NULL.
+func removed(child, parent *instance, r *relation, w *relWork) error {
+	if r.orphan {
+		w.orphans = append(w.orphans, orphan{child: child, parent: parent, r: r})
+		return nil
+	}
+	if err := w.setFK(child, r.fk, nil); err != nil {
+		return fmt.Errorf("gosqla: %s was removed from %s.%s: %w", child.model.Type, parent.model.Type, r.name, err)
+	}
+	return nil
 }
 
 // pointBack sets many-to-one b of child, the back-reference of in's one-to-one, to in, unless the
@@ -760,7 +787,10 @@ func (s *Session) syncMany(in *instance, r *relation, w *relWork) ([]*instance, 
 		return was[m]
 	}
 	b := r.backref()
-	var movedOut []int // positions of members a column moved to another parent
+	// positions of members leaving the collection: moved to another parent by their column, or
+	// nulled, whose many-to-one the application set to nil
+	var leaving []int
+	var nulled map[*instance]bool
 	// the parent's key, read once for all its children
 	var key any
 	keyKnown := hasKey(in)
@@ -804,7 +834,7 @@ func (s *Session) syncMany(in *instance, r *relation, w *relWork) ([]*instance, 
 		if keyKnown && wasMember(cur) && w.columnMoved(child, r.fk, key) {
 			// moved to another parent by its column: out of this collection, without the
 			// NULL or the delete a removal writes
-			movedOut = append(movedOut, i)
+			leaving = append(leaving, i)
 			continue
 		}
 		if b != nil {
@@ -814,6 +844,16 @@ func (s *Session) syncMany(in *instance, r *relation, w *relWork) ([]*instance, 
 			var cur any
 			if !ref.IsNil() {
 				cur = ref.Interface()
+			}
+			if cur == nil && bst != nil && bst.loaded && bst.ref == in.ptr {
+				// the application set the child's many-to-one to nil since the last sync: that
+				// takes it out of this collection, as a removal does
+				leaving = append(leaving, i)
+				if nulled == nil {
+					nulled = map[*instance]bool{}
+				}
+				nulled[child] = true
+				continue
 			}
 			if cur != nil && cur != in.ptr {
 				if bst != nil && bst.loaded && cur != bst.ref {
@@ -843,8 +883,20 @@ func (s *Session) syncMany(in *instance, r *relation, w *relWork) ([]*instance, 
 		st.partial = partial
 		return added, err
 	}
-	if len(movedOut) > 0 {
-		children = s.dropMoved(in, r, fv, children, movedOut, w)
+	if len(leaving) > 0 {
+		var err error
+		children, err = dropAt(fv, children, leaving, func(child *instance) error {
+			if !nulled[child] {
+				s.followMoved(in, r, child, w)
+				return nil
+			}
+			w.keep(child, b)
+			child.remember(b)
+			return removed(child, in, r, w)
+		})
+		if err != nil {
+			return nil, err
+		}
 	}
 	for _, old := range st.members {
 		if same {
@@ -865,12 +917,8 @@ func (s *Session) syncMany(in *instance, r *relation, w *relWork) ([]*instance, 
 			b.field(child.v).Set(reflect.Zero(b.field(child.v).Type()))
 			child.remember(b)
 		}
-		if r.orphan {
-			w.orphans = append(w.orphans, orphan{child: child, parent: in, r: r})
-			continue
-		}
-		if err := w.setFK(child, r.fk, nil); err != nil {
-			return nil, fmt.Errorf("gosqla: %s was removed from %s.%s: %w", child.model.Type, in.model.Type, r.name, err)
+		if err := removed(child, in, r, w); err != nil {
+			return nil, err
 		}
 	}
 	in.remember(r)
@@ -878,27 +926,19 @@ func (s *Session) syncMany(in *instance, r *relation, w *relWork) ([]*instance, 
 	return added, nil
 }
 
-// dropMoved takes the members at positions moved (ascending) out of collection r of in, whose
-// field is fv, and out of children, the members' instances: their columns moved them to other
-// parents. Each joins its new parent's loaded collection when the session has that parent, and a
-// many-to-one of theirs still joining them to in follows it, or is left to load again.
-func (s *Session) dropMoved(in *instance, r *relation, fv reflect.Value, children []*instance, moved []int, w *relWork) []*instance {
-	out := reflect.MakeSlice(fv.Type(), 0, fv.Len()-len(moved))
-	kept := make([]*instance, 0, len(children)-len(moved))
-	b := r.backref()
+// dropAt takes the children at positions at (ascending) out of collection fv and children (its
+// instances, in order), handing each to leave; the first error stops the calls to leave, and the
+// children are out of the collection either way.
+func dropAt(fv reflect.Value, children []*instance, at []int, leave func(*instance) error) ([]*instance, error) {
+	out := reflect.MakeSlice(fv.Type(), 0, fv.Len()-len(at))
+	kept := make([]*instance, 0, len(children)-len(at))
+	var err error
 	k := 0
 	for i := range fv.Len() {
-		if k < len(moved) && moved[k] == i {
+		if k < len(at) && at[k] == i {
 			k++
-			child := children[i]
-			next := s.objectByKey(in.model, r.fk.Value(child.v), child.shard)
-			if next != nil {
-				addMember(next, r, child, w)
-			}
-			if b != nil {
-				if ref := b.field(child.v); !ref.IsNil() && ref.Interface() == in.ptr {
-					followColumn(child, b, next, w)
-				}
+			if err == nil {
+				err = leave(children[i])
 			}
 			continue
 		}
@@ -906,7 +946,21 @@ func (s *Session) dropMoved(in *instance, r *relation, fv reflect.Value, childre
 		kept = append(kept, children[i])
 	}
 	fv.Set(out)
-	return kept
+	return kept, err
+}
+
+// followMoved adds child, which its column moved out of collection r of in, to the collection of
+// the parent the column names when the session holds it, and points its many-to-one there.
+func (s *Session) followMoved(in *instance, r *relation, child *instance, w *relWork) {
+	next := s.objectByKey(in.model, r.fk.Value(child.v), child.shard)
+	if next != nil {
+		addMember(next, r, child, w)
+	}
+	if b := r.backref(); b != nil {
+		if ref := b.field(child.v); !ref.IsNil() && ref.Interface() == in.ptr {
+			followColumn(child, b, next, w)
+		}
+	}
 }
 
 // followColumn points many-to-one r of child, whose column moved it, at next, the parent the

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math"
 	"net/netip"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -289,6 +290,39 @@ func TestByteArrayAndNumericRoundTrip(t *testing.T) {
 		var u [16]byte
 		require.NoError(t, res.One(&u))
 		assert.Equal(t, in.UUID, u)
+	})
+}
+
+type Priced struct {
+	ID    int64          `db:"id,pk,default"`
+	Price pgtype.Numeric `db:"price,type=numeric(12,2)"`
+}
+
+func (Priced) TableName() string { return "priced" }
+
+// A numeric(12,2) column read into a pgtype.Numeric: SQLite stores a large value as a REAL whose
+// shortest text has an exponent, which the decimal type does not read; the rows were unreadable.
+func TestDecimalOfAREALColumn(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
+		ctx := enginetest.Context(t)
+		require.NoError(t, asyncsession.CreateAll(ctx, e, Priced{}))
+		texts := []string{"99999999.99", "1234567890.99", "0.01", "42.00"}
+		s := newSession(t, e)
+		for _, text := range texts {
+			var n pgtype.Numeric
+			require.NoError(t, n.Scan(text))
+			require.NoError(t, s.Add(&Priced{Price: n}))
+		}
+		await(t, s.Commit(ctx))
+		got := await(t, asyncsession.From[Priced](newSession(t, e)).OrderBy("id").All(ctx))
+		require.Len(t, got, len(texts))
+		for i, p := range got {
+			f, err := p.Price.Float64Value()
+			require.NoError(t, err)
+			want, err := strconv.ParseFloat(texts[i], 64)
+			require.NoError(t, err)
+			assert.Equal(t, want, f.Float64, texts[i])
+		}
 	})
 }
 

@@ -281,6 +281,11 @@ func scanInto(sc sql.Scanner, src any) error {
 			return nil
 		}
 	}
+	if f, isFloat := src.(float64); isFloat && sc.Scan(strconv.FormatFloat(f, 'f', -1, 64)) == nil {
+		// a decimal type that reads no exponent: SQLite's REAL 99999999.99 is 9.999999999e+07
+		// in its shortest form
+		return nil
+	}
 	return err
 }
 
