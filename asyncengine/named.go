@@ -75,7 +75,14 @@ func bindNamed(d *Dialect, sql string, named Named) (string, []any, error) {
 	var missing, fix string
 	used := make(map[string]bool, len(named))
 	scanSQL(sql, func(kind tokenKind, start, end int) {
-		if kind != tokNamedParam || missing != "" {
+		if missing != "" || fix != "" {
+			return
+		}
+		if kind == tokDollarParam && d.positional || kind == tokQuestion && !d.positional {
+			fix = fmt.Sprintf("the statement has the positional placeholder %s, and Named values: name it (:name) and give its value in the Named map, or pass positional arguments only", sql[start:end])
+			return
+		}
+		if kind != tokNamedParam {
 			return
 		}
 		name := sql[start+1 : end]
@@ -136,7 +143,7 @@ func bindNamed(d *Dialect, sql string, named Named) (string, []any, error) {
 		args = append(args, v)
 		b.WriteByte('?')
 	})
-	if missing != "" {
+	if missing != "" || fix != "" {
 		return "", nil, &ArgumentError{SQL: sql, Missing: missing, Fix: fix}
 	}
 	if len(used) < len(named) {

@@ -57,7 +57,7 @@ func (s *Session) Delete(obj any) error {
 	}
 	in, ok := s.objects.get(obj)
 	if !ok {
-		return fmt.Errorf("gosqla: %T is not in this session; load it first (Get or Select)", obj)
+		return fmt.Errorf("%w: a %T; load it first (Get or Select)", ErrNotInSession, obj)
 	}
 	s.markDeleted(in)
 	return nil

@@ -144,3 +144,41 @@ func TestFilterLongerThanTheParameterLimit(t *testing.T) {
 		assert.Zero(t, e.Stats().Invalidations)
 	})
 }
+
+// Clone lets two branches extend one base query: the methods change the query they are called on.
+func TestCloneBranchesAQuery(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
+		seedLibrary(t, e)
+		s := newSession(t, e)
+		ctx := enginetest.Context(t)
+		base := asyncsession.From[Volume](s).Where("volumes.title LIKE :p", asyncengine.Named{"p": "t1-%"}).Load("Writer", asyncsession.SelectIn)
+		one := base.Clone().Filter("title", "t1-0").Load("Writer", asyncsession.Joined)
+		assert.EqualValues(t, 1, await(t, one.Count(ctx)))
+		assert.EqualValues(t, 3, await(t, base.Count(ctx)), "the branch left the base as it was")
+		sql, _, err := base.SQL()
+		require.NoError(t, err)
+		assert.NotContains(t, sql, "LEFT OUTER JOIN", "the branch's Joined load stays the branch's")
+	})
+}
+
+// Filter on an array column with a slice of its own type compares the array whole; a
+// positional placeholder in a builder's condition is an ArgumentError before anything is sent.
+func TestFilterOnAnArrayColumnAndPositionalPlaceholders(t *testing.T) {
+	e := newEngine(t, enginetest.NewDatabase(t))
+	ctx := enginetest.Context(t)
+	require.NoError(t, asyncsession.CreateAll(ctx, e, Labelled{}))
+	saved(t, e, &Labelled{Labels: []string{"x", "y"}}, &Labelled{Labels: []string{"y"}})
+	s := newSession(t, e)
+	assert.EqualValues(t, 1, await(t, asyncsession.From[Labelled](s).Filter("labels", []string{"x", "y"}).Count(ctx)))
+	_, err := asyncsession.From[Labelled](s).Where("id = $1").All(ctx).Await(ctx)
+	var ae *asyncengine.ArgumentError
+	require.ErrorAs(t, err, &ae)
+	assert.Contains(t, err.Error(), "positional placeholder $1")
+}
+
+type Labelled struct {
+	ID     int64    `db:"id,pk,default"`
+	Labels []string `db:"labels"`
+}
+
+func (Labelled) TableName() string { return "labelled" }

@@ -153,6 +153,33 @@ type relWork struct {
 	awaitedModels []*structmap.Model
 	// links are association rows that wait for a key the flush generates (keyed.go)
 	links []pendingLink
+	// linked are the association rows the walk inserts or deletes: a many-to-many declared on
+	// both models may name one row from each side
+	linked map[associationRow]bool
+}
+
+// associationRow names a row of an association table by the objects its two columns refer to,
+// in the order of the columns' names.
+type associationRow struct {
+	through      string
+	first, other *instance
+}
+
+// firstTime reports whether the walk has not yet inserted or deleted the row of association r
+// linking owner (its fk column) and other (its ref column), and records it.
+func (w *relWork) firstTime(r *relation, owner, other *instance) bool {
+	row := associationRow{r.through, owner, other}
+	if r.refCol < r.fkCol {
+		row.first, row.other = other, owner
+	}
+	if w.linked[row] {
+		return false
+	}
+	if w.linked == nil {
+		w.linked = map[associationRow]bool{}
+	}
+	w.linked[row] = true
+	return true
 }
 
 // orphan is a child removed from parent's collection r.
@@ -698,22 +725,75 @@ func (s *Session) moveMember(child *instance, r *relation, from, to any, w *relW
 	if b == nil {
 		return
 	}
-	if from != nil {
-		if p, ok := s.objects.get(from); ok && p.rels[b] != nil && p.rels[b].loaded {
-			fv := b.field(p.v)
-			out := reflect.MakeSlice(fv.Type(), 0, fv.Len())
-			for i := range fv.Len() {
-				if fv.Index(i).Interface() != child.ptr {
-					out = reflect.Append(out, fv.Index(i))
-				}
-			}
-			w.keep(p, b)
-			fv.Set(out)
-			p.remember(b)
-		}
+	if p, ok := s.objects.get(from); ok && from != nil {
+		dropMember(p, b, child, w)
 	}
 	if p, ok := s.objects.get(to); ok {
 		addMember(p, b, child, w)
+	}
+}
+
+// dropMember takes child out of collection r of p, when r is loaded and holds it.
+func dropMember(p *instance, r *relation, child *instance, w *relWork) {
+	if p.rels[r] == nil || !p.rels[r].loaded || !holdsMember(r.field(p.v), child) {
+		return
+	}
+	w.keep(p, r)
+	setWithout(r.field(p.v), child)
+	p.remember(r)
+}
+
+// holdsMember reports whether collection fv holds child.
+func holdsMember(fv reflect.Value, child *instance) bool {
+	for i := range fv.Len() {
+		if fv.Index(i).Interface() == child.ptr {
+			return true
+		}
+	}
+	return false
+}
+
+// setWithout sets collection fv to a new slice of its members but child.
+func setWithout(fv reflect.Value, child *instance) {
+	out := reflect.MakeSlice(fv.Type(), 0, fv.Len())
+	for i := range fv.Len() {
+		if fv.Index(i).Interface() != child.ptr {
+			out = reflect.Append(out, fv.Index(i))
+		}
+	}
+	fv.Set(out)
+}
+
+// linkBack adds in to many-to-many r of p, the other side of a link in made, when p is new or r
+// loaded: to its field, and to the members the session synced, alone — the field's other members
+// are still the application's to link.
+func linkBack(p *instance, r *relation, in *instance, w *relWork) {
+	if p.state != statePending && (p.rels[r] == nil || !p.rels[r].loaded) {
+		return
+	}
+	w.keep(p, r)
+	st := p.rel(r)
+	if !slices.Contains(st.members, in.ptr) {
+		st.members = append(slices.Clip(st.members), in.ptr) // a new slice: undo keeps the old
+		st.insts = nil
+	}
+	if fv := r.field(p.v); !holdsMember(fv, in) {
+		fv.Set(reflect.Append(fv, reflect.ValueOf(in.ptr)))
+	}
+}
+
+// unlinkBack takes in out of many-to-many r of p, the other side of a link in removed, when r is
+// loaded: out of its field and of the members the session synced.
+func unlinkBack(p *instance, r *relation, in *instance, w *relWork) {
+	if p.rels[r] == nil || !p.rels[r].loaded {
+		return
+	}
+	w.keep(p, r)
+	st := p.rels[r]
+	st.members = slices.DeleteFunc(slices.Clone(st.members), func(m any) bool { return m == in.ptr })
+	st.insts = nil
+	if fv := r.field(p.v); holdsMember(fv, in) {
+		setWithout(fv, in)
 	}
 }
 
@@ -984,6 +1064,7 @@ func (s *Session) syncAssociation(in *instance, r *relation, st *relState, now m
 	d := e.Dialect()
 	was := memberSet(st.members)
 	kept := st.members[:0:0]
+	b := r.backref()
 	for _, m := range st.members {
 		if now[m] {
 			kept = append(kept, m)
@@ -993,7 +1074,12 @@ func (s *Session) syncAssociation(in *instance, r *relation, st *relState, now m
 		if other == nil {
 			continue
 		}
-		w.before = append(w.before, flushStmt{e, asyncengine.Statement{SQL: associationDelete(d, r), Args: []any{pkValue(in), pkValue(other)}}, nil})
+		if b != nil {
+			unlinkBack(other, b, in, w)
+		}
+		if w.firstTime(r, in, other) {
+			w.before = append(w.before, flushStmt{e, asyncengine.Statement{SQL: associationDelete(d, r), Args: []any{pkValue(in), pkValue(other)}}, nil})
+		}
 	}
 	fv := r.field(in.v)
 	for i := range fv.Len() {
@@ -1002,14 +1088,19 @@ func (s *Session) syncAssociation(in *instance, r *relation, st *relState, now m
 			continue
 		}
 		other := s.objects.of(m)
+		kept = append(kept, m)
+		if b != nil {
+			linkBack(other, b, in, w)
+		}
+		if !w.firstTime(r, in, other) {
+			continue // linked from the other side too
+		}
 		if !hasKey(in) || !hasKey(other) {
 			// a key the server generates in this flush: the row takes it in the same pipeline,
 			// or waits for the next stage (keyed.go)
-			kept = append(kept, m)
 			w.links = append(w.links, pendingLink{e: e, r: r, st: st, owner: in, other: other, m: m})
 			continue
 		}
-		kept = append(kept, m)
 		w.after = append(w.after, flushStmt{e, asyncengine.Statement{SQL: associationInsert(d, r), Args: []any{pkValue(in), pkValue(other)}}, []*instance{in, other}})
 	}
 	st.members, st.loaded = kept, true

@@ -45,7 +45,10 @@
 // queued and served in submission order by one goroutine, which exists only while requests wait:
 // an idle session, or one that is never closed, holds none. A request submitted after another by
 // the same goroutine sees that request's effects; requests of different goroutines are ordered as
-// they reached the queue.
+// they reached the queue. The objects the session holds are the application's: a goroutine that
+// changes one while others flush or query through the same session (an autoflush reads every
+// object it holds) races with them. Build an object whole before Add, and change held objects
+// from one goroutine at a time, or between the others' Awaits.
 //
 // On PostgreSQL, the requests queued while a round trip is in flight go out together as one
 // pipeline over the session's connection, inside its transaction. With Isolation("REPEATABLE
@@ -224,7 +227,9 @@
 // a collection. Its options: fk=column names the foreign key, found on whichever side references
 // the other (on the owner: many-to-one; on the target: one-to-one, or one-to-many for a []*T);
 // through=table with ref=column makes a many-to-many, fk and ref being the association table's
-// columns referencing the owner and the target; order=col[ desc][|col] orders a collection;
+// columns referencing the owner and the target (declared on both models, fk and ref swapped, the
+// two sides are one link: a link made or removed from either side is one row, and the other
+// side's loaded collection follows); order=col[ desc][|col] orders a collection;
 // cascade=delete or cascade=delete-orphan (which includes delete); load=lazy|selectin|joined sets
 // the default strategy.
 //
@@ -247,7 +252,9 @@
 // At flush, objects reachable from added ones are added (save-update cascade); a child receives its
 // parent's key, generated or not; a book appended to author.Books and a book whose Author is set
 // mean the same thing, and the loaded collections and back-references follow (a many-to-one the
-// application reassigned wins over the collection the object was in; an object in one parent's
+// application reassigned wins over the collection the object was in; one set to nil takes the
+// object out of its parent's loaded collection as a removal from it does: its key set NULL, or
+// the object deleted when the collection deletes orphans; an object in one parent's
 // collection whose many-to-one, never synced by the session, names another parent is
 // ErrConflictingParent at flush, nothing written and no field changed; so is an object in the
 // collections of two parents, when it has the many-to-one back — without one, the last collection

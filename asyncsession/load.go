@@ -72,7 +72,7 @@ func Related[T any](s *Session, obj any, name string) (T, error) {
 	defer s.mu.Unlock()
 	in, ok := s.objects.get(obj)
 	if !ok {
-		return zero, fmt.Errorf("gosqla: %T is not in this session; load it first (Get or Select), or flush to add an object reachable from one the session holds", obj)
+		return zero, fmt.Errorf("%w: a %T; load it first (Get or Select), or flush to add an object reachable from one the session holds", ErrNotInSession, obj)
 	}
 	if !whole(in, r) {
 		return zero, fmt.Errorf("gosqla: %s.%s of the object with key %v: %w; call Load or LoadAll, or query with Query.Load", m.Type, name, pkValue(in), ErrNotLoaded)
@@ -184,7 +184,7 @@ func (s *Session) planLoad(r *relation, objs []any, t shardTarget, again bool) (
 		}
 		in, ok := s.objects.get(obj)
 		if !ok || reflect.TypeOf(obj) != reflect.PointerTo(r.owner.Type) {
-			return l, fmt.Errorf("gosqla: loading %s.%s: object %d (%T) is not a %s of this session; load it first (Get or Select)", r.owner.Type, r.name, i, obj, r.owner.Type)
+			return l, fmt.Errorf("%w: loading %s.%s: object %d (%T) is not a %s of this session; load it first (Get or Select)", ErrNotInSession, r.owner.Type, r.name, i, obj, r.owner.Type)
 		}
 		if again && in.state == statePending {
 			continue // no row yet: nothing to read

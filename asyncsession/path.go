@@ -64,6 +64,20 @@ func addPath(steps []*loadStep, path []*relation, how Strategy) []*loadStep {
 	return steps
 }
 
+// cloneSteps copies steps and the steps below them, which addPath changes in place.
+func cloneSteps(steps []*loadStep) []*loadStep {
+	if steps == nil {
+		return nil
+	}
+	out := make([]*loadStep, len(steps))
+	for i, st := range steps {
+		c := *st
+		c.next = cloneSteps(st.next)
+		out[i] = &c
+	}
+	return out
+}
+
 // resolveSteps returns the steps that load, with their strategies: the one given, else the
 // relationship's default. A step that steps below it go through is loaded (Lazy there reads as
 // SelectIn), and a step joins only a statement its parent is in (joinable): a Joined step below a

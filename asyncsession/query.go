@@ -5,6 +5,7 @@ import (
 	"database/sql/driver"
 	"fmt"
 	"iter"
+	"maps"
 	"reflect"
 	"slices"
 	"strconv"
@@ -74,8 +75,11 @@ func (q *Query[T]) mapping(format string, args ...any) *Query[T] {
 // A name bound by an earlier Where keeps its value: binding it again to another value is an
 // error, not a replacement of the value the earlier condition reads.
 func (q *Query[T]) Where(cond string, named ...asyncengine.Named) *Query[T] {
-	// the line break ends a -- comment that ends the condition before the parenthesis
-	q.where = append(q.where, "("+cond+"\n)")
+	if strings.Contains(cond, "--") {
+		// the line break ends a -- comment that ends the condition before the parenthesis
+		cond += "\n"
+	}
+	q.where = append(q.where, "("+cond+")")
 	for _, n := range named {
 		for k, v := range n {
 			if old, ok := q.named[k]; ok && !reflect.DeepEqual(old, v) {
@@ -90,9 +94,10 @@ func (q *Query[T]) Where(cond string, named ...asyncengine.Named) *Query[T] {
 // Filter adds the condition column = value; column is one T maps, or "Rel.column" for a
 // relationship joined with Join. nil (a nil pointer, a driver.Valuer whose value is NULL) is
 // IS NULL. A slice value matches any of its elements: = ANY of one array on PostgreSQL, however
-// long the slice; an IN list elsewhere; an empty slice matches no row.
+// long the slice; an IN list elsewhere; an empty slice matches no row. A slice of the field's own
+// type (a []string for a text[] column) is one value, compared with the array whole.
 func (q *Query[T]) Filter(column string, value any) *Query[T] {
-	ref, ok := q.column(column)
+	ref, f, ok := q.field(column)
 	if !ok {
 		return q
 	}
@@ -101,7 +106,7 @@ func (q *Query[T]) Filter(column string, value any) *Query[T] {
 		return q
 	}
 	name := fmt.Sprintf("gosqla_%d", len(q.named))
-	if v := reflect.ValueOf(value); v.Kind() == reflect.Slice && v.Type().Elem().Kind() != reflect.Uint8 {
+	if v := reflect.ValueOf(value); v.Kind() == reflect.Slice && v.Type().Elem().Kind() != reflect.Uint8 && !sameKind(v.Type(), f.Type) {
 		switch {
 		case v.Len() == 0:
 			q.where = append(q.where, "1 = 0")
@@ -117,6 +122,15 @@ func (q *Query[T]) Filter(column string, value any) *Query[T] {
 	q.named[name] = value
 	q.where = append(q.where, ref+" = :"+name)
 	return q
+}
+
+// sameKind reports a value of a field's own type (under a pointer): a slice compared with an
+// array column whole, not element by element.
+func sameKind(v, field reflect.Type) bool {
+	for field.Kind() == reflect.Pointer {
+		field = field.Elem()
+	}
+	return v == field
 }
 
 // isNull reports a value that is SQL's NULL: nil, a nil pointer, a driver.Valuer whose value is
@@ -171,6 +185,18 @@ func (q *Query[T]) OrderBy(columns ...string) *Query[T] {
 	return q
 }
 
+// Clone returns a copy of the query, to build on apart: the methods change the query they are
+// called on and return it, so a base query that two branches extend is cloned first.
+func (q *Query[T]) Clone() *Query[T] {
+	c := *q
+	c.joins = slices.Clone(q.joins)
+	c.where = slices.Clone(q.where)
+	c.named = maps.Clone(q.named)
+	c.order = slices.Clone(q.order)
+	c.loads = cloneSteps(q.loads)
+	return &c
+}
+
 // Limit returns at most n objects; a negative n removes the limit (as GORM's Limit(-1)).
 func (q *Query[T]) Limit(n int) *Query[T] { q.limit = n; return q }
 
@@ -213,28 +239,36 @@ func (q *Query[T]) Load(rel string, how Strategy) *Query[T] {
 
 // column resolves "column" or "Rel.column" to its SQL, recording an error when it is not mapped.
 func (q *Query[T]) column(name string) (string, bool) {
+	ref, _, ok := q.field(name)
+	return ref, ok
+}
+
+// field is column, with the field that maps the column.
+func (q *Query[T]) field(name string) (string, *structmap.Field, bool) {
 	if q.m == nil || q.err != nil {
-		return "", false
+		return "", nil, false
 	}
 	d := q.dialect()
 	if rel, col, ok := strings.Cut(name, "."); ok {
 		for _, r := range q.joins {
 			if r.name == rel {
-				if r.target.Column(col) == nil {
+				f := r.target.Column(col)
+				if f == nil {
 					q.mapping("%s (joined as %s) has no column %q", r.target.Type, rel, col)
-					return "", false
+					return "", nil, false
 				}
-				return d.Quote(joinAlias(r)) + "." + d.Quote(col), true
+				return d.Quote(joinAlias(r)) + "." + d.Quote(col), f, true
 			}
 		}
 		q.mapping("%q: join relationship %s first (Join)", name, rel)
-		return "", false
+		return "", nil, false
 	}
-	if q.m.Column(name) == nil {
+	f := q.m.Column(name)
+	if f == nil {
 		q.mapping("no column %q (columns: %s)", name, strings.Join(columnsOf(q.m), ", "))
-		return "", false
+		return "", nil, false
 	}
-	return d.Quote(q.m.Table) + "." + d.Quote(name), true
+	return d.Quote(q.m.Table) + "." + d.Quote(name), f, true
 }
 
 func (q *Query[T]) dialect() *asyncengine.Dialect { return q.s.engineFor(q.m).Dialect() }

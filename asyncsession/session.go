@@ -16,6 +16,10 @@ var ErrSessionClosed = errors.New("gosqla: session is closed")
 // (Add, Delete, Merge, Refresh, an element of Upsert or InsertMany).
 var ErrNilObject = errors.New("gosqla: nil object")
 
+// ErrNotInSession is matched by the error of a call that needs an object of the session (Delete,
+// Related, Load) given one the session does not hold: load it first, or Add it.
+var ErrNotInSession = errors.New("gosqla: not in this session")
+
 // ErrCommitted is matched by the error of a Commit whose transaction was committed although a
 // request that travelled with it could not store its results (a value that did not fit its
 // field, a Scan method that panicked): the write is in the database, the objects of that request

@@ -1,6 +1,7 @@
 package asyncsession_test
 
 import (
+	"strconv"
 	"testing"
 
 	"github.com/gosqla/gosqla/asyncengine"
@@ -57,5 +58,38 @@ func TestManyToOneSetToNilOrphansTheChild(t *testing.T) {
 		assert.NotContains(t, w.Books, gone)
 		assert.EqualValues(t, 0, countWhere(t, e, "volumes", "title = 't1-1'"))
 		assert.EqualValues(t, 2, countWhere(t, e, "volumes", "title LIKE 't1-%'"))
+	})
+}
+
+// A many-to-many declared on both models: a link made from both sides is one row (it failed the
+// commit with the association's unique violation), a link made or removed from one side shows
+// in the other side's loaded collection, as a one-to-many's back-reference does.
+func TestManyToManyFromBothSides(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
+		seedLibrary(t, e)
+		ctx := enginetest.Context(t)
+		s := newSession(t, e)
+		v := await(t, asyncsession.From[Volume](s).Filter("title", "t2-1").One(ctx))
+		fantasy := await(t, asyncsession.From[Tag](s).Filter("name", "fantasy").One(ctx))
+		await(t, asyncsession.Load(ctx, s, fantasy, "Volumes"))
+		require.Empty(t, v.Tags)
+		require.Len(t, fantasy.Volumes, 5)
+
+		v.Tags = append(v.Tags, fantasy)
+		fantasy.Volumes = append(fantasy.Volumes, v)
+		await(t, s.Commit(ctx))
+		assert.EqualValues(t, 1, countWhere(t, e, "volume_tags", "volume_id = "+strconv.FormatInt(v.ID, 10)))
+
+		w := await(t, asyncsession.From[Volume](s).Filter("title", "t3-1").One(ctx))
+		w.Tags = append(w.Tags, fantasy)
+		await(t, s.Flush(ctx))
+		assert.Contains(t, fantasy.Volumes, w, "the other side follows")
+		assert.Len(t, fantasy.Volumes, 7)
+
+		v.Tags = nil
+		await(t, s.Commit(ctx))
+		assert.NotContains(t, fantasy.Volumes, v, "the other side follows")
+		assert.EqualValues(t, 0, countWhere(t, e, "volume_tags", "volume_id = "+strconv.FormatInt(v.ID, 10)))
+		assert.EqualValues(t, 6, countWhere(t, e, "volume_tags", "tag_id = "+strconv.FormatInt(fantasy.ID, 10)))
 	})
 }
