@@ -352,7 +352,9 @@
 // and Stream (whole objects, outside the identity map; no relationship loads). Count and Exists
 // answer for the objects All would return: within Limit, after Offset, without the rows
 // SkipLocked skips (they lock what they find, as All does).
-// String shows the SQL and arguments that will be sent. A column the model does not map, or an
+// The methods change the query they are called on and return it (as GORM's do, unlike
+// SQLAlchemy's select): Clone a base query before two branches extend it. String shows the SQL
+// and arguments that will be sent. A column the model does not map, or an
 // unknown relationship, fails before anything is sent.
 //
 // The strategies apply to the builder's objects: SelectIn (the default for collections) adds one
