@@ -263,7 +263,7 @@ func (c *Conn) oneQuery(sql string) error {
 	if c.e.pg {
 		return nil
 	}
-	return oneStatement(sql)
+	return oneStatement(sql, false)
 }
 
 // runStatement is the one path of Exec and Query: bind the arguments, run the statement under

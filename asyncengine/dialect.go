@@ -65,7 +65,7 @@ func (d *Dialect) Bind(sql string, args []any) (string, []any, error) {
 // literals and comments followed by more SQL): layers that pipeline statements, such as the
 // session, send one statement per request.
 func (d *Dialect) OneStatement(sql string) error {
-	return oneStatement(sql)
+	return oneStatement(sql, d.positional)
 }
 
 var (

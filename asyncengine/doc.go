@@ -166,10 +166,11 @@
 // Arguments are positional in the dialect's style ($1 on PostgreSQL, ? on SQLite), or one Named
 // map for :name placeholders, rewritten per dialect. String literals (escape strings E'…' with
 // their backslash escapes too, continued across lines as PostgreSQL continues them), quoted
-// identifiers, comments (nested /* */ ones as PostgreSQL nests them), dollar-quoted bodies and
+// identifiers, comments (/* */ nesting on PostgreSQL, not on SQLite), dollar-quoted bodies and
 // ::casts are left alone; names and dollar-quote tags may hold non-ASCII letters. A slice bound
 // to a name after IN expands to one placeholder per element; the same name elsewhere (= ANY(:ids))
-// is the one array. A statement with more parameters than the dialect takes (65 535 on
+// is the one array; a positional placeholder ($1, or ? on SQLite) among Named values is refused.
+// A statement with more parameters than the dialect takes (65 535 on
 // PostgreSQL, whose protocol counts them in 16 bits) is refused before it is sent, with the fix:
 // send a long list as one array. A statement whose placeholders and
 // arguments disagree fails before anything is sent, with an *ArgumentError naming the missing key

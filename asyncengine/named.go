@@ -26,7 +26,7 @@ func bindArgs(d *Dialect, sql string, args []any) (string, []any, error) {
 	}
 	want := 0
 	named := ""
-	scanSQL(sql, func(kind tokenKind, start, end int) {
+	scanSQL(sql, d.positional, func(kind tokenKind, start, end int) {
 		switch kind {
 		case tokNamedParam:
 			if named == "" {
@@ -74,11 +74,11 @@ func bindNamed(d *Dialect, sql string, named Named) (string, []any, error) {
 	last := 0
 	var missing, fix string
 	used := make(map[string]bool, len(named))
-	scanSQL(sql, func(kind tokenKind, start, end int) {
+	scanSQL(sql, d.positional, func(kind tokenKind, start, end int) {
 		if missing != "" || fix != "" {
 			return
 		}
-		if kind == tokDollarParam && d.positional || kind == tokQuestion && !d.positional {
+		if kind == tokDollarParam || kind == tokQuestion && !d.positional {
 			fix = fmt.Sprintf("the statement has the positional placeholder %s, and Named values: name it (:name) and give its value in the Named map, or pass positional arguments only", sql[start:end])
 			return
 		}
@@ -192,21 +192,21 @@ func isIdentByte(c byte) bool {
 
 // oneStatement returns an *ArgumentError when sql holds more than one statement: text other than
 // blanks and comments after a ";" outside literals.
-func oneStatement(sql string) error {
+func oneStatement(sql string, nested bool) error {
 	end := -1
-	scanSQL(sql, func(kind tokenKind, start, _ int) {
+	scanSQL(sql, nested, func(kind tokenKind, start, _ int) {
 		if kind == tokSemicolon && end < 0 {
 			end = start
 		}
 	})
-	if end < 0 || strings.TrimSpace(stripComments(sql[end+1:])) == "" {
+	if end < 0 || strings.TrimSpace(stripComments(sql[end+1:], nested)) == "" {
 		return nil
 	}
 	return &ArgumentError{SQL: sql, Fix: "the statement holds more than one SQL statement; send one per call (a script runs with Conn.Exec, on PostgreSQL)"}
 }
 
 // stripComments removes -- and /* */ comments, for deciding whether text is empty.
-func stripComments(s string) string {
+func stripComments(s string, nested bool) string {
 	var b strings.Builder
 	for i := 0; i < len(s); i++ {
 		switch {
@@ -215,7 +215,7 @@ func stripComments(s string) string {
 				i++
 			}
 		case strings.HasPrefix(s[i:], "/*"):
-			end := skipComment(s, i)
+			end := skipComment(s, i, nested)
 			if end < 0 {
 				return b.String()
 			}
@@ -249,8 +249,9 @@ func isIdentStart(c byte) bool {
 }
 func isIdent(c byte) bool { return isIdentStart(c) || (c >= '0' && c <= '9') }
 
-// scanSQL reports placeholders outside literals, quoted identifiers, comments and dollar quotes.
-func scanSQL(sql string, emit func(kind tokenKind, start, end int)) {
+// scanSQL reports placeholders outside literals, quoted identifiers, comments and dollar quotes;
+// nested: block comments nest, as PostgreSQL's do.
+func scanSQL(sql string, nested bool, emit func(kind tokenKind, start, end int)) {
 	n := len(sql)
 	for i := 0; i < n; {
 		c := sql[i]
@@ -264,7 +265,7 @@ func scanSQL(sql string, emit func(kind tokenKind, start, end int)) {
 				i++
 			}
 		case c == '/' && i+1 < n && sql[i+1] == '*':
-			if i = skipComment(sql, i); i < 0 {
+			if i = skipComment(sql, i, nested); i < 0 {
 				return
 			}
 		case c == ':':
@@ -323,13 +324,12 @@ func scanSQL(sql string, emit func(kind tokenKind, start, end int)) {
 }
 
 // skipComment returns the index after the block comment starting at i, or -1 when it does not
-// end. PostgreSQL's block comments nest (SQLite's end at the first "*/": a comment holding "/*"
-// is the only text the two read apart).
-func skipComment(sql string, i int) int {
+// end. PostgreSQL's block comments nest (nested); SQLite's end at the first "*/".
+func skipComment(sql string, i int, nested bool) int {
 	depth := 0
 	for j := i; j+1 < len(sql); j++ {
 		switch {
-		case sql[j] == '/' && sql[j+1] == '*':
+		case sql[j] == '/' && sql[j+1] == '*' && (nested || depth == 0):
 			depth++
 			j++
 		case sql[j] == '*' && sql[j+1] == '/':

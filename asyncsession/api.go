@@ -324,6 +324,7 @@ func (s *Session) Refresh(ctx context.Context, obj any) *asyncengine.Future[stru
 		if err := in.load(rs[0], 0); err != nil {
 			return err
 		}
+		s.columnsReloaded(in)
 		resolve(struct{}{}, nil)
 		return nil
 	}

@@ -409,7 +409,7 @@ func (s *Session) deleteOrphans(w *relWork) error {
 		if c.state == stateDeleted || c.waitIn == w.id && len(c.waitFor) > 0 {
 			continue
 		}
-		if deref(o.r.fk.Value(c.v)) != deref(pkValue(o.parent)) {
+		if !sameKey(o.r.fk.Value(c.v), o.parent.model.PK[0], pkValue(o.parent)) {
 			continue // moved: its key names its new parent
 		}
 		if o.null {
@@ -567,8 +567,18 @@ func (s *Session) syncOne(in *instance, r *relation, w *relWork) ([]*instance, e
 	if cur == st.ref && s.passed(cur) {
 		return nil, nil // unchanged since the last sync, to an object expunged or deleted
 	}
+	if child, ok := s.objects.get(cur); ok && r.kind == oneToOne && cur == st.ref && leftOne(in, child, r) {
+		// the application set the child's many-to-one back to nil: the one-to-one lets go of it
+		w.keep(in, r)
+		fv.SetZero()
+		in.remember(r)
+		b := r.backref()
+		w.keep(child, b)
+		child.remember(b)
+		return nil, removed(child, in, r, w)
+	}
 	if r.kind == manyToOne && cur == st.ref && st.loaded {
-		if p, ok := s.objects.get(cur); ok && hasKey(p) && w.columnMoved(in, r.fk, pkValue(p)) {
+		if p, ok := s.objects.get(cur); ok && hasKey(p) && w.columnMoved(in, r.fk, r.target.PK[0], pkValue(p)) {
 			// the application moved the object by its column: the relationship follows to the
 			// parent the column names when the session has it, and is left to load again when
 			// not; the loaded collections follow
@@ -627,18 +637,74 @@ func (s *Session) syncOne(in *instance, r *relation, w *relWork) ([]*instance, e
 	return added, nil
 }
 
+// columnsReloaded lets go of the loaded many-to-ones of in, whose columns were just read again,
+// that the application left as they were and that no longer name the parent they hold: another
+// transaction moved the row. The relationship is left to load again (nil, and Related says
+// ErrNotLoaded); kept, the next flush would write the old parent's key back. Called locked.
+func (s *Session) columnsReloaded(in *instance) {
+	if len(in.rels) == 0 {
+		return
+	}
+	rels, _ := relationsOf(in.model)
+	for _, r := range rels {
+		st := in.rels[r]
+		if r.kind != manyToOne || st == nil || !st.loaded {
+			continue
+		}
+		fv := r.field(in.v)
+		var cur any
+		if !fv.IsNil() {
+			cur = fv.Interface()
+		}
+		if cur != st.ref {
+			continue // the application's change, written by the next flush
+		}
+		fk := r.fk.Value(in.v)
+		if st.ref == nil {
+			if k, _ := refKey(fk, r.target.PK[0]); k == nil {
+				continue
+			}
+		} else if p := s.objects.of(st.ref); p != nil && hasKey(p) && sameKey(fk, r.target.PK[0], pkValue(p)) {
+			continue
+		}
+		fv.Set(reflect.Zero(fv.Type()))
+		delete(in.rels, r)
+	}
+}
+
 // leaveParent writes a many-to-one r of in that the application set to nil, away from parent,
 // which it referred to until now. When parent's collection (r's back-reference) is loaded, in
 // leaves it, as a removal from the collection does: its key is set NULL, or it is deleted when the
 // collection deletes orphans; otherwise its key is set NULL.
 func (s *Session) leaveParent(in *instance, r *relation, parent any, w *relWork) error {
-	b := r.backref()
 	p, ok := s.objects.get(parent)
-	if b == nil || !ok || !s.holds(parent, b, in.ptr) {
+	if !ok {
+		return w.setFK(in, r.fk, nil)
+	}
+	if one := r.oneToOneBack(); one != nil && one.field(p.v).Interface() == in.ptr {
+		// the parent's one-to-one lets go of it, as of a child replaced
+		w.keep(p, one)
+		one.field(p.v).SetZero()
+		p.remember(one)
+		return removed(in, p, one, w)
+	}
+	b := r.backref()
+	if b == nil || !s.holds(parent, b, in.ptr) {
 		return w.setFK(in, r.fk, nil)
 	}
 	s.moveMember(in, r, parent, nil, w)
 	return removed(in, p, b, w)
+}
+
+// leftOne reports whether child, held by in's one-to-one r, had its many-to-one back pointing at
+// in, and the application set it to nil since.
+func leftOne(in, child *instance, r *relation) bool {
+	b := r.backref()
+	if b == nil {
+		return false
+	}
+	bst := child.rels[b]
+	return bst != nil && bst.loaded && bst.ref == in.ptr && b.field(child.v).IsNil()
 }
 
 // removed lets child go of collection r of parent, which no longer holds it: it is deleted as
@@ -911,7 +977,7 @@ func (s *Session) syncMany(in *instance, r *relation, w *relWork) ([]*instance, 
 		if r.kind == manyToMany {
 			continue
 		}
-		if keyKnown && wasMember(cur) && w.columnMoved(child, r.fk, key) {
+		if keyKnown && wasMember(cur) && w.columnMoved(child, r.fk, in.model.PK[0], key) {
 			// moved to another parent by its column: out of this collection, without the
 			// NULL or the delete a removal writes
 			leaving = append(leaving, i)
@@ -947,6 +1013,14 @@ func (s *Session) syncMany(in *instance, r *relation, w *relWork) ([]*instance, 
 				if s.holds(cur, r, child.ptr) {
 					return nil, fmt.Errorf("%w: a %s is in %s.%s of two %ss; remove it from one of them",
 						ErrConflictingParent, child.model.Type, in.model.Type, r.name, in.model.Type)
+				}
+			}
+			if bst != nil && bst.loaded && bst.ref != nil && bst.ref != in.ptr {
+				// the application pointed the child at this parent, or set it to nil and put it
+				// in this collection: it leaves the loaded collection of the parent it named
+				// before, whichever of the two collections the walk meets first
+				if old, ok := s.objects.get(bst.ref); ok {
+					dropMember(old, r, child, w)
 				}
 			}
 			w.keep(child, b)
@@ -1253,15 +1327,16 @@ func (w *relWork) saveFK(in *instance, f *structmap.Field, fv reflect.Value) {
 }
 
 // columnMoved reports a loaded object whose foreign key f the application set since it was
-// loaded or flushed (not this walk) to another value than parentKey: the column it wrote wins
+// loaded or flushed (not this walk) to another value than parentKey, a value of the parent's key
+// field pk: the column it wrote wins
 // over a loaded relationship that still joins it to the parent of that key, which is then out
 // of date.
-func (w *relWork) columnMoved(in *instance, f *structmap.Field, parentKey any) bool {
+func (w *relWork) columnMoved(in *instance, f, pk *structmap.Field, parentKey any) bool {
 	if in.state != statePersistent || in.snap == nil || w.walkSetFK[in] {
 		return false
 	}
 	i := fieldIndex(in.model, f)
-	return i >= 0 && in.fieldChanged(i) && deref(f.Value(in.v)) != deref(parentKey)
+	return i >= 0 && in.fieldChanged(i) && !sameKey(f.Value(in.v), pk, parentKey)
 }
 
 // fkWrite is a foreign-key field as it was before a flush's cascade wrote it.

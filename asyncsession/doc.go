@@ -252,9 +252,10 @@
 // At flush, objects reachable from added ones are added (save-update cascade); a child receives its
 // parent's key, generated or not; a book appended to author.Books and a book whose Author is set
 // mean the same thing, and the loaded collections and back-references follow (a many-to-one the
-// application reassigned wins over the collection the object was in; one set to nil takes the
-// object out of its parent's loaded collection as a removal from it does: its key set NULL, or
-// the object deleted when the collection deletes orphans; an object in one parent's
+// application reassigned wins over the collection the object was in, whichever of the two the
+// flush meets first; one set to nil takes the object out of its parent's loaded collection, or
+// its parent's one-to-one, as a removal from it does: its key set NULL, or the object deleted
+// when the relationship deletes orphans; an object in one parent's
 // collection whose many-to-one, never synced by the session, names another parent is
 // ErrConflictingParent at flush, nothing written and no field changed; so is an object in the
 // collections of two parents, when it has the many-to-one back — without one, the last collection
@@ -361,7 +362,9 @@
 // query per relationship for all the objects, the queries of all relationships travelling
 // together right after the main one; Joined (for a *T) loads it in the same query with a LEFT
 // OUTER JOIN, each key merged once into the identity map; Lazy leaves it to Load. Query.Load
-// overrides the default per query. A relationship the session holds loaded already, or that the
+// overrides the default per query. An object read again (expired after Commit, or Refresh)
+// whose foreign key another transaction changed lets go of the loaded many-to-one that no longer
+// matches it, to load again. A relationship the session holds loaded already, or that the
 // application set since the last flush, is left as it is by every strategy (a query does not put
 // back the parent an unflushed change replaced). A foreign key matches the key it references
 // whatever Go types hold the two: a sql.NullInt64 or *int32 column finds an int64 key, a string

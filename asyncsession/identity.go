@@ -412,8 +412,10 @@ func (s *Session) mergeRow(m *structmap.Model, row reflect.Value, columns []stri
 		switch {
 		case overwrite:
 			in.store(row, columns)
+			s.columnsReloaded(in)
 		case in.expired:
 			in.reload(row, columns)
+			s.columnsReloaded(in)
 		}
 		return in
 	}

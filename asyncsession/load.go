@@ -341,6 +341,19 @@ func deref(v any) any {
 	return normalizeKey(rv.Interface())
 }
 
+// sameKey reports whether fk, the value of a foreign key, refers to key, a value of the key
+// field pk.
+func sameKey(fk any, pk *structmap.Field, key any) bool {
+	k, ok := refKey(fk, pk)
+	if !ok || k == nil || key == nil {
+		return false
+	}
+	if !reflect.TypeOf(k).Comparable() {
+		return reflect.DeepEqual(k, key)
+	}
+	return k == key
+}
+
 // refKey is the key that v, the value of a foreign key, refers to, as a value of the key field
 // pk's own type, as the identity map and the loaded rows hold it: a pointer or a driver.Valuer
 // (sql.NullInt64) gives the value it holds, and a value of another type is stored as the key's

@@ -333,6 +333,21 @@ func references(f *structmap.Field, m *structmap.Model) bool {
 // field is the relationship's field in the owner struct v.
 func (r *relation) field(v reflect.Value) reflect.Value { return v.FieldByIndex(r.index) }
 
+// oneToOneBack is the one-to-one of r's target whose child's many-to-one back is r
+// (Author.Profile, for Profile.Author), or nil.
+func (r *relation) oneToOneBack() *relation {
+	rels, err := relationsOf(r.target)
+	if err != nil || r.kind != manyToOne {
+		return nil
+	}
+	for _, b := range rels {
+		if b.target == r.owner && b.kind == oneToOne && b.fk == r.fk {
+			return b
+		}
+	}
+	return nil
+}
+
 // backref is the target's relationship pointing back along the same key, if it declares one.
 func (r *relation) backref() *relation {
 	rels, err := relationsOf(r.target)

@@ -1,0 +1,289 @@
+package asyncsession_test
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/gosqla/gosqla/asyncengine"
+	"github.com/gosqla/gosqla/asyncengine/enginetest"
+	"github.com/gosqla/gosqla/asyncsession"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// a one-to-one's child whose many-to-one back-reference is set to nil: the commit
+// write NULL, as a many-to-one set to nil under a loaded collection now does.
+func TestOneToOneBackReferenceSetToNil(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
+		ctx := enginetest.Context(t)
+		require.NoError(t, asyncsession.CreateAll(ctx, e, Householder{}, Profile2{}))
+		saved(t, e, &Householder{Name: "ann", Profile: &Profile2{Bio: "b"}})
+		s := newSession(t, e)
+		h, err := asyncsession.From[Householder](s).Load("Profile", asyncsession.SelectIn).One(ctx).Await(ctx)
+		require.NoError(t, err)
+		p := h.Profile
+		require.Same(t, h, p.Holder)
+		p.Holder = nil
+		await(t, s.Commit(ctx))
+		assert.Nil(t, p.Holder, "the application's nil")
+		assert.Nil(t, p.HolderID)
+		assert.EqualValues(t, 0, countWhere(t, e, "profiles2", "holder_id IS NOT NULL"))
+	})
+}
+
+// a book's many-to-one set to nil and the book appended to another loaded writer's
+// collection in the same flush: it moves (as in SQLAlchemy), whatever the walk order.
+func TestSetToNilAndAppendedElsewhereMoves(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
+		ctx := enginetest.Context(t)
+		seedLibrary(t, e)
+		fails := map[string]int{}
+		for i := range 12 {
+			s := newSession(t, e)
+			ws, err := asyncsession.From[Writer](s).Filter("name", []string{"w1", "w2"}).OrderBy("name").All(ctx).Await(ctx)
+			require.NoError(t, err)
+			w1, w2 := ws[0], ws[1]
+			if i%2 == 1 {
+				w1, w2 = w2, w1
+			}
+			require.NotEmpty(t, w1.Books, "iteration %d", i)
+			v := w1.Books[0]
+			await(t, asyncsession.Load(ctx, s, v, "Writer"))
+			v.Writer = nil
+			w2.Books = append(w2.Books, v)
+			_, err = s.Commit(ctx).Await(ctx)
+			if err != nil {
+				fails[err.Error()]++
+				continue
+			}
+			assert.EqualValues(t, 1, countWhere(t, e, "volumes", fmt.Sprintf("id = %d AND writer_id = %d", v.ID, w2.ID)))
+		}
+		assert.Empty(t, fails)
+	})
+}
+
+func TestReassignedAndAppendedMovesInEitherOrder(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
+		ctx := enginetest.Context(t)
+		seedLibrary(t, e)
+		fails := map[string]int{}
+		for i := range 12 {
+			s := newSession(t, e)
+			ws, err := asyncsession.From[Writer](s).Filter("name", []string{"w1", "w2"}).OrderBy("name").All(ctx).Await(ctx)
+			require.NoError(t, err)
+			w1, w2 := ws[0], ws[1]
+			if i%2 == 1 {
+				w1, w2 = w2, w1
+			}
+			v := w1.Books[0]
+			await(t, asyncsession.Load(ctx, s, v, "Writer"))
+			v.Writer = w2
+			w2.Books = append(w2.Books, v)
+			_, err = s.Commit(ctx).Await(ctx)
+			if err != nil {
+				fails[err.Error()]++
+				continue
+			}
+		}
+		assert.Empty(t, fails)
+	})
+}
+
+type OrProduct struct {
+	Code  Sku       `db:"code,pk"`
+	Name  string    `db:"name"`
+	Lines []*OrLine `rel:"fk=product_code,order=id,cascade=delete-orphan"`
+}
+
+func (OrProduct) TableName() string { return "or_products" }
+
+type OrLine struct {
+	ID          int64  `db:"id,pk,default"`
+	ProductCode string `db:"product_code,fk=or_products.code"`
+}
+
+func (OrLine) TableName() string { return "or_lines" }
+
+// a line removed from a delete-orphan collection whose parent key is a named string type
+// (Sku) and the child's key a plain string: the orphan is deleted (it was taken to have moved).
+func TestOrphanOfANamedKeyType(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
+		ctx := enginetest.Context(t)
+		require.NoError(t, asyncsession.CreateAll(ctx, e, OrProduct{}, OrLine{}))
+		saved(t, e, &OrProduct{Code: "a", Name: "A", Lines: []*OrLine{{}, {}}})
+		s := newSession(t, e)
+		p := await(t, asyncsession.From[OrProduct](s).One(ctx))
+		require.Len(t, p.Lines, 2)
+		p.Lines = p.Lines[:1]
+		await(t, s.Commit(ctx))
+		assert.EqualValues(t, 1, count(t, e, "or_lines"), "the orphan is deleted")
+	})
+}
+
+// after Commit (objects expired) another transaction moves a book to another writer; the
+// book queried again with its Writer loaded Joined: the relationship follows the row,
+// and the next Commit does not write the old writer back.
+func TestJoinedFollowsARowMovedAfterCommit(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
+		ctx := enginetest.Context(t)
+		seedLibrary(t, e)
+		s := newSession(t, e)
+		v := await(t, asyncsession.From[Volume](s).Filter("title", "t1-0").Load("Writer", asyncsession.Joined).One(ctx))
+		old := v.Writer
+		require.Equal(t, "w1", old.Name)
+		await(t, s.Commit(ctx))
+		_, err := e.Exec(ctx, "UPDATE volumes SET writer_id = (SELECT id FROM writers WHERE name = 'w2') WHERE title = 't1-0'")
+		require.NoError(t, err)
+		v2 := await(t, asyncsession.From[Volume](s).Filter("title", "t1-0").Load("Writer", asyncsession.Joined).One(ctx))
+		require.Same(t, v, v2)
+		assert.Equal(t, "w2", v.Writer.Name, "the joined row's writer (WriterID=%d, Writer.ID=%d)", v.WriterID, v.Writer.ID)
+		v.Title = "renamed"
+		await(t, s.Commit(ctx))
+		assert.EqualValues(t, 1, countWhere(t, e, "volumes", "title = 'renamed' AND writer_id = (SELECT id FROM writers WHERE name = 'w2')"), "the other transaction's move is kept")
+	})
+}
+
+type FrUser struct {
+	ID       int64     `db:"id,pk,default"`
+	Name     string    `db:"name"`
+	Friends  []*FrUser `rel:"through=fr_friends,fk=user_id,ref=friend_id,order=name"`
+	FriendOf []*FrUser `rel:"through=fr_friends,fk=friend_id,ref=user_id,order=name"`
+}
+
+func (FrUser) TableName() string { return "fr_users" }
+
+type FrFriend struct {
+	UserID   int64 `db:"user_id,pk,fk=fr_users.id"`
+	FriendID int64 `db:"friend_id,pk,fk=fr_users.id"`
+}
+
+func (FrFriend) TableName() string { return "fr_friends" }
+
+func TestSelfReferentialManyToManyBothSides(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
+		ctx := enginetest.Context(t)
+		require.NoError(t, asyncsession.CreateAll(ctx, e, FrUser{}, FrFriend{}))
+		// new on both sides, linked from both sides: one row
+		s := newSession(t, e)
+		a, b := &FrUser{Name: "a"}, &FrUser{Name: "b"}
+		a.Friends = []*FrUser{b}
+		b.FriendOf = []*FrUser{a}
+		require.NoError(t, s.Add(a, b))
+		await(t, s.Commit(ctx))
+		assert.EqualValues(t, 1, count(t, e, "fr_friends"))
+		assert.Equal(t, []*FrUser{a}, b.FriendOf)
+		// mutual friendship: a second row (b, a)
+		b.Friends = append(b.Friends, a)
+		await(t, s.Commit(ctx))
+		assert.EqualValues(t, 2, count(t, e, "fr_friends"))
+		s2 := newSession(t, e)
+		us := await(t, asyncsession.From[FrUser](s2).OrderBy("name").Load("Friends", asyncsession.SelectIn).Load("FriendOf", asyncsession.SelectIn).All(ctx))
+		a2, b2 := us[0], us[1]
+		require.Len(t, a2.Friends, 1)
+		require.Len(t, a2.FriendOf, 1)
+		// a unfriends b from a's side: b.FriendOf follows, b.Friends stays
+		a2.Friends = nil
+		await(t, s2.Flush(ctx))
+		assert.Empty(t, b2.FriendOf)
+		assert.Equal(t, []*FrUser{a2}, b2.Friends)
+		await(t, s2.Commit(ctx))
+		assert.EqualValues(t, 1, count(t, e, "fr_friends"))
+		assert.EqualValues(t, 1, countWhere(t, e, "fr_friends", fmt.Sprintf("user_id = %d AND friend_id = %d", b2.ID, a2.ID)))
+	})
+}
+
+// new volume and new tag linked from both sides, keys generated in the flush
+func TestNewObjectsLinkedFromBothSides(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
+		ctx := enginetest.Context(t)
+		relSchema(t, e)
+		s := newSession(t, e)
+		w := &Writer{Name: "w"}
+		v := &Volume{Title: "v", Writer: w}
+		tg := &Tag{Name: "t"}
+		v.Tags = []*Tag{tg}
+		tg.Volumes = []*Volume{v}
+		require.NoError(t, s.Add(v, tg))
+		await(t, s.Commit(ctx))
+		assert.EqualValues(t, 1, count(t, e, "volume_tags"))
+		assert.Len(t, tg.Volumes, 1)
+		assert.Len(t, v.Tags, 1)
+	})
+}
+
+func TestManyToManyUndoAfterAFailedFlush(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
+		ctx := enginetest.Context(t)
+		seedLibrary(t, e)
+		s := newSession(t, e)
+		v := await(t, asyncsession.From[Volume](s).Filter("title", "t2-1").One(ctx))
+		fantasy := await(t, asyncsession.From[Tag](s).Filter("name", "fantasy").One(ctx))
+		await(t, asyncsession.Load(ctx, s, fantasy, "Volumes"))
+		w0 := await(t, asyncsession.From[Writer](s).Filter("name", "w0").One(ctx))
+		v.Tags = append(v.Tags, fantasy)
+		bad := &Writer{ID: w0.ID, Name: "dup"}
+		require.NoError(t, s.Add(bad))
+		_, err := s.Flush(ctx).Await(ctx)
+		require.Error(t, err)
+		assert.NotContains(t, fantasy.Volumes, v, "undo: the back-reference added by the walk is taken back")
+		assert.Len(t, fantasy.Volumes, 5)
+		await(t, s.Rollback(ctx))
+		s.Expunge(bad)
+		await(t, s.Commit(ctx))
+		assert.EqualValues(t, 1, countWhere(t, e, "volume_tags", fmt.Sprint("volume_id = ", v.ID)))
+		assert.EqualValues(t, 6, countWhere(t, e, "volume_tags", fmt.Sprint("tag_id = ", fantasy.ID)))
+	})
+}
+
+func TestSetToNilOrphanUndoAndRetry(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
+		ctx := enginetest.Context(t)
+		seedLibrary(t, e)
+		s := newSession(t, e)
+		w := await(t, asyncsession.From[Writer](s).Filter("name", "w1").One(ctx))
+		w0 := await(t, asyncsession.From[Writer](s).Filter("name", "w0").One(ctx))
+		gone := w.Books[1]
+		await(t, asyncsession.Load(ctx, s, gone, "Writer"))
+		gone.Writer = nil
+		bad := &Writer{ID: w0.ID, Name: "dup"}
+		require.NoError(t, s.Add(bad))
+		_, err := s.Flush(ctx).Await(ctx)
+		require.Error(t, err)
+		assert.Len(t, w.Books, 3, "undo puts the child back in the collection")
+		assert.Nil(t, gone.Writer, "the application's nil stays")
+		await(t, s.Rollback(ctx))
+		s.Expunge(bad)
+		await(t, s.Commit(ctx))
+		assert.Len(t, w.Books, 2)
+		assert.EqualValues(t, 0, countWhere(t, e, "volumes", fmt.Sprint("id = ", gone.ID)))
+	})
+}
+
+// Refresh after another transaction moved the book: the loaded many-to-one is not refreshed,
+// and the next Commit writes the old writer back.
+func TestRefreshFollowsARowMoved(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
+		ctx := enginetest.Context(t)
+		seedLibrary(t, e)
+		s := newSession(t, e)
+		v := await(t, asyncsession.From[Volume](s).Filter("title", "t1-0").Load("Writer", asyncsession.SelectIn).One(ctx))
+		require.Equal(t, "w1", v.Writer.Name)
+		_, err := e.Exec(ctx, "UPDATE volumes SET writer_id = (SELECT id FROM writers WHERE name = 'w2') WHERE title = 't1-0'")
+		require.NoError(t, err)
+		await(t, s.Refresh(ctx, v))
+		await(t, s.Commit(ctx))
+		assert.EqualValues(t, 1, countWhere(t, e, "volumes", "title = 't1-0' AND writer_id = (SELECT id FROM writers WHERE name = 'w2')"), "nothing changed in the session: the other transaction's move stays")
+	})
+}
+
+func TestArrayFilterOnSQLite(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
+		ctx := enginetest.Context(t)
+		require.NoError(t, asyncsession.CreateAll(ctx, e, Labelled{}))
+		saved(t, e, &Labelled{Labels: []string{"x", "y"}}, &Labelled{Labels: []string{"y"}})
+		s := newSession(t, e)
+		n, err := asyncsession.From[Labelled](s).Filter("labels", []string{"x", "y"}).Count(ctx).Await(ctx)
+		require.NoError(t, err)
+		assert.EqualValues(t, 1, n)
+	})
+}
