@@ -12,7 +12,7 @@ import (
 )
 
 // a one-to-one's child whose many-to-one back-reference is set to nil: the commit
-// write NULL, as a many-to-one set to nil under a loaded collection now does.
+// writes NULL, as a many-to-one set to nil under a loaded collection does.
 func TestOneToOneBackReferenceSetToNil(t *testing.T) {
 	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
 		ctx := enginetest.Context(t)
