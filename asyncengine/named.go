@@ -62,7 +62,11 @@ func tooManyParams(d *Dialect, sql string, n int) error {
 	if n <= d.MaxParams {
 		return nil
 	}
-	return &ArgumentError{SQL: sql, Got: n, Fix: fmt.Sprintf("the statement has %d parameters, more than the %d one %s statement takes; on PostgreSQL send a long list as one array (col = ANY(:ids)), or split it", n, d.MaxParams, d.name)}
+	fix := "send a long list as one array (col = ANY(:ids)), or split it"
+	if !d.positional {
+		fix = "split a long list into parts, or send it as one JSON array (col IN (SELECT value FROM json_each(:ids)), the list JSON-encoded)"
+	}
+	return &ArgumentError{SQL: sql, Got: n, Fix: fmt.Sprintf("the statement has %d parameters, more than the %d one %s statement takes; %s", n, d.MaxParams, d.name, fix)}
 }
 
 func bindNamed(d *Dialect, sql string, named Named) (string, []any, error) {

@@ -88,6 +88,11 @@ func (e *Engine) ClassifyCommitError(err error) error {
 	if !reachedServer(err) {
 		return err // COMMIT never left the client
 	}
+	if e.dialect == dialectSQLite && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+		// an embedded database has no connection to lose: its error is its answer (a
+		// constraint failed), and the transaction did not commit
+		return err
+	}
 	return &CommitUnknownError{Err: err}
 }
 

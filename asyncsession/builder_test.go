@@ -1,6 +1,7 @@
 package asyncsession_test
 
 import (
+	"encoding/json"
 	"errors"
 	"testing"
 
@@ -139,6 +140,11 @@ func TestFilterLongerThanTheParameterLimit(t *testing.T) {
 			var ae *asyncengine.ArgumentError
 			require.True(t, errors.As(err, &ae), "%v", err)
 			assert.Contains(t, err.Error(), "70000 parameters, more than the 32766")
+			// the error's advice: the list as one JSON array
+			list, err := json.Marshal(ids)
+			require.NoError(t, err)
+			n = await(t, asyncsession.From[Writer](s).Where("writers.id IN (SELECT value FROM json_each(:ids))", asyncengine.Named{"ids": string(list)}).Count(ctx))
+			assert.Equal(t, int64(70000), n)
 		}
 		assert.Equal(t, int64(70000), await(t, asyncsession.From[Writer](s).Count(ctx)))
 		assert.Zero(t, e.Stats().Invalidations)

@@ -154,24 +154,25 @@ type relWork struct {
 	// links are association rows that wait for a key the flush generates (keyed.go)
 	links []pendingLink
 	// linked are the association rows the walk inserts or deletes: a many-to-many declared on
-	// both models may name one row from each side
-	linked map[associationRow]bool
+	// both models may name one row from each side; unlinked are the deletes among them, by
+	// their place in before
+	linked   map[associationRow]bool
+	unlinked map[associationRow]int
 }
 
-// associationRow names a row of an association table by the objects its two columns refer to,
-// in the order of the columns' names.
+// associationRow names the insert or the delete of a row of an association table by the objects
+// its two columns refer to, in the order of the columns' names.
 type associationRow struct {
 	through      string
 	first, other *instance
+	insert       bool
 }
 
-// firstTime reports whether the walk has not yet inserted or deleted the row of association r
-// linking owner (its fk column) and other (its ref column), and records it.
-func (w *relWork) firstTime(r *relation, owner, other *instance) bool {
-	row := associationRow{r.through, owner, other}
-	if r.refCol < r.fkCol {
-		row.first, row.other = other, owner
-	}
+// firstTime reports whether the walk has not yet inserted (insert), or deleted, the row of
+// association r linking owner (its fk column) and other (its ref column), and records it. A row
+// deleted from one side and inserted from the other is both: the DELETEs go first.
+func (w *relWork) firstTime(r *relation, owner, other *instance, insert bool) bool {
+	row := rowOf(r, owner, other, insert)
 	if w.linked[row] {
 		return false
 	}
@@ -179,6 +180,42 @@ func (w *relWork) firstTime(r *relation, owner, other *instance) bool {
 		w.linked = map[associationRow]bool{}
 	}
 	w.linked[row] = true
+	return true
+}
+
+// rowOf names the insert, or the delete, of the row of association r linking owner and other.
+func rowOf(r *relation, owner, other *instance, insert bool) associationRow {
+	if r.refCol < r.fkCol {
+		owner, other = other, owner
+	}
+	return associationRow{r.through, owner, other, insert}
+}
+
+// unlink records the DELETE of the row of association r linking owner and other, at place i of
+// before.
+func (w *relWork) unlink(r *relation, owner, other *instance, i int) {
+	if w.unlinked == nil {
+		w.unlinked = map[associationRow]int{}
+	}
+	w.unlinked[rowOf(r, owner, other, false)] = i
+}
+
+// relinked takes back the DELETE of the row of association r linking owner and other, when the
+// walk recorded one: the link removed from one side was made again from the other, and the row
+// stays. It reports whether there was one.
+func (w *relWork) relinked(r *relation, owner, other *instance) bool {
+	row := rowOf(r, owner, other, false)
+	i, ok := w.unlinked[row]
+	if !ok {
+		return false
+	}
+	w.before = slices.Delete(w.before, i, i+1)
+	delete(w.unlinked, row)
+	for k, j := range w.unlinked {
+		if j > i {
+			w.unlinked[k] = j - 1
+		}
+	}
 	return true
 }
 
@@ -660,15 +697,35 @@ func (s *Session) columnsReloaded(in *instance) {
 			continue // the application's change, written by the next flush
 		}
 		fk := r.fk.Value(in.v)
+		p := s.objects.of(st.ref)
 		if st.ref == nil {
 			if k, _ := refKey(fk, r.target.PK[0]); k == nil {
 				continue
 			}
-		} else if p := s.objects.of(st.ref); p != nil && hasKey(p) && sameKey(fk, r.target.PK[0], pkValue(p)) {
+		} else if p != nil && hasKey(p) && sameKey(fk, r.target.PK[0], pkValue(p)) {
 			continue
 		}
 		fv.Set(reflect.Zero(fv.Type()))
 		delete(in.rels, r)
+		if p != nil {
+			// the old parent's loaded collection (or one-to-one) lets it go too: kept, its next
+			// flush would write its key back into the row
+			s.forgetMember(p, r, in)
+		}
+	}
+}
+
+// forgetMember takes in out of the loaded collection, or the one-to-one, of p whose child's
+// many-to-one is r, as the row says, outside a flush.
+func (s *Session) forgetMember(p *instance, r *relation, in *instance) {
+	w := newRelWork() // nothing to undo: no flush
+	if one := r.oneToOneBack(); one != nil && one.field(p.v).Interface() == in.ptr {
+		one.field(p.v).SetZero()
+		p.remember(one)
+		return
+	}
+	if b := r.backref(); b != nil {
+		dropMember(p, b, in, w)
 	}
 }
 
@@ -689,11 +746,15 @@ func (s *Session) leaveParent(in *instance, r *relation, parent any, w *relWork)
 		return removed(in, p, one, w)
 	}
 	b := r.backref()
-	if b == nil || !s.holds(parent, b, in.ptr) {
-		return w.setFK(in, r.fk, nil)
+	switch {
+	case b != nil && s.holds(parent, b, in.ptr):
+		s.moveMember(in, r, parent, nil, w)
+		return removed(in, p, b, w)
+	case b != nil && b.orphan:
+		// a collection not loaded that deletes its orphans: the child is one
+		return removed(in, p, b, w)
 	}
-	s.moveMember(in, r, parent, nil, w)
-	return removed(in, p, b, w)
+	return w.setFK(in, r.fk, nil)
 }
 
 // leftOne reports whether child, held by in's one-to-one r, had its many-to-one back pointing at
@@ -832,20 +893,29 @@ func setWithout(fv reflect.Value, child *instance) {
 
 // linkBack adds in to many-to-many r of p, the other side of a link in made, when p is new or r
 // loaded: to its field, and to the members the session synced, alone — the field's other members
-// are still the application's to link.
-func linkBack(p *instance, r *relation, in *instance, w *relWork) {
+// are still the application's to link. It returns p's state when it added in to its members.
+func linkBack(p *instance, r *relation, in *instance, w *relWork) *relState {
 	if p.state != statePending && (p.rels[r] == nil || !p.rels[r].loaded) {
-		return
+		return nil
 	}
 	w.keep(p, r)
 	st := p.rel(r)
+	var added *relState
 	if !slices.Contains(st.members, in.ptr) {
 		st.members = append(slices.Clip(st.members), in.ptr) // a new slice: undo keeps the old
 		st.insts = nil
+		added = st
 	}
 	if fv := r.field(p.v); !holdsMember(fv, in) {
 		fv.Set(reflect.Append(fv, reflect.ValueOf(in.ptr)))
 	}
+	return added
+}
+
+// syncedLink reports whether many-to-many r of p, loaded, held in at its last sync.
+func syncedLink(p *instance, r *relation, in *instance) bool {
+	st := p.rels[r]
+	return st != nil && st.loaded && slices.Contains(st.members, in.ptr)
 }
 
 // unlinkBack takes in out of many-to-many r of p, the other side of a link in removed, when r is
@@ -1151,7 +1221,8 @@ func (s *Session) syncAssociation(in *instance, r *relation, st *relState, now m
 		if b != nil {
 			unlinkBack(other, b, in, w)
 		}
-		if w.firstTime(r, in, other) {
+		if w.firstTime(r, in, other, false) {
+			w.unlink(r, in, other, len(w.before))
 			w.before = append(w.before, flushStmt{e, asyncengine.Statement{SQL: associationDelete(d, r), Args: []any{pkValue(in), pkValue(other)}}, nil})
 		}
 	}
@@ -1163,16 +1234,20 @@ func (s *Session) syncAssociation(in *instance, r *relation, st *relState, now m
 		}
 		other := s.objects.of(m)
 		kept = append(kept, m)
+		// the other side synced the link already: its row is there (a link removed from that
+		// side and made again from this one in the same flush stays)
+		exists := b != nil && syncedLink(other, b, in)
+		var back *relState
 		if b != nil {
-			linkBack(other, b, in, w)
+			back = linkBack(other, b, in, w)
 		}
-		if !w.firstTime(r, in, other) {
-			continue // linked from the other side too
+		if exists || !w.firstTime(r, in, other, true) || w.relinked(r, in, other) {
+			continue // linked from the other side too, or its row stays
 		}
 		if !hasKey(in) || !hasKey(other) {
 			// a key the server generates in this flush: the row takes it in the same pipeline,
 			// or waits for the next stage (keyed.go)
-			w.links = append(w.links, pendingLink{e: e, r: r, st: st, owner: in, other: other, m: m})
+			w.links = append(w.links, pendingLink{e: e, r: r, st: st, owner: in, other: other, m: m, back: back})
 			continue
 		}
 		w.after = append(w.after, flushStmt{e, asyncengine.Statement{SQL: associationInsert(d, r), Args: []any{pkValue(in), pkValue(other)}}, []*instance{in, other}})

@@ -255,11 +255,13 @@
 // application reassigned wins over the collection the object was in, whichever of the two the
 // flush meets first; one set to nil takes the object out of its parent's loaded collection, or
 // its parent's one-to-one, as a removal from it does: its key set NULL, or the object deleted
-// when the relationship deletes orphans; an object in one parent's
+// when the relationship deletes orphans (a *T never loaded reads nil, so setting it to nil
+// changes nothing: set the key column to nil, or load the relationship first); an object in one parent's
 // collection whose many-to-one, never synced by the session, names another parent is
 // ErrConflictingParent at flush, nothing written and no field changed; so is an object in the
 // collections of two parents, when it has the many-to-one back — without one, the last collection
-// walked wins). A one-to-one's child that declares the many-to-one back (Profile.Author beside
+// walked wins: to move a child between two loaded collections, set its many-to-one, or remove it
+// from the old collection as well). A one-to-one's child that declares the many-to-one back (Profile.Author beside
 // Author.Profile) points at its parent once the one-to-one is flushed or loaded, by any strategy,
 // as a loaded collection's members do. A foreign key the application sets by its column (book.AuthorID = 7, or nil)
 // wins over loaded relationships that still join the object to its old parent: the column is

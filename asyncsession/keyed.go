@@ -275,6 +275,8 @@ type pendingLink struct {
 	st           *relState
 	owner, other *instance
 	m            any
+	// back is the other side's state, when the walk recorded the link there too (linkBack)
+	back *relState
 }
 
 // sides are the objects the row links.
@@ -283,6 +285,9 @@ func (l pendingLink) sides() [2]*instance { return [2]*instance{l.owner, l.other
 // later takes the row out of its collection's members: the next stage of the flush writes it.
 func (l pendingLink) later() {
 	l.st.members = slices.DeleteFunc(l.st.members, func(m any) bool { return m == l.m })
+	if l.back != nil {
+		l.back.members = slices.DeleteFunc(l.back.members, func(m any) bool { return m == l.owner.ptr })
+	}
 }
 
 // linkSide is where one key of an association row comes from: a batch that leaves its keys, or
