@@ -369,3 +369,51 @@ func TestDuplicateLinkIsTheDatabasesError(t *testing.T) {
 		assert.EqualValues(t, 1, countWhere(t, e, "volume_tags", fmt.Sprintf("volume_id = %d", v.ID)))
 	})
 }
+
+// A one-to-one's child pointed at another parent whose one-to-one is loaded: the new parent takes
+// it and lets go of the child it held, the old parent lets go of it (the commit wrote nothing,
+// and put the application's many-to-one back). Moved by the other side instead, C.Profile = the
+// child of A, the child follows (it was written NULL). Two children swapped under a unique key
+// fail with the unique violation, as the database has it, and nothing is written.
+func TestOneToOneChildReparented(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
+		ctx := enginetest.Context(t)
+		require.NoError(t, asyncsession.CreateAll(ctx, e, Householder{}, Profile2{}))
+		saved(t, e, &Householder{Name: "a", Profile: &Profile2{Bio: "pa"}}, &Householder{Name: "b", Profile: &Profile2{Bio: "pb"}}, &Householder{Name: "c"})
+		load := func(s *asyncsession.Session) (a, b, c *Householder) {
+			hs := await(t, asyncsession.From[Householder](s).OrderBy("name").Load("Profile", asyncsession.SelectIn).All(ctx))
+			return hs[0], hs[1], hs[2]
+		}
+		s := newSession(t, e)
+		a, b, _ := load(s)
+		pa, pb := a.Profile, b.Profile
+		pa.Holder = b
+		await(t, s.Commit(ctx))
+		assert.Equal(t, b.ID, *pa.HolderID)
+		assert.Nil(t, pb.HolderID)
+		assert.Nil(t, pb.Holder)
+		assert.Nil(t, a.Profile)
+		assert.Same(t, pa, b.Profile)
+		assert.EqualValues(t, 1, countWhere(t, e, "profiles2", "holder_id IS NULL AND bio = 'pb'"))
+
+		s = newSession(t, e)
+		_, b, c := load(s)
+		moved := b.Profile
+		c.Profile, b.Profile = moved, nil
+		await(t, s.Commit(ctx))
+		assert.Same(t, c, moved.Holder)
+		assert.EqualValues(t, 1, countWhere(t, e, "profiles2", fmt.Sprintf("holder_id = %d AND bio = 'pa'", c.ID)))
+
+		s = newSession(t, e)
+		_, b, _ = load(s)
+		require.NoError(t, s.Add(&Profile2{Bio: "pb2", HolderID: &b.ID}))
+		await(t, s.Commit(ctx))
+		s = newSession(t, e)
+		_, b, c = load(s)
+		b.Profile, c.Profile = c.Profile, b.Profile
+		_, err := s.Commit(ctx).Await(ctx)
+		require.Error(t, err)
+		assert.Contains(t, strings.ToLower(err.Error()), "unique")
+		assert.EqualValues(t, 1, countWhere(t, e, "profiles2", fmt.Sprintf("holder_id = %d AND bio = 'pa'", c.ID)))
+	})
+}

@@ -453,6 +453,13 @@ func (s *Session) deleteOrphans(w *relWork) error {
 			if err := w.setFK(c, o.r.fk, nil); err != nil {
 				return err
 			}
+			if b := o.r.backref(); b != nil && !b.many() && b.field(c.v).Interface() == o.parent.ptr {
+				// its many-to-one back lets go of the parent too: kept, it would write the key
+				// again at the next flush
+				w.keep(c, b)
+				b.field(c.v).SetZero()
+				c.remember(b)
+			}
 			continue
 		}
 		s.markDeleted(c)
@@ -647,6 +654,9 @@ func (s *Session) syncOne(in *instance, r *relation, w *relWork) ([]*instance, e
 		}
 		if changed {
 			s.moveMember(in, r, st.ref, cur, w)
+			if err := s.moveOne(in, r, st.ref, cur, w); err != nil {
+				return nil, err
+			}
 		}
 	case oneToOne:
 		if changed {
@@ -782,10 +792,13 @@ func removed(child, parent *instance, r *relation, w *relWork) error {
 }
 
 // pointBack sets many-to-one b of child, the back-reference of in's one-to-one, to in, unless the
-// application pointed it at another parent.
+// application pointed it at another parent since the last sync: one that still names the parent
+// it was loaded with follows the one-to-one that took the child.
 func pointBack(in *instance, b *relation, child *instance, w *relWork) {
 	if ref := b.field(child.v); !ref.IsNil() && ref.Interface() != in.ptr {
-		return
+		if bst := child.rels[b]; bst == nil || !bst.loaded || bst.ref != ref.Interface() {
+			return
+		}
 	}
 	w.keep(child, b)
 	child.pointAt(b, in)
@@ -843,6 +856,40 @@ func (s *Session) heldElsewhere(in, child *instance, r *relation) *instance {
 		return nil
 	}
 	return was
+}
+
+// moveOne keeps the one-to-ones of a child's old and new parent in step with its changed
+// many-to-one r, when the parents declare one (Author.Profile, for Profile.Author): the old parent
+// lets go of it, and the new one, new or with the one-to-one loaded, takes it, letting go of the
+// child it held (its key NULL, or deleted when the one-to-one deletes orphans).
+func (s *Session) moveOne(child *instance, r *relation, from, to any, w *relWork) error {
+	one := r.oneToOneBack()
+	if one == nil {
+		return nil
+	}
+	if p, ok := s.objects.get(from); ok && from != nil && one.field(p.v).Interface() == child.ptr {
+		w.keep(p, one)
+		one.field(p.v).SetZero()
+		p.remember(one)
+	}
+	q, ok := s.objects.get(to)
+	if !ok || to == nil || q.state != statePending && (q.rels[one] == nil || !q.rels[one].loaded) {
+		return nil
+	}
+	fv := one.field(q.v)
+	var held any
+	if !fv.IsNil() {
+		if held = fv.Interface(); held == child.ptr {
+			return nil
+		}
+	}
+	w.keep(q, one)
+	fv.Set(reflect.ValueOf(child.ptr))
+	q.remember(one)
+	if held == nil {
+		return nil
+	}
+	return s.orphanOne(q, held, child, one, w)
 }
 
 // moveMember keeps the loaded collections of a child's old and new parent in step with a

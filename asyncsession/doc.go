@@ -263,7 +263,10 @@
 // walked wins: to move a child between two loaded collections, set its many-to-one, or remove it
 // from the old collection as well). A one-to-one's child that declares the many-to-one back (Profile.Author beside
 // Author.Profile) points at its parent once the one-to-one is flushed or loaded, by any strategy,
-// as a loaded collection's members do. A foreign key the application sets by its column (book.AuthorID = 7, or nil)
+// as a loaded collection's members do; pointed at another parent whose one-to-one is loaded, it
+// replaces the child that parent held (NULL, or deleted as an orphan), and its old parent lets
+// go of it. Two children swapped between parents under a unique key fail with the database's
+// unique violation: set one to nil and flush, then set the other. A foreign key the application sets by its column (book.AuthorID = 7, or nil)
 // wins over loaded relationships that still join the object to its old parent: the column is
 // written, the old parent's loaded collection lets the child go — neither the NULL nor the
 // delete-orphan that a removal from it writes — and when the session holds the parent the column
