@@ -3,6 +3,7 @@ package asyncengine
 import (
 	"errors"
 	"fmt"
+	"reflect"
 	"unicode/utf8"
 )
 
@@ -50,9 +51,28 @@ func statementArgs(args []any, params bool) any {
 			out = append(out, fmt.Sprintf("…(%d more)", len(args)-logArgsMax))
 			break
 		}
-		out = append(out, capped(fmt.Sprintf("%v", a)))
+		out = append(out, capped(fmt.Sprintf("%v", pointee(a))))
 	}
 	return out
+}
+
+// pointee is the value a pointer argument (a nullable field's *int64) refers to, as it is sent;
+// nil for a nil pointer. Another value, or one that formats itself (a *big.Int), is itself.
+func pointee(a any) any {
+	if _, ok := a.(fmt.Stringer); ok {
+		return a
+	}
+	v := reflect.ValueOf(a)
+	for v.Kind() == reflect.Pointer {
+		if v.IsNil() {
+			return nil
+		}
+		v = v.Elem()
+	}
+	if !v.IsValid() || !v.CanInterface() {
+		return a
+	}
+	return v.Interface()
 }
 
 // errorText is an error of the pool (a failed connect, an invalidation) as the echo log shows it.

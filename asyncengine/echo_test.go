@@ -42,6 +42,11 @@ func TestEchoHidesParameters(t *testing.T) {
 			require.NoError(t, err)
 			assert.Less(t, len(log.String()), 64<<10, "a 4 MB argument does not make a 4 MB log line")
 			assert.Contains(t, log.String(), "more bytes")
+			// a pointer argument (a nullable field) shows the value it sends, not its address
+			n, none := int64(4242), (*int64)(nil)
+			_, err = e.Exec(ctx, "INSERT INTO u (n, note) VALUES ("+e.Dialect().Placeholder(1)+", "+e.Dialect().Placeholder(2)+")", &n, none)
+			require.NoError(t, err)
+			assert.Contains(t, log.String(), "[4242 <nil>]")
 		})
 	}
 }
