@@ -611,15 +611,11 @@ func (s *Session) syncOne(in *instance, r *relation, w *relWork) ([]*instance, e
 	if cur == st.ref && s.passed(cur) {
 		return nil, nil // unchanged since the last sync, to an object expunged or deleted
 	}
-	if child, ok := s.objects.get(cur); ok && r.kind == oneToOne && cur == st.ref && leftOne(in, child, r) {
-		// the application set the child's many-to-one back to nil: the one-to-one lets go of it
-		w.keep(in, r)
-		fv.SetZero()
-		in.remember(r)
-		b := r.backref()
-		w.keep(child, b)
-		child.remember(b)
-		return nil, removed(child, in, r, w)
+	if r.kind == oneToOne && cur == st.ref {
+		if child, ok := s.objects.get(cur); ok && leftOne(in, child, r) {
+			// the application set the child's many-to-one back to nil: the one-to-one lets go
+			return nil, oneLetGo(in, r, child, w)
+		}
 	}
 	if r.kind == manyToOne && cur == st.ref && st.loaded {
 		if p, ok := s.objects.get(cur); ok && hasKey(p) && w.columnMoved(in, r.fk, r.target.PK[0], pkValue(p)) {
@@ -729,9 +725,7 @@ func (s *Session) columnsReloaded(in *instance) {
 // many-to-one is r, as the row says, outside a flush.
 func (s *Session) forgetMember(p *instance, r *relation, in *instance) {
 	w := newRelWork() // nothing to undo: no flush
-	if one := r.oneToOneBack(); one != nil && one.field(p.v).Interface() == in.ptr {
-		one.field(p.v).SetZero()
-		p.remember(one)
+	if one := r.oneToOneBack(); one != nil && letGoOne(p, one, in, w) {
 		return
 	}
 	if b := r.backref(); b != nil {
@@ -748,11 +742,8 @@ func (s *Session) leaveParent(in *instance, r *relation, parent any, w *relWork)
 	if !ok {
 		return w.setFK(in, r.fk, nil)
 	}
-	if one := r.oneToOneBack(); one != nil && one.field(p.v).Interface() == in.ptr {
+	if one := r.oneToOneBack(); one != nil && letGoOne(p, one, in, w) {
 		// the parent's one-to-one lets go of it, as of a child replaced
-		w.keep(p, one)
-		one.field(p.v).SetZero()
-		p.remember(one)
 		return removed(in, p, one, w)
 	}
 	b := r.backref()
@@ -765,6 +756,27 @@ func (s *Session) leaveParent(in *instance, r *relation, parent any, w *relWork)
 		return removed(in, p, b, w)
 	}
 	return w.setFK(in, r.fk, nil)
+}
+
+// letGoOne sets one-to-one r of p to nil when it holds child, and reports whether it did.
+func letGoOne(p *instance, r *relation, child *instance, w *relWork) bool {
+	if fv := r.field(p.v); fv.IsNil() || fv.Interface() != child.ptr {
+		return false
+	}
+	w.keep(p, r)
+	r.field(p.v).SetZero()
+	p.remember(r)
+	return true
+}
+
+// oneLetGo lets child go of one-to-one r of in, whose many-to-one back the application set to
+// nil: both sides are remembered as they are now, and the child is removed (NULL, or deleted).
+func oneLetGo(in *instance, r *relation, child *instance, w *relWork) error {
+	letGoOne(in, r, child, w)
+	b := r.backref()
+	w.keep(child, b)
+	child.remember(b)
+	return removed(child, in, r, w)
 }
 
 // leftOne reports whether child, held by in's one-to-one r, had its many-to-one back pointing at
@@ -867,10 +879,8 @@ func (s *Session) moveOne(child *instance, r *relation, from, to any, w *relWork
 	if one == nil {
 		return nil
 	}
-	if p, ok := s.objects.get(from); ok && from != nil && one.field(p.v).Interface() == child.ptr {
-		w.keep(p, one)
-		one.field(p.v).SetZero()
-		p.remember(one)
+	if p, ok := s.objects.get(from); ok && from != nil {
+		letGoOne(p, one, child, w)
 	}
 	q, ok := s.objects.get(to)
 	if !ok || to == nil || q.state != statePending && (q.rels[one] == nil || !q.rels[one].loaded) {

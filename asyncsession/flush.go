@@ -261,7 +261,7 @@ func pointsAtRow(in *instance) bool {
 		return false
 	}
 	for i, f := range in.model.Fields {
-		if f.FK != "" && in.fieldChanged(i) && deref(f.Value(in.v)) != nil {
+		if f.FK != "" && in.fieldChanged(i) && !isNull(f.Value(in.v)) {
 			return true
 		}
 	}

@@ -320,25 +320,21 @@ func unsynced(fv reflect.Value, loaded []*instance, st *relState) []reflect.Valu
 	return out
 }
 
-// deref reads the value of a nullable key (a pointer or a driver.Valuer like sql.NullInt64) as
-// the plain value it holds, so that two keys can be compared whatever Go types hold them.
-func deref(v any) any {
+// isNull reports a value that is SQL's NULL: nil, a nil pointer, a driver.Valuer whose value is
+// nil (sql.NullInt64{}).
+func isNull(v any) bool {
 	if v == nil {
-		return nil
+		return true
 	}
 	rv := reflect.ValueOf(v)
-	for rv.Kind() == reflect.Pointer {
-		if rv.IsNil() {
-			return nil
-		}
-		rv = rv.Elem()
+	if rv.Kind() == reflect.Pointer && rv.IsNil() {
+		return true
 	}
-	if vl, ok := rv.Interface().(driver.Valuer); ok {
-		if x, err := vl.Value(); err == nil {
-			return normalizeKey(x)
-		}
+	if vl, ok := v.(driver.Valuer); ok {
+		x, err := vl.Value()
+		return err == nil && x == nil
 	}
-	return normalizeKey(rv.Interface())
+	return false
 }
 
 // sameKey reports whether fk, the value of a foreign key, refers to key, a value of the key
@@ -394,17 +390,4 @@ func refKey(v any, pk *structmap.Field) (key any, ok bool) {
 		return nil, false
 	}
 	return out.Elem().Interface(), true
-}
-
-// normalizeKey brings integer keys of any width to int64, so that an int32 foreign key finds
-// an int64 primary key.
-func normalizeKey(v any) any {
-	rv := reflect.ValueOf(v)
-	switch rv.Kind() {
-	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
-		return rv.Int()
-	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
-		return int64(rv.Uint())
-	}
-	return v
 }

@@ -2,7 +2,6 @@ package asyncsession
 
 import (
 	"context"
-	"database/sql/driver"
 	"fmt"
 	"iter"
 	"maps"
@@ -131,23 +130,6 @@ func sameKind(v, field reflect.Type) bool {
 		field = field.Elem()
 	}
 	return v == field
-}
-
-// isNull reports a value that is SQL's NULL: nil, a nil pointer, a driver.Valuer whose value is
-// nil (sql.NullInt64{}).
-func isNull(v any) bool {
-	if v == nil {
-		return true
-	}
-	rv := reflect.ValueOf(v)
-	if rv.Kind() == reflect.Pointer && rv.IsNil() {
-		return true
-	}
-	if vl, ok := v.(driver.Valuer); ok {
-		x, err := vl.Value()
-		return err == nil && x == nil
-	}
-	return false
 }
 
 // Join adds an INNER JOIN along relationship rel of T (its Go field name); its table is named by
