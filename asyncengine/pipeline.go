@@ -33,6 +33,21 @@ func (c *Conn) Pipeline(ctx context.Context, stmts []Statement) ([]*Result, erro
 // use the connection. A panic in each stops the calls to it; it is raised again, as a
 // *PanicError, on the caller's goroutine once the pipeline has been read.
 func (c *Conn) PipelineEach(ctx context.Context, stmts []Statement, each func(i int, r *Result)) ([]*Result, error) {
+	return c.PipelineStream(ctx, stmts, nil, each)
+}
+
+// PipelineStream is PipelineEach whose statements come in batches: stmts, then each batch more
+// returns, until it returns none (a nil more: stmts alone). On PostgreSQL each batch leaves as
+// soon as more returns it, so that the server runs the first statements while the caller works
+// out the next ones; statements the connection prepares (statement_cache's default) are needed
+// for that, and otherwise, as with a driver that does not stream, every batch is collected
+// before the pipeline is sent. more runs on the calling goroutine and must not use the
+// connection; it is not called again once the pipeline is known to have failed (an argument
+// that cannot be encoded, a statement that cannot be prepared), while a statement the server
+// fails is known only as its result is read, once every batch is sent: the statements after it
+// do not run. A panic in more ends the pipeline with the statements returned before it, which
+// run, and is raised again as a panic in each is.
+func (c *Conn) PipelineStream(ctx context.Context, stmts []Statement, more func() []Statement, each func(i int, r *Result)) ([]*Result, error) {
 	if c.tx != nil {
 		for _, st := range stmts {
 			if err := c.refuseTxControl(st.SQL); err != nil {
@@ -42,15 +57,47 @@ func (c *Conn) PipelineEach(ctx context.Context, stmts []Statement, each func(i 
 	}
 	start := c.echoStart()
 	ctx = c.tracePipelineStart(ctx, stmts)
-	// one allocation for every result of the pipeline
+	// one allocation for every result of the pipeline, when its statements are known at once
 	vals := make([]Result, len(stmts))
 	rs := make([]*Result, len(stmts))
+	result := func(i int, r *driver.Result) *Result {
+		if i < len(vals) {
+			vals[i] = resultOf(r, c.e.pg)
+			return &vals[i]
+		}
+		v := resultOf(r, c.e.pg)
+		return &v
+	}
+	all := stmts // every statement sent, for the echo
 	call := pipelineCall{stmts: stmts}
-	var panicked error
+	var panicked, morePanicked, refused error
+	if more != nil {
+		call.more = func() []driver.Statement {
+			if morePanicked != nil || refused != nil {
+				return nil
+			}
+			var next []Statement
+			if morePanicked = CatchPanic(func() error { next = more(); return nil }); morePanicked != nil {
+				return nil
+			}
+			for _, st := range next {
+				if c.tx == nil {
+					break
+				}
+				if refused = c.refuseTxControl(st.SQL); refused != nil {
+					return nil
+				}
+			}
+			all = append(all[:len(all):len(all)], next...)
+			return next
+		}
+	}
 	if each != nil {
 		call.each = func(i int, r *driver.Result) {
-			vals[i] = resultOf(r, c.e.pg)
-			rs[i] = &vals[i]
+			for len(rs) <= i {
+				rs = append(rs, nil)
+			}
+			rs[i] = result(i, r)
 			if panicked == nil {
 				panicked = CatchPanic(func() error { each(i, rs[i]); return nil })
 			}
@@ -59,13 +106,20 @@ func (c *Conn) PipelineEach(ctx context.Context, stmts []Statement, each func(i 
 	drs, err := guardedCall(ctx, c, call, runStatements)
 	if err != nil {
 		err = pipelineFailure(err)
+	} else if refused != nil {
+		err = &driver.PipelineError{Index: len(drs), Err: refused, NotExecuted: len(drs) == 0}
 	}
-	c.pipelineDone(ctx, stmts, start, len(drs), err, "(pipeline failed)")
+	c.pipelineDone(ctx, all, start, len(drs), err, "(pipeline failed)")
+	for len(rs) < len(drs) {
+		rs = append(rs, nil)
+	}
 	for i, r := range drs {
 		if rs[i] == nil {
-			vals[i] = resultOf(r, c.e.pg)
-			rs[i] = &vals[i]
+			rs[i] = result(i, r)
 		}
+	}
+	if panicked == nil {
+		panicked = morePanicked
 	}
 	if panicked != nil {
 		panic(panicked)
@@ -100,14 +154,24 @@ func pipelineFailure(err error) error {
 	return err
 }
 
-// pipelineCall is a pipeline's statements and what is handed each result (nil: nothing).
+// pipelineCall is a pipeline's statements, what returns the statements after them (nil: none)
+// and what is handed each result (nil: nothing).
 type pipelineCall struct {
 	stmts []driver.Statement
+	more  func() []driver.Statement
 	each  func(i int, r *driver.Result)
 }
 
 func runStatements(ctx context.Context, dc driver.Conn, call pipelineCall) ([]*driver.Result, error) {
 	stmts, each := call.stmts, call.each
+	if call.more != nil {
+		if pl, ok := dc.(driver.StreamPipeliner); ok {
+			return pl.PipelineStream(ctx, stmts, call.more, each)
+		}
+		for next := call.more(); len(next) > 0; next = call.more() {
+			stmts = append(stmts[:len(stmts):len(stmts)], next...)
+		}
+	}
 	if len(stmts) > 1 {
 		if pl, ok := dc.(driver.EachPipeliner); ok && each != nil {
 			return pl.PipelineEach(ctx, stmts, each)

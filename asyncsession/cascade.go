@@ -474,21 +474,7 @@ func (s *Session) deleteOrphans(w *relWork) error {
 // walked, rather than by doubling as their children are attached one by one: a graph added in
 // bulk. Called locked.
 func (s *Session) roomForChildren(queue []*instance, w *relWork) {
-	n := 0
-	for _, in := range queue {
-		if in.state != statePending {
-			continue
-		}
-		rels, err := relationsOf(in.model)
-		if err != nil {
-			return // the walk reports it
-		}
-		for _, r := range rels {
-			if r.many() {
-				n += r.field(in.v).Len()
-			}
-		}
-	}
+	n := childrenOf(queue)
 	if n < 1024 || n < s.objects.len() {
 		return
 	}
@@ -498,6 +484,26 @@ func (s *Session) roomForChildren(queue []*instance, w *relWork) {
 	w.attached = slices.Grow(w.attached, n)
 	w.waiting = slices.Grow(w.waiting, n)
 	w.fks = make([]awaited, 0, n)
+}
+
+// childrenOf counts the members of the new objects' collections.
+func childrenOf(ins []*instance) int {
+	n := 0
+	for _, in := range ins {
+		if in.state != statePending {
+			continue
+		}
+		rels, err := relationsOf(in.model)
+		if err != nil {
+			return n // the walk reports it
+		}
+		for _, r := range rels {
+			if r.many() {
+				n += r.field(in.v).Len()
+			}
+		}
+	}
+	return n
 }
 
 // newInstance is a new instance of obj, cut from a block the session allocates for many (a graph
@@ -527,6 +533,7 @@ func (s *Session) attach(obj any, m *structmap.Model) (*instance, bool, error) {
 		return in, false, nil
 	}
 	in := s.newInstance(obj, m)
+	in.part = s.part
 	if len(s.letGo) > 0 {
 		delete(s.letGo, addressOf(in))
 	}
@@ -547,6 +554,13 @@ func (s *Session) attachAlong(in *instance, obj any, r *relation) (*instance, bo
 	other, isNew, err := s.attach(obj, r.target)
 	if err != nil {
 		return nil, false, err
+	}
+	if s.part > 0 && r.kind != manyToOne && !isNew && other.state == statePending && other.part != s.part {
+		// an object of the graph of an added object of another part, or an added object
+		// itself: the parts would write it twice (chunk.go). A many-to-one of a part's tree
+		// refers back to its parent (chunkable), whose walk checks it
+		return nil, false, fmt.Errorf("%w: a %s in %s.%s is also reached from another %s added in the same flush; take it out of one of them",
+			ErrConflictingParent, r.target.Type, in.model.Type, r.name, in.model.Type)
 	}
 	if in.shard == "" || !s.sharded(r.target) {
 		return other, isNew, nil

@@ -269,37 +269,52 @@ func pointsAtRow(in *instance) bool {
 }
 
 // byLevel returns a copy of ins in the order of their tables' levels (deepest first when desc),
-// keeping the order of objects of one level: a bucket sort, the levels being few, with one level
-// lookup per run of objects of one model.
+// the objects of one model together within a level, in the order their models first appear,
+// and keeping the order of the objects of one model: a bucket sort, by model, the models being
+// few, with one lookup per run of objects of one model. Tables of one level refer to none of
+// each other, so that grouping them by model only lets each model's rows go as one batch (a
+// shelf's books and its label, walked shelf by shelf, would otherwise alternate).
 func byLevel(ins []*instance, levels map[string]int, desc bool) []*instance {
-	of := make([]int, len(ins))
-	top := 0
+	type bucket struct {
+		level, at int
+	}
+	var models []*structmap.Model // by bucket
+	var buckets []bucket
+	of := make([]int32, len(ins))
 	var last *structmap.Model
-	l := 0
+	b := -1
 	for i, in := range ins {
 		if in.model != last {
-			last, l = in.model, levels[in.model.Table]
+			last = in.model
+			if b = slices.Index(models, last); b < 0 {
+				l := levels[last.Table]
+				if desc {
+					l = -l
+				}
+				b = len(models)
+				models = append(models, last)
+				buckets = append(buckets, bucket{level: l})
+			}
 		}
-		of[i], top = l, max(top, l)
+		of[i] = int32(b)
+		buckets[b].at++ // counted here, turned into a start below
 	}
-	starts := make([]int, top+2)
-	for _, l := range of {
-		if desc {
-			l = top - l
-		}
-		starts[l+1]++
+	order := make([]int, len(buckets))
+	for k := range order {
+		order[k] = k
 	}
-	for k := 1; k < len(starts); k++ {
-		starts[k] += starts[k-1]
+	slices.SortStableFunc(order, func(x, y int) int { return buckets[x].level - buckets[y].level })
+	at := 0
+	for _, k := range order {
+		n := buckets[k].at
+		buckets[k].at = at
+		at += n
 	}
 	out := make([]*instance, len(ins))
 	for i, in := range ins {
-		l := of[i]
-		if desc {
-			l = top - l
-		}
-		out[starts[l]] = in
-		starts[l]++
+		k := of[i]
+		out[buckets[k].at] = in
+		buckets[k].at++
 	}
 	return out
 }

@@ -51,6 +51,8 @@ type instance struct {
 	deep []any
 	set  *tableSet // its table's set while registered, with its snapshot bytes (autoflush.go)
 	pos  int32     // its place in set
+	// part: the part of a flush by parts whose walk attached it (chunk.go); 0 outside one
+	part int32
 	// insertedIn is 1 + the savepoint generation it was inserted in while that transaction is
 	// open, 0 otherwise: a rollback to generation gen expunges it when insertedIn > gen
 	insertedIn int32

@@ -37,6 +37,8 @@ type op struct {
 	// again marks a request whose flush runs in stages and is planned again in the next round;
 	// staleStage that a stage failed, and the request with it
 	again, staleStage bool
+	// streamed: its flush went by parts, its end with the last one, in one round (chunk.go)
+	streamed bool
 	// stageFailed: the failed hooks of the stages of its flush applied in earlier rounds, run
 	// when a later stage fails (round.go)
 	stageFailed []func(*Session)

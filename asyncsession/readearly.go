@@ -130,12 +130,13 @@ var errNotNow = errors.New("gosqla: applied once the pipeline is read")
 // part of the round has any. It takes the parts in order, as finish does, and stops at the first
 // statement that must wait for the pipeline's end: a request's answer, anything else finish
 // applies, any statement of a flush but an INSERT.
-func (s *Session) readEarly(parts []part) func(int, *asyncengine.Result) {
-	if !slices.ContainsFunc(parts, func(p part) bool { return p.applyEach != nil }) {
+func (s *Session) readEarly(all *[]part) func(int, *asyncengine.Result) {
+	if s.chunking == nil && !slices.ContainsFunc(*all, func(p part) bool { return p.applyEach != nil }) {
 		return nil
 	}
 	k, stopped := 0, false
 	return func(i int, r *asyncengine.Result) {
+		parts := *all // a chunked flush adds parts as the pipeline sends them
 		for !stopped && k < len(parts) && i >= parts[k].offset+len(parts[k].stmts) {
 			// a part passed over has nothing to apply, or had every result applied here
 			stopped = parts[k].applyEach == nil && (parts[k].o != nil || parts[k].apply != nil)

@@ -46,7 +46,9 @@ func (s *Session) round(batch []*op) []*op {
 	ctx, stop := sharedContext(ctxs)
 	s.execute(ctx, stop, parts)
 	rest := batch[i:]
-	if i < len(batch) && batch[i].again {
+	if i < len(batch) && batch[i].streamed {
+		rest = batch[i+1:] // its flush went by parts, and its end with them (chunk.go)
+	} else if i < len(batch) && batch[i].again {
 		o := batch[i]
 		o.again = false
 		if o.staleStage {
@@ -132,7 +134,15 @@ func (s *Session) plan(parts []part, o *op) (out []part, again bool, err error) 
 		if o.flush != noFlush {
 			r = reads{} // Flush and Commit compare every object
 		}
+		var rest []*instance // the objects the parts after this one plan (chunk.go)
+		if s.mayChunk(o, len(parts)) {
+			rest = s.startChunks()
+		}
 		fparts, more, err := s.planFlush(kind == flushAll, r)
+		if rest != nil {
+			s.pending = append(s.pending, rest...)
+			s.part = 0
+		}
 		if err != nil {
 			return parts, false, err
 		}
@@ -142,7 +152,25 @@ func (s *Session) plan(parts []part, o *op) (out []part, again bool, err error) 
 		if more && len(fparts) > 0 {
 			return parts, true, nil
 		}
+		if rest != nil && len(fparts) > 0 {
+			// the pipeline asks for the other parts, and o's end, as it sends this one
+			s.chunking = &chunking{o: o, roots: chunkRoots, part: 1}
+			return parts, true, nil
+		}
 	}
+	return s.planEnd(parts, o)
+}
+
+// planEnd adds the rest of o's parts once its flush is planned: its statements and the end of
+// its transaction. again reports a COMMIT that waits for the flush's results (readsBack). Called
+// locked.
+func (s *Session) planEnd(parts []part, o *op) (out []part, again bool, err error) {
+	start := len(parts)
+	defer func() {
+		for k := start; k < len(out); k++ {
+			out[k].by = o
+		}
+	}()
 	if o.txEnd == commitTx && readsBack(parts) {
 		// a result that cannot be stored must fail the transaction, not follow its COMMIT: the
 		// COMMIT goes in the next round, once the writes' results are stored
@@ -246,7 +274,7 @@ func (s *Session) begin(parts []part, b *bound) []part {
 
 // execute sends the parts, one pipeline per engine, and hands each request its results.
 func (s *Session) execute(ctx context.Context, stop func(), parts []part) {
-	errs := s.send(ctx, parts)
+	parts, errs := s.send(ctx, parts)
 	stop()
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -472,7 +500,7 @@ func (s *Session) exclusive(o *op) {
 			return
 		}
 		ctx, stop := sharedContext([]context.Context{o.ctx})
-		errs := s.send(ctx, parts)
+		_, errs := s.send(ctx, parts)
 		stop()
 		c, failure := s.finishExclusive(parts, errs, b)
 		if failure != nil {

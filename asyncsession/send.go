@@ -20,7 +20,10 @@ type pipe struct {
 // send runs each engine's statements as one pipeline (one round trip on PostgreSQL; one worker
 // call running them in order on a blocking driver). The pipelines of several engines (shards,
 // binds) run at once.
-func (s *Session) send(ctx context.Context, parts []part) map[*bound]error {
+func (s *Session) send(ctx context.Context, parts []part) ([]part, map[*bound]error) {
+	if s.chunking != nil {
+		return s.sendChunks(ctx, parts)
+	}
 	var pipes []pipe // one per engine, in order of first use: rarely more than one
 	for k := range parts {
 		p := &parts[k]
@@ -37,11 +40,45 @@ func (s *Session) send(ctx context.Context, parts []part) map[*bound]error {
 	switch len(pipes) {
 	case 0:
 	case 1:
-		pipes[0].each = s.readEarly(parts)
+		pipes[0].each = s.readEarly(&parts)
 		s.sendOne(ctx, &pipes[0])
 	default:
 		s.sendAll(ctx, pipes)
 	}
+	return parts, s.pipeErrors(parts, pipes)
+}
+
+// sendChunks sends a request's flush by parts (chunk.go): the parts planned so far, then each
+// part the pipeline asks for as it sends the ones before, and the request's end.
+func (s *Session) sendChunks(ctx context.Context, parts []part) ([]part, map[*bound]error) {
+	c := s.chunking
+	pl := pipe{b: parts[0].b}
+	for k := range parts {
+		p := &parts[k]
+		p.offset = len(pl.stmts)
+		pl.stmts = append(pl.stmts, p.stmts...)
+	}
+	c.offset = len(pl.stmts)
+	pl.each = s.readEarly(&parts)
+	more := func() []asyncengine.Statement { return s.nextChunk(&parts) }
+	if pl.b.conn == nil {
+		c, err := pl.b.e.Connect(ctx)
+		if err != nil {
+			pl.err = &notSentError{err}
+		}
+		pl.b.conn = c
+	}
+	if pl.err == nil {
+		pl.rs, pl.err = pl.b.conn.PipelineStream(ctx, pl.stmts, more, pl.each)
+	}
+	s.mu.Lock()
+	s.chunking = nil // the pipeline may have stopped before asking for every part
+	s.mu.Unlock()
+	return parts, s.pipeErrors(parts, []pipe{pl})
+}
+
+// pipeErrors hands each part its results and returns the pipelines' failures by engine.
+func (s *Session) pipeErrors(parts []part, pipes []pipe) map[*bound]error {
 	var errs map[*bound]error
 	for _, pl := range pipes {
 		if pl.err != nil {

@@ -76,6 +76,8 @@ type Session struct {
 	bounds    []*bound
 	failed    error        // set when a statement of the transaction failed
 	gen       int          // savepoint generation: see instance.insertedSince
+	chunking  *chunking    // the request whose flush this round sends by parts (chunk.go)
+	part      int32        // the part of a flush by parts being planned (chunk.go); 0 outside one
 	gone      []goneObject // deleted by a flush of the open transaction
 	rekeyed   []keySwitch  // primary keys changed by flushes of the open transaction, in order
 	undoSeq   int          // the last seq given to a goneObject or keySwitch

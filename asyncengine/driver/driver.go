@@ -4,7 +4,8 @@
 // either non-blocking — its calls honour ctx and may be made from any goroutine — or blocking, in
 // which case the engine only ever calls it from its bounded Workers. Optional capabilities are
 // separate interfaces, discovered by type assertion: Pipeliner sends several statements in one
-// round trip (EachPipeliner hands over their results as they are read), Copier bulk-loads rows.
+// round trip (EachPipeliner hands over their results as they are read, StreamPipeliner sends them
+// as they are handed over), Copier bulk-loads rows.
 package driver
 
 import (
@@ -128,6 +129,16 @@ type Pipeliner interface {
 // each, and Pipeline otherwise.
 type EachPipeliner interface {
 	PipelineEach(ctx context.Context, stmts []Statement, each func(i int, r *Result)) ([]*Result, error)
+}
+
+// StreamPipeliner is implemented by pipelining connections that send a pipeline's statements
+// as they are handed over: stmts at once, then each batch more returns as soon as it is
+// returned, until more returns none, so that the server runs the first statements while the
+// caller works out the next ones. more is called on the calling goroutine and must not use the
+// connection; a failure stops the calls to it. Results are handed to each (which may be nil) as
+// EachPipeliner hands them, and a failure is reported as Pipeline reports it.
+type StreamPipeliner interface {
+	PipelineStream(ctx context.Context, stmts []Statement, more func() []Statement, each func(i int, r *Result)) ([]*Result, error)
 }
 
 // EncodeError is a driver's error for an argument it cannot encode for the server (a channel, a

@@ -152,5 +152,6 @@ func (c *Connector) Connect(ctx context.Context) (driver.Conn, error) {
 // Wrap adapts an open pgx connection.
 func Wrap(pc *pgx.Conn) *Conn {
 	pgarrays.Install(pc.TypeMap())
-	return &Conn{pc: pc, cc: counter(pc.PgConn().Conn()), untyped: untypedParams(pc.Config().DefaultQueryExecMode)}
+	mode := pc.Config().DefaultQueryExecMode
+	return &Conn{pc: pc, cc: counter(pc.PgConn().Conn()), untyped: untypedParams(mode), streams: mode == pgx.QueryExecModeCacheStatement}
 }

@@ -58,6 +58,10 @@ type Conn struct {
 	// untyped: statements go without their parameters' types (statement_cache=none, simple), so
 	// arguments pass through textArgs first
 	untyped bool
+	// streams: statements are prepared (statement_cache's default), so that a stream can send
+	// them as they come (stream.go)
+	streams   bool
+	described streamDescriptions
 }
 
 // Pgx returns the underlying connection.
@@ -107,21 +111,11 @@ func columnsIn(dst []driver.Column, m *pgtype.Map, fds []pgconn.FieldDescription
 // for them, into the caller's own destinations.
 func readRows(rows pgx.Rows) (*driver.Result, error) {
 	defer rows.Close()
-	fds := rows.FieldDescriptions()
-	// the result and its cells in one allocation
-	rc := &struct {
-		driver.Result
-		cells pgtypes.Cells
-		cols  [4]driver.Column // the columns of a narrow result, in the same allocation
-	}{}
-	res := &rc.Result
-	res.Columns = columnsIn(rc.cols[:], rows.Conn().TypeMap(), fds)
-	if len(fds) > 0 {
-		rc.cells.Init(len(fds), func(i int) (uint32, int16) { return fds[i].DataTypeOID, fds[i].Format })
+	res, cells := newResult(rows.Conn().TypeMap(), rows.FieldDescriptions())
+	if cells != nil {
 		for rows.Next() {
-			rc.cells.Append(rows.RawValues())
+			cells.Append(rows.RawValues())
 		}
-		res.Rows = &rc.cells
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
@@ -129,6 +123,25 @@ func readRows(rows pgx.Rows) (*driver.Result, error) {
 	}
 	res.RowsAffected = rows.CommandTag().RowsAffected()
 	return res, nil
+}
+
+// newResult is an empty result with columns fds, and the cells its rows go into (nil for a
+// statement without columns).
+func newResult(m *pgtype.Map, fds []pgconn.FieldDescription) (*driver.Result, *pgtypes.Cells) {
+	// the result and its cells in one allocation
+	rc := &struct {
+		driver.Result
+		cells pgtypes.Cells
+		cols  [4]driver.Column // the columns of a narrow result, in the same allocation
+	}{}
+	res := &rc.Result
+	res.Columns = columnsIn(rc.cols[:], m, fds)
+	if len(fds) == 0 {
+		return res, nil
+	}
+	rc.cells.Init(len(fds), func(i int) (uint32, int16) { return fds[i].DataTypeOID, fds[i].Format })
+	res.Rows = &rc.cells
+	return res, &rc.cells
 }
 
 // QueryRows returns the rows as they arrive, scanned with the connection's own type map (so types
@@ -501,6 +514,21 @@ type countingConn struct {
 	wrote atomic.Bool
 	trips atomic.Int64
 	sent  atomic.Int64
+	// counted: a stream counts its own round trips, the times it waits for the server: the
+	// answers it reads while it still writes (pgx reads in the background as it writes, to keep
+	// the server from blocking) are not waited for (stream.go)
+	counted atomic.Bool
+}
+
+// countOwn stops counting round trips from reads until the returned func, which adds trips and
+// counts again.
+func (c *countingConn) countOwn() func(trips int64) {
+	c.counted.Store(true)
+	return func(trips int64) {
+		c.wrote.Store(false)
+		c.counted.Store(false)
+		c.trips.Add(trips)
+	}
 }
 
 func (c *countingConn) Write(p []byte) (int, error) {
@@ -514,7 +542,7 @@ func (c *countingConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
 	// counted when the answer arrives: a read that waits while the request is still being
 	// written (pgx reads in the background during large writes) is not a round trip of its own
-	if n > 0 && c.wrote.Swap(false) {
+	if n > 0 && !c.counted.Load() && c.wrote.Swap(false) {
 		c.trips.Add(1)
 	}
 	return n, err
