@@ -152,9 +152,9 @@ func (s *Session) nextChunk(parts *[]part) []asyncengine.Statement {
 		}
 		c.part++
 		s.part = c.part
+		defer func() { s.part = 0 }() // also when planning panics
 		fparts, more, err := s.planFlush(false, reads{})
 		s.pending = append(s.pending, rest...)
-		s.part = 0
 		if err != nil {
 			// the parts before went to the server, in the open transaction: the request fails,
 			// and the objects not planned stay pending, as for a flush refused before sending

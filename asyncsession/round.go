@@ -137,11 +137,11 @@ func (s *Session) plan(parts []part, o *op) (out []part, again bool, err error) 
 		var rest []*instance // the objects the parts after this one plan (chunk.go)
 		if s.mayChunk(o, len(parts)) {
 			rest = s.startChunks()
+			defer func() { s.part = 0 }() // also when planning panics
 		}
 		fparts, more, err := s.planFlush(kind == flushAll, r)
 		if rest != nil {
 			s.pending = append(s.pending, rest...)
-			s.part = 0
 		}
 		if err != nil {
 			return parts, false, err

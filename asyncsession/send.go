@@ -52,6 +52,12 @@ func (s *Session) send(ctx context.Context, parts []part) ([]part, map[*bound]er
 // part the pipeline asks for as it sends the ones before, and the request's end.
 func (s *Session) sendChunks(ctx context.Context, parts []part) ([]part, map[*bound]error) {
 	c := s.chunking
+	defer func() {
+		// the pipeline may have stopped before asking for every part, or panicked
+		s.mu.Lock()
+		s.chunking = nil
+		s.mu.Unlock()
+	}()
 	pl := pipe{b: parts[0].b}
 	for k := range parts {
 		p := &parts[k]
@@ -71,9 +77,6 @@ func (s *Session) sendChunks(ctx context.Context, parts []part) ([]part, map[*bo
 	if pl.err == nil {
 		pl.rs, pl.err = pl.b.conn.PipelineStream(ctx, pl.stmts, more, pl.each)
 	}
-	s.mu.Lock()
-	s.chunking = nil // the pipeline may have stopped before asking for every part
-	s.mu.Unlock()
 	return parts, s.pipeErrors(parts, []pipe{pl})
 }
 
