@@ -157,7 +157,11 @@
 // Conn.Pipeline sends several statements in one round trip (one worker call on a blocking
 // driver) and reports a failing statement's index through a *PipelineError; Conn.PipelineEach
 // also hands each statement's result to a function as soon as it is read, while the server runs
-// the statements after it (drivers implement driver.EachPipeliner for that); Conn.CopyFrom loads
+// the statements after it (drivers implement driver.EachPipeliner for that); Conn.PipelineStream
+// takes the statements in batches, each sent as soon as it is handed over, so that the server
+// runs the first ones while the caller works out the next (driver.StreamPipeliner: the native
+// driver, with statements it prepares once per connection; other drivers and statement_cache
+// modes collect the batches first); Conn.CopyFrom loads
 // rows in bulk (COPY on the native PostgreSQL driver, multi-row INSERTs elsewhere). The session is
 // built on them.
 //

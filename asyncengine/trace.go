@@ -84,7 +84,9 @@ type PipelineTracer interface {
 
 // TracePipelineStartData is a pipeline about to be sent.
 type TracePipelineStartData struct {
-	// Statements are the pipeline's statements; their Args are nil unless log_parameters=true.
+	// Statements are the pipeline's statements — of a PipelineStream, those it starts with (the
+	// end's Results counts the ones it took later); their Args are nil unless
+	// log_parameters=true.
 	Statements []Statement
 }
 

@@ -280,7 +280,22 @@
 // local to the transaction (gosqla.keys_1, _2, …; at most 32 batches of a flush do), and the
 // children's batch sends each one's parent's position among them, which the server turns into the
 // key — saving authors with their books, and their books' chapters, is one round trip (BEGIN, the
-// INSERTs parents first, COMMIT), and the objects hold the keys after it. Association rows of a
+// INSERTs parents first, COMMIT), and the objects hold the keys after it. A Flush or Commit of
+// many new objects of one model (more than 200 added, with what they reach) in a session that
+// holds nothing else goes by parts on PostgreSQL: the pipeline leaves as soon as the first 100
+// and their graphs are planned, and takes each next part (twice as many as the one before) as
+// the session plans it, while the server writes the parts before — the same statements, one
+// round trip and one transaction, with the server at work from the first part on instead of
+// waiting for the whole plan. A graph goes by parts only where the parts cannot depend on each
+// other: from the model added, one-to-many and one-to-one relationships reach every model once
+// (a tree; a many-to-one only back to the parent it was reached from), no many-to-many, and no
+// column refers to a table of the tree but the key the parent fills; anything else is planned
+// whole, as is every flush on SQLite. An object reached from added objects of two parts (a book
+// in the collections of two new authors, with no many-to-one back to say which) fails the flush
+// with ErrConflictingParent, where a flush planned whole lets the last collection walked win.
+// A failure in a later part fails the flush as a failure anywhere in its pipeline does: the
+// transaction rolls back with the parts before it, and the objects get back what those parts
+// stored in them. Association rows of a
 // many-to-many whose keys the flush generates go in the same pipeline (one INSERT per
 // relationship, after the batches whose keys they take). No INSERT of a flush on PostgreSQL
 // writes fewer rows than it was sent without failing: one into a table that can skip rows (a

@@ -54,6 +54,9 @@ func (c *Conn) PipelineStream(ctx context.Context, stmts []driver.Statement, mor
 		defer func() { done(s.waits) }()
 	}
 	s.pl = c.pc.PgConn().StartPipeline(ctx)
+	if len(c.described.bySQL) >= describedCap {
+		c.described.forget()
+	}
 	for _, name := range c.described.stale {
 		s.pl.SendDeallocate(name)
 		s.deallocating++
