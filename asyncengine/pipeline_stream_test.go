@@ -1,6 +1,7 @@
 package asyncengine_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math"
@@ -198,4 +199,36 @@ func TestPipelineStreamPanicInMore(t *testing.T) {
 		require.NoError(t, err)
 		assert.EqualValues(t, 7, v)
 	})
+}
+
+// A context cancelled while the pipeline still takes batches fails it with the context's error;
+// the connection's pool serves the next caller.
+func TestPipelineStreamCancelled(t *testing.T) {
+	enginetest.EachBackend(t, func(t *testing.T, url string) {
+		e := newEngine(t, url, "pool_size=1&max_overflow=0")
+		ctx, cancel := context.WithCancel(enginetest.Context(t))
+		defer cancel()
+		c, err := e.Connect(ctx)
+		require.NoError(t, err)
+		calls := 0
+		more := func() []asyncengine.Statement {
+			calls++
+			if calls == 2 {
+				cancel()
+			}
+			if calls > 3 {
+				return nil
+			}
+			return []asyncengine.Statement{{SQL: "SELECT pg_sleep(0.05)"}}
+		}
+		_, err = c.PipelineStream(ctx, []asyncengine.Statement{{SQL: "SELECT 1"}}, more, nil)
+		require.ErrorIs(t, err, context.Canceled)
+		c.Close()
+		ctx = enginetest.Context(t)
+		r, err := e.Query(ctx, "SELECT 7")
+		require.NoError(t, err)
+		v, err := r.Scalar()
+		require.NoError(t, err)
+		assert.EqualValues(t, 7, v)
+	}, "pgx")
 }
