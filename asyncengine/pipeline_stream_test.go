@@ -68,7 +68,7 @@ func TestPipelineStreamRunsEveryBatchInOrder(t *testing.T) {
 				require.NoError(t, err)
 				assert.EqualValues(t, want, v, "statement %d", i)
 			}
-			if strings.HasPrefix(url, "postgresql://") {
+			if e.Dialect().Name() == "postgresql" && !strings.Contains(url, "+stdlib") {
 				// pgx counts what its socket carries: the pool's one connection, whose round trips count as it goes back
 				require.NoError(t, c.Close())
 				before := e.Stats().RoundTrips
@@ -96,7 +96,7 @@ func TestPipelineStreamFailureInALaterBatch(t *testing.T) {
 		defer c.Close()
 		p := e.Dialect().Placeholder
 		one := asyncengine.Statement{SQL: "SELECT 1"}
-		streams := strings.HasPrefix(url, "postgresql://") // pgx, which prepares its statements
+		streams := e.Dialect().Name() == "postgresql" && !strings.Contains(url, "+stdlib") // pgx, which prepares its statements
 		for name, bad := range map[string]asyncengine.Statement{
 			// fails as it runs, on either server: the absolute value of the smallest integer
 			"fails as it runs": {SQL: "SELECT abs(CAST(" + p(1) + " AS bigint))", Args: []any{int64(math.MinInt64)}},

@@ -366,6 +366,11 @@ func (s *Session) cascade(all bool) (*relWork, error) {
 		}
 	}
 	for _, set := range s.byTable {
+		if s.part > 0 {
+			// a part of a flush by parts: the session held nothing but the objects added, and
+			// those it holds now are earlier parts', walked by them (chunk.go)
+			break
+		}
 		if len(set.ins) == 0 || len(set.ins[0].model.Rels) == 0 {
 			continue
 		}
@@ -555,10 +560,11 @@ func (s *Session) attachAlong(in *instance, obj any, r *relation) (*instance, bo
 	if err != nil {
 		return nil, false, err
 	}
-	if s.part > 0 && r.kind != manyToOne && !isNew && other.state == statePending && other.part != s.part {
-		// an object of the graph of an added object of another part, or an added object
-		// itself: the parts would write it twice (chunk.go). A many-to-one of a part's tree
-		// refers back to its parent (chunkable), whose walk checks it
+	if s.part > 0 && r.kind != manyToOne && !isNew && other.part != s.part {
+		// an object of the graph of an added object of another part (pending, or written by
+		// it already), or an added object itself: the parts would write it twice (chunk.go).
+		// A many-to-one of a part's tree refers back to its parent (chunkable), whose walk
+		// checks it
 		return nil, false, fmt.Errorf("%w: a %s in %s.%s is also reached from another %s added in the same flush; take it out of one of them",
 			ErrConflictingParent, r.target.Type, in.model.Type, r.name, in.model.Type)
 	}

@@ -24,9 +24,14 @@ var chunkRoots = 100
 // chunking is a request whose flush is sent by parts (see nextChunk).
 type chunking struct {
 	o      *op
-	roots  int   // the added objects the part planned last
-	part   int32 // the number of the part planned last, from 1
-	offset int   // the statements in the pipeline so far
+	rest   []*instance // the added objects the parts after the last one planned plan
+	roots  int         // the added objects the part planned last
+	part   int32       // the number of the part planned last, from 1
+	offset int         // the statements in the pipeline so far
+	// err is the failure to plan a part after the first: the flush fails with it once the
+	// pipeline is read, as it would with a statement of it, and the transaction with the parts
+	// before
+	err error
 }
 
 // mayChunk reports whether o's flush may go by parts: an explicit Flush or Commit, first in its
@@ -69,7 +74,9 @@ func chunkable(m *structmap.Model) bool {
 
 func treeOfModels(root *structmap.Model) bool {
 	via := map[*structmap.Model]*relation{root: nil} // the relationship each model is reached by
-	tables := map[string]bool{root.Table: true}
+	// by name without schema: a foreign key may name its table with one (public.books), or
+	// without; two tables of one name in two schemas count as one, which only keeps a graph whole
+	tables := map[string]bool{unqualified(root.Table): true}
 	queue := []*structmap.Model{root}
 	for len(queue) > 0 {
 		m := queue[0]
@@ -85,7 +92,7 @@ func treeOfModels(root *structmap.Model) bool {
 					return false // reached twice, or a cycle
 				}
 				via[r.target] = r
-				tables[r.target.Table] = true
+				tables[unqualified(r.target.Table)] = true
 				queue = append(queue, r.target)
 			case manyToOne:
 				if p := via[m]; p == nil || r.target != p.owner || r.fk != p.fk {
@@ -102,7 +109,7 @@ func treeOfModels(root *structmap.Model) bool {
 				continue
 			}
 			dot := strings.LastIndexByte(f.FK, '.')
-			if dot < 0 || !tables[f.FK[:dot]] {
+			if dot < 0 || !tables[unqualified(f.FK[:dot])] {
 				continue // a table the flush does not write
 			}
 			if r == nil || f != r.fk {
@@ -113,28 +120,32 @@ func treeOfModels(root *structmap.Model) bool {
 	return true
 }
 
-// holdBack keeps the first n pending objects for the part planned next and returns the others.
-// Called locked.
-func (s *Session) holdBack(n int) []*instance {
-	rest := append([]*instance(nil), s.pending[n:]...)
-	s.pending = append([]*instance(nil), s.pending[:n]...)
-	return rest
-}
-
-// startChunks readies the session for a flush by parts, and holds back the objects the parts
-// after the first plan. Called locked.
+// startChunks readies the session for a flush by parts: the pending objects are those of the
+// first part, and the others are returned, for the parts after it. Called locked.
 func (s *Session) startChunks() []*instance {
 	// room for the whole graph at once: a map grown part by part would be rehashed as often
 	s.objects.grow(len(s.pending) + childrenOf(s.pending))
 	s.part = 1
-	return s.holdBack(chunkRoots)
+	rest := append([]*instance(nil), s.pending[chunkRoots:]...)
+	s.pending = append([]*instance(nil), s.pending[:chunkRoots]...)
+	return rest
+}
+
+// stopChunks ends a flush by parts: the added objects no part planned are pending again, before
+// any added since. Called locked.
+func (s *Session) stopChunks() {
+	if c := s.chunking; c != nil {
+		s.pending = append(c.rest, s.pending...)
+		s.chunking = nil
+	}
 }
 
 // nextChunk plans the next part of the chunked request's flush and appends it to parts,
 // returning its statements; once no object is left, the request's end (its COMMIT); nothing
 // once the request is planned to its end or stopped. A part whose flush needs another stage
 // (a key no part has yet) ends the stream: the request is planned again in the next round, as a
-// flush in stages is. Called by the pipeline, unlocked.
+// flush in stages is. A part that cannot be planned ends it too, and fails the flush once the
+// pipeline is read (chunking.err). Called by the pipeline, unlocked.
 func (s *Session) nextChunk(parts *[]part) []asyncengine.Statement {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -144,23 +155,22 @@ func (s *Session) nextChunk(parts *[]part) []asyncengine.Statement {
 	}
 	o := c.o
 	from := len(*parts)
-	if len(s.pending) > 0 {
+	if len(c.rest) > 0 {
+		// the part plans the added objects it takes, whatever else was added since the flush
+		// began (by another goroutine): those wait for the next flush
 		c.roots *= 2
-		var rest []*instance
-		if len(s.pending) > c.roots {
-			rest = s.holdBack(c.roots)
-		}
+		n := min(c.roots, len(c.rest))
+		since := s.pending
+		s.pending = append([]*instance(nil), c.rest[:n]...)
+		c.rest = c.rest[n:]
 		c.part++
 		s.part = c.part
 		defer func() { s.part = 0 }() // also when planning panics
 		fparts, more, err := s.planFlush(false, reads{})
-		s.pending = append(s.pending, rest...)
+		s.pending = append(s.pending, since...)
 		if err != nil {
-			// the parts before went to the server, in the open transaction: the request fails,
-			// and the objects not planned stay pending, as for a flush refused before sending
-			s.chunking = nil
-			o.staleStage = true
-			o.reject(err)
+			c.err = err
+			s.stopChunks()
 			return nil
 		}
 		for _, p := range fparts {
@@ -168,15 +178,14 @@ func (s *Session) nextChunk(parts *[]part) []asyncengine.Statement {
 			*parts = s.add(*parts, p)
 		}
 		if more {
-			s.chunking = nil // o.again: the next round plans the rest
+			s.stopChunks() // o.again: the next round plans the rest
 		}
 	} else {
 		s.chunking = nil
 		var again bool
 		var err error
 		if *parts, again, err = s.planEnd(*parts, o); err != nil {
-			o.staleStage = true
-			o.reject(err)
+			c.err = err
 			return nil
 		}
 		if !again {
@@ -191,4 +200,9 @@ func (s *Session) nextChunk(parts *[]part) []asyncengine.Statement {
 		stmts = append(stmts, p.stmts...)
 	}
 	return stmts
+}
+
+// unqualified is a table's name without its schema.
+func unqualified(table string) string {
+	return table[strings.LastIndexByte(table, '.')+1:]
 }

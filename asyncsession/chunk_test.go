@@ -144,7 +144,7 @@ func checkShelfRows(t *testing.T, e *asyncengine.Engine, shelves []*Shelf) {
 	assert.EqualValues(t, n+1, v)
 }
 
-// A commit of 700 new shelves (with their books and labels) goes by parts on PostgreSQL: the
+// A commit of 5 000 new shelves (with their books and labels) goes by parts on PostgreSQL: the
 // pipeline leaves with the first part and takes the others as they are planned, in one round
 // trip once its statements are prepared; every key reaches its objects and every row its
 // parent. SQLite plans it whole, with the same outcome.
@@ -153,7 +153,11 @@ func TestCommitByParts(t *testing.T) {
 		e, tr := shelfEngine(t, url)
 		ctx := enginetest.Context(t)
 		s := newSession(t, e)
-		shelves := addShelves(t, s, 700)
+		// 100, 200, 400, 800, 1 600 and 1 900 shelves: statements the connection has not prepared
+		// yet are prepared as they come (the parts before are read then, their keys stored), and
+		// the parts after them are walked as before
+		const n = 5000
+		shelves := addShelves(t, s, n)
 		await(t, s.Commit(ctx))
 		checkShelfRows(t, e, shelves)
 		if e.Dialect().Name() != "postgresql" {
@@ -168,7 +172,7 @@ func TestCommitByParts(t *testing.T) {
 		before := roundTrips(e)
 		await(t, s.Commit(ctx))
 		assert.EqualValues(t, 1, roundTrips(e)-before, "one round trip")
-		assert.EqualValues(t, 1401, count(t, e, "shelves"))
+		assert.EqualValues(t, 1+n+700, count(t, e, "shelves"))
 		require.Len(t, tr.started, 1, "one pipeline")
 		assert.Greater(t, tr.end[0], tr.started[0], "statements joined the pipeline after it left")
 		assert.Less(t, tr.started[0], 10, "the first part is a few statements")
@@ -271,8 +275,17 @@ func TestCommitByPartsOneItemInTwoCrates(t *testing.T) {
 			return
 		}
 		require.ErrorIs(t, err, asyncsession.ErrConflictingParent)
+		// the parts before it were sent: the flush failed with them, as with a statement that
+		// failed, and took back what they stored
+		assert.Zero(t, crates[0].ID)
+		assert.Zero(t, crates[0].Items[0].ID)
+		_, err = s.Flush(ctx).Await(ctx)
+		require.ErrorIs(t, err, asyncsession.ErrPendingRollback)
 		await(t, s.Rollback(ctx))
-		assert.EqualValues(t, 1, count(t, e, "crates"))
+		s.ExpungeAll()
+		require.NoError(t, s.Add(&Crate{Name: "after"}))
+		await(t, s.Commit(ctx))
+		assert.EqualValues(t, 2, count(t, e, "crates"), "nothing of the failed commit is written")
 	}, "pgx", "sqlite")
 }
 
@@ -305,4 +318,65 @@ func TestCommitByValueReferencesWhole(t *testing.T) {
 		assert.EqualValues(t, n, count(t, e, "ref_nodes"))
 		assert.EqualValues(t, n-1, countWhere(t, e, "ref_nodes", fmt.Sprintf("parent_id = %d", n)))
 	}, "pgx", "sqlite")
+}
+
+// QNode names its table with its schema in its foreign key: a graph of them refers by value to a
+// row of its own table all the same, and commits whole.
+type QNode struct {
+	ID       int64  `db:"id,pk"`
+	ParentID *int64 `db:"parent_id,fk=public.qnodes.id"`
+}
+
+func (QNode) TableName() string { return "qnodes" }
+
+func TestCommitByValueReferencesWithSchemaWhole(t *testing.T) {
+	enginetest.EachBackend(t, func(t *testing.T, url string) {
+		e := newEngine(t, url)
+		ctx := enginetest.Context(t)
+		require.NoError(t, asyncsession.CreateAll(ctx, e, QNode{}))
+		s := newSession(t, e)
+		const n = 700
+		last := int64(n)
+		for i := range n {
+			node := &QNode{ID: int64(i + 1)}
+			if i < n-1 {
+				node.ParentID = &last
+			}
+			require.NoError(t, s.Add(node))
+		}
+		await(t, s.Commit(ctx))
+		assert.EqualValues(t, n, count(t, e, "qnodes"))
+	}, "pgx")
+}
+
+// Leaf and Branch are two models of one table whose rows refer to each other: the flush keeps
+// the order of the rows of the table, whatever their models.
+type Leaf struct {
+	ID       int64  `db:"id,pk"`
+	ParentID *int64 `db:"parent_id,fk=twigs.id"`
+	Kind     string `db:"kind"`
+}
+
+func (Leaf) TableName() string { return "twigs" }
+
+type Branch struct {
+	ID       int64  `db:"id,pk"`
+	ParentID *int64 `db:"parent_id,fk=twigs.id"`
+	Kind     string `db:"kind"`
+}
+
+func (Branch) TableName() string { return "twigs" }
+
+func TestTwoModelsOfOneTableKeepTheirOrder(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
+		ctx := enginetest.Context(t)
+		require.NoError(t, asyncsession.CreateAll(ctx, e, Leaf{}))
+		s := newSession(t, e)
+		two := int64(2)
+		require.NoError(t, s.Add(&Leaf{ID: 1, Kind: "leaf"}))
+		require.NoError(t, s.Add(&Branch{ID: 2, Kind: "branch"}))
+		require.NoError(t, s.Add(&Leaf{ID: 3, ParentID: &two, Kind: "leaf"}))
+		await(t, s.Commit(ctx))
+		assert.EqualValues(t, 3, count(t, e, "twigs"))
+	})
 }

@@ -269,16 +269,17 @@ func pointsAtRow(in *instance) bool {
 }
 
 // byLevel returns a copy of ins in the order of their tables' levels (deepest first when desc),
-// the objects of one model together within a level, in the order their models first appear,
-// and keeping the order of the objects of one model: a bucket sort, by model, the models being
+// the objects of one table together within a level, in the order their tables first appear,
+// and keeping the order of the objects of one table: a bucket sort, by table, the tables being
 // few, with one lookup per run of objects of one model. Tables of one level refer to none of
-// each other, so that grouping them by model only lets each model's rows go as one batch (a
-// shelf's books and its label, walked shelf by shelf, would otherwise alternate).
+// each other, so that grouping them by table only lets each table's rows go as one batch (a
+// shelf's books and its label, walked shelf by shelf, would otherwise alternate); the rows of
+// one table, which may refer to each other (two models of one table), keep their order.
 func byLevel(ins []*instance, levels map[string]int, desc bool) []*instance {
 	type bucket struct {
 		level, at int
 	}
-	var models []*structmap.Model // by bucket
+	var tables []string // by bucket
 	var buckets []bucket
 	of := make([]int32, len(ins))
 	var last *structmap.Model
@@ -286,13 +287,13 @@ func byLevel(ins []*instance, levels map[string]int, desc bool) []*instance {
 	for i, in := range ins {
 		if in.model != last {
 			last = in.model
-			if b = slices.Index(models, last); b < 0 {
+			if b = slices.Index(tables, last.Table); b < 0 {
 				l := levels[last.Table]
 				if desc {
 					l = -l
 				}
-				b = len(models)
-				models = append(models, last)
+				b = len(tables)
+				tables = append(tables, last.Table)
 				buckets = append(buckets, bucket{level: l})
 			}
 		}

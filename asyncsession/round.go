@@ -140,8 +140,9 @@ func (s *Session) plan(parts []part, o *op) (out []part, again bool, err error) 
 			defer func() { s.part = 0 }() // also when planning panics
 		}
 		fparts, more, err := s.planFlush(kind == flushAll, r)
-		if rest != nil {
+		if rest != nil && (err != nil || more || len(fparts) == 0) {
 			s.pending = append(s.pending, rest...)
+			rest = nil
 		}
 		if err != nil {
 			return parts, false, err
@@ -152,9 +153,9 @@ func (s *Session) plan(parts []part, o *op) (out []part, again bool, err error) 
 		if more && len(fparts) > 0 {
 			return parts, true, nil
 		}
-		if rest != nil && len(fparts) > 0 {
+		if rest != nil {
 			// the pipeline asks for the other parts, and o's end, as it sends this one
-			s.chunking = &chunking{o: o, roots: chunkRoots, part: 1}
+			s.chunking = &chunking{o: o, rest: rest, roots: chunkRoots, part: 1}
 			return parts, true, nil
 		}
 	}

@@ -55,7 +55,7 @@ func (s *Session) sendChunks(ctx context.Context, parts []part) ([]part, map[*bo
 	defer func() {
 		// the pipeline may have stopped before asking for every part, or panicked
 		s.mu.Lock()
-		s.chunking = nil
+		s.stopChunks()
 		s.mu.Unlock()
 	}()
 	pl := pipe{b: parts[0].b}
@@ -76,6 +76,11 @@ func (s *Session) sendChunks(ctx context.Context, parts []part) ([]part, map[*bo
 	}
 	if pl.err == nil {
 		pl.rs, pl.err = pl.b.conn.PipelineStream(ctx, pl.stmts, more, pl.each)
+	}
+	if pl.err == nil && c.err != nil {
+		// a part after the first could not be planned: the flush fails with the parts sent, as
+		// with a statement of a part that failed, and the transaction with it
+		pl.err = c.err
 	}
 	return parts, s.pipeErrors(parts, []pipe{pl})
 }

@@ -57,11 +57,18 @@ func (c *Conn) PipelineStream(ctx context.Context, stmts []driver.Statement, mor
 	if len(c.described.bySQL) >= describedCap {
 		c.described.forget()
 	}
-	for _, name := range c.described.stale {
+	stale := c.described.stale
+	for _, name := range stale {
 		s.pl.SendDeallocate(name)
 		s.deallocating++
 	}
 	c.described.stale = nil
+	defer func() {
+		if s.err != nil {
+			// deallocated or not, they are deallocated again (a name that is gone is no error)
+			c.described.stale = append(c.described.stale, stale...)
+		}
+	}()
 	s.send(stmts)
 	for s.err == nil {
 		next := more()
