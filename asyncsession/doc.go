@@ -293,9 +293,12 @@
 // whole, as is every flush on SQLite. An object reached from added objects of two parts (a book
 // in the collections of two new authors, with no many-to-one back to say which) fails the flush
 // with ErrConflictingParent, where a flush planned whole lets the last collection walked win.
-// A failure in a later part fails the flush as a failure anywhere in its pipeline does: the
-// transaction rolls back with the parts before it, and the objects get back what those parts
-// stored in them. Association rows of a
+// A failure in a later part — a statement the server refuses, or a part that cannot be planned
+// (that ErrConflictingParent, a nil element) — fails the flush as a failure anywhere in its
+// pipeline does, once the parts before it are read: the session needs Rollback, the transaction
+// rolls back with those parts, and their objects get back what the parts stored in them. (A
+// flush planned whole refuses such a mistake before sending anything, and needs no Rollback.)
+// Objects added by another goroutine while a flush goes by parts wait for the next flush. Association rows of a
 // many-to-many whose keys the flush generates go in the same pipeline (one INSERT per
 // relationship, after the batches whose keys they take). No INSERT of a flush on PostgreSQL
 // writes fewer rows than it was sent without failing: one into a table that can skip rows (a
