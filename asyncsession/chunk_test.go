@@ -380,3 +380,53 @@ func TestTwoModelsOfOneTableKeepTheirOrder(t *testing.T) {
 		assert.EqualValues(t, 3, count(t, e, "twigs"))
 	})
 }
+
+// Wide has fifteen columns to insert, one of them an array: 65 535 / 15 rows fill a statement's
+// parameters exactly, and a batch that leaves its keys for its children takes one more.
+type Wide struct {
+	ID   int64      `db:"id,pk,default"`
+	A    string     `db:"ca"`
+	B    string     `db:"cb"`
+	C    string     `db:"cc"`
+	D    string     `db:"cd"`
+	E    string     `db:"ce"`
+	F    string     `db:"cf"`
+	G    string     `db:"cg"`
+	H    string     `db:"ch"`
+	I    string     `db:"ci"`
+	J    string     `db:"cj"`
+	K    string     `db:"ck"`
+	L    string     `db:"cl"`
+	M    string     `db:"cm"`
+	N    string     `db:"cn"`
+	Tags []string   `db:"tags"`
+	Kids []*WideKid `rel:"fk=wide_id"`
+}
+
+func (Wide) TableName() string { return "wides" }
+
+type WideKid struct {
+	ID     int64  `db:"id,pk,default"`
+	WideID int64  `db:"wide_id,fk=wides.id"`
+	Name   string `db:"name"`
+}
+
+func (WideKid) TableName() string { return "wide_kids" }
+
+// A batch whose rows fill a statement's parameters, and which leaves its keys for its children,
+// goes as statements that fit: the commit writes every row.
+func TestBatchAtTheParameterLimit(t *testing.T) {
+	enginetest.EachBackend(t, func(t *testing.T, url string) {
+		e := newEngine(t, url)
+		ctx := enginetest.Context(t)
+		require.NoError(t, asyncsession.CreateAll(ctx, e, Wide{}, WideKid{}))
+		s := newSession(t, e)
+		n := 65535 / 15
+		for i := range n {
+			require.NoError(t, s.Add(&Wide{A: fmt.Sprint(i), Tags: []string{"t"}, Kids: []*WideKid{{Name: fmt.Sprint(i)}}}))
+		}
+		await(t, s.Commit(ctx))
+		assert.EqualValues(t, n, count(t, e, "wides"))
+		assert.EqualValues(t, n, countWhere(t, e, "wide_kids", "name = (SELECT ca FROM wides WHERE wides.id = wide_kids.wide_id)"))
+	}, "pgx")
+}

@@ -35,7 +35,8 @@ func (s *Session) planFlush(all bool, r reads) (parts []part, more bool, err err
 		s.detach(w)
 		return nil, false, err
 	}
-	if lookups := s.typeLookups(w, inserts, later); len(lookups) > 0 {
+	lookups, seen := s.typeLookups(w, inserts, later)
+	if len(lookups) > 0 {
 		// the batch inserts wait for their tables' column types: this stage reads them, the
 		// next one plans the flush again (the relationships' work is redone then)
 		w.restore()
@@ -70,7 +71,7 @@ func (s *Session) planFlush(all bool, r reads) (parts []part, more bool, err err
 	planFor := func(e *asyncengine.Engine) *flushPlan {
 		fp, ok := byEngine[e]
 		if !ok {
-			fp = &flushPlan{e: e, d: e.Dialect(), gen: s.gen, snapshot: s.opts.snapshot, w: w}
+			fp = &flushPlan{e: e, d: e.Dialect(), gen: s.gen, snapshot: s.opts.snapshot, w: w, seenTypes: seen}
 			byEngine[e] = fp
 			engines = append(engines, e)
 		}
@@ -344,10 +345,11 @@ type flushPlan struct {
 	readsBack         bool      // a server-filled value is read into a field it may not fit
 	batched           []string  // the tables it inserts batches into, by the column types read for them
 	updated           []updatedRows
-	lookedUp          []string    // the tables whose column types the plan reads (update.go)
-	switched          []keySwitch // the key changes it applied, which its failure takes back
-	inserted, deleted []*instance // taken off the session's lists
-	restores          []func()    // snapshot values replaced by the planned UPDATEs
+	lookedUp          []string                   // the tables whose column types the plan reads (update.go)
+	switched          []keySwitch                // the key changes it applied, which its failure takes back
+	inserted, deleted []*instance                // taken off the session's lists
+	restores          []func()                   // snapshot values replaced by the planned UPDATEs
+	seenTypes         map[batchInsert]tableTypes // the column types the flush found known (typeLookups)
 }
 
 // undoer returns what puts the plan's changes back in the session when its pipeline was never
@@ -411,12 +413,16 @@ func (fp *flushPlan) insert(in *instance, run int) bool {
 	return true
 }
 
+// rowParams is the most parameters a batch's rows may take in one statement: a few are kept for
+// the statement's own (the row count a batch that leaves its keys checks).
+func rowParams(d *asyncengine.Dialect) int { return d.MaxParams - 8 }
+
 // groupFor returns the batch in joins: the last one, when it is of the same model, columns and
 // key sources and has room. A row that sends no column is inserted alone (DEFAULT VALUES).
 func (fp *flushPlan) groupFor(in *instance, srcs []keySource, run int) *insertGroup {
 	if n := len(fp.insertGroups); n > 0 {
 		g := fp.insertGroups[n-1]
-		if g.m == in.model && len(g.cols) > 0 && insertsColumns(in, g.cols) && slices.Equal(g.srcs, srcs) && (len(g.ins)+1)*len(g.cols) <= fp.d.MaxParams {
+		if g.m == in.model && len(g.cols) > 0 && insertsColumns(in, g.cols) && slices.Equal(g.srcs, srcs) && (len(g.ins)+1)*len(g.cols) <= rowParams(fp.d) {
 			return g
 		}
 	}
@@ -426,7 +432,7 @@ func (fp *flushPlan) groupFor(in *instance, srcs []keySource, run int) *insertGr
 	fp.readsBack = fp.readsBack || mayNotFit(in.model, cols) || !checksCount(fp.d)
 	g := &insertGroup{m: in.model, cols: cols, srcs: slices.Clone(srcs)}
 	if len(cols) > 0 {
-		rows := min(run, fp.d.MaxParams/len(cols))
+		rows := min(run, rowParams(fp.d)/len(cols))
 		g.ins = make([]*instance, 0, rows)
 		if len(srcs) > 0 {
 			g.parents = make([]*instance, 0, rows*len(srcs))
@@ -607,6 +613,11 @@ func (fp *flushPlan) batchTypes(g *insertGroup) ([]columnType, tableTypes, bool)
 	}
 	table := fp.d.Quote(g.m.Table)
 	types, ok := typesFor(fp.e, table)
+	if !ok {
+		// forgotten since the flush looked them up (another session's failed flush into the
+		// table): the ones it saw then
+		types, ok = fp.seenTypes[batchInsert{fp.e, table}]
+	}
 	if !ok {
 		return nil, tableTypes{}, false
 	}

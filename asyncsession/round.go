@@ -99,6 +99,16 @@ func (s *Session) gather(batch []*op) (parts []part, ctxs []context.Context, i i
 			if len(parts) > planned {
 				ctxs = append(ctxs, o.ctx) // the autoflush it planned goes on its context
 			}
+			if len(o.stageFailed) > 0 {
+				// the stages of its flush before this one were written in the transaction: the
+				// flush fails with them, as when a statement of this stage fails (finish), and
+				// the session needs Rollback
+				for _, f := range o.stageFailed {
+					f(s)
+				}
+				o.stageFailed = nil
+				s.markFailed(err)
+			}
 			o.reject(err)
 			continue
 		}

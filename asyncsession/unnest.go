@@ -210,22 +210,30 @@ type batchInsert struct {
 // typeLookups returns, for the PostgreSQL engines of a flush, the catalog reads its batch inserts
 // need before they can be planned: one statement per engine and table of which at least two rows
 // are to be inserted there, or whose rows are parents that objects of later wait for (keyed.go),
-// and whose column types are not known yet.
-func (s *Session) typeLookups(w *relWork, now, later []*instance) []batchInsert {
+// and whose column types are not known yet; and the types of those tables that are known, which
+// the flush keeps should another session's failed flush forget them before it is built.
+func (s *Session) typeLookups(w *relWork, now, later []*instance) (out []batchInsert, seen map[batchInsert]tableTypes) {
 	type count struct {
 		m     *structmap.Model
 		shard string
 		n     int
 	}
 	var counts []count // few models and shards: a list, searched from the last one counted
-	var out []batchInsert
 	lookup := func(in *instance) {
 		e := s.engineOf(in)
 		if !typedParams(e) {
 			return
 		}
 		table := e.Dialect().Quote(in.model.Table)
-		if _, ok := typesFor(e, table); !ok && !containsBatch(out, e, table) {
+		t, ok := typesFor(e, table)
+		switch {
+		case ok:
+			// kept for the flush: another session's failed flush may forget them meanwhile
+			if seen == nil {
+				seen = map[batchInsert]tableTypes{}
+			}
+			seen[batchInsert{e, table}] = t
+		case !containsBatch(out, e, table):
 			out = append(out, batchInsert{e, table})
 		}
 	}
@@ -248,7 +256,7 @@ func (s *Session) typeLookups(w *relWork, now, later []*instance) []batchInsert 
 			}
 		}
 	}
-	var linked, seen []*structmap.Model // the models of links' sides and of parents looked up: few
+	var linked, parents []*structmap.Model // the models of links' sides and of parents looked up: few
 	for _, l := range w.links {
 		for _, in := range l.sides() {
 			if !hasKey(in) && !slices.Contains(linked, in.model) {
@@ -259,14 +267,14 @@ func (s *Session) typeLookups(w *relWork, now, later []*instance) []batchInsert 
 	}
 	for _, in := range later {
 		for _, a := range w.waits(in) {
-			if m := a.parent.model; m != in.model && !slices.Contains(seen, m) {
-				seen = append(seen, m)
+			if m := a.parent.model; m != in.model && !slices.Contains(parents, m) {
+				parents = append(parents, m)
 				lookup(a.parent)
 				lookup(in)
 			}
 		}
 	}
-	return out
+	return out, seen
 }
 
 func containsBatch(list []batchInsert, e *asyncengine.Engine, table string) bool {
