@@ -158,6 +158,8 @@ type relWork struct {
 	// their place in before
 	linked   map[associationRow]bool
 	unlinked map[associationRow]int
+	// oneParents are the parents that took a child as their one-to-one in this walk
+	oneParents map[oneHeld]*instance
 }
 
 // associationRow names the insert or the delete of a row of an association table by the objects
@@ -676,9 +678,18 @@ func (s *Session) syncOne(in *instance, r *relation, w *relWork) ([]*instance, e
 		}
 	case oneToOne:
 		if changed {
-			if was := s.heldElsewhere(in, other, r); was != nil {
+			if was := s.heldElsewhere(in, other, r); was != nil || w.heldInWalk(in, other, r) {
 				return nil, fmt.Errorf("%w: a %s is %s.%s of two %ss; set it to nil in the one it leaves",
 					ErrConflictingParent, other.model.Type, in.model.Type, r.name, in.model.Type)
+			}
+			if b := r.backref(); b != nil && other.state == statePending {
+				// a new child whose many-to-one, never synced, names another parent
+				if ref := b.field(other.v); !ref.IsNil() && ref.Interface() != in.ptr {
+					if bst := other.rels[b]; bst == nil || !bst.loaded {
+						return nil, fmt.Errorf("%w: a %s in %s.%s has %s set to another %s; set both to the same parent",
+							ErrConflictingParent, other.model.Type, in.model.Type, r.name, b.name, in.model.Type)
+					}
+				}
 			}
 		}
 		if changed && st.ref != nil {
@@ -888,6 +899,29 @@ func (s *Session) heldElsewhere(in, child *instance, r *relation) *instance {
 		return nil
 	}
 	return was
+}
+
+// heldInWalk reports a child that another parent walked by this flush took as its one-to-one r
+// and still holds, and records in as the child's parent otherwise: two new parents given one new
+// child, which no snapshot shows (heldElsewhere).
+func (w *relWork) heldInWalk(in, child *instance, r *relation) bool {
+	k := oneHeld{child, r}
+	if was, ok := w.oneParents[k]; ok && was != in {
+		if fv := r.field(was.v); !fv.IsNil() && fv.Interface() == child.ptr {
+			return true
+		}
+	}
+	if w.oneParents == nil {
+		w.oneParents = map[oneHeld]*instance{}
+	}
+	w.oneParents[k] = in
+	return false
+}
+
+// oneHeld is a child of a one-to-one relationship.
+type oneHeld struct {
+	child *instance
+	r     *relation
 }
 
 // moveOne keeps the one-to-ones of a child's old and new parent in step with its changed

@@ -430,3 +430,25 @@ func TestBatchAtTheParameterLimit(t *testing.T) {
 		assert.EqualValues(t, n, countWhere(t, e, "wide_kids", "name = (SELECT ca FROM wides WHERE wides.id = wide_kids.wide_id)"))
 	}, "pgx")
 }
+
+// One new profile given to two new householders, or to one while its many-to-one names the
+// other: ErrConflictingParent, as for a collection's member, and nothing written.
+func TestOneNewChildOfTwoNewParents(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *asyncengine.Engine) {
+		ctx := enginetest.Context(t)
+		require.NoError(t, asyncsession.CreateAll(ctx, e, Householder{}, Profile2{}))
+		s := newSession(t, e)
+		p := &Profile2{Bio: "shared"}
+		require.NoError(t, s.Add(&Householder{Name: "a", Profile: p}, &Householder{Name: "b", Profile: p}))
+		_, err := s.Commit(ctx).Await(ctx)
+		require.ErrorIs(t, err, asyncsession.ErrConflictingParent)
+
+		s = newSession(t, e)
+		a := &Householder{Name: "a"}
+		q := &Profile2{Bio: "named", Holder: a}
+		require.NoError(t, s.Add(a, &Householder{Name: "b", Profile: q}))
+		_, err = s.Commit(ctx).Await(ctx)
+		require.ErrorIs(t, err, asyncsession.ErrConflictingParent)
+		assert.EqualValues(t, 0, count(t, e, "householders"))
+	})
+}
