@@ -290,7 +290,9 @@
 // other: from the model added, one-to-many and one-to-one relationships reach every model once
 // (a tree; a many-to-one only back to the parent it was reached from), no many-to-many, and no
 // column refers to a table of the tree but the key the parent fills; anything else is planned
-// whole, as is every flush on SQLite. An object reached from added objects of two parts (a book
+// whole, as is every flush on SQLite, the first flush into a table (its column types are read
+// first), and a flush whose first part needs a later stage (see below: the rest then follows in
+// stages, planned whole). An object reached from added objects of two parts (a book
 // in the collections of two new authors, with no many-to-one back to say which) fails the flush
 // with ErrConflictingParent, where a flush planned whole lets the last collection walked win.
 // A failure in a later part — a statement the server refuses, or a part that cannot be planned
