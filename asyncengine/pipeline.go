@@ -60,14 +60,6 @@ func (c *Conn) PipelineStream(ctx context.Context, stmts []Statement, more func(
 	// one allocation for every result of the pipeline, when its statements are known at once
 	vals := make([]Result, len(stmts))
 	rs := make([]*Result, len(stmts))
-	result := func(i int, r *driver.Result) *Result {
-		if i < len(vals) {
-			vals[i] = resultOf(r, c.e.pg)
-			return &vals[i]
-		}
-		v := resultOf(r, c.e.pg)
-		return &v
-	}
 	all := stmts // every statement sent, for the echo
 	call := pipelineCall{stmts: stmts}
 	var panicked, morePanicked, refused error
@@ -97,7 +89,7 @@ func (c *Conn) PipelineStream(ctx context.Context, stmts []Statement, more func(
 			for len(rs) <= i {
 				rs = append(rs, nil)
 			}
-			rs[i] = result(i, r)
+			rs[i] = resultIn(vals, i, r, c.e.pg)
 			if panicked == nil {
 				panicked = CatchPanic(func() error { each(i, rs[i]); return nil })
 			}
@@ -115,7 +107,7 @@ func (c *Conn) PipelineStream(ctx context.Context, stmts []Statement, more func(
 	}
 	for i, r := range drs {
 		if rs[i] == nil {
-			rs[i] = result(i, r)
+			rs[i] = resultIn(vals, i, r, c.e.pg)
 		}
 	}
 	if panicked == nil {
@@ -125,6 +117,16 @@ func (c *Conn) PipelineStream(ctx context.Context, stmts []Statement, more func(
 		panic(panicked)
 	}
 	return rs[:len(drs)], err
+}
+
+// resultIn is statement i's result, kept in vals when the statements were known at the start.
+func resultIn(vals []Result, i int, r *driver.Result, pg bool) *Result {
+	if i < len(vals) {
+		vals[i] = resultOf(r, pg)
+		return &vals[i]
+	}
+	v := resultOf(r, pg)
+	return &v
 }
 
 // pipelineDone echoes a pipeline's statements (and failed, the echo's name for its failure) and

@@ -120,11 +120,7 @@ func TestPipelineStreamFailureInALaterBatch(t *testing.T) {
 				default:
 					assert.Equal(t, 2, asked, "more is not asked again once the pipeline failed")
 				}
-				r, err := c.Query(ctx, "SELECT 7")
-				require.NoError(t, err, "the connection serves the next call")
-				v, err := r.Scalar()
-				require.NoError(t, err)
-				assert.EqualValues(t, 7, v)
+				servesNextCall(t, ctx, c)
 			})
 		}
 	})
@@ -193,11 +189,7 @@ func TestPipelineStreamPanicInMore(t *testing.T) {
 		}()
 		assert.Equal(t, 2, handed, "the statements handed over before the panic ran")
 		assert.Equal(t, 2, calls)
-		r, err := c.Query(ctx, "SELECT 7")
-		require.NoError(t, err)
-		v, err := r.Scalar()
-		require.NoError(t, err)
-		assert.EqualValues(t, 7, v)
+		servesNextCall(t, ctx, c)
 	})
 }
 
@@ -225,10 +217,19 @@ func TestPipelineStreamCancelled(t *testing.T) {
 		require.ErrorIs(t, err, context.Canceled)
 		c.Close()
 		ctx = enginetest.Context(t)
-		r, err := e.Query(ctx, "SELECT 7")
-		require.NoError(t, err)
-		v, err := r.Scalar()
-		require.NoError(t, err)
-		assert.EqualValues(t, 7, v)
+		servesNextCall(t, ctx, e)
 	}, "pgx")
+}
+
+// servesNextCall checks that q (a connection, or an engine's pool) answers a query after a
+// pipeline.
+func servesNextCall(t *testing.T, ctx context.Context, q interface {
+	Query(context.Context, string, ...any) (*asyncengine.Result, error)
+}) {
+	t.Helper()
+	r, err := q.Query(ctx, "SELECT 7")
+	require.NoError(t, err, "the connection serves the next call")
+	v, err := r.Scalar()
+	require.NoError(t, err)
+	assert.EqualValues(t, 7, v)
 }

@@ -131,17 +131,8 @@ func checkShelfRows(t *testing.T, e *asyncengine.Engine, shelves []*Shelf) {
 	assert.EqualValues(t, 3*n+2, count(t, e, "shelf_books"))
 	assert.EqualValues(t, n+1, count(t, e, "shelf_labels"))
 	// every book's title starts with its shelf's name, and every label's text ends with it
-	ctx := enginetest.Context(t)
-	r, err := e.Query(ctx, "SELECT count(*) FROM shelf_books b JOIN shelves s ON s.id = b.shelf_id WHERE b.title LIKE s.name || '/%'")
-	require.NoError(t, err)
-	v, err := r.Scalar()
-	require.NoError(t, err)
-	assert.EqualValues(t, 3*n+2, v)
-	r, err = e.Query(ctx, "SELECT count(*) FROM shelf_labels l JOIN shelves s ON s.id = l.shelf_id WHERE l.text = 'label ' || s.name")
-	require.NoError(t, err)
-	v, err = r.Scalar()
-	require.NoError(t, err)
-	assert.EqualValues(t, n+1, v)
+	assert.EqualValues(t, 3*n+2, countWhere(t, e, "shelf_books b JOIN shelves s ON s.id = b.shelf_id", "b.title LIKE s.name || '/%'"))
+	assert.EqualValues(t, n+1, countWhere(t, e, "shelf_labels l JOIN shelves s ON s.id = l.shelf_id", "l.text = 'label ' || s.name"))
 }
 
 // A commit of 5 000 new shelves (with their books and labels) goes by parts on PostgreSQL: the

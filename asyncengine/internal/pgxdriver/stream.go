@@ -150,7 +150,7 @@ func (s *stream) send(stmts []driver.Statement) {
 func (s *stream) describe(stmts []driver.Statement) bool {
 	d := &s.c.described
 	var fresh []*pgconn.StatementDescription
-	first := map[string]int{} // a fresh statement's first position, for its failure
+	var first map[string]int // a fresh statement's first position, for its failure
 	for k, st := range stmts {
 		sql := st.SQL
 		if strings.TrimSpace(sql) == "" {
@@ -161,6 +161,9 @@ func (s *stream) describe(stmts []driver.Statement) bool {
 		}
 		if _, ok := first[sql]; ok {
 			continue
+		}
+		if first == nil {
+			first = map[string]int{}
 		}
 		first[sql] = len(s.sent) + k
 		sd := &pgconn.StatementDescription{Name: "gosqla_stream_" + strconv.Itoa(d.next), SQL: sql}
